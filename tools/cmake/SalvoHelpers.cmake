@@ -1,0 +1,96 @@
+# salvo_module, salvo_executable, salvo_add_test: the three ways a target is declared.
+
+add_library(salvo_warnings INTERFACE)
+target_compile_options(salvo_warnings INTERFACE
+  -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wno-missing-field-initializers)
+if(SALVO_WERROR)
+  target_compile_options(salvo_warnings INTERFACE -Werror)
+endif()
+
+if(SALVO_SANITIZE)
+  string(REPLACE ";" "," _san "${SALVO_SANITIZE}")
+  add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${_san})
+  add_compile_definitions(SALVO_SANITIZED=1)
+endif()
+
+if(SALVO_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "SALVO_FUZZ needs clang: cmake -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # clang 14-16 report __cpp_concepts 201907, which hides std::expected in libstdc++ 12's
+  # <expected> although the concepts it needs are supported. Fuzz builds only.
+  add_compile_options(-Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L
+                      -fsanitize=fuzzer-no-link,address,undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# salvo_module(NAME spool DEPS base io LIBS <public third-party> PRIVATE_LIBS <private>)
+# Sources: src/<name>/*.cc. Public headers: include/salvo/<name>/. Private headers are
+# reachable as "<name>/x.h" from this target only (a per-module include root that holds
+# just a link to src/<name>), so another module cannot include them (STYLE.md §1 rule 1).
+function(salvo_module)
+  cmake_parse_arguments(M "" "NAME" "DEPS;LIBS;PRIVATE_LIBS" ${ARGN})
+  file(GLOB _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${M_NAME}/*.cc
+                                    ${PROJECT_SOURCE_DIR}/src/${M_NAME}/*/*.cc)
+  set(_priv ${PROJECT_BINARY_DIR}/private/${M_NAME})
+  file(MAKE_DIRECTORY ${_priv})
+  if(NOT EXISTS ${_priv}/${M_NAME})
+    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/src/${M_NAME} ${_priv}/${M_NAME} SYMBOLIC)
+  endif()
+  set(_t salvo_${M_NAME})
+  set(_deps)
+  foreach(d IN LISTS M_DEPS)
+    list(APPEND _deps salvo::${d})
+  endforeach()
+  if(NOT _srcs)  # header-only so far
+    add_library(${_t} INTERFACE)
+    add_library(salvo::${M_NAME} ALIAS ${_t})
+    target_include_directories(${_t} INTERFACE ${PROJECT_SOURCE_DIR}/include)
+    target_link_libraries(${_t} INTERFACE ${_deps} ${M_LIBS})
+    set_target_properties(${_t} PROPERTIES SALVO_PRIVATE_INCLUDE ${_priv})
+    return()
+  endif()
+  add_library(${_t} STATIC ${_srcs})
+  add_library(salvo::${M_NAME} ALIAS ${_t})
+  target_include_directories(${_t} PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${_priv})
+  target_link_libraries(${_t} PUBLIC ${_deps} ${M_LIBS} Threads::Threads
+                        PRIVATE salvo_warnings ${M_PRIVATE_LIBS})
+  set_target_properties(${_t} PROPERTIES SALVO_PRIVATE_INCLUDE ${_priv})
+endfunction()
+
+# salvo_executable(NAME salvo-sink SOURCES ... DEPS base net ...): mimalloc linked in
+# (executables only, STYLE.md §4.7; left out under sanitizers, which bring their own).
+function(salvo_executable)
+  cmake_parse_arguments(E "" "NAME" "SOURCES;DEPS;LIBS" ${ARGN})
+  add_executable(${E_NAME} ${E_SOURCES})
+  set(_deps)
+  foreach(d IN LISTS E_DEPS)
+    list(APPEND _deps salvo::${d})
+  endforeach()
+  target_link_libraries(${E_NAME} PRIVATE ${_deps} ${E_LIBS} salvo_warnings)
+  if(NOT SALVO_SANITIZE AND NOT SALVO_FUZZ)
+    target_link_libraries(${E_NAME} PRIVATE mimalloc)
+  endif()
+  set_target_properties(${E_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
+endfunction()
+
+# salvo_add_test(NAME unit_smtp SOURCES ... DEPS smtp ... PRIVATE_OF smtp LABELS unit)
+function(salvo_add_test)
+  cmake_parse_arguments(T "" "NAME" "SOURCES;DEPS;LIBS;PRIVATE_OF;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  set(_deps)
+  foreach(d IN LISTS T_DEPS)
+    list(APPEND _deps salvo::${d})
+  endforeach()
+  target_link_libraries(${T_NAME} PRIVATE ${_deps} ${T_LIBS} salvo_test_support
+                        GTest::gtest GTest::gmock GTest::gtest_main salvo_warnings)
+  foreach(m IN LISTS T_PRIVATE_OF)
+    get_target_property(_p salvo_${m} SALVO_PRIVATE_INCLUDE)
+    target_include_directories(${T_NAME} PRIVATE ${_p})
+  endforeach()
+  target_compile_definitions(${T_NAME} PRIVATE
+    SALVO_SOURCE_DIR="${PROJECT_SOURCE_DIR}" SALVO_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  gtest_discover_tests(${T_NAME} DISCOVERY_MODE PRE_TEST
+                       PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+endfunction()
