@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// TLS over in-memory buffers (STYLE.md §5.6): wolfSSL reads and writes ciphertext through
+// custom IO callbacks on ByteBuffers, so the same TlsSession works over io_uring, a fake
+// engine or a user-space stack, and can start mid-stream for STARTTLS (RFC 3207).
+// A TlsContext is built at start-up (may throw std::runtime_error with a one-line reason)
+// and then shared read-only by the sessions of one shard.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <salvo/base/byte_buffer.h>
+#include <salvo/base/result.h>
+
+namespace salvo::net {
+
+enum class TlsRole { Client, Server };
+enum class TlsVerify { None, Peer };  // Peer: verify the server chain (and name) against ca_file
+
+struct TlsContextOptions {
+  TlsRole role = TlsRole::Client;
+  std::string certificate_file;  // PEM; server side (client certs unused)
+  std::string key_file;          // PEM
+  std::string ca_file;           // PEM bundle for verifying peers
+  TlsVerify verify = TlsVerify::None;
+  // Minimum protocol version: "1.2" (default) or "1.3".
+  std::string min_version = "1.2";
+};
+
+class TlsContext {
+ public:
+  // Throws std::runtime_error naming the file and wolfSSL's reason (start-up only).
+  explicit TlsContext(const TlsContextOptions& options);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+  TlsRole role() const noexcept { return role_; }
+  void* native() const noexcept { return ctx_; }  // WOLFSSL_CTX*
+
+ private:
+  void* ctx_ = nullptr;
+  TlsRole role_;
+};
+
+// One TLS connection's state. The driver moves ciphertext between the socket and
+// feed_ciphertext()/ciphertext_out(); the protocol reads plaintext with read() and writes
+// with write(). Single owner; not thread-safe.
+class TlsSession {
+ public:
+  enum class State { Handshaking, Established, Closed, Failed };
+
+  // server_name: SNI and the name verified (client side); may be empty.
+  TlsSession(const TlsContext& ctx, std::string_view server_name);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Ciphertext that arrived from the peer.
+  void feed_ciphertext(std::string_view bytes);
+  // Advances the handshake and decrypts what it can into `plaintext`. Returns the state.
+  // Failed: error() says why (certificate, protocol, ...); the connection should close.
+  State advance(ByteBuffer& plaintext);
+  // Encrypts application data; ciphertext lands in ciphertext_out().
+  [[nodiscard]] Status write(std::string_view plaintext);
+  // Ciphertext to send to the peer (drain it after every advance()/write()).
+  ByteBuffer& ciphertext_out() noexcept { return out_; }
+  // Sends close_notify into ciphertext_out().
+  void shutdown();
+
+  State state() const noexcept { return state_; }
+  const std::string& error() const noexcept { return error_; }
+  std::string version() const;  // "TLSv1.3"
+  std::string cipher() const;
+
+ private:
+  friend struct TlsIo;
+  void* ssl_ = nullptr;
+  ByteBuffer in_;
+  ByteBuffer out_;
+  State state_ = State::Handshaking;
+  std::string error_;
+};
+
+}  // namespace salvo::net
