@@ -12,9 +12,12 @@
 //    call arrives without kMore; then the owner re-arms if it still wants more;
 //  - recv_multishot picks buffers from a BufferRing: kBufferSelected is set and
 //    buffer_id(flags) names the buffer, which the owner returns with BufferRing::recycle();
-//    res == -ENOBUFS means "return buffers, then re-arm";
+//    res == -ENOBUFS (without kMore: the op has ended) means "the ring ran dry: return
+//    buffers with recycle(), then re-arm"; no data was lost, it stays in the socket;
 //  - send_zc delivers its result with kMore set, then a second call with kNotification
-//    when the kernel has released the buffer; only then may the buffer be reused;
+//    when the kernel has released the buffer; only then may the buffer be reused. If the
+//    first call lacks kMore (an early failure), no notification follows. Measured on
+//    loopback (bench/micro/io_bench.cc): it pays from about 16 KiB, not for small sends;
 //  - a Completion must stay alive until its last call (for cancel: until the -ECANCELED
 //    or final call arrives).
 #pragma once
@@ -81,16 +84,31 @@ class BufferRing {
   virtual void recycle(std::uint16_t id) noexcept = 0;
 };
 
+// How a WakeTarget is reached: an IORING_OP_MSG_RING into the target's ring, or a write(2)
+// to an eventfd the target engine keeps a read armed on.
+enum class WakeVia : std::uint8_t { MsgRing, EventFd };
+
 // An opaque address another shard's engine can be woken through (ring fd or eventfd).
 struct WakeTarget {
   int fd = -1;
+  WakeVia via = WakeVia::MsgRing;
 };
+
+// Which wake-up transport wake_target() hands out. Auto: MSG_RING when the probe found
+// it, else eventfd. ForceEventFd exists so tests cover the fallback on new kernels.
+enum class WakeMode : std::uint8_t { Auto, ForceEventFd };
 
 struct EngineOptions {
   unsigned queue_depth = 4096;
-  // Completion called when another shard wakes this engine (may be null).
+  // Completion called when another shard wakes this engine (may be null). Its res is 0
+  // and flags 0; several wakes may be folded into one call.
   Completion* on_wake = nullptr;
+  WakeMode wake_mode = WakeMode::Auto;
+  // Try IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN (falls back when refused).
+  bool try_taskrun_flags = true;
 };
+
+inline constexpr Duration kWaitForever = Duration::max();
 
 class Engine {
  public:
@@ -130,13 +148,27 @@ class Engine {
 
   // Cross-shard wakeups: wake() may only be called on the engine of the calling thread;
   // it makes the engine owning `target` return from run_once() and call its on_wake.
+  // The wake is queued on this engine and leaves with its next submission (run_once).
   virtual WakeTarget wake_target() const noexcept = 0;
   virtual void wake(WakeTarget target) noexcept = 0;
+  // An eventfd target that any thread (or a signal handler) may wake through
+  // wake_from_any_thread(), without an engine of its own. Always available.
+  virtual WakeTarget any_thread_wake_target() const noexcept = 0;
+
+  // Makes the calling thread the engine's owner. Rings set up with SINGLE_ISSUER belong to
+  // one task, so create_engine() leaves the ring disabled and the first submission enables
+  // it on the calling thread; ShardSet calls this on the shard thread before anything runs.
+  virtual void bind_to_current_thread() noexcept = 0;
 
   // Submits queued operations, waits up to max_wait for at least one completion (0 = do
-  // not wait), dispatches every available completion. Returns how many were dispatched.
+  // not wait, kWaitForever = until a completion or wake), dispatches every available
+  // completion. Returns how many were dispatched. -EINTR in the wait is not an error.
   virtual int run_once(Duration max_wait) noexcept = 0;
 };
+
+// Wakes an EventFd target (any_thread_wake_target()) from any thread: one write(2), so it
+// is async-signal-safe. A MsgRing target needs an engine: use Engine::wake().
+void wake_from_any_thread(WakeTarget target) noexcept;
 
 // The backend registry (STYLE.md §5.5): "uring" is the only kernel backend today.
 // Diagnostics: errc::not_supported with a one-line message in *why when io_uring is

@@ -29,6 +29,8 @@ class SocketAddress {
   std::string ip() const;         // "127.0.0.1" / "::1"
   std::string to_string() const;  // "127.0.0.1:25" / "[::1]:25"
   bool empty() const noexcept { return len_ == 0; }
+  // Same family, address and port (IPv6 flow info and scope id included).
+  friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
 
  private:
   sockaddr_storage ss_{};

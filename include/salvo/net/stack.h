@@ -7,6 +7,8 @@
 // on_data as bytes arrive, and exactly one on_close, after which the Connection is freed.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -16,6 +18,7 @@
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
 #include <salvo/net/socket_address.h>
+#include <salvo/net/stats.h>
 #include <salvo/net/tls.h>
 
 namespace salvo::io {
@@ -36,8 +39,11 @@ class ConnectionHandler {
   virtual void on_drained(Connection&) noexcept {}
   // The TLS handshake started by start_tls() finished; optional.
   virtual void on_tls_ready(Connection&) noexcept {}
-  // Last call. why: {} for an orderly close, otherwise the cause (ECONNRESET, ETIMEDOUT
-  // for the idle timer, EPROTO for a TLS failure, ...). The Connection is freed after.
+  // Last call. why: {} for an orderly close (close(), or the peer's FIN once its input was
+  // delivered), otherwise the cause (ECONNRESET, ETIMEDOUT for the idle timer or a close()
+  // that could not drain, EPROTO for a TLS failure, ECONNABORTED after abort(), ...).
+  // Never called from inside the handler's own call into the Connection. The Connection is
+  // freed after it returns.
   virtual void on_close(Connection& c, std::error_code why) noexcept = 0;
 };
 
@@ -62,11 +68,14 @@ class Connection {
   virtual void resume_reading() noexcept = 0;
 
   // Starts TLS on this stream (STARTTLS). All buffered plaintext input is discarded
-  // first (RFC 3207 §4.2; CVE-2011-0411). on_tls_ready or on_close follows.
+  // first (RFC 3207 §4.2; CVE-2011-0411): called from on_data, `in` is empty afterwards,
+  // so stop parsing. Plaintext already in output() (the 220 reply) is sent before the
+  // handshake. Works for either role (ctx.role()). on_tls_ready or on_close follows.
   virtual void start_tls(const TlsContext& ctx, std::string_view server_name) noexcept = 0;
   virtual const TlsSession* tls() const noexcept = 0;
 
-  // Closes after pending output is written (graceful) / at once.
+  // Closes after pending output is written (graceful; bounded by close_linger) / at once.
+  // Both are idempotent; on_close follows later, never from inside the call.
   virtual void close() noexcept = 0;
   virtual void abort() noexcept = 0;
 
@@ -117,9 +126,32 @@ class Stack {
   virtual std::size_t connection_count() const noexcept = 0;
   // Stops listening and closes every connection (graceful stop).
   virtual void close_all() noexcept = 0;
+  // This stack's counters (read on its shard).
+  virtual Stats stats() const noexcept { return {}; }
+};
+
+// Tuning of the kernel stack. Defaults suit one shard of salvod; tests shrink them.
+struct KernelStackOptions {
+  // The provided-buffer ring shared by every connection's multishot receive (count: a
+  // power of two; 0 = no ring, single-shot receives into per-connection buffers). Received
+  // bytes are copied out and the buffer recycled at once, so the ring only has to cover
+  // one batch of completions.
+  std::uint16_t recv_buffers = 1024;
+  std::uint32_t recv_buffer_size = 16 * 1024;
+  // While reading is paused, input keeps accumulating up to about this much; beyond it
+  // the stack stops receiving until resume_reading().
+  std::size_t paused_input_limit = 1 << 20;
+  // close(): how long pending output may take to drain before the socket is dropped
+  // (on_close then says ETIMEDOUT).
+  Duration close_linger = std::chrono::seconds(30);
+  int listen_backlog = 4096;
+  // Time for the idle and linger deadlines; null: the steady clock. Must outlive the stack.
+  const Clock* clock = nullptr;
 };
 
 // The kernel TCP stack over an io::Engine (io_uring today).
 [[nodiscard]] std::unique_ptr<Stack> make_kernel_stack(io::Engine& engine);
+[[nodiscard]] std::unique_ptr<Stack> make_kernel_stack(io::Engine& engine,
+                                                       const KernelStackOptions& options);
 
 }  // namespace salvo::net

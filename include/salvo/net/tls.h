@@ -3,7 +3,8 @@
 // custom IO callbacks on ByteBuffers, so the same TlsSession works over io_uring, a fake
 // engine or a user-space stack, and can start mid-stream for STARTTLS (RFC 3207).
 // A TlsContext is built at start-up (may throw std::runtime_error with a one-line reason)
-// and then shared read-only by the sessions of one shard.
+// and then only read: sessions of every shard may share it (wolfSSL locks the context's
+// reference count; nothing else in it changes after construction).
 #pragma once
 
 #include <memory>
@@ -22,10 +23,14 @@ struct TlsContextOptions {
   TlsRole role = TlsRole::Client;
   std::string certificate_file;  // PEM; server side (client certs unused)
   std::string key_file;          // PEM
-  std::string ca_file;           // PEM bundle for verifying peers
+  std::string ca_file;           // PEM bundle for verifying peers; empty + Peer: system CAs
   TlsVerify verify = TlsVerify::None;
   // Minimum protocol version: "1.2" (default) or "1.3".
   std::string min_version = "1.2";
+  // wolfSSL cipher list ("TLS13-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256..."). Empty:
+  // forward-secret suites only, ChaCha20-Poly1305 first (Debian's wolfSSL has no AES-NI;
+  // ChaCha20 runs ~2.4x faster there), CBC last for old servers. Servers use their order.
+  std::string cipher_list;
 };
 
 class TlsContext {
@@ -36,11 +41,13 @@ class TlsContext {
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
   TlsRole role() const noexcept { return role_; }
+  TlsVerify verify() const noexcept { return verify_; }
   void* native() const noexcept { return ctx_; }  // WOLFSSL_CTX*
 
  private:
   void* ctx_ = nullptr;
   TlsRole role_;
+  TlsVerify verify_ = TlsVerify::None;
 };
 
 // One TLS connection's state. The driver moves ciphertext between the socket and

@@ -18,6 +18,7 @@
 
 #include <salvo/base/clock.h>
 #include <salvo/base/strong_id.h>
+#include <salvo/shard/stats.h>
 
 namespace salvo::io {
 class Engine;
@@ -25,13 +26,17 @@ class Engine;
 
 namespace salvo::shard {
 
-using ShardId = StrongId<struct ShardTag, std::uint32_t>;
-
 // Something a shard calls on every loop iteration (inbox drains). poll() returns true when
-// it did work (the loop then does not sleep).
+// it did work (the loop then does not sleep). A poller that sends cross-shard messages or
+// defers tasks must return true in that iteration, so that nothing it queued waits behind
+// a sleeping run_once().
 class Poller {
  public:
   virtual bool poll() noexcept = 0;
+  // Called when the loop is about to block in run_once(); return false when work arrived
+  // meanwhile (the loop then does not block). Producers that skip wake-ups while their
+  // consumer is awake publish "asleep" here (see MessageMatrix).
+  virtual bool prepare_to_sleep() noexcept { return true; }
 
  protected:
   ~Poller() = default;
@@ -55,6 +60,8 @@ class Shard {
   virtual void hold() noexcept = 0;
   virtual void release() noexcept = 0;
   virtual bool stopping() const noexcept = 0;
+  // This shard's counters; read and written on this thread (or after join()).
+  virtual Stats& stats() noexcept = 0;
 };
 
 // The shard running on the calling thread; null outside shard threads.
@@ -66,6 +73,10 @@ struct ShardSetOptions {
   std::string engine = "uring";    // io::create_engine backend name
   unsigned queue_depth = 4096;
   unsigned mailbox_capacity = 1024;  // per ordered pair of shards
+  // After its last piece of work a shard keeps polling (run_once without waiting) this
+  // long before it blocks: cross-shard round trips then skip the wake-up (Seastar's
+  // idle-poll-time). 0 = block as soon as idle.
+  Duration idle_poll = std::chrono::microseconds(20);
 };
 
 class ShardSet {
@@ -78,6 +89,8 @@ class ShardSet {
   ShardSet& operator=(const ShardSet&) = delete;
 
   std::uint32_t size() const noexcept;
+  // ShardSetOptions::mailbox_capacity: the default ring size of a MessageMatrix.
+  std::uint32_t mailbox_capacity() const noexcept;
   // Starts the threads; init runs first on each shard's own thread.
   void start(std::function<void(Shard&)> init);
   // Thread-safe and async-signal-tolerant (sets a flag, wakes the shards).

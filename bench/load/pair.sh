@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The benchmark pair, head to head with Postfix's tools on the same work in one run:
+#   A  salvo-blast  -> salvo-sink
+#   B  salvo-blast  -> Postfix smtp-sink      (same client: compares the sinks)
+#   C  Postfix smtp-source -> smtp-sink       (Postfix's own pair, no pipelining)
+# Rows: body 1 KiB / 100 KiB x connections 1 / 50 x recipients 1 / 10; MESSAGES messages
+# each (default 50,000); the median of RUNS runs (default 3). Prints msgs/s, MB/s and the
+# ratios A/C and A/B. Postfix is installed if absent and never left running.
+# Usage: bench/load/pair.sh [--quick]   (--quick: 5,000 messages, 1 run)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+MESSAGES=${MESSAGES:-50000}
+RUNS=${RUNS:-3}
+if [ "${1:-}" = "--quick" ]; then MESSAGES=5000; RUNS=1; fi
+BUILD=${BUILD:-build}
+TIMEOUT=${TIMEOUT:-300}
+
+if [ ! -x "$BUILD/salvo-sink" ] || [ ! -x "$BUILD/salvo-blast" ]; then
+  tools/install_deps.sh
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" --target salvo-sink salvo-blast
+fi
+if ! command -v smtp-sink >/dev/null || ! command -v smtp-source >/dev/null; then
+  echo "pair.sh: installing postfix (for smtp-sink / smtp-source only)" >&2
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+fi
+# Never leave a Postfix daemon running (the package may start one).
+postfix stop >/dev/null 2>&1 || true
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 200); do
+    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1',$1))" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "pair.sh: nothing listening on port $1" >&2; return 1
+}
+now() { date +%s.%N; }
+
+# salvo-blast against whatever listens on $port; prints msgs/s
+run_blast() {  # port size conns rcpts
+  timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$1" --size "$2" --connections "$3" \
+    --rcpts "$4" --messages "$MESSAGES" --json > "$work/blast.json"
+  python3 -c "import json; j=json.load(open('$work/blast.json')); assert j['accepted']==$MESSAGES, j; print(j['msgs_per_s'])"
+}
+
+one_run() {  # mode size conns rcpts -> msgs/s
+  local mode=$1 size=$2 conns=$3 rcpts=$4 port rate
+  port=$(free_port)
+  case $mode in
+    A)
+      "$BUILD/salvo-sink" --listen "127.0.0.1:$port" > "$work/sink.json" 2>"$work/sink.err" &
+      local sp=$!; pids+=("$sp")
+      wait_port "$port"
+      rate=$(run_blast "$port" "$size" "$conns" "$rcpts")
+      kill -TERM "$sp"; wait "$sp" || true
+      python3 -c "import json; j=json.load(open('$work/sink.json')); assert j['messages']==$MESSAGES, j" ;;
+    B|C)
+      smtp-sink -u nobody "127.0.0.1:$port" 1024 &
+      local sp=$!; pids+=("$sp")
+      wait_port "$port"
+      if [ "$mode" = B ]; then
+        rate=$(run_blast "$port" "$size" "$conns" "$rcpts")
+      else
+        # smtp-source -l is the body length; -d keeps each session's connection open.
+        local t0 t1
+        t0=$(now)
+        timeout "$TIMEOUT" smtp-source -d -s "$conns" -m "$MESSAGES" -l "$size" -r "$rcpts" \
+          -f blast@sender.example -t rcpt@d0.example.test "127.0.0.1:$port" >/dev/null
+        t1=$(now)
+        rate=$(python3 -c "print($MESSAGES/($t1-$t0))")
+      fi
+      kill -TERM "$sp"; wait "$sp" 2>/dev/null || true ;;
+  esac
+  echo "$rate"
+}
+
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+
+printf "salvo pair benchmark: %d messages per run, median of %d, %s cores, %s\n" \
+  "$MESSAGES" "$RUNS" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
+printf "%-8s %5s %5s | %12s %12s %12s | %9s %9s | %8s %8s %8s\n" body conns rcpts \
+  "A salvo" "B blast>pfx" "C pfx pair" "A/C" "A/B" "A MB/s" "B MB/s" "C MB/s"
+for size in 1024 102400; do
+  for conns in 1 50; do
+    for rcpts in 1 10; do
+      declare -A med
+      for mode in A B C; do
+        vals=()
+        for _ in $(seq 1 "$RUNS"); do vals+=("$(one_run $mode $size $conns $rcpts)"); done
+        med[$mode]=$(median "${vals[@]}")
+      done
+      python3 - "$size" "$conns" "$rcpts" "${med[A]}" "${med[B]}" "${med[C]}" <<'PY'
+import sys
+size, conns, rcpts = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+a, b, c = (float(x) for x in sys.argv[4:7])
+mb = lambda r: r * size / 1e6
+label = "1KiB" if size == 1024 else "100KiB"
+print(f"{label:<8} {conns:>5} {rcpts:>5} | {a:12.0f} {b:12.0f} {c:12.0f} | {a/c:8.2f}x {a/b:8.2f}x | {mb(a):8.1f} {mb(b):8.1f} {mb(c):8.1f}")
+PY
+    done
+  done
+done

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// KernelConnection: one TCP socket driven through io::Engine: multishot receive into the
+// input buffer (or the TlsSession), one send in flight over double-buffered output, an
+// idle/linger timer, STARTTLS, and a teardown that waits for every completion.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <salvo/base/byte_buffer.h>
+#include <salvo/net/stack.h>
+#include <salvo/net/tls.h>
+
+#include "net/op.h"
+
+namespace salvo::net {
+
+class KernelStack;
+
+// Owner: the KernelStack's shard. Phases:
+//
+//   Open --close()--> Draining --output empty--> ShuttingDown --shutdown(WR) done--+
+//     |                  |                            |                           v
+//     +--abort()/error/idle timeout/linger timeout----+-----------------------> Closing
+//   Closing: cancels recv/send/timer; when the last completion arrived (ops_ == 0) the
+//   stack runs us deferred: close(fd), on_close(why) once, then the object is freed.
+class KernelConnection final : public Connection, public Deferred {
+ public:
+  KernelConnection(KernelStack& stack, int fd, std::uint64_t id, const SocketAddress& peer,
+                   const SocketAddress& local);
+  ~KernelConnection() override;
+
+  void set_handler(ConnectionHandler* h) noexcept override { handler_ = h; }
+  ByteBuffer& output() noexcept override { return out_; }
+  void flush() noexcept override;
+  std::size_t pending_output() const noexcept override;
+  void pause_reading() noexcept override { paused_ = true; }
+  void resume_reading() noexcept override;
+  void start_tls(const TlsContext& ctx, std::string_view server_name) noexcept override;
+  const TlsSession* tls() const noexcept override { return tls_.get(); }
+  void close() noexcept override { begin_close({}); }
+  void abort() noexcept override;
+  void set_idle_timeout(Duration idle) noexcept override;
+  const SocketAddress& peer() const noexcept override { return peer_; }
+  const SocketAddress& local() const noexcept override { return local_; }
+  std::uint64_t id() const noexcept override { return id_; }
+
+  // Starts receiving once the accept/connect handler returned; aborts without a handler.
+  void start() noexcept;
+  // Stack destruction: forget the handler and cancel everything.
+  void teardown_silently() noexcept;
+  void run_deferred() noexcept override;
+
+ private:
+  friend class KernelStack;
+  enum class Phase { Open, Draining, ShuttingDown, Closing, Done };
+
+  void on_recv(std::int32_t res, std::uint32_t flags) noexcept;
+  void on_send(std::int32_t res, std::uint32_t flags) noexcept;
+  void on_timer(std::int32_t res, std::uint32_t flags) noexcept;
+  void on_shutdown(std::int32_t res, std::uint32_t flags) noexcept;
+
+  void arm_recv() noexcept;
+  void arm_send() noexcept;
+  void arm_timer() noexcept;
+  void op_done(bool& armed) noexcept;
+  bool want_recv() const noexcept;
+  void ingest(std::string_view bytes) noexcept;
+  void drive_tls() noexcept;
+  void deliver() noexcept;
+  void after_input() noexcept;
+  void pump_output() noexcept;
+  void fill_inflight() noexcept;
+  void begin_close(std::error_code why) noexcept;
+  void begin_shutdown() noexcept;
+  void teardown(std::error_code why) noexcept;
+  void maybe_finish() noexcept;
+  void finalize() noexcept;
+  TimePoint deadline() const noexcept;
+
+  KernelStack& stack_;
+  int fd_;
+  std::uint64_t id_;
+  SocketAddress peer_;
+  SocketAddress local_;
+  ConnectionHandler* handler_ = nullptr;
+
+  ByteBuffer in_;        // plaintext input for on_data
+  ByteBuffer out_;       // the handler writes here
+  ByteBuffer inflight_;  // what the send in flight is writing (plain or TLS records)
+  std::unique_ptr<TlsSession> tls_;
+  std::unique_ptr<char[]> rx_;  // single-shot recv buffer when the stack has no ring
+
+  Op<KernelConnection> recv_op_;
+  Op<KernelConnection> send_op_;
+  Op<KernelConnection> timer_op_;
+  Op<KernelConnection> shutdown_op_;
+  bool recv_armed_ = false;
+  bool send_armed_ = false;
+  bool timer_armed_ = false;
+  bool shutdown_armed_ = false;
+  int ops_ = 0;
+
+  Phase phase_ = Phase::Open;
+  std::error_code why_;
+  bool paused_ = false;
+  bool recv_stopped_ = false;  // paused with too much input: receive cancelled
+  bool peer_eof_ = false;
+  bool deliver_pending_ = false;
+  bool started_ = false;
+  Duration idle_{0};
+  TimePoint last_rx_{};
+  TimePoint close_deadline_ = TimePoint::max();
+  std::size_t slot_ = 0;  // index in KernelStack::connections_
+};
+
+}  // namespace salvo::net

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: Apache-2.0
+// DATA/BDAT content framing and the client-side dot-stuffer. The DATA decoder is a
+// five-state machine over bytes, so CRLF "." CRLF is found across any split of the input
+// and nothing else ever ends the data (RELIABILITY §2.4).
+#include <salvo/smtp/data_codec.h>
+
+#include <array>
+#include <cstring>
+
+namespace salvo::smtp {
+namespace {
+
+constexpr std::array<bool, 256> make_special() {
+  std::array<bool, 256> t{};
+  t['\r'] = true;
+  t['\n'] = true;
+  t[0] = true;
+  return t;
+}
+constexpr std::array<bool, 256> kSpecial = make_special();
+
+inline bool special(char c) noexcept { return kSpecial[static_cast<unsigned char>(c)]; }
+
+void append_limited(ByteBuffer* body, const char* p, std::size_t n, std::uint64_t before,
+                    std::uint64_t max) {
+  if (body == nullptr || n == 0) return;
+  if (max != 0) {
+    if (before >= max) return;
+    if (n > max - before) n = static_cast<std::size_t>(max - before);
+  }
+  body->append(std::string_view(p, n));
+}
+
+}  // namespace
+
+void ContentChecker::reset() noexcept {
+  size_ = 0;
+  line_ = 0;
+  cr_ = false;
+  error_ = ContentError::None;
+}
+
+void ContentChecker::update(std::string_view bytes) noexcept {
+  const char* p = bytes.data();
+  const std::size_t n = bytes.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (cr_) {
+      cr_ = false;
+      if (p[i] == '\n') {
+        if (++line_ > limits_.max_line) note(ContentError::LineTooLong);
+        line_ = 0;
+        ++i;
+        continue;
+      }
+      note(ContentError::BareCr);
+    }
+    std::size_t j = i;
+    while (j < n && !special(p[j])) ++j;
+    line_ += j - i;
+    i = j;
+    if (i == n) break;
+    ++line_;
+    if (p[i] == '\r') {
+      cr_ = true;
+    } else if (p[i] == '\n') {
+      note(ContentError::BareLf);
+    } else {
+      note(ContentError::Nul);
+    }
+    ++i;
+  }
+  if (line_ > limits_.max_line) note(ContentError::LineTooLong);
+  size_ += n;
+  if (limits_.max_size != 0 && size_ > limits_.max_size) note(ContentError::TooBig);
+}
+
+void ContentChecker::finish() noexcept {
+  if (cr_) note(ContentError::BareCr);
+  cr_ = false;
+}
+
+void DataDecoder::reset() noexcept {
+  state_ = State::LineStart;
+  line_ = 0;
+  size_ = 0;
+  error_ = ContentError::None;
+}
+
+void DataDecoder::emit(const char* p, std::size_t n, ByteBuffer* body) {
+  if (n == 0) return;
+  append_limited(body, p, n, size_, limits_.max_size);
+  size_ += n;
+  if (limits_.max_size != 0 && size_ > limits_.max_size) note(ContentError::TooBig);
+}
+
+DataDecoder::Status DataDecoder::decode(std::string_view in, std::size_t* consumed,
+                                        ByteBuffer* body) {
+  const char* p = in.data();
+  const std::size_t n = in.size();
+  std::size_t i = 0;
+  std::size_t run = 0;  // start of the pending output run
+  while (i < n) {
+    switch (state_) {
+      case State::Mid: {
+        std::size_t j = i;
+        while (j < n && !special(p[j])) ++j;
+        line_ += j - i;
+        i = j;
+        if (i == n) break;
+        ++line_;
+        if (p[i] == '\r') {
+          state_ = State::Cr;
+        } else if (p[i] == '\n') {
+          note(ContentError::BareLf);  // kept as content; never a line end
+        } else {
+          note(ContentError::Nul);
+        }
+        ++i;
+        break;
+      }
+      case State::Cr:
+        if (p[i] == '\n') {
+          if (++line_ > limits_.max_line) note(ContentError::LineTooLong);
+          line_ = 0;
+          state_ = State::LineStart;
+          ++i;
+        } else {
+          note(ContentError::BareCr);
+          state_ = State::Mid;  // reprocess p[i]
+        }
+        break;
+      case State::LineStart:
+        if (p[i] == '.') {
+          emit(p + run, i - run, body);
+          ++i;
+          run = i;  // the leading dot is removed (RFC 5321 §4.5.2)
+          line_ = 1;
+          state_ = State::Dot;
+        } else {
+          state_ = State::Mid;
+        }
+        break;
+      case State::Dot:
+        if (p[i] == '\r') {
+          emit(p + run, i - run, body);
+          ++i;
+          run = i;  // the CR is held back until we know this is not the end
+          ++line_;
+          state_ = State::DotCr;
+        } else {
+          state_ = State::Mid;
+        }
+        break;
+      case State::DotCr:
+        if (p[i] == '\n') {
+          emit(p + run, i - run, body);
+          *consumed = i + 1;
+          if (line_ > limits_.max_line) note(ContentError::LineTooLong);
+          if (line_ > limits_.max_line) note(ContentError::LineTooLong);
+          return Status::Done;
+        }
+        emit("\r", 1, body);
+        note(ContentError::BareCr);
+        state_ = State::Mid;
+        break;
+    }
+    if (line_ > limits_.max_line) note(ContentError::LineTooLong);
+  }
+  emit(p + run, n - run, body);
+  *consumed = n;
+  return Status::NeedMore;
+}
+
+std::size_t BdatDecoder::take(std::string_view in, std::uint64_t remaining, ByteBuffer* body) {
+  std::size_t n = in.size();
+  if (remaining < n) n = static_cast<std::size_t>(remaining);
+  std::string_view chunk = in.substr(0, n);
+  append_limited(body, chunk.data(), n, checker_.size(), checker_.limits().max_size);
+  checker_.update(chunk);
+  return n;
+}
+
+std::size_t dot_stuff(std::string_view body, ByteBuffer& out) {
+  std::size_t total = 0;
+  const char* p = body.data();
+  std::size_t n = body.size();
+  std::size_t pos = 0;
+  while (pos < n) {
+    if (p[pos] == '.') {
+      out.append(".");
+      ++total;
+    }
+    const void* nl = std::memchr(p + pos, '\n', n - pos);
+    std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - p) + 1 : n;
+    out.append(body.substr(pos, end - pos));
+    total += end - pos;
+    pos = end;
+  }
+  if (n != 0 && !body.ends_with("\r\n")) {
+    out.append("\r\n");
+    total += 2;
+  }
+  out.append(".\r\n");
+  return total + 3;
+}
+
+std::size_t dot_stuffed_size(std::string_view body) noexcept {
+  std::size_t total = body.size() + 3;
+  if (!body.empty() && !body.ends_with("\r\n")) total += 2;
+  const char* p = body.data();
+  std::size_t n = body.size();
+  std::size_t pos = 0;
+  while (pos < n) {
+    if (p[pos] == '.') ++total;
+    const void* nl = std::memchr(p + pos, '\n', n - pos);
+    if (!nl) break;
+    pos = static_cast<std::size_t>(static_cast<const char*>(nl) - p) + 1;
+  }
+  return total;
+}
+
+std::size_t find_bare_line_ending(std::string_view body) noexcept {
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c == '\r') {
+      if (i + 1 >= body.size() || body[i + 1] != '\n') return i;
+      ++i;
+    } else if (c == '\n') {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace salvo::smtp

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// RawClient: a blocking TCP client for integration tests that must send exactly the
+// bytes an attacker would (bare LF, over-long lines, injected pipelining) and read SMTP
+// replies back, with a receive timeout. Optionally continues inside TLS (STARTTLS) using
+// net::TlsSession over the blocking socket.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <salvo/net/socket_address.h>
+#include <salvo/net/tls.h>
+
+namespace salvo::test {
+
+class RawClient {
+ public:
+  // Connects (throws std::runtime_error on failure).
+  explicit RawClient(const net::SocketAddress& to,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  void send(std::string_view bytes);
+  // Reads one complete SMTP reply (all lines up to "NNN "), or "" on timeout/EOF.
+  std::string read_reply();
+  // Reads replies until `n` complete replies have arrived; concatenated.
+  std::string read_replies(int n);
+  // True when the peer has closed the connection (reads EOF within the timeout).
+  bool closed_by_peer();
+  // TLS handshake on the current stream (after a STARTTLS 220); throws on failure.
+  void start_tls(const net::TlsContext& ctx, std::string_view server_name);
+
+ private:
+  bool fill();  // one read into pending_ (through TLS if active)
+  int fd_ = -1;
+  std::string pending_;
+  std::unique_ptr<net::TlsSession> tls_;
+};
+
+}  // namespace salvo::test

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <salvo/base/units.h>
+
+#include <gtest/gtest.h>
+
+namespace salvo {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Units, Durations) {
+  EXPECT_EQ(*parse_duration("250ms"), Duration(250ms));
+  EXPECT_EQ(*parse_duration("30s"), Duration(30s));
+  EXPECT_EQ(*parse_duration("5m"), Duration(5min));
+  EXPECT_EQ(*parse_duration("4d"), Duration(96h));
+  EXPECT_EQ(*parse_duration("0s"), Duration(0));
+}
+
+TEST(Units, BadDurations) {
+  for (auto bad : {"", "s", "10", "10 s", "-1s", "1.5s", "10x", "99999999999999999999s"}) {
+    EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(parse_duration("9999999999999d").error(), std::make_error_code(std::errc::value_too_large));
+}
+
+TEST(Units, Sizes) {
+  EXPECT_EQ(*parse_size("512"), 512u);
+  EXPECT_EQ(*parse_size("10KB"), 10000u);
+  EXPECT_EQ(*parse_size("50MB"), 50'000'000u);
+  EXPECT_EQ(*parse_size("1GiB"), 1ull << 30);
+  EXPECT_FALSE(parse_size("1TB").has_value());
+  EXPECT_FALSE(parse_size("99999999999999999999").has_value());
+  EXPECT_FALSE(parse_size("18446744073709551615GiB").has_value());
+}
+
+TEST(Units, FormatDuration) {
+  EXPECT_EQ(format_duration(Duration(1500ms)), "1.5s");
+  EXPECT_EQ(format_duration(Duration(250us)), "250us");
+}
+
+}  // namespace
+}  // namespace salvo

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+// DataDecoder / BdatDecoder / dot_stuff: framing at every split, smuggling variants, limits.
+#include <salvo/smtp/data_codec.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace salvo::smtp {
+namespace {
+
+struct Decoded {
+  bool done = false;
+  std::size_t consumed = 0;
+  std::string body;
+  ContentError error = ContentError::None;
+};
+
+// Feeds `wire` in pieces cut at `cuts` (ascending offsets).
+Decoded decode_split(std::string_view wire, std::initializer_list<std::size_t> cuts,
+                     ContentLimits limits = {}) {
+  DataDecoder d(limits);
+  ByteBuffer body;
+  Decoded r;
+  std::size_t pos = 0;
+  std::vector<std::size_t> ends(cuts);
+  ends.push_back(wire.size());
+  for (std::size_t end : ends) {
+    while (pos < end) {
+      std::size_t used = 0;
+      auto st = d.decode(wire.substr(pos, end - pos), &used, &body);
+      pos += used;
+      r.consumed = pos;
+      if (st == DataDecoder::Status::Done) {
+        r.done = true;
+        r.body = std::string(body.view());
+        r.error = d.error();
+        return r;
+      }
+    }
+  }
+  r.body = std::string(body.view());
+  r.error = d.error();
+  return r;
+}
+
+TEST(DataDecoder, Basic) {
+  auto r = decode_split("Subject: x\r\n\r\nhello\r\n.\r\nMAIL", {});
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.body, "Subject: x\r\n\r\nhello\r\n");
+  EXPECT_EQ(r.consumed, 24u);
+  EXPECT_EQ(r.error, ContentError::None);
+}
+
+TEST(DataDecoder, EmptyMessage) {
+  auto r = decode_split(".\r\n", {});
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.body, "");
+}
+
+TEST(DataDecoder, C6_DotUnstuffing) {
+  auto r = decode_split(".\r\n", {});
+  EXPECT_TRUE(r.done);
+  r = decode_split("..\r\n...\r\n.x\r\na.b\r\n.\r\n", {});
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.body, ".\r\n..\r\nx\r\na.b\r\n");
+}
+
+TEST(DataDecoder, C5_EndOfDataAtEverySplit) {
+  const std::string wire = "a\r\n..b\r\n.\r\n\r\n.\r\n.\r\n";  // ends after the first ".\r\n"
+  const std::string expect_body = "a\r\n.b\r\n";
+  for (std::size_t i = 0; i <= wire.size(); ++i) {
+    for (std::size_t j = i; j <= wire.size(); ++j) {
+      auto r = decode_split(wire, {i, j});
+      ASSERT_TRUE(r.done) << i << "," << j;
+      EXPECT_EQ(r.body, expect_body) << i << "," << j;
+      EXPECT_EQ(r.consumed, 11u) << i << "," << j;
+      EXPECT_EQ(r.error, ContentError::None);
+    }
+  }
+}
+
+TEST(DataDecoder, C5_ByteByByte) {
+  const std::string wire = "x\r\n.\r\n";
+  DataDecoder d;
+  ByteBuffer body;
+  int done = 0;
+  for (std::size_t i = 0; i < wire.size(); ++i) {
+    std::size_t used = 0;
+    if (d.decode(wire.substr(i, 1), &used, &body) == DataDecoder::Status::Done) ++done;
+    EXPECT_EQ(used, 1u);
+  }
+  EXPECT_EQ(done, 1);
+  EXPECT_EQ(body.view(), "x\r\n");
+}
+
+TEST(DataDecoder, C4_SmugglingVariantsNeverEnd) {
+  const std::string variants[] = {"\n.\n",   "\r.\r",   "\r.\n",   "\n.\r",   "\n.\r\n",
+                                  "\r\n.\n", "\r.\r\n", "\r\n.\r", std::string("\r\n\0.\r\n", 6)};
+  for (const auto& v : variants) {
+    std::string wire = "hello" + v + "MAIL FROM:<x@y>\r\n";
+    for (std::size_t cut = 0; cut <= wire.size(); ++cut) {
+      auto r = decode_split(wire, {cut});
+      EXPECT_FALSE(r.done) << "variant ends data at cut " << cut;
+    }
+    auto r = decode_split(wire + ".\r\n", {});
+    ASSERT_TRUE(r.done);
+    EXPECT_NE(r.error, ContentError::None);
+  }
+}
+
+TEST(DataDecoder, BareLfAndCrFlagged) {
+  EXPECT_EQ(decode_split("a\nb\r\n.\r\n", {}).error, ContentError::BareLf);
+  EXPECT_EQ(decode_split("a\rb\r\n.\r\n", {}).error, ContentError::BareCr);
+  EXPECT_EQ(decode_split("a\r\r\n.\r\n", {}).error, ContentError::BareCr);
+  EXPECT_EQ(decode_split(".\rx\r\n.\r\n", {}).error, ContentError::BareCr);
+  EXPECT_EQ(decode_split(std::string_view("a\0\r\n.\r\n", 6), {}).error, ContentError::Nul);
+}
+
+TEST(DataDecoder, C7_LineLimit) {
+  EXPECT_EQ(decode_split(std::string(998, 'x') + "\r\n.\r\n", {}).error, ContentError::None);
+  EXPECT_EQ(decode_split(std::string(999, 'x') + "\r\n.\r\n", {}).error,
+            ContentError::LineTooLong);
+  EXPECT_EQ(decode_split("." + std::string(998, 'x') + "\r\n.\r\n", {}).error,
+            ContentError::LineTooLong);  // the limit is on the wire line
+  for (std::size_t cut = 990; cut < 1003; ++cut)
+    EXPECT_EQ(decode_split(std::string(998, 'x') + "\r\n.\r\n", {cut}).error, ContentError::None);
+}
+
+TEST(DataDecoder, SizeLimitBoundsBody) {
+  ContentLimits l{10, kMaxTextLine};
+  auto r = decode_split("0123456789\r\n.\r\n", {}, l);
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.error, ContentError::TooBig);
+  EXPECT_EQ(r.body.size(), 10u);
+  r = decode_split("01234567\r\n.\r\n", {}, l);
+  EXPECT_EQ(r.error, ContentError::None);
+}
+
+TEST(BdatDecoder, ExactCountsNoDotProcessing) {
+  BdatDecoder b;
+  ByteBuffer body;
+  std::string chunk = "a\r\n.\r\n..\r\nMAIL";
+  EXPECT_EQ(b.take(chunk, 10, &body), 10u);
+  EXPECT_EQ(body.view(), "a\r\n.\r\n..\r\n");
+  b.finish();
+  EXPECT_EQ(b.error(), ContentError::None);
+}
+
+TEST(BdatDecoder, CrLfAcrossChunks) {
+  BdatDecoder b;
+  b.take("abc\r", 4, nullptr);
+  b.take("\ndef\r\n", 6, nullptr);
+  b.finish();
+  EXPECT_EQ(b.error(), ContentError::None);
+  BdatDecoder c;
+  c.take("abc\r", 4, nullptr);
+  c.finish();
+  EXPECT_EQ(c.error(), ContentError::BareCr);
+  BdatDecoder d;
+  d.take("a\nb", 3, nullptr);
+  EXPECT_EQ(d.error(), ContentError::BareLf);
+}
+
+TEST(DotStuff, RoundTrip) {
+  const std::string bodies[] = {"", ".\r\n", "..\r\n", "a\r\n.\r\nb\r\n", ".x\r\n..\r\n...\r\n",
+                                "no final crlf", "line\r\n.", std::string(5000, '.') + "\r\n"};
+  for (const auto& b : bodies) {
+    ByteBuffer out;
+    std::size_t n = dot_stuff(b, out);
+    EXPECT_EQ(n, out.size());
+    EXPECT_EQ(dot_stuffed_size(b), out.size()) << b;
+    auto r = decode_split(out.view(), {});
+    ASSERT_TRUE(r.done) << b;
+    EXPECT_EQ(r.consumed, out.size());
+    std::string expect = b;
+    if (!expect.empty() && !expect.ends_with("\r\n")) expect += "\r\n";
+    EXPECT_EQ(r.body, expect);
+  }
+  ByteBuffer out;
+  dot_stuff("..\r\n", out);
+  EXPECT_EQ(out.view(), "...\r\n.\r\n");
+}
+
+TEST(DotStuff, BareLineEndings) {
+  EXPECT_EQ(find_bare_line_ending("a\r\nb\r\n"), std::string_view::npos);
+  EXPECT_EQ(find_bare_line_ending("a\nb"), 1u);
+  EXPECT_EQ(find_bare_line_ending("ab\r"), 2u);
+  EXPECT_EQ(find_bare_line_ending("a\r\rb"), 1u);
+}
+
+}  // namespace
+}  // namespace salvo::smtp

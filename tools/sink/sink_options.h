@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// salvo-sink options: listen addresses, each with its fault script. A listener is
+// "ADDR[,key=value...]"; keys override the global fault flags for that listener only:
+//   latency=50ms  defer-rate=0.1  reject-rate=0.05  drop-rate=0.01  421-after=N
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <salvo/base/clock.h>
+#include <salvo/base/result.h>
+#include <salvo/net/socket_address.h>
+
+namespace salvo::sink {
+
+// What a listener does wrong, on purpose. Rates are applied deterministically (an
+// accumulator per shard and listener: rate 0.1 = exactly every 10th), so tests can
+// predict counts exactly.
+struct Faults {
+  Duration latency{0};       // delay before each batch of replies
+  double defer_rate = 0;     // RCPT answered 451 4.7.1 (greylisting-style deferral)
+  double reject_rate = 0;    // RCPT answered 550 5.1.1 (bad mailbox)
+  double drop_rate = 0;      // message data received, then the connection is dropped
+                             // before the end-of-data reply
+  std::uint64_t fail_after = 0;  // after N messages on a connection, MAIL gets 421 4.7.0
+};
+
+struct ListenerSpec {
+  std::string text;  // as given, for error messages
+  net::SocketAddress address;
+  Faults faults;
+};
+
+struct SinkOptions {
+  std::vector<ListenerSpec> listeners;
+  unsigned cores = 0;
+  std::string maildir;
+  Duration duration{0};  // 0 = until SIGTERM/SIGINT
+  Duration idle_timeout = std::chrono::minutes(5);
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string hostname = "sink.localhost";
+  std::uint64_t max_message_size = 100ull * 1024 * 1024;
+  std::string ready_file;  // JSON list of bound addresses written once listening
+};
+
+// Parses one --listen value, starting from the global faults. The error names the bad
+// part ("127.0.0.1:x: bad port", "defer-rate=2: must be within [0, 1]").
+[[nodiscard]] Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defaults,
+                                                  std::string* why);
+
+}  // namespace salvo::sink
