@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #pragma GCC diagnostic pop
 
 namespace salvo::net {
@@ -31,6 +32,22 @@ void init_library() {
   // live on shard threads until exit).
   static const int ok = wolfSSL_Init();
   if (ok != WOLFSSL_SUCCESS) throw std::runtime_error("tls: wolfSSL_Init failed");
+}
+
+// wolfSSL's ECC fixed-point cache (FP_ECC, on in Debian's build) is per thread and only
+// the thread that filled it can free it: each thread that makes sessions frees its cache
+// when it exits (shard threads end before the process does).
+struct ThreadCacheCleanup {
+  ~ThreadCacheCleanup() {
+#if defined(FP_ECC) && defined(HAVE_ECC)
+    wc_ecc_fp_free();
+#endif
+  }
+};
+
+void register_thread_cleanup() {
+  thread_local ThreadCacheCleanup cleanup;
+  (void)cleanup;
 }
 
 std::string error_string(int err) {
@@ -168,6 +185,7 @@ TlsContext::~TlsContext() {
 
 TlsSession::TlsSession(const TlsContext& ctx, std::string_view server_name)
     : in_(16 * 1024), out_(16 * 1024) {
+  register_thread_cleanup();
   WOLFSSL* ssl = ctx.native() ? wolfSSL_new(static_cast<WOLFSSL_CTX*>(ctx.native())) : nullptr;
   if (ssl == nullptr) {
     state_ = State::Failed;

@@ -91,6 +91,10 @@ void ServerSession::greet() {
 ServerEvent ServerSession::error(std::uint16_t code, EnhancedStatus status,
                                  std::string_view text) {
   reply(code, status, text);
+  return count_error();
+}
+
+ServerEvent ServerSession::count_error() {
   ++stats_.errors;
   if (++errors_ >= cfg_.hard_error_limit) {
     scratch_.assign(cfg_.hostname);
@@ -102,13 +106,7 @@ ServerEvent ServerSession::error(std::uint16_t code, EnhancedStatus status,
 
 ServerEvent ServerSession::policy_reject(const Reply& r) {
   r.append_to(out_);
-  ++stats_.errors;
-  if (++errors_ >= cfg_.hard_error_limit) {
-    scratch_.assign(cfg_.hostname);
-    scratch_.append(" Error: too many errors");
-    return close_with(421, st(4, 7, 0), scratch_);
-  }
-  return ServerEvent::None;
+  return count_error();
 }
 
 ServerEvent ServerSession::close_with(std::uint16_t code, EnhancedStatus status,

@@ -2,7 +2,17 @@
 // salvo-blast -> salvo-sink over real loopback sockets: counts match exactly on both sides,
 // each fault mode gives the expected counts on both sides, STARTTLS with certificates
 // made at test time, and bad input to the sink gets the right reply without a crash.
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstddef>
 
 #include <algorithm>
 #include <stdexcept>
@@ -280,6 +290,50 @@ TEST(SinkCli, BadFlagsExitTwoWithOneLine) {
   Process q({program_path("salvo-blast"), "--messages", "5"}, dir.path());
   EXPECT_EQ(q.wait(10s).value_or(-1), 2);
   EXPECT_NE(q.stderr_text().find("--smtp"), std::string::npos) << q.stderr_text();
+}
+
+
+// Runs argv with io_uring_setup refused by a seccomp filter (ENOSYS), as on a kernel
+// without io_uring or a container that blocks it. Returns (exit code, stderr).
+std::pair<int, std::string> run_without_io_uring(const std::vector<std::string>& argv,
+                                                 const TempDir& dir) {
+  std::string err_path = dir.file("no-uring.err");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::dup2(::open("/dev/null", O_WRONLY), 1);
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+      ::_exit(99);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(98);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), read_file(err_path)};
+}
+
+TEST(SinkCli, WithoutIoUringOneLineAndExitTwo) {
+  TempDir dir;
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {program_path("salvo-sink"), "--listen", "127.0.0.1:0"},
+           {program_path("salvo-blast"), "--smtp", "127.0.0.1:9", "--messages", "1"}}) {
+    auto [rc, err] = run_without_io_uring(argv, dir);
+    EXPECT_EQ(rc, 2) << err;
+    EXPECT_NE(err.find("io_uring unavailable"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
 }
 
 }  // namespace

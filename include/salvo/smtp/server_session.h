@@ -185,6 +185,8 @@ class ServerSession {
   ServerEvent end_of_message(ContentError err);
   ServerEvent error(std::uint16_t code, EnhancedStatus st, std::string_view text);
   ServerEvent policy_reject(const Reply& r);
+  // Counts one error toward the hard error limit; 421 and Close when it is reached.
+  ServerEvent count_error();
   ServerEvent close_with(std::uint16_t code, EnhancedStatus st, std::string_view text);
   void reply(std::uint16_t code, EnhancedStatus st, std::string_view text);
   void write_ehlo_reply();
