@@ -62,6 +62,30 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   return scale(nu->number, mul);
 }
 
+Result<Rate> parse_rate(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) return fail(std::errc::invalid_argument);
+  auto count_text = text.substr(0, slash);
+  auto period_text = text.substr(slash + 1);
+  auto nu = split(count_text);
+  if (!nu) return std::unexpected(nu.error());
+  if (!nu->unit.empty() || nu->number == 0) return fail(std::errc::invalid_argument);
+  Result<Duration> period = fail(std::errc::invalid_argument);
+  if (!period_text.empty() && period_text.front() >= '0' && period_text.front() <= '9') {
+    period = parse_duration(period_text);
+  } else if (!period_text.empty()) {
+    period = parse_duration(std::string("1").append(period_text));
+  }
+  if (!period) return std::unexpected(period.error());
+  if (period->count() <= 0) return fail(std::errc::invalid_argument);
+  return Rate{nu->number, *period};
+}
+
+double Rate::per_second() const noexcept {
+  if (period.count() <= 0) return 0;
+  return static_cast<double>(count) * 1e9 / static_cast<double>(period.count());
+}
+
 std::string format_duration(Duration d) {
   auto ns = d.count();
   if (ns >= 1'000'000'000) return fmt::format("{:.3g}s", static_cast<double>(ns) / 1e9);

@@ -33,6 +33,25 @@ TEST(Units, Sizes) {
   EXPECT_FALSE(parse_size("18446744073709551615GiB").has_value());
 }
 
+TEST(Units, Rates) {
+  EXPECT_EQ(*parse_rate("500/s"), (Rate{500, Duration(1s)}));
+  EXPECT_EQ(*parse_rate("20000/h"), (Rate{20000, Duration(1h)}));
+  EXPECT_EQ(*parse_rate("100/m"), (Rate{100, Duration(1min)}));
+  EXPECT_EQ(*parse_rate("7/d"), (Rate{7, Duration(24h)}));
+  EXPECT_EQ(*parse_rate("10/5s"), (Rate{10, Duration(5s)}));
+  EXPECT_DOUBLE_EQ(parse_rate("20000/h")->per_second(), 20000.0 / 3600);
+  EXPECT_DOUBLE_EQ(parse_rate("10/5s")->per_second(), 2.0);
+}
+
+TEST(Units, BadRates) {
+  for (auto bad : {"", "/", "500", "500/", "/s", "0/s", "10/0s", "-1/s", "1.5/s", "10/x", "10 /s",
+                   "10/ s", "10s/s", "10/s/s", "99999999999999999999/s"}) {
+    EXPECT_FALSE(parse_rate(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(parse_rate("1/9999999999999d").error(),
+            std::make_error_code(std::errc::value_too_large));
+}
+
 TEST(Units, FormatDuration) {
   EXPECT_EQ(format_duration(Duration(1500ms)), "1.5s");
   EXPECT_EQ(format_duration(Duration(250us)), "250us");
