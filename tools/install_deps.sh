@@ -8,7 +8,7 @@ pkgs=(
   liburing-dev libwolfssl-dev libldns-dev libidn2-dev libmimalloc-dev
   libtomlplusplus-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev
+  clang-16 libclang-rt-16-dev
   swaks unbound python3-dkim
 )
 

@@ -26,7 +26,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 if [ -d tests/fuzz ] && ls tests/fuzz/*_fuzz.cc >/dev/null 2>&1; then
   echo "== libFuzzer targets (${fuzz_seconds}s each)"
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSALVO_FUZZ=ON \
+    -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 -DSALVO_FUZZ=ON \
     -DSALVO_BUILD_TESTS=OFF -DSALVO_BUILD_BENCH=OFF >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz_targets
   for f in build-fuzz/fuzz/*_fuzz; do

@@ -16,7 +16,7 @@ endif()
 
 if(SALVO_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
-    message(FATAL_ERROR "SALVO_FUZZ needs clang: cmake -DCMAKE_CXX_COMPILER=clang++")
+    message(FATAL_ERROR "SALVO_FUZZ needs clang: cmake -DCMAKE_CXX_COMPILER=clang++-16")
   endif()
   # clang 14-16 report __cpp_concepts 201907, which hides std::expected in libstdc++ 12's
   # <expected> although the concepts it needs are supported. Fuzz builds only.

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+// The spool's record types and their payload codec. Every string is length-prefixed, so
+// no envelope byte (CR, LF, NUL) can forge a record (Exim CVE-2020-28021). Decoded records
+// hold string_views into the decoded bytes: keep those bytes alive while using them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <salvo/base/result.h>
+#include <salvo/base/strong_id.h>
+
+namespace salvo::spool {
+
+using MessageId = StrongId<struct MessageIdTag, std::uint64_t>;  // a message or a job
+using RecipientIndex = StrongId<struct RecipientIndexTag, std::uint32_t>;
+using SegmentSeq = StrongId<struct SegmentSeqTag, std::uint64_t>;
+
+// Where a framed record sits: its segment, byte offset and framed length.
+struct Location {
+  SegmentSeq segment{};
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0;
+  bool operator==(const Location&) const = default;
+};
+
+enum class RecordType : std::uint8_t {
+  SegmentHeader = 1,
+  Message = 2,
+  JobTemplate = 3,
+  JobRecipients = 4,
+  JobCommit = 5,
+  RecipientState = 6,
+};
+
+enum class Source : std::uint8_t { Smtp = 1, Pickup = 2, Http = 3, Dsn = 4 };
+// RFC 3461 RET.
+enum class Ret : std::uint8_t { Unspecified = 0, Full = 1, Headers = 2 };
+// RFC 3461 NOTIFY bits; 0 = not given.
+inline constexpr std::uint8_t kNotifyNever = 1, kNotifySuccess = 2, kNotifyFailure = 4,
+                              kNotifyDelay = 8;
+// Message flags.
+inline constexpr std::uint8_t kFlagSmtpUtf8 = 1, kFlag8BitMime = 2;
+
+enum class RecipientState : std::uint8_t {
+  Pending = 0,
+  Delivered = 1,
+  Bounced = 2,
+  Expired = 3,
+  Deferred = 4,
+};
+constexpr bool is_final(RecipientState s) noexcept {
+  return s == RecipientState::Delivered || s == RecipientState::Bounced ||
+         s == RecipientState::Expired;
+}
+std::string_view to_string(RecipientState s) noexcept;
+std::string_view to_string(Source s) noexcept;
+
+struct Recipient {
+  std::string_view address;
+  std::uint8_t notify = 0;
+  std::string_view orcpt;  // RFC 3461 ORCPT, "addr-type;xtext" as received
+};
+
+// A pickup file's identity (RELIABILITY §1.3, F5): stored in the commit record so a file
+// queued before a crash is recognised and unlinked, never queued twice.
+struct PickupIdentity {
+  std::string name;
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const PickupIdentity&) const = default;
+};
+
+struct MessageRecord {
+  MessageId id{};
+  std::int64_t received_unix_ns = 0;
+  Source source = Source::Smtp;
+  std::uint8_t flags = 0;
+  Ret ret = Ret::Unspecified;
+  std::string_view job;
+  std::string_view reverse_path;
+  std::string_view envid;
+  std::string_view client_info;  // "helo=... addr=... auth=..." for Received/accounting
+  std::vector<Recipient> recipients;
+  std::optional<PickupIdentity> pickup;
+  std::string_view body;
+};
+
+// A bulk job's template, stored once (SPEC §4 .json pickup / HTTP inject).
+struct JobTemplateRecord {
+  MessageId job_id{};
+  std::int64_t received_unix_ns = 0;
+  Source source = Source::Pickup;
+  std::uint8_t flags = 0;
+  Ret ret = Ret::Unspecified;
+  std::string_view job;
+  std::string_view from;
+  std::string_view envid;
+  std::string_view content;
+};
+
+struct JobRecipient {
+  std::string_view address;
+  std::uint8_t notify = 0;
+  std::string_view orcpt;
+  std::vector<std::pair<std::string_view, std::string_view>> vars;
+};
+
+// A batch of a job's recipients: indexes first_index .. first_index + size - 1.
+struct JobRecipientsRecord {
+  MessageId job_id{};
+  std::uint32_t first_index = 0;
+  std::vector<JobRecipient> recipients;
+};
+
+// The job is valid only once this record is durable; it is written after every record of
+// the job has been committed.
+struct JobCommitRecord {
+  MessageId job_id{};
+  std::uint32_t recipient_count = 0;
+  std::optional<PickupIdentity> pickup;
+};
+
+struct StateUpdate {
+  MessageId message{};
+  RecipientIndex recipient{};
+  RecipientState state = RecipientState::Pending;
+  std::uint32_t attempts = 0;
+  std::int64_t next_attempt_unix_ns = 0;  // Deferred only
+  bool operator==(const StateUpdate&) const = default;
+};
+
+struct RecipientStateRecord {
+  std::vector<StateUpdate> updates;
+};
+
+struct SegmentHeaderRecord {
+  std::uint16_t version = 1;
+  std::uint32_t shard = 0;
+  SegmentSeq seq{};
+  std::int64_t created_unix_ns = 0;
+  std::uint64_t capacity = 0;
+};
+
+// Payload encoders append to out (no framing).
+void encode(const MessageRecord& r, std::string& out);
+void encode(const JobTemplateRecord& r, std::string& out);
+void encode(const JobRecipientsRecord& r, std::string& out);
+void encode(const JobCommitRecord& r, std::string& out);
+void encode(const RecipientStateRecord& r, std::string& out);
+void encode(const SegmentHeaderRecord& r, std::string& out);
+
+// Payload decoders: errc::malformed_record on any inconsistency, never a crash.
+[[nodiscard]] Result<MessageRecord> decode_message(std::string_view payload);
+[[nodiscard]] Result<JobTemplateRecord> decode_job_template(std::string_view payload);
+[[nodiscard]] Result<JobRecipientsRecord> decode_job_recipients(std::string_view payload);
+[[nodiscard]] Result<JobCommitRecord> decode_job_commit(std::string_view payload);
+[[nodiscard]] Result<RecipientStateRecord> decode_recipient_state(std::string_view payload);
+[[nodiscard]] Result<SegmentHeaderRecord> decode_segment_header(std::string_view payload);
+
+// Framing: [magic u32][type u8][0 u8 x3][payload length u32][payload][crc32c u32], little
+// endian; the CRC covers header and payload.
+inline constexpr std::size_t kFrameHeaderSize = 12;
+inline constexpr std::size_t kFrameOverhead = 16;
+inline constexpr std::uint32_t kMaxPayload = 1u << 30;
+// Appends a framed record built by encode() to out; returns the framed length.
+std::size_t frame(RecordType type, std::string_view payload, std::string& out);
+
+// A framed record found in segment bytes; payload views into those bytes.
+struct RawRecord {
+  RecordType type{};
+  std::string_view payload;
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0;
+};
+
+// Verifies one framed record (a whole Location read back): errc::bad_checksum or
+// malformed_record when it does not verify.
+[[nodiscard]] Result<RawRecord> parse_framed(std::string_view bytes, std::uint64_t offset);
+
+std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0) noexcept;
+
+}  // namespace salvo::spool

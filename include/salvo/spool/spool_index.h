@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// SpoolIndex: the in-memory view of one shard's spool. Per message (or job) the location of
+// its records and one state byte per recipient; per segment the count of live recipients,
+// pins and ordering constraints that decide when the segment file may be deleted. Bodies
+// stay on disk. Owner: the shard that owns the spool directory (not thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include <salvo/spool/records.h>
+
+namespace salvo::spool {
+
+class SpoolIndex {
+ public:
+  struct JobBatch {
+    std::uint32_t first = 0;
+    std::uint32_t count = 0;
+    Location loc;
+  };
+  struct Entry {
+    Location loc;         // the Message record, or the JobTemplate record of a job
+    Location commit_loc;  // jobs: the JobCommit record
+    std::uint32_t live = 0;
+    bool is_job = false;
+    bool committed = false;
+    std::vector<std::uint8_t> state;  // RecipientState per recipient index
+    std::vector<JobBatch> batches;    // jobs: sorted by first
+  };
+  // Where one recipient's data sits: the message record (index_in_record = recipient
+  // index), or for a job the batch record plus the template.
+  struct RecipientRef {
+    Location record;
+    std::uint32_t index_in_record = 0;
+    std::optional<Location> job_template;
+  };
+
+  // A segment file that exists on disk (recovery) or was just created (writer).
+  void add_segment(SegmentSeq seq);
+  bool has_segment(SegmentSeq seq) const { return segments_.contains(seq.value()); }
+  std::size_t segment_count() const noexcept { return segments_.size(); }
+
+  // Committed records. Every recipient starts Pending.
+  void add_message(MessageId id, Location loc, std::uint32_t recipients);
+  void add_job_template(MessageId id, Location loc);
+  // False when the job is unknown or the batch does not continue the job's indexes.
+  bool add_job_batch(MessageId id, std::uint32_t first, std::uint32_t count, Location loc);
+  bool commit_job(MessageId id, Location commit_loc);
+  // Forgets a job that will never commit (recovery end, or a failed job at run time).
+  void drop(MessageId id);
+
+  // Applies a committed state record found in (or written to) record_segment. Returns true
+  // when a known, non-final recipient changed. Finals free the recipient; when a message
+  // has no live recipient left its entry is erased.
+  bool apply(const StateUpdate& u, SegmentSeq record_segment);
+
+  const Entry* find(MessageId id) const;
+  std::optional<RecipientRef> recipient(MessageId id, RecipientIndex r) const;
+  RecipientState state(MessageId id, RecipientIndex r) const;
+  void for_each(const std::function<void(MessageId, const Entry&)>& fn) const;
+
+  // Segments that may be deleted now, oldest first, never `keep` or any later one (the
+  // writer's open and in-flight segments). Delete them in this order; call
+  // remove_segment() after each unlink.
+  std::vector<SegmentSeq> reclaimable(SegmentSeq keep) const;
+  void remove_segment(SegmentSeq seq);
+
+  std::size_t message_count() const noexcept { return messages_.size(); }
+  std::uint64_t live_recipients() const noexcept { return live_recipients_; }
+  // Live recipients whose record lives in seq (tests, spool-dump).
+  std::uint64_t segment_live(SegmentSeq seq) const;
+
+ private:
+  struct Segment {
+    std::uint64_t live = 0;  // live recipients whose record is here
+    std::uint64_t pins = 0;  // live jobs whose template or commit record is here
+    // Older segments this one holds final-state records for: it must outlive them, or
+    // recovery would resurrect their recipients.
+    std::vector<std::uint64_t> holds_finals_for;
+  };
+  void change_live(SegmentSeq seq, std::int64_t delta);
+  void change_pins(SegmentSeq seq, std::int64_t delta);
+  void release(std::unordered_map<std::uint64_t, Entry>::iterator it);
+
+  std::unordered_map<std::uint64_t, Entry> messages_;
+  std::map<std::uint64_t, Segment> segments_;
+  std::uint64_t live_recipients_ = 0;
+};
+
+}  // namespace salvo::spool

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reading records back by Location: synchronously (pread; spool-dump, tests, start-up) or
+// through io::Engine (shard code). Every read is verified (magic, length, CRC32C) before
+// the caller sees it; decode the payload with the decode_* functions of records.h.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <salvo/base/result.h>
+#include <salvo/spool/records.h>
+
+namespace salvo::io {
+class Engine;
+}
+
+namespace salvo::spool {
+
+// A verified record and the bytes its views point into. Movable (vector storage).
+struct RecordBytes {
+  std::vector<char> bytes;
+  RawRecord raw;
+};
+
+// Diagnostics: errno (ENOENT: the segment was reclaimed), errc::bad_checksum /
+// malformed_record when the bytes at loc are not the record.
+[[nodiscard]] Result<RecordBytes> read_record(const std::string& dir, Location loc);
+
+class ReadWaiter {
+ public:
+  // rec's payload views into storage that lives only during this call.
+  virtual void on_read(Result<RawRecord> rec) noexcept = 0;
+
+ protected:
+  ~ReadWaiter() = default;
+};
+
+// Owner: one shard; used with that shard's engine. Keeps a few segment fds open (an open
+// fd keeps a reclaimed segment readable until it is closed).
+class SpoolReader {
+ public:
+  SpoolReader(io::Engine& engine, std::string dir);
+  ~SpoolReader();
+  SpoolReader(const SpoolReader&) = delete;
+  SpoolReader& operator=(const SpoolReader&) = delete;
+
+  // Calls waiter->on_read exactly once, from engine.run_once() (or at once when the
+  // segment cannot be opened).
+  void read(Location loc, ReadWaiter* waiter) noexcept;
+
+ private:
+  class ReadOp;
+  friend class ReadOp;
+  Result<int> fd_for(SegmentSeq seq);
+  void on_io(ReadOp& op, std::int32_t res) noexcept;
+
+  static constexpr std::size_t kMaxOpenFds = 16;
+  io::Engine& engine_;
+  std::string dir_;
+  std::deque<std::pair<std::uint64_t, int>> fds_;
+  std::vector<ReadOp*> in_flight_;
+};
+
+}  // namespace salvo::spool

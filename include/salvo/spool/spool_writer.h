@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+// SpoolWriter: appends records to one shard's spool with group commit (RELIABILITY §1.4):
+// records accumulate in a batch; a batch is written (write, continued on short writes) and
+// then fdatasync'ed; only when the fdatasync CQE returns 0 are its waiters told success.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include <salvo/base/clock.h>
+#include <salvo/base/result.h>
+#include <salvo/shard/owned_by.h>
+#include <salvo/spool/records.h>
+#include <salvo/spool/spool_index.h>
+#include <salvo/spool/stats.h>
+
+namespace salvo::io {
+class Engine;
+}
+
+namespace salvo::spool {
+
+// Told once per append whether its records are durable. Success (an empty Status) only
+// after the batch's fdatasync returned 0; any error means "not accepted" (451 4.3.0, or
+// 452 4.3.1 for std::errc::no_space_on_device). Called on the writer's shard, from inside
+// engine.run_once() (or from ~SpoolWriter with errc::writer_closed).
+class CommitWaiter {
+ public:
+  virtual void on_committed(Status status) noexcept = 0;
+
+ protected:
+  ~CommitWaiter() = default;
+};
+
+enum class SyncMode : std::uint8_t { Fdatasync, None /* benchmarks only: not durable */ };
+
+struct WriterOptions {
+  std::string dir;  // this shard's spool directory (exists; recovery ran on it)
+  std::uint32_t shard = 0;
+  std::uint64_t segment_size = 64ull << 20;
+  std::uint32_t batch_max_records = 256;
+  std::uint64_t batch_max_bytes = 4ull << 20;
+  Duration batch_max_delay = std::chrono::milliseconds(1);
+  SyncMode sync = SyncMode::Fdatasync;
+  // free_space_ok() is false below this many free bytes on the spool filesystem.
+  std::uint64_t reserve_bytes = 256ull << 20;
+};
+
+// Owner: the shard whose engine it runs on; single-threaded, no locks. Lifecycle: create
+// after recovery (with its index and next ids), append from shard code, destroy on the
+// same shard (pending waiters then get errc::writer_closed; IO in flight finishes alone).
+// Limits: one commit in flight; appends made meanwhile form the next batch(es). A record
+// never spans segments; a record larger than segment_size gets a segment sized to fit.
+// Back-pressure is the caller's: watch buffered_bytes().
+class SpoolWriter {
+ public:
+  SpoolWriter(io::Engine& engine, const Clock& clock, WriterOptions options, SpoolIndex& index,
+              SegmentSeq next_segment, MessageId next_id);
+  ~SpoolWriter();
+  SpoolWriter(const SpoolWriter&) = delete;
+  SpoolWriter& operator=(const SpoolWriter&) = delete;
+
+  // A fresh id (shard-unique, never reused after recovery).
+  MessageId allocate_id() noexcept;
+
+  // Each append either fails at once (the waiter is never called) or queues the record
+  // and calls waiter->on_committed() exactly once later; waiter may be null. Records
+  // whose id is 0 get allocate_id(). Diagnostics: errc::record_too_large; a segment could
+  // not be created (std::errc::no_space_on_device, EIO ...); errc::job_failed /
+  // unknown_job for a job whose earlier record failed or that has no template.
+  [[nodiscard]] Result<MessageId> append_message(MessageRecord& m, CommitWaiter* w);
+  [[nodiscard]] Result<MessageId> append_job_template(JobTemplateRecord& t, CommitWaiter* w);
+  // Batches of one job must be appended in index order (first_index = count so far).
+  [[nodiscard]] Status append_job_recipients(const JobRecipientsRecord& b, CommitWaiter* w);
+  // Written only once every earlier record of the job is durable (so a durable commit
+  // implies a complete job); its waiter is the job's acceptance.
+  [[nodiscard]] Status append_job_commit(const JobCommitRecord& c, CommitWaiter* w);
+  // Recipient-state changes (finals matter for durability). Append a DSN message before
+  // the final states that caused it: recovery keeps a prefix, never a later record alone.
+  [[nodiscard]] Status append_states(std::span<const StateUpdate> updates, CommitWaiter* w);
+
+  // Starts a commit of what is buffered now (else it waits for a full batch or the delay).
+  void flush() noexcept;
+  // Nothing buffered and nothing in flight.
+  bool idle() const noexcept;
+  std::uint64_t buffered_bytes() const noexcept { return buffered_bytes_; }
+  // statvfs(dir) free bytes >= reserve_bytes (cached for 100 ms): MAIL/RCPT answer
+  // 452 4.3.1 when false (RELIABILITY §1.4.5).
+  bool free_space_ok() const noexcept;
+  const Stats& stats() const noexcept { return stats_; }
+  SegmentSeq current_segment() const noexcept { return current_; }
+
+ private:
+  struct Batch;
+  struct Effect;
+  struct OpenSegment;
+  struct JobProgress;
+  class CommitOp;
+  class Timer;
+  friend class CommitOp;
+  friend class Timer;
+
+  Status append_record(RecordType type, Effect effect, CommitWaiter* w);
+  Status ensure_segment(std::uint64_t framed);
+  Batch& batch_for(std::uint64_t framed);
+  void maybe_start_commit(bool force) noexcept;
+  void on_io(CommitOp& op, std::int32_t res) noexcept;
+  void on_timer() noexcept;
+  void finish_batch(std::unique_ptr<Batch> batch, Status status) noexcept;
+  void relocate_pending(SegmentSeq retired) noexcept;
+  void release_segment(SegmentSeq seq) noexcept;
+  void run_deferred_job_commits() noexcept;
+  void reclaim() noexcept;
+  void arm_timer() noexcept;
+
+  shard::OwnedBy owner_;
+  io::Engine& engine_;
+  const Clock& clock_;
+  WriterOptions options_;
+  SpoolIndex& index_;
+  SegmentSeq next_segment_;
+  std::uint64_t next_id_;
+  SegmentSeq current_{};
+  std::map<std::uint64_t, std::unique_ptr<OpenSegment>> segments_;  // open fds
+  std::deque<std::unique_ptr<Batch>> pending_;
+  CommitOp* in_flight_ = nullptr;
+  Timer* timer_ = nullptr;
+  std::unordered_map<std::uint64_t, std::unique_ptr<JobProgress>> jobs_;
+  std::string scratch_;
+  std::uint64_t buffered_bytes_ = 0;
+  Stats stats_;
+  mutable TimePoint space_checked_{};
+  mutable bool space_ok_ = true;
+};
+
+}  // namespace salvo::spool

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: Apache-2.0
+// Recovery scan: segments in sequence order, records in offset order, so every state
+// record is applied after the message it names (states are only ever appended after the
+// message committed). A job counts only with its JobCommit record.
+#include <salvo/spool/recovery.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+
+#include <salvo/base/log.h>
+
+#include "spool/segment_file.h"
+
+namespace salvo::spool {
+namespace {
+
+void note_pickup(ScanState& st, const std::optional<PickupIdentity>& p, MessageId id) {
+  if (p && st.pickups != nullptr) st.pickups->emplace_back(*p, id);
+}
+
+void apply_record(const RawRecord& rec, SegmentSeq seq, ScanState& st) {
+  Location loc{seq, rec.offset, rec.length};
+  SpoolIndex& index = *st.index;
+  RecoveryReport& rep = *st.report;
+  switch (rec.type) {
+    case RecordType::SegmentHeader:
+      break;  // only valid first; a repeat is harmless
+    case RecordType::Message: {
+      auto m = decode_message(rec.payload);
+      if (!m) break;
+      st.max_id = std::max(st.max_id, m->id.value());
+      ++rep.messages;
+      index.add_message(m->id, loc, static_cast<std::uint32_t>(m->recipients.size()));
+      note_pickup(st, m->pickup, m->id);
+      return;
+    }
+    case RecordType::JobTemplate: {
+      auto t = decode_job_template(rec.payload);
+      if (!t) break;
+      st.max_id = std::max(st.max_id, t->job_id.value());
+      index.add_job_template(t->job_id, loc);
+      return;
+    }
+    case RecordType::JobRecipients: {
+      auto b = decode_job_recipients(rec.payload);
+      if (!b) break;
+      if (!b->recipients.empty()) {
+        index.add_job_batch(b->job_id, b->first_index,
+                            static_cast<std::uint32_t>(b->recipients.size()), loc);
+      }
+      return;
+    }
+    case RecordType::JobCommit: {
+      auto c = decode_job_commit(rec.payload);
+      if (!c) break;
+      if (index.commit_job(c->job_id, loc)) {
+        ++rep.messages;
+        note_pickup(st, c->pickup, c->job_id);
+      }
+      return;
+    }
+    case RecordType::RecipientState: {
+      auto s = decode_recipient_state(rec.payload);
+      if (!s) break;
+      for (const StateUpdate& u : s->updates) {
+        if (!index.apply(u, seq)) {
+          if (index.find(u.message) == nullptr) ++rep.orphan_states;
+          continue;
+        }
+        if (u.state == RecipientState::Deferred && st.deferred != nullptr) {
+          st.deferred->push_back({u.message, u.recipient, u.attempts, u.next_attempt_unix_ns});
+        }
+      }
+      return;
+    }
+  }
+  ++rep.undecodable;
+}
+
+}  // namespace
+
+bool scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& st) {
+  detail::SegmentScanner scan(bytes);
+  auto first = scan.next();
+  if (!first || first->type != RecordType::SegmentHeader) return false;
+  auto hdr = decode_segment_header(first->payload);
+  if (!hdr || hdr->seq != seq) return false;
+  st.index->add_segment(seq);
+  ++st.report->records;
+  while (auto rec = scan.next()) {
+    ++st.report->records;
+    apply_record(*rec, seq, st);
+  }
+  if (scan.torn()) {
+    ++st.report->torn_segments;
+    std::string_view rest = bytes.substr(std::min<std::uint64_t>(scan.offset(), bytes.size()));
+    std::uint64_t nonzero = rest.size();
+    while (nonzero > 0 && rest[nonzero - 1] == 0) --nonzero;
+    st.report->dropped_bytes += nonzero;
+  }
+  return true;
+}
+
+bool RecoveryResult::pickup_queued(const PickupIdentity& p) const {
+  return std::find(pickups.begin(), pickups.end(), p) != pickups.end();
+}
+
+Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno(errno);
+  auto segs = detail::list_segments(dir);
+  if (!segs) return std::unexpected(segs.error());
+  RecoveryResult out;
+  std::vector<std::pair<PickupIdentity, MessageId>> pickups;
+  ScanState st{&out.index, &out.report, &out.deferred, &pickups, 0};
+  std::uint64_t max_seq = 0;
+  for (SegmentSeq seq : *segs) {
+    max_seq = std::max(max_seq, seq.value());
+    ++out.report.segments;
+    std::string path = detail::segment_path(dir, seq);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail_errno(errno);
+    struct stat sb {};
+    bool ok = false;
+    if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
+      auto size = static_cast<std::size_t>(sb.st_size);
+      void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p != MAP_FAILED) {
+        ok = scan_segment(std::string_view(static_cast<const char*>(p), size), seq, st);
+        ::munmap(p, size);
+      }
+    }
+    ::close(fd);
+    if (!ok) {
+      // Quarantined in place: not in the index, so never appended to or deleted.
+      ++out.report.bad_segments;
+      log::error("spool: {}: bad or missing segment header; left for inspection", path);
+    }
+  }
+  if (out.report.torn_segments > 0) {
+    log::warn("spool: {}: {} segment(s) ended in a torn or corrupt record ({} bytes dropped)", dir,
+              out.report.torn_segments, out.report.dropped_bytes);
+  }
+  // Jobs without their commit record were never accepted.
+  std::vector<MessageId> uncommitted;
+  out.index.for_each([&](MessageId id, const SpoolIndex::Entry& e) {
+    if (e.is_job && !e.committed) uncommitted.push_back(id);
+  });
+  for (MessageId id : uncommitted) out.index.drop(id);
+  out.report.uncommitted_jobs = uncommitted.size();
+  // One queued copy per pickup file: a repeated identity keeps the latest commit.
+  std::map<std::string, std::size_t> latest;
+  for (std::size_t i = 0; i < pickups.size(); ++i) {
+    const PickupIdentity& p = pickups[i].first;
+    std::string key = p.name + '\0' + std::to_string(p.device) + ':' + std::to_string(p.inode) +
+                      ':' + std::to_string(p.size) + ':' + std::to_string(p.mtime_ns);
+    auto [it, inserted] = latest.try_emplace(key, i);
+    if (!inserted) {
+      ++out.report.duplicate_pickups;
+      out.index.drop(pickups[it->second].second);
+      it->second = i;
+    }
+  }
+  for (const auto& [key, i] : latest) out.pickups.push_back(pickups[i].first);
+  // Keep the last Deferred state per recipient that is still deferred.
+  auto& d = out.deferred;
+  std::stable_sort(d.begin(), d.end(), [](const PendingRecipient& a, const PendingRecipient& b) {
+    return std::pair(a.message, a.recipient) < std::pair(b.message, b.recipient);
+  });
+  std::vector<PendingRecipient> kept;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    bool last = i + 1 == d.size() || d[i + 1].message != d[i].message ||
+                d[i + 1].recipient != d[i].recipient;
+    if (last && out.index.state(d[i].message, d[i].recipient) == RecipientState::Deferred) {
+      kept.push_back(d[i]);
+    }
+  }
+  d = std::move(kept);
+  out.next_segment = SegmentSeq(max_seq + 1);
+  out.next_id = MessageId(std::max(st.max_id + 1, (std::uint64_t{shard} << 48) + 1));
+  return out;
+}
+
+void for_each_pending(const RecoveryResult& r,
+                      const std::function<void(const PendingRecipient&)>& fn) {
+  r.index.for_each([&](MessageId id, const SpoolIndex::Entry& e) {
+    if (!e.committed) return;
+    for (std::uint32_t i = 0; i < e.state.size(); ++i) {
+      auto s = static_cast<RecipientState>(e.state[i]);
+      if (is_final(s)) continue;
+      PendingRecipient p{id, RecipientIndex(i), 0, 0};
+      if (s == RecipientState::Deferred) {
+        auto it = std::lower_bound(r.deferred.begin(), r.deferred.end(), p,
+                                   [](const PendingRecipient& a, const PendingRecipient& b) {
+                                     return std::pair(a.message, a.recipient) <
+                                            std::pair(b.message, b.recipient);
+                                   });
+        if (it != r.deferred.end() && it->message == id && it->recipient == p.recipient) p = *it;
+      }
+      fn(p);
+    }
+  });
+}
+
+}  // namespace salvo::spool

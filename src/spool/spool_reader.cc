@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+// Record read-back: pread for tools and tests, io::Engine reads for shard code.
+#include <salvo/spool/spool_reader.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <salvo/io/engine.h>
+#include <salvo/spool/errc.h>
+
+#include "spool/segment_file.h"
+
+namespace salvo::spool {
+
+Result<RecordBytes> read_record(const std::string& dir, Location loc) {
+  if (loc.length < kFrameOverhead) return fail(errc::malformed_record);
+  std::string path = detail::segment_path(dir, loc.segment);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno(errno);
+  RecordBytes out;
+  out.bytes.resize(loc.length);
+  std::size_t done = 0;
+  while (done < loc.length) {
+    ssize_t n = ::pread(fd, out.bytes.data() + done, loc.length - done,
+                        static_cast<off_t>(loc.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : 0;
+      ::close(fd);
+      if (err != 0) return fail_errno(err);
+      return fail(errc::malformed_record);  // past the end of the file
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  auto raw = parse_framed(std::string_view(out.bytes.data(), out.bytes.size()), loc.offset);
+  if (!raw) return std::unexpected(raw.error());
+  if (raw->length != loc.length) return fail(errc::malformed_record);
+  out.raw = *raw;
+  return out;
+}
+
+class SpoolReader::ReadOp final : public io::Completion {
+ public:
+  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
+    if (reader != nullptr) {
+      reader->on_io(*this, res);
+    } else {
+      delete this;
+    }
+  }
+  SpoolReader* reader = nullptr;
+  ReadWaiter* waiter = nullptr;
+  Location loc;
+  int fd = -1;
+  std::vector<char> buf;
+  std::size_t done = 0;
+};
+
+SpoolReader::SpoolReader(io::Engine& engine, std::string dir)
+    : engine_(engine), dir_(std::move(dir)) {}
+
+SpoolReader::~SpoolReader() {
+  // Reads still in flight free themselves at their final CQE; their fds stay open (a
+  // shutdown-only leak) so an unsubmitted read never meets a closed or reused fd.
+  for (ReadOp* op : in_flight_) op->reader = nullptr;
+  for (auto& [seq, fd] : fds_) {
+    bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
+                            [fd = fd](const ReadOp* op) { return op->fd == fd; });
+    if (!busy) ::close(fd);
+  }
+}
+
+Result<int> SpoolReader::fd_for(SegmentSeq seq) {
+  for (auto& [s, fd] : fds_) {
+    if (s == seq.value()) return fd;
+  }
+  int fd = ::open(detail::segment_path(dir_, seq).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno(errno);
+  if (fds_.size() >= kMaxOpenFds) {
+    ::close(fds_.front().second);
+    fds_.pop_front();
+  }
+  fds_.emplace_back(seq.value(), fd);
+  return fd;
+}
+
+void SpoolReader::read(Location loc, ReadWaiter* waiter) noexcept {
+  if (loc.length < kFrameOverhead) {
+    waiter->on_read(fail(errc::malformed_record));
+    return;
+  }
+  auto fd = fd_for(loc.segment);
+  if (!fd) {
+    waiter->on_read(std::unexpected(fd.error()));
+    return;
+  }
+  auto* op = new ReadOp;
+  op->reader = this;
+  op->waiter = waiter;
+  op->loc = loc;
+  op->fd = *fd;
+  op->buf.resize(loc.length);
+  in_flight_.push_back(op);
+  engine_.read(op->fd, std::span<char>(op->buf.data(), op->buf.size()), loc.offset, op);
+}
+
+void SpoolReader::on_io(ReadOp& op, std::int32_t res) noexcept {
+  if (res == -EINTR || res == -EAGAIN ||
+      (res > 0 && op.done + static_cast<std::size_t>(res) < op.buf.size())) {
+    if (res > 0) op.done += static_cast<std::size_t>(res);
+    engine_.read(op.fd, std::span<char>(op.buf.data() + op.done, op.buf.size() - op.done),
+                 op.loc.offset + op.done, &op);
+    return;
+  }
+  in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), &op));
+  Result<RawRecord> rec = fail(errc::malformed_record);
+  if (res < 0) {
+    rec = std::unexpected(io::to_error_code(res));
+  } else if (res > 0) {
+    rec = parse_framed(std::string_view(op.buf.data(), op.buf.size()), op.loc.offset);
+    if (rec && rec->length != op.loc.length) rec = fail(errc::malformed_record);
+  }
+  ReadWaiter* w = op.waiter;
+  // The payload views into op.buf: call before freeing.
+  w->on_read(std::move(rec));
+  delete &op;
+}
+
+}  // namespace salvo::spool

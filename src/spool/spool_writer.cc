@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: Apache-2.0
+// SpoolWriter: batching, the write -> fdatasync pipeline, fsyncgate handling (a failed
+// write or fdatasync fails its batch and retires the segment, never retried), deferred job
+// commits and segment reclamation.
+#include <salvo/spool/spool_writer.h>
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include <salvo/base/log.h>
+#include <salvo/io/engine.h>
+#include <salvo/spool/errc.h>
+
+#include "spool/segment_file.h"
+
+namespace salvo::spool {
+
+struct SpoolWriter::Effect {
+  enum class Kind : std::uint8_t { Message, JobTemplate, JobBatch, JobCommit, States };
+  Kind kind = Kind::Message;
+  MessageId id{};
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;
+  std::uint64_t rel_offset = 0;  // within the batch: relocation keeps it valid
+  std::uint32_t length = 0;
+  std::vector<StateUpdate> updates;
+  CommitWaiter* waiter = nullptr;
+};
+
+struct SpoolWriter::Batch {
+  SegmentSeq seg{};
+  std::uint64_t offset = 0;
+  std::string buf;
+  std::vector<Effect> effects;
+  std::uint32_t messages = 0;
+  bool sealed = false;
+  std::error_code doom;  // set when it could not be moved off a retired segment
+};
+
+struct SpoolWriter::OpenSegment {
+  int fd = -1;
+  std::uint64_t capacity = 0;
+  std::uint64_t next_offset = 0;
+  std::uint32_t batches = 0;  // pending or in flight
+  bool retired = false;
+};
+
+struct SpoolWriter::JobProgress {
+  std::uint32_t outstanding = 0;  // appended records not yet committed
+  std::uint32_t next_index = 0;
+  bool failed = false;
+  bool commit_requested = false;
+  JobCommitRecord commit;
+  CommitWaiter* commit_waiter = nullptr;
+};
+
+class SpoolWriter::CommitOp final : public io::Completion {
+ public:
+  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
+    if (owner != nullptr) {
+      owner->on_io(*this, res);
+      return;
+    }
+    // The writer is gone: let the kernel finish, then free (STYLE.md §5.3 lifetime).
+    if (own_fd) ::close(fd);
+    delete this;
+  }
+  SpoolWriter* owner = nullptr;
+  std::unique_ptr<Batch> batch;
+  int fd = -1;
+  std::size_t written = 0;
+  bool syncing = false;
+  bool own_fd = false;
+  TimePoint sync_start{};
+};
+
+class SpoolWriter::Timer final : public io::Completion {
+ public:
+  void on_complete(std::int32_t, std::uint32_t) noexcept override {
+    armed = false;
+    if (owner == nullptr) {
+      delete this;
+      return;
+    }
+    owner->on_timer();
+  }
+  SpoolWriter* owner = nullptr;
+  bool armed = false;
+};
+
+namespace {
+using Calls = std::vector<std::pair<CommitWaiter*, Status>>;
+std::int64_t unix_ns(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
+SpoolWriter::SpoolWriter(io::Engine& engine, const Clock& clock, WriterOptions options,
+                         SpoolIndex& index, SegmentSeq next_segment, MessageId next_id)
+    : engine_(engine),
+      clock_(clock),
+      options_(std::move(options)),
+      index_(index),
+      next_segment_(next_segment.value() == 0 ? SegmentSeq(1) : next_segment),
+      next_id_(next_id.value() == 0 ? 1 : next_id.value()),
+      timer_(new Timer) {
+  timer_->owner = this;
+  options_.batch_max_records = std::max<std::uint32_t>(options_.batch_max_records, 1);
+}
+
+SpoolWriter::~SpoolWriter() {
+  if (timer_->armed) {
+    timer_->owner = nullptr;
+    engine_.cancel(timer_);
+  } else {
+    delete timer_;
+  }
+  if (in_flight_ != nullptr) {
+    in_flight_->owner = nullptr;
+    auto it = segments_.find(in_flight_->batch->seg.value());
+    if (it != segments_.end()) {
+      in_flight_->own_fd = true;
+      it->second->fd = -1;
+    }
+  }
+  Status closed = fail(errc::writer_closed);
+  for (auto& b : pending_) {
+    for (auto& e : b->effects) {
+      if (e.waiter != nullptr) e.waiter->on_committed(closed);
+    }
+  }
+  for (auto& [id, job] : jobs_) {
+    if (job->commit_requested && job->commit_waiter != nullptr) {
+      job->commit_waiter->on_committed(closed);
+    }
+  }
+  for (auto& [seq, seg] : segments_) {
+    if (seg->fd >= 0) ::close(seg->fd);
+  }
+}
+
+MessageId SpoolWriter::allocate_id() noexcept { return MessageId(next_id_++); }
+
+Status SpoolWriter::ensure_segment(std::uint64_t framed) {
+  if (current_.value() != 0) {
+    OpenSegment& cur = *segments_.at(current_.value());
+    if (!cur.retired && cur.next_offset + framed <= cur.capacity) return {};
+  }
+  std::uint64_t need = (framed + 8191) / 4096 * 4096;
+  std::uint64_t cap = std::max(options_.segment_size, need);
+  SegmentSeq seq = next_segment_;
+  auto created =
+      detail::create_segment(options_.dir, seq, options_.shard, cap, unix_ns(clock_.wall_now()));
+  if (!created) {
+    if (created.error() == std::errc::no_space_on_device) ++stats_.no_space;
+    log::error("spool: cannot create segment {}: {}", detail::segment_path(options_.dir, seq),
+               created.error().message());
+    return std::unexpected(created.error());
+  }
+  next_segment_ = SegmentSeq(seq.value() + 1);
+  auto seg = std::make_unique<OpenSegment>();
+  seg->fd = created->fd;
+  seg->capacity = cap;
+  seg->next_offset = created->header_length;
+  segments_.emplace(seq.value(), std::move(seg));
+  index_.add_segment(seq);
+  ++stats_.segments_created;
+  SegmentSeq old = current_;
+  current_ = seq;
+  if (!pending_.empty()) pending_.back()->sealed = true;
+  if (old.value() != 0) release_segment(old);
+  return {};
+}
+
+SpoolWriter::Batch& SpoolWriter::batch_for(std::uint64_t framed) {
+  if (!pending_.empty()) {
+    Batch& back = *pending_.back();
+    if (!back.sealed && back.seg == current_ &&
+        back.buf.size() + framed <= options_.batch_max_bytes) {
+      return back;
+    }
+    back.sealed = true;
+  }
+  OpenSegment& seg = *segments_.at(current_.value());
+  auto b = std::make_unique<Batch>();
+  b->seg = current_;
+  b->offset = seg.next_offset;
+  ++seg.batches;
+  pending_.push_back(std::move(b));
+  return *pending_.back();
+}
+
+Status SpoolWriter::append_record(RecordType type, Effect effect, CommitWaiter* w) {
+  if (scratch_.size() > kMaxPayload) return fail(errc::record_too_large);
+  std::uint64_t framed = scratch_.size() + kFrameOverhead;
+  if (auto st = ensure_segment(framed); !st) return st;
+  Batch& b = batch_for(framed);
+  effect.rel_offset = b.buf.size();
+  effect.length = static_cast<std::uint32_t>(framed);
+  effect.waiter = w;
+  frame(type, scratch_, b.buf);
+  segments_.at(current_.value())->next_offset += framed;
+  buffered_bytes_ += framed;
+  if (type == RecordType::Message || type == RecordType::JobCommit) ++b.messages;
+  b.effects.push_back(std::move(effect));
+  if (b.effects.size() >= options_.batch_max_records || b.buf.size() >= options_.batch_max_bytes) {
+    b.sealed = true;
+  }
+  maybe_start_commit(false);
+  if (in_flight_ == nullptr && !pending_.empty()) arm_timer();
+  return {};
+}
+
+Result<MessageId> SpoolWriter::append_message(MessageRecord& m, CommitWaiter* w) {
+  owner_.check();
+  if (m.id.value() == 0) m.id = allocate_id();
+  scratch_.clear();
+  encode(m, scratch_);
+  Effect e{.kind = Effect::Kind::Message,
+           .id = m.id,
+           .count = static_cast<std::uint32_t>(m.recipients.size())};
+  if (auto st = append_record(RecordType::Message, std::move(e), w); !st) {
+    return std::unexpected(st.error());
+  }
+  return m.id;
+}
+
+Result<MessageId> SpoolWriter::append_job_template(JobTemplateRecord& t, CommitWaiter* w) {
+  owner_.check();
+  if (t.job_id.value() == 0) t.job_id = allocate_id();
+  scratch_.clear();
+  encode(t, scratch_);
+  if (auto st = append_record(RecordType::JobTemplate,
+                              Effect{.kind = Effect::Kind::JobTemplate, .id = t.job_id}, w);
+      !st) {
+    return std::unexpected(st.error());
+  }
+  auto& job = jobs_[t.job_id.value()];
+  job = std::make_unique<JobProgress>();
+  job->outstanding = 1;
+  return t.job_id;
+}
+
+Status SpoolWriter::append_job_recipients(const JobRecipientsRecord& b, CommitWaiter* w) {
+  owner_.check();
+  auto it = jobs_.find(b.job_id.value());
+  if (it == jobs_.end()) return fail(errc::unknown_job);
+  JobProgress& job = *it->second;
+  if (job.failed) return fail(errc::job_failed);
+  if (job.commit_requested || b.first_index != job.next_index || b.recipients.empty()) {
+    return fail(errc::malformed_record);
+  }
+  scratch_.clear();
+  encode(b, scratch_);
+  auto n = static_cast<std::uint32_t>(b.recipients.size());
+  Effect e{.kind = Effect::Kind::JobBatch, .id = b.job_id, .first = b.first_index, .count = n};
+  if (auto st = append_record(RecordType::JobRecipients, std::move(e), w); !st) return st;
+  job.next_index += n;
+  ++job.outstanding;
+  return {};
+}
+
+Status SpoolWriter::append_job_commit(const JobCommitRecord& c, CommitWaiter* w) {
+  owner_.check();
+  auto it = jobs_.find(c.job_id.value());
+  if (it == jobs_.end()) return fail(errc::unknown_job);
+  JobProgress& job = *it->second;
+  if (job.failed) {
+    jobs_.erase(it);
+    index_.drop(c.job_id);
+    return fail(errc::job_failed);
+  }
+  if (job.commit_requested || c.recipient_count != job.next_index) {
+    return fail(errc::malformed_record);
+  }
+  if (job.outstanding == 0) {  // everything before it is durable: append it now
+    jobs_.erase(it);
+    scratch_.clear();
+    encode(c, scratch_);
+    Status st = append_record(RecordType::JobCommit,
+                              Effect{.kind = Effect::Kind::JobCommit, .id = c.job_id}, w);
+    if (!st) index_.drop(c.job_id);
+    return st;
+  }
+  job.commit_requested = true;
+  job.commit = c;
+  job.commit_waiter = w;
+  return {};
+}
+
+Status SpoolWriter::append_states(std::span<const StateUpdate> updates, CommitWaiter* w) {
+  owner_.check();
+  RecipientStateRecord rec;
+  rec.updates.assign(updates.begin(), updates.end());
+  scratch_.clear();
+  encode(rec, scratch_);
+  return append_record(RecordType::RecipientState,
+                       Effect{.kind = Effect::Kind::States, .updates = std::move(rec.updates)}, w);
+}
+
+void SpoolWriter::run_deferred_job_commits() noexcept {
+  std::vector<std::uint64_t> ready;
+  for (auto& [id, job] : jobs_) {
+    if (job->commit_requested && (job->failed || job->outstanding == 0)) ready.push_back(id);
+  }
+  for (std::uint64_t id : ready) {
+    auto it = jobs_.find(id);
+    std::unique_ptr<JobProgress> job = std::move(it->second);
+    jobs_.erase(it);
+    Status st;
+    if (job->failed) {
+      index_.drop(MessageId(id));
+      st = fail(errc::job_failed);
+    } else {
+      scratch_.clear();
+      encode(job->commit, scratch_);
+      st = append_record(RecordType::JobCommit,
+                         Effect{.kind = Effect::Kind::JobCommit, .id = MessageId(id)},
+                         job->commit_waiter);
+      if (!st) index_.drop(MessageId(id));
+    }
+    if (!st && job->commit_waiter != nullptr) job->commit_waiter->on_committed(st);
+  }
+}
+
+void SpoolWriter::flush() noexcept { maybe_start_commit(true); }
+
+bool SpoolWriter::idle() const noexcept { return in_flight_ == nullptr && pending_.empty(); }
+
+void SpoolWriter::arm_timer() noexcept {
+  if (timer_->armed) return;
+  timer_->armed = true;
+  engine_.timeout(options_.batch_max_delay, timer_);
+}
+
+void SpoolWriter::on_timer() noexcept { maybe_start_commit(true); }
+
+void SpoolWriter::maybe_start_commit(bool force) noexcept {
+  while (in_flight_ == nullptr && !pending_.empty()) {
+    Batch& front = *pending_.front();
+    if (front.doom) {
+      std::unique_ptr<Batch> b = std::move(pending_.front());
+      pending_.pop_front();
+      std::error_code ec = b->doom;
+      finish_batch(std::move(b), std::unexpected(ec));
+      return;  // finish_batch restarts the pipeline
+    }
+    if (!front.sealed && !force) return;
+    if (front.effects.empty()) {  // nothing appended (all moved away)
+      std::unique_ptr<Batch> b = std::move(pending_.front());
+      pending_.pop_front();
+      release_segment(b->seg);
+      continue;
+    }
+    front.sealed = true;
+    auto* op = new CommitOp;
+    op->owner = this;
+    op->batch = std::move(pending_.front());
+    pending_.pop_front();
+    op->fd = segments_.at(op->batch->seg.value())->fd;
+    in_flight_ = op;
+    const std::string& buf = op->batch->buf;
+    engine_.write(op->fd, std::span<const char>(buf.data(), buf.size()), op->batch->offset, op);
+    return;
+  }
+}
+
+void SpoolWriter::on_io(CommitOp& op, std::int32_t res) noexcept {
+  const std::string& buf = op.batch->buf;
+  std::error_code err;
+  if (!op.syncing) {
+    if (res == -EINTR || res == -EAGAIN) {
+      engine_.write(op.fd, std::span<const char>(buf.data() + op.written, buf.size() - op.written),
+                    op.batch->offset + op.written, &op);
+      return;
+    }
+    if (res > 0) {
+      op.written += static_cast<std::size_t>(res);
+      if (op.written < buf.size()) {  // short write: continue, never silent
+        ++stats_.short_writes;
+        engine_.write(op.fd,
+                      std::span<const char>(buf.data() + op.written, buf.size() - op.written),
+                      op.batch->offset + op.written, &op);
+        return;
+      }
+      if (options_.sync == SyncMode::Fdatasync) {
+        op.syncing = true;
+        op.sync_start = clock_.now();
+        engine_.fdatasync(op.fd, &op);
+        return;
+      }
+    } else {
+      ++stats_.write_failures;
+      err = res == 0 ? make_error_code(errc::short_write) : io::to_error_code(res);
+    }
+  } else {
+    auto lat = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.now() - op.sync_start);
+    stats_.fsync_latency_ns.record(
+        static_cast<std::uint64_t>(std::max<std::int64_t>(lat.count(), 0)));
+    if (res != 0) {
+      // fsyncgate: the kernel may have dropped the dirty pages; a later fdatasync could
+      // "succeed" without the data. Never retry, never trust this segment again.
+      ++stats_.fsync_failures;
+      err = io::to_error_code(res < 0 ? res : -EIO);
+    }
+  }
+  std::unique_ptr<Batch> batch = std::move(op.batch);
+  in_flight_ = nullptr;
+  delete &op;
+  if (err) {
+    if (err == std::errc::no_space_on_device) ++stats_.no_space;
+    SegmentSeq seg = batch->seg;
+    OpenSegment& s = *segments_.at(seg.value());
+    if (!s.retired) {
+      s.retired = true;
+      ++stats_.segments_retired;
+      log::error("spool: {} on {}; segment retired, {} records failed", err.message(),
+                 detail::segment_path(options_.dir, seg), batch->effects.size());
+    }
+    if (current_ == seg) current_ = SegmentSeq{};
+    relocate_pending(seg);
+    finish_batch(std::move(batch), std::unexpected(err));
+    return;
+  }
+  finish_batch(std::move(batch), Status{});
+}
+
+void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
+  std::uint64_t bytes = 0;
+  for (auto& b : pending_) {
+    if (b->seg == retired) bytes += b->buf.size();
+  }
+  if (bytes == 0) return;
+  // A fresh segment holds the moved batches in their commit order, so no later write can
+  // land before an unwritten gap (recovery stops at the first gap).
+  SegmentSeq keep_current = current_;
+  current_ = SegmentSeq{};
+  std::vector<Batch*> moved;
+  for (auto& b : pending_) {
+    if (b->seg == retired) moved.push_back(b.get());
+  }
+  Status st = ensure_segment(bytes);
+  for (Batch* b : moved) {
+    OpenSegment& old = *segments_.at(retired.value());
+    --old.batches;
+    if (!st) {
+      b->doom = st.error();
+      ++old.batches;  // still counted until finished
+      continue;
+    }
+    OpenSegment& seg = *segments_.at(current_.value());
+    b->seg = current_;
+    b->offset = seg.next_offset;
+    seg.next_offset += b->buf.size();
+    ++seg.batches;
+    b->sealed = true;
+  }
+  if (st && keep_current.value() != 0 && keep_current != retired) {
+    // Appends continue where they were; the relocation segment is done.
+    SegmentSeq reloc = current_;
+    current_ = keep_current;
+    release_segment(reloc);
+  }
+}
+
+void SpoolWriter::release_segment(SegmentSeq seq) noexcept {
+  auto it = segments_.find(seq.value());
+  if (it == segments_.end()) return;
+  if (it->second->batches > 0 || seq == current_) return;
+  if (it->second->fd >= 0) ::close(it->second->fd);
+  segments_.erase(it);
+}
+
+void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noexcept {
+  buffered_bytes_ -= batch->buf.size();
+  Calls calls;
+  calls.reserve(batch->effects.size());
+  auto job_of = [&](MessageId id) -> JobProgress* {
+    auto it = jobs_.find(id.value());
+    return it == jobs_.end() ? nullptr : it->second.get();
+  };
+  for (Effect& e : batch->effects) {
+    Location loc{batch->seg, batch->offset + e.rel_offset, e.length};
+    Status st = status;
+    switch (e.kind) {
+      case Effect::Kind::Message:
+        if (status) index_.add_message(e.id, loc, e.count);
+        break;
+      case Effect::Kind::JobTemplate:
+      case Effect::Kind::JobBatch: {
+        JobProgress* job = job_of(e.id);
+        if (job != nullptr) --job->outstanding;
+        if (status) {
+          if (e.kind == Effect::Kind::JobTemplate) {
+            index_.add_job_template(e.id, loc);
+          } else if (!index_.add_job_batch(e.id, e.first, e.count, loc)) {
+            st = fail(errc::job_failed);
+          }
+        }
+        if (!st && job != nullptr && !job->failed) {
+          job->failed = true;
+          index_.drop(e.id);
+        }
+        break;
+      }
+      case Effect::Kind::JobCommit:
+        if (status && !index_.commit_job(e.id, loc)) st = fail(errc::unknown_job);
+        if (!st) index_.drop(e.id);
+        break;
+      case Effect::Kind::States:
+        if (status) {
+          for (const StateUpdate& u : e.updates) index_.apply(u, batch->seg);
+        }
+        break;
+    }
+    if (e.waiter != nullptr) calls.emplace_back(e.waiter, std::move(st));
+  }
+  if (status) {
+    ++stats_.commits;
+    stats_.records += batch->effects.size();
+    stats_.messages += batch->messages;
+    stats_.bytes += batch->buf.size();
+    stats_.messages_per_commit.record(batch->messages);
+  } else {
+    ++stats_.failed_batches;
+  }
+  SegmentSeq seg = batch->seg;
+  auto it = segments_.find(seg.value());
+  if (it != segments_.end()) --it->second->batches;
+  release_segment(seg);
+  batch.reset();
+  run_deferred_job_commits();
+  if (status) reclaim();
+  maybe_start_commit(true);
+  if (in_flight_ == nullptr && !pending_.empty()) arm_timer();
+  for (auto& [w, st] : calls) w->on_committed(st);
+}
+
+void SpoolWriter::reclaim() noexcept {
+  // Never the open segments (current, or with batches pending/in flight) or later ones.
+  SegmentSeq keep = next_segment_;
+  if (!segments_.empty()) keep = SegmentSeq(segments_.begin()->first);
+  if (current_.value() != 0) keep = std::min(keep, current_);
+  for (SegmentSeq seq : index_.reclaimable(keep)) {
+    std::string path = detail::segment_path(options_.dir, seq);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      log::warn("spool: cannot delete {}: {}", path, std::strerror(errno));
+      return;
+    }
+    // Each unlink is made durable before the next: a segment holding final states for an
+    // older one is deleted after it, and a crash must not reorder the two.
+    if (auto st = detail::fsync_dir(options_.dir); !st) {
+      log::warn("spool: fsync of {} failed: {}", options_.dir, st.error().message());
+    }
+    index_.remove_segment(seq);
+    ++stats_.segments_deleted;
+  }
+}
+
+bool SpoolWriter::free_space_ok() const noexcept {
+  TimePoint now = clock_.now();
+  if (space_checked_ != TimePoint{} && now - space_checked_ < std::chrono::milliseconds(100)) {
+    return space_ok_;
+  }
+  space_checked_ = now;
+  struct statvfs sv {};
+  if (::statvfs(options_.dir.c_str(), &sv) != 0) {
+    space_ok_ = false;
+    return space_ok_;
+  }
+  std::uint64_t free_bytes = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
+  space_ok_ = free_bytes >= options_.reserve_bytes;
+  return space_ok_;
+}
+
+}  // namespace salvo::spool

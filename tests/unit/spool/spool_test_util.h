@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// Helpers for the spool tests: a temporary spool directory, a recording CommitWaiter,
+// message builders and a bounded engine loop.
+#pragma once
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <salvo/io/engine.h>
+#include <salvo/spool/records.h>
+#include <salvo/spool/spool_writer.h>
+
+namespace salvo::spool::test {
+
+class TempDir {
+ public:
+  explicit TempDir(const char* base = "/tmp") {
+    std::string tmpl = std::string(base) + "/salvo_spool_test_XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    char* p = ::mkdtemp(buf.data());
+    if (p != nullptr) path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+class Waiter final : public CommitWaiter {
+ public:
+  void on_committed(Status status) noexcept override {
+    ++calls;
+    if (status) {
+      ++ok;
+    } else {
+      errors.push_back(status.error());
+    }
+    if (hook) hook(status);
+  }
+  int calls = 0;
+  int ok = 0;
+  std::vector<std::error_code> errors;
+  std::function<void(const Status&)> hook;
+};
+
+// Owns the strings a MessageRecord views.
+struct MessageFixture {
+  std::string from = "sender@example.org";
+  std::vector<std::string> rcpts{"a@example.com", "b@example.net"};
+  std::string body = "Subject: hi\r\n\r\nhello\r\n";
+  std::string job = "job-1";
+  MessageRecord record() const {
+    MessageRecord m;
+    m.received_unix_ns = 1'767'225'600'000'000'000;
+    m.source = Source::Smtp;
+    m.reverse_path = from;
+    m.job = job;
+    m.body = body;
+    for (const auto& r : rcpts) m.recipients.push_back({r, kNotifyFailure, {}});
+    return m;
+  }
+};
+
+inline bool run_until(io::Engine& e, const std::function<bool()>& pred,
+                      std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    e.run_once(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+inline std::unique_ptr<io::Engine> make_uring() {
+  std::string why;
+  auto e = io::create_engine("uring", io::EngineOptions{.queue_depth = 256}, &why);
+  if (!e) return nullptr;
+  return std::move(*e);
+}
+
+}  // namespace salvo::spool::test

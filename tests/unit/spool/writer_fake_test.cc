@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: Apache-2.0
+// SpoolWriter on the FakeEngine: batching, waiters only after fdatasync, fsyncgate (EIO ->
+// every waiter fails, segment retired, the next batch goes to a new segment), short
+// writes, ENOSPC, the batch timer, fsync=false, and deferred job commits.
+#include <cerrno>
+#include <chrono>
+
+#include <gtest/gtest.h>
+
+#include <salvo/spool/errc.h>
+#include <salvo/spool/spool_writer.h>
+
+#include "spool_test_util.h"
+#include "support/fake_engine.h"
+#include "support/test_clock.h"
+
+namespace salvo::spool::test {
+namespace {
+
+using namespace std::chrono_literals;
+using salvo::test::FakeEngine;
+using salvo::test::FakeMode;
+using salvo::test::OpKind;
+using salvo::test::TestClock;
+
+class WriterFake : public ::testing::Test {
+ protected:
+  void make(FakeMode mode, WriterOptions o = {}) {
+    engine_ = std::make_unique<FakeEngine>(clock_, mode);
+    o.dir = dir_.path();
+    o.segment_size = o.segment_size == (64ull << 20) ? (1u << 20) : o.segment_size;
+    writer_ =
+        std::make_unique<SpoolWriter>(*engine_, clock_, o, index_, SegmentSeq(1), MessageId(1));
+  }
+  // A writer destroyed with its batch timer armed cancels it; the cancelled timer frees
+  // itself at its final call, so the engine runs once more (io::Completion lifetime).
+  void TearDown() override {
+    writer_.reset();
+    if (engine_) pump();
+  }
+  void append(int n, Waiter& w) {
+    for (int i = 0; i < n; ++i) {
+      MessageRecord m = fx_.record();
+      ASSERT_TRUE(writer_->append_message(m, &w));
+    }
+  }
+  void pump(int rounds = 20) {
+    for (int i = 0; i < rounds; ++i) engine_->run_once(0ms);
+  }
+  const salvo::test::FakeOp& pending_write() const {
+    for (const auto& op : engine_->pending()) {
+      if (op.kind == OpKind::Write) return op;
+    }
+    static const salvo::test::FakeOp kNone;
+    return kNone;
+  }
+  std::size_t count(OpKind k) const {
+    std::size_t n = 0;
+    for (const auto& op : engine_->history()) n += op.kind == k ? 1 : 0;
+    return n;
+  }
+  TempDir dir_;
+  TestClock clock_;
+  SpoolIndex index_;
+  MessageFixture fx_;
+  std::unique_ptr<FakeEngine> engine_;
+  std::unique_ptr<SpoolWriter> writer_;
+};
+
+TEST_F(WriterFake, WaitersOnlyAfterFdatasync) {
+  make(FakeMode::Manual);
+  Waiter w;
+  append(3, w);
+  writer_->flush();
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);
+  auto len = static_cast<std::int32_t>(pending_write().data.size());
+  ASSERT_TRUE(engine_->complete_next(OpKind::Write, len));
+  pump();
+  EXPECT_EQ(w.calls, 0);
+  ASSERT_EQ(engine_->pending_count(OpKind::Fdatasync), 1u);
+  EXPECT_EQ(index_.message_count(), 0u);
+  ASSERT_TRUE(engine_->complete_next(OpKind::Fdatasync, 0));
+  pump();
+  EXPECT_EQ(w.ok, 3);
+  EXPECT_EQ(index_.message_count(), 3u);
+  EXPECT_EQ(writer_->stats().commits, 1u);
+  EXPECT_EQ(writer_->stats().messages, 3u);
+  EXPECT_TRUE(writer_->idle());
+}
+
+TEST_F(WriterFake, ManyAppendsFewFsyncs) {
+  make(FakeMode::Auto, WriterOptions{.batch_max_records = 256});
+  Waiter w;
+  append(1000, w);
+  pump(50);
+  EXPECT_EQ(w.ok, 1000);
+  EXPECT_EQ(count(OpKind::Fdatasync), 4u);  // 256 + 256 + 256 + 232
+  EXPECT_EQ(writer_->stats().commits, 4u);
+  EXPECT_GE(writer_->stats().messages_per_commit.mean(), 200.0);
+}
+
+TEST_F(WriterFake, BatchBoundedByBytes) {
+  make(FakeMode::Auto, WriterOptions{.batch_max_bytes = 4096});
+  fx_.body.assign(1500, 'x');
+  Waiter w;
+  append(10, w);
+  pump(50);
+  EXPECT_EQ(w.ok, 10);
+  EXPECT_GE(count(OpKind::Fdatasync), 4u);
+  for (const auto& op : engine_->history()) {
+    if (op.kind == OpKind::Write) {
+      EXPECT_LE(op.data.size(), 4096u);
+    }
+  }
+}
+
+TEST_F(WriterFake, TimerCommitsAPartialBatch) {
+  make(FakeMode::Auto);
+  Waiter w;
+  append(1, w);
+  pump();
+  EXPECT_EQ(count(OpKind::Write), 0u);
+  clock_.advance(1ms);
+  pump();
+  EXPECT_EQ(w.ok, 1);
+}
+
+TEST_F(WriterFake, FdatasyncEioFailsBatchRetiresSegment) {
+  make(FakeMode::Auto);
+  engine_->script(OpKind::Fdatasync, -EIO);
+  Waiter w1;
+  append(3, w1);
+  writer_->flush();
+  pump();
+  ASSERT_EQ(w1.calls, 3);
+  EXPECT_EQ(w1.ok, 0);
+  for (auto& e : w1.errors) EXPECT_EQ(e, std::errc::io_error);
+  EXPECT_EQ(index_.message_count(), 0u);
+  EXPECT_EQ(writer_->stats().fsync_failures, 1u);
+  EXPECT_EQ(writer_->stats().segments_retired, 1u);
+  Waiter w2;
+  append(2, w2);
+  writer_->flush();
+  pump();
+  EXPECT_EQ(w2.ok, 2);
+  EXPECT_EQ(writer_->stats().segments_created, 2u);
+  EXPECT_EQ(count(OpKind::Fdatasync), 2u);  // the failed fdatasync was never retried
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(2));
+  EXPECT_EQ(index_.find(MessageId(4))->loc.segment, SegmentSeq(2));
+}
+
+TEST_F(WriterFake, PendingBatchMovesToFreshSegmentAfterFailure) {
+  make(FakeMode::Manual, WriterOptions{.batch_max_records = 2});
+  Waiter a, b;
+  append(2, a);  // sealed: write issued
+  append(2, b);  // pending behind it, same segment
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);
+  const auto first = pending_write();
+  ASSERT_TRUE(engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(first.data.size())));
+  pump(1);
+  ASSERT_TRUE(engine_->complete_next(OpKind::Fdatasync, -EIO));
+  pump(1);
+  EXPECT_EQ(a.calls, 2);
+  EXPECT_EQ(a.ok, 0);
+  EXPECT_EQ(b.calls, 0);
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);
+  const auto second = pending_write();
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(2));
+  EXPECT_EQ(second.offset, first.offset);  // right after the new segment's header
+  ASSERT_TRUE(engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(second.data.size())));
+  pump(1);
+  ASSERT_TRUE(engine_->complete_next(OpKind::Fdatasync, 0));
+  pump(1);
+  EXPECT_EQ(b.ok, 2);
+  EXPECT_EQ(index_.message_count(), 2u);
+}
+
+TEST_F(WriterFake, ShortWriteIsContinued) {
+  make(FakeMode::Auto);
+  engine_->script(OpKind::Write, 10);
+  Waiter w;
+  append(2, w);
+  writer_->flush();
+  pump();
+  EXPECT_EQ(w.ok, 2);
+  EXPECT_EQ(writer_->stats().short_writes, 1u);
+  std::vector<salvo::test::FakeOp> writes;
+  for (const auto& op : engine_->history()) {
+    if (op.kind == OpKind::Write) writes.push_back(op);
+  }
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[1].offset, writes[0].offset + 10);
+  EXPECT_EQ(writes[1].data, writes[0].data.substr(10));
+}
+
+TEST_F(WriterFake, ZeroLengthWriteFails) {
+  make(FakeMode::Auto);
+  engine_->script(OpKind::Write, 0);
+  Waiter w;
+  append(1, w);
+  writer_->flush();
+  pump();
+  ASSERT_EQ(w.errors.size(), 1u);
+  EXPECT_EQ(w.errors[0], make_error_code(errc::short_write));
+  EXPECT_EQ(count(OpKind::Fdatasync), 0u);
+}
+
+TEST_F(WriterFake, EnospcFailsBatchLeavesIndexAlone) {
+  make(FakeMode::Auto);
+  Waiter ok;
+  append(1, ok);
+  writer_->flush();
+  pump();
+  ASSERT_EQ(ok.ok, 1);
+  engine_->script(OpKind::Write, -ENOSPC);
+  Waiter w;
+  append(2, w);
+  writer_->flush();
+  pump();
+  ASSERT_EQ(w.errors.size(), 2u);
+  EXPECT_EQ(w.errors[0], std::errc::no_space_on_device);
+  EXPECT_EQ(writer_->stats().no_space, 1u);
+  EXPECT_EQ(index_.message_count(), 1u);  // already-queued data untouched
+}
+
+TEST_F(WriterFake, FreeSpaceCheck) {
+  make(FakeMode::Auto, WriterOptions{.reserve_bytes = 0});
+  EXPECT_TRUE(writer_->free_space_ok());
+  make(FakeMode::Auto, WriterOptions{.reserve_bytes = 1ull << 62});
+  EXPECT_FALSE(writer_->free_space_ok());
+}
+
+TEST_F(WriterFake, NoSyncModeSkipsFdatasync) {
+  make(FakeMode::Auto, WriterOptions{.sync = SyncMode::None});
+  Waiter w;
+  append(5, w);
+  writer_->flush();
+  pump();
+  EXPECT_EQ(w.ok, 5);
+  EXPECT_EQ(count(OpKind::Fdatasync), 0u);
+}
+
+TEST_F(WriterFake, JobCommitWaitsForItsRecords) {
+  make(FakeMode::Auto);
+  std::string content = "Subject: {{name}}\r\n\r\nHi {{name}}\r\n";
+  JobTemplateRecord t{.job = "j", .from = "f@x", .content = content};
+  Waiter wt, wb, wc;
+  auto id = writer_->append_job_template(t, &wt);
+  ASSERT_TRUE(id);
+  JobRecipientsRecord b{.job_id = *id, .first_index = 0};
+  b.recipients.push_back({"a@x", 0, "", {{"name", "A"}}});
+  b.recipients.push_back({"b@x", 0, "", {{"name", "B"}}});
+  ASSERT_TRUE(writer_->append_job_recipients(b, &wb));
+  b.first_index = 2;
+  ASSERT_TRUE(writer_->append_job_recipients(b, &wb));
+  ASSERT_TRUE(writer_->append_job_commit({.job_id = *id, .recipient_count = 4}, &wc));
+  writer_->flush();
+  pump();
+  EXPECT_EQ(wt.ok, 1);
+  EXPECT_EQ(wb.ok, 2);
+  EXPECT_EQ(wc.ok, 1);
+  EXPECT_EQ(count(OpKind::Fdatasync), 2u);  // the commit record went in a later batch
+  const auto* e = index_.find(*id);
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->committed);
+  EXPECT_EQ(e->state.size(), 4u);
+  EXPECT_EQ(e->batches.size(), 2u);
+  EXPECT_NE(e->commit_loc.offset, 0u);
+}
+
+TEST_F(WriterFake, JobCommitAfterRecordsDurableGoesStraightIn) {
+  make(FakeMode::Auto);
+  JobTemplateRecord t{.job = "j", .from = "f@x", .content = "c"};
+  Waiter w, wc;
+  auto id = writer_->append_job_template(t, &w);
+  ASSERT_TRUE(id);
+  JobRecipientsRecord b{.job_id = *id, .first_index = 0};
+  b.recipients.push_back({"a@x", 0, "", {}});
+  ASSERT_TRUE(writer_->append_job_recipients(b, &w));
+  writer_->flush();
+  pump();
+  ASSERT_EQ(w.ok, 2);
+  // Wrong count and unknown jobs are refused at once, without a callback.
+  EXPECT_FALSE(writer_->append_job_commit({.job_id = *id, .recipient_count = 5}, &wc));
+  EXPECT_FALSE(writer_->append_job_commit({.job_id = MessageId(999), .recipient_count = 1}, &wc));
+  ASSERT_TRUE(writer_->append_job_commit({.job_id = *id, .recipient_count = 1}, &wc));
+  EXPECT_EQ(wc.calls, 0);
+  writer_->flush();
+  pump();
+  EXPECT_EQ(wc.ok, 1);
+  EXPECT_EQ(wc.calls, 1);
+  ASSERT_NE(index_.find(*id), nullptr);
+  EXPECT_TRUE(index_.find(*id)->committed);
+}
+
+TEST_F(WriterFake, JobWithFailedRecordNeverCommits) {
+  make(FakeMode::Auto);
+  engine_->script(OpKind::Fdatasync, -EIO);
+  JobTemplateRecord t{.job = "j", .from = "f@x", .content = "c"};
+  Waiter wt, wc;
+  auto id = writer_->append_job_template(t, &wt);
+  ASSERT_TRUE(id);
+  JobRecipientsRecord b{.job_id = *id, .first_index = 0};
+  b.recipients.push_back({"a@x", 0, "", {}});
+  ASSERT_TRUE(writer_->append_job_recipients(b, nullptr));
+  ASSERT_TRUE(writer_->append_job_commit({.job_id = *id, .recipient_count = 1}, &wc));
+  writer_->flush();
+  pump();
+  ASSERT_EQ(wc.errors.size(), 1u);
+  EXPECT_EQ(wc.errors[0], make_error_code(errc::job_failed));
+  EXPECT_EQ(index_.find(*id), nullptr);
+  EXPECT_EQ(count(OpKind::Fdatasync), 1u);
+}
+
+TEST_F(WriterFake, DestroyWithPendingAppendsFailsWaiters) {
+  make(FakeMode::Manual);
+  Waiter w;
+  append(2, w);
+  writer_.reset();
+  EXPECT_EQ(w.calls, 2);
+  EXPECT_EQ(w.errors.size(), 2u);
+  pump();  // the cancelled timer's final call frees it
+}
+
+}  // namespace
+}  // namespace salvo::spool::test
