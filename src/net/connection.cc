@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// KernelConnection: the receive, send, timer and teardown paths of one TCP connection.
+// KernelConnection: the receive, send (plain and zero-copy), timer and teardown paths of
+// one TCP connection.
 // Handlers are called only from engine completions or from the stack's ready list, never
 // from inside a call the handler made, so they may close/abort/pause from any callback.
 #include "net/connection.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,8 +19,43 @@ namespace salvo::net {
 namespace {
 
 constexpr std::size_t kKeepBuffer = 64 * 1024;  // output capacity kept after a big send
+// send_zc buffers per connection. Each waits for its notification (on a real network:
+// the peer's ACK) before reuse; with all of them waiting, a write goes out as plain send
+// rather than stall, so this bounds pinned memory, not throughput.
+constexpr std::size_t kMaxZcBuffers = 4;
 
 std::error_code errc(std::errc e) noexcept { return std::make_error_code(e); }
+
+// send_zc results that mean "not with zero-copy" rather than "the connection is broken":
+// the socket does not support it (-EOPNOTSUPP: not TCP/UDP), the kernel refuses the
+// request (-EINVAL), or no memory for the notification or page pins (-ENOBUFS, -ENOMEM).
+// The same bytes then go out with plain send, and the connection stays with plain send.
+bool is_zerocopy_refusal(std::int32_t res) noexcept {
+  return res == -EOPNOTSUPP || res == -EINVAL || res == -ENOBUFS || res == -ENOMEM;
+}
+
+// A peer on this host: loopback, or the connection's own local address (traffic to our
+// own IP also goes through the loopback device).
+bool is_local_peer(const SocketAddress& peer, const SocketAddress& local) noexcept {
+  if (peer.empty()) return false;
+  if (peer.family() == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(peer.sa());
+    if ((ntohl(a->sin_addr.s_addr) >> 24) == 127) return true;
+    if (local.family() != AF_INET) return false;
+    const auto* b = reinterpret_cast<const sockaddr_in*>(local.sa());
+    return a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  if (peer.family() == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(peer.sa());
+    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127) return true;
+    if (local.family() == AF_INET6) {
+      const auto* b = reinterpret_cast<const sockaddr_in6*>(local.sa());
+      return IN6_ARE_ADDR_EQUAL(&a->sin6_addr, &b->sin6_addr);
+    }
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -37,6 +74,9 @@ KernelConnection::KernelConnection(KernelStack& stack, int fd, std::uint64_t id,
       timer_op_(this, &KernelConnection::on_timer),
       shutdown_op_(this, &KernelConnection::on_shutdown),
       last_rx_(stack.now()) {
+  const KernelStackOptions& o = stack_.options();
+  zc_enabled_ = o.zerocopy_threshold > 0 && stack_.engine().features().send_zc &&
+                (o.zerocopy_to_local_peers || !is_local_peer(peer_, local_));
   if (stack_.buffer_ring() == nullptr) {
     rx_ = std::make_unique_for_overwrite<char[]>(stack_.options().recv_buffer_size);
   }
@@ -67,13 +107,22 @@ bool KernelConnection::want_recv() const noexcept {
          !peer_eof_ && !recv_stopped_;
 }
 
+// Closing: finalize once only send_zc notifications are owed. Done (lingering): free once
+// those arrived too.
 void KernelConnection::maybe_finish() noexcept {
-  if (phase_ == Phase::Closing && ops_ == 0) stack_.schedule(this);
+  if ((phase_ == Phase::Closing && ops_ == zc_notifications_) ||
+      (phase_ == Phase::Done && ops_ == 0)) {
+    stack_.schedule(this);
+  }
 }
 
 void KernelConnection::run_deferred() noexcept {
   if (phase_ == Phase::Closing) {
-    if (ops_ == 0) finalize();  // frees this
+    if (ops_ == zc_notifications_) finalize();  // may free this
+    return;
+  }
+  if (phase_ == Phase::Done) {
+    if (ops_ == 0) stack_.release(this);  // deletes this
     return;
   }
   if (phase_ != Phase::Open || !deliver_pending_) return;
@@ -84,6 +133,12 @@ void KernelConnection::run_deferred() noexcept {
 
 void KernelConnection::finalize() noexcept {
   phase_ = Phase::Done;
+  if (fd_ >= 0 && zc_notifications_ > 0 && why_) {
+    // Abortive close with zero-copy data still queued (e.g. a peer that stopped reading):
+    // reset instead of lingering, so the kernel frees it and the notifications arrive.
+    linger lg{.l_onoff = 1, .l_linger = 0};
+    (void)::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
   if (fd_ >= 0) {
     if (stack_.destroying()) {
       ::close(fd_);
@@ -95,6 +150,11 @@ void KernelConnection::finalize() noexcept {
   ++stack_.counters().closed;
   ConnectionHandler* h = std::exchange(handler_, nullptr);
   if (h != nullptr) h->on_close(*this, why_);
+  if (ops_ > 0) {
+    // send_zc notifications still owed: their ZcBuffers (and this) must outlive them.
+    stack_.park(this);
+    return;
+  }
   stack_.release(this);  // deletes this
 }
 
@@ -224,6 +284,7 @@ void KernelConnection::flush() noexcept {
 
 std::size_t KernelConnection::pending_output() const noexcept {
   std::size_t n = out_.size() + inflight_.size();
+  if (zc_active_ != nullptr) n += zc_active_->bytes.size() - zc_active_->sent;
   if (tls_) n += tls_->ciphertext_out().size();
   return n;
 }
@@ -249,17 +310,60 @@ void KernelConnection::pump_output() noexcept {
       phase_ == Phase::Done || fd_ < 0) {
     return;
   }
-  if (inflight_.empty()) fill_inflight();
+  if (!has_unsent()) fill_inflight();
   if (phase_ == Phase::Closing) return;  // fill_inflight failed
-  if (!inflight_.empty()) {
+  if (has_unsent()) {
     arm_send();
   } else if (phase_ == Phase::Draining) {
     begin_shutdown();
   }
 }
 
+// A buffer no send_zc reads any more, or a new one; null when all kMaxZcBuffers are owed
+// a notification.
+KernelConnection::ZcBuffer* KernelConnection::take_zc_buffer() noexcept {
+  for (auto& z : zc_) {
+    if (z->owed == 0 && z.get() != zc_active_) return z.get();
+  }
+  if (zc_.size() >= kMaxZcBuffers) return nullptr;
+  zc_.push_back(std::make_unique<ZcBuffer>(this));
+  return zc_.back().get();
+}
+
+// Once fully sent and released by the kernel, a ZcBuffer is emptied for the next write.
+void KernelConnection::recycle_if_released(ZcBuffer& z) noexcept {
+  if (&z == zc_active_ || z.owed > 0) return;
+  z.bytes.clear();
+  z.bytes.shrink_if_empty(kKeepBuffer);
+  z.sent = 0;
+}
+
 void KernelConnection::arm_send() noexcept {
-  stack_.engine().send(fd_, inflight_.readable(), &send_op_);
+  io::Engine& e = stack_.engine();
+  const std::size_t threshold = stack_.options().zerocopy_threshold;
+  if (zc_active_ == nullptr && zc_enabled_ && inflight_.size() >= threshold) {
+    // The buffer moves into a ZcBuffer, where it stays untouched until released;
+    // inflight_ takes that ZcBuffer's empty storage in exchange.
+    zc_active_ = take_zc_buffer();
+    if (zc_active_ != nullptr) {
+      std::swap(zc_active_->bytes, inflight_);
+      zc_active_->sent = 0;
+    }
+  }
+  if (zc_active_ != nullptr) {
+    auto rest = zc_active_->bytes.readable().subspan(zc_active_->sent);
+    send_is_zc_ = zc_enabled_ && rest.size() >= threshold;
+    if (send_is_zc_) {
+      e.send_zc(fd_, rest, zc_active_);
+      ++zc_active_->owed;
+      ++stack_.counters().zerocopy_sends;
+    } else {
+      e.send(fd_, rest, &send_op_);  // a short tail, or after a refusal: copying is fine
+    }
+  } else {
+    send_is_zc_ = false;
+    e.send(fd_, inflight_.readable(), &send_op_);
+  }
   send_armed_ = true;
   ++ops_;
   stack_.op_started();
@@ -267,18 +371,68 @@ void KernelConnection::arm_send() noexcept {
 
 void KernelConnection::on_send(std::int32_t res, std::uint32_t) noexcept {
   op_done(send_armed_);
-  if (res < 0 || (res == 0 && !inflight_.empty())) {
-    if (res != -ECANCELED) teardown(res < 0 ? io::to_error_code(res) : errc(std::errc::broken_pipe));
+  on_sent(res);
+}
+
+// Every call for a send_zc reading z: first its result (kMore: a notification follows),
+// then the notification that the kernel no longer reads the buffer (engine.h).
+void KernelConnection::on_send_zc(ZcBuffer& z, std::int32_t res, std::uint32_t flags) noexcept {
+  if ((flags & io::kNotification) != 0) {
+    --z.owed;
+    --zc_notifications_;
+    --ops_;
+    stack_.op_finished();
+    recycle_if_released(z);
     maybe_finish();
     return;
   }
-  inflight_.consume(std::min<std::size_t>(static_cast<std::size_t>(res), inflight_.size()));
-  stack_.counters().bytes_sent += static_cast<std::size_t>(res);
+  send_armed_ = false;
+  if ((flags & io::kMore) != 0) {
+    ++zc_notifications_;  // this call stays owed, as the notification
+  } else {
+    --z.owed;
+    --ops_;
+    stack_.op_finished();
+  }
+  if (res < 0 && is_zerocopy_refusal(res)) {
+    zc_enabled_ = false;
+    ++stack_.counters().zerocopy_fallbacks;
+    if (phase_ == Phase::Closing || phase_ == Phase::Done) {
+      maybe_finish();
+      return;
+    }
+    arm_send();  // the same bytes, from the same buffer, with plain send
+    return;
+  }
+  on_sent(res);
+}
+
+// The result of the send in flight, plain or zero-copy.
+void KernelConnection::on_sent(std::int32_t res) noexcept {
+  if (res < 0 || (res == 0 && has_unsent())) {
+    if (res != -ECANCELED) {
+      teardown(res < 0 ? io::to_error_code(res) : errc(std::errc::broken_pipe));
+    }
+    maybe_finish();
+    return;
+  }
+  auto n = static_cast<std::size_t>(res);
+  if (zc_active_ != nullptr) {
+    ZcBuffer& z = *zc_active_;
+    z.sent += std::min(n, z.bytes.size() - z.sent);
+    if (z.sent == z.bytes.size()) {
+      zc_active_ = nullptr;  // written; pinned until its notifications arrived
+      recycle_if_released(z);
+    }
+  } else {
+    inflight_.consume(std::min(n, inflight_.size()));
+  }
+  stack_.counters().bytes_sent += n;
   if (phase_ == Phase::Closing || phase_ == Phase::Done) {
     maybe_finish();
     return;
   }
-  if (!inflight_.empty()) {  // partial send: write the rest
+  if (has_unsent()) {  // partial send: write the rest
     arm_send();
     return;
   }
@@ -288,7 +442,7 @@ void KernelConnection::on_send(std::int32_t res, std::uint32_t) noexcept {
     maybe_finish();
     return;
   }
-  if (!inflight_.empty()) {
+  if (has_unsent()) {
     arm_send();
     return;
   }
@@ -424,7 +578,13 @@ void KernelConnection::teardown(std::error_code why) noexcept {
   if (!why_) why_ = why;
   io::Engine& e = stack_.engine();
   if (recv_armed_) e.cancel(&recv_op_);
-  if (send_armed_) e.cancel(&send_op_);
+  if (send_armed_) {
+    if (send_is_zc_) {
+      e.cancel(zc_active_);
+    } else {
+      e.cancel(&send_op_);
+    }
+  }
   if (timer_armed_) e.cancel(&timer_op_);
   maybe_finish();
 }

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // KernelConnection: one TCP socket driven through io::Engine: multishot receive into the
-// input buffer (or the TlsSession), one send in flight over double-buffered output, an
-// idle/linger timer, STARTTLS, and a teardown that waits for every completion.
+// input buffer (or the TlsSession), one send in flight over double-buffered output (plain
+// send, or send_zc from buffers pinned until their notification), an idle/linger timer,
+// STARTTLS, and a teardown that waits for every completion.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <salvo/base/byte_buffer.h>
 #include <salvo/net/stack.h>
@@ -24,6 +27,15 @@ class KernelStack;
 //     +--abort()/error/idle timeout/linger timeout----+-----------------------> Closing
 //   Closing: cancels recv/send/timer; when the last completion arrived (ops_ == 0) the
 //   stack runs us deferred: close(fd), on_close(why) once, then the object is freed.
+//   send_zc notifications still owed do not hold up close(fd) and on_close (an abortive
+//   close sets SO_LINGER 0 so the kernel drops the queued data and releases the pages):
+//   the object lingers in Done, out of connection_count(), until the last one arrived.
+//
+// Zero-copy (KernelStackOptions::zerocopy_threshold): a write of at least the threshold
+// moves the in-flight buffer into a ZcBuffer and sends it with send_zc. The kernel reads
+// that buffer until its notification (STYLE.md §5.3), so it is neither written, reused
+// nor freed before; the next write can go out meanwhile from the other buffers. A refusal
+// (-EOPNOTSUPP and the like) switches the connection to plain send for good.
 class KernelConnection final : public Connection, public Deferred {
  public:
   KernelConnection(KernelStack& stack, int fd, std::uint64_t id, const SocketAddress& peer,
@@ -55,8 +67,23 @@ class KernelConnection final : public Connection, public Deferred {
   friend class KernelStack;
   enum class Phase { Open, Draining, ShuttingDown, Closing, Done };
 
+  // One buffer sent with send_zc, and the Completion of every send_zc reading from it
+  // (a partial send continues from `sent` with another submission on the same buffer).
+  struct ZcBuffer final : io::Completion {
+    explicit ZcBuffer(KernelConnection* c) : owner(c), bytes(0) {}
+    void on_complete(std::int32_t res, std::uint32_t flags) noexcept override {
+      owner->on_send_zc(*this, res, flags);
+    }
+    KernelConnection* owner;
+    ByteBuffer bytes;      // pinned while owed > 0
+    std::size_t sent = 0;  // bytes of `bytes` already accepted by the socket
+    int owed = 0;          // final calls (a result without kMore, or a notification) owed
+  };
+
   void on_recv(std::int32_t res, std::uint32_t flags) noexcept;
   void on_send(std::int32_t res, std::uint32_t flags) noexcept;
+  void on_send_zc(ZcBuffer& z, std::int32_t res, std::uint32_t flags) noexcept;
+  void on_sent(std::int32_t res) noexcept;
   void on_timer(std::int32_t res, std::uint32_t flags) noexcept;
   void on_shutdown(std::int32_t res, std::uint32_t flags) noexcept;
 
@@ -71,6 +98,9 @@ class KernelConnection final : public Connection, public Deferred {
   void after_input() noexcept;
   void pump_output() noexcept;
   void fill_inflight() noexcept;
+  bool has_unsent() const noexcept { return zc_active_ != nullptr || !inflight_.empty(); }
+  ZcBuffer* take_zc_buffer() noexcept;
+  void recycle_if_released(ZcBuffer& z) noexcept;
   void begin_close(std::error_code why) noexcept;
   void begin_shutdown() noexcept;
   void teardown(std::error_code why) noexcept;
@@ -88,6 +118,11 @@ class KernelConnection final : public Connection, public Deferred {
   ByteBuffer in_;        // plaintext input for on_data
   ByteBuffer out_;       // the handler writes here
   ByteBuffer inflight_;  // what the send in flight is writing (plain or TLS records)
+  // send_zc buffers (at most kMaxZcBuffers); zc_active_ is the one being written, if any:
+  // then inflight_ is empty and the send in flight reads zc_active_->bytes from `sent`.
+  std::vector<std::unique_ptr<ZcBuffer>> zc_;
+  ZcBuffer* zc_active_ = nullptr;
+  bool zc_enabled_ = false;  // option, engine feature, and no refusal seen
   std::unique_ptr<TlsSession> tls_;
   std::unique_ptr<char[]> rx_;  // single-shot recv buffer when the stack has no ring
 
@@ -99,7 +134,10 @@ class KernelConnection final : public Connection, public Deferred {
   bool send_armed_ = false;
   bool timer_armed_ = false;
   bool shutdown_armed_ = false;
-  int ops_ = 0;
+  bool send_is_zc_ = false;   // the send in flight was a send_zc (on zc_active_)
+  int ops_ = 0;               // final calls owed by the engine, notifications included
+  int zc_notifications_ = 0;  // send_zc notifications owed (a part of ops_)
+  bool lingering_ = false;    // Done, waiting for notifications only
 
   Phase phase_ = Phase::Open;
   std::error_code why_;

@@ -177,8 +177,15 @@ void KernelStack::unqueue(Deferred* d) noexcept {
   std::replace(running_.begin(), running_.end(), d, static_cast<Deferred*>(nullptr));
 }
 
+void KernelStack::park(KernelConnection* c) noexcept {
+  if (c->lingering_) return;
+  c->lingering_ = true;
+  ++parked_;
+}
+
 void KernelStack::release(KernelConnection* c) noexcept {
   unqueue(c);
+  if (c->lingering_) --parked_;
   std::size_t i = c->slot_;
   connections_[i] = connections_.back();
   connections_[i]->slot_ = i;

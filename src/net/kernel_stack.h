@@ -34,7 +34,9 @@ class KernelStack final : public Stack {
                                          AcceptHandler& handler) override;
   void connect(const SocketAddress& to, const SocketAddress* from, Duration timeout,
                ConnectHandler& handler) noexcept override;
-  std::size_t connection_count() const noexcept override { return connections_.size(); }
+  std::size_t connection_count() const noexcept override {
+    return connections_.size() - parked_;
+  }
   void close_all() noexcept override;
   Stats stats() const noexcept override { return stats_; }
   Stats& counters() noexcept { return stats_; }
@@ -51,6 +53,9 @@ class KernelStack final : public Stack {
   void schedule(Deferred* d) noexcept;
   // Wraps an accepted or connected socket; the stack owns the result.
   KernelConnection* adopt(int fd, const SocketAddress& peer) noexcept;
+  // A closed connection (on_close delivered) that waits for send_zc notifications only:
+  // no longer counted, freed by release() when they arrived.
+  void park(KernelConnection* c) noexcept;
   // Frees a finished object (called from its own run_deferred only).
   void release(KernelConnection* c) noexcept;
   void release(PendingConnect* p) noexcept;
@@ -77,6 +82,7 @@ class KernelStack final : public Stack {
   bool kick_armed_ = false;
   bool destroying_ = false;
   std::size_t ops_ = 0;  // completions still owed by the engine, over all objects
+  std::size_t parked_ = 0;  // connections in connections_ that only wait to be freed
   std::uint64_t next_id_ = 1;
   Stats stats_;
 };

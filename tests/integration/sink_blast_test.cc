@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cert_factory.h"
+#include "support/blast.h"
 #include "support/process.h"
 #include "support/raw_client.h"
 
@@ -70,14 +71,7 @@ class Sink {
 };
 
 json blast(const TempDir& dir, const std::string& target, std::vector<std::string> args) {
-  std::vector<std::string> argv = {program_path("salvo-blast"), "--smtp", target, "--json",
-                                   "--timeout", "60s"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Process p(argv, dir.path());
-  auto rc = p.wait(90s);
-  EXPECT_TRUE(rc.has_value()) << "salvo-blast did not finish";
-  EXPECT_EQ(rc.value_or(-1), 0) << p.stderr_text() << p.stdout_text();
-  return json::parse(p.stdout_text());
+  return run_blast(dir, target, args);
 }
 
 TEST(SinkBlast, CountsMatchExactly) {

@@ -54,11 +54,17 @@ void FakeEngine::complete(io::Completion* c, std::int32_t res, std::uint32_t fla
 }
 
 bool FakeEngine::complete_next(OpKind kind, std::int32_t res, std::uint32_t flags) {
-  auto it = std::find_if(pending_.begin(), pending_.end(),
-                         [&](const FakeOp& op) { return op.kind == kind; });
+  const bool notification = (flags & io::kNotification) != 0;
+  auto it = std::find_if(pending_.begin(), pending_.end(), [&](const FakeOp& op) {
+    return op.kind == kind && op.zc_result_delivered == notification;
+  });
   if (it == pending_.end()) return false;
   ready_.push_back({it->completion, res, flags});
-  if ((flags & io::kMore) == 0) pending_.erase(it);
+  if ((flags & io::kMore) == 0) {
+    pending_.erase(it);
+  } else if (kind == OpKind::SendZc) {
+    it->zc_result_delivered = true;
+  }
   return true;
 }
 
@@ -161,7 +167,10 @@ void FakeEngine::submit(FakeOp op) noexcept {
       sent_[op.fd].append(op.data, 0, static_cast<std::size_t>(r.res));
     }
     finish(op, r.res, r.flags);
-    if ((r.flags & io::kMore) != 0) pending_.push_back(std::move(op));
+    if ((r.flags & io::kMore) != 0) {
+      op.zc_result_delivered = op.kind == OpKind::SendZc;
+      pending_.push_back(std::move(op));
+    }
     return;
   }
   if (auto r = auto_result(op)) {
@@ -194,7 +203,7 @@ void FakeEngine::recv_multishot(int fd, io::BufferRing& ring, io::Completion* c)
 
 void FakeEngine::send(int fd, std::span<const char> buf, io::Completion* c) noexcept {
   submit(FakeOp{.kind = OpKind::Send, .fd = fd, .completion = c,
-                .data = std::string(buf.data(), buf.size())});
+                .data = std::string(buf.data(), buf.size()), .source = buf});
 }
 
 void FakeEngine::sendmsg(int fd, const msghdr* msg, io::Completion* c) noexcept {
@@ -207,7 +216,7 @@ void FakeEngine::sendmsg(int fd, const msghdr* msg, io::Completion* c) noexcept 
 
 void FakeEngine::send_zc(int fd, std::span<const char> buf, io::Completion* c) noexcept {
   submit(FakeOp{.kind = OpKind::SendZc, .fd = fd, .completion = c,
-                .data = std::string(buf.data(), buf.size())});
+                .data = std::string(buf.data(), buf.size()), .source = buf});
 }
 
 void FakeEngine::shutdown(int fd, int how, io::Completion* c) noexcept {
@@ -249,7 +258,7 @@ void FakeEngine::timeout(Duration after, io::Completion* c) noexcept {
 void FakeEngine::cancel(io::Completion* c) noexcept {
   ++cancels_;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->completion == c) {
+    if (it->completion == c && !it->zc_result_delivered) {
       ready_.push_back({c, -ECANCELED, 0});
       it = pending_.erase(it);
     } else {

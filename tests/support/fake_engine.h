@@ -34,12 +34,14 @@ struct FakeOp {
   io::Completion* completion = nullptr;
   std::span<char> buffer;     // recv / read destination
   std::string data;           // bytes carried by send / sendmsg / send_zc / write / writev
+  std::span<const char> source;  // send / send_zc: the caller's buffer (to check pinning)
   std::uint64_t offset = 0;   // read / write / writev
   TimePoint deadline{};       // timeout
   io::BufferRing* ring = nullptr;  // recv_multishot
   int how = 0;                // shutdown
   sockaddr_storage addr{};    // connect
   socklen_t addr_len = 0;
+  bool zc_result_delivered = false;  // send_zc: only the notification is still due
 };
 
 // How the engine reacts to a new op by default. Auto: sends, writes, fdatasync, close,
@@ -60,7 +62,9 @@ class FakeEngine final : public io::Engine {
   // negative errno to inject an error (-ECONNRESET, -EIO, -ENOSPC ...). FIFO per kind.
   void script(OpKind kind, std::int32_t res, std::uint32_t flags = 0);
   // Completes the oldest pending op of `kind`. With kMore in flags a multishot op stays
-  // pending. Returns false when no such op is pending.
+  // pending. Returns false when no such op is pending. SendZc, like the kernel: a result
+  // with kMore leaves the op pending for complete_next(SendZc, 0, kNotification), which
+  // picks the oldest op awaiting its notification; cancel() no longer reaches it.
   bool complete_next(OpKind kind, std::int32_t res, std::uint32_t flags = 0);
   // Queues a raw call for the next run_once().
   void complete(io::Completion* c, std::int32_t res, std::uint32_t flags = 0);

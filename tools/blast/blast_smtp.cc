@@ -212,7 +212,14 @@ class BlastConnection final : public net::ConnectHandler, public net::Connection
 };
 
 LoadShard::LoadShard(shard::Shard& shard, LoadShared& shared, unsigned connections)
-    : shard_(shard), shared_(shared), stack_(net::make_kernel_stack(shard.engine())) {
+    : shard_(shard),
+      shared_(shared),
+      stack_(net::make_kernel_stack(shard.engine(), [&] {
+        net::KernelStackOptions o;
+        o.zerocopy_threshold = shared.options->zerocopy_threshold;
+        o.zerocopy_to_local_peers = shared.options->zerocopy_to_local_peers;
+        return o;
+      }())) {
   for (unsigned i = 0; i < connections; ++i)
     conns_.push_back(std::make_unique<BlastConnection>(*this));
 }

@@ -31,6 +31,10 @@ struct SmtpLoadOptions {
   bool starttls = false;
   std::string helo = "blast.localhost";
   Duration connect_timeout = std::chrono::seconds(10);
+  // Writes of at least this many bytes go out with send_zc (0 = off); an explicit
+  // --zerocopy-threshold applies to a server on this host (loopback) too.
+  std::size_t zerocopy_threshold = net::KernelStackOptions{}.zerocopy_threshold;
+  bool zerocopy_to_local_peers = false;
 };
 
 struct LoadCounters {

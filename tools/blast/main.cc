@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   MessageShape shape;
   PickupOptions pickup;
   std::string target, format = "eml", timeout_text = "10m", tls_ca, size_text = "1024";
-  std::string pin_text = "off", idle_poll_text;
+  std::string pin_text = "off", idle_poll_text, zerocopy_text;
   unsigned cores = 0;
   bool no_pipelining = false, json = false;
   CLI::App app{"salvo-blast: SMTP injection load generator and pickup-file writer"};
@@ -169,6 +169,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--idle-poll", idle_poll_text, "busy-poll this long before sleeping (default 20us)");
   app.add_option("--timeout", timeout_text, "give up after this long (default 10m)");
+  app.add_option("--zerocopy-threshold", zerocopy_text,
+                 "send_zc for writes of at least BYTES, also over loopback; 0 = off "
+                 "(default: the net stack's, 16KiB, not to local peers)");
   app.add_flag("--json", json, "print one JSON object");
   try {
     app.parse(argc, argv);
@@ -186,6 +189,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   shape.size = *size;
+  if (!zerocopy_text.empty()) {
+    auto zc = salvo::parse_size(zerocopy_text);
+    if (!zc) {
+      std::fprintf(stderr, "salvo-blast: --zerocopy-threshold %s: not a size\n",
+                   zerocopy_text.c_str());
+      return 2;
+    }
+    smtp.zerocopy_threshold = *zc;
+    smtp.zerocopy_to_local_peers = true;  // asked for explicitly: loopback included
+  }
   salvo::log::init(salvo::log::Level::Warn);
   ::signal(SIGPIPE, SIG_IGN);
   MessageFactory factory(shape);

@@ -16,6 +16,7 @@
 
 #include <salvo/base/log.h>
 #include <salvo/base/units.h>
+#include <salvo/net/port_reservation.h>
 #include <salvo/net/tls.h>
 #include <salvo/shard/shard.h>
 
@@ -25,25 +26,6 @@ namespace {
 
 using salvo::Duration;
 using namespace salvo::sink;
-
-// With port 0 every shard would get its own port: reserve one port per listener first
-// with a bound (not listening) SO_REUSEPORT socket, which the shards then join.
-int reserve_port(salvo::net::SocketAddress& addr, std::string* why) {
-  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      ::bind(fd, addr.sa(), addr.len()) != 0) {
-    *why = addr.to_string() + ": " + std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  addr.set_port(salvo::net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).port());
-  return fd;
-}
 
 Duration parse_duration_flag(const std::string& name, const std::string& v) {
   auto d = salvo::parse_duration(v);
@@ -103,6 +85,7 @@ int main(int argc, char** argv) {
   Faults defaults;
   std::vector<std::string> listen;
   std::string latency, duration, idle, max_size = "100MB", pin_text = "on", idle_poll_text;
+  std::string zerocopy_text;
   CLI::App app{"salvo-sink: ESMTP sink with scripted faults and exact counting"};
   app.add_option("--listen", listen,
                  "ADDR[:PORT][,latency=D,defer-rate=R,reject-rate=R,drop-rate=R,421-after=N]; "
@@ -129,6 +112,9 @@ int main(int argc, char** argv) {
   app.add_option("--pin", pin_text, "pin shard i to CPU i: on | off (default on)")
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--idle-poll", idle_poll_text, "busy-poll this long before sleeping (default 20us)");
+  app.add_option("--zerocopy-threshold", zerocopy_text,
+                 "send_zc for writes of at least BYTES, also over loopback; 0 = off "
+                 "(default: the net stack's, 16KiB, not to local peers)");
   app.add_option("--ready-file", opts.ready_file,
                  "write the bound addresses (JSON list) here once listening");
   try {
@@ -139,6 +125,8 @@ int main(int argc, char** argv) {
     auto sz = salvo::parse_size(max_size);
     if (!sz) throw CLI::ValidationError("--max-size", max_size + ": not a size");
     opts.max_message_size = *sz;
+    if (!zerocopy_text.empty() && !salvo::parse_size(zerocopy_text))
+      throw CLI::ValidationError("--zerocopy-threshold", zerocopy_text + ": not a size");
     if (opts.tls_certificate.empty() != opts.tls_key.empty())
       throw CLI::ValidationError("--tls-cert", "--tls-cert and --tls-key go together");
   } catch (const CLI::ParseError& e) {
@@ -165,17 +153,17 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  std::vector<int> reserved;
+  std::vector<salvo::net::PortReservation> reserved;
   std::unique_ptr<salvo::net::TlsContext> tls;
   std::unique_ptr<Maildir> maildir;
   std::unique_ptr<salvo::shard::ShardSet> shards;
   try {
     for (auto& l : opts.listeners) {
       if (l.address.port() != 0) continue;
-      std::string why;
-      int fd = reserve_port(l.address, &why);
-      if (fd < 0) throw std::runtime_error(why);
-      reserved.push_back(fd);
+      std::string asked = l.address.to_string();
+      auto r = salvo::net::PortReservation::reserve(l.address);
+      if (!r) throw std::runtime_error(asked + ": " + r.error().message());
+      reserved.push_back(std::move(*r));
     }
     if (!opts.tls_certificate.empty()) {
       salvo::net::TlsContextOptions to;
@@ -205,6 +193,10 @@ int main(int argc, char** argv) {
 
   std::vector<ListenerGauge> gauges(opts.listeners.size());
   SinkShared shared{&opts, tls.get(), maildir.get(), &gauges, salvo::MonoClock::now()};
+  if (!zerocopy_text.empty()) {
+    shared.zerocopy_threshold = *salvo::parse_size(zerocopy_text);
+    shared.zerocopy_to_local_peers = true;  // asked for explicitly: loopback included
+  }
   std::vector<std::unique_ptr<SinkShard>> per_shard(shards->size());
   std::latch started(shards->size());
   std::mutex err_mu;
@@ -223,7 +215,7 @@ int main(int argc, char** argv) {
     started.count_down();
   });
   started.wait();
-  for (int fd : reserved) ::close(fd);
+  reserved.clear();
 
   auto t0 = salvo::MonoClock::now();
   int rc = 0;

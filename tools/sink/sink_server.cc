@@ -227,7 +227,14 @@ class SinkConnection final : public net::ConnectionHandler,
 };
 
 SinkShard::SinkShard(shard::Shard& shard, const SinkShared& shared)
-    : shard_(shard), shared_(shared), stack_(net::make_kernel_stack(shard.engine())) {}
+    : shard_(shard),
+      shared_(shared),
+      stack_(net::make_kernel_stack(shard.engine(), [&] {
+        net::KernelStackOptions o;
+        o.zerocopy_threshold = shared.zerocopy_threshold;
+        o.zerocopy_to_local_peers = shared.zerocopy_to_local_peers;
+        return o;
+      }())) {}
 
 SinkShard::~SinkShard() = default;
 

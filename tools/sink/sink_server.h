@@ -72,6 +72,10 @@ struct SinkShared {
   Maildir* maildir = nullptr;            // null: bodies are counted, not kept
   std::vector<ListenerGauge>* gauges = nullptr;
   TimePoint start;
+  // Replies of at least this many bytes go out with send_zc (--zerocopy-threshold; 0 = off).
+  // An explicit --zerocopy-threshold applies to clients on this host (loopback) too.
+  std::size_t zerocopy_threshold = net::KernelStackOptions{}.zerocopy_threshold;
+  bool zerocopy_to_local_peers = false;
 };
 
 class SinkConnection;

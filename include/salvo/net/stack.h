@@ -145,6 +145,16 @@ struct KernelStackOptions {
   // (on_close then says ETIMEDOUT).
   Duration close_linger = std::chrono::seconds(30);
   int listen_backlog = 4096;
+  // Writes of at least this many bytes (one send's worth of queued output, or TLS records)
+  // go out with send_zc when the engine has it; smaller ones, and every write when 0, use
+  // plain send. Zero-copy costs a page pin and a second completion: the sender's CPU
+  // loses below about 4 KiB and wins from about 16 KiB (bench/micro/io_bench.cc).
+  std::size_t zerocopy_threshold = 16 * 1024;
+  // Also use send_zc to peers on this host (loopback, or our own address). Off by default:
+  // the kernel copies such data again on delivery (msg_zerocopy.rst, "Loopback"); with it
+  // on, salvo-blast -> salvo-sink (100 KiB messages, loopback) spent ~11% more CPU per
+  // message in the sender and sent 8-16% fewer messages/s.
+  bool zerocopy_to_local_peers = false;
   // Time for the idle and linger deadlines; null: the steady clock. Must outlive the stack.
   const Clock* clock = nullptr;
 };

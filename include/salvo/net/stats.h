@@ -14,6 +14,8 @@ struct Stats {
   std::uint64_t closed = 0;            // on_close delivered (or would be, without handler)
   std::uint64_t bytes_received = 0;    // from the socket (ciphertext under TLS)
   std::uint64_t bytes_sent = 0;
+  std::uint64_t zerocopy_sends = 0;    // send_zc submissions (plain sends are the rest)
+  std::uint64_t zerocopy_fallbacks = 0;  // connections switched to plain send by a refusal
   std::uint64_t recv_rearms = 0;       // multishot receive ended and was re-armed
   std::uint64_t recv_enobufs = 0;      // provided-buffer ring ran dry
   std::uint64_t paused_overflows = 0;  // receive stopped: too much input while paused
@@ -28,6 +30,8 @@ struct Stats {
     closed += o.closed;
     bytes_received += o.bytes_received;
     bytes_sent += o.bytes_sent;
+    zerocopy_sends += o.zerocopy_sends;
+    zerocopy_fallbacks += o.zerocopy_fallbacks;
     recv_rearms += o.recv_rearms;
     recv_enobufs += o.recv_enobufs;
     paused_overflows += o.paused_overflows;

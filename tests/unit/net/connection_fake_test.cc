@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // KernelConnection on the FakeEngine (STYLE.md §5.7): deterministic error injection,
-// partial sends, -ENOBUFS, cancellation and timers on a TestClock, with no kernel.
+// partial sends, -ENOBUFS, cancellation and timers on a TestClock, and the send_zc rules
+// (buffers pinned until the notification, partial sends, refusals), with no kernel.
 #include <salvo/net/stack.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -48,9 +50,11 @@ struct Recorder : AcceptHandler, ConnectionHandler {
 
 class FakeStackTest : public ::testing::Test {
  protected:
-  void make(FakeMode mode = FakeMode::Auto) {
+  void make(FakeMode mode = FakeMode::Auto, std::size_t zerocopy_threshold = 16 * 1024) {
+    stack_.reset();  // before the engine it runs on
     engine_ = std::make_unique<FakeEngine>(clock_, mode);
     KernelStackOptions o;
+    o.zerocopy_threshold = zerocopy_threshold;
     o.clock = &clock_;
     o.recv_buffers = 2;
     o.recv_buffer_size = 64;
@@ -294,6 +298,161 @@ TEST_F(FakeStackTest, ConnectSuccessThenCloseAllReportsOnce) {
   clock_.advance(20s);
   run();
   EXPECT_EQ(ok.calls, 1);
+}
+
+// ---- zero-copy sends --------------------------------------------------------------------
+
+// Everything the connection handed to send and send_zc, in order.
+std::string all_sent(const FakeEngine& e) {
+  std::string all;
+  for (const auto& op : e.history()) {
+    if (op.kind == OpKind::Send || op.kind == OpKind::SendZc) all += op.data;
+  }
+  return all;
+}
+
+std::size_t count_ops(const FakeEngine& e, OpKind kind) {
+  std::size_t n = 0;
+  for (const auto& op : e.history()) n += op.kind == kind ? 1 : 0;
+  return n;
+}
+
+TEST_F(FakeStackTest, ZeroCopyBufferStaysPinnedUntilItsNotification) {
+  make(FakeMode::Manual, 8);
+  accept_one();
+  const std::string first = "0123456789ABCDEF";  // 16 >= 8: send_zc
+  rec_.conn->send(first);
+  run();
+  ASSERT_EQ(engine_->pending_count(OpKind::SendZc), 1u);
+  const std::span<const char> pinned = engine_->pending().back().source;
+  ASSERT_EQ(pinned.size(), first.size());
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 16, io::kMore));  // result first
+  run();
+  EXPECT_EQ(rec_.drained, 1);
+  EXPECT_EQ(rec_.conn->pending_output(), 0u);
+  // More writes go out meanwhile, from other buffers; the pinned one is left untouched.
+  rec_.conn->send(std::string(32, 'x'));
+  run();
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 32, io::kMore));
+  run();
+  rec_.conn->send("tail");  // 4 < 8: plain send
+  run();
+  ASSERT_TRUE(engine_->complete_next(OpKind::Send, 4));
+  run();
+  EXPECT_EQ(std::memcmp(pinned.data(), first.data(), first.size()), 0);
+  EXPECT_EQ(all_sent(*engine_), first + std::string(32, 'x') + "tail");
+  EXPECT_EQ(stack_->stats().zerocopy_sends, 2u);
+  EXPECT_EQ(count_ops(*engine_, OpKind::Send), 1u);
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 0, io::kNotification));
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 0, io::kNotification));
+  run();
+  // Released buffers are reused: the next big write needs no new one, and still works.
+  rec_.conn->send(std::string(20, 'y'));
+  run();
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 20, 0));  // no kMore: no notification
+  run();
+  EXPECT_EQ(rec_.conn->pending_output(), 0u);
+  EXPECT_EQ(stack_->stats().zerocopy_sends, 3u);
+}
+
+TEST_F(FakeStackTest, PartialZeroCopySendsContinueFromTheRightOffset) {
+  make(FakeMode::Auto, 4);
+  accept_one();
+  engine_->script(OpKind::SendZc, 3);  // the fake adds kMore and the notification
+  engine_->script(OpKind::SendZc, 4);
+  rec_.conn->send("abcdefghij");
+  run();
+  EXPECT_EQ(engine_->sent(kFd), "abcdefghij");
+  // 10 via zc (3 sent), 7 via zc (4 sent), then the 3-byte tail below the threshold: plain.
+  EXPECT_EQ(stack_->stats().zerocopy_sends, 2u);
+  ASSERT_EQ(count_ops(*engine_, OpKind::Send), 1u);
+  EXPECT_EQ(engine_->history().back().data, "hij");
+  EXPECT_EQ(rec_.drained, 1);
+  EXPECT_EQ(rec_.conn->pending_output(), 0u);
+  EXPECT_EQ(stack_->stats().bytes_sent, 10u);
+}
+
+TEST_F(FakeStackTest, ZeroCopyRefusalFallsBackToPlainSendForGood) {
+  make(FakeMode::Auto, 8);
+  accept_one();
+  // As the kernel does for a socket without zero-copy: the error with kMore, then the
+  // notification (held back here, so the buffer stays pinned meanwhile).
+  engine_->script(OpKind::SendZc, -EOPNOTSUPP, io::kMore);
+  const std::string big(100, 'b');
+  rec_.conn->send(big);
+  run();
+  EXPECT_EQ(engine_->sent(kFd), big);  // the same bytes again, with plain send
+  EXPECT_EQ(rec_.closes, 0);
+  rec_.conn->send(std::string(64, 'c'));
+  run();
+  EXPECT_EQ(engine_->sent(kFd), big + std::string(64, 'c'));
+  EXPECT_EQ(stack_->stats().zerocopy_sends, 1u);
+  EXPECT_EQ(stack_->stats().zerocopy_fallbacks, 1u);
+  EXPECT_EQ(count_ops(*engine_, OpKind::Send), 2u);
+  // Closing does not wait for the notification; the connection is freed when it comes.
+  rec_.conn->close();
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_FALSE(rec_.why);
+  EXPECT_EQ(stack_->connection_count(), 0u);
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 0, io::kNotification));
+  run();
+  EXPECT_EQ(engine_->pending_count(OpKind::SendZc), 0u);
+}
+
+TEST_F(FakeStackTest, ZeroCopyErrorClosesWithThatError) {
+  make(FakeMode::Auto, 8);
+  accept_one();
+  engine_->script(OpKind::SendZc, -ECONNRESET, io::kMore);
+  rec_.conn->send(std::string(100, 'e'));
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::connection_reset);
+  EXPECT_EQ(stack_->stats().zerocopy_fallbacks, 0u);
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 0, io::kNotification));
+  run();
+}
+
+TEST_F(FakeStackTest, AbortWithZeroCopyInFlight) {
+  make(FakeMode::Manual, 8);
+  accept_one();
+  rec_.conn->send(std::string(50, 'a'));
+  run();
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 50, io::kMore));  // notification due
+  run();
+  rec_.conn->send(std::string(60, 'b'));
+  run();
+  ASSERT_EQ(engine_->pending_count(OpKind::SendZc), 2u);
+  rec_.conn->abort();
+  run();  // the second is cancelled (no notification in the fake); the first cannot be
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::connection_aborted);
+  EXPECT_EQ(stack_->connection_count(), 0u);
+  ASSERT_EQ(engine_->pending_count(OpKind::SendZc), 1u);
+  ASSERT_TRUE(engine_->complete_next(OpKind::SendZc, 0, io::kNotification));
+  run();
+}
+
+TEST_F(FakeStackTest, ZeroCopyNeverBelowTheThresholdOrWhenOff) {
+  make(FakeMode::Auto);  // default threshold: 16 KiB
+  accept_one();
+  for (int i = 0; i < 10; ++i) {
+    rec_.conn->send(std::string(1024, 'm'));
+    run();
+  }
+  rec_.conn->send(std::string(16 * 1024, 'M'));
+  run();
+  EXPECT_EQ(stack_->stats().zerocopy_sends, 1u);
+  EXPECT_EQ(engine_->sent(kFd).size(), 10u * 1024 + 16 * 1024);
+
+  make(FakeMode::Auto, 0);  // off
+  rec_ = Recorder{};
+  accept_one();
+  rec_.conn->send(std::string(1 << 20, 'z'));
+  run();
+  EXPECT_EQ(stack_->stats().zerocopy_sends, 0u);
+  EXPECT_EQ(count_ops(*engine_, OpKind::SendZc), 0u);
+  EXPECT_EQ(engine_->sent(kFd).size(), 1u << 20);
 }
 
 }  // namespace

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+// salvod: the appliance daemon (SPEC §2). Loads the config, locks and recovers the spool,
+// starts one shard per core with its SpoolWriter and injection listeners, and stops
+// gracefully on SIGTERM/SIGINT. Start-up failures: one line on stderr, exit 2.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include <salvo/base/log.h>
+#include <salvo/config/config.h>
+#include <salvo/inbound/auth_users.h>
+#include <salvo/inbound/client_limiter.h>
+#include <salvo/inbound/injection_listener.h>
+#include <salvo/io/engine.h>
+#include <salvo/net/port_reservation.h>
+#include <salvo/net/socket_address.h>
+#include <salvo/net/tls.h>
+#include <salvo/shard/shard.h>
+#include <salvo/spool/recovery.h>
+
+#include "shard_runtime.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace salvo;
+
+// E14: one daemon per spool. The lock lives as long as the process (the fd is never
+// closed); the kernel drops it when the process dies, so a crash leaves no stale lock.
+int lock_spool(const std::string& spool) {
+  std::string path = spool + "/salvod.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      throw std::runtime_error("spool " + spool + " is in use by another salvod (" + path +
+                               " is locked)");
+    }
+    throw std::runtime_error(path + ": " + std::strerror(err));
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) == 0) {
+    ssize_t n = ::write(fd, pid.data(), pid.size());
+    (void)n;
+  }
+  return fd;
+}
+
+void write_ready_file(const std::string& path, const std::vector<net::SocketAddress>& addrs) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < addrs.size(); ++i) {
+    if (i != 0) text += ",";
+    text += "\"" + addrs[i].to_string() + "\"";
+  }
+  text += "]\n";
+  std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << text;
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+// Everything built before the shards start; destroyed after they joined.
+struct Daemon {
+  config::ConfigPtr config;
+  int lock_fd = -1;
+  std::unique_ptr<net::TlsContext> tls;
+  std::vector<std::unique_ptr<inbound::AuthUsers>> users;
+  std::vector<std::unique_ptr<inbound::ClientLimiter>> limiters;
+  std::vector<inbound::ListenerShared> shared;
+  std::vector<net::SocketAddress> addresses;
+  std::vector<net::PortReservation> reserved;
+  std::unique_ptr<shard::ShardSet> shards;
+  std::vector<spool::RecoveryResult> recovered;
+  std::vector<std::string> shard_dirs;
+};
+
+void prepare(Daemon& d) {
+  const config::Config& cfg = *d.config;
+  const std::string& spool = cfg.node.spool;
+  std::error_code ec;
+  fs::create_directories(spool, ec);
+  if (ec) throw std::runtime_error("spool " + spool + ": " + ec.message());
+  d.lock_fd = lock_spool(spool);
+
+  bool need_tls = false;
+  for (const auto& l : cfg.listen) need_tls |= l.starttls;
+  if (need_tls) {
+    net::TlsContextOptions to;
+    to.role = net::TlsRole::Server;
+    to.certificate_file = cfg.tls.certificate;
+    to.key_file = cfg.tls.key;
+    d.tls = std::make_unique<net::TlsContext>(to);
+  }
+  for (const auto& l : cfg.listen) {
+    d.users.push_back(std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l)));
+    d.limiters.push_back(std::make_unique<inbound::ClientLimiter>(l.max_connections_per_ip));
+    auto addr = net::SocketAddress::parse(l.address.to_string());
+    if (!addr) {
+      throw std::runtime_error("listen " + l.address.to_string() + ": " +
+                               addr.error().message());
+    }
+    if (addr->port() == 0) {
+      std::string asked = addr->to_string();
+      auto r = net::PortReservation::reserve(*addr);
+      if (!r) throw std::runtime_error("listen " + asked + ": " + r.error().message());
+      d.reserved.push_back(std::move(*r));
+    }
+    d.addresses.push_back(*addr);
+  }
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    inbound::ListenerShared s;
+    s.config = &cfg.listen[i];
+    s.hostname = cfg.node.hostname;
+    s.tls = cfg.listen[i].starttls ? d.tls.get() : nullptr;
+    s.users = d.users[i].get();
+    s.limiter = d.limiters[i].get();
+    d.shared.push_back(std::move(s));
+  }
+
+  shard::ShardSetOptions so;
+  so.count = cfg.node.cores;
+  d.shards = std::make_unique<shard::ShardSet>(so);
+
+  // Recovery runs here, before any shard loop: synchronous reads, one directory per shard.
+  for (std::uint32_t i = 0; i < d.shards->size(); ++i) {
+    std::string dir = spool + "/shard-" + std::to_string(i);
+    auto r = spool::recover(dir, i);
+    if (!r) throw std::runtime_error("spool " + dir + ": recovery failed: " + r.error().message());
+    const auto& rep = r->report;
+    if (rep.torn_segments != 0 || rep.bad_segments != 0 || rep.undecodable != 0) {
+      log::warn("spool {}: recovery: {} segments, {} torn, {} bad, {} undecodable records, {} "
+                "bytes dropped", dir, rep.segments, rep.torn_segments, rep.bad_segments,
+                rep.undecodable, rep.dropped_bytes);
+    }
+    d.shard_dirs.push_back(dir);
+    d.recovered.push_back(std::move(*r));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, level_text = "info", ready_file;
+  CLI::App app{"salvod: the salvo bulk email delivery daemon"};
+  app.add_option("--config", config_path, "configuration file (TOML)")->required();
+  app.add_option("--log-level", level_text, "debug | info | warn | error | off (default info)");
+  app.add_option("--ready-file", ready_file,
+                 "once listening, write the bound listener addresses (JSON list) here");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "salvod: %s\n", e.what());
+    return 2;
+  }
+  log::Level level{};
+  if (!log::parse_level(level_text, &level)) {
+    std::fprintf(stderr, "salvod: --log-level %s: expected debug, info, warn, error or off\n",
+                 level_text.c_str());
+    return 2;
+  }
+  log::init(level);
+
+  auto loaded = config::load_file(config_path);
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
+    return 2;
+  }
+
+  // Signals are taken by this thread only (sigwait); the shards inherit the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Daemon d;
+  d.config = *loaded;
+  const config::Config& cfg = *d.config;
+  try {
+    prepare(d);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "salvod: %s\n", e.what());
+    return 2;
+  }
+  if (!cfg.node.fsync) {
+    log::warn("*** [node] fsync = false: the spool is NOT durable; acknowledged mail can be "
+              "lost on a crash or power failure. Benchmarks only. ***");
+  }
+
+  const std::uint32_t n = d.shards->size();
+  std::vector<std::unique_ptr<app::ShardRuntime>> runtimes(n);
+  std::latch started(n);
+  std::mutex err_mu;
+  std::string start_error;
+  d.shards->start([&](shard::Shard& s) {
+    std::uint32_t i = s.id().value();
+    auto& rt = runtimes[i];
+    rt = std::make_unique<app::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i]);
+    std::string why;
+    if (auto st = rt->start(d.shared, d.addresses, &why); !st) {
+      std::lock_guard lock(err_mu);
+      if (start_error.empty()) start_error = why;
+    }
+    app::ShardRuntime* p = rt.get();
+    s.on_stop([p] { p->begin_stop(); });
+    started.count_down();
+  });
+  started.wait();
+  d.reserved.clear();
+
+  int rc = 0;
+  if (!start_error.empty()) {
+    std::fprintf(stderr, "salvod: %s\n", start_error.c_str());
+    rc = 2;
+  } else {
+    std::uint64_t recovered = 0;
+    for (const auto& rt : runtimes) recovered += rt->recovered_messages();
+    std::string listeners;
+    for (const auto& a : d.addresses) listeners += (listeners.empty() ? "" : ",") + a.to_string();
+    // One parseable start-up line (tests and operators grep it).
+    log::info("salvod started: shards={} engine={} features=[{}] listeners=[{}] spool={} "
+              "recovered_messages={} fsync={}",
+              n, d.shards->shard(shard::ShardId(0)).engine().name(),
+              d.shards->shard(shard::ShardId(0)).engine().features().describe(),
+              listeners, cfg.node.spool, recovered, cfg.node.fsync ? "on" : "OFF");
+    if (!ready_file.empty()) write_ready_file(ready_file, d.addresses);
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&sigs, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        log::info("salvod: SIGHUP: reload is not implemented yet; ignored");
+        continue;
+      }
+      log::info("salvod: {} received: stopping (listeners closed, finishing commits)",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+  }
+  d.shards->request_stop();
+  d.shards->join();
+
+  inbound::InboundStats total;
+  for (const auto& rt : runtimes) {
+    if (rt) total += rt->final_stats();
+  }
+  if (rc == 0) {
+    log::info("salvod stopped: connections={} messages_queued={} recipients_queued={} "
+              "commit_failures={} orphaned_commits={} relay_denied={} auth_ok={} auth_failed={} "
+              "refused_per_ip={}",
+              total.connections, total.messages_queued, total.recipients_queued,
+              total.commit_failures, total.orphaned_commits, total.relay_denied, total.auth_ok, total.auth_failed,
+              total.refused_per_ip);
+  }
+  return rc;
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// ShardRuntime: what salvod runs on one shard — the net stack, the spool writer over the
+// recovered index, and one InjectionListener per [[listen]] entry — and its graceful stop.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <salvo/config/config.h>
+#include <salvo/inbound/injection_listener.h>
+#include <salvo/net/stack.h>
+#include <salvo/shard/shard.h>
+#include <salvo/spool/recovery.h>
+#include <salvo/spool/spool_writer.h>
+
+namespace salvo::app {
+
+// Owner: its shard. Built on the shard thread in ShardSet::start's init (the rings are
+// SINGLE_ISSUER: engine-bound objects are created, used and destroyed on that thread).
+// Stop: begin_stop() from the shard's stop hook holds the shard; poll() releases it once
+// every session is gone and the writer is idle, after tearing everything down on the
+// shard thread. The recovery result (and so the index) outlives the writer.
+class ShardRuntime final : public shard::Poller {
+ public:
+  ShardRuntime(shard::Shard& shard, const config::Config& config,
+               spool::RecoveryResult recovered, std::string spool_dir);
+  ~ShardRuntime();
+  ShardRuntime(const ShardRuntime&) = delete;
+  ShardRuntime& operator=(const ShardRuntime&) = delete;
+
+  // Creates the writer and listens on every address (addresses[i] for listen[i], port
+  // already fixed). why names the address on failure. Start-up only.
+  [[nodiscard]] Status start(const std::vector<inbound::ListenerShared>& shared,
+                             const std::vector<net::SocketAddress>& addresses, std::string* why);
+  void begin_stop() noexcept;
+  bool poll() noexcept override;
+
+  // Summed over the listeners; valid after the shard has stopped (read after join()).
+  const inbound::InboundStats& final_stats() const noexcept { return final_stats_; }
+  std::uint64_t recovered_messages() const noexcept { return recovered_messages_; }
+
+ private:
+  void teardown() noexcept;
+
+  shard::Shard& shard_;
+  const config::Config& config_;
+  spool::RecoveryResult recovered_;
+  std::string dir_;
+  std::unique_ptr<net::Stack> stack_;
+  std::unique_ptr<spool::SpoolWriter> writer_;
+  std::vector<std::unique_ptr<inbound::InjectionListener>> listeners_;
+  inbound::InboundStats final_stats_;
+  std::uint64_t recovered_messages_ = 0;
+  bool draining_ = false;
+  bool polling_ = false;
+};
+
+}  // namespace salvo::app

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// InjectionListener: the ESMTP injection listener (SPEC §4) of one shard for one [[listen]]
+// entry: smtp::ServerSession over net::Connection, relay / AUTH / size / per-IP policy, and
+// the spool hand-off that answers 250 only after the group commit's fdatasync.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <salvo/base/result.h>
+#include <salvo/config/config.h>
+#include <salvo/net/stack.h>
+#include <salvo/shard/shard.h>
+#include <salvo/smtp/server_session.h>
+
+namespace salvo::spool {
+class SpoolWriter;
+}
+
+namespace salvo::inbound {
+
+class AuthUsers;
+class ClientLimiter;
+class InjectionSession;
+
+// Node-wide settings of one [[listen]] entry, built by the daemon at start-up and shared
+// read-only by every shard (the limiter is the one thread-safe, mutable part).
+struct ListenerShared {
+  const config::Listener* config = nullptr;
+  std::string hostname;                  // greeting, EHLO and Received: "by"
+  const net::TlsContext* tls = nullptr;  // server context; null = no STARTTLS
+  const AuthUsers* users = nullptr;      // null or empty = AUTH off
+  ClientLimiter* limiter = nullptr;      // null = no per-IP cap
+};
+
+// Per-shard, per-listener counters (STYLE.md §4.6); summed by the daemon after join().
+struct InboundStats {
+  std::uint64_t connections = 0;
+  std::uint64_t refused_per_ip = 0;      // 421 4.7.0 at connect: per-IP cap reached
+  std::uint64_t messages_queued = 0;     // 250 after a durable commit
+  std::uint64_t recipients_queued = 0;
+  std::uint64_t bytes_queued = 0;        // bodies as stored (Received: included)
+  std::uint64_t commit_failures = 0;     // 451 4.3.0 / 452 4.3.1 at end of data
+  std::uint64_t orphaned_commits = 0;    // client gone before the commit finished
+  std::uint64_t relay_denied = 0;        // 554 5.7.1 at RCPT
+  std::uint64_t auth_ok = 0;
+  std::uint64_t auth_failed = 0;
+  std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL
+  std::uint64_t tls_sessions = 0;
+  smtp::ServerStats session;
+  InboundStats& operator+=(const InboundStats& o) noexcept;
+};
+
+// Owner: one shard (all methods on its thread). Lifecycle: construct in the shard's init,
+// start(), then begin_stop() from the shard's stop hook; destroy on the same shard once
+// drained() (the daemon also waits for the writer to be idle). stack and writer must
+// outlive the listener. Sessions are heap objects that delete themselves; a session whose
+// client left while its commit was in flight lives on until on_committed (the message is
+// queued all the same: RFC 1047 duplicate window).
+class InjectionListener final : public net::AcceptHandler {
+ public:
+  InjectionListener(shard::Shard& shard, net::Stack& stack, spool::SpoolWriter& writer,
+                    const ListenerShared& shared);
+  ~InjectionListener() override;
+  InjectionListener(const InjectionListener&) = delete;
+  InjectionListener& operator=(const InjectionListener&) = delete;
+
+  // Binds addr with SO_REUSEPORT (every shard joins the same port). Start-up only.
+  [[nodiscard]] Status start(const net::SocketAddress& addr);
+  const net::SocketAddress& address() const noexcept { return address_; }
+
+  // Graceful stop: no new connections; idle sessions get 421 and close; a session waiting
+  // for its commit answers it first, then 421.
+  void begin_stop() noexcept;
+  bool stopping() const noexcept { return stopping_; }
+  // No session objects left (connections closed, commits answered).
+  bool drained() const noexcept { return sessions_ == nullptr; }
+  std::size_t session_count() const noexcept { return session_count_; }
+
+  const InboundStats& stats() const noexcept { return stats_; }
+
+  void on_accept(net::Listener& l, net::Connection& c) noexcept override;
+
+ private:
+  friend class InjectionSession;
+  // Connections refused at accept (per-IP cap, stopping): reply, then close.
+  class Refused final : public net::ConnectionHandler {
+   public:
+    void on_data(net::Connection&, ByteBuffer& in) noexcept override { in.clear(); }
+    void on_close(net::Connection&, std::error_code) noexcept override {}
+  };
+
+  void link(InjectionSession* s) noexcept;
+  void unlink(InjectionSession* s) noexcept;
+  // The store-time copy of Received: + body (one per shard listener, reused).
+  std::string& record_scratch() noexcept { return scratch_; }
+
+  shard::Shard& shard_;
+  net::Stack& stack_;
+  spool::SpoolWriter& writer_;
+  const ListenerShared& shared_;
+  smtp::ServerConfig session_config_;
+  net::Listener* listener_ = nullptr;
+  net::SocketAddress address_;
+  Refused refused_;
+  InjectionSession* sessions_ = nullptr;  // intrusive list of live sessions
+  std::size_t session_count_ = 0;
+  bool stopping_ = false;
+  std::string scratch_;
+  InboundStats stats_;
+};
+
+}  // namespace salvo::inbound

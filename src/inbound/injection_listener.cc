@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// InjectionListener: accept (with the per-IP cap), the session list, graceful stop.
+#include <salvo/inbound/injection_listener.h>
+
+#include <salvo/base/log.h>
+#include <salvo/inbound/auth_users.h>
+#include <salvo/inbound/client_limiter.h>
+#include <salvo/spool/spool_writer.h>
+
+#include "inbound/injection_session.h"
+
+namespace salvo::inbound {
+
+InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
+  connections += o.connections;
+  refused_per_ip += o.refused_per_ip;
+  messages_queued += o.messages_queued;
+  recipients_queued += o.recipients_queued;
+  bytes_queued += o.bytes_queued;
+  commit_failures += o.commit_failures;
+  orphaned_commits += o.orphaned_commits;
+  relay_denied += o.relay_denied;
+  auth_ok += o.auth_ok;
+  auth_failed += o.auth_failed;
+  low_space += o.low_space;
+  tls_sessions += o.tls_sessions;
+  session += o.session;
+  return *this;
+}
+
+InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
+                                     spool::SpoolWriter& writer, const ListenerShared& shared)
+    : shard_(shard), stack_(stack), writer_(writer), shared_(shared) {
+  const config::Listener& cfg = *shared.config;
+  smtp::ServerConfig& sc = session_config_;
+  sc.hostname = shared.hostname;
+  sc.greeting = "ESMTP salvo";
+  sc.max_message_size = cfg.max_message_size;
+  sc.max_recipients = cfg.max_recipients;
+  sc.hard_error_limit = cfg.hard_error_limit;
+  sc.starttls_available = cfg.starttls && shared.tls != nullptr;
+  // RELIABILITY §2.3: Momentum's "reject" is the stricter choice against CVE-2011-0411.
+  sc.starttls_injection = smtp::StarttlsInjection::Reject;
+  if (sc.starttls_available && shared.users != nullptr && !shared.users->empty()) {
+    for (config::AuthMechanism m : cfg.auth) {
+      sc.auth_mechanisms.add(m == config::AuthMechanism::Plain ? smtp::AuthMechanism::Plain
+                                                               : smtp::AuthMechanism::Login);
+    }
+  }
+  sc.auth_requires_tls = true;  // RFC 4954 §4: no plaintext passwords before STARTTLS
+  sc.keep_body = true;
+}
+
+InjectionListener::~InjectionListener() {
+  // Sessions are deleted by their connections' on_close / on_committed; the daemon destroys
+  // the listener only once drained(). Anything left here is a lifecycle bug.
+  if (sessions_ != nullptr) {
+    log::error("inbound: listener destroyed with {} live sessions", session_count_);
+  }
+}
+
+Status InjectionListener::start(const net::SocketAddress& addr) {
+  auto bound = stack_.listen(addr, net::ReusePort::Yes, *this);
+  if (!bound) return std::unexpected(bound.error());
+  listener_ = *bound;
+  address_ = listener_->address();
+  return {};
+}
+
+void InjectionListener::begin_stop() noexcept {
+  if (stopping_) return;
+  stopping_ = true;
+  if (listener_ != nullptr) {
+    listener_->close();
+    listener_ = nullptr;
+  }
+  // stop() may close (and so later delete) a session; on_close never runs inside it, but
+  // collect first anyway.
+  std::vector<InjectionSession*> live;
+  live.reserve(session_count_);
+  for (InjectionSession* s = sessions_; s != nullptr; s = s->next_) live.push_back(s);
+  for (InjectionSession* s : live) s->stop();
+}
+
+void InjectionListener::on_accept(net::Listener&, net::Connection& c) noexcept {
+  if (stopping_) {
+    c.set_handler(&refused_);
+    c.abort();
+    return;
+  }
+  auto ip = config::IpAddress::from_sockaddr(c.peer().sa());
+  if (!ip) {
+    c.set_handler(&refused_);
+    c.abort();
+    return;
+  }
+  bool counted = false;
+  if (shared_.limiter != nullptr && shared_.limiter->limit() != 0) {
+    if (!shared_.limiter->try_acquire(*ip)) {
+      ++stats_.refused_per_ip;
+      c.set_handler(&refused_);
+      c.send("421 4.7.0 " + shared_.hostname + " Error: too many connections from " +
+             ip->to_string() + "\r\n");
+      c.close();
+      return;
+    }
+    counted = true;
+  }
+  new InjectionSession(*this, c, *ip, counted);
+}
+
+void InjectionListener::link(InjectionSession* s) noexcept {
+  s->prev_ = nullptr;
+  s->next_ = sessions_;
+  if (sessions_ != nullptr) sessions_->prev_ = s;
+  sessions_ = s;
+  ++session_count_;
+}
+
+void InjectionListener::unlink(InjectionSession* s) noexcept {
+  if (s->prev_ != nullptr) {
+    s->prev_->next_ = s->next_;
+  } else if (sessions_ == s) {
+    sessions_ = s->next_;
+  }
+  if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
+  s->prev_ = s->next_ = nullptr;
+  --session_count_;
+}
+
+}  // namespace salvo::inbound

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: Apache-2.0
+// InjectionSession: ServerSession driver, relay/AUTH/space policy, and the 250-after-commit
+// hand-off to the shard's SpoolWriter (RELIABILITY §1.4.3).
+#include "inbound/injection_session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <salvo/inbound/auth_users.h>
+#include <salvo/inbound/client_limiter.h>
+
+#include "inbound/message_builder.h"
+
+namespace salvo::inbound {
+namespace {
+
+// Output not yet written beyond this: stop reading until it drains (RELIABILITY D7).
+constexpr std::size_t kOutputHighWater = 256 * 1024;
+// The per-listener record scratch keeps at most this much capacity between messages.
+constexpr std::size_t kKeepScratch = 1 << 20;
+// Failed AUTH attempts per connection before 421 and close (RELIABILITY §2.2 brute force).
+constexpr std::uint32_t kMaxAuthFailures = 3;
+
+}  // namespace
+
+InjectionSession::InjectionSession(InjectionListener& listener, net::Connection& conn,
+                                   const config::IpAddress& ip, bool counted_by_limiter)
+    : listener_(listener),
+      conn_(&conn),
+      session_(listener.session_config_, *this),
+      ip_(ip),
+      ip_text_(ip.to_string()),
+      counted_(counted_by_limiter) {
+  for (const auto& net : listener_.shared_.config->relay_networks) {
+    if (net.contains(ip_)) {
+      relay_network_ = true;
+      break;
+    }
+  }
+  listener_.link(this);
+  ++listener_.stats_.connections;
+  conn.set_handler(this);
+  update_timeout();
+  session_.greet();
+  flush_output();
+}
+
+InjectionSession::~InjectionSession() { listener_.unlink(this); }
+
+void InjectionSession::on_data(net::Connection&, ByteBuffer& in) noexcept { run(in); }
+
+void InjectionSession::run(ByteBuffer& in) noexcept {
+  if (commit_pending_ || closing_ || conn_ == nullptr) return;
+  for (;;) {
+    smtp::ServerEvent ev = session_.feed(in);
+    if (ev == smtp::ServerEvent::MessageReady) {
+      if (queue_message()) {
+        flush_output();
+        conn_->pause_reading();
+        return;
+      }
+      continue;  // answered at once (451/452); pipelined commands may follow
+    }
+    flush_output();
+    if (ev == smtp::ServerEvent::StartTls) {
+      // The session emits StartTls only when ServerConfig::starttls_available, which the
+      // listener sets only with a TLS context. start_tls discards buffered plaintext.
+      conn_->start_tls(*listener_.shared_.tls, "");
+      return;
+    }
+    if (ev == smtp::ServerEvent::Close) {
+      close_now();
+      return;
+    }
+    break;
+  }
+  if (auth_failures_ >= kMaxAuthFailures) {
+    session_.shutdown("Error: too many authentication failures");
+    flush_output();
+    close_now();
+    return;
+  }
+  update_timeout();
+  if (conn_->pending_output() > kOutputHighWater) {
+    output_paused_ = true;
+    conn_->pause_reading();
+  }
+}
+
+void InjectionSession::on_drained(net::Connection&) noexcept {
+  if (!output_paused_ || conn_ == nullptr) return;
+  output_paused_ = false;
+  if (!commit_pending_ && !closing_) conn_->resume_reading();
+}
+
+void InjectionSession::on_tls_ready(net::Connection&) noexcept {
+  ++listener_.stats_.tls_sessions;
+  session_.tls_established();
+  flush_output();
+}
+
+void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
+  listener_.stats_.session += session_.stats();
+  if (counted_ && listener_.shared_.limiter != nullptr) {
+    listener_.shared_.limiter->release(ip_);
+  }
+  counted_ = false;
+  conn_ = nullptr;
+  if (commit_pending_) {
+    // The writer still holds this waiter: live on until on_committed (the message is
+    // queued anyway; the client will retry: RFC 1047 duplicate window).
+    ++listener_.stats_.orphaned_commits;
+  }
+  maybe_delete();
+}
+
+std::optional<smtp::Reply> InjectionSession::on_mail(const smtp::ServerSession&,
+                                                     const smtp::Path&,
+                                                     const smtp::MailParams&) {
+  // RELIABILITY §1.4.5: refuse before the client sends data, not at end of data.
+  if (!listener_.writer_.free_space_ok()) {
+    ++listener_.stats_.low_space;
+    return smtp::Reply(452, {4, 3, 1}, "Insufficient system storage");
+  }
+  in_transaction_ = true;
+  return std::nullopt;
+}
+
+std::optional<smtp::Reply> InjectionSession::on_rcpt(const smtp::ServerSession& s,
+                                                     const smtp::Path&,
+                                                     const smtp::RcptParams&) {
+  // RELIABILITY §2.2: salvo has no local domains, so every recipient is a relay; allowed
+  // only for relay_networks or authenticated clients (Postfix permit_mynetworks,
+  // permit_sasl_authenticated). Checked per recipient on the parsed path.
+  if (relay_network_ || s.authenticated()) return std::nullopt;
+  ++listener_.stats_.relay_denied;
+  return smtp::Reply(554, {5, 7, 1}, "Relay access denied");
+}
+
+std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
+                                                     smtp::AuthMechanism,
+                                                     std::string_view authzid,
+                                                     std::string_view authcid,
+                                                     std::string_view password) {
+  const AuthUsers* users = listener_.shared_.users;
+  // Same reply, same work, for an unknown user and a wrong password (RELIABILITY §2.2).
+  bool ok = users != nullptr && users->check(authcid, password);
+  if (ok && (authzid.empty() || authzid == authcid)) {
+    ++listener_.stats_.auth_ok;
+    return std::nullopt;
+  }
+  ++listener_.stats_.auth_failed;
+  ++auth_failures_;
+  return smtp::Reply(535, {5, 7, 8}, "Error: authentication failed");
+}
+
+bool InjectionSession::queue_message() noexcept {
+  spool::SpoolWriter& writer = listener_.writer_;
+  const smtp::Envelope& env = session_.envelope();
+  spool::MessageRecord m;
+  m.id = writer.allocate_id();
+  auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+  m.received_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count();
+  TraceInfo t;
+  t.helo = session_.helo_name();
+  t.client_ip = ip_text_;
+  t.hostname = listener_.shared_.hostname;
+  t.tls = session_.tls_active();
+  t.authenticated = session_.authenticated();
+  t.esmtp = session_.esmtp();
+  t.id = m.id.value();
+  t.unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
+  std::string info = client_info(t, session_.authenticated_user());
+  std::string& body = listener_.record_scratch();
+  body.clear();
+  append_received(t, body);
+  body.append(session_.body().view());
+  fill_record(env, m);
+  m.client_info = info;
+  m.body = body;
+  // The writer encodes the record into its batch now; the scratch is free afterwards.
+  Result<spool::MessageId> r = writer.append_message(m, this);
+  pending_bytes_ = body.size();
+  if (body.capacity() > kKeepScratch) {
+    std::string().swap(body);
+  } else {
+    body.clear();
+  }
+  if (!r) {
+    ++listener_.stats_.commit_failures;
+    in_transaction_ = false;
+    if (r.error() == std::errc::no_space_on_device) {
+      session_.complete_message(452, {4, 3, 1}, "Insufficient system storage");
+    } else {
+      session_.complete_message(451, {4, 3, 0}, "Error: queue file write error");
+    }
+    return false;
+  }
+  pending_id_ = r->value();
+  pending_rcpts_ = static_cast<std::uint32_t>(env.recipients.size());
+  commit_pending_ = true;
+  return true;
+}
+
+void InjectionSession::on_committed(Status status) noexcept {
+  commit_pending_ = false;
+  in_transaction_ = false;
+  if (status) {
+    ++listener_.stats_.messages_queued;
+    listener_.stats_.recipients_queued += pending_rcpts_;
+    listener_.stats_.bytes_queued += pending_bytes_;
+  } else {
+    ++listener_.stats_.commit_failures;
+  }
+  if (conn_ == nullptr) {
+    maybe_delete();
+    return;
+  }
+  if (status) {
+    std::string text = "Ok: queued as " + format_id(pending_id_);
+    session_.complete_message(250, {2, 0, 0}, text);
+  } else if (status.error() == std::errc::no_space_on_device) {
+    session_.complete_message(452, {4, 3, 1}, "Insufficient system storage");
+  } else {
+    // fsyncgate (RELIABILITY §1.4.4): never 250 after a failed write or fdatasync.
+    session_.complete_message(451, {4, 3, 0}, "Error: queue file write error");
+  }
+  flush_output();
+  if (stopping_) {
+    session_.shutdown("Service shutting down");
+    flush_output();
+    close_now();
+    return;
+  }
+  update_timeout();
+  // Pipelined commands may already be buffered: resume delivers them (asynchronously).
+  if (!output_paused_) conn_->resume_reading();
+}
+
+void InjectionSession::stop() noexcept {
+  stopping_ = true;
+  if (conn_ == nullptr || closing_ || commit_pending_) return;
+  session_.shutdown("Service shutting down");
+  flush_output();
+  close_now();
+}
+
+void InjectionSession::flush_output() noexcept {
+  ByteBuffer& out = session_.output();
+  if (out.empty() || conn_ == nullptr) return;
+  conn_->output().append(out.view());
+  out.clear();
+  conn_->flush();
+}
+
+void InjectionSession::update_timeout() noexcept {
+  if (conn_ == nullptr) return;
+  const config::Listener& cfg = *listener_.shared_.config;
+  // RFC 5321 §4.5.3.2.7: 5 minutes between commands; the data timeout covers DATA/BDAT.
+  // The session does not expose its phase, so inside a transaction the longer of the two.
+  Duration d = in_transaction_ ? std::max(cfg.command_timeout, cfg.data_timeout)
+                               : cfg.idle_timeout;
+  if (d == timeout_) return;
+  timeout_ = d;
+  conn_->set_idle_timeout(d);
+}
+
+void InjectionSession::maybe_delete() noexcept {
+  if (conn_ != nullptr || commit_pending_) return;
+  delete this;
+}
+
+void InjectionSession::close_now() noexcept {
+  if (conn_ == nullptr || closing_) return;
+  closing_ = true;
+  conn_->close();
+}
+
+}  // namespace salvo::inbound

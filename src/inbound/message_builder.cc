@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// Received: header, id formatting and envelope -> spool::MessageRecord.
+#include "inbound/message_builder.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace salvo::inbound {
+namespace {
+
+void append_sanitised(std::string_view s, std::string& out) {
+  if (s.empty()) {
+    out += "unknown";
+    return;
+  }
+  for (char c : s.substr(0, 255)) {
+    auto u = static_cast<unsigned char>(c);
+    out.push_back(u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '\\' ? c : '?');
+  }
+}
+
+}  // namespace
+
+std::string format_id(std::uint64_t id) { return fmt::format("{:016x}", id); }
+
+void append_received(const TraceInfo& t, std::string& out) {
+  // RFC 5321 §4.4 Time-stamp-line; "with" per RFC 3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA).
+  std::string_view proto = !t.esmtp                          ? "SMTP"
+                           : t.tls && t.authenticated        ? "ESMTPSA"
+                           : t.tls                           ? "ESMTPS"
+                           : t.authenticated                 ? "ESMTPA"
+                                                             : "ESMTP";
+  char date[64];
+  std::time_t secs = static_cast<std::time_t>(t.unix_seconds);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  // RFC 5322 §3.3 date-time; C locale day and month names.
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::snprintf(date, sizeof date, "%s, %d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
+                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  out += "Received: from ";
+  append_sanitised(t.helo, out);
+  out += " ([";
+  out += t.client_ip;
+  out += "])\r\n\tby ";
+  append_sanitised(t.hostname, out);
+  out += " (salvo) with ";
+  out += proto;
+  out += " id ";
+  out += format_id(t.id);
+  out += ";\r\n\t";
+  out += date;
+  out += "\r\n";
+}
+
+std::string client_info(const TraceInfo& t, std::string_view auth_user) {
+  std::string s = "helo=";
+  append_sanitised(t.helo, s);
+  s += " addr=";
+  s += t.client_ip;
+  s += t.tls ? " tls=yes auth=" : " tls=no auth=";
+  if (auth_user.empty()) {
+    s += "-";
+  } else {
+    append_sanitised(auth_user, s);
+  }
+  return s;
+}
+
+void fill_record(const smtp::Envelope& env, spool::MessageRecord& m) {
+  m.source = spool::Source::Smtp;
+  m.flags = 0;
+  if (env.smtputf8) m.flags |= spool::kFlagSmtpUtf8;
+  if (env.body_type == smtp::BodyType::EightBitMime) m.flags |= spool::kFlag8BitMime;
+  switch (env.ret) {
+    case smtp::DsnRet::Full:
+      m.ret = spool::Ret::Full;
+      break;
+    case smtp::DsnRet::Hdrs:
+      m.ret = spool::Ret::Headers;
+      break;
+    case smtp::DsnRet::Unspecified:
+      m.ret = spool::Ret::Unspecified;
+      break;
+  }
+  m.reverse_path = env.reverse_path;
+  m.envid = env.envid;
+  m.recipients.clear();
+  m.recipients.reserve(env.recipients.size());
+  for (const auto& r : env.recipients) {
+    // NOTIFY bits share their values between smtp::Notify and the spool (1, 2, 4, 8).
+    m.recipients.push_back(spool::Recipient{r.address, r.notify.bits(), r.orcpt});
+  }
+}
+
+}  // namespace salvo::inbound

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+// inbound's pure parts: AuthUsers (file format, check), ClientLimiter (node-wide count),
+// the Received: header and the envelope -> spool record mapping.
+#include <gtest/gtest.h>
+
+#include <salvo/inbound/auth_users.h>
+#include <salvo/inbound/client_limiter.h>
+
+#include "inbound/message_builder.h"
+
+namespace salvo::inbound {
+namespace {
+
+TEST(AuthUsers, ParsesFileAndChecks) {
+  AuthUsers u = AuthUsers::parse_file_text("# comment\n\nalice:pw:with:colons\r\nbob:\n", "f");
+  EXPECT_EQ(u.size(), 2u);
+  EXPECT_TRUE(u.check("alice", "pw:with:colons"));
+  EXPECT_FALSE(u.check("alice", "pw:with:colon"));
+  EXPECT_FALSE(u.check("alice", ""));
+  EXPECT_TRUE(u.check("bob", ""));
+  EXPECT_FALSE(u.check("carol", "salvo-no-such-user-placeholder-secret"));
+  EXPECT_FALSE(u.check("", ""));
+}
+
+TEST(AuthUsers, BadLineNamesFileAndLine) {
+  try {
+    (void)AuthUsers::parse_file_text("ok:1\nnocolon\n", "/etc/users");
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "auth_users_file /etc/users: line 2: expected user:password");
+  }
+}
+
+TEST(ClientLimiter, CountsPerAddress) {
+  ClientLimiter lim(2);
+  auto a = *config::IpAddress::parse("192.0.2.1");
+  auto b = *config::IpAddress::parse("2001:db8::1");
+  auto mapped = *config::IpAddress::parse("::ffff:192.0.2.1");
+  EXPECT_TRUE(lim.try_acquire(a));
+  EXPECT_TRUE(lim.try_acquire(mapped));  // the same client as a
+  EXPECT_FALSE(lim.try_acquire(a));
+  EXPECT_TRUE(lim.try_acquire(b));
+  EXPECT_EQ(lim.open(a), 2u);
+  lim.release(a);
+  EXPECT_TRUE(lim.try_acquire(a));
+  lim.release(a);
+  lim.release(a);
+  lim.release(a);  // extra release is harmless
+  EXPECT_EQ(lim.open(a), 0u);
+}
+
+TEST(MessageBuilder, ReceivedHeader) {
+  TraceInfo t;
+  t.helo = "client.example (evil)\r\nX-Injected: 1";
+  t.client_ip = "192.0.2.7";
+  t.hostname = "mx.salvo.test";
+  t.tls = true;
+  t.authenticated = true;
+  t.id = 0xabc;
+  t.unix_seconds = 0;
+  std::string h;
+  append_received(t, h);
+  EXPECT_EQ(h,
+            "Received: from client.example??evil???X-Injected:?1 ([192.0.2.7])\r\n"
+            "\tby mx.salvo.test (salvo) with ESMTPSA id 0000000000000abc;\r\n"
+            "\tThu, 1 Jan 1970 00:00:00 +0000\r\n");
+  t.tls = false;
+  t.authenticated = false;
+  t.esmtp = false;
+  h.clear();
+  append_received(t, h);
+  EXPECT_NE(h.find("with SMTP id"), std::string::npos);
+  EXPECT_EQ(client_info(t, "bob"), "helo=client.example??evil???X-Injected:?1 addr=192.0.2.7 "
+                                   "tls=no auth=bob");
+}
+
+TEST(MessageBuilder, RecordFromEnvelope) {
+  smtp::Envelope env;
+  env.reverse_path = "s@example.com";
+  env.envid = "ENV+2B1";
+  env.ret = smtp::DsnRet::Hdrs;
+  env.body_type = smtp::BodyType::EightBitMime;
+  env.smtputf8 = true;
+  smtp::NotifyFlags nf;
+  nf.add(smtp::Notify::Success);
+  nf.add(smtp::Notify::Failure);
+  env.recipients.push_back({"a@example.org", nf, "rfc822;a@example.org"});
+  env.recipients.push_back({"b@example.org", smtp::NotifyFlags{}, ""});
+  spool::MessageRecord m;
+  fill_record(env, m);
+  EXPECT_EQ(m.source, spool::Source::Smtp);
+  EXPECT_EQ(m.flags, spool::kFlagSmtpUtf8 | spool::kFlag8BitMime);
+  EXPECT_EQ(m.ret, spool::Ret::Headers);
+  EXPECT_EQ(m.reverse_path, "s@example.com");
+  EXPECT_EQ(m.envid, "ENV+2B1");
+  ASSERT_EQ(m.recipients.size(), 2u);
+  EXPECT_EQ(m.recipients[0].notify, spool::kNotifySuccess | spool::kNotifyFailure);
+  EXPECT_EQ(m.recipients[0].orcpt, "rfc822;a@example.org");
+  EXPECT_EQ(m.recipients[1].notify, 0);
+  EXPECT_EQ(format_id(255), "00000000000000ff");
+}
+
+}  // namespace
+}  // namespace salvo::inbound
