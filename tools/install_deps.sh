@@ -9,7 +9,7 @@ pkgs=(
   libtomlplusplus-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-16 libclang-rt-16-dev
-  swaks unbound python3-dkim
+  swaks libnet-ssleay-perl unbound python3-dkim
 )
 
 missing=()
