@@ -99,6 +99,16 @@ void InjectionSession::on_tls_ready(net::Connection&) noexcept {
   flush_output();
 }
 
+// RFC 5321 §4.5.3.2 / §3.8: a server that times a client out says 421 before closing.
+// While a commit is pending the session owes a 250 first: close without last words then.
+bool InjectionSession::on_idle_timeout(net::Connection&) noexcept {
+  if (commit_pending_ || closing_) return false;
+  closing_ = true;
+  session_.shutdown("Error: timeout exceeded");  // 421 4.4.2
+  flush_output();
+  return true;
+}
+
 void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
   listener_.stats_.session += session_.stats();
   if (counted_ && listener_.shared_.limiter != nullptr) {

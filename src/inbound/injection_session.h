@@ -41,6 +41,7 @@ class InjectionSession final : public net::ConnectionHandler,
   void on_drained(net::Connection& c) noexcept override;
   void on_tls_ready(net::Connection& c) noexcept override;
   void on_close(net::Connection& c, std::error_code why) noexcept override;
+  bool on_idle_timeout(net::Connection& c) noexcept override;
 
   // smtp::ServerPolicy
   std::optional<smtp::Reply> on_mail(const smtp::ServerSession&, const smtp::Path&,

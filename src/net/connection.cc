@@ -522,7 +522,13 @@ void KernelConnection::on_timer(std::int32_t, std::uint32_t) noexcept {
   TimePoint d = deadline();
   if (d == TimePoint::max()) return;
   if (stack_.now() >= d) {
-    if (phase_ == Phase::Open) ++stack_.counters().idle_timeouts;
+    if (phase_ == Phase::Open) {
+      ++stack_.counters().idle_timeouts;
+      if (handler_ != nullptr && handler_->on_idle_timeout(*this)) {
+        begin_close(errc(std::errc::timed_out));  // flush the last words, then close
+        return;
+      }
+    }
     teardown(errc(std::errc::timed_out));
     return;
   }

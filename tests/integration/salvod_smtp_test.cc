@@ -543,7 +543,8 @@ TEST(Salvod, IdleTimeoutAndHardErrorLimitClose) {
     RawClient idle(d.socket_address());
     EXPECT_TRUE(starts_with(idle.read_reply(), "220"));
     auto t0 = std::chrono::steady_clock::now();
-    // Connection's idle timer closes without a reply (no io timers in inbound).
+    // RFC 5321 §4.5.3.2: the timed-out client is told 421 4.4.2, then the server closes.
+    EXPECT_TRUE(starts_with(idle.read_reply(), "421 4.4.2"));
     EXPECT_TRUE(idle.closed_by_peer());
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
   }

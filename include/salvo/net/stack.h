@@ -45,6 +45,10 @@ class ConnectionHandler {
   // Never called from inside the handler's own call into the Connection. The Connection is
   // freed after it returns.
   virtual void on_close(Connection& c, std::error_code why) noexcept = 0;
+  // The idle timer expired. Return true after queueing last words (e.g. SMTP's
+  // "421 4.4.2 timeout"): the connection then closes gracefully (output flushed, bounded by
+  // the close linger) and on_close reports ETIMEDOUT. false (default): it closes at once.
+  virtual bool on_idle_timeout(Connection&) noexcept { return false; }
 };
 
 class Connection {

@@ -406,6 +406,29 @@ TEST_F(StackTest, IdleTimeout) {
   ASSERT_TRUE(run_until([&] { return client.closes == 1; }));
 }
 
+TEST_F(StackTest, IdleTimeoutLastWordsReachThePeer) {
+  struct Polite : Peer {
+    bool on_idle_timeout(Connection& c) noexcept override {
+      c.send("421 4.4.2 timeout\r\n");
+      return true;
+    }
+  };
+  Server s;
+  s.setup = [](Peer&, Connection& c) { c.set_idle_timeout(100ms); };
+  Listener* l = listen(s);
+  ASSERT_NE(l, nullptr);
+  Peer client;
+  stack_->connect(l->address(), nullptr, 5s, client);
+  ASSERT_TRUE(run_until([&] { return s.peers.size() == 1; }));
+  // Swap in a handler that says goodbye on the idle timer.
+  auto polite = std::make_unique<Polite>();
+  polite->conn = s.peers[0]->conn;
+  s.peers[0]->conn->set_handler(polite.get());
+  ASSERT_TRUE(run_until([&] { return polite->closes == 1 && client.closes == 1; }));
+  EXPECT_EQ(polite->close_why, std::errc::timed_out);
+  EXPECT_EQ(client.received, "421 4.4.2 timeout\r\n");
+}
+
 TEST_F(StackTest, IdleTimerIsResetByTraffic) {
   Server s;
   s.setup = [](Peer& p, Connection& c) {
