@@ -19,6 +19,7 @@
 
 #include <salvo/io/engine.h>
 
+#include "loopback_fixture.h"
 #include "support/cert_factory.h"
 
 namespace salvo::net {
@@ -32,13 +33,8 @@ SocketAddress addr(const char* text) {
   return a.value_or(SocketAddress{});
 }
 
-char pattern(std::size_t i) { return static_cast<char>((i * 131 + (i >> 13)) & 0xff); }
-
-std::string make_pattern(std::size_t n, std::size_t from = 0) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = pattern(from + i);
-  return s;
-}
+using testing::make_pattern;
+using testing::pattern;
 
 // A connection handler that records everything; optional hooks customize it.
 struct Peer : ConnectHandler, ConnectionHandler {
@@ -125,39 +121,15 @@ struct Server : AcceptHandler {
   }
 };
 
-class StackTest : public ::testing::Test {
+class StackTest : public testing::LoopbackFixture {
  protected:
   void SetUp() override {
-    std::string why;
-    auto e = io::create_engine("uring", io::EngineOptions{}, &why);
-    if (!e) GTEST_SKIP() << "io_uring engine unavailable: " << why;
-    engine_ = std::move(*e);
+    LoopbackFixture::SetUp();
+    if (IsSkipped()) return;
     stack_ = make_kernel_stack(*engine_);
   }
-  void TearDown() override {
-    stack_.reset();  // before the engine (the stack drains its completions)
-    engine_.reset();
-  }
-
-  // Runs the engine until pred() holds; bounded in time and iterations (STYLE.md §7).
   bool run_until(const std::function<bool()>& pred, Duration limit = 10s) {
-    auto end = MonoClock::now() + limit;
-    for (int i = 0; i < 5'000'000; ++i) {
-      if (pred()) return true;
-      if (MonoClock::now() > end) return false;
-      engine_->run_once(1ms);
-    }
-    return pred();
-  }
-  void run_for(Duration d) {
-    auto end = MonoClock::now() + d;
-    while (MonoClock::now() < end) engine_->run_once(1ms);
-  }
-
-  Listener* listen(Server& s, const char* where = "127.0.0.1:0", Stack* on = nullptr) {
-    auto l = (on ? on : stack_.get())->listen(addr(where), ReusePort::No, s);
-    EXPECT_TRUE(l.has_value()) << where << ": " << (l ? "" : l.error().message());
-    return l.value_or(nullptr);
+    return LoopbackFixture::run_until(pred, limit);
   }
 
   // n clients each send `bytes` of pattern to an echo server and check what comes back.
@@ -189,8 +161,6 @@ class StackTest : public ::testing::Test {
     EXPECT_EQ(s.closed(), n);
   }
 
-  std::unique_ptr<io::Engine> engine_;
-  std::unique_ptr<Stack> stack_;
 };
 
 TEST_F(StackTest, ListensOnPortZeroAndOtherLoopbacks) {
@@ -603,19 +573,10 @@ class StackTlsTest : public StackTest {
     }
     StackTest::SetUp();
     if (!engine_) return;
-    const auto& certs = test::CertFactory::shared();
-    TlsContextOptions so;
-    so.role = TlsRole::Server;
-    so.certificate_file = certs.server_cert();
-    so.key_file = certs.server_key();
-    server_ctx_ = std::make_unique<TlsContext>(so);
-    TlsContextOptions co;
-    co.role = TlsRole::Client;
-    co.verify = TlsVerify::Peer;
-    co.ca_file = certs.ca_cert();
-    client_ctx_ = std::make_unique<TlsContext>(co);
-    co.ca_file = certs.other_ca_cert();
-    wrong_ctx_ = std::make_unique<TlsContext>(co);
+    auto t = testing::make_tls_contexts();
+    server_ctx_ = std::move(t.server);
+    client_ctx_ = std::move(t.client);
+    wrong_ctx_ = std::move(t.wrong);
   }
   std::unique_ptr<TlsContext> server_ctx_, client_ctx_, wrong_ctx_;
 };

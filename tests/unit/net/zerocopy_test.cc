@@ -20,6 +20,7 @@
 
 #include <salvo/io/engine.h>
 
+#include "loopback_fixture.h"
 #include "support/cert_factory.h"
 
 namespace salvo::net {
@@ -27,13 +28,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-char pattern(std::size_t i) { return static_cast<char>((i * 131 + (i >> 13)) & 0xff); }
-
-std::string make_pattern(std::size_t n, std::size_t from = 0) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = pattern(from + i);
-  return s;
-}
+using testing::make_pattern;
+using testing::pattern;
 
 // Counts received bytes and checks them against pattern(); optionally echoes them.
 struct Peer : ConnectHandler, ConnectionHandler {
@@ -85,18 +81,12 @@ struct Server : AcceptHandler {
   }
 };
 
-class ZeroCopyTest : public ::testing::Test {
+class ZeroCopyTest : public testing::LoopbackFixture {
  protected:
   void SetUp() override {
-    std::string why;
-    auto e = io::create_engine("uring", io::EngineOptions{}, &why);
-    if (!e) GTEST_SKIP() << "io_uring engine unavailable: " << why;
-    engine_ = std::move(*e);
+    LoopbackFixture::SetUp();
+    if (IsSkipped()) return;
     if (!engine_->features().send_zc) GTEST_SKIP() << "no IORING_OP_SEND_ZC";
-  }
-  void TearDown() override {
-    stack_.reset();
-    engine_.reset();
   }
   void make(std::size_t threshold) {
     stack_.reset();
@@ -106,17 +96,7 @@ class ZeroCopyTest : public ::testing::Test {
     stack_ = make_kernel_stack(*engine_, o);
   }
   bool run_until(const std::function<bool()>& pred, Duration limit = 30s) {
-    auto end = MonoClock::now() + limit;
-    while (!pred()) {
-      if (MonoClock::now() > end) return false;
-      engine_->run_once(1ms);
-    }
-    return true;
-  }
-  Listener* listen(Server& s) {
-    auto l = stack_->listen(*SocketAddress::parse("127.0.0.1:0"), ReusePort::No, s);
-    EXPECT_TRUE(l.has_value());
-    return l.value_or(nullptr);
+    return LoopbackFixture::run_until(pred, limit);
   }
 
   // n clients each send `bytes` of pattern to an echo server and get every byte back.
@@ -157,8 +137,6 @@ class ZeroCopyTest : public ::testing::Test {
     EXPECT_EQ(st.bytes_received, st.bytes_sent);
   }
 
-  std::unique_ptr<io::Engine> engine_;
-  std::unique_ptr<Stack> stack_;
 };
 
 TEST_F(ZeroCopyTest, EightMegabytesEchoedWithZeroCopyForcedOn) {
@@ -267,17 +245,9 @@ class ZeroCopyTlsTest : public ZeroCopyTest {
     }
     ZeroCopyTest::SetUp();
     if (IsSkipped()) return;
-    const auto& certs = test::CertFactory::shared();
-    TlsContextOptions so;
-    so.role = TlsRole::Server;
-    so.certificate_file = certs.server_cert();
-    so.key_file = certs.server_key();
-    server_ctx_ = std::make_unique<TlsContext>(so);
-    TlsContextOptions co;
-    co.role = TlsRole::Client;
-    co.verify = TlsVerify::Peer;
-    co.ca_file = certs.ca_cert();
-    client_ctx_ = std::make_unique<TlsContext>(co);
+    auto t = testing::make_tls_contexts();
+    server_ctx_ = std::move(t.server);
+    client_ctx_ = std::move(t.client);
   }
   std::unique_ptr<TlsContext> server_ctx_, client_ctx_;
 };
