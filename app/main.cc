@@ -2,6 +2,7 @@
 // salvod: the appliance daemon (SPEC §2). Loads the config, locks and recovers the spool,
 // starts one shard per core with its SpoolWriter and injection listeners, and stops
 // gracefully on SIGTERM/SIGINT. Start-up failures: one line on stderr, exit 2.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -22,11 +23,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>
 #include <salvo/config/config.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
 #include <salvo/inbound/injection_listener.h>
+#include <salvo/inbound/pickup_watcher.h>
 #include <salvo/io/engine.h>
 #include <salvo/net/port_reservation.h>
 #include <salvo/net/socket_address.h>
@@ -89,7 +92,40 @@ struct Daemon {
   std::unique_ptr<shard::ShardSet> shards;
   std::vector<spool::RecoveryResult> recovered;
   std::vector<std::string> shard_dirs;
+  SystemClock clock;
+  std::unique_ptr<accounting::Files> accounting;
+  std::unique_ptr<inbound::PickupShared> pickup;
 };
+
+// RELIABILITY §1.3 F5: a pickup file whose commit record is in the spool was queued before
+// a crash that came before its unlink. Remove it now, before any shard reads the directory.
+// The check spans every shard's recovery: the core count may have changed since.
+void remove_queued_pickups(Daemon& d) {
+  const std::string& dir = d.config->node.pickup;
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;  // created by the watcher
+  std::vector<std::string> names;
+  if (DIR* dp = ::fdopendir(::dup(dfd))) {
+    while (dirent* e = ::readdir(dp)) {
+      if (inbound::pickup_candidate(e->d_name)) names.emplace_back(e->d_name);
+    }
+    ::closedir(dp);
+  }
+  std::uint64_t removed = 0;
+  for (const auto& name : names) {
+    auto id = inbound::pickup_identity(dfd, name);
+    if (!id) continue;
+    for (const auto& r : d.recovered) {
+      if (r.pickup_queued(*id)) {
+        if (::unlinkat(dfd, name.c_str(), 0) == 0) ++removed;
+        log::info("pickup {}: already queued before the restart; removed", name);
+        break;
+      }
+    }
+  }
+  if (removed != 0) ::fsync(dfd);
+  ::close(dfd);
+}
 
 void prepare(Daemon& d) {
   const config::Config& cfg = *d.config;
@@ -151,6 +187,21 @@ void prepare(Daemon& d) {
     }
     d.shard_dirs.push_back(dir);
     d.recovered.push_back(std::move(*r));
+  }
+
+  auto files = accounting::Files::open(cfg.node.log_dir, accounting::RotateOptions{}, d.clock);
+  if (!files) {
+    throw std::runtime_error("log_dir " + cfg.node.log_dir + ": " + files.error().message());
+  }
+  d.accounting = std::move(*files);
+
+  if (!cfg.node.pickup.empty()) {
+    remove_queued_pickups(d);
+    auto p = std::make_unique<inbound::PickupShared>();
+    p->dir = cfg.node.pickup;
+    p->hostname = cfg.node.hostname;
+    p->shards = d.shards->size();
+    d.pickup = std::move(p);
   }
 }
 
@@ -215,7 +266,8 @@ int main(int argc, char** argv) {
   d.shards->start([&](shard::Shard& s) {
     std::uint32_t i = s.id().value();
     auto& rt = runtimes[i];
-    rt = std::make_unique<app::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i]);
+    rt = std::make_unique<app::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
+                                             d.accounting.get(), d.pickup.get());
     std::string why;
     if (auto st = rt->start(d.shared, d.addresses, &why); !st) {
       std::lock_guard lock(err_mu);
@@ -260,8 +312,12 @@ int main(int argc, char** argv) {
   d.shards->join();
 
   inbound::InboundStats total;
+  inbound::PickupStats pickup;
   for (const auto& rt : runtimes) {
-    if (rt) total += rt->final_stats();
+    if (rt) {
+      total += rt->final_stats();
+      pickup += rt->final_pickup_stats();
+    }
   }
   if (rc == 0) {
     log::info("salvod stopped: connections={} messages_queued={} recipients_queued={} "
@@ -270,6 +326,12 @@ int main(int argc, char** argv) {
               total.connections, total.messages_queued, total.recipients_queued,
               total.commit_failures, total.orphaned_commits, total.relay_denied, total.auth_ok, total.auth_failed,
               total.refused_per_ip);
+    if (d.pickup) {
+      log::info("pickup stopped: files_queued={} jobs_queued={} recipients_queued={} "
+                "files_failed={} spool_retries={} rescans={}",
+                pickup.files_queued, pickup.jobs_queued, pickup.recipients_queued,
+                pickup.files_failed, pickup.spool_retries, pickup.rescans);
+    }
   }
   return rc;
 }

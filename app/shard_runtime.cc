@@ -10,8 +10,14 @@
 namespace salvo::app {
 
 ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
-                           spool::RecoveryResult recovered, std::string spool_dir)
-    : shard_(shard), config_(config), recovered_(std::move(recovered)), dir_(std::move(spool_dir)) {
+                           spool::RecoveryResult recovered, std::string spool_dir,
+                           accounting::Files* files, const inbound::PickupShared* pickup)
+    : shard_(shard),
+      config_(config),
+      recovered_(std::move(recovered)),
+      dir_(std::move(spool_dir)),
+      files_(files),
+      pickup_(pickup) {
   recovered_messages_ = recovered_.report.messages;
 }
 
@@ -33,19 +39,32 @@ Status ShardRuntime::start(const std::vector<inbound::ListenerShared>& shared,
   writer_ = std::make_unique<spool::SpoolWriter>(shard_.engine(), shard_.clock(), wo,
                                                  recovered_.index, recovered_.next_segment,
                                                  recovered_.next_id);
+  if (files_ != nullptr) {
+    accounting_ = std::make_unique<accounting::Writer>(shard_.engine(), shard_.clock(), *files_);
+  }
   for (std::size_t i = 0; i < shared.size(); ++i) {
-    auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i]);
+    auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i],
+                                                          accounting_.get());
     if (auto st = l->start(addresses[i]); !st) {
       *why = "listen " + addresses[i].to_string() + ": " + st.error().message();
       return st;
     }
     listeners_.push_back(std::move(l));
   }
+  if (pickup_ != nullptr) {
+    watcher_ = std::make_unique<inbound::PickupWatcher>(shard_, *writer_, recovered_.index, dir_,
+                                                        *pickup_, accounting_.get());
+    if (auto st = watcher_->start(); !st) {
+      *why = "pickup " + pickup_->dir + ": " + st.error().message();
+      return st;
+    }
+  }
   return {};
 }
 
 void ShardRuntime::begin_stop() noexcept {
   for (auto& l : listeners_) l->begin_stop();
+  if (watcher_) watcher_->begin_stop();
   if (writer_) writer_->flush();
   shard_.hold();
   draining_ = true;
@@ -58,9 +77,14 @@ bool ShardRuntime::poll() noexcept {
   for (auto& l : listeners_) {
     if (!l->drained()) return false;
   }
+  if (watcher_ && !watcher_->drained()) return false;
   if (stack_ && stack_->connection_count() != 0) return false;
   if (writer_ && !writer_->idle()) {
     writer_->flush();  // in-flight commits finish; nothing waits for the batch delay
+    return false;
+  }
+  if (accounting_ && !accounting_->idle()) {
+    accounting_->flush();
     return false;
   }
   draining_ = false;
@@ -77,6 +101,9 @@ void ShardRuntime::teardown() noexcept {
   }
   for (auto& l : listeners_) final_stats_ += l->stats();
   listeners_.clear();
+  if (watcher_) final_pickup_ += watcher_->stats();
+  watcher_.reset();
+  accounting_.reset();
   writer_.reset();
   // ~SpoolWriter cancels its batch timer and leaves the Timer to the cancellation's final
   // completion (STYLE.md §5.3): let the engine deliver it before the loop exits, or the

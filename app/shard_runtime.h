@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // ShardRuntime: what salvod runs on one shard — the net stack, the spool writer over the
-// recovered index, and one InjectionListener per [[listen]] entry — and its graceful stop.
+// recovered index, one InjectionListener per [[listen]] entry, the PickupWatcher, the
+// accounting writer — and its graceful stop.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <salvo/accounting/accounting.h>
 #include <salvo/config/config.h>
 #include <salvo/inbound/injection_listener.h>
+#include <salvo/inbound/pickup_watcher.h>
 #include <salvo/net/stack.h>
 #include <salvo/shard/shard.h>
 #include <salvo/spool/recovery.h>
@@ -23,8 +26,10 @@ namespace salvo::app {
 // shard thread. The recovery result (and so the index) outlives the writer.
 class ShardRuntime final : public shard::Poller {
  public:
+  // files and pickup may be null (no accounting log / no pickup directory).
   ShardRuntime(shard::Shard& shard, const config::Config& config,
-               spool::RecoveryResult recovered, std::string spool_dir);
+               spool::RecoveryResult recovered, std::string spool_dir,
+               accounting::Files* files, const inbound::PickupShared* pickup);
   ~ShardRuntime();
   ShardRuntime(const ShardRuntime&) = delete;
   ShardRuntime& operator=(const ShardRuntime&) = delete;
@@ -38,6 +43,7 @@ class ShardRuntime final : public shard::Poller {
 
   // Summed over the listeners; valid after the shard has stopped (read after join()).
   const inbound::InboundStats& final_stats() const noexcept { return final_stats_; }
+  const inbound::PickupStats& final_pickup_stats() const noexcept { return final_pickup_; }
   std::uint64_t recovered_messages() const noexcept { return recovered_messages_; }
 
  private:
@@ -48,9 +54,14 @@ class ShardRuntime final : public shard::Poller {
   spool::RecoveryResult recovered_;
   std::string dir_;
   std::unique_ptr<net::Stack> stack_;
+  accounting::Files* files_;
+  const inbound::PickupShared* pickup_;
   std::unique_ptr<spool::SpoolWriter> writer_;
+  std::unique_ptr<accounting::Writer> accounting_;
   std::vector<std::unique_ptr<inbound::InjectionListener>> listeners_;
+  std::unique_ptr<inbound::PickupWatcher> watcher_;
   inbound::InboundStats final_stats_;
+  inbound::PickupStats final_pickup_;
   std::uint64_t recovered_messages_ = 0;
   bool draining_ = false;
   bool polling_ = false;

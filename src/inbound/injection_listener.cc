@@ -29,8 +29,9 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
 }
 
 InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
-                                     spool::SpoolWriter& writer, const ListenerShared& shared)
-    : shard_(shard), stack_(stack), writer_(writer), shared_(shared) {
+                                     spool::SpoolWriter& writer, const ListenerShared& shared,
+                                     accounting::Writer* accounting)
+    : shard_(shard), stack_(stack), writer_(writer), shared_(shared), accounting_(accounting) {
   const config::Listener& cfg = *shared.config;
   smtp::ServerConfig& sc = session_config_;
   sc.hostname = shared.hostname;

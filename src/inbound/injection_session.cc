@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include <salvo/accounting/accounting.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
 
@@ -164,6 +165,23 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
   return smtp::Reply(535, {5, 7, 8}, "Error: authentication failed");
 }
 
+// SPEC §7: one "received" event per recipient, once the message is durable. The envelope
+// is still the session's until complete_message().
+void InjectionSession::log_received() noexcept {
+  accounting::Writer* log = listener_.accounting_;
+  if (log == nullptr) return;
+  const smtp::Envelope& env = session_.envelope();
+  std::string id = format_id(pending_id_);
+  accounting::Event ev;
+  ev.ts_unix_ns = pending_received_ns_;
+  ev.id = id;
+  ev.from = env.reverse_path;
+  ev.ip = ip_text_;
+  ev.size = pending_bytes_;
+  ev.source = "smtp";
+  for (const auto& r : env.recipients) account_received(*log, ev, r.address);
+}
+
 bool InjectionSession::queue_message() noexcept {
   spool::SpoolWriter& writer = listener_.writer_;
   const smtp::Envelope& env = session_.envelope();
@@ -171,6 +189,7 @@ bool InjectionSession::queue_message() noexcept {
   m.id = writer.allocate_id();
   auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
   m.received_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count();
+  pending_received_ns_ = m.received_unix_ns;
   TraceInfo t;
   t.helo = session_.helo_name();
   t.client_ip = ip_text_;
@@ -219,6 +238,7 @@ void InjectionSession::on_committed(Status status) noexcept {
     ++listener_.stats_.messages_queued;
     listener_.stats_.recipients_queued += pending_rcpts_;
     listener_.stats_.bytes_queued += pending_bytes_;
+    log_received();
   } else {
     ++listener_.stats_.commit_failures;
   }

@@ -67,6 +67,7 @@ class InjectionSession final : public net::ConnectionHandler,
   void run(ByteBuffer& in) noexcept;
   // Appends the message; false when it was answered at once (append failed).
   bool queue_message() noexcept;
+  void log_received() noexcept;
   void flush_output() noexcept;
   void update_timeout() noexcept;
   void close_now() noexcept;
@@ -79,6 +80,7 @@ class InjectionSession final : public net::ConnectionHandler,
   config::IpAddress ip_;
   std::string ip_text_;
   std::uint64_t pending_id_ = 0;
+  std::int64_t pending_received_ns_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::uint32_t pending_rcpts_ = 0;
   std::uint32_t auth_failures_ = 0;

@@ -25,15 +25,9 @@ void append_sanitised(std::string_view s, std::string& out) {
 
 std::string format_id(std::uint64_t id) { return fmt::format("{:016x}", id); }
 
-void append_received(const TraceInfo& t, std::string& out) {
-  // RFC 5321 §4.4 Time-stamp-line; "with" per RFC 3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA).
-  std::string_view proto = !t.esmtp                          ? "SMTP"
-                           : t.tls && t.authenticated        ? "ESMTPSA"
-                           : t.tls                           ? "ESMTPS"
-                           : t.authenticated                 ? "ESMTPA"
-                                                             : "ESMTP";
+static void append_date(std::int64_t unix_seconds, std::string& out) {
   char date[64];
-  std::time_t secs = static_cast<std::time_t>(t.unix_seconds);
+  std::time_t secs = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   // RFC 5322 §3.3 date-time; C locale day and month names.
@@ -43,6 +37,29 @@ void append_received(const TraceInfo& t, std::string& out) {
   std::snprintf(date, sizeof date, "%s, %d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
                 tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                 tm.tm_sec);
+  out += date;
+}
+
+void append_local_received(std::string_view hostname, std::string_view via, std::uint64_t id,
+                           std::int64_t unix_seconds, std::string& out) {
+  out += "Received: by ";
+  append_sanitised(hostname, out);
+  out += " (salvo ";
+  out += via;
+  out += ") id ";
+  out += format_id(id);
+  out += ";\r\n\t";
+  append_date(unix_seconds, out);
+  out += "\r\n";
+}
+
+void append_received(const TraceInfo& t, std::string& out) {
+  // RFC 5321 §4.4 Time-stamp-line; "with" per RFC 3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA).
+  std::string_view proto = !t.esmtp                          ? "SMTP"
+                           : t.tls && t.authenticated        ? "ESMTPSA"
+                           : t.tls                           ? "ESMTPS"
+                           : t.authenticated                 ? "ESMTPA"
+                                                             : "ESMTP";
   out += "Received: from ";
   append_sanitised(t.helo, out);
   out += " ([";
@@ -54,7 +71,7 @@ void append_received(const TraceInfo& t, std::string& out) {
   out += " id ";
   out += format_id(t.id);
   out += ";\r\n\t";
-  out += date;
+  append_date(t.unix_seconds, out);
   out += "\r\n";
 }
 
@@ -72,11 +89,22 @@ std::string client_info(const TraceInfo& t, std::string_view auth_user) {
   return s;
 }
 
+std::uint8_t message_flags(bool smtputf8, bool eight_bit) noexcept {
+  return static_cast<std::uint8_t>((smtputf8 ? spool::kFlagSmtpUtf8 : 0) |
+                                   (eight_bit ? spool::kFlag8BitMime : 0));
+}
+
+void account_received(accounting::Writer& log, accounting::Event& ev, std::string_view rcpt) {
+  ev.type = accounting::EventType::Received;
+  ev.rcpt = rcpt;
+  std::size_t at = rcpt.rfind('@');
+  ev.domain = at == std::string_view::npos ? std::string_view() : rcpt.substr(at + 1);
+  log.append(ev);
+}
+
 void fill_record(const smtp::Envelope& env, spool::MessageRecord& m) {
   m.source = spool::Source::Smtp;
-  m.flags = 0;
-  if (env.smtputf8) m.flags |= spool::kFlagSmtpUtf8;
-  if (env.body_type == smtp::BodyType::EightBitMime) m.flags |= spool::kFlag8BitMime;
+  m.flags = message_flags(env.smtputf8, env.body_type == smtp::BodyType::EightBitMime);
   switch (env.ret) {
     case smtp::DsnRet::Full:
       m.ret = spool::Ret::Full;

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include <salvo/accounting/accounting.h>
 #include <salvo/smtp/server_session.h>
 #include <salvo/spool/records.h>
 
@@ -28,11 +29,22 @@ struct TraceInfo {
 // stays one well-formed field whatever the HELO argument was.
 void append_received(const TraceInfo& t, std::string& out);
 
+// "Received: by HOST (salvo VIA) id ID;\r\n\tDATE\r\n": mail that came in without SMTP
+// (via "pickup", "http").
+void append_local_received(std::string_view hostname, std::string_view via, std::uint64_t id,
+                           std::int64_t unix_seconds, std::string& out);
+
 // "0000000000abcdef": how the listener names a spool MessageId in replies and headers.
 std::string format_id(std::uint64_t id);
 
 // "helo=NAME addr=IP tls=yes|no auth=USER|-" for the record's client_info.
 std::string client_info(const TraceInfo& t, std::string_view auth_user);
+
+// spool::MessageRecord / JobTemplateRecord flags.
+std::uint8_t message_flags(bool smtputf8, bool eight_bit) noexcept;
+
+// SPEC §7 "received" for one recipient: sets ev.rcpt and ev.domain, appends the line.
+void account_received(accounting::Writer& log, accounting::Event& ev, std::string_view rcpt);
 
 // Fills m from the session's envelope (views into env, which must outlive m's use).
 void fill_record(const smtp::Envelope& env, spool::MessageRecord& m);

@@ -56,6 +56,7 @@ struct SpoolWriter::JobProgress {
   std::uint32_t next_index = 0;
   bool failed = false;
   bool commit_requested = false;
+  bool abandoned = false;  // the caller gave up: drop once nothing is outstanding
   JobCommitRecord commit;
   CommitWaiter* commit_waiter = nullptr;
 };
@@ -272,8 +273,7 @@ Status SpoolWriter::append_job_commit(const JobCommitRecord& c, CommitWaiter* w)
   if (it == jobs_.end()) return fail(errc::unknown_job);
   JobProgress& job = *it->second;
   if (job.failed) {
-    jobs_.erase(it);
-    index_.drop(c.job_id);
+    abandon(it);
     return fail(errc::job_failed);
   }
   if (job.commit_requested || c.recipient_count != job.next_index) {
@@ -304,16 +304,42 @@ Status SpoolWriter::append_states(std::span<const StateUpdate> updates, CommitWa
                        Effect{.kind = Effect::Kind::States, .updates = std::move(rec.updates)}, w);
 }
 
+Status SpoolWriter::abandon_job(MessageId id) {
+  owner_.check();
+  auto it = jobs_.find(id.value());
+  if (it == jobs_.end()) return fail(errc::unknown_job);
+  if (it->second->commit_requested) return fail(errc::job_failed);
+  abandon(it);
+  return {};
+}
+
+void SpoolWriter::abandon(JobMap::iterator it) noexcept {
+  // Records still in flight would add the job back to the index when they land: drop it
+  // only once nothing is outstanding (run_deferred_job_commits).
+  if (it->second->outstanding == 0) {
+    index_.drop(MessageId(it->first));
+    jobs_.erase(it);
+    return;
+  }
+  it->second->abandoned = true;
+  it->second->commit_requested = false;
+  it->second->commit_waiter = nullptr;
+}
+
 void SpoolWriter::run_deferred_job_commits() noexcept {
   std::vector<std::uint64_t> ready;
   for (auto& [id, job] : jobs_) {
-    if (job->commit_requested && (job->failed || job->outstanding == 0)) ready.push_back(id);
+    if (job->outstanding == 0 && (job->commit_requested || job->abandoned)) ready.push_back(id);
   }
   for (std::uint64_t id : ready) {
     auto it = jobs_.find(id);
     std::unique_ptr<JobProgress> job = std::move(it->second);
     jobs_.erase(it);
     Status st;
+    if (job->abandoned) {
+      index_.drop(MessageId(id));
+      continue;
+    }
     if (job->failed) {
       index_.drop(MessageId(id));
       st = fail(errc::job_failed);

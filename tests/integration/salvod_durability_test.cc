@@ -39,6 +39,7 @@
 
 #include "support/process.h"
 #include "support/raw_client.h"
+#include "support/salvod.h"
 
 namespace salvo::test {
 namespace {
@@ -50,54 +51,14 @@ using Clock = std::chrono::steady_clock;
 
 bool starts_with(const std::string& s, std::string_view p) { return s.rfind(p, 0) == 0; }
 
-// One salvod process with its own config over `spool`. node_keys go into [node].
-class Daemon {
- public:
-  Daemon(const TempDir& dir, const std::string& spool, int cores, const std::string& node_keys) {
-    int n = ++seq_;
-    std::string config = dir.file("salvod-" + std::to_string(n) + ".toml");
-    std::string ready = dir.file("salvod-ready-" + std::to_string(n));
-    std::ofstream(config) << "[node]\nhostname = \"salvo.test\"\ncores = " << cores
-                          << "\nspool = \"" << spool << "\"\ncontrol_socket = \""
-                          << dir.file("ctl.sock") << "\"\nlog_dir = \"" << dir.file("log")
-                          << "\"\nspool_segment_size = \"1MB\"\n"
-                          << node_keys << "\n[[listen]]\naddress = \"127.0.0.1:0\"\n";
-    proc_ = std::make_unique<Process>(
-        std::vector<std::string>{program_path("salvod"), "--config", config, "--ready-file", ready,
-                                 "--log-level", "info"},
-        dir.path());
-    auto deadline = Clock::now() + 20s;
-    while (!wait_for_file(ready, 5ms)) {
-      if (!proc_->running() || Clock::now() > deadline)
-        throw std::runtime_error("salvod did not start: " + proc_->stderr_text());
-    }
-    for (const auto& a : json::parse(read_file(ready))) address_ = a.get<std::string>();
-  }
-  net::SocketAddress address() const { return *net::SocketAddress::parse(address_); }
-  // SIGTERM and wait: the exit status (-1 when it did not stop).
-  int stop() {
-    proc_->signal(SIGTERM);
-    return proc_->wait(30s).value_or(-1);
-  }
-  // SIGKILL and wait: 128 + 9 once reaped.
-  int kill() {
-    proc_->signal(SIGKILL);
-    return proc_->wait(10s).value_or(-1);
-  }
-  std::string log() const { return proc_->stderr_text(); }
-  // "recovered_messages=N" from the start-up line; -1 when missing.
-  long long recovered() const {
-    std::string l = log();
-    auto pos = l.find("recovered_messages=");
-    if (pos == std::string::npos) return -1;
-    return std::stoll(l.substr(pos + 19));
-  }
-
- private:
-  static inline int seq_ = 0;
-  std::string address_;
-  std::unique_ptr<Process> proc_;
-};
+// salvod over `spool` with small segments; node_keys go into [node].
+SalvodOptions daemon_options(const std::string& spool, int cores, const std::string& node_keys) {
+  SalvodOptions o;
+  o.cores = cores;
+  o.spool = spool;
+  o.node_keys = "spool_segment_size = \"1MB\"\n" + node_keys;
+  return o;
+}
 
 // The content the test sends for a Message-ID: deterministic, so the spool copy can be
 // compared byte for byte (no line starts with '.', so no dot-stuffing).
@@ -129,18 +90,12 @@ struct SpoolScan {
 // every indexed message through read_record + decode_message.
 SpoolScan scan_spool(const std::string& spool) {
   SpoolScan out;
-  if (!fs::exists(spool)) return out;
   auto problem = [&](std::string why) {
     ++out.bad;
     if (out.problems.size() < 5) out.problems.push_back(std::move(why));
   };
-  for (const auto& ent : fs::directory_iterator(spool)) {
-    std::string name = ent.path().filename().string();
-    if (!ent.is_directory() || !name.starts_with("shard-")) continue;
-    auto shard = static_cast<std::uint32_t>(std::stoul(name.substr(6)));
-    std::string dir = ent.path().string();
-    auto r = spool::recover(dir, shard);
-    if (!r) throw std::runtime_error("recover " + dir + ": " + r.error().message());
+  for_each_recovered_shard(spool, [&](const std::string& dir, spool::RecoveryResult& rr) {
+    spool::RecoveryResult* r = &rr;
     out.torn_segments += r->report.torn_segments;
     out.bad_segments += r->report.bad_segments;
     r->index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& e) {
@@ -161,7 +116,7 @@ SpoolScan scan_spool(const std::string& spool) {
       }
       ++out.copies[mid];
     });
-  }
+  });
   return out;
 }
 
@@ -256,9 +211,9 @@ TEST(SalvodDurability, KillMinus9UnderLoadLosesNothingAcknowledged) {
   int rounds = 0;
   const auto t0 = Clock::now();
   for (; rounds < kRounds && Clock::now() - t0 < kBudget; ++rounds) {
-    Daemon d(dir, spool, 2, keys);
+    Salvod d(dir, daemon_options(spool, 2, keys));
     // salvod's own recovery sees exactly what the test's scan saw after the last kill.
-    ASSERT_EQ(d.recovered(), static_cast<long long>(expected_recovered))
+    ASSERT_EQ(d.log_number("recovered_messages"), static_cast<long long>(expected_recovered))
         << "round " << rounds << "\n"
         << d.log();
     const int wait_ms = kill_after_ms(rng);
@@ -271,7 +226,7 @@ TEST(SalvodDurability, KillMinus9UnderLoadLosesNothingAcknowledged) {
       prefix += '.';
       prefix += std::to_string(i);
       prefix += '.';
-      clients.emplace_back(run_client, d.address(), prefix, start + 5s, 100000, &logs[i]);
+      clients.emplace_back(run_client, d.socket_address(), prefix, start + 5s, 100000, &logs[i]);
     }
     std::this_thread::sleep_until(start + std::chrono::milliseconds(wait_ms));
     int rc = d.kill();
@@ -308,8 +263,8 @@ TEST(SalvodDurability, KillMinus9UnderLoadLosesNothingAcknowledged) {
   EXPECT_GE(rounds, kMinRounds) << "only " << rounds << " rounds in " << elapsed.count() << " ms";
 
   // The last restart, then a graceful stop: salvod recovers everything and exits 0.
-  Daemon last(dir, spool, 2, keys);
-  EXPECT_EQ(last.recovered(), static_cast<long long>(expected_recovered)) << last.log();
+  Salvod last(dir, daemon_options(spool, 2, keys));
+  EXPECT_EQ(last.log_number("recovered_messages"), static_cast<long long>(expected_recovered)) << last.log();
   EXPECT_EQ(last.stop(), 0) << last.log();
   SpoolScan s = scan_spool(spool);
   EXPECT_EQ(s.bad, 0u) << ::testing::PrintToString(s.problems);
@@ -423,8 +378,8 @@ TEST_P(TornTail, RestartRecoversExactlyTheIntactMessages) {
   const std::string keys = "spool_reserve = \"0\"\n";
   std::vector<std::string> ids;
   {
-    Daemon d(dir, spool, 1, keys);
-    auto c = open_session(d.address());
+    Salvod d(dir, daemon_options(spool, 1, keys));
+    auto c = open_session(d.socket_address());
     for (int i = 0; i < kMessages; ++i) {
       ids.push_back("torn" + std::to_string(i));
       std::string r = send_message(*c, ids.back());
@@ -441,15 +396,15 @@ TEST_P(TornTail, RestartRecoversExactlyTheIntactMessages) {
 
   const std::size_t intact = loses_last ? kMessages - 1 : kMessages;
   {
-    Daemon d(dir, spool, 1, keys);  // starts: no crash on the damaged segment
-    EXPECT_EQ(d.recovered(), static_cast<long long>(intact)) << damage_name(how) << "\n" << d.log();
+    Salvod d(dir, daemon_options(spool, 1, keys));  // starts: no crash on the damaged segment
+    EXPECT_EQ(d.log_number("recovered_messages"), static_cast<long long>(intact)) << damage_name(how) << "\n" << d.log();
     // Bytes past the preallocated zero tail are outside every record: never read, so
     // not reported; everything else that broke a record is logged as torn.
     if (how != Damage::AppendToFile) {
       EXPECT_NE(d.log().find("torn"), std::string::npos) << d.log();
     }
     // New mail after recovery goes to a fresh segment and survives the next restart.
-    auto c = open_session(d.address());
+    auto c = open_session(d.socket_address());
     for (int i = 0; i < 3; ++i) {
       ids.push_back("after" + std::to_string(i));
       std::string r = send_message(*c, ids.back());
@@ -458,8 +413,8 @@ TEST_P(TornTail, RestartRecoversExactlyTheIntactMessages) {
     c->send("QUIT\r\n");
     EXPECT_EQ(d.stop(), 0) << d.log();
   }
-  Daemon again(dir, spool, 1, keys);
-  EXPECT_EQ(again.recovered(), static_cast<long long>(intact + 3)) << again.log();
+  Salvod again(dir, daemon_options(spool, 1, keys));
+  EXPECT_EQ(again.log_number("recovered_messages"), static_cast<long long>(intact + 3)) << again.log();
   EXPECT_EQ(again.stop(), 0) << again.log();
   SpoolScan s = scan_spool(spool);
   EXPECT_EQ(s.bad, 0u) << ::testing::PrintToString(s.problems);
@@ -542,8 +497,8 @@ TEST_F(SmallSpool, BelowReserveMailGets452AndQueuedMailIsUnharmed) {
   const std::string keys = "spool_reserve = \"3MB\"\n";
   std::vector<std::string> ids;
   {
-    Daemon d(dir_, spool_, 1, keys);
-    auto c = open_session(d.address());
+    Salvod d(dir_, daemon_options(spool_, 1, keys));
+    auto c = open_session(d.socket_address());
     for (int i = 0; i < 5; ++i) {
       ids.push_back("res" + std::to_string(i));
       std::string r = send_message(*c, ids.back());
@@ -556,12 +511,12 @@ TEST_F(SmallSpool, BelowReserveMailGets452AndQueuedMailIsUnharmed) {
   ASSERT_EQ(before.messages, 5u);
   ASSERT_EQ(before.bad, 0u);
 
-  Daemon d(dir_, spool_, 1, keys);
-  EXPECT_EQ(d.recovered(), 5);
+  Salvod d(dir_, daemon_options(spool_, 1, keys));
+  EXPECT_EQ(d.log_number("recovered_messages"), 5);
   fill_leaving(2'000'000);             // under the 3 MB reserve
   std::this_thread::sleep_for(250ms);  // the writer caches statvfs for 100 ms
   {
-    auto c = open_session(d.address());
+    auto c = open_session(d.socket_address());
     c->send("MAIL FROM:<sender@durability.test>\r\n");
     EXPECT_EQ(c->read_reply(), k452);
     // The session stays usable: the same answer again, and RCPT/DATA without MAIL fail.
@@ -575,7 +530,7 @@ TEST_F(SmallSpool, BelowReserveMailGets452AndQueuedMailIsUnharmed) {
   std::string resumed;
   for (int i = 0; i < 40 && !starts_with(resumed, "250"); ++i) {
     std::this_thread::sleep_for(50ms);
-    auto c = open_session(d.address());
+    auto c = open_session(d.socket_address());
     resumed = send_message(*c, "resumed");
   }
   EXPECT_TRUE(starts_with(resumed, "250 2.0.0 Ok: queued as ")) << resumed;
@@ -593,8 +548,8 @@ TEST_F(SmallSpool, EnospcWhileQueueingGives452AtEndOfData) {
   // No reserve: MAIL is accepted, and the spool runs into ENOSPC when the current 1 MB
   // segment is full and the next cannot be allocated.
   const std::string keys = "spool_reserve = \"0\"\n";
-  Daemon d(dir_, spool_, 1, keys);
-  auto c = open_session(d.address());
+  Salvod d(dir_, daemon_options(spool_, 1, keys));
+  auto c = open_session(d.socket_address());
   std::vector<std::string> acked;
   acked.push_back("big-first");
   ASSERT_TRUE(starts_with(send_message(*c, acked.back()), "250")) << "the first segment";
@@ -627,9 +582,9 @@ TEST_F(SmallSpool, EnospcWhileQueueingGives452AtEndOfData) {
 
   // Space freed: a restart recovers the same messages and accepts new mail.
   ASSERT_EQ(::unlink(filler().c_str()), 0);
-  Daemon again(dir_, spool_, 1, keys);
-  EXPECT_EQ(again.recovered(), static_cast<long long>(acked.size()));
-  auto c2 = open_session(again.address());
+  Salvod again(dir_, daemon_options(spool_, 1, keys));
+  EXPECT_EQ(again.log_number("recovered_messages"), static_cast<long long>(acked.size()));
+  auto c2 = open_session(again.socket_address());
   EXPECT_TRUE(starts_with(send_message(*c2, "big-after"), "250"));
   c2->send("QUIT\r\n");
   EXPECT_EQ(again.stop(), 0) << again.log();

@@ -24,6 +24,7 @@
 #include "support/blast.h"
 #include "support/process.h"
 #include "support/raw_client.h"
+#include "support/salvod.h"
 
 namespace salvo::test {
 namespace {
@@ -43,48 +44,17 @@ std::string tls_section() {
          "\"\n";
 }
 
-// One salvod process over dir/spool. listen_keys go into the [[listen]] table.
-class Salvod {
- public:
-  Salvod(const TempDir& dir, const std::string& listen_keys, const std::string& extra = "",
-         int cores = 2, const std::string& node_keys = "spool_reserve = \"0\"\n")
-      : dir_(dir) {
-    int n = ++seq_;
-    config_ = dir.file("salvod-" + std::to_string(n) + ".toml");
-    ready_ = dir.file("salvod-ready-" + std::to_string(n));
-    std::ofstream(config_) << "[node]\nhostname = \"salvo.test\"\ncores = " << cores
-                           << "\nspool = \"" << dir.file("spool") << "\"\ncontrol_socket = \""
-                           << dir.file("ctl.sock") << "\"\nlog_dir = \"" << dir.file("log")
-                           << "\"\n" << node_keys << "\n[[listen]]\naddress = \"127.0.0.1:0\"\n"
-                           << listen_keys << "\n" << extra;
-    proc_ = std::make_unique<Process>(
-        std::vector<std::string>{program_path("salvod"), "--config", config_, "--ready-file",
-                                 ready_, "--log-level", "info"},
-        dir.path());
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!wait_for_file(ready_, 10ms)) {
-      if (!proc_->running() || std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("salvod did not start: " + proc_->stderr_text());
-    }
-    for (const auto& a : json::parse(read_file(ready_))) address_ = a.get<std::string>();
-  }
-  const std::string& address() const { return address_; }
-  net::SocketAddress socket_address() const { return *net::SocketAddress::parse(address_); }
-  // SIGTERM and wait: the exit status.
-  int stop() {
-    proc_->signal(SIGTERM);
-    auto rc = proc_->wait(30s);
-    EXPECT_TRUE(rc.has_value()) << "salvod did not stop";
-    return rc.value_or(-1);
-  }
-  Process& process() { return *proc_; }
-
- private:
-  static inline int seq_ = 0;
-  const TempDir& dir_;
-  std::string config_, ready_, address_;
-  std::unique_ptr<Process> proc_;
-};
+// salvod over dir/spool with one [[listen]] entry; listen_keys go into that table.
+SalvodOptions smtp_options(const std::string& listen_keys, const std::string& extra = "",
+                           int cores = 2,
+                           const std::string& node_keys = "spool_reserve = \"0\"\n") {
+  SalvodOptions o;
+  o.cores = cores;
+  o.node_keys = node_keys;
+  o.listen_keys = listen_keys;
+  o.extra = extra;
+  return o;
+}
 
 struct SpoolContent {
   std::size_t messages = 0;
@@ -92,24 +62,12 @@ struct SpoolContent {
   std::vector<std::string> bodies;
 };
 
-// Reads the spool the way salvod's start-up does (recovery per shard directory).
 SpoolContent read_spool(const std::string& spool) {
   SpoolContent c;
-  if (!fs::exists(spool)) return c;
-  for (const auto& ent : fs::directory_iterator(spool)) {
-    std::string name = ent.path().filename().string();
-    if (!ent.is_directory() || !name.starts_with("shard-")) continue;
-    auto shard = static_cast<std::uint32_t>(std::stoul(name.substr(6)));
-    auto r = spool::recover(ent.path().string(), shard);
-    if (!r) throw std::runtime_error("recover " + ent.path().string() + ": " + r.error().message());
-    r->index.for_each([&](spool::MessageId, const spool::SpoolIndex::Entry& e) {
-      ++c.messages;
-      c.recipients += e.state.size();
-      auto rec = spool::read_record(ent.path().string(), e.loc);
-      if (!rec) return;
-      auto m = spool::decode_message(rec->raw.payload);
-      if (m) c.bodies.emplace_back(m->body);
-    });
+  for (const auto& item : read_spool_items(spool)) {
+    ++c.messages;
+    c.recipients += item.recipients.size();
+    c.bodies.push_back(item.body);
   }
   return c;
 }
@@ -138,8 +96,9 @@ bool starts_with(const std::string& s, std::string_view p) { return s.rfind(p, 0
 
 TEST(Salvod, QueuesOnlyAfterCommitAndRecoversAfterRestart) {
   TempDir dir;
+  std::string q_id;
   {
-    Salvod d(dir, "");
+    Salvod d(dir, smtp_options(""));
     RawClient c(d.socket_address());
     EXPECT_TRUE(starts_with(c.read_reply(), "220 salvo.test"));
     c.send("EHLO client.example\r\n");
@@ -151,6 +110,7 @@ TEST(Salvod, QueuesOnlyAfterCommitAndRecoversAfterRestart) {
     c.send("Subject: one\r\n\r\nbody line\r\n..dot\r\n.\r\n");
     std::string q = c.read_reply();
     EXPECT_TRUE(starts_with(q, "250 2.0.0 Ok: queued as ")) << q;
+    q_id = q.substr(24, 16);
     c.send("QUIT\r\n");
     EXPECT_TRUE(starts_with(c.read_reply(), "221"));
     EXPECT_EQ(d.stop(), 0) << d.process().stderr_text();
@@ -164,8 +124,27 @@ TEST(Salvod, QueuesOnlyAfterCommitAndRecoversAfterRestart) {
                                        "salvo.test (salvo) with ESMTP id "))
       << s.bodies[0];
   EXPECT_NE(s.bodies[0].find("\r\n\r\nbody line\r\n.dot\r\n"), std::string::npos) << s.bodies[0];
+  // SPEC §7: one "received" accounting event per recipient, written by the daemon.
+  std::ifstream acct(dir.file("log/accounting.jsonl"));
+  std::vector<json> events;
+  for (std::string line; std::getline(acct, line);) events.push_back(json::parse(line));
+  ASSERT_EQ(events.size(), 2u);
+  std::string queued_id = q_id;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const json& ev = events[i];
+    EXPECT_EQ(ev.at("type"), "received");
+    EXPECT_EQ(ev.at("source"), "smtp");
+    EXPECT_EQ(ev.at("from"), "sender@example.com");
+    EXPECT_EQ(ev.at("ip"), "127.0.0.1");
+    EXPECT_EQ(ev.at("id"), queued_id);
+    EXPECT_GT(ev.at("size").get<int>(), 0);
+    EXPECT_TRUE(ev.at("ts").get<std::string>().ends_with("Z"));
+  }
+  EXPECT_EQ(events[0].at("rcpt"), "a@example.org");
+  EXPECT_EQ(events[0].at("domain"), "example.org");
+  EXPECT_EQ(events[1].at("rcpt"), "b@example.net");
   // A restart recovers the message and keeps it.
-  Salvod again(dir, "");
+  Salvod again(dir, smtp_options(""));
   EXPECT_EQ(again.stop(), 0);
   EXPECT_NE(again.process().stderr_text().find("recovered_messages=1"), std::string::npos)
       << again.process().stderr_text();
@@ -174,7 +153,7 @@ TEST(Salvod, QueuesOnlyAfterCommitAndRecoversAfterRestart) {
 
 TEST(Salvod, RelayDeniedOutsideRelayNetworks) {
   TempDir dir;
-  Salvod d(dir, "relay_networks = [\"10.0.0.0/8\"]");
+  Salvod d(dir, smtp_options("relay_networks = [\"10.0.0.0/8\"]"));
   RawClient c(d.socket_address());
   c.read_reply();
   c.send("EHLO x\r\n");
@@ -203,7 +182,7 @@ const std::string kAuthListener =
 TEST(Salvod, AuthRefusedBeforeStartTls) {
   ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
   TempDir dir;
-  Salvod d(dir, kAuthListener, tls_section());
+  Salvod d(dir, smtp_options(kAuthListener, tls_section()));
   RawClient c(d.socket_address());
   c.read_reply();
   c.send("EHLO x\r\n");
@@ -219,7 +198,7 @@ TEST(Salvod, AuthRefusedBeforeStartTls) {
 TEST(Salvod, AuthAfterStartTlsAllowsRelay) {
   ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
   TempDir dir;
-  Salvod d(dir, kAuthListener, tls_section());
+  Salvod d(dir, smtp_options(kAuthListener, tls_section()));
   net::TlsContextOptions to;
   to.role = net::TlsRole::Client;
   net::TlsContext ctx(to);
@@ -291,9 +270,9 @@ TEST(Salvod, PythonSmtplibStartTlsAuth) {
   TempDir dir;
   // Credentials from auth_users_file this time.
   Salvod d(dir,
-           "relay_networks = [\"10.0.0.0/8\"]\nstarttls = true\nauth = [\"PLAIN\", \"LOGIN\"]\n"
+           smtp_options("relay_networks = [\"10.0.0.0/8\"]\nstarttls = true\nauth = [\"PLAIN\", \"LOGIN\"]\n"
            "auth_users_file = \"" SALVO_SOURCE_DIR "/tests/data/salvod/users.txt\"\n",
-           tls_section());
+           tls_section()));
   const std::string script = R"(
 import smtplib, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[3])
@@ -320,7 +299,7 @@ print('OK')
 
 TEST(Salvod, SizeAndRecipientLimits) {
   TempDir dir;
-  Salvod d(dir, "max_message_size = \"2KB\"\nmax_recipients = 3");
+  Salvod d(dir, smtp_options("max_message_size = \"2KB\"\nmax_recipients = 3"));
   RawClient c(d.socket_address());
   c.read_reply();
   c.send("EHLO x\r\n");
@@ -352,7 +331,7 @@ TEST(Salvod, SizeAndRecipientLimits) {
 
 TEST(Salvod, BareLfSmugglingQueuesNothing) {
   TempDir dir;
-  Salvod d(dir, "");
+  Salvod d(dir, smtp_options(""));
   RawClient c(d.socket_address());
   c.read_reply();
   c.send("EHLO x\r\nMAIL FROM:<s@example.com>\r\nRCPT TO:<r@example.org>\r\nDATA\r\n");
@@ -371,7 +350,7 @@ TEST(Salvod, BareLfSmugglingQueuesNothing) {
 TEST(Salvod, StartTlsCommandInjectionNeverRuns) {
   ASSERT_TRUE(CertFactory::shared().ok());
   TempDir dir;
-  Salvod d(dir, "starttls = true", tls_section());
+  Salvod d(dir, smtp_options("starttls = true", tls_section()));
   RawClient c(d.socket_address());
   c.read_reply();
   c.send("EHLO x\r\n");
@@ -390,7 +369,7 @@ TEST(Salvod, BlastThenRestartRecoversExactlyN) {
   TempDir dir;
   constexpr int kMessages = 600;
   {
-    Salvod d(dir, "");
+    Salvod d(dir, smtp_options(""));
     json b = blast(dir, d.address(), {"--connections", "6", "--messages",
                                       std::to_string(kMessages), "--rcpts", "2"});
     EXPECT_EQ(b["accepted"], kMessages);
@@ -401,7 +380,7 @@ TEST(Salvod, BlastThenRestartRecoversExactlyN) {
         << d.process().stderr_text();
   }
   {
-    Salvod d(dir, "");
+    Salvod d(dir, smtp_options(""));
     EXPECT_EQ(d.stop(), 0);
     EXPECT_NE(d.process().stderr_text().find("recovered_messages=" + std::to_string(kMessages)),
               std::string::npos)
@@ -418,7 +397,7 @@ TEST(Salvod, BlastThenRestartRecoversExactlyN) {
 TEST(Salvod, SigtermUnderLoadLosesNothingAcknowledged) {
   TempDir dir;
   constexpr int kConnections = 8;
-  Salvod d(dir, "");
+  Salvod d(dir, smtp_options(""));
   Process b({program_path("salvo-blast"), "--smtp", d.address(), "--json", "--timeout", "30s",
              "--connections", std::to_string(kConnections), "--messages", "200000"},
             dir.path());
@@ -437,7 +416,7 @@ TEST(Salvod, SigtermUnderLoadLosesNothingAcknowledged) {
 
 TEST(Salvod, PerIpConnectionCapIsNodeWide) {
   TempDir dir;
-  Salvod d(dir, "max_connections_per_ip = 3", "", 2);
+  Salvod d(dir, smtp_options("max_connections_per_ip = 3", "", 2));
   std::vector<std::unique_ptr<RawClient>> held;
   for (int i = 0; i < 3; ++i) {
     held.push_back(std::make_unique<RawClient>(d.socket_address()));
@@ -465,7 +444,7 @@ TEST(Salvod, PerIpConnectionCapIsNodeWide) {
 TEST(Salvod, LowSpoolSpaceGives452AtMail) {
   TempDir dir;
   // A reserve larger than any test machine's disk: free_space_ok() is false.
-  Salvod d(dir, "", "", 1, "spool_reserve = \"1000000GB\"\n");
+  Salvod d(dir, smtp_options("", "", 1, "spool_reserve = \"1000000GB\"\n"));
   RawClient c(d.socket_address());
   c.read_reply();
   c.send("EHLO x\r\nMAIL FROM:<s@example.com>\r\n");
@@ -488,7 +467,7 @@ std::uint64_t logged_counter(const std::string& log, const std::string& name) {
 
 TEST(Salvod, ClientLeavesWhileCommitInFlight) {
   TempDir dir;
-  Salvod d(dir, "", "", 2, "spool_reserve = \"0\"\ncommit_interval = \"50ms\"\n");
+  Salvod d(dir, smtp_options("", "", 2, "spool_reserve = \"0\"\ncommit_interval = \"50ms\"\n"));
   const std::string script = R"(
 import socket, struct, sys, time
 for i in range(30):
@@ -522,7 +501,7 @@ print('OK')
 // E13: SIGTERM closes the listener and tells idle sessions 421; salvod exits 0.
 TEST(Salvod, GracefulStopSays421ToOpenSessions) {
   TempDir dir;
-  Salvod d(dir, "");
+  Salvod d(dir, smtp_options(""));
   RawClient c(d.socket_address());
   EXPECT_TRUE(starts_with(c.read_reply(), "220"));
   c.send("EHLO x\r\n");
@@ -538,7 +517,7 @@ TEST(Salvod, GracefulStopSays421ToOpenSessions) {
 
 TEST(Salvod, IdleTimeoutAndHardErrorLimitClose) {
   TempDir dir;
-  Salvod d(dir, "idle_timeout = \"300ms\"\nhard_error_limit = 5");
+  Salvod d(dir, smtp_options("idle_timeout = \"300ms\"\nhard_error_limit = 5"));
   {
     RawClient idle(d.socket_address());
     EXPECT_TRUE(starts_with(idle.read_reply(), "220"));
@@ -562,7 +541,7 @@ TEST(Salvod, IdleTimeoutAndHardErrorLimitClose) {
 
 TEST(Salvod, SecondInstanceOnTheSameSpoolRefuses) {
   TempDir dir;
-  Salvod d(dir, "");
+  Salvod d(dir, smtp_options(""));
   std::string cfg = dir.file("second.toml");
   std::ofstream(cfg) << "[node]\nspool = \"" << dir.file("spool") << "\"\ncores = 1\n"
                      << "spool_reserve = \"0\"\n[[listen]]\naddress = \"127.0.0.1:0\"\n";
@@ -592,7 +571,7 @@ TEST(Salvod, ConfigErrorIsOneLineAndExit2) {
 TEST(Salvod, SwaksRelayFromRelayNetwork) {
   if (!fs::exists("/usr/bin/swaks")) GTEST_SKIP() << "swaks not installed";
   TempDir dir;
-  Salvod d(dir, "");
+  Salvod d(dir, smtp_options(""));
   Process p({"/usr/bin/swaks", "--server", d.address(), "--from", "swaks@example.com", "--to",
              "r@example.org", "--helo", "swaks.example", "--body", "from swaks"},
             dir.path());

@@ -17,6 +17,9 @@
 namespace salvo::spool {
 class SpoolWriter;
 }
+namespace salvo::accounting {
+class Writer;
+}
 
 namespace salvo::inbound {
 
@@ -60,8 +63,9 @@ struct InboundStats {
 // queued all the same: RFC 1047 duplicate window).
 class InjectionListener final : public net::AcceptHandler {
  public:
+  // accounting may be null (no accounting log: tests).
   InjectionListener(shard::Shard& shard, net::Stack& stack, spool::SpoolWriter& writer,
-                    const ListenerShared& shared);
+                    const ListenerShared& shared, accounting::Writer* accounting = nullptr);
   ~InjectionListener() override;
   InjectionListener(const InjectionListener&) = delete;
   InjectionListener& operator=(const InjectionListener&) = delete;
@@ -100,6 +104,7 @@ class InjectionListener final : public net::AcceptHandler {
   net::Stack& stack_;
   spool::SpoolWriter& writer_;
   const ListenerShared& shared_;
+  accounting::Writer* accounting_;
   smtp::ServerConfig session_config_;
   net::Listener* listener_ = nullptr;
   net::SocketAddress address_;

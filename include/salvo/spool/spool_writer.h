@@ -80,6 +80,9 @@ class SpoolWriter {
   // Written only once every earlier record of the job is durable (so a durable commit
   // implies a complete job); its waiter is the job's acceptance.
   [[nodiscard]] Status append_job_commit(const JobCommitRecord& c, CommitWaiter* w);
+  // Gives up a job before its commit (the pickup file turned out malformed half-way):
+  // nothing of it will ever commit; its records become garbage that recovery drops.
+  [[nodiscard]] Status abandon_job(MessageId job);
   // Recipient-state changes (finals matter for durability). Append a DSN message before
   // the final states that caused it: recovery keeps a prefix, never a later record alone.
   [[nodiscard]] Status append_states(std::span<const StateUpdate> updates, CommitWaiter* w);
@@ -114,6 +117,8 @@ class SpoolWriter {
   void finish_batch(std::unique_ptr<Batch> batch, Status status) noexcept;
   void relocate_pending(SegmentSeq retired) noexcept;
   void release_segment(SegmentSeq seq) noexcept;
+  using JobMap = std::unordered_map<std::uint64_t, std::unique_ptr<JobProgress>>;
+  void abandon(JobMap::iterator it) noexcept;
   void run_deferred_job_commits() noexcept;
   void reclaim() noexcept;
   void arm_timer() noexcept;
@@ -130,7 +135,7 @@ class SpoolWriter {
   std::deque<std::unique_ptr<Batch>> pending_;
   CommitOp* in_flight_ = nullptr;
   Timer* timer_ = nullptr;
-  std::unordered_map<std::uint64_t, std::unique_ptr<JobProgress>> jobs_;
+  JobMap jobs_;
   std::string scratch_;
   std::uint64_t buffered_bytes_ = 0;
   Stats stats_;

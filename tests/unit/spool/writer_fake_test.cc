@@ -312,6 +312,35 @@ TEST_F(WriterFake, JobWithFailedRecordNeverCommits) {
   EXPECT_EQ(count(OpKind::Fdatasync), 1u);
 }
 
+// A pickup file found malformed half-way: the job is abandoned while its records are
+// still in flight. They land, then the job leaves the index; nothing can commit it.
+TEST_F(WriterFake, AbandonedJobLeavesNothingInTheIndex) {
+  make(FakeMode::Auto);
+  JobTemplateRecord t{.job = "j", .from = "f@x", .content = "c"};
+  Waiter w, wc;
+  auto id = writer_->append_job_template(t, &w);
+  ASSERT_TRUE(id);
+  JobRecipientsRecord b{.job_id = *id, .first_index = 0};
+  b.recipients.push_back({"a@x", 0, "", {}});
+  ASSERT_TRUE(writer_->append_job_recipients(b, &w));
+  ASSERT_TRUE(writer_->abandon_job(*id));  // records still buffered
+  writer_->flush();
+  pump();
+  EXPECT_EQ(w.ok, 2);  // the records themselves were written
+  EXPECT_EQ(index_.find(*id), nullptr);
+  EXPECT_FALSE(writer_->append_job_commit({.job_id = *id, .recipient_count = 1}, &wc));
+  EXPECT_FALSE(writer_->abandon_job(*id));
+  EXPECT_EQ(wc.calls, 0);
+  // Abandoned once everything is durable: dropped at once.
+  auto id2 = writer_->append_job_template(t, &w);
+  ASSERT_TRUE(id2);
+  writer_->flush();
+  pump();
+  ASSERT_NE(index_.find(*id2), nullptr);
+  ASSERT_TRUE(writer_->abandon_job(*id2));
+  EXPECT_EQ(index_.find(*id2), nullptr);
+}
+
 TEST_F(WriterFake, DestroyWithPendingAppendsFailsWaiters) {
   make(FakeMode::Manual);
   Waiter w;

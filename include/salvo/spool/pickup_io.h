@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+// The IO half of pickup-directory intake (STYLE.md §1: spool owns it): a DirectoryWatch
+// (inotify on the directory plus a periodic tick for rescans) and FileRead (one chunk of a
+// file at a time), both through the shard's io::Engine. Parsing, queueing and the
+// failed/ directory are the caller's (inbound::PickupWatcher).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <salvo/base/clock.h>
+#include <salvo/base/result.h>
+
+namespace salvo::io {
+class Engine;
+}
+
+namespace salvo::spool {
+
+// Owner: one shard. Lifecycle: start(), then stop() before destruction (cancels the
+// inotify read and the timer; their final completions free the op objects, so let the
+// engine run a few more times after destroying it).
+class DirectoryWatch {
+ public:
+  class Listener {
+   public:
+    // A file appeared: renamed in (IN_MOVED_TO) or closed after writing (IN_CLOSE_WRITE).
+    virtual void on_name(std::string_view name) noexcept = 0;
+    // The kernel dropped events (IN_Q_OVERFLOW) or inotify failed: rescan the directory.
+    virtual void on_overflow() noexcept = 0;
+    // Every `tick`: the periodic rescan.
+    virtual void on_tick() noexcept = 0;
+
+   protected:
+    ~Listener() = default;
+  };
+
+  DirectoryWatch(io::Engine& engine, Listener& listener);
+  ~DirectoryWatch();
+  DirectoryWatch(const DirectoryWatch&) = delete;
+  DirectoryWatch& operator=(const DirectoryWatch&) = delete;
+
+  [[nodiscard]] Status start(const std::string& dir, Duration tick);
+  void stop() noexcept;
+
+ private:
+  class EventsOp;
+  class TickOp;
+  friend class EventsOp;
+  friend class TickOp;
+  void arm_events() noexcept;
+  void arm_tick() noexcept;
+  void on_events(std::int32_t res) noexcept;
+  void on_tick(std::int32_t res) noexcept;
+
+  io::Engine& engine_;
+  Listener& listener_;
+  int fd_ = -1;
+  Duration tick_{};
+  EventsOp* events_ = nullptr;
+  TickOp* tick_op_ = nullptr;
+  bool stopped_ = false;
+};
+
+// One read at a time from a file through the engine. Owner: one shard. The object must
+// outlive its read: destroy it only when !busy() (reads are never cancelled).
+class FileRead {
+ public:
+  class Done {
+   public:
+    // res: bytes read (0 = end of file) or -errno.
+    virtual void on_read(std::int32_t res) noexcept = 0;
+
+   protected:
+    ~Done() = default;
+  };
+
+  FileRead(io::Engine& engine, Done& done);
+  ~FileRead();
+  FileRead(const FileRead&) = delete;
+  FileRead& operator=(const FileRead&) = delete;
+
+  void read(int fd, std::span<char> into, std::uint64_t offset) noexcept;
+  bool busy() const noexcept;
+
+ private:
+  class Op;
+  io::Engine& engine_;
+  Op* op_;
+};
+
+}  // namespace salvo::spool

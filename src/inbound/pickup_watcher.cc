@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: Apache-2.0
+// PickupWatcher: inotify + rescan discovery, per-file intake (read through the engine,
+// parse, queue through the SpoolWriter), unlink after the durable commit, failed/ with a
+// reason otherwise. Directory operations (openat, fstat, renameat, unlinkat, readdir) are
+// synchronous metadata calls on the shard thread; file contents are read with io_uring.
+#include <salvo/inbound/pickup_watcher.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <salvo/accounting/accounting.h>
+#include <salvo/base/log.h>
+#include <salvo/spool/errc.h>
+#include <salvo/spool/pickup_io.h>
+#include <salvo/spool/spool_index.h>
+#include <salvo/spool/spool_reader.h>
+#include <salvo/spool/spool_writer.h>
+
+#include "inbound/message_builder.h"
+
+namespace salvo::inbound {
+namespace {
+
+constexpr std::size_t kChunk = 1 << 20;           // .json read size
+constexpr std::uint32_t kMaxOutstandingBatches = 16;
+constexpr std::uint64_t kMaxWriterBacklog = 16ull << 20;
+
+bool ends_with(std::string_view s, std::string_view suffix) noexcept {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::int64_t unix_ns(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             clock.wall_now().time_since_epoch())
+      .count();
+}
+
+bool write_whole_file(int dir_fd, const std::string& name, std::string_view text) {
+  std::string tmp = "." + name + ".tmp";
+  int fd = ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                    0640);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (ok) ok = ::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) == 0;
+  if (!ok) ::unlinkat(dir_fd, tmp.c_str(), 0);
+  return ok;
+}
+
+}  // namespace
+
+std::uint32_t pickup_shard(std::string_view name, std::uint32_t shards) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : name) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return shards <= 1 ? 0 : static_cast<std::uint32_t>(h % shards);
+}
+
+bool pickup_candidate(std::string_view name) noexcept {
+  if (name.empty() || name.front() == '.') return false;
+  return ends_with(name, ".eml") || ends_with(name, ".json");
+}
+
+Result<spool::PickupIdentity> pickup_identity(int dir_fd, const std::string& name) {
+  struct stat st{};
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return fail_errno(errno);
+  if (!S_ISREG(st.st_mode)) return fail(std::errc::invalid_argument);
+  spool::PickupIdentity id;
+  id.name = name;
+  id.device = st.st_dev;
+  id.inode = st.st_ino;
+  id.size = static_cast<std::uint64_t>(st.st_size);
+  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  return id;
+}
+
+PickupStats& PickupStats::operator+=(const PickupStats& o) noexcept {
+  files_queued += o.files_queued;
+  jobs_queued += o.jobs_queued;
+  messages_queued += o.messages_queued;
+  recipients_queued += o.recipients_queued;
+  bytes_read += o.bytes_read;
+  files_failed += o.files_failed;
+  spool_retries += o.spool_retries;
+  rescans += o.rescans;
+  inotify_overflows += o.inotify_overflows;
+  return *this;
+}
+
+// ---- one file ------------------------------------------------------------------------
+
+// Owner: the watcher's shard. Lives from open to the end of its commit (or failure); a
+// read in flight always completes before it is destroyed (it is never cancelled).
+class PickupWatcher::Intake final : public spool::FileRead::Done {
+ public:
+  Intake(PickupWatcher& w, std::string name, bool json)
+      : w_(w), name_(std::move(name)), json_(json), read_(w.shard_.engine(), *this) {}
+  ~Intake() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Intake* next = nullptr;
+  Intake* prev = nullptr;
+  const std::string& name() const noexcept { return name_; }
+  bool json() const noexcept { return json_; }
+
+  void start() noexcept {
+    fd_ = ::openat(w_.dir_fd_, name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd_ < 0) {
+      int err = errno;
+      if (err == ENOENT) return done(Outcome::Gone);
+      if (err == ELOOP) return malformed({"a symbolic link, not a file", 0, 0, {}});
+      log::warn("pickup {}: open: {}", name_, std::strerror(err));
+      return done(Outcome::Retry);
+    }
+    struct stat st{};
+    if (::fstat(fd_, &st) != 0) return done(Outcome::Retry);
+    if (!S_ISREG(st.st_mode)) return malformed({"not a regular file", 0, 0, {}});
+    identity_.name = name_;
+    identity_.device = st.st_dev;
+    identity_.inode = st.st_ino;
+    identity_.size = static_cast<std::uint64_t>(st.st_size);
+    identity_.mtime_ns =
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    size_ = identity_.size;
+    const PickupLimits& lim = w_.shared_.limits;
+    if (!json_) {
+      // The envelope lines add little; allow them a generous margin over the message.
+      if (size_ > lim.max_message_size + 64ull * lim.max_recipients_eml + 4096) {
+        return malformed({fmt::format("file larger than the message size limit ({} bytes)",
+                                      lim.max_message_size),
+                          0, 0, {}});
+      }
+      buf_.resize(size_);
+    } else {
+      reader_ = std::make_unique<JobReader>(lim);
+      buf_.resize(std::min<std::uint64_t>(kChunk, std::max<std::uint64_t>(size_, 1)));
+    }
+    if (size_ == 0) return malformed({"empty file", 0, 0, {}});
+    phase_ = json_ ? Phase::Scan : Phase::ReadEml;
+    read_next();
+  }
+
+  // Stop requested: a job still reading gives up (its file stays for the next start).
+  void stop() noexcept {
+    stopping_ = true;
+    if (!reading_ && phase_ == Phase::Recipients && paused_) give_up_job();
+  }
+
+  void on_read(std::int32_t res) noexcept override {
+    reading_ = false;
+    if (stopping_ && (phase_ == Phase::ReadEml || phase_ == Phase::Scan ||
+                      phase_ == Phase::Recipients)) {
+      return give_up_job();
+    }
+    if (res < 0) {
+      log::warn("pickup {}: read: {}", name_, std::strerror(-res));
+      if (phase_ == Phase::Recipients) abandon_job();
+      return done(Outcome::Retry);
+    }
+    w_.stats_.bytes_read += static_cast<std::uint64_t>(res);
+    std::string_view chunk(buf_.data(), static_cast<std::size_t>(res));
+    bool eof = res == 0;
+    switch (phase_) {
+      case Phase::ReadEml:
+        off_ += static_cast<std::uint64_t>(res);
+        if (!eof && off_ < size_) return read_next();
+        if (off_ != size_) return truncated();
+        return queue_eml();
+      case Phase::Scan:
+        if (eof) return truncated();
+        off_ += static_cast<std::uint64_t>(res);
+        if (auto e = reader_->scan(chunk)) return malformed(*e);
+        if (off_ < size_) return read_next();
+        if (auto e = reader_->finish_scan()) return malformed(*e);
+        return queue_template();
+      case Phase::Recipients:
+        if (eof) return truncated();
+        off_ += static_cast<std::uint64_t>(res);
+        if (auto e = reader_->feed_recipients(chunk, [this](JobRecipientData&& r) {
+              add_recipient(std::move(r));
+            })) {
+          abandon_job();
+          return malformed(*e);
+        }
+        if (batch_failed_) {
+          abandon_job();
+          return spool_error(batch_failed_);
+        }
+        if (reader_->recipients_done() || off_ >= size_) {
+          if (!reader_->recipients_done()) {
+            abandon_job();
+            return malformed({"the recipients array is not closed", 0, size_, "recipients"});
+          }
+          return finish_job();
+        }
+        return continue_recipients();
+      default:
+        return;
+    }
+  }
+
+ private:
+  enum class Phase : std::uint8_t { Open, ReadEml, Scan, Recipients, Committing, Replay, Done };
+  enum class Outcome : std::uint8_t { Queued, Failed, Retry, Gone, Stopped };
+
+  // Separate waiters: recipient batches (many) and the final commit (one).
+  struct BatchWaiter final : spool::CommitWaiter {
+    Intake* self = nullptr;
+    void on_committed(Status st) noexcept override { self->on_batch(st); }
+  };
+  struct FinalWaiter final : spool::CommitWaiter {
+    Intake* self = nullptr;
+    void on_committed(Status st) noexcept override { self->on_final(st); }
+  };
+  // Reads the job's recipient batches back from the spool for the accounting log.
+  struct ReplayWaiter final : spool::ReadWaiter {
+    Intake* self = nullptr;
+    void on_read(Result<spool::RawRecord> rec) noexcept override { self->on_replay(std::move(rec)); }
+  };
+
+  void read_next() noexcept {
+    std::uint64_t want;
+    char* dst;
+    if (phase_ == Phase::ReadEml) {
+      want = size_ - off_;
+      dst = buf_.data() + off_;
+    } else {
+      want = std::min<std::uint64_t>(buf_.size(), size_ - off_);
+      dst = buf_.data();
+    }
+    // One read returns at most 2 GiB - 4 KiB on Linux; larger files continue.
+    want = std::min<std::uint64_t>(want, 1u << 30);
+    reading_ = true;
+    read_.read(fd_, std::span<char>(dst, want), off_);
+  }
+
+  void truncated() noexcept {
+    malformed({fmt::format("the file changed size while it was read ({} of {} bytes)", off_,
+                           size_),
+               0, off_, {}});
+  }
+
+  std::int64_t now_ns() const { return unix_ns(w_.shard_.clock()); }
+
+  void queue_eml() noexcept {
+    EmlEnvelope env;
+    std::string normalised;
+    if (auto e = parse_eml(std::string_view(buf_.data(), size_), w_.shared_.limits, &env,
+                           normalised)) {
+      return malformed(*e);
+    }
+    spool::SpoolWriter& writer = w_.writer_;
+    spool::MessageId id = writer.allocate_id();
+    received_ns_ = now_ns();
+    std::string body;
+    body.reserve(normalised.size() + 200);
+    append_local_received(w_.shared_.hostname, "pickup", id.value(), received_ns_ / 1'000'000'000,
+                          body);
+    body += normalised;
+    client_info_ = "pickup=" + name_;
+    spool::MessageRecord m;
+    m.id = id;
+    m.received_unix_ns = received_ns_;
+    m.source = spool::Source::Pickup;
+    m.flags = message_flags(env.smtputf8, env.eight_bit);
+    m.job = env.job;
+    m.reverse_path = env.sender;
+    m.envid = env.envid;
+    m.client_info = client_info_;
+    m.recipients.reserve(env.receivers.size());
+    for (const auto& r : env.receivers) m.recipients.push_back(spool::Recipient{r, 0, {}});
+    m.pickup = identity_;
+    m.body = body;
+    final_waiter_.self = this;
+    auto r = writer.append_message(m, &final_waiter_);
+    if (!r) return spool_error(r.error());
+    message_id_ = *r;
+    size_stored_ = body.size();
+    envelope_ = std::move(env);
+    buf_ = std::string();  // the spool has it now
+    phase_ = Phase::Committing;
+  }
+
+  void queue_template() noexcept {
+    JobHeader& h = reader_->header();
+    spool::SpoolWriter& writer = w_.writer_;
+    job_id_ = writer.allocate_id();
+    received_ns_ = now_ns();
+    std::string content;
+    content.reserve(h.content.size() + 200);
+    append_local_received(w_.shared_.hostname, "pickup", job_id_.value(),
+                          received_ns_ / 1'000'000'000, content);
+    content += h.content;
+    size_stored_ = content.size();
+    spool::JobTemplateRecord t;
+    t.job_id = job_id_;
+    t.received_unix_ns = received_ns_;
+    t.source = spool::Source::Pickup;
+    t.flags = message_flags(h.smtputf8, h.eight_bit);
+    t.ret = static_cast<spool::Ret>(h.ret);
+    t.job = h.job;
+    t.from = h.from;
+    t.envid = h.envid;
+    t.content = content;
+    batch_waiter_.self = this;
+    auto r = writer.append_job_template(t, &batch_waiter_);
+    if (!r) return spool_error(r.error());
+    job_started_ = true;
+    ++outstanding_;
+    h.content = std::string();  // stored; keep memory flat for the rest of the job
+    phase_ = Phase::Recipients;
+    off_ = reader_->recipients_offset();
+    return continue_recipients();
+  }
+
+  void add_recipient(JobRecipientData&& r) {
+    if (batch_failed_) return;  // the job stops after this chunk
+    batch_.push_back(std::move(r));
+    if (batch_.size() >= w_.shared_.job_batch_recipients) {
+      if (auto st = append_batch(); !st) batch_failed_ = st.error();
+    }
+  }
+
+  // Appends the batch. False when the job had to stop (done() already called).
+  bool flush_batch() noexcept {
+    if (auto st = append_batch(); !st) {
+      abandon_job();
+      spool_error(st.error());
+      return false;
+    }
+    return true;
+  }
+
+  Status append_batch() noexcept {
+    if (batch_.empty()) return {};
+    spool::JobRecipientsRecord b;
+    b.job_id = job_id_;
+    b.first_index = next_index_;
+    b.recipients.reserve(batch_.size());
+    for (const auto& r : batch_) {
+      spool::JobRecipient jr;
+      jr.address = r.email;
+      jr.notify = r.notify;
+      jr.orcpt = r.orcpt;
+      jr.vars.reserve(r.vars.size());
+      for (const auto& [k, v] : r.vars) jr.vars.emplace_back(k, v);
+      b.recipients.push_back(std::move(jr));
+    }
+    if (auto st = w_.writer_.append_job_recipients(b, &batch_waiter_); !st) return st;
+    ++outstanding_;
+    next_index_ += static_cast<std::uint32_t>(batch_.size());
+    batch_.clear();
+    return {};
+  }
+
+  // Next chunk of pass 2, unless the spool has enough in hand (back-pressure).
+  void continue_recipients() noexcept {
+    if (stopping_) return give_up_job();
+    if (outstanding_ >= kMaxOutstandingBatches ||
+        w_.writer_.buffered_bytes() >= kMaxWriterBacklog) {
+      paused_ = true;
+      return;
+    }
+    paused_ = false;
+    read_next();
+  }
+
+  void on_batch(Status st) noexcept {
+    --outstanding_;
+    if (!st) batch_failed_ = st.error();
+    if (phase_ == Phase::Done) return maybe_delete();
+    if (batch_failed_ && !reading_ && phase_ == Phase::Recipients) {
+      abandon_job();
+      return spool_error(batch_failed_);
+    }
+    if (paused_ && !reading_ && phase_ == Phase::Recipients) continue_recipients();
+  }
+
+  void finish_job() noexcept {
+    if (batch_failed_) {
+      abandon_job();
+      return spool_error(batch_failed_);
+    }
+    if (!flush_batch()) return;
+    spool::JobCommitRecord c;
+    c.job_id = job_id_;
+    c.recipient_count = next_index_;
+    c.pickup = identity_;
+    final_waiter_.self = this;
+    if (auto st = w_.writer_.append_job_commit(c, &final_waiter_); !st) {
+      job_started_ = false;  // the writer dropped it
+      return spool_error(st.error());
+    }
+    phase_ = Phase::Committing;
+  }
+
+  void on_final(Status st) noexcept {
+    if (!st) {
+      job_started_ = false;
+      return spool_error(st.error());
+    }
+    job_started_ = false;
+    auto& stats = w_.stats_;
+    ++stats.files_queued;
+    ++stats.messages_queued;
+    if (json_) {
+      ++stats.jobs_queued;
+      stats.recipients_queued += next_index_;
+      log::debug("pickup {}: queued job {} with {} recipients", name_,
+                 format_id(job_id_.value()), next_index_);
+    } else {
+      stats.recipients_queued += envelope_.receivers.size();
+      account_eml();
+    }
+    // Durable: the file goes. A crash before this unlink is caught at the next start by
+    // the identity in the commit record.
+    if (::unlinkat(w_.dir_fd_, name_.c_str(), 0) != 0 && errno != ENOENT) {
+      log::warn("pickup {}: queued, but unlink failed: {}", name_, std::strerror(errno));
+    }
+    if (json_ && w_.accounting_ != nullptr) return start_replay();
+    done(Outcome::Queued);
+  }
+
+  void account_eml() noexcept {
+    if (w_.accounting_ == nullptr) return;
+    std::string id = format_id(message_id_.value());
+    accounting::Event ev;
+    ev.ts_unix_ns = received_ns_;
+    ev.id = id;
+    ev.from = envelope_.sender;
+    ev.size = size_stored_;
+    ev.source = "pickup";
+    ev.job = envelope_.job;
+    for (const auto& r : envelope_.receivers) account_received(*w_.accounting_, ev, r);
+  }
+
+  // Accounting for a job: its recipients are read back from the spool (what was queued),
+  // batch by batch, so memory stays flat however large the job.
+  void start_replay() noexcept {
+    phase_ = Phase::Replay;
+    const spool::SpoolIndex::Entry* e = w_.index_.find(job_id_);
+    if (e == nullptr) return done(Outcome::Queued);
+    replay_.clear();
+    for (const auto& b : e->batches) replay_.push_back(b.loc);
+    replay_next_ = 0;
+    replay_id_ = format_id(job_id_.value());
+    replay_from_ = reader_->header().from;
+    replay_job_ = reader_->header().job;
+    replay_waiter_.self = this;
+    next_replay();
+  }
+
+  void next_replay() noexcept {
+    if (replay_next_ >= replay_.size()) return done(Outcome::Queued);
+    reading_ = true;
+    w_.reader_->read(replay_[replay_next_++], &replay_waiter_);
+  }
+
+  void on_replay(Result<spool::RawRecord> rec) noexcept {
+    reading_ = false;
+    if (rec) {
+      if (auto b = spool::decode_job_recipients(rec->payload)) {
+        accounting::Event ev;
+        ev.ts_unix_ns = received_ns_;
+        ev.id = replay_id_;
+        ev.from = replay_from_;
+        ev.size = size_stored_;
+        ev.source = "pickup";
+        ev.job = replay_job_;
+        for (const auto& r : b->recipients) account_received(*w_.accounting_, ev, r.address);
+      }
+    } else {
+      log::warn("pickup {}: accounting read-back: {}", name_, rec.error().message());
+    }
+    next_replay();
+  }
+
+  void abandon_job() noexcept {
+    if (!job_started_) return;
+    job_started_ = false;
+    (void)w_.writer_.abandon_job(job_id_);
+  }
+
+  void give_up_job() noexcept {
+    abandon_job();
+    done(Outcome::Stopped);
+  }
+
+  void spool_error(std::error_code ec) noexcept {
+    log::warn("pickup {}: not queued ({}); it stays in the pickup directory and is retried",
+              name_, ec.message());
+    done(Outcome::Retry);
+  }
+
+  void malformed(const PickupError& e) noexcept {
+    w_.move_to_failed(name_, e);
+    done(Outcome::Failed);
+  }
+
+  void done(Outcome o) noexcept {
+    if (o == Outcome::Retry) {
+      ++w_.stats_.spool_retries;
+      w_.retry_later(name_);
+    }
+    phase_ = Phase::Done;
+    maybe_delete();
+  }
+
+  // Gone once no read and no commit callback can reach it.
+  void maybe_delete() noexcept {
+    if (reading_ || outstanding_ != 0 || deleting_) return;
+    deleting_ = true;
+    PickupWatcher& w = w_;
+    w.shard_.defer([&w, self = this] { w.finished(self); });
+  }
+
+  PickupWatcher& w_;
+  std::string name_;
+  bool json_;
+  spool::FileRead read_;
+  int fd_ = -1;
+  Phase phase_ = Phase::Open;
+  spool::PickupIdentity identity_;
+  std::uint64_t size_ = 0;
+  std::uint64_t off_ = 0;
+  std::string buf_;
+  bool reading_ = false;
+  bool stopping_ = false;
+  bool deleting_ = false;
+  std::int64_t received_ns_ = 0;
+  std::uint64_t size_stored_ = 0;
+  std::string client_info_;
+  // .eml
+  EmlEnvelope envelope_;
+  spool::MessageId message_id_{};
+  // .json
+  std::unique_ptr<JobReader> reader_;
+  spool::MessageId job_id_{};
+  bool job_started_ = false;
+  std::vector<JobRecipientData> batch_;
+  std::uint32_t next_index_ = 0;
+  std::uint32_t outstanding_ = 0;
+  bool paused_ = false;
+  std::error_code batch_failed_;
+  BatchWaiter batch_waiter_;
+  FinalWaiter final_waiter_;
+  ReplayWaiter replay_waiter_;
+  std::vector<spool::Location> replay_;
+  std::size_t replay_next_ = 0;
+  std::string replay_id_, replay_from_, replay_job_;
+};
+
+// ---- the watcher ----------------------------------------------------------------------
+
+PickupWatcher::PickupWatcher(shard::Shard& shard, spool::SpoolWriter& writer,
+                             const spool::SpoolIndex& index, std::string spool_dir,
+                             const PickupShared& shared, accounting::Writer* accounting)
+    : shard_(shard),
+      writer_(writer),
+      index_(index),
+      spool_dir_(std::move(spool_dir)),
+      shared_(shared),
+      accounting_(accounting),
+      me_(shard.id().value()) {}
+
+PickupWatcher::~PickupWatcher() {
+  SALVO_ASSERT(intakes_ == nullptr);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+  if (failed_fd_ >= 0) ::close(failed_fd_);
+}
+
+Status PickupWatcher::start() {
+  const std::string& dir = shared_.dir;
+  for (const char* sub : {"", "/tmp", "/failed"}) {
+    std::string p = dir + sub;
+    if (::mkdir(p.c_str(), 0750) != 0 && errno != EEXIST) return fail_errno(errno);
+  }
+  dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) return fail_errno(errno);
+  failed_fd_ = ::openat(dir_fd_, "failed", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (failed_fd_ < 0) return fail_errno(errno);
+  reader_ = std::make_unique<spool::SpoolReader>(shard_.engine(), spool_dir_);
+  watch_ = std::make_unique<spool::DirectoryWatch>(shard_.engine(), *this);
+  if (auto st = watch_->start(dir, shared_.rescan_interval); !st) return st;
+  rescan(/*initial=*/true);
+  return {};
+}
+
+void PickupWatcher::on_name(std::string_view name) noexcept { consider(name, false); }
+
+void PickupWatcher::on_overflow() noexcept {
+  ++stats_.inotify_overflows;
+  rescan(false);
+}
+
+void PickupWatcher::on_tick() noexcept {
+  if (stopping_) return;
+  rescan(false);
+  pump();  // files waiting for space or a slot
+}
+
+void PickupWatcher::rescan(bool initial) noexcept {
+  ++stats_.rescans;
+  int fd = ::openat(dir_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return;
+  }
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN && e->d_type != DT_LNK) continue;
+    // Files present at start were renamed in while salvod was down: take them at once.
+    consider(e->d_name, !initial);
+  }
+  ::closedir(d);
+}
+
+void PickupWatcher::consider(std::string_view name, bool from_rescan) noexcept {
+  if (stopping_ || !pickup_candidate(name)) return;
+  if (pickup_shard(name, shared_.shards) != me_) return;
+  std::string n(name);
+  if (known_.contains(n)) return;
+  if (auto it = retry_at_.find(n); it != retry_at_.end()) {
+    if (shard_.clock().now() < it->second) return;
+    retry_at_.erase(it);
+  }
+  if (from_rescan) {
+    struct stat st{};
+    if (::fstatat(dir_fd_, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+    auto mtime = std::chrono::system_clock::time_point(
+        std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+    if (shard_.clock().wall_now() - mtime < shared_.quiet_period) return;  // next rescan
+  }
+  known_.insert(n);
+  queue_.push_back(std::move(n));
+  pump();
+}
+
+void PickupWatcher::pump() noexcept {
+  if (stopping_) return;
+  if (!queue_.empty() && !writer_.free_space_ok()) return;  // 452-equivalent: wait
+  std::size_t scanned = 0, limit = queue_.size();
+  while (!queue_.empty() && in_flight_ < shared_.max_files_in_flight && scanned < limit) {
+    std::string name = std::move(queue_.front());
+    queue_.pop_front();
+    ++scanned;
+    bool json = ends_with(name, ".json");
+    if (json && jobs_in_flight_ >= shared_.max_jobs_in_flight) {
+      queue_.push_back(std::move(name));  // behind the .eml files; its turn comes
+      continue;
+    }
+    auto* in = new Intake(*this, std::move(name), json);
+    in->next = intakes_;
+    if (intakes_ != nullptr) intakes_->prev = in;
+    intakes_ = in;
+    ++in_flight_;
+    if (json) ++jobs_in_flight_;
+    in->start();
+  }
+}
+
+void PickupWatcher::finished(Intake* in) noexcept {
+  if (in->prev != nullptr) in->prev->next = in->next;
+  else intakes_ = in->next;
+  if (in->next != nullptr) in->next->prev = in->prev;
+  --in_flight_;
+  if (in->json()) --jobs_in_flight_;
+  known_.erase(in->name());
+  delete in;
+  pump();
+}
+
+void PickupWatcher::retry_later(const std::string& name) noexcept {
+  retry_at_[name] = shard_.clock().now() + shared_.retry_delay;
+}
+
+void PickupWatcher::move_to_failed(const std::string& name, const PickupError& error) noexcept {
+  ++stats_.files_failed;
+  std::string target = name;
+  for (int i = 1; i < 1000; ++i) {
+    struct stat st{};
+    if (::fstatat(failed_fd_, target.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) break;
+    target = fmt::format("{}.{}", name, i);
+  }
+  std::string text = error.describe() + "\n";
+  if (!write_whole_file(failed_fd_, target + ".error", text)) {
+    log::warn("pickup {}: cannot write failed/{}.error: {}", name, target, std::strerror(errno));
+  }
+  if (::renameat(dir_fd_, name.c_str(), failed_fd_, target.c_str()) != 0) {
+    log::error("pickup {}: malformed ({}) and cannot be moved to failed/: {}; renaming it "
+               "aside", name, error.describe(), std::strerror(errno));
+    std::string aside = "." + name + ".failed";
+    ::renameat(dir_fd_, name.c_str(), dir_fd_, aside.c_str());
+    return;
+  }
+  ::fsync(failed_fd_);
+  ::fsync(dir_fd_);
+  log::warn("pickup {}: moved to failed/{}: {}", name, target, error.describe());
+}
+
+void PickupWatcher::begin_stop() noexcept {
+  if (stopping_) return;
+  stopping_ = true;
+  queue_.clear();
+  if (watch_) watch_->stop();
+  for (Intake* in = intakes_; in != nullptr; in = in->next) in->stop();
+}
+
+bool PickupWatcher::drained() const noexcept { return intakes_ == nullptr; }
+
+}  // namespace salvo::inbound

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+// DirectoryWatch (inotify + tick) and FileRead over io::Engine.
+#include <salvo/spool/pickup_io.h>
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <salvo/base/assert.h>
+#include <salvo/base/log.h>
+#include <salvo/io/engine.h>
+
+namespace salvo::spool {
+
+// Ops whose completions may outlive their owner (STYLE.md §5.3): with owner null, the
+// final completion frees them.
+class DirectoryWatch::EventsOp final : public io::Completion {
+ public:
+  explicit EventsOp(DirectoryWatch* w) : owner(w) {}
+  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
+    armed = false;
+    if (owner == nullptr) {
+      delete this;
+      return;
+    }
+    owner->on_events(res);
+  }
+  DirectoryWatch* owner;
+  bool armed = false;
+  alignas(inotify_event) char buf[16 * 1024];
+};
+
+class DirectoryWatch::TickOp final : public io::Completion {
+ public:
+  explicit TickOp(DirectoryWatch* w) : owner(w) {}
+  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
+    armed = false;
+    if (owner == nullptr) {
+      delete this;
+      return;
+    }
+    owner->on_tick(res);
+  }
+  DirectoryWatch* owner;
+  bool armed = false;
+};
+
+DirectoryWatch::DirectoryWatch(io::Engine& engine, Listener& listener)
+    : engine_(engine), listener_(listener) {}
+
+DirectoryWatch::~DirectoryWatch() {
+  stop();
+  // An op still armed completes later (cancelled) and frees itself; else free it here.
+  if (events_ != nullptr) {
+    if (events_->armed) events_->owner = nullptr;
+    else delete events_;
+  }
+  if (tick_op_ != nullptr) {
+    if (tick_op_->armed) tick_op_->owner = nullptr;
+    else delete tick_op_;
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status DirectoryWatch::start(const std::string& dir, Duration tick) {
+  fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd_ < 0) return fail_errno(errno);
+  if (::inotify_add_watch(fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0) {
+    return fail_errno(errno);
+  }
+  tick_ = tick;
+  events_ = new EventsOp(this);
+  tick_op_ = new TickOp(this);
+  arm_events();
+  arm_tick();
+  return {};
+}
+
+void DirectoryWatch::stop() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
+  if (events_ != nullptr && events_->armed) engine_.cancel(events_);
+  if (tick_op_ != nullptr && tick_op_->armed) engine_.cancel(tick_op_);
+}
+
+void DirectoryWatch::arm_events() noexcept {
+  events_->armed = true;
+  engine_.read(fd_, std::span<char>(events_->buf, sizeof events_->buf), 0, events_);
+}
+
+void DirectoryWatch::arm_tick() noexcept {
+  tick_op_->armed = true;
+  engine_.timeout(tick_, tick_op_);
+}
+
+void DirectoryWatch::on_events(std::int32_t res) noexcept {
+  if (stopped_) return;
+  if (res < 0) {
+    if (res != -EAGAIN && res != -EINTR) {
+      log::warn("pickup: inotify read: {}; relying on rescans", std::strerror(-res));
+      listener_.on_overflow();
+      return;  // the tick keeps the directory covered
+    }
+  } else {
+    const char* p = events_->buf;
+    const char* end = p + res;
+    while (p + sizeof(inotify_event) <= end) {
+      inotify_event ev;
+      std::memcpy(&ev, p, sizeof ev);
+      if (ev.mask & IN_Q_OVERFLOW) {
+        listener_.on_overflow();
+      } else if (ev.len > 0 && p + sizeof(inotify_event) + ev.len <= end) {
+        const char* name = p + sizeof(inotify_event);
+        listener_.on_name(std::string_view(name, ::strnlen(name, ev.len)));
+      }
+      p += sizeof(inotify_event) + ev.len;
+    }
+  }
+  if (!stopped_) arm_events();
+}
+
+void DirectoryWatch::on_tick(std::int32_t) noexcept {
+  if (stopped_) return;
+  listener_.on_tick();
+  if (!stopped_) arm_tick();
+}
+
+// ---- FileRead ----------------------------------------------------------------------------
+
+class FileRead::Op final : public io::Completion {
+ public:
+  explicit Op(Done& d) : done(d) {}
+  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
+    busy = false;
+    done.on_read(res);
+  }
+  Done& done;
+  bool busy = false;
+};
+
+FileRead::FileRead(io::Engine& engine, Done& done) : engine_(engine), op_(new Op(done)) {}
+
+FileRead::~FileRead() {
+  SALVO_ASSERT(!op_->busy);
+  delete op_;
+}
+
+void FileRead::read(int fd, std::span<char> into, std::uint64_t offset) noexcept {
+  SALVO_ASSERT(!op_->busy);
+  op_->busy = true;
+  engine_.read(fd, into, offset, op_);
+}
+
+bool FileRead::busy() const noexcept { return op_->busy; }
+
+}  // namespace salvo::spool

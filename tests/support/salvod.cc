@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/salvod.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include <salvo/spool/spool_reader.h>
+
+namespace salvo::test {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+Salvod::Salvod(const TempDir& dir, const SalvodOptions& o) {
+  int n = ++seq_;
+  config_ = dir.file("salvod-" + std::to_string(n) + ".toml");
+  ready_ = dir.file("salvod-ready-" + std::to_string(n));
+  std::string spool = o.spool.empty() ? dir.file("spool") : o.spool;
+  {
+    std::ofstream cfg(config_);
+    cfg << "[node]\nhostname = \"salvo.test\"\ncores = " << o.cores << "\nspool = \"" << spool
+        << "\"\ncontrol_socket = \"" << dir.file("ctl.sock") << "\"\nlog_dir = \""
+        << dir.file("log") << "\"\n"
+        << o.node_keys << "\n";
+    if (o.listener) cfg << "[[listen]]\naddress = \"127.0.0.1:0\"\n" << o.listen_keys << "\n";
+    cfg << o.extra;
+  }
+  proc_ = std::make_unique<Process>(
+      std::vector<std::string>{program_path("salvod"), "--config", config_, "--ready-file", ready_,
+                               "--log-level", o.log_level},
+      dir.path());
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!wait_for_file(ready_, 5ms)) {
+    if (!proc_->running() || std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("salvod did not start: " + proc_->stderr_text());
+    }
+  }
+  for (const auto& a : nlohmann::json::parse(read_file(ready_))) address_ = a.get<std::string>();
+}
+
+Salvod::~Salvod() = default;
+
+int Salvod::stop() {
+  proc_->signal(SIGTERM);
+  return proc_->wait(30s).value_or(-1);
+}
+
+int Salvod::kill() {
+  proc_->signal(SIGKILL);
+  return proc_->wait(10s).value_or(-1);
+}
+
+long long Salvod::log_number(const std::string& key) const {
+  std::string l = log();
+  auto pos = l.rfind(key + "=");
+  if (pos == std::string::npos) return -1;
+  return std::stoll(l.substr(pos + key.size() + 1));
+}
+
+void for_each_recovered_shard(
+    const std::string& spool,
+    const std::function<void(const std::string& dir, spool::RecoveryResult& r)>& fn) {
+  if (!fs::exists(spool)) return;
+  for (const auto& ent : fs::directory_iterator(spool)) {
+    std::string name = ent.path().filename().string();
+    if (!ent.is_directory() || !name.starts_with("shard-")) continue;
+    auto shard = static_cast<std::uint32_t>(std::stoul(name.substr(6)));
+    std::string dir = ent.path().string();
+    auto r = spool::recover(dir, shard);
+    if (!r) throw std::runtime_error("recover " + dir + ": " + r.error().message());
+    fn(dir, *r);
+  }
+}
+
+std::vector<SpooledItem> read_spool_items(const std::string& spool) {
+  std::vector<SpooledItem> out;
+  for_each_recovered_shard(spool, [&](const std::string& dir, spool::RecoveryResult& rr) {
+    spool::RecoveryResult* r = &rr;
+    r->index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& e) {
+      SpooledItem item;
+      item.id = id.value();
+      item.job = e.is_job;
+      auto rec = spool::read_record(dir, e.loc);
+      if (!rec) throw std::runtime_error("read_record: " + rec.error().message());
+      if (!e.is_job) {
+        auto m = spool::decode_message(rec->raw.payload);
+        if (!m) throw std::runtime_error("decode_message failed");
+        item.from = m->reverse_path;
+        item.job_name = m->job;
+        item.body = m->body;
+        item.source = static_cast<std::uint8_t>(m->source);
+        for (const auto& rc : m->recipients) item.recipients.emplace_back(rc.address);
+        if (m->pickup) item.pickup_name = m->pickup->name;
+      } else {
+        auto t = spool::decode_job_template(rec->raw.payload);
+        if (!t) throw std::runtime_error("decode_job_template failed");
+        item.from = t->from;
+        item.job_name = t->job;
+        item.body = t->content;
+        item.source = static_cast<std::uint8_t>(t->source);
+        for (const auto& b : e.batches) {
+          auto br = spool::read_record(dir, b.loc);
+          if (!br) throw std::runtime_error("read_record batch: " + br.error().message());
+          auto d = spool::decode_job_recipients(br->raw.payload);
+          if (!d) throw std::runtime_error("decode_job_recipients failed");
+          for (const auto& jr : d->recipients) {
+            item.recipients.emplace_back(jr.address);
+            std::vector<std::pair<std::string, std::string>> vars;
+            for (const auto& [k, v] : jr.vars) vars.emplace_back(k, v);
+            item.vars.push_back(std::move(vars));
+          }
+        }
+        auto c = spool::read_record(dir, e.commit_loc);
+        if (c) {
+          auto jc = spool::decode_job_commit(c->raw.payload);
+          if (jc && jc->pickup) item.pickup_name = jc->pickup->name;
+        }
+      }
+      out.push_back(std::move(item));
+    });
+  });
+  return out;
+}
+
+}  // namespace salvo::test
