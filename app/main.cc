@@ -313,10 +313,12 @@ int main(int argc, char** argv) {
 
   inbound::InboundStats total;
   inbound::PickupStats pickup;
+  spool::Stats spool_stats;
   for (const auto& rt : runtimes) {
     if (rt) {
       total += rt->final_stats();
       pickup += rt->final_pickup_stats();
+      spool_stats += rt->final_spool_stats();
     }
   }
   if (rc == 0) {
@@ -326,6 +328,17 @@ int main(int argc, char** argv) {
               total.connections, total.messages_queued, total.recipients_queued,
               total.commit_failures, total.orphaned_commits, total.relay_denied, total.auth_ok, total.auth_failed,
               total.refused_per_ip);
+    // Group commit at a glance (bench/load/ingest.sh reads this line).
+    const auto& fs = spool_stats.fsync_latency_ns;
+    const auto& per = spool_stats.messages_per_commit;
+    log::info("spool stopped: commits={} messages={} bytes={} failed_batches={} "
+              "msgs_per_commit_mean={:.1f} msgs_per_commit_p50={} msgs_per_commit_p99={} "
+              "msgs_per_commit_max={} fsync_us_mean={:.0f} fsync_us_p50={} fsync_us_p90={} "
+              "fsync_us_p99={} fsync_us_p999={} fsync_us_max={}",
+              spool_stats.commits, spool_stats.messages, spool_stats.bytes,
+              spool_stats.failed_batches, per.mean(), per.quantile(0.5), per.quantile(0.99),
+              per.max(), fs.mean() / 1000.0, fs.quantile(0.5) / 1000, fs.quantile(0.9) / 1000,
+              fs.quantile(0.99) / 1000, fs.quantile(0.999) / 1000, fs.max() / 1000);
     if (d.pickup) {
       log::info("pickup stopped: files_queued={} jobs_queued={} recipients_queued={} "
                 "files_failed={} spool_retries={} rescans={}",

@@ -104,6 +104,7 @@ void ShardRuntime::teardown() noexcept {
   if (watcher_) final_pickup_ += watcher_->stats();
   watcher_.reset();
   accounting_.reset();
+  if (writer_) final_spool_ = writer_->stats();
   writer_.reset();
   // ~SpoolWriter cancels its batch timer and leaves the Timer to the cancellation's final
   // completion (STYLE.md §5.3): let the engine deliver it before the loop exits, or the

@@ -44,6 +44,7 @@ class ShardRuntime final : public shard::Poller {
   // Summed over the listeners; valid after the shard has stopped (read after join()).
   const inbound::InboundStats& final_stats() const noexcept { return final_stats_; }
   const inbound::PickupStats& final_pickup_stats() const noexcept { return final_pickup_; }
+  const spool::Stats& final_spool_stats() const noexcept { return final_spool_; }
   std::uint64_t recovered_messages() const noexcept { return recovered_messages_; }
 
  private:
@@ -62,6 +63,7 @@ class ShardRuntime final : public shard::Poller {
   std::unique_ptr<inbound::PickupWatcher> watcher_;
   inbound::InboundStats final_stats_;
   inbound::PickupStats final_pickup_;
+  spool::Stats final_spool_;
   std::uint64_t recovered_messages_ = 0;
   bool draining_ = false;
   bool polling_ = false;

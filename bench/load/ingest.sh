@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Ingest benchmark (issue 3): how fast mail gets *durably* into the queue, in one run on one
+# machine, against a tuned Postfix doing the same work.
+#   SMTP  salvo-blast (50 connections, pipelined, 1 KiB and 10 KiB) into
+#           salvod fsync on | salvod fsync off | Postfix smtpd that only queues (held)
+#   pick  one .json job of JOB recipients (default 100,000) into salvod's pickup directory,
+#         EML .eml files (default 10,000) into salvod's pickup directory,
+#         the same EML messages through Postfix's sendmail (maildrop -> pickup -> cleanup)
+# Prints msgs/s, the ratios the issue sets targets for, p99 end-of-data -> 250, salvod's
+# messages per fsync and its fdatasync latency distribution, and salvod's peak RSS around
+# the big job (streaming: it must not grow with the job). All work files live under
+# build/bench-ingest (the real disk, as the spool would), removed at the end.
+# Usage: bench/load/ingest.sh [--quick]    (--quick: 10,000 SMTP messages, 20,000-recipient
+#        job, 2,000 .eml, 2,000 Postfix messages)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+MESSAGES=${MESSAGES:-50000}        # per salvod SMTP row
+PFX_MESSAGES=${PFX_MESSAGES:-5000} # per Postfix SMTP row (it is ~50x slower)
+JOB=${JOB:-100000}
+EML=${EML:-10000}
+PFX_EML=${PFX_EML:-$EML}
+CONNS=${CONNS:-50}
+if [ "${1:-}" = "--quick" ]; then MESSAGES=10000; PFX_MESSAGES=2000; JOB=20000; EML=2000; PFX_EML=2000; fi
+BUILD=${BUILD:-build}
+TIMEOUT=${TIMEOUT:-600}
+
+if [ ! -x "$BUILD/salvod" ] || [ ! -x "$BUILD/salvo-blast" ]; then
+  tools/install_deps.sh
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" --target salvod salvo-blast
+fi
+if ! command -v postfix >/dev/null; then
+  echo "ingest.sh: installing postfix" >&2
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+fi
+postfix stop >/dev/null 2>&1 || true   # never leave the package's own instance running
+
+work="$root/$BUILD/bench-ingest"
+rm -rf "$work"; mkdir -p "$work"
+salvod_pid=""
+pfx_conf="$work/postfix/conf"
+cleanup() {
+  [ -n "$salvod_pid" ] && kill -TERM "$salvod_pid" 2>/dev/null && wait "$salvod_pid" 2>/dev/null || true
+  [ -f "$pfx_conf/main.cf" ] && postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 400); do
+    if python3 -c "import socket; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1',$1))" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "ingest.sh: nothing listening on port $1" >&2; return 1
+}
+field() { python3 -c "import json,sys; j=json.load(open('$1')); print($2)"; }
+
+# ---- salvod ---------------------------------------------------------------------------
+start_salvod() {  # fsync(true|false) -> sets salvod_pid, salvod_port
+  local fsync=$1
+  rm -rf "$work/salvod"; mkdir -p "$work/salvod"
+  salvod_port=$(free_port)
+  cat > "$work/salvod/salvo.toml" <<EOF
+[node]
+hostname = "bench.test"
+cores = 0
+spool = "$work/salvod/spool"
+pickup = "$work/salvod/pickup"
+log_dir = "$work/salvod/log"
+control_socket = "$work/salvod/ctl.sock"
+fsync = $fsync
+spool_reserve = "0"
+[[listen]]
+address = "127.0.0.1:$salvod_port"
+max_connections_per_ip = 10000
+EOF
+  "$BUILD/salvod" --config "$work/salvod/salvo.toml" --log-level info \
+    --ready-file "$work/salvod/ready" 2> "$work/salvod/stderr" &
+  salvod_pid=$!
+  for _ in $(seq 1 400); do [ -s "$work/salvod/ready" ] && break; sleep 0.05; done
+  [ -s "$work/salvod/ready" ] || { cat "$work/salvod/stderr" >&2; exit 1; }
+}
+stop_salvod() {  # -> the "spool stopped" line in $work/salvod/spool.line
+  kill -TERM "$salvod_pid"; wait "$salvod_pid" || true; salvod_pid=""
+  grep -h "spool stopped" "$work/salvod/stderr" > "$work/salvod/spool.line" || true
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$salvod_pid/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$salvod_pid/status"; }
+
+blast_into() {  # port size messages -> json file
+  timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$1" --size "$2" \
+    --connections "$CONNS" --messages "$3" --domains 100 --json > "$work/blast.json"
+  python3 - "$work/blast.json" "$3" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["accepted"] == int(sys.argv[2]), j
+EOF
+}
+
+declare -A rate p99
+smtp_row() {  # label fsync size
+  local label=$1 fsync=$2 size=$3
+  start_salvod "$fsync"
+  blast_into "$salvod_port" "$size" "$MESSAGES"
+  rate[$label]=$(field "$work/blast.json" "j['msgs_per_s']")
+  p99[$label]=$(field "$work/blast.json" "j['latency_ms']['p99']")
+  stop_salvod
+  if [ "$fsync" = true ]; then cp "$work/salvod/spool.line" "$work/spool-$size.line"; fi
+}
+
+# ---- Postfix, queue only ---------------------------------------------------------------
+start_postfix() {
+  pfx_port=$(free_port)
+  mkdir -p "$pfx_conf" "$work/postfix/queue" "$work/postfix/data"
+  cp /etc/postfix/master.cf "$pfx_conf/master.cf"
+  # Our listener only; the stock smtp service on port 25 is dropped.
+  sed -i '/^smtp *inet/d' "$pfx_conf/master.cf"
+  echo "127.0.0.1:$pfx_port inet n - n - - smtpd" >> "$pfx_conf/master.cf"
+  echo '/^Subject:/ HOLD' > "$pfx_conf/hold"
+  cat > "$pfx_conf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $work/postfix/queue
+data_directory = $work/postfix/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+# Queue only: every message is held in the hold queue, nothing is delivered.
+header_checks = regexp:$pfx_conf/hold
+# Tuning for acceptance speed: enough smtpd processes, no per-client limits, no delays.
+default_process_limit = 200
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+in_flow_delay = 0
+smtpd_peername_lookup = no
+smtpd_delay_reject = no
+maillog_file = $work/postfix/maillog
+maillog_file_prefixes = $work
+EOF
+  chown postfix "$work/postfix/data"
+  postfix -c "$pfx_conf" check >/dev/null 2>&1 || true
+  postfix -c "$pfx_conf" start >/dev/null || { tail -5 "$work/postfix/maillog" >&2; exit 1; }
+  wait_port "$pfx_port"
+}
+held() { find "$work/postfix/queue/hold" -type f 2>/dev/null | wc -l; }
+wait_held() {  # count
+  for _ in $(seq 1 3000); do [ "$(held)" -ge "$1" ] && return 0; sleep 0.1; done
+  echo "ingest.sh: postfix held $(held) of $1" >&2; return 1
+}
+
+# ---- runs ------------------------------------------------------------------------------
+echo "== SMTP acceptance: $CONNS connections, pipelined, $MESSAGES messages (Postfix: $PFX_MESSAGES)"
+for size in 1024 10240; do
+  smtp_row "on-$size" true "$size"
+  smtp_row "off-$size" false "$size"
+done
+start_postfix
+for size in 1024 10240; do
+  base=$(held)
+  blast_into "$pfx_port" "$size" "$PFX_MESSAGES"
+  wait_held $((base + PFX_MESSAGES))
+  rate[pfx-$size]=$(field "$work/blast.json" "j['msgs_per_s']")
+  p99[pfx-$size]=$(field "$work/blast.json" "j['latency_ms']['p99']")
+done
+
+echo "== pickup: one .json job of $JOB recipients, $EML .eml files; Postfix sendmail: $PFX_EML"
+mkdir -p "$work/stage-json" "$work/stage-eml"
+"$BUILD/salvo-blast" --pickup "$work/stage-json" --format json --job-size "$JOB" \
+  --messages "$JOB" --domains 1000 >/dev/null
+"$BUILD/salvo-blast" --pickup "$work/stage-eml" --format eml --messages "$EML" \
+  --domains 100 --size 1024 >/dev/null
+start_salvod true
+# Moves every staged file into the pickup directory and waits until salvod took them all
+# (queued, fdatasync'ed, unlinked). Prints seconds.
+take() {  # stage-dir
+  python3 - "$1" "$work/salvod/pickup" <<'EOF'
+import os, sys, time
+src, dst = sys.argv[1], sys.argv[2]
+names = [n for n in os.listdir(src) if n.endswith((".eml", ".json"))]
+t0 = time.monotonic()
+for n in names:
+    os.rename(os.path.join(src, n), os.path.join(dst, n))
+deadline = t0 + 600
+while any(n.endswith((".eml", ".json")) for n in os.listdir(dst)):
+    if time.monotonic() > deadline:
+        sys.exit("pickup did not finish")
+    time.sleep(0.005)
+print(f"{time.monotonic() - t0:.3f}")
+EOF
+}
+rss_before=$(rss_kib)
+t_json=$(take "$work/stage-json")
+rss_after=$(rss_kib); hwm_json=$(hwm_kib)
+t_eml=$(take "$work/stage-eml")
+stop_salvod
+failed=$(find "$work/salvod/pickup/failed" -type f | wc -l)
+[ "$failed" = 0 ] || { echo "ingest.sh: $failed pickup files failed" >&2; exit 1; }
+
+# Postfix: the same .eml messages, one sendmail per message (envelope from X- lines).
+"$BUILD/salvo-blast" --pickup "$work/stage-pfx" --format eml --messages "$PFX_EML" \
+  --domains 100 --size 1024 >/dev/null
+base=$(held)
+t_pfx=$(python3 - "$work/stage-pfx" "$pfx_conf" <<'EOF'
+import os, subprocess, sys, time
+src, conf = sys.argv[1], sys.argv[2]
+names = sorted(n for n in os.listdir(src) if n.endswith(".eml"))
+t0 = time.monotonic()
+for n in names:
+    data = open(os.path.join(src, n), "rb").read()
+    lines = data.split(b"\n")
+    sender, rcpts, i = None, [], 0
+    while i < len(lines) and lines[i].lower().startswith((b"x-sender:", b"x-receiver:")):
+        k, v = lines[i].split(b":", 1)
+        v = v.strip().decode()
+        if k.lower() == b"x-sender": sender = v
+        else: rcpts.append(v)
+        i += 1
+    body = b"\n".join(lines[i:])
+    subprocess.run(["/usr/sbin/sendmail", "-C", conf, "-f", sender, "--"] + rcpts,
+                   input=body, check=True)
+print(f"{time.monotonic() - t0:.3f}")
+EOF
+)
+wait_held $((base + PFX_EML))
+postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true
+
+# ---- report ----------------------------------------------------------------------------
+python3 - "$work" <<EOF
+import re
+rate = {$(for k in "${!rate[@]}"; do printf '"%s": %s, ' "$k" "${rate[$k]}"; done)}
+p99 = {$(for k in "${!p99[@]}"; do printf '"%s": %s, ' "$k" "${p99[$k]}"; done)}
+print()
+print("SMTP acceptance (msgs/s; p99 end-of-data->250 in ms)")
+print(f"{'body':>6} | {'salvod fsync':>14} {'p99':>6} | {'salvod nofsync':>14} {'p99':>6} | {'Postfix queue':>13} {'p99':>6} | {'on/Postfix':>10} {'on/off':>6}")
+for size in (1024, 10240):
+    on, off, pfx = rate[f"on-{size}"], rate[f"off-{size}"], rate[f"pfx-{size}"]
+    print(f"{size//1024:>4}Ki | {on:>14,.0f} {p99[f'on-{size}']:>6.2f} | {off:>14,.0f} {p99[f'off-{size}']:>6.2f} | {pfx:>13,.0f} {p99[f'pfx-{size}']:>6.2f} | {on/pfx:>9.1f}x {on/off:>6.2f}")
+job, eml, pfx_eml = $JOB, $EML, $PFX_EML
+t_json, t_eml, t_pfx = $t_json, $t_eml, $t_pfx
+print()
+print("Pickup (files renamed into pickup/ until salvod has queued, fsynced and removed them)")
+print(f"  .json job, {job:,} recipients: {t_json:.3f} s = {job/t_json:,.0f} recipients/s")
+print(f"  {eml:,} .eml files:             {t_eml:.3f} s = {eml/t_eml:,.0f} msgs/s")
+print(f"  Postfix sendmail, {pfx_eml:,} msgs: {t_pfx:.3f} s = {pfx_eml/t_pfx:,.0f} msgs/s")
+print(f"  .eml salvod / Postfix sendmail: {(eml/t_eml)/(pfx_eml/t_pfx):.1f}x")
+print(f"  salvod RSS around the job: {$rss_before/1024:.1f} MiB before, {$rss_after/1024:.1f} MiB after, peak {$hwm_json/1024:.1f} MiB")
+print()
+print("salvod group commit (fsync on rows; from its 'spool stopped' line)")
+for size in (1024, 10240):
+    line = open(f"$work/spool-{size}.line").read()
+    kv = dict(re.findall(r"(\w+)=([0-9.]+)", line))
+    print(f"  {size//1024:>2} KiB: {kv['commits']} commits for {kv['messages']} messages = "
+          f"{float(kv['messages'])/max(1,float(kv['commits'])):.1f} msgs/fsync "
+          f"(p50 {kv['msgs_per_commit_p50']}, p99 {kv['msgs_per_commit_p99']}, max {kv['msgs_per_commit_max']})")
+    print(f"          fdatasync us: mean {kv['fsync_us_mean']} p50 {kv['fsync_us_p50']} p90 {kv['fsync_us_p90']} "
+          f"p99 {kv['fsync_us_p99']} p99.9 {kv['fsync_us_p999']} max {kv['fsync_us_max']}")
+EOF
