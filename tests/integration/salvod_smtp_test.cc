@@ -569,7 +569,7 @@ TEST(Salvod, ConfigErrorIsOneLineAndExit2) {
 }
 
 TEST(Salvod, SwaksRelayFromRelayNetwork) {
-  if (!fs::exists("/usr/bin/swaks")) GTEST_SKIP() << "swaks not installed";
+  ASSERT_TRUE(fs::exists("/usr/bin/swaks")) << "swaks missing: tools/install_deps.sh installs it";
   TempDir dir;
   Salvod d(dir, smtp_options(""));
   Process p({"/usr/bin/swaks", "--server", d.address(), "--from", "swaks@example.com", "--to",
@@ -581,6 +581,43 @@ TEST(Salvod, SwaksRelayFromRelayNetwork) {
   EXPECT_NE(p.stdout_text().find("250 2.0.0 Ok: queued as"), std::string::npos) << p.stdout_text();
   EXPECT_EQ(d.stop(), 0);
   EXPECT_EQ(read_spool(dir.file("spool")).messages, 1u);
+}
+
+// swaks as an authenticated submitter from outside the relay networks: STARTTLS verified
+// against the test CA, then AUTH PLAIN and LOGIN, PIPELINING; and AUTH refused in clear.
+TEST(Salvod, SwaksStartTlsAuthPipelining) {
+  ASSERT_TRUE(fs::exists("/usr/bin/swaks")) << "swaks missing: tools/install_deps.sh installs it";
+  const auto& certs = CertFactory::shared();
+  ASSERT_TRUE(certs.ok()) << certs.error();
+  TempDir dir;
+  Salvod d(dir, smtp_options(kAuthListener, tls_section()));
+  for (const char* mech : {"PLAIN", "LOGIN"}) {
+    Process p({"/usr/bin/swaks", "--server", d.address(), "--from", "swaks@example.com", "--to",
+               std::string("auth-") + mech + "@example.org", "--helo", "swaks.example", "--tls",
+               "--tls-verify", "--tls-ca-path", certs.ca_cert(), "--auth", mech,
+               "--auth-user", "injector", "--auth-password", "s3cret", "--pipeline", "--body",
+               "authenticated"},
+              dir.path());
+    auto rc = p.wait(60s);
+    ASSERT_TRUE(rc.has_value());
+    std::string out = p.stdout_text();
+    EXPECT_EQ(*rc, 0) << out << p.stderr_text();
+    EXPECT_NE(out.find("220 2.0.0 Ready to start TLS"), std::string::npos) << out;
+    EXPECT_NE(out.find("235 2.7.0"), std::string::npos) << out;
+    EXPECT_NE(out.find("250 2.0.0 Ok: queued as"), std::string::npos) << out;
+  }
+  // No STARTTLS: AUTH is not offered, swaks gives up, nothing is relayed.
+  Process clear({"/usr/bin/swaks", "--server", d.address(), "--from", "swaks@example.com",
+                 "--to", "clear@example.org", "--auth", "PLAIN", "--auth-user", "injector",
+                 "--auth-password", "s3cret"},
+                dir.path());
+  auto rc = clear.wait(60s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_NE(*rc, 0) << clear.stdout_text();
+  EXPECT_EQ(clear.stdout_text().find("queued as"), std::string::npos) << clear.stdout_text();
+  EXPECT_EQ(d.stop(), 0);
+  SpoolContent sc = read_spool(dir.file("spool"));
+  EXPECT_EQ(sc.messages, 2u);
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ struct Node {
   std::uint64_t spool_reserve = 1'000'000'000;
   // Group commit: one fsync once the oldest waiting message has waited commit_interval,
   // or commit_max_messages / commit_max_bytes are waiting, whichever comes first.
-  Duration commit_interval = std::chrono::milliseconds(1);
+  Duration commit_interval = Duration(0);
   std::uint32_t commit_max_messages = 256;
   std::uint64_t commit_max_bytes = 16'000'000;
 

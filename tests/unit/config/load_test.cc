@@ -114,7 +114,7 @@ TEST(Load, Defaults) {
   EXPECT_TRUE(c->node.fsync);
   EXPECT_EQ(c->node.spool_segment_size, 64'000'000u);
   EXPECT_EQ(c->node.spool_reserve, 1'000'000'000u);
-  EXPECT_EQ(c->node.commit_interval, 1ms);
+  EXPECT_EQ(c->node.commit_interval, Duration(0));
   EXPECT_TRUE(c->listen.empty());
   EXPECT_EQ(c->tls.certificate, "");
   ASSERT_EQ(c->dns.resolvers.size(), 1u);  // no resolv.conf: what glibc does
