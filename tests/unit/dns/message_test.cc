@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+// DNS codec: queries as ldns decodes them, responses built by ldns from zone text, and
+// hostile input (mismatched id or question, truncation, garbage, CNAME loops).
+#include <salvo/dns/message.h>
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include <salvo/dns/errc.h>
+
+#include "dns/ldns_include.h"
+#include "dns_test_util.h"
+
+namespace salvo::dns::test {
+namespace {
+
+TEST(EncodeQuery, RecursiveWithEdnsAndId) {
+  auto wire = encode_query({"Example.COM.", RrType::Mx, 0xbeef});
+  ASSERT_TRUE(wire) << wire.error().message();
+  ldns_pkt* p = nullptr;
+  ASSERT_EQ(ldns_wire2pkt(&p, reinterpret_cast<const std::uint8_t*>(wire->data()), wire->size()),
+            LDNS_STATUS_OK);
+  EXPECT_EQ(ldns_pkt_id(p), 0xbeef);
+  EXPECT_TRUE(ldns_pkt_rd(p));
+  EXPECT_FALSE(ldns_pkt_qr(p));
+  EXPECT_TRUE(ldns_pkt_edns(p));
+  EXPECT_EQ(ldns_pkt_edns_udp_size(p), kEdnsPayload);
+  ASSERT_EQ(ldns_pkt_qdcount(p), 1);
+  const ldns_rr* q = ldns_rr_list_rr(ldns_pkt_question(p), 0);
+  EXPECT_EQ(ldns_rr_get_type(q), LDNS_RR_TYPE_MX);
+  char* owner = ldns_rdf2str(ldns_rr_owner(q));
+  EXPECT_STREQ(owner, "example.com.");
+  free(owner);
+  ldns_pkt_free(p);
+}
+
+TEST(EncodeQuery, WithoutEdns) {
+  auto wire = encode_query({"example.com", RrType::A, 1}, 0);
+  ASSERT_TRUE(wire);
+  ldns_pkt* p = nullptr;
+  ASSERT_EQ(ldns_wire2pkt(&p, reinterpret_cast<const std::uint8_t*>(wire->data()), wire->size()),
+            LDNS_STATUS_OK);
+  EXPECT_FALSE(ldns_pkt_edns(p));
+  EXPECT_EQ(ldns_pkt_arcount(p), 0);
+  ldns_pkt_free(p);
+}
+
+TEST(EncodeQuery, RejectsBadNames) {
+  EXPECT_EQ(encode_query({"", RrType::A, 1}).error(), errc::bad_name);
+  EXPECT_EQ(encode_query({".", RrType::A, 1}).error(), errc::bad_name);
+  EXPECT_EQ(encode_query({"a..b", RrType::A, 1}).error(), errc::bad_name);
+  EXPECT_EQ(encode_query({std::string(64, 'a') + ".com", RrType::A, 1}).error(), errc::bad_name);
+  std::string long_name;
+  for (int i = 0; i < 50; ++i) long_name += "abcde.";
+  EXPECT_EQ(encode_query({long_name + "com", RrType::A, 1}).error(), errc::bad_name);
+  EXPECT_TRUE(encode_query({std::string(63, 'a') + ".com", RrType::A, 1}));
+}
+
+TEST(DecodeResponse, MxRecordsWithTtl) {
+  const Question q{"example.com", RrType::Mx, 7};
+  auto wire = make_wire({.id = 7,
+                         .qname = "example.com",
+                         .answer = {"example.com. 300 IN MX 20 mx2.example.com.",
+                                    "EXAMPLE.com. 200 IN MX 10 MX1.Example.com."}});
+  auto a = decode_response(wire, q);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(a->rcode, Rcode::NoError);
+  EXPECT_FALSE(a->truncated);
+  ASSERT_EQ(a->mx.size(), 2u);
+  EXPECT_EQ(a->mx[0], (MxRecord{20, "mx2.example.com", 300}));
+  EXPECT_EQ(a->mx[1], (MxRecord{10, "mx1.example.com", 200}));
+  EXPECT_TRUE(a->canonical_name.empty());
+  EXPECT_FALSE(a->negative_ttl);
+}
+
+TEST(DecodeResponse, NullMxIsRootExchange) {
+  const Question q{"nomail.example", RrType::Mx, 9};
+  auto a = decode_response(
+      make_wire({.id = 9, .qname = "nomail.example", .answer = {"nomail.example. 60 IN MX 0 ."}}),
+      q);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->mx.size(), 1u);
+  EXPECT_EQ(a->mx[0].exchange, "");
+  EXPECT_EQ(a->mx[0].preference, 0);
+}
+
+TEST(DecodeResponse, AddressesAndCnameChain) {
+  const Question q{"www.example.com", RrType::A, 3};
+  auto a = decode_response(make_wire({.id = 3,
+                                      .qname = "www.example.com",
+                                      .qtype = RrType::A,
+                                      .answer = {"www.example.com. 100 IN CNAME web.example.net.",
+                                                 "web.example.net. 50 IN CNAME host.example.org.",
+                                                 "host.example.org. 500 IN A 192.0.2.1",
+                                                 "host.example.org. 400 IN A 192.0.2.2",
+                                                 "other.example.org. 500 IN A 192.0.2.99"}}),
+                           q);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(a->canonical_name, "host.example.org");
+  ASSERT_EQ(a->addresses.size(), 2u);
+  EXPECT_EQ(a->addresses[0].address.ip(), "192.0.2.1");
+  EXPECT_EQ(a->addresses[0].ttl, 50u);  // the chain's smallest TTL
+  EXPECT_EQ(a->addresses[1].address.ip(), "192.0.2.2");
+}
+
+TEST(DecodeResponse, Aaaa) {
+  const Question q{"h.example", RrType::Aaaa, 4};
+  auto a = decode_response(make_wire({.id = 4,
+                                      .qname = "h.example",
+                                      .qtype = RrType::Aaaa,
+                                      .answer = {"h.example. 30 IN AAAA 2001:db8::1"}}),
+                           q);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->addresses.size(), 1u);
+  EXPECT_EQ(a->addresses[0].address.ip(), "2001:db8::1");
+  EXPECT_EQ(a->addresses[0].address.family(), AF_INET6);
+}
+
+TEST(DecodeResponse, NxDomainWithSoaNegativeTtl) {
+  const Question q{"nope.example", RrType::Mx, 5};
+  auto a = decode_response(
+      make_wire({.id = 5,
+                 .qname = "nope.example",
+                 .rcode = Rcode::NxDomain,
+                 .authority = {"example. 900 IN SOA ns.example. host.example. 1 7200 3600 "
+                               "1209600 120"}}),
+      q);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->rcode, Rcode::NxDomain);
+  ASSERT_TRUE(a->negative_ttl);
+  EXPECT_EQ(*a->negative_ttl, 120u);  // min(SOA TTL 900, MINIMUM 120)
+}
+
+TEST(DecodeResponse, TtlWithMsbSetIsZero) {
+  const Question q{"e.example", RrType::A, 6};
+  auto a = decode_response(make_wire({.id = 6,
+                                      .qname = "e.example",
+                                      .qtype = RrType::A,
+                                      .answer = {"e.example. 2147483648 IN A 192.0.2.7"}}),
+                           q);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->addresses.size(), 1u);
+  EXPECT_EQ(a->addresses[0].ttl, 0u);
+}
+
+TEST(DecodeResponse, TruncatedAndServfail) {
+  const Question q{"big.example", RrType::A, 8};
+  auto tc = decode_response(
+      make_wire({.id = 8, .qname = "big.example", .qtype = RrType::A, .tc = true}), q);
+  ASSERT_TRUE(tc);
+  EXPECT_TRUE(tc->truncated);
+  auto sf = decode_response(
+      make_wire({.id = 8, .qname = "big.example", .qtype = RrType::A, .rcode = Rcode::ServFail}),
+      q);
+  ASSERT_TRUE(sf);
+  EXPECT_EQ(sf->rcode, Rcode::ServFail);
+  EXPECT_FALSE(sf->has_records());
+}
+
+TEST(DecodeResponse, MismatchedIdOrQuestionIsIgnored) {
+  const Question q{"example.com", RrType::Mx, 100};
+  EXPECT_EQ(decode_response(make_wire({.id = 101, .qname = "example.com"}), q).error(),
+            errc::mismatch);
+  EXPECT_EQ(decode_response(make_wire({.id = 100, .qname = "example.org"}), q).error(),
+            errc::mismatch);
+  EXPECT_EQ(decode_response(make_wire({.id = 100, .qname = "example.com", .qtype = RrType::A}), q)
+                .error(),
+            errc::mismatch);
+  // Case differences in the echoed question are fine (RFC 4343).
+  EXPECT_TRUE(decode_response(make_wire({.id = 100, .qname = "EXAMPLE.com"}), q));
+}
+
+TEST(DecodeResponse, QueryIsNotAResponse) {
+  const Question q{"example.com", RrType::Mx, 1};
+  EXPECT_EQ(decode_response(make_wire({.id = 1, .qname = "example.com", .qr = false}), q).error(),
+            errc::malformed);
+}
+
+TEST(DecodeResponse, GarbageIsAnErrorNotACrash) {
+  const Question q{"example.com", RrType::Mx, 0x1234};
+  auto good = make_wire({.id = 0x1234,
+                         .qname = "example.com",
+                         .answer = {"example.com. 300 IN MX 10 mx1.example.com."}});
+  EXPECT_EQ(decode_response(std::string("\x12\x34"), q).error(), errc::malformed);
+  // Every truncation of a valid answer decodes or fails cleanly.
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    auto r = decode_response(std::span<const char>(good.data(), n), q);
+    EXPECT_FALSE(r) << n;
+  }
+  // ANCOUNT lies (65535).
+  std::string lie = good;
+  lie[6] = '\xff';
+  lie[7] = '\xff';
+  EXPECT_FALSE(decode_response(lie, q));
+  // A compression pointer that points at itself.
+  std::string loop = good.substr(0, 12);
+  loop += std::string("\xc0\x0c\x00\x0f\x00\x01", 6);
+  loop[5] = 1;  // QDCOUNT = 1
+  EXPECT_FALSE(decode_response(loop, q));
+}
+
+TEST(DecodeResponse, CnameLoopIsBounded) {
+  const Question q{"a.example", RrType::Mx, 2};
+  auto a = decode_response(make_wire({.id = 2,
+                                      .qname = "a.example",
+                                      .answer = {"a.example. 60 IN CNAME b.example.",
+                                                 "b.example. 60 IN CNAME a.example."}}),
+                           q);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error(), errc::cname_chain);
+}
+
+TEST(NormalizeName, LowerCaseNoFinalDot) {
+  EXPECT_EQ(normalize_name("MX.Example.COM."), "mx.example.com");
+  EXPECT_EQ(normalize_name("a"), "a");
+}
+
+}  // namespace
+}  // namespace salvo::dns::test
