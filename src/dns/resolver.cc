@@ -319,24 +319,10 @@ class Resolver::Attempt {
   Op<Attempt> timer_op_;
 };
 
-// A zero-length timer that delivers immediate failures outside the query() call.
-class Resolver::Kicker final : public io::Completion {
- public:
-  void on_complete(std::int32_t, std::uint32_t) noexcept override {
-    armed = false;
-    if (owner == nullptr) {
-      delete this;
-      return;
-    }
-    owner->run_kicked();
-  }
-  Resolver* owner = nullptr;
-  bool armed = false;
-};
+// kicker_: a zero-length timer that delivers immediate failures outside the query() call.
 
 Resolver::Resolver(io::Engine& engine, ResolverOptions options)
-    : engine_(engine), options_(std::move(options)), kicker_(new Kicker) {
-  kicker_->owner = this;
+    : engine_(engine), options_(std::move(options)), kicker_(new Kicker(this)) {
   options_.attempts = std::max(options_.attempts, 1u);
   options_.max_in_flight = std::max<std::size_t>(options_.max_in_flight, 1);
 }
@@ -345,16 +331,11 @@ Resolver::~Resolver() {
   stop();
   for (Attempt* a : attempts_) a->orphan();
   attempts_.clear();
-  if (kicker_->armed) {
-    kicker_->owner = nullptr;
-    engine_.cancel(kicker_);
-  } else {
-    delete kicker_;
-  }
+  kicker_->release(engine_);
 }
 
 std::size_t Resolver::operations_pending() const noexcept {
-  std::size_t n = kicker_->armed ? 1 : 0;
+  std::size_t n = kicker_->armed() ? 1 : 0;
   for (const Attempt* a : attempts_) n += static_cast<std::size_t>(a->pending());
   return n;
 }
@@ -502,13 +483,13 @@ void Resolver::pump() {
 void Resolver::fail_later(Callback cb, std::error_code error) {
   if (stopped_ && error != errc::cancelled) return;
   kicked_.emplace_back(std::move(cb), error);
-  if (!kicker_->armed) {
-    kicker_->armed = true;
+  if (!kicker_->armed()) {
+    kicker_->arm();
     engine_.timeout(Duration::zero(), kicker_);
   }
 }
 
-void Resolver::run_kicked() noexcept {
+void Resolver::run_kicked(std::int32_t) noexcept {
   auto calls = std::move(kicked_);
   kicked_.clear();
   for (auto& [cb, error] : calls) {

@@ -14,53 +14,13 @@
 
 namespace salvo::spool {
 
-// Ops whose completions may outlive their owner (STYLE.md §5.3): with owner null, the
-// final completion frees them.
-class DirectoryWatch::EventsOp final : public io::Completion {
- public:
-  explicit EventsOp(DirectoryWatch* w) : owner(w) {}
-  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
-    armed = false;
-    if (owner == nullptr) {
-      delete this;
-      return;
-    }
-    owner->on_events(res);
-  }
-  DirectoryWatch* owner;
-  bool armed = false;
-  alignas(inotify_event) char buf[16 * 1024];
-};
-
-class DirectoryWatch::TickOp final : public io::Completion {
- public:
-  explicit TickOp(DirectoryWatch* w) : owner(w) {}
-  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
-    armed = false;
-    if (owner == nullptr) {
-      delete this;
-      return;
-    }
-    owner->on_tick(res);
-  }
-  DirectoryWatch* owner;
-  bool armed = false;
-};
-
 DirectoryWatch::DirectoryWatch(io::Engine& engine, Listener& listener)
     : engine_(engine), listener_(listener) {}
 
 DirectoryWatch::~DirectoryWatch() {
   stop();
-  // An op still armed completes later (cancelled) and frees itself; else free it here.
-  if (events_ != nullptr) {
-    if (events_->armed) events_->owner = nullptr;
-    else delete events_;
-  }
-  if (tick_op_ != nullptr) {
-    if (tick_op_->armed) tick_op_->owner = nullptr;
-    else delete tick_op_;
-  }
+  if (events_ != nullptr) events_->release(engine_);
+  if (tick_op_ != nullptr) tick_op_->release(engine_);
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -81,17 +41,17 @@ Status DirectoryWatch::start(const std::string& dir, Duration tick) {
 void DirectoryWatch::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
-  if (events_ != nullptr && events_->armed) engine_.cancel(events_);
-  if (tick_op_ != nullptr && tick_op_->armed) engine_.cancel(tick_op_);
+  if (events_ != nullptr && events_->armed()) engine_.cancel(events_);
+  if (tick_op_ != nullptr && tick_op_->armed()) engine_.cancel(tick_op_);
 }
 
 void DirectoryWatch::arm_events() noexcept {
-  events_->armed = true;
-  engine_.read(fd_, std::span<char>(events_->buf, sizeof events_->buf), 0, events_);
+  events_->arm();
+  engine_.read(fd_, std::span<char>(events_->payload()), 0, events_);
 }
 
 void DirectoryWatch::arm_tick() noexcept {
-  tick_op_->armed = true;
+  tick_op_->arm();
   engine_.timeout(tick_, tick_op_);
 }
 
@@ -104,7 +64,7 @@ void DirectoryWatch::on_events(std::int32_t res) noexcept {
       return;  // the tick keeps the directory covered
     }
   } else {
-    const char* p = events_->buf;
+    const char* p = events_->payload().data();
     const char* end = p + res;
     while (p + sizeof(inotify_event) <= end) {
       inotify_event ev;

@@ -81,19 +81,6 @@ class SpoolWriter::CommitOp final : public io::Completion {
   TimePoint sync_start{};
 };
 
-class SpoolWriter::Timer final : public io::Completion {
- public:
-  void on_complete(std::int32_t, std::uint32_t) noexcept override {
-    armed = false;
-    if (owner == nullptr) {
-      delete this;
-      return;
-    }
-    owner->on_timer();
-  }
-  SpoolWriter* owner = nullptr;
-  bool armed = false;
-};
 
 namespace {
 using Calls = std::vector<std::pair<CommitWaiter*, Status>>;
@@ -110,18 +97,12 @@ SpoolWriter::SpoolWriter(io::Engine& engine, const Clock& clock, WriterOptions o
       index_(index),
       next_segment_(next_segment.value() == 0 ? SegmentSeq(1) : next_segment),
       next_id_(next_id.value() == 0 ? 1 : next_id.value()),
-      timer_(new Timer) {
-  timer_->owner = this;
+      timer_(new Timer(this)) {
   options_.batch_max_records = std::max<std::uint32_t>(options_.batch_max_records, 1);
 }
 
 SpoolWriter::~SpoolWriter() {
-  if (timer_->armed) {
-    timer_->owner = nullptr;
-    engine_.cancel(timer_);
-  } else {
-    delete timer_;
-  }
+  timer_->release(engine_);
   if (in_flight_ != nullptr) {
     in_flight_->owner = nullptr;
     auto it = segments_.find(in_flight_->batch->seg.value());
@@ -360,12 +341,12 @@ void SpoolWriter::flush() noexcept { maybe_start_commit(true); }
 bool SpoolWriter::idle() const noexcept { return in_flight_ == nullptr && pending_.empty(); }
 
 void SpoolWriter::arm_timer() noexcept {
-  if (timer_->armed) return;
-  timer_->armed = true;
+  if (timer_->armed()) return;
+  timer_->arm();
   engine_.timeout(options_.batch_max_delay, timer_);
 }
 
-void SpoolWriter::on_timer() noexcept { maybe_start_commit(true); }
+void SpoolWriter::on_timer(std::int32_t) noexcept { maybe_start_commit(true); }
 
 void SpoolWriter::maybe_start_commit(bool force) noexcept {
   while (in_flight_ == nullptr && !pending_.empty()) {

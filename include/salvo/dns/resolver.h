@@ -18,6 +18,7 @@
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
 #include <salvo/dns/message.h>
+#include <salvo/io/detachable_op.h>
 #include <salvo/io/engine.h>
 #include <salvo/net/socket_address.h>
 #include <salvo/shard/owned_by.h>
@@ -90,7 +91,6 @@ class Resolver final : public Querier {
  private:
   struct Query;
   class Attempt;
-  class Kicker;
   enum class Transport : std::uint8_t { Udp, Tcp };
 
   void start(Query& q);
@@ -101,7 +101,8 @@ class Resolver final : public Querier {
   void complete(Query& q, Result<Answer> result);
   void pump();
   void fail_later(Callback cb, std::error_code error);
-  void run_kicked() noexcept;
+  void run_kicked(std::int32_t res) noexcept;
+  using Kicker = io::DetachableOp<Resolver, &Resolver::run_kicked>;
 
   io::Engine& engine_;
   ResolverOptions options_;

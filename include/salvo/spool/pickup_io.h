@@ -5,6 +5,7 @@
 // failed/ directory are the caller's (inbound::PickupWatcher).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
+#include <salvo/io/detachable_op.h>
 
 namespace salvo::io {
 class Engine;
@@ -46,14 +48,13 @@ class DirectoryWatch {
   void stop() noexcept;
 
  private:
-  class EventsOp;
-  class TickOp;
-  friend class EventsOp;
-  friend class TickOp;
   void arm_events() noexcept;
   void arm_tick() noexcept;
   void on_events(std::int32_t res) noexcept;
   void on_tick(std::int32_t res) noexcept;
+  using EventsOp =
+      io::DetachableOp<DirectoryWatch, &DirectoryWatch::on_events, std::array<char, 16 * 1024>>;
+  using TickOp = io::DetachableOp<DirectoryWatch, &DirectoryWatch::on_tick>;
 
   io::Engine& engine_;
   Listener& listener_;

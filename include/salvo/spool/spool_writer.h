@@ -14,6 +14,7 @@
 
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
+#include <salvo/io/detachable_op.h>
 #include <salvo/shard/owned_by.h>
 #include <salvo/spool/records.h>
 #include <salvo/spool/spool_index.h>
@@ -104,16 +105,15 @@ class SpoolWriter {
   struct OpenSegment;
   struct JobProgress;
   class CommitOp;
-  class Timer;
   friend class CommitOp;
-  friend class Timer;
 
   Status append_record(RecordType type, Effect effect, CommitWaiter* w);
   Status ensure_segment(std::uint64_t framed);
   Batch& batch_for(std::uint64_t framed);
   void maybe_start_commit(bool force) noexcept;
   void on_io(CommitOp& op, std::int32_t res) noexcept;
-  void on_timer() noexcept;
+  void on_timer(std::int32_t res) noexcept;
+  using Timer = io::DetachableOp<SpoolWriter, &SpoolWriter::on_timer>;
   void finish_batch(std::unique_ptr<Batch> batch, Status status) noexcept;
   void relocate_pending(SegmentSeq retired) noexcept;
   void release_segment(SegmentSeq seq) noexcept;
