@@ -594,5 +594,39 @@ TEST_F(SmallSpool, EnospcWhileQueueingGives452AtEndOfData) {
   for (const std::string& id : acked) EXPECT_EQ(after.copies.count(id), 1u) << id;
 }
 
+// Pickup below the reserve: files wait in pickup/ (never failed/, never half-queued) and are
+// queued once space is back.
+TEST_F(SmallSpool, PickupWaitsBelowReserveAndQueuesWhenSpaceReturns) {
+  const std::string pickup = dir_.file("pickup");
+  const std::string keys = "spool_reserve = \"3MB\"\npickup = \"" + pickup + "\"\n";
+  Salvod d(dir_, daemon_options(spool_, 1, keys));
+  fill_leaving(2'000'000);
+  std::this_thread::sleep_for(250ms);  // the writer caches statvfs for 100 ms
+  fs::create_directories(pickup + "/tmp");
+  for (int i = 0; i < 3; ++i) {
+    std::string name = "low" + std::to_string(i) + ".eml";
+    std::ofstream(pickup + "/tmp/" + name)
+        << "X-Sender: s@durability.test\nX-Receiver: low" << i << "@example.org\n"
+        << "Subject: low space\n\nbody\n";
+    fs::rename(pickup + "/tmp/" + name, pickup + "/" + name);
+  }
+  std::this_thread::sleep_for(1500ms);  // more than one rescan tick
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(fs::exists(pickup + "/low" + std::to_string(i) + ".eml")) << i;
+  }
+  EXPECT_TRUE(fs::is_empty(pickup + "/failed"));
+  ASSERT_TRUE(fs::remove(filler()));
+  auto deadline = Clock::now() + 15s;
+  auto waiting = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(pickup)) n += e.path().extension() == ".eml";
+    return n;
+  };
+  while (waiting() != 0 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(waiting(), 0) << d.log();
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  EXPECT_EQ(read_spool_items(spool_).size(), 3u);
+}
+
 }  // namespace
 }  // namespace salvo::test
