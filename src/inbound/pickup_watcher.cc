@@ -187,7 +187,10 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
         if (auto e = reader_->finish_scan()) return malformed(*e);
         return queue_template();
       case Phase::Recipients:
-        if (eof) return truncated();
+        if (eof) {
+          abandon_job();
+          return truncated();
+        }
         off_ += static_cast<std::uint64_t>(res);
         if (auto e = reader_->feed_recipients(chunk, [this](JobRecipientData&& r) {
               add_recipient(std::move(r));
