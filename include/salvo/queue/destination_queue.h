@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// DestinationQueue: the recipients waiting for one destination on its owner shard (STYLE.md
+// §4.1): a FIFO of recipients due now and a min-heap of deferred ones keyed by their next
+// attempt time. Entries are small (24 bytes): the message stays in the spool. Transactions
+// take up to N due recipients of the same message together (one MAIL, many RCPT). Pure:
+// time is passed in. Owner: the destination's shard.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <queue>
+#include <vector>
+
+#include <salvo/base/clock.h>
+
+namespace salvo::queue {
+
+struct QueuedRecipient {
+  std::uint64_t message = 0;    // spool MessageId (a message or a job)
+  std::uint32_t recipient = 0;  // index within it
+  std::uint32_t attempts = 0;   // failed attempts so far
+  WallTime next_attempt{};      // deferred only
+  bool operator==(const QueuedRecipient& o) const noexcept {
+    return message == o.message && recipient == o.recipient;
+  }
+};
+
+class DestinationQueue {
+ public:
+  // Due now.
+  void push_ready(QueuedRecipient r);
+  // Due at r.next_attempt.
+  void push_deferred(QueuedRecipient r);
+  // Moves every deferred recipient due at `now` to the ready FIFO (in due order); returns
+  // how many moved.
+  std::size_t promote(WallTime now);
+  // The earliest deferred time, or WallTime::max() when none is deferred.
+  WallTime next_due() const noexcept;
+  // Takes the oldest ready recipient and up to max_recipients - 1 more ready recipients of
+  // the same message (a transaction's RCPT list). Empty when nothing is ready.
+  std::vector<QueuedRecipient> take_transaction(std::size_t max_recipients);
+  // Flush (salvoctl flush): every deferred recipient becomes ready now.
+  std::size_t flush_deferred();
+
+  std::size_t ready() const noexcept { return ready_count_; }
+  std::size_t deferred() const noexcept { return deferred_.size(); }
+  std::size_t size() const noexcept { return ready() + deferred(); }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  struct Later {
+    bool operator()(const QueuedRecipient& a, const QueuedRecipient& b) const noexcept {
+      return a.next_attempt > b.next_attempt;
+    }
+  };
+  struct Slot {
+    QueuedRecipient r;
+    bool taken = false;  // taken out of order by take_transaction
+  };
+  void compact_front() noexcept;
+
+  std::deque<Slot> ready_;
+  std::size_t ready_count_ = 0;
+  std::priority_queue<QueuedRecipient, std::vector<QueuedRecipient>, Later> deferred_;
+};
+
+}  // namespace salvo::queue

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+// DestinationQueue: FIFO order, same-message batching up to the limit, deferred promotion
+// in due order, flush, and counts that always add up.
+#include <salvo/queue/destination_queue.h>
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace salvo::queue {
+namespace {
+
+using namespace std::chrono_literals;
+
+WallTime at(int minutes) { return WallTime(std::chrono::minutes(minutes)); }
+
+TEST(DestinationQueue, TransactionsGroupRecipientsOfOneMessage) {
+  DestinationQueue q;
+  for (std::uint32_t i = 0; i < 5; ++i) q.push_ready({7, i});
+  q.push_ready({8, 0});
+  for (std::uint32_t i = 5; i < 8; ++i) q.push_ready({7, i});
+  EXPECT_EQ(q.ready(), 9u);
+  auto t1 = q.take_transaction(4);
+  ASSERT_EQ(t1.size(), 4u);
+  for (std::uint32_t i = 0; i < 4; ++i) EXPECT_EQ(t1[i], (QueuedRecipient{7, i}));
+  auto t2 = q.take_transaction(100);  // the rest of message 7 skips over message 8
+  ASSERT_EQ(t2.size(), 4u);
+  EXPECT_EQ(t2[0], (QueuedRecipient{7, 4}));
+  EXPECT_EQ(t2[3], (QueuedRecipient{7, 7}));
+  auto t3 = q.take_transaction(100);
+  ASSERT_EQ(t3.size(), 1u);
+  EXPECT_EQ(t3[0], (QueuedRecipient{8, 0}));
+  EXPECT_TRUE(q.take_transaction(100).empty());
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(DestinationQueue, DeferredComeBackInDueOrder) {
+  DestinationQueue q;
+  q.push_deferred({1, 0, 1, at(30)});
+  q.push_deferred({2, 0, 1, at(10)});
+  q.push_deferred({3, 0, 2, at(20)});
+  EXPECT_EQ(q.next_due(), at(10));
+  EXPECT_EQ(q.promote(at(5)), 0u);
+  EXPECT_EQ(q.promote(at(20)), 2u);
+  EXPECT_EQ(q.take_transaction(10)[0].message, 2u);
+  EXPECT_EQ(q.take_transaction(10)[0].message, 3u);
+  EXPECT_EQ(q.next_due(), at(30));
+  EXPECT_EQ(q.flush_deferred(), 1u);
+  EXPECT_EQ(q.next_due(), WallTime::max());
+  auto t = q.take_transaction(10);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].attempts, 1u);
+}
+
+// Random operations against a simple model: nothing lost, nothing duplicated.
+TEST(DestinationQueue, RandomOperationsKeepEveryRecipientExactlyOnce) {
+  std::mt19937 rng(42);
+  DestinationQueue q;
+  std::size_t pushed = 0, taken = 0;
+  std::vector<int> seen(20000, 0);
+  std::uint32_t next = 0;
+  for (int step = 0; step < 20000; ++step) {
+    int op = static_cast<int>(rng() % 4);
+    if (op <= 1 && next < 20000) {
+      std::uint64_t msg = next / 3;  // three recipients per message
+      QueuedRecipient r{msg, next % 3, 0, at(static_cast<int>(rng() % 100))};
+      if (op == 0) q.push_ready(r);
+      else q.push_deferred(r);
+      ++next;
+      ++pushed;
+    } else if (op == 2) {
+      q.promote(at(static_cast<int>(rng() % 100)));
+    } else {
+      for (const auto& r : q.take_transaction(1 + rng() % 3)) {
+        ++seen[r.message * 3 + r.recipient];
+        ++taken;
+      }
+    }
+    ASSERT_EQ(q.size(), pushed - taken);
+  }
+  q.flush_deferred();
+  while (!q.empty()) {
+    for (const auto& r : q.take_transaction(5)) {
+      ++seen[r.message * 3 + r.recipient];
+      ++taken;
+    }
+  }
+  EXPECT_EQ(taken, pushed);
+  for (std::size_t i = 0; i < next; ++i) ASSERT_EQ(seen[i], 1) << i;
+}
+
+}  // namespace
+}  // namespace salvo::queue
