@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ingest benchmark (issue 3): how fast mail gets *durably* into the queue, in one run on one
 # machine, against a tuned Postfix doing the same work.
-#   SMTP  salvo-blast (50 connections, pipelined, 1 KiB and 10 KiB) into
+#   SMTP  salvo-blast (50 connections, pipelined, 1 KiB and 10 KiB; DATA, then BDAT) into
 #           salvod fsync on | salvod fsync off | Postfix smtpd that only queues (held)
 #   pick  one .json job of JOB recipients (default 100,000) into salvod's pickup directory,
 #         EML .eml files (default 10,000) into salvod's pickup directory,
@@ -92,9 +92,9 @@ stop_salvod() {  # -> the "spool stopped" line in $work/salvod/spool.line
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$salvod_pid/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$salvod_pid/status"; }
 
-blast_into() {  # port size messages -> json file
+blast_into() {  # port size messages [extra blast flags] -> json file
   timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$1" --size "$2" \
-    --connections "$CONNS" --messages "$3" --domains 100 --json > "$work/blast.json"
+    --connections "$CONNS" --messages "$3" --domains 100 --json ${4:-} > "$work/blast.json"
   python3 - "$work/blast.json" "$3" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -103,14 +103,14 @@ EOF
 }
 
 declare -A rate p99
-smtp_row() {  # label fsync size
-  local label=$1 fsync=$2 size=$3
+smtp_row() {  # label fsync size [blast flags]
+  local label=$1 fsync=$2 size=$3 flags=${4:-}
   start_salvod "$fsync"
-  blast_into "$salvod_port" "$size" "$MESSAGES"
+  blast_into "$salvod_port" "$size" "$MESSAGES" "$flags"
   rate[$label]=$(field "$work/blast.json" "j['msgs_per_s']")
   p99[$label]=$(field "$work/blast.json" "j['latency_ms']['p99']")
   stop_salvod
-  if [ "$fsync" = true ]; then cp "$work/salvod/spool.line" "$work/spool-$size.line"; fi
+  if [ "$fsync" = true ]; then cp "$work/salvod/spool.line" "$work/spool-$label.line"; fi
 }
 
 # ---- Postfix, queue only ---------------------------------------------------------------
@@ -166,14 +166,18 @@ echo "== SMTP acceptance: $CONNS connections, pipelined, $MESSAGES messages (Pos
 for size in 1024 10240; do
   smtp_row "on-$size" true "$size"
   smtp_row "off-$size" false "$size"
+  smtp_row "on-bdat-$size" true "$size" --chunking
+  smtp_row "off-bdat-$size" false "$size" --chunking
 done
 start_postfix
 for size in 1024 10240; do
-  base=$(held)
-  blast_into "$pfx_port" "$size" "$PFX_MESSAGES"
-  wait_held $((base + PFX_MESSAGES))
-  rate[pfx-$size]=$(field "$work/blast.json" "j['msgs_per_s']")
-  p99[pfx-$size]=$(field "$work/blast.json" "j['latency_ms']['p99']")
+  for mode in "" bdat; do
+    base=$(held)
+    blast_into "$pfx_port" "$size" "$PFX_MESSAGES" "${mode:+--chunking}"
+    wait_held $((base + PFX_MESSAGES))
+    rate[pfx${mode:+-$mode}-$size]=$(field "$work/blast.json" "j['msgs_per_s']")
+    p99[pfx${mode:+-$mode}-$size]=$(field "$work/blast.json" "j['latency_ms']['p99']")
+  done
 done
 
 echo "== pickup: one .json job of $JOB recipients, $EML .eml files; Postfix sendmail: $PFX_EML"
@@ -244,10 +248,13 @@ rate = {$(for k in "${!rate[@]}"; do printf '"%s": %s, ' "$k" "${rate[$k]}"; don
 p99 = {$(for k in "${!p99[@]}"; do printf '"%s": %s, ' "$k" "${p99[$k]}"; done)}
 print()
 print("SMTP acceptance (msgs/s; p99 end-of-data->250 in ms)")
-print(f"{'body':>6} | {'salvod fsync':>14} {'p99':>6} | {'salvod nofsync':>14} {'p99':>6} | {'Postfix queue':>13} {'p99':>6} | {'on/Postfix':>10} {'on/off':>6}")
-for size in (1024, 10240):
-    on, off, pfx = rate[f"on-{size}"], rate[f"off-{size}"], rate[f"pfx-{size}"]
-    print(f"{size//1024:>4}Ki | {on:>14,.0f} {p99[f'on-{size}']:>6.2f} | {off:>14,.0f} {p99[f'off-{size}']:>6.2f} | {pfx:>13,.0f} {p99[f'pfx-{size}']:>6.2f} | {on/pfx:>9.1f}x {on/off:>6.2f}")
+print(f"{'body':>11} | {'salvod fsync':>14} {'p99':>6} | {'salvod nofsync':>14} {'p99':>6} | {'Postfix queue':>13} {'p99':>6} | {'on/Postfix':>10} {'on/off':>6}")
+for mode in ("", "bdat-"):
+    for size in (1024, 10240):
+        k = f"{mode}{size}"
+        on, off, pfx = rate[f"on-{k}"], rate[f"off-{k}"], rate[f"pfx-{k}"]
+        label = f"{size//1024}Ki {'BDAT' if mode else 'DATA'}"
+        print(f"{label:>11} | {on:>14,.0f} {p99[f'on-{k}']:>6.2f} | {off:>14,.0f} {p99[f'off-{k}']:>6.2f} | {pfx:>13,.0f} {p99[f'pfx-{k}']:>6.2f} | {on/pfx:>9.1f}x {on/off:>6.2f}")
 job, eml, pfx_eml = $JOB, $EML, $PFX_EML
 t_json, t_eml, t_pfx = $t_json, $t_eml, $t_pfx
 print()
@@ -259,10 +266,10 @@ print(f"  .eml salvod / Postfix sendmail: {(eml/t_eml)/(pfx_eml/t_pfx):.1f}x")
 print(f"  salvod RSS around the job: {$rss_before/1024:.1f} MiB before, {$rss_after/1024:.1f} MiB after, peak {$hwm_json/1024:.1f} MiB")
 print()
 print("salvod group commit (fsync on rows; from its 'spool stopped' line)")
-for size in (1024, 10240):
-    line = open(f"$work/spool-{size}.line").read()
+for label in ("1024", "10240", "bdat-1024", "bdat-10240"):
+    line = open(f"$work/spool-on-{label}.line").read()
     kv = dict(re.findall(r"(\w+)=([0-9.]+)", line))
-    print(f"  {size//1024:>2} KiB: {kv['commits']} commits for {kv['messages']} messages = "
+    print(f"  {label:>10}: {kv['commits']} commits for {kv['messages']} messages = "
           f"{float(kv['messages'])/max(1,float(kv['commits'])):.1f} msgs/fsync "
           f"(p50 {kv['msgs_per_commit_p50']}, p99 {kv['msgs_per_commit_p99']}, max {kv['msgs_per_commit_max']})")
     print(f"          fdatasync us: mean {kv['fsync_us_mean']} p50 {kv['fsync_us_p50']} p90 {kv['fsync_us_p90']} "

@@ -39,6 +39,8 @@ InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
   sc.max_message_size = cfg.max_message_size;
   sc.max_recipients = cfg.max_recipients;
   sc.hard_error_limit = cfg.hard_error_limit;
+  // Pipelining and BDAT clients keep this many messages in flight while commits run.
+  sc.max_deferred_completions = 32;
   sc.starttls_available = cfg.starttls && shared.tls != nullptr;
   // RELIABILITY §2.3: Momentum's "reject" is the stricter choice against CVE-2011-0411.
   sc.starttls_injection = smtp::StarttlsInjection::Reject;

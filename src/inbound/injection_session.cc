@@ -51,18 +51,21 @@ InjectionSession::~InjectionSession() { listener_.unlink(this); }
 void InjectionSession::on_data(net::Connection&, ByteBuffer& in) noexcept { run(in); }
 
 void InjectionSession::run(ByteBuffer& in) noexcept {
-  if (commit_pending_ || closing_ || conn_ == nullptr) return;
+  if (closing_ || close_when_answered_ || conn_ == nullptr) return;
   for (;;) {
     smtp::ServerEvent ev = session_.feed(in);
     if (ev == smtp::ServerEvent::MessageReady) {
-      if (queue_message()) {
-        flush_output();
-        conn_->pause_reading();
-        return;
-      }
-      continue;  // answered at once (451/452); pipelined commands may follow
+      // Deferred: answered from on_committed, in order; or at once when the append failed.
+      if (queue_message()) session_.defer_completion();
+      continue;  // pipelined commands may follow
     }
     flush_output();
+    if (session_.blocked()) {
+      // STARTTLS, QUIT or too many answers owed: wait for the commits (resume re-delivers).
+      blocked_ = true;
+      conn_->pause_reading();
+      return;
+    }
     if (ev == smtp::ServerEvent::StartTls) {
       // The session emits StartTls only when ServerConfig::starttls_available, which the
       // listener sets only with a TLS context. start_tls discards buffered plaintext.
@@ -70,6 +73,12 @@ void InjectionSession::run(ByteBuffer& in) noexcept {
       return;
     }
     if (ev == smtp::ServerEvent::Close) {
+      if (commit_pending()) {
+        // A fatal protocol error with answers still owed: give them first, then close.
+        close_when_answered_ = true;
+        conn_->pause_reading();
+        return;
+      }
       close_now();
       return;
     }
@@ -91,7 +100,7 @@ void InjectionSession::run(ByteBuffer& in) noexcept {
 void InjectionSession::on_drained(net::Connection&) noexcept {
   if (!output_paused_ || conn_ == nullptr) return;
   output_paused_ = false;
-  if (!commit_pending_ && !closing_) conn_->resume_reading();
+  if (!blocked_ && !closing_ && !close_when_answered_) conn_->resume_reading();
 }
 
 void InjectionSession::on_tls_ready(net::Connection&) noexcept {
@@ -103,7 +112,7 @@ void InjectionSession::on_tls_ready(net::Connection&) noexcept {
 // RFC 5321 §4.5.3.2 / §3.8: a server that times a client out says 421 before closing.
 // While a commit is pending the session owes a 250 first: close without last words then.
 bool InjectionSession::on_idle_timeout(net::Connection&) noexcept {
-  if (commit_pending_ || closing_) return false;
+  if (commit_pending() || closing_) return false;
   closing_ = true;
   session_.shutdown("Error: timeout exceeded");  // 421 4.4.2
   flush_output();
@@ -117,7 +126,7 @@ void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
   }
   counted_ = false;
   conn_ = nullptr;
-  if (commit_pending_) {
+  if (commit_pending()) {
     // The writer still holds this waiter: live on until on_committed (the message is
     // queued anyway; the client will retry: RFC 1047 duplicate window).
     ++listener_.stats_.orphaned_commits;
@@ -165,21 +174,19 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
   return smtp::Reply(535, {5, 7, 8}, "Error: authentication failed");
 }
 
-// SPEC §7: one "received" event per recipient, once the message is durable. The envelope
-// is still the session's until complete_message().
-void InjectionSession::log_received() noexcept {
+// SPEC §7: one "received" event per recipient, once the message is durable.
+void InjectionSession::log_received(const PendingCommit& p) noexcept {
   accounting::Writer* log = listener_.accounting_;
   if (log == nullptr) return;
-  const smtp::Envelope& env = session_.envelope();
-  std::string id = format_id(pending_id_);
+  std::string id = format_id(p.id);
   accounting::Event ev;
-  ev.ts_unix_ns = pending_received_ns_;
+  ev.ts_unix_ns = p.received_ns;
   ev.id = id;
-  ev.from = env.reverse_path;
+  ev.from = p.from;
   ev.ip = ip_text_;
-  ev.size = pending_bytes_;
+  ev.size = p.bytes;
   ev.source = "smtp";
-  for (const auto& r : env.recipients) account_received(*log, ev, r.address);
+  for (const auto& r : p.rcpts) account_received(*log, ev, r);
 }
 
 bool InjectionSession::queue_message() noexcept {
@@ -189,7 +196,6 @@ bool InjectionSession::queue_message() noexcept {
   m.id = writer.allocate_id();
   auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
   m.received_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count();
-  pending_received_ns_ = m.received_unix_ns;
   TraceInfo t;
   t.helo = session_.helo_name();
   t.client_ip = ip_text_;
@@ -209,7 +215,7 @@ bool InjectionSession::queue_message() noexcept {
   m.body = body;
   // The writer encodes the record into its batch now; the scratch is free afterwards.
   Result<spool::MessageId> r = writer.append_message(m, this);
-  pending_bytes_ = body.size();
+  const std::uint64_t stored_bytes = body.size();
   if (body.capacity() > kKeepScratch) {
     std::string().swap(body);
   } else {
@@ -225,20 +231,30 @@ bool InjectionSession::queue_message() noexcept {
     }
     return false;
   }
-  pending_id_ = r->value();
-  pending_rcpts_ = static_cast<std::uint32_t>(env.recipients.size());
-  commit_pending_ = true;
+  PendingCommit p;
+  p.id = r->value();
+  p.received_ns = m.received_unix_ns;
+  p.bytes = stored_bytes;
+  p.from = env.reverse_path;
+  p.rcpts.reserve(env.recipients.size());
+  for (const auto& rc : env.recipients) p.rcpts.push_back(rc.address);
+  pending_.push_back(std::move(p));
+  in_transaction_ = false;
   return true;
 }
 
 void InjectionSession::on_committed(Status status) noexcept {
-  commit_pending_ = false;
-  in_transaction_ = false;
+  if (pending_.empty()) {
+    SALVO_BUG("InjectionSession: a commit answer with no pending message");
+    return;
+  }
+  PendingCommit p = std::move(pending_.front());
+  pending_.pop_front();
   if (status) {
     ++listener_.stats_.messages_queued;
-    listener_.stats_.recipients_queued += pending_rcpts_;
-    listener_.stats_.bytes_queued += pending_bytes_;
-    log_received();
+    listener_.stats_.recipients_queued += p.rcpts.size();
+    listener_.stats_.bytes_queued += p.bytes;
+    log_received(p);
   } else {
     ++listener_.stats_.commit_failures;
   }
@@ -247,15 +263,27 @@ void InjectionSession::on_committed(Status status) noexcept {
     return;
   }
   if (status) {
-    std::string text = "Ok: queued as " + format_id(pending_id_);
-    session_.complete_message(250, {2, 0, 0}, text);
+    std::string text = "Ok: queued as " + format_id(p.id);
+    session_.complete_deferred(250, {2, 0, 0}, text);
   } else if (status.error() == std::errc::no_space_on_device) {
-    session_.complete_message(452, {4, 3, 1}, "Insufficient system storage");
+    session_.complete_deferred(452, {4, 3, 1}, "Insufficient system storage");
   } else {
     // fsyncgate (RELIABILITY §1.4.4): never 250 after a failed write or fdatasync.
-    session_.complete_message(451, {4, 3, 0}, "Error: queue file write error");
+    session_.complete_deferred(451, {4, 3, 0}, "Error: queue file write error");
   }
   flush_output();
+  if (commit_pending()) {
+    // More answers owed; a blocked session may have room again.
+    if (blocked_ && !session_.blocked() && !stopping_ && !close_when_answered_) {
+      blocked_ = false;
+      if (!output_paused_) conn_->resume_reading();
+    }
+    return;
+  }
+  if (close_when_answered_) {
+    close_now();
+    return;
+  }
   if (stopping_) {
     session_.shutdown("Service shutting down");
     flush_output();
@@ -263,13 +291,18 @@ void InjectionSession::on_committed(Status status) noexcept {
     return;
   }
   update_timeout();
-  // Pipelined commands may already be buffered: resume delivers them (asynchronously).
+  // Pipelined commands may be buffered behind a blocked one: resume re-delivers them.
+  blocked_ = false;
   if (!output_paused_) conn_->resume_reading();
 }
 
 void InjectionSession::stop() noexcept {
   stopping_ = true;
-  if (conn_ == nullptr || closing_ || commit_pending_) return;
+  if (conn_ == nullptr || closing_) return;
+  if (commit_pending()) {
+    conn_->pause_reading();  // no new commands; 421 once the owed answers are out
+    return;
+  }
   session_.shutdown("Service shutting down");
   flush_output();
   close_now();
@@ -296,7 +329,7 @@ void InjectionSession::update_timeout() noexcept {
 }
 
 void InjectionSession::maybe_delete() noexcept {
-  if (conn_ != nullptr || commit_pending_) return;
+  if (conn_ != nullptr || commit_pending()) return;
   delete this;
 }
 

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <salvo/base/clock.h>
 #include <salvo/config/cidr.h>
@@ -20,12 +22,15 @@ namespace salvo::inbound {
 // closed and no commit is in flight (the writer always calls on_committed, also from
 // ~SpoolWriter). Timeouts (RFC 5321 §4.5.3.2) are Connection's idle timer: idle_timeout
 // outside a transaction, the longer of command/data timeout inside; it closes without a
-// 421 (inbound may not use io timers: STYLE.md §1 layers). Reading is paused from
-// MessageReady until the commit answer, so at most one message per session is in flight.
+// 421 (inbound may not use io timers: STYLE.md §1 layers). Commits are deferred completions
+// (smtp::ServerSession::defer_completion): a pipelining or BDAT client keeps up to
+// kMaxDeferred messages in flight; replies stay in order behind the oldest pending commit,
+// and the writer answers this session's appends in append order (one shard, one writer).
 //
-//   MessageReady -> append(record, this) -> pause_reading
-//   on_committed(ok)  -> "250 2.0.0 Ok: queued as ID" -> resume_reading
-//   on_committed(err) -> 451 4.3.0 / 452 4.3.1      -> resume_reading
+//   MessageReady -> append(record, this) -> defer_completion, read on
+//   on_committed(ok)  -> "250 2.0.0 Ok: queued as ID" (+ replies held behind it)
+//   on_committed(err) -> 451 4.3.0 / 452 4.3.1
+//   session blocked (STARTTLS/QUIT, or kMaxDeferred pending) -> pause_reading until answered
 class InjectionSession final : public net::ConnectionHandler,
                                public smtp::ServerPolicy,
                                public spool::CommitWaiter {
@@ -64,10 +69,12 @@ class InjectionSession final : public net::ConnectionHandler,
   InjectionSession* next_ = nullptr;
 
  private:
+  struct PendingCommit;
   void run(ByteBuffer& in) noexcept;
   // Appends the message; false when it was answered at once (append failed).
   bool queue_message() noexcept;
-  void log_received() noexcept;
+  void log_received(const PendingCommit& p) noexcept;
+  bool commit_pending() const noexcept { return !pending_.empty(); }
   void flush_output() noexcept;
   void update_timeout() noexcept;
   void close_now() noexcept;
@@ -79,15 +86,22 @@ class InjectionSession final : public net::ConnectionHandler,
   smtp::ServerSession session_;
   config::IpAddress ip_;
   std::string ip_text_;
-  std::uint64_t pending_id_ = 0;
-  std::int64_t pending_received_ns_ = 0;
-  std::uint64_t pending_bytes_ = 0;
-  std::uint32_t pending_rcpts_ = 0;
+  // One message appended and not yet answered. The envelope is copied: the session has
+  // moved on to the next transaction by the time the commit answers.
+  struct PendingCommit {
+    std::uint64_t id = 0;
+    std::int64_t received_ns = 0;
+    std::uint64_t bytes = 0;
+    std::string from;
+    std::vector<std::string> rcpts;
+  };
+  std::deque<PendingCommit> pending_;
   std::uint32_t auth_failures_ = 0;
   bool relay_network_ = false;
   bool counted_ = false;
-  bool commit_pending_ = false;
   bool in_transaction_ = false;
+  bool blocked_ = false;         // reading paused until deferred answers are out
+  bool close_when_answered_ = false;  // the session ended with answers still owed
   bool output_paused_ = false;
   bool stopping_ = false;
   bool closing_ = false;

@@ -322,6 +322,7 @@ struct JobReader::Impl {
   std::uint64_t value_line = 0, value_offset = 0;
   std::uint64_t array_offset = 0, array_line = 0;
   bool have_recipients = false, have_from = false, have_content = false;
+  std::uint32_t seen_keys = 0;  // header keys met so far (duplicates are errors)
   std::uint64_t counted = 0;   // pass 1: elements skimmed
   std::uint64_t delivered = 0; // pass 2
   std::size_t capture_limit = 0;
@@ -578,6 +579,20 @@ struct JobReader::Impl {
               skim_in_string = skim_escape = false;
               capture_limit = 0;
             } else {
+              // Every other key takes a string: refuse anything else before capturing it
+              // (a 300 MB nested array must not reach the JSON parser).
+              static constexpr std::string_view kKeys[] = {"from", "content", "job",
+                                                           "envid", "ret", "notify"};
+              std::size_t k = 0;
+              while (k < std::size(kKeys) && kKeys[k] != key) ++k;
+              if (k == std::size(kKeys)) {
+                return err_value(
+                    "unknown key (expected from, content, recipients, job, envid, ret, notify)",
+                    key);
+              }
+              if (seen_keys & (1u << k)) return err_value("duplicate key", key);
+              seen_keys |= 1u << k;
+              if (c != '"') return err_value("must be a string", key);
               capture_limit = key == "content" ? limits.max_message_size * 6 + 64 : 64 * 1024;
             }
           }

@@ -113,10 +113,21 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
 
   Intake* next = nullptr;
   Intake* prev = nullptr;
+  std::uint64_t budget_bytes = 0;  // counted in the watcher's bytes_in_flight_
   const std::string& name() const noexcept { return name_; }
   bool json() const noexcept { return json_; }
 
   void start() noexcept {
+    // Look before opening: a FIFO or device is never opened, a link never followed.
+    struct stat pre{};
+    if (::fstatat(w_.dir_fd_, name_.c_str(), &pre, AT_SYMLINK_NOFOLLOW) != 0) {
+      return done(errno == ENOENT ? Outcome::Gone : Outcome::Retry);
+    }
+    if (S_ISLNK(pre.st_mode)) return malformed({"a symbolic link, not a file", 0, 0, {}});
+    if (!S_ISREG(pre.st_mode)) return malformed({"not a regular file", 0, 0, {}});
+    if (pre.st_nlink > 1) {
+      return malformed({"a hard link (the file has other names): copy it in instead", 0, 0, {}});
+    }
     fd_ = ::openat(w_.dir_fd_, name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd_ < 0) {
       int err = errno;
@@ -373,7 +384,7 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   void continue_recipients() noexcept {
     if (stopping_) return give_up_job();
     if (outstanding_ >= kMaxOutstandingBatches ||
-        w_.writer_.buffered_bytes() >= kMaxWriterBacklog) {
+        (outstanding_ > 0 && w_.writer_.buffered_bytes() >= kMaxWriterBacklog)) {
       paused_ = true;
       return;
     }
@@ -430,8 +441,13 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     }
     // Durable: the file goes. A crash before this unlink is caught at the next start by
     // the identity in the commit record.
-    if (::unlinkat(w_.dir_fd_, name_.c_str(), 0) != 0 && errno != ENOENT) {
-      log::warn("pickup {}: queued, but unlink failed: {}", name_, std::strerror(errno));
+    if (!still_ours()) {
+      log::warn("pickup {}: replaced while it was read; the queued copy stays, the new file "
+                "is taken on its own", name_);
+    } else if (::unlinkat(w_.dir_fd_, name_.c_str(), 0) != 0 && errno != ENOENT) {
+      log::error("pickup {}: queued, but cannot be removed ({}); it will not be queued again "
+                 "while salvod runs", name_, std::strerror(errno));
+      w_.unremovable_[name_] = {identity_.device, identity_.inode};
     }
     if (json_ && w_.accounting_ != nullptr) return start_replay();
     done(Outcome::Queued);
@@ -469,11 +485,16 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   void next_replay() noexcept {
     if (replay_next_ >= replay_.size()) return done(Outcome::Queued);
     reading_ = true;
+    in_replay_read_ = true;
     w_.reader_->read(replay_[replay_next_++], &replay_waiter_);
+    in_replay_read_ = false;
   }
 
   void on_replay(Result<spool::RawRecord> rec) noexcept {
     reading_ = false;
+    // The reader may answer from inside read() (segment not openable): continue from the
+    // loop instead of recursing once per batch.
+    const bool synchronous = in_replay_read_;
     if (rec) {
       if (auto b = spool::decode_job_recipients(rec->payload)) {
         accounting::Event ev;
@@ -487,6 +508,14 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
       }
     } else {
       log::warn("pickup {}: accounting read-back: {}", name_, rec.error().message());
+    }
+    if (synchronous) {
+      reading_ = true;  // keeps the intake alive until the deferred step
+      w_.shard_.defer([this] {
+        reading_ = false;
+        next_replay();
+      });
+      return;
     }
     next_replay();
   }
@@ -508,7 +537,20 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     done(Outcome::Retry);
   }
 
+  // The name still refers to the file that was opened (dev, inode): a producer may have
+  // renamed a new file over it meanwhile, which must not be removed or moved for us.
+  bool still_ours() const noexcept {
+    struct stat st{};
+    if (::fstatat(w_.dir_fd_, name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    return st.st_dev == identity_.device && st.st_ino == identity_.inode;
+  }
+
   void malformed(const PickupError& e) noexcept {
+    if (identity_.inode != 0 && !still_ours()) {
+      log::warn("pickup {}: malformed ({}), but replaced meanwhile; the new file is taken on "
+                "its own", name_, e.describe());
+      return done(Outcome::Failed);
+    }
     w_.move_to_failed(name_, e);
     done(Outcome::Failed);
   }
@@ -562,6 +604,7 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   FinalWaiter final_waiter_;
   ReplayWaiter replay_waiter_;
   std::vector<spool::Location> replay_;
+  bool in_replay_read_ = false;
   std::size_t replay_next_ = 0;
   std::string replay_id_, replay_from_, replay_job_;
 };
@@ -595,6 +638,11 @@ Status PickupWatcher::start() {
   if (dir_fd_ < 0) return fail_errno(errno);
   failed_fd_ = ::openat(dir_fd_, "failed", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (failed_fd_ < 0) return fail_errno(errno);
+  // Files are removed once queued: a directory salvod cannot write would queue them again.
+  if (::faccessat(dir_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0 ||
+      ::faccessat(failed_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0) {
+    return fail_errno(errno);
+  }
   reader_ = std::make_unique<spool::SpoolReader>(shard_.engine(), spool_dir_);
   watch_ = std::make_unique<spool::DirectoryWatch>(shard_.engine(), *this);
   if (auto st = watch_->start(dir, shared_.rescan_interval); !st) return st;
@@ -625,7 +673,7 @@ void PickupWatcher::rescan(bool initial) noexcept {
     return;
   }
   while (dirent* e = ::readdir(d)) {
-    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN && e->d_type != DT_LNK) continue;
+    if (e->d_type == DT_DIR) continue;  // the rest (links, FIFOs ...) fail with a reason
     // Files present at start were renamed in while salvod was down: take them at once.
     consider(e->d_name, !initial);
   }
@@ -637,6 +685,14 @@ void PickupWatcher::consider(std::string_view name, bool from_rescan) noexcept {
   if (pickup_shard(name, shared_.shards) != me_) return;
   std::string n(name);
   if (known_.contains(n)) return;
+  if (auto it = unremovable_.find(n); it != unremovable_.end()) {
+    struct stat st{};
+    if (::fstatat(dir_fd_, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_dev == it->second.first && st.st_ino == it->second.second) {
+      return;  // already queued
+    }
+    unremovable_.erase(it);
+  }
   if (auto it = retry_at_.find(n); it != retry_at_.end()) {
     if (shard_.clock().now() < it->second) return;
     retry_at_.erase(it);
@@ -666,7 +722,21 @@ void PickupWatcher::pump() noexcept {
       queue_.push_back(std::move(name));  // behind the .eml files; its turn comes
       continue;
     }
+    // An .eml is held whole while it is parsed and queued: bound the bytes in flight.
+    std::uint64_t bytes = 0;
+    if (!json) {
+      struct stat st{};
+      if (::fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0) {
+        bytes = static_cast<std::uint64_t>(st.st_size);
+      }
+      if (in_flight_ > 0 && bytes_in_flight_ + bytes > shared_.max_bytes_in_flight) {
+        queue_.push_front(std::move(name));
+        break;  // resumes when an intake finishes
+      }
+    }
+    bytes_in_flight_ += bytes;
     auto* in = new Intake(*this, std::move(name), json);
+    in->budget_bytes = bytes;
     in->next = intakes_;
     if (intakes_ != nullptr) intakes_->prev = in;
     intakes_ = in;
@@ -681,6 +751,7 @@ void PickupWatcher::finished(Intake* in) noexcept {
   else intakes_ = in->next;
   if (in->next != nullptr) in->next->prev = in->prev;
   --in_flight_;
+  bytes_in_flight_ -= in->budget_bytes;
   if (in->json()) --jobs_in_flight_;
   known_.erase(in->name());
   delete in;

@@ -58,6 +58,11 @@ ServerSession::ServerSession(const ServerConfig& config, ServerPolicy& policy)
 }
 
 void ServerSession::reply(std::uint16_t code, EnhancedStatus status, std::string_view text) {
+  reply_to(sink(), code, status, text);
+}
+
+void ServerSession::reply_to(ByteBuffer& out, std::uint16_t code, EnhancedStatus status,
+                             std::string_view text) {
   char head[24];
   std::size_t n = 0;
   head[n++] = static_cast<char>('0' + code / 100 % 10);
@@ -72,11 +77,11 @@ void ServerSession::reply(std::uint16_t code, EnhancedStatus status, std::string
     n = static_cast<std::size_t>(std::to_chars(head + n, head + sizeof head, status.detail).ptr - head);
     head[n++] = ' ';
   }
-  auto w = out_.prepare(n + text.size() + 2);
+  auto w = out.prepare(n + text.size() + 2);
   std::memcpy(w.data(), head, n);
   if (!text.empty()) std::memcpy(w.data() + n, text.data(), text.size());
   std::memcpy(w.data() + n + text.size(), "\r\n", 2);
-  out_.commit(n + text.size() + 2);
+  out.commit(n + text.size() + 2);
 }
 
 void ServerSession::greet() {
@@ -105,7 +110,7 @@ ServerEvent ServerSession::count_error() {
 }
 
 ServerEvent ServerSession::policy_reject(const Reply& r) {
-  r.append_to(out_);
+  r.append_to(sink());
   return count_error();
 }
 
@@ -176,6 +181,9 @@ ServerEvent ServerSession::feed(ByteBuffer& in) {
       case Phase::Command:
       case Phase::AuthResponse: {
         if (in.empty()) return ServerEvent::None;
+        blocked_ = phase_ == Phase::Command && !held_.empty() && !discarding_ &&
+                   must_wait(in.view());
+        if (blocked_) return ServerEvent::None;
         const std::size_t before = in.size();
         const Phase phase = phase_;
         ev = feed_line(in);
@@ -293,9 +301,10 @@ ServerEvent ServerSession::on_command(const Command& c, ByteBuffer& in) {
 
 void ServerSession::write_ehlo_reply() {
   auto line = [this](std::string_view text, bool last) {
-    out_.append(last ? "250 " : "250-");
-    out_.append(text);
-    out_.append("\r\n");
+    ByteBuffer& out = sink();
+    out.append(last ? "250 " : "250-");
+    out.append(text);
+    out.append("\r\n");
   };
   const ExtensionSet ext = cfg_.extensions;
   const bool starttls = cfg_.starttls_available && !tls_;
@@ -444,10 +453,40 @@ void ServerSession::complete_message(const Reply& r) {
     SALVO_BUG("ServerSession::complete_message without a pending message");
     return;
   }
-  r.append_to(out_);
+  r.append_to(sink());
   if (r.positive()) errors_ = 0;
   reset_transaction();
   phase_ = Phase::Command;
+}
+
+void ServerSession::defer_completion() {
+  if (phase_ != Phase::AwaitCompletion || cfg_.max_deferred_completions == 0) {
+    SALVO_BUG("ServerSession::defer_completion without a pending message");
+    return;
+  }
+  held_.emplace_back(256);
+  reset_transaction();
+  phase_ = Phase::Command;
+}
+
+void ServerSession::complete_deferred(std::uint16_t code, EnhancedStatus status,
+                                      std::string_view text) {
+  if (held_.empty()) {
+    SALVO_BUG("ServerSession::complete_deferred without a deferred message");
+    return;
+  }
+  // The oldest deferred answer goes out now, then what was held behind it.
+  reply_to(out_, code, status, text);
+  out_.append(held_.front().view());
+  held_.pop_front();
+  blocked_ = false;  // the next feed() decides again
+  if (code / 100 == 2) errors_ = 0;
+}
+
+bool ServerSession::must_wait(std::string_view buffered) const noexcept {
+  if (held_.size() >= cfg_.max_deferred_completions) return true;
+  // A command whose effect needs every earlier reply out first.
+  return istarts_with(buffered, "STARTTLS") || istarts_with(buffered, "QUIT");
 }
 
 void ServerSession::complete_message(std::uint16_t code, EnhancedStatus status,

@@ -169,12 +169,15 @@ TEST(Pickup, MalformedFilesMoveToFailedWithTheReason) {
   drop_file(pickup, "good.eml", eml_for(1));
   fs::create_symlink(dir.file("elsewhere.eml"), pickup + "/link.eml");
   std::ofstream(dir.file("elsewhere.eml")) << eml_for(2);
+  fs::create_hard_link(dir.file("elsewhere.eml"), pickup + "/hard.eml");
+  ASSERT_EQ(::mkfifo((pickup + "/fifo.eml").c_str(), 0600), 0);  // never opened, never blocks
   auto failed = [&](const std::string& name) {
     return fs::exists(pickup + "/failed/" + name) && fs::exists(pickup + "/failed/" + name + ".error");
   };
   ASSERT_TRUE(wait_until([&] {
     return failed("no-sender.eml") && failed("bad-rcpt.json") && failed("truncated.json") &&
-           failed("link.eml") && waiting(pickup) == 0;
+           failed("link.eml") && failed("hard.eml") && failed("fifo.eml") &&
+           waiting(pickup) == 0;
   }, 30s)) << d.log();
   EXPECT_EQ(read_file(pickup + "/failed/no-sender.eml.error"),
             "line 1, field X-Sender: no X-Sender line before the message\n");
@@ -184,6 +187,9 @@ TEST(Pickup, MalformedFilesMoveToFailedWithTheReason) {
   EXPECT_NE(read_file(pickup + "/failed/truncated.json.error").find("ends inside"),
             std::string::npos);
   EXPECT_NE(read_file(pickup + "/failed/link.eml.error").find("symbolic link"), std::string::npos);
+  EXPECT_NE(read_file(pickup + "/failed/hard.eml.error").find("hard link"), std::string::npos);
+  EXPECT_NE(read_file(pickup + "/failed/fifo.eml.error").find("not a regular file"),
+            std::string::npos);
   // The moved file is the original, byte for byte; the target of the link is untouched.
   EXPECT_EQ(read_file(pickup + "/failed/no-sender.eml"),
             "X-Receiver: a@b.example\nSubject: x\n\nbody\n");
@@ -239,6 +245,13 @@ TEST(Pickup, KillDuringPickupLosesNothingAndQueuesNothingTwice) {
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 150));
     EXPECT_EQ(d.kill(), 128 + SIGKILL);
 
+    // Recovery drops a repeated pickup identity silently: count what it dropped, or a file
+    // queued twice would look like one copy.
+    std::uint64_t duplicates = 0;
+    for_each_recovered_shard(dir.file("spool"), [&](const std::string&, spool::RecoveryResult& r) {
+      duplicates += r.report.duplicate_pickups;
+    });
+    ASSERT_EQ(duplicates, 0u) << "a file was queued twice in round " << round;
     auto items = read_spool_items(dir.file("spool"));
     std::map<std::string, int> copies;
     for (const auto& it : items) {

@@ -583,6 +583,39 @@ TEST(Salvod, SwaksRelayFromRelayNetwork) {
   EXPECT_EQ(read_spool(dir.file("spool")).messages, 1u);
 }
 
+// A client that pipelines many BDAT messages in one write gets every reply, in order, and
+// each 250 only for a message that is in the spool (replies held behind pending commits).
+TEST(Salvod, PipelinedBdatMessagesAreAnsweredInOrder) {
+  TempDir dir;
+  Salvod d(dir, smtp_options(""));
+  RawClient c(d.socket_address());
+  ASSERT_TRUE(starts_with(c.read_reply(), "220"));
+  c.send("EHLO client.example\r\n");
+  ASSERT_NE(c.read_reply().find("CHUNKING"), std::string::npos);
+  const int n = 40;
+  std::string batch;
+  for (int i = 0; i < n; ++i) {
+    std::string body = "Subject: bdat " + std::to_string(i) + "\r\n\r\nline\r\n";
+    batch += "MAIL FROM:<s@example.com>\r\nRCPT TO:<r" + std::to_string(i) +
+             "@example.org>\r\nBDAT " + std::to_string(body.size()) + " LAST\r\n" + body;
+  }
+  batch += "QUIT\r\n";
+  c.send(batch);
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(starts_with(c.read_reply(), "250 2.1.0")) << i;
+    ASSERT_TRUE(starts_with(c.read_reply(), "250 2.1.5")) << i;
+    std::string q = c.read_reply();
+    ASSERT_TRUE(starts_with(q, "250 2.0.0 Ok: queued as ")) << i << ": " << q;
+    ids.push_back(q.substr(24, 16));
+  }
+  EXPECT_TRUE(starts_with(c.read_reply(), "221"));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << "ids follow the order of the messages";
+  EXPECT_EQ(d.stop(), 0);
+  SpoolContent sc = read_spool(dir.file("spool"));
+  EXPECT_EQ(sc.messages, static_cast<std::size_t>(n));
+}
+
 // swaks as an authenticated submitter from outside the relay networks: STARTTLS verified
 // against the test CA, then AUTH PLAIN and LOGIN, PIPELINING; and AUTH refused in clear.
 TEST(Salvod, SwaksStartTlsAuthPipelining) {

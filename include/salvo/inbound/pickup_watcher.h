@@ -14,6 +14,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
@@ -49,6 +50,8 @@ struct PickupShared {
   Duration retry_delay = std::chrono::seconds(10);
   std::uint32_t max_files_in_flight = 512;  // per shard; group commit wants many
   std::uint32_t max_jobs_in_flight = 2;     // .json jobs per shard
+  // .eml bytes held at once per shard (a file larger than this still goes, alone).
+  std::uint64_t max_bytes_in_flight = 256ull << 20;
   std::uint32_t job_batch_recipients = 1000;
 };
 
@@ -119,9 +122,12 @@ class PickupWatcher final : public spool::DirectoryWatch::Listener {
   std::deque<std::string> queue_;
   std::unordered_set<std::string> known_;  // queued or in progress
   std::unordered_map<std::string, TimePoint> retry_at_;
+  // Queued but not removable (unlink failed): (dev, inode), never queued again.
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> unremovable_;
   Intake* intakes_ = nullptr;  // intrusive list
   std::uint32_t in_flight_ = 0;
   std::uint32_t jobs_in_flight_ = 0;
+  std::uint64_t bytes_in_flight_ = 0;
   bool stopping_ = false;
   PickupStats stats_;
 };

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,10 @@ struct ServerConfig {
   AuthMechanisms auth_mechanisms;  // empty = AUTH not offered
   bool auth_requires_tls = true;   // AUTH neither advertised nor accepted before TLS
   bool keep_body = false;          // false: count body octets only (null sink)
+  // Completions the driver may defer (defer_completion()): with N > 0 a client that
+  // pipelines (RFC 2920) or uses BDAT keeps up to N messages in flight while their commits
+  // run; replies stay in order, held behind the oldest pending one. 0 = the driver waits.
+  std::uint32_t max_deferred_completions = 0;
 };
 
 // A recipient as accepted at RCPT time.
@@ -136,6 +141,16 @@ class ServerSession {
   void complete_message(const Reply& reply);
   // Fast path for the common "250 2.0.0 Ok: queued as <id>" and friends.
   void complete_message(std::uint16_t code, EnhancedStatus status, std::string_view text);
+  // Instead of complete_message(): after MessageReady the driver has taken the message
+  // (envelope() and body() are reset now: copy what you need first) and will answer later
+  // with complete_deferred(), oldest first. The session reads on; every later reply is held
+  // behind the deferred one. STARTTLS and QUIT, and any command once
+  // max_deferred_completions are outstanding, wait unread until the answers are out
+  // (feed() returns None with them buffered: blocked() is true).
+  void defer_completion();
+  void complete_deferred(std::uint16_t code, EnhancedStatus status, std::string_view text);
+  std::size_t deferred() const noexcept { return held_.size(); }
+  bool blocked() const noexcept { return blocked_; }
   void tls_established();
   // Driver-initiated shutdown (idle timeout, server stopping): queues 421 4.4.2 and the
   // session is closed.
@@ -189,14 +204,20 @@ class ServerSession {
   ServerEvent count_error();
   ServerEvent close_with(std::uint16_t code, EnhancedStatus st, std::string_view text);
   void reply(std::uint16_t code, EnhancedStatus st, std::string_view text);
+  void reply_to(ByteBuffer& out, std::uint16_t code, EnhancedStatus st, std::string_view text);
   void write_ehlo_reply();
   void reset_transaction() noexcept;
   bool auth_offered() const noexcept;
+  // Where replies go: the output, or behind the newest deferred completion.
+  ByteBuffer& sink() noexcept { return held_.empty() ? out_ : held_.back(); }
+  bool must_wait(std::string_view buffered) const noexcept;
   std::size_t line_limit(std::string_view pending) const noexcept;
 
   const ServerConfig& cfg_;
   ServerPolicy& policy_;
   ByteBuffer out_;
+  std::deque<ByteBuffer> held_;  // held_[i]: replies that follow deferred completion i
+  bool blocked_ = false;
   ByteBuffer body_;
   Phase phase_ = Phase::Fresh;
   AuthStep auth_step_ = AuthStep::None;

@@ -283,7 +283,11 @@ INSTANTIATE_TEST_SUITE_P(
                "[\n{\"email\": \"a@b.example\",, }]}", 2, "recipients[0]", "invalid JSON"},
         BadJob{"ContentBareCr", "{\"from\": \"\", \"content\": \"S: x\\rY\\n\", \"recipients\": "
                "[{\"email\": \"a@b.example\"}]}", 1, "content", "bare CR"},
-        BadJob{"NumberOverflow", "{\"from\": 2e522221 }", 1, "from", "number overflow"},
+        BadJob{"NumberOverflow", "{\"from\": 2e522221 }", 1, "from", "must be a string"},
+        BadJob{"HugeNestedContent", "{\"content\": [[[[[[[[[[[[[[[[[[[[", 1, "content",
+               "must be a string"},
+        BadJob{"DuplicateKey", "{\"from\": \"a@b.example\",\n\"from\": \"c@d.example\"}", 2,
+               "from", "duplicate key"},
         BadJob{"BadNotify", "{\"from\": \"\", \"notify\": \"NEVER,SUCCESS\"}", 1, "notify",
                "NEVER"}),
     [](const auto& p) { return std::string(p.param.name); });
