@@ -117,8 +117,13 @@ void remove_queued_pickups(Daemon& d) {
     if (!id) continue;
     for (const auto& r : d.recovered) {
       if (r.pickup_queued(*id)) {
-        if (::unlinkat(dfd, name.c_str(), 0) == 0) ++removed;
-        log::info("pickup {}: already queued before the restart; removed", name);
+        if (::unlinkat(dfd, name.c_str(), 0) == 0) {
+          ++removed;
+          log::info("pickup {}: already queued before the restart; removed", name);
+        } else {
+          throw std::runtime_error("pickup " + dir + "/" + name + " was queued before the " +
+                                   "restart but cannot be removed: " + std::strerror(errno));
+        }
         break;
       }
     }

@@ -376,7 +376,11 @@ void Resolver::query(std::string_view name, RrType type, Callback cb) {
   }
   Query& ref = *q;
   active_.emplace(q.get(), std::move(q));
+  // Every try can fail synchronously (socket()/connect() errors): the Querier contract
+  // says callbacks never run inside query(), so complete() defers them while this runs.
+  ++in_query_;
   start(ref);
+  --in_query_;
 }
 
 void Resolver::start(Query& q) { next_try(q); }
@@ -467,7 +471,12 @@ void Resolver::complete(Query& q, Result<Answer> result) {
   Callback cb = std::move(q.cb);
   active_.erase(&q);  // frees q
   pump();
-  if (cb) cb(std::move(result));
+  if (!cb) return;
+  if (in_query_ > 0 && !result) {
+    fail_later(std::move(cb), result.error());
+    return;
+  }
+  cb(std::move(result));
 }
 
 void Resolver::pump() {

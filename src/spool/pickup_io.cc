@@ -25,7 +25,8 @@ DirectoryWatch::~DirectoryWatch() {
 }
 
 Status DirectoryWatch::start(const std::string& dir, Duration tick) {
-  fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  // Blocking fd: io_uring waits for events (a non-blocking one could spin on -EAGAIN).
+  fd_ = ::inotify_init1(IN_CLOEXEC);
   if (fd_ < 0) return fail_errno(errno);
   if (::inotify_add_watch(fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0) {
     return fail_errno(errno);

@@ -113,6 +113,7 @@ class Resolver final : public Querier {
   Kicker* kicker_;
   std::vector<std::pair<Callback, std::error_code>> kicked_;
   bool stopped_ = false;
+  int in_query_ = 0;  // query() is on the stack: failures are delivered later
   shard::OwnedBy owner_;
 };
 

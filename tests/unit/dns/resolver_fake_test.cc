@@ -266,3 +266,31 @@ TEST_F(ResolverFake, DestroyWithQueriesPendingCleansUp) {
 
 }  // namespace
 }  // namespace salvo::dns::test
+
+namespace salvo::dns::test {
+namespace {
+
+// A server that cannot even be addressed (connect() to the broadcast address fails at
+// once): every try fails synchronously, yet the callback never runs inside query() — the
+// MxCache relies on that (a synchronous call once freed its lookup under its feet).
+TEST_F(ResolverFake, SynchronousFailuresAreDeliveredLater) {
+  ResolverOptions o;
+  o.servers.push_back(*net::SocketAddress::parse("255.255.255.255:53"));
+  o.attempts = 2;
+  Resolver r(engine_, o);
+  int calls = 0;
+  std::optional<Result<Answer>> got;
+  r.query("example.com", RrType::Mx, [&](Result<Answer> a) {
+    ++calls;
+    got = std::move(a);
+  });
+  EXPECT_EQ(calls, 0) << "called from inside query()";
+  pump();
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->has_value());
+  drain(r);
+}
+
+}  // namespace
+}  // namespace salvo::dns::test
