@@ -15,6 +15,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+. bench/load/lib.sh
 MESSAGES=${MESSAGES:-50000}        # per salvod SMTP row
 PFX_MESSAGES=${PFX_MESSAGES:-5000} # per Postfix SMTP row (it is ~50x slower)
 JOB=${JOB:-100000}
@@ -30,12 +31,7 @@ if [ ! -x "$BUILD/salvod" ] || [ ! -x "$BUILD/salvo-blast" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$BUILD" --target salvod salvo-blast
 fi
-if ! command -v postfix >/dev/null; then
-  echo "ingest.sh: installing postfix" >&2
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
-fi
-postfix stop >/dev/null 2>&1 || true   # never leave the package's own instance running
+ensure_postfix
 
 work="$root/$BUILD/bench-ingest"
 rm -rf "$work"; mkdir -p "$work"
@@ -48,16 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 400); do
-    if python3 -c "import socket; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1',$1))" 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "ingest.sh: nothing listening on port $1" >&2; return 1
-}
 field() { python3 -c "import json,sys; j=json.load(open('$1')); print($2)"; }
 
 # ---- salvod ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+. bench/load/lib.sh
 MESSAGES=${MESSAGES:-50000}
 RUNS=${RUNS:-3}
 if [ "${1:-}" = "--quick" ]; then MESSAGES=5000; RUNS=1; fi
@@ -21,13 +22,7 @@ if [ ! -x "$BUILD/salvo-sink" ] || [ ! -x "$BUILD/salvo-blast" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$BUILD" --target salvo-sink salvo-blast
 fi
-if ! command -v smtp-sink >/dev/null || ! command -v smtp-source >/dev/null; then
-  echo "pair.sh: installing postfix (for smtp-sink / smtp-source only)" >&2
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
-fi
-# Never leave a Postfix daemon running (the package may start one).
-postfix stop >/dev/null 2>&1 || true
+ensure_postfix
 
 work=$(mktemp -d)
 pids=()
@@ -38,16 +33,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 200); do
-    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1',$1))" 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "pair.sh: nothing listening on port $1" >&2; return 1
-}
 now() { date +%s.%N; }
 
 # salvo-blast against whatever listens on $port; prints msgs/s

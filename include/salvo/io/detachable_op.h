@@ -12,15 +12,16 @@
 
 namespace salvo::io {
 
-template <class Owner, void (Owner::*OnComplete)(std::int32_t) noexcept, class Payload = void>
-class DetachableOp;
+struct NoPayload {};
 
-// Without payload.
-template <class Owner, void (Owner::*OnComplete)(std::int32_t) noexcept>
-class DetachableOp<Owner, OnComplete, void> final : public Completion {
+// Payload: optional storage that lives as long as the op (an inotify read buffer).
+template <class Owner, void (Owner::*OnComplete)(std::int32_t) noexcept,
+          class Payload = NoPayload>
+class DetachableOp final : public Completion {
  public:
   explicit DetachableOp(Owner* owner) noexcept : owner_(owner) {}
 
+  Payload& payload() noexcept { return payload_; }
   bool armed() const noexcept { return armed_; }
   // Call right before submitting the operation that completes on this object.
   void arm() noexcept { armed_ = true; }
@@ -46,39 +47,7 @@ class DetachableOp<Owner, OnComplete, void> final : public Completion {
  private:
   Owner* owner_;
   bool armed_ = false;
-};
-
-// With a payload (a read buffer) that lives as long as the op.
-template <class Owner, void (Owner::*OnComplete)(std::int32_t) noexcept, class Payload>
-class DetachableOp final : public Completion {
- public:
-  explicit DetachableOp(Owner* owner) noexcept : owner_(owner) {}
-
-  Payload& payload() noexcept { return payload_; }
-  bool armed() const noexcept { return armed_; }
-  void arm() noexcept { armed_ = true; }
-  void release(Engine& engine) noexcept {
-    if (!armed_) {
-      delete this;
-      return;
-    }
-    owner_ = nullptr;
-    engine.cancel(this);
-  }
-
-  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
-    armed_ = false;
-    if (owner_ == nullptr) {
-      delete this;
-      return;
-    }
-    (owner_->*OnComplete)(res);
-  }
-
- private:
-  Owner* owner_;
-  bool armed_ = false;
-  Payload payload_{};
+  [[no_unique_address]] Payload payload_{};
 };
 
 }  // namespace salvo::io
