@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingest benchmark (issue 3): how fast mail gets *durably* into the queue, in one run on one
 # machine, against a tuned Postfix doing the same work.
-#   SMTP  salvo-blast (50 connections, pipelined, 1 KiB and 10 KiB; DATA, then BDAT) into
+#   SMTP  salvo-blast (50 connections, pipelined, 1 KiB and 10 KiB; DATA with the next
+#         transaction behind each end of data, then BDAT with 16 messages in flight) into
 #           salvod fsync on | salvod fsync off | Postfix smtpd that only queues (held)
 #   pick  one .json job of JOB recipients (default 100,000) into salvod's pickup directory,
 #         EML .eml files (default 10,000) into salvod's pickup directory,
@@ -22,6 +23,7 @@ JOB=${JOB:-100000}
 EML=${EML:-10000}
 PFX_EML=${PFX_EML:-$EML}
 CONNS=${CONNS:-50}
+WINDOW=${WINDOW:-16}  # BDAT rows: messages in flight per connection (salvod allows 32)
 if [ "${1:-}" = "--quick" ]; then MESSAGES=10000; PFX_MESSAGES=2000; JOB=20000; EML=2000; PFX_EML=2000; fi
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-600}
@@ -152,14 +154,14 @@ echo "== SMTP acceptance: $CONNS connections, pipelined, $MESSAGES messages (Pos
 for size in 1024 10240; do
   smtp_row "on-$size" true "$size"
   smtp_row "off-$size" false "$size"
-  smtp_row "on-bdat-$size" true "$size" --chunking
-  smtp_row "off-bdat-$size" false "$size" --chunking
+  smtp_row "on-bdat-$size" true "$size" "--chunking --window $WINDOW"
+  smtp_row "off-bdat-$size" false "$size" "--chunking --window $WINDOW"
 done
 start_postfix
 for size in 1024 10240; do
   for mode in "" bdat; do
     base=$(held)
-    blast_into "$pfx_port" "$size" "$PFX_MESSAGES" "${mode:+--chunking}"
+    blast_into "$pfx_port" "$size" "$PFX_MESSAGES" "${mode:+--chunking --window $WINDOW}"
     wait_held $((base + PFX_MESSAGES))
     rate[pfx${mode:+-$mode}-$size]=$(field "$work/blast.json" "j['msgs_per_s']")
     p99[pfx${mode:+-$mode}-$size]=$(field "$work/blast.json" "j['latency_ms']['p99']")

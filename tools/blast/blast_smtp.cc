@@ -5,6 +5,7 @@
 // budget is spent.
 #include "blast_smtp.h"
 
+#include <algorithm>
 #include <deque>
 
 #include <salvo/base/log.h>
@@ -135,7 +136,7 @@ class BlastConnection final : public net::ConnectHandler, public net::Connection
   void top_up() noexcept {
     if (!session_ || quitting_ || stopping_) return;
     const auto& o = *shard_.shared().options;
-    std::size_t window = o.pipelining ? 2 : 1;
+    std::size_t window = o.pipelining ? std::max<std::uint32_t>(o.window, 1) : 1;
     while (session_->in_flight() < window) {
       std::uint64_t id = shard_.shared().next_message.fetch_add(1, std::memory_order_relaxed);
       if (id >= o.messages) break;

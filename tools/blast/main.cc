@@ -159,6 +159,9 @@ int main(int argc, char** argv) {
   app.add_option("--from", shape.from, "envelope sender");
   app.add_flag("--no-pipelining", no_pipelining, "one command per round trip (like smtp-source)");
   app.add_flag("--chunking", smtp.chunking, "use BDAT when the server offers CHUNKING");
+  app.add_option("--window", smtp.window,
+                 "messages in flight per connection when pipelining (default 2)")
+      ->check(CLI::Range(1u, 1000u));
   app.add_flag("--starttls", smtp.starttls, "require STARTTLS");
   app.add_option("--tls-ca", tls_ca, "verify the server against this CA bundle");
   app.add_option("--format", format, "pickup file format: eml | json")
