@@ -485,16 +485,11 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   void next_replay() noexcept {
     if (replay_next_ >= replay_.size()) return done(Outcome::Queued);
     reading_ = true;
-    in_replay_read_ = true;
     w_.reader_->read(replay_[replay_next_++], &replay_waiter_);
-    in_replay_read_ = false;
   }
 
   void on_replay(Result<spool::RawRecord> rec) noexcept {
     reading_ = false;
-    // The reader may answer from inside read() (segment not openable): continue from the
-    // loop instead of recursing once per batch.
-    const bool synchronous = in_replay_read_;
     if (rec) {
       if (auto b = spool::decode_job_recipients(rec->payload)) {
         accounting::Event ev;
@@ -509,15 +504,7 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     } else {
       log::warn("pickup {}: accounting read-back: {}", name_, rec.error().message());
     }
-    if (synchronous) {
-      reading_ = true;  // keeps the intake alive until the deferred step
-      w_.shard_.defer([this] {
-        reading_ = false;
-        next_replay();
-      });
-      return;
-    }
-    next_replay();
+    next_replay();  // the reader always answers from the engine: no recursion
   }
 
   void abandon_job() noexcept {
@@ -604,7 +591,6 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   FinalWaiter final_waiter_;
   ReplayWaiter replay_waiter_;
   std::vector<spool::Location> replay_;
-  bool in_replay_read_ = false;
   std::size_t replay_next_ = 0;
   std::string replay_id_, replay_from_, replay_job_;
 };

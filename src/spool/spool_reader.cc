@@ -58,6 +58,7 @@ class SpoolReader::ReadOp final : public io::Completion {
   int fd = -1;
   std::vector<char> buf;
   std::size_t done = 0;
+  std::error_code early;  // failed before any read: delivered through a zero timer
 };
 
 SpoolReader::SpoolReader(io::Engine& engine, std::string dir)
@@ -89,26 +90,38 @@ Result<int> SpoolReader::fd_for(SegmentSeq seq) {
 }
 
 void SpoolReader::read(Location loc, ReadWaiter* waiter) noexcept {
-  if (loc.length < kFrameOverhead) {
-    waiter->on_read(fail(errc::malformed_record));
-    return;
-  }
-  auto fd = fd_for(loc.segment);
-  if (!fd) {
-    waiter->on_read(std::unexpected(fd.error()));
-    return;
-  }
   auto* op = new ReadOp;
   op->reader = this;
   op->waiter = waiter;
   op->loc = loc;
+  in_flight_.push_back(op);
+  // Failures found here are answered from the engine too: a caller never sees on_read
+  // inside read() (no recursion when it reads the next record from on_read).
+  if (loc.length < kFrameOverhead) {
+    op->early = make_error_code(errc::malformed_record);
+    engine_.timeout(Duration::zero(), op);
+    return;
+  }
+  auto fd = fd_for(loc.segment);
+  if (!fd) {
+    op->early = fd.error();
+    engine_.timeout(Duration::zero(), op);
+    return;
+  }
   op->fd = *fd;
   op->buf.resize(loc.length);
-  in_flight_.push_back(op);
   engine_.read(op->fd, std::span<char>(op->buf.data(), op->buf.size()), loc.offset, op);
 }
 
 void SpoolReader::on_io(ReadOp& op, std::int32_t res) noexcept {
+  if (op.early) {
+    in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), &op));
+    ReadWaiter* w = op.waiter;
+    std::error_code ec = op.early;
+    delete &op;
+    w->on_read(std::unexpected(ec));
+    return;
+  }
   if (res == -EINTR || res == -EAGAIN ||
       (res > 0 && op.done + static_cast<std::size_t>(res) < op.buf.size())) {
     if (res > 0) op.done += static_cast<std::size_t>(res);

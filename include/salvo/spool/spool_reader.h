@@ -47,8 +47,8 @@ class SpoolReader {
   SpoolReader(const SpoolReader&) = delete;
   SpoolReader& operator=(const SpoolReader&) = delete;
 
-  // Calls waiter->on_read exactly once, from engine.run_once() (or at once when the
-  // segment cannot be opened).
+  // Calls waiter->on_read exactly once, always from engine.run_once() (errors found before
+  // reading, e.g. a segment that cannot be opened, come through a zero timer).
   void read(Location loc, ReadWaiter* waiter) noexcept;
 
  private:

@@ -130,6 +130,25 @@ TEST_F(SpoolUring, MessageRoundTripThroughRecovery) {
   EXPECT_EQ(rw.body, fx.body);
 }
 
+// Errors found before any IO (no such segment, a location too short) still come from the
+// engine, never from inside read(): a caller may start the next read from on_read.
+TEST_F(SpoolUring, ReaderErrorsArriveFromTheEngine) {
+  struct Errors final : ReadWaiter {
+    void on_read(Result<RawRecord> r) noexcept override {
+      ++calls;
+      if (!r) last = r.error();
+    }
+    int calls = 0;
+    std::error_code last;
+  } rw;
+  SpoolReader reader(*engine_, shard_dir_);
+  reader.read(Location{SegmentSeq(999), 0, 64}, &rw);
+  reader.read(Location{SegmentSeq(1), 0, 3}, &rw);
+  EXPECT_EQ(rw.calls, 0) << "answered inside read()";
+  ASSERT_TRUE(run_until(*engine_, [&] { return rw.calls == 2; }));
+  EXPECT_EQ(rw.last, make_error_code(errc::malformed_record));
+}
+
 TEST_F(SpoolUring, GroupCommitManyMessagesFewFsyncs) {
   reopen(WriterOptions{.batch_max_records = 256});
   MessageFixture fx;
