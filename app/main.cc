@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -34,6 +35,8 @@
 #include <salvo/net/port_reservation.h>
 #include <salvo/net/socket_address.h>
 #include <salvo/net/tls.h>
+#include <salvo/outbound/outbound.h>
+#include <salvo/queue/verdict.h>
 #include <salvo/shard/shard.h>
 #include <salvo/spool/recovery.h>
 
@@ -95,7 +98,57 @@ struct Daemon {
   SystemClock clock;
   std::unique_ptr<accounting::Files> accounting;
   std::unique_ptr<inbound::PickupShared> pickup;
+  std::unique_ptr<queue::Classifier> classifier;
+  std::unique_ptr<net::TlsContext> client_tls;
+  std::unique_ptr<net::TlsContext> client_tls_verified;
+  std::unique_ptr<outbound::OutboundShared> outbound;
 };
+
+std::vector<std::string> read_prewarm(const std::string& path) {
+  std::vector<std::string> out;
+  if (path.empty()) return out;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("dns.prewarm " + path + ": cannot be read");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    std::string d;
+    for (char c : line) {
+      if (c != ' ' && c != '\t' && c != '\r') d.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    if (!d.empty()) out.push_back(d);
+  }
+  return out;
+}
+
+void prepare_outbound(Daemon& d) {
+  const config::Config& cfg = *d.config;
+  std::vector<queue::BounceRuleSpec> rules;
+  for (const auto& r : cfg.delivery.bounce_rules) rules.push_back({r.pattern, r.category});
+  auto c = queue::Classifier::create(rules);
+  if (!c) throw std::runtime_error("delivery.bounce_rules: a pattern does not compile");
+  d.classifier = std::make_unique<queue::Classifier>(std::move(*c));
+  net::TlsContextOptions to;
+  to.role = net::TlsRole::Client;
+  d.client_tls = std::make_unique<net::TlsContext>(to);
+  if (cfg.delivery.tls_verify) {
+    to.verify = net::TlsVerify::Peer;
+    to.ca_file = cfg.tls.ca_bundle;
+    d.client_tls_verified = std::make_unique<net::TlsContext>(to);
+  }
+  auto o = std::make_unique<outbound::OutboundShared>();
+  o->config = &cfg;
+  o->shards = d.shards->size();
+  o->spool_dirs = d.shard_dirs;
+  o->hostname = cfg.node.hostname;
+  o->classifier = d.classifier.get();
+  o->tls = d.client_tls.get();
+  o->tls_verified = d.client_tls_verified.get();
+  o->prewarm = read_prewarm(cfg.dns.prewarm);
+  o->delivering.store(d.shards->size());
+  d.outbound = std::move(o);
+}
 
 // RELIABILITY §1.3 F5: a pickup file whose commit record is in the spool was queued before
 // a crash that came before its unlink. Remove it now, before any shard reads the directory.
@@ -208,6 +261,7 @@ void prepare(Daemon& d) {
     p->shards = d.shards->size();
     d.pickup = std::move(p);
   }
+  prepare_outbound(d);
 }
 
 }  // namespace
@@ -266,15 +320,27 @@ int main(int argc, char** argv) {
   const std::uint32_t n = d.shards->size();
   std::vector<std::unique_ptr<app::ShardRuntime>> runtimes(n);
   std::latch started(n);
+  std::latch built(n);
   std::mutex err_mu;
   std::string start_error;
+  // Cross-shard delivery messages go to the receiving shard's Outbound (dropped once it
+  // is torn down at stop: the spool keeps what they described).
+  outbound::Mailbox mailbox(*d.shards, [&runtimes](shard::ShardId from, outbound::Message&& m) {
+    auto& rt = runtimes[shard::this_shard()->id().value()];
+    if (rt && rt->outbound() != nullptr) rt->outbound()->on_message(from, std::move(m));
+  });
   d.shards->start([&](shard::Shard& s) {
     std::uint32_t i = s.id().value();
     auto& rt = runtimes[i];
     rt = std::make_unique<app::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
-                                             d.accounting.get(), d.pickup.get());
+                                             d.accounting.get(), d.pickup.get(), *d.outbound,
+                                             mailbox);
     std::string why;
-    if (auto st = rt->start(d.shared, d.addresses, &why); !st) {
+    auto st = rt->start(&why);
+    // Every shard's delivery exists before any shard routes mail to it.
+    built.arrive_and_wait();
+    if (st) st = rt->open(d.shared, d.addresses, &why);
+    if (!st) {
       std::lock_guard lock(err_mu);
       if (start_error.empty()) start_error = why;
     }
@@ -319,11 +385,13 @@ int main(int argc, char** argv) {
   inbound::InboundStats total;
   inbound::PickupStats pickup;
   spool::Stats spool_stats;
+  outbound::OutboundStats out;
   for (const auto& rt : runtimes) {
     if (rt) {
       total += rt->final_stats();
       pickup += rt->final_pickup_stats();
       spool_stats += rt->final_spool_stats();
+      out += rt->final_outbound_stats();
     }
   }
   if (rc == 0) {
@@ -344,6 +412,12 @@ int main(int argc, char** argv) {
               spool_stats.failed_batches, per.mean(), per.quantile(0.5), per.quantile(0.99),
               per.max(), fs.mean() / 1000.0, fs.quantile(0.5) / 1000, fs.quantile(0.9) / 1000,
               fs.quantile(0.99) / 1000, fs.quantile(0.999) / 1000, fs.max() / 1000);
+    log::info("delivery stopped: dispatched={} delivered={} deferred={} bounced={} expired={} "
+              "dsns={} transactions={} connections={} connect_failures={} tls_sessions={} "
+              "state_errors={} read_errors={}",
+              out.dispatched, out.delivered, out.deferred, out.bounced, out.expired, out.dsns,
+              out.transactions, out.connections, out.connect_failures, out.tls_sessions,
+              out.state_errors, out.read_errors);
     if (d.pickup) {
       log::info("pickup stopped: files_queued={} jobs_queued={} recipients_queued={} "
                 "files_failed={} spool_retries={} rescans={}",

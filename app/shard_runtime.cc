@@ -11,20 +11,22 @@ namespace salvo::app {
 
 ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
                            spool::RecoveryResult recovered, std::string spool_dir,
-                           accounting::Files* files, const inbound::PickupShared* pickup)
+                           accounting::Files* files, const inbound::PickupShared* pickup,
+                           outbound::OutboundShared& outbound, outbound::Mailbox& mailbox)
     : shard_(shard),
       config_(config),
       recovered_(std::move(recovered)),
       dir_(std::move(spool_dir)),
       files_(files),
-      pickup_(pickup) {
+      pickup_(pickup),
+      outbound_shared_(outbound),
+      mailbox_(mailbox) {
   recovered_messages_ = recovered_.report.messages;
 }
 
 ShardRuntime::~ShardRuntime() = default;
 
-Status ShardRuntime::start(const std::vector<inbound::ListenerShared>& shared,
-                           const std::vector<net::SocketAddress>& addresses, std::string* why) {
+Status ShardRuntime::start(std::string* why) {
   const config::Node& node = config_.node;
   stack_ = net::make_kernel_stack(shard_.engine());
   spool::WriterOptions wo;
@@ -42,9 +44,18 @@ Status ShardRuntime::start(const std::vector<inbound::ListenerShared>& shared,
   if (files_ != nullptr) {
     accounting_ = std::make_unique<accounting::Writer>(shard_.engine(), shard_.clock(), *files_);
   }
+  outbound_ = std::make_unique<outbound::Outbound>(shard_, outbound_shared_, mailbox_, *writer_,
+                                                   recovered_.index, *stack_, accounting_.get());
+  return outbound_->start(why);
+}
+
+Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
+                          const std::vector<net::SocketAddress>& addresses, std::string* why) {
+  outbound_->recover(recovered_, dir_);
   for (std::size_t i = 0; i < shared.size(); ++i) {
     auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i],
                                                           accounting_.get());
+    l->set_dispatch(outbound_.get());
     if (auto st = l->start(addresses[i]); !st) {
       *why = "listen " + addresses[i].to_string() + ": " + st.error().message();
       return st;
@@ -54,6 +65,7 @@ Status ShardRuntime::start(const std::vector<inbound::ListenerShared>& shared,
   if (pickup_ != nullptr) {
     watcher_ = std::make_unique<inbound::PickupWatcher>(shard_, *writer_, recovered_.index, dir_,
                                                         *pickup_, accounting_.get());
+    watcher_->set_dispatch(outbound_.get());
     if (auto st = watcher_->start(); !st) {
       *why = "pickup " + pickup_->dir + ": " + st.error().message();
       return st;
@@ -65,7 +77,9 @@ Status ShardRuntime::start(const std::vector<inbound::ListenerShared>& shared,
 void ShardRuntime::begin_stop() noexcept {
   for (auto& l : listeners_) l->begin_stop();
   if (watcher_) watcher_->begin_stop();
+  if (outbound_) outbound_->begin_stop();
   if (writer_) writer_->flush();
+  stop_started_ = shard_.clock().now();
   shard_.hold();
   draining_ = true;
   polling_ = true;
@@ -78,6 +92,26 @@ bool ShardRuntime::poll() noexcept {
     if (!l->drained()) return false;
   }
   if (watcher_ && !watcher_->drained()) return false;
+  // Deliveries finish their transactions; past the grace time the rest is cut off (the
+  // recipients stay queued: the attempt counts as a connection loss).
+  if (outbound_ && !outbound_drained_) {
+    if (!outbound_->drained()) {
+      if (!aborted_ && shard_.clock().now() - stop_started_ > std::chrono::seconds(5)) {
+        aborted_ = true;
+        log::warn("shard {}: deliveries still running 5s into the stop: closing them",
+                  shard_.id().value());
+        if (stack_) stack_->close_all();
+      }
+      return false;
+    }
+    outbound_drained_ = true;
+    outbound_shared_.delivering.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  // Every shard's outcomes for this spool must have arrived before the writer goes.
+  if (outbound_shared_.delivering.load(std::memory_order_acquire) != 0 ||
+      outbound_shared_.in_transit.load(std::memory_order_acquire) != 0) {
+    return false;
+  }
   if (stack_ && stack_->connection_count() != 0) return false;
   if (writer_ && !writer_->idle()) {
     writer_->flush();  // in-flight commits finish; nothing waits for the batch delay
@@ -103,6 +137,11 @@ void ShardRuntime::teardown() noexcept {
   listeners_.clear();
   if (watcher_) final_pickup_ += watcher_->stats();
   watcher_.reset();
+  if (outbound_) {
+    final_outbound_ = outbound_->stats();
+    outbound_->shutdown();
+    outbound_.reset();
+  }
   accounting_.reset();
   if (writer_) final_spool_ = writer_->stats();
   writer_.reset();

@@ -13,6 +13,7 @@
 #include <salvo/inbound/injection_listener.h>
 #include <salvo/inbound/pickup_watcher.h>
 #include <salvo/net/stack.h>
+#include <salvo/outbound/outbound.h>
 #include <salvo/shard/shard.h>
 #include <salvo/spool/recovery.h>
 #include <salvo/spool/spool_writer.h>
@@ -29,15 +30,23 @@ class ShardRuntime final : public shard::Poller {
   // files and pickup may be null (no accounting log / no pickup directory).
   ShardRuntime(shard::Shard& shard, const config::Config& config,
                spool::RecoveryResult recovered, std::string spool_dir,
-               accounting::Files* files, const inbound::PickupShared* pickup);
+               accounting::Files* files, const inbound::PickupShared* pickup,
+               outbound::OutboundShared& outbound, outbound::Mailbox& mailbox);
   ~ShardRuntime();
   ShardRuntime(const ShardRuntime&) = delete;
   ShardRuntime& operator=(const ShardRuntime&) = delete;
 
-  // Creates the writer and listens on every address (addresses[i] for listen[i], port
-  // already fixed). why names the address on failure. Start-up only.
-  [[nodiscard]] Status start(const std::vector<inbound::ListenerShared>& shared,
-                             const std::vector<net::SocketAddress>& addresses, std::string* why);
+  // Phase 1: the writer, the accounting writer and delivery (every shard runs this before
+  // any shard takes mail, so cross-shard deliveries always find their receiver).
+  [[nodiscard]] Status start(std::string* why);
+  // Phase 2: routes what the spool still owes, listens on every address (addresses[i] for
+  // listen[i], port already fixed) and watches the pickup directory. why names the
+  // address on failure. Start-up only.
+  [[nodiscard]] Status open(const std::vector<inbound::ListenerShared>& shared,
+                            const std::vector<net::SocketAddress>& addresses, std::string* why);
+  // The mailbox handler: null once torn down (late messages are dropped; the spool still
+  // has what they described).
+  outbound::Outbound* outbound() noexcept { return outbound_.get(); }
   void begin_stop() noexcept;
   bool poll() noexcept override;
 
@@ -45,6 +54,7 @@ class ShardRuntime final : public shard::Poller {
   const inbound::InboundStats& final_stats() const noexcept { return final_stats_; }
   const inbound::PickupStats& final_pickup_stats() const noexcept { return final_pickup_; }
   const spool::Stats& final_spool_stats() const noexcept { return final_spool_; }
+  const outbound::OutboundStats& final_outbound_stats() const noexcept { return final_outbound_; }
   std::uint64_t recovered_messages() const noexcept { return recovered_messages_; }
 
  private:
@@ -61,6 +71,13 @@ class ShardRuntime final : public shard::Poller {
   std::unique_ptr<accounting::Writer> accounting_;
   std::vector<std::unique_ptr<inbound::InjectionListener>> listeners_;
   std::unique_ptr<inbound::PickupWatcher> watcher_;
+  outbound::OutboundShared& outbound_shared_;
+  outbound::Mailbox& mailbox_;
+  std::unique_ptr<outbound::Outbound> outbound_;
+  outbound::OutboundStats final_outbound_;
+  TimePoint stop_started_{};
+  bool outbound_drained_ = false;
+  bool aborted_ = false;
   inbound::InboundStats final_stats_;
   inbound::PickupStats final_pickup_;
   spool::Stats final_spool_;

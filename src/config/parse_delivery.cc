@@ -117,6 +117,8 @@ void parse_delivery(const toml::table& root, Delivery& out, Context& ctx) {
     }
   }
   r.read_duration("delay_dsn_after", out.delay_dsn_after, Duration(0));
+  r.read_duration("idle_timeout", out.idle_timeout, milliseconds(1));
+  r.read("tls_verify", out.tls_verify);
   read_bounce_rules(r, out, ctx.diag);
 }
 

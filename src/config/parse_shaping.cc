@@ -40,7 +40,7 @@ bool read_domain(const TableReader& r, std::string_view key, std::string& out,
 
 // The limits of one entry; `s` already holds what it inherits.
 void read_limits(const TableReader& r, const std::vector<Egress>& egress, Shaping& s) {
-  r.read_u32("max_connections", s.max_connections, 1, 100'000);
+  r.read_u32("max_connections", s.max_connections, 0, 100'000);
   r.read_u32("max_messages_per_connection", s.max_messages_per_connection, 1, 1'000'000);
   r.read_rate("max_message_rate", s.max_message_rate);
   r.read_rate("max_connection_rate", s.max_connection_rate);

@@ -9,6 +9,7 @@
 #include <salvo/accounting/accounting.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
+#include <salvo/spool/dispatch.h>
 
 #include "inbound/message_builder.h"
 
@@ -255,6 +256,10 @@ void InjectionSession::on_committed(Status status) noexcept {
     listener_.stats_.recipients_queued += p.rcpts.size();
     listener_.stats_.bytes_queued += p.bytes;
     log_received(p);
+    if (listener_.dispatch_ != nullptr) {
+      std::vector<std::string_view> rcpts(p.rcpts.begin(), p.rcpts.end());
+      listener_.dispatch_->queued(spool::MessageId(p.id), p.received_ns, 0, rcpts);
+    }
   } else {
     ++listener_.stats_.commit_failures;
   }

@@ -19,6 +19,7 @@
 
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>
+#include <salvo/spool/dispatch.h>
 #include <salvo/spool/errc.h>
 #include <salvo/spool/pickup_io.h>
 #include <salvo/spool/spool_index.h>
@@ -438,6 +439,11 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     } else {
       stats.recipients_queued += envelope_.receivers.size();
       account_eml();
+      if (w_.dispatch_ != nullptr) {
+        std::vector<std::string_view> rcpts(envelope_.receivers.begin(),
+                                            envelope_.receivers.end());
+        w_.dispatch_->queued(message_id_, received_ns_, 0, rcpts);
+      }
     }
     // Durable: the file goes. A crash before this unlink is caught at the next start by
     // the identity in the commit record.
@@ -449,7 +455,7 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
                  "while salvod runs", name_, std::strerror(errno));
       w_.unremovable_[name_] = {identity_.device, identity_.inode};
     }
-    if (json_ && w_.accounting_ != nullptr) return start_replay();
+    if (json_ && (w_.accounting_ != nullptr || w_.dispatch_ != nullptr)) return start_replay();
     done(Outcome::Queued);
   }
 
@@ -466,8 +472,8 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     for (const auto& r : envelope_.receivers) account_received(*w_.accounting_, ev, r);
   }
 
-  // Accounting for a job: its recipients are read back from the spool (what was queued),
-  // batch by batch, so memory stays flat however large the job.
+  // Accounting and delivery for a job: its recipients are read back from the spool (what
+  // was queued), batch by batch, so memory stays flat however large the job.
   void start_replay() noexcept {
     phase_ = Phase::Replay;
     const spool::SpoolIndex::Entry* e = w_.index_.find(job_id_);
@@ -499,7 +505,15 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
         ev.size = size_stored_;
         ev.source = "pickup";
         ev.job = replay_job_;
-        for (const auto& r : b->recipients) account_received(*w_.accounting_, ev, r.address);
+        if (w_.accounting_ != nullptr) {
+          for (const auto& r : b->recipients) account_received(*w_.accounting_, ev, r.address);
+        }
+        if (w_.dispatch_ != nullptr) {
+          std::vector<std::string_view> rcpts;
+          rcpts.reserve(b->recipients.size());
+          for (const auto& r : b->recipients) rcpts.push_back(r.address);
+          w_.dispatch_->queued(job_id_, received_ns_, b->first_index, rcpts);
+        }
       }
     } else {
       log::warn("pickup {}: accounting read-back: {}", name_, rec.error().message());

@@ -39,6 +39,11 @@ void DestinationQueue::compact_front() noexcept {
   while (!ready_.empty() && ready_.front().taken) ready_.pop_front();
 }
 
+const QueuedRecipient* DestinationQueue::peek_ready() noexcept {
+  compact_front();
+  return ready_.empty() ? nullptr : &ready_.front().r;
+}
+
 std::vector<QueuedRecipient> DestinationQueue::take_transaction(std::size_t max_recipients) {
   std::vector<QueuedRecipient> out;
   compact_front();

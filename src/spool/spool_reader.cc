@@ -54,6 +54,7 @@ class SpoolReader::ReadOp final : public io::Completion {
   }
   SpoolReader* reader = nullptr;
   ReadWaiter* waiter = nullptr;
+  RecordWaiter* record_waiter = nullptr;
   Location loc;
   int fd = -1;
   std::vector<char> buf;
@@ -81,9 +82,18 @@ Result<int> SpoolReader::fd_for(SegmentSeq seq) {
   }
   int fd = ::open(detail::segment_path(dir_, seq).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail_errno(errno);
+  // Evict the oldest fd that no read uses (a read resubmitted after a short read keeps
+  // using its fd: closing it could hand the number to another file).
   if (fds_.size() >= kMaxOpenFds) {
-    ::close(fds_.front().second);
-    fds_.pop_front();
+    for (auto it = fds_.begin(); it != fds_.end(); ++it) {
+      bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
+                              [f = it->second](const ReadOp* op) { return op->fd == f; });
+      if (!busy) {
+        ::close(it->second);
+        fds_.erase(it);
+        break;
+      }
+    }
   }
   fds_.emplace_back(seq.value(), fd);
   return fd;
@@ -91,8 +101,18 @@ Result<int> SpoolReader::fd_for(SegmentSeq seq) {
 
 void SpoolReader::read(Location loc, ReadWaiter* waiter) noexcept {
   auto* op = new ReadOp;
-  op->reader = this;
   op->waiter = waiter;
+  start(loc, op);
+}
+
+void SpoolReader::read(Location loc, RecordWaiter* waiter) noexcept {
+  auto* op = new ReadOp;
+  op->record_waiter = waiter;
+  start(loc, op);
+}
+
+void SpoolReader::start(Location loc, ReadOp* op) noexcept {
+  op->reader = this;
   op->loc = loc;
   in_flight_.push_back(op);
   // Failures found here are answered from the engine too: a caller never sees on_read
@@ -117,9 +137,14 @@ void SpoolReader::on_io(ReadOp& op, std::int32_t res) noexcept {
   if (op.early) {
     in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), &op));
     ReadWaiter* w = op.waiter;
+    RecordWaiter* rw = op.record_waiter;
     std::error_code ec = op.early;
     delete &op;
-    w->on_read(std::unexpected(ec));
+    if (rw != nullptr) {
+      rw->on_record(std::unexpected(ec));
+    } else {
+      w->on_read(std::unexpected(ec));
+    }
     return;
   }
   if (res == -EINTR || res == -EAGAIN ||
@@ -136,6 +161,18 @@ void SpoolReader::on_io(ReadOp& op, std::int32_t res) noexcept {
   } else if (res > 0) {
     rec = parse_framed(std::string_view(op.buf.data(), op.buf.size()), op.loc.offset);
     if (rec && rec->length != op.loc.length) rec = fail(errc::malformed_record);
+  }
+  if (RecordWaiter* rw = op.record_waiter) {
+    if (!rec) {
+      std::error_code ec = rec.error();
+      delete &op;
+      rw->on_record(std::unexpected(ec));
+      return;
+    }
+    RecordBytes out{std::move(op.buf), *rec};  // views stay valid: the storage moved
+    delete &op;
+    rw->on_record(std::move(out));
+    return;
   }
   ReadWaiter* w = op.waiter;
   // The payload views into op.buf: call before freeing.

@@ -29,6 +29,10 @@ Salvod::Salvod(const TempDir& dir, const SalvodOptions& o) {
         << o.node_keys << "\n";
     if (o.listener) cfg << "[[listen]]\naddress = \"127.0.0.1:0\"\n" << o.listen_keys << "\n";
     cfg << o.extra;
+    if (o.hold_delivery) {
+      cfg << "\n[dns]\nresolvers = [\"127.0.0.1:9\"]\n[[shaping]]\ndomain = \"*\"\n"
+             "max_connections = 0\n";
+    }
   }
   proc_ = std::make_unique<Process>(
       std::vector<std::string>{program_path("salvod"), "--config", config_, "--ready-file", ready_,

@@ -26,6 +26,10 @@ struct SalvodOptions {
   bool listener = true;        // one [[listen]] on 127.0.0.1:0
   std::string listen_keys;     // more lines of that [[listen]] table
   std::string extra;           // further tables ([tls], ...)
+  // Intake tests keep what they queue: a "*" [[shaping]] entry with max_connections = 0
+  // (hold) and a DNS resolver nobody answers on. Delivery tests set this false and give
+  // their own [[shaping]], [dns] and [routes] in `extra`.
+  bool hold_delivery = true;
   std::string log_level = "info";
 };
 

@@ -137,6 +137,12 @@ struct Delivery {
   // NOTIFY=DELAY threshold; 0 = never send delay DSNs.
   Duration delay_dsn_after = std::chrono::hours(4);
   std::vector<BounceRule> bounce_rules;
+  // A pooled connection with no work for this long is closed (QUIT).
+  Duration idle_timeout = std::chrono::seconds(5);
+  // Verify the certificate (chain against [tls] ca_bundle, and the MX host name) of servers
+  // of destinations whose tls policy is "required"; opportunistic TLS never verifies
+  // (RFC 7435: any encryption beats none).
+  bool tls_verify = false;
 
   friend bool operator==(const Delivery&, const Delivery&) = default;
 };
@@ -150,7 +156,7 @@ std::string_view to_string(TlsPolicy p);  // "opportunistic", "required", "off"
 struct Shaping {
   std::string domain;     // lower-case recipient domain, or "*"
   std::string mx_suffix;  // lower-case, with a leading dot: ".google.com"
-  std::uint32_t max_connections = 20;
+  std::uint32_t max_connections = 20;  // 0 = hold: queue, but open no connections
   std::uint32_t max_messages_per_connection = 100;
   std::optional<Rate> max_message_rate;     // unset = unlimited
   std::optional<Rate> max_connection_rate;  // unset = unlimited

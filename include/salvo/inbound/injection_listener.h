@@ -16,6 +16,7 @@
 
 namespace salvo::spool {
 class SpoolWriter;
+class Dispatch;
 }
 namespace salvo::accounting {
 class Writer;
@@ -83,6 +84,8 @@ class InjectionListener final : public net::AcceptHandler {
   std::size_t session_count() const noexcept { return session_count_; }
 
   const InboundStats& stats() const noexcept { return stats_; }
+  // Told about every committed message (delivery); null = nobody (tests). Before start().
+  void set_dispatch(spool::Dispatch* d) noexcept { dispatch_ = d; }
 
   void on_accept(net::Listener& l, net::Connection& c) noexcept override;
 
@@ -105,6 +108,7 @@ class InjectionListener final : public net::AcceptHandler {
   spool::SpoolWriter& writer_;
   const ListenerShared& shared_;
   accounting::Writer* accounting_;
+  spool::Dispatch* dispatch_ = nullptr;
   smtp::ServerConfig session_config_;
   net::Listener* listener_ = nullptr;
   net::SocketAddress address_;

@@ -27,6 +27,7 @@ namespace salvo::spool {
 class SpoolWriter;
 class SpoolIndex;
 class SpoolReader;
+class Dispatch;
 }  // namespace salvo::spool
 
 namespace salvo::accounting {
@@ -93,6 +94,8 @@ class PickupWatcher final : public spool::DirectoryWatch::Listener {
   void begin_stop() noexcept;
   bool drained() const noexcept;
   const PickupStats& stats() const noexcept { return stats_; }
+  // Told about every queued message and job batch (delivery); null = nobody. Before start().
+  void set_dispatch(spool::Dispatch* d) noexcept { dispatch_ = d; }
 
  private:
   class Intake;
@@ -114,6 +117,7 @@ class PickupWatcher final : public spool::DirectoryWatch::Listener {
   std::string spool_dir_;
   const PickupShared& shared_;
   accounting::Writer* accounting_;
+  spool::Dispatch* dispatch_ = nullptr;
   std::unique_ptr<spool::SpoolReader> reader_;
   std::uint32_t me_ = 0;
   int dir_fd_ = -1;

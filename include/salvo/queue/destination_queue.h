@@ -40,6 +40,8 @@ class DestinationQueue {
   // Takes the oldest ready recipient and up to max_recipients - 1 more ready recipients of
   // the same message (a transaction's RCPT list). Empty when nothing is ready.
   std::vector<QueuedRecipient> take_transaction(std::size_t max_recipients);
+  // The recipient take_transaction would start with, or null when nothing is ready.
+  const QueuedRecipient* peek_ready() noexcept;
   // Flush (salvoctl flush): every deferred recipient becomes ready now.
   std::size_t flush_deferred();
 

@@ -38,8 +38,19 @@ class ReadWaiter {
   ~ReadWaiter() = default;
 };
 
-// Owner: one shard; used with that shard's engine. Keeps a few segment fds open (an open
-// fd keeps a reclaimed segment readable until it is closed).
+// The same, handing over the bytes: keep them as long as the record's views are used.
+class RecordWaiter {
+ public:
+  virtual void on_record(Result<RecordBytes> rec) noexcept = 0;
+
+ protected:
+  ~RecordWaiter() = default;
+};
+
+// Owner: one shard; used with that shard's engine (any shard may read any shard's spool:
+// committed records never change). Keeps a few segment fds open (an open fd keeps a
+// reclaimed segment readable until it is closed); an fd with a read in flight is never
+// closed, so the cap may be passed while many segments are read at once.
 class SpoolReader {
  public:
   SpoolReader(io::Engine& engine, std::string dir);
@@ -50,10 +61,12 @@ class SpoolReader {
   // Calls waiter->on_read exactly once, always from engine.run_once() (errors found before
   // reading, e.g. a segment that cannot be opened, come through a zero timer).
   void read(Location loc, ReadWaiter* waiter) noexcept;
+  void read(Location loc, RecordWaiter* waiter) noexcept;
 
  private:
   class ReadOp;
   friend class ReadOp;
+  void start(Location loc, ReadOp* op) noexcept;
   Result<int> fd_for(SegmentSeq seq);
   void on_io(ReadOp& op, std::int32_t res) noexcept;
 

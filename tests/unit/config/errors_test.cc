@@ -122,8 +122,9 @@ constexpr BadCase kBadCases[] = {
     // Ranges and enums.
     {"negative integer", "[node]\ncores = -1\n",
      "config: node.cores: must be between 0 and 1024, got -1 (line 2)"},
-    {"zero not allowed", "[[shaping]]\ndomain = \"a.com\"\nmax_connections = 0\n",
-     "config: shaping[0].max_connections: must be between 1 and 100000, got 0 (line 3)"},
+    {"zero not allowed", "[[shaping]]\ndomain = \"a.com\"\nmax_messages_per_connection = 0\n",
+     "config: shaping[0].max_messages_per_connection: must be between 1 and 1000000, got 0 "
+     "(line 3)"},
     {"port", "[delivery]\nsmtp_port = 65536\n",
      "config: delivery.smtp_port: must be between 1 and 65535, got 65536 (line 2)"},
     {"tls enum", "[[shaping]]\ndomain = \"a.com\"\ntls = \"yes\"\n",

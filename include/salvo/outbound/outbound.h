@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+// Outbound: delivery on one shard (SPEC §6). Two roles in one object per shard:
+//  - origin of the messages this shard spooled: routes each committed recipient to the
+//    shard that owns its destination (spool::Dispatch), and makes the outcomes that come
+//    back durable (recipient states, DSNs queued before the finals that caused them);
+//  - owner of the destinations that hash to this shard: their queues, shaping, back-off,
+//    MX routes and connection pools are plain fields here, so the configured limits hold
+//    for the node as a whole with no locks (STYLE.md §4.1).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <salvo/base/result.h>
+#include <salvo/config/config.h>
+#include <salvo/outbound/messages.h>
+#include <salvo/queue/verdict.h>
+#include <salvo/shard/mailbox.h>
+#include <salvo/spool/dispatch.h>
+#include <salvo/spool/recovery.h>
+
+namespace salvo::net {
+class Stack;
+class TlsContext;
+}  // namespace salvo::net
+namespace salvo::spool {
+class SpoolWriter;
+class SpoolIndex;
+}  // namespace salvo::spool
+namespace salvo::accounting {
+class Writer;
+}
+
+namespace salvo::outbound {
+
+using Mailbox = shard::MessageMatrix<Message>;
+
+// The shard that owns a destination: FNV-1a of the routing domain.
+std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept;
+
+// Node-wide, built by the daemon before the shards start; read-only afterwards except for
+// the atomics, which coordinate a graceful stop.
+struct OutboundShared {
+  const config::Config* config = nullptr;
+  std::uint32_t shards = 1;
+  std::vector<std::string> spool_dirs;  // per shard: where each origin's records are
+  std::string hostname;                 // EHLO default, Reporting-MTA of DSNs
+  const queue::Classifier* classifier = nullptr;
+  const net::TlsContext* tls = nullptr;           // client, no verification
+  const net::TlsContext* tls_verified = nullptr;  // client, verifies (tls_verify); may be null
+  std::vector<std::string> prewarm;               // domains resolved at start
+  // Transactions kept in flight per connection (PIPELINING across messages).
+  std::uint32_t window = 4;
+  // Stop: shards whose deliveries have not finished, and cross-shard messages not yet
+  // handled. A shard may tear its spool down only when both are zero.
+  std::atomic<std::uint32_t> delivering{0};
+  std::atomic<std::int64_t> in_transit{0};
+};
+
+// Per-shard counters (STYLE.md §4.6).
+struct OutboundStats {
+  std::uint64_t dispatched = 0;     // recipients routed from this shard's spool
+  std::uint64_t delivered = 0;      // outcomes decided on this shard (as destination owner)
+  std::uint64_t deferred = 0;
+  std::uint64_t bounced = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t dsns = 0;           // DSNs queued (as origin)
+  std::uint64_t connections = 0;    // opened
+  std::uint64_t connect_failures = 0;
+  std::uint64_t tls_sessions = 0;
+  std::uint64_t transactions = 0;
+  std::uint64_t state_errors = 0;   // outcome states the spool refused (logged)
+  std::uint64_t read_errors = 0;    // records that could not be read back (logged)
+  OutboundStats& operator+=(const OutboundStats& o) noexcept;
+};
+
+// Owner: one shard; every call on its thread. Lifecycle: construct in the shard's init
+// after the SpoolWriter, start(), recover() once, then intake calls queued() and the mailbox
+// handler calls on_message(); begin_stop() from the stop hook; destroy once drained() and
+// the node-wide counters say every shard is done (ShardRuntime does this).
+class Outbound final : public spool::Dispatch {
+ public:
+  // accounting may be null (no accounting log: tests).
+  Outbound(shard::Shard& shard, OutboundShared& shared, Mailbox& mailbox,
+           spool::SpoolWriter& writer, const spool::SpoolIndex& index, net::Stack& stack,
+           accounting::Writer* accounting);
+  ~Outbound();
+  Outbound(const Outbound&) = delete;
+  Outbound& operator=(const Outbound&) = delete;
+
+  // Resolver, MX cache, DKIM signers, the tick. why: one line on failure (start-up only).
+  [[nodiscard]] Status start(std::string* why);
+  // Routes every recipient the spool still owes (start-up; reads the records).
+  void recover(const spool::RecoveryResult& recovered, const std::string& spool_dir);
+
+  void queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
+              std::span<const std::string_view> addresses) noexcept override;
+  void on_message(shard::ShardId from, Message&& m) noexcept;
+
+  // No new connections or transactions; connections QUIT once their transactions finish.
+  void begin_stop() noexcept;
+  // No connection, no read or transaction in flight, nothing waiting to be sent.
+  bool drained() const noexcept;
+  // Frees engine-bound parts (resolver, timers) on the shard thread before the engine goes.
+  void shutdown() noexcept;
+
+  const OutboundStats& stats() const noexcept;
+
+  struct Impl;  // src/outbound/internal.h
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace salvo::outbound

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+// DeliveryConnection: smtp::ClientSession over net::Connection for one MX host of a
+// destination's pool: connect (from an egress source), STARTTLS by policy, transactions
+// pipelined up to the window, reuse up to max_messages_per_connection, QUIT when idle.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include <salvo/base/log.h>
+#include <salvo/net/tls.h>
+
+#include "outbound/internal.h"
+
+namespace salvo::outbound {
+namespace {
+
+smtp::TlsPolicy client_policy(config::TlsPolicy p) {
+  switch (p) {
+    case config::TlsPolicy::Required: return smtp::TlsPolicy::Required;
+    case config::TlsPolicy::Off: return smtp::TlsPolicy::Off;
+    case config::TlsPolicy::Opportunistic: return smtp::TlsPolicy::Opportunistic;
+  }
+  return smtp::TlsPolicy::Opportunistic;
+}
+
+smtp::DsnRet client_ret(spool::Ret r) {
+  switch (r) {
+    case spool::Ret::Full: return smtp::DsnRet::Full;
+    case spool::Ret::Headers: return smtp::DsnRet::Hdrs;
+    case spool::Ret::Unspecified: break;
+  }
+  return smtp::DsnRet::Unspecified;
+}
+
+}  // namespace
+
+DeliveryConnection::DeliveryConnection(Destination& d, const Host& host,
+                                       const net::SocketAddress* source, std::string helo)
+    : d_(d), host_(host), helo_(std::move(helo)) {
+  if (source != nullptr) source_ = *source;
+}
+
+void DeliveryConnection::start() noexcept {
+  const auto& del = d_.ob().config.delivery;
+  d_.ob().stack.connect(host_.address, source_ ? &*source_ : nullptr, del.connect_timeout, *this);
+}
+
+void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noexcept {
+  Outbound::Impl& ob = d_.ob();
+  if (c == nullptr) {
+    ++ob.stats.connect_failures;
+    log::debug("outbound: {} [{}]: connect failed: {}", host_.name, host_.address.to_string(),
+               why.message());
+    smtp::Reply r(451, {4, 4, 1},
+                  fmt::format("connect to {} [{}] failed: {}", host_.name,
+                              host_.address.to_string(), why.message()));
+    d_.session_failed(*this, r, true, true);
+    state_ = State::Closed;
+    d_.connection_gone(this);
+    delete this;
+    return;
+  }
+  conn_ = c;
+  state_ = State::Greeting;
+  smtp::ClientConfig cfg;
+  cfg.helo_name = helo_;
+  cfg.use_pipelining = true;
+  cfg.pipeline_across_messages = true;
+  cfg.use_chunking = true;
+  const config::Shaping& sh = d_.shaping();
+  cfg.tls = ob.shared.tls != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
+  verified_ = sh.tls == config::TlsPolicy::Required && ob.config.delivery.tls_verify &&
+              ob.shared.tls_verified != nullptr;
+  session_ = std::make_unique<smtp::ClientSession>(cfg);
+  c->set_handler(this);
+  update_timeout();
+}
+
+void DeliveryConnection::on_data(net::Connection&, ByteBuffer& in) noexcept { drive(in); }
+
+void DeliveryConnection::on_tls_ready(net::Connection&) noexcept {
+  ++d_.ob().stats.tls_sessions;
+  session_->tls_established();
+  ByteBuffer none(0);
+  drive(none);
+}
+
+void DeliveryConnection::drive(ByteBuffer& in) noexcept {
+  while (session_) {
+    smtp::ClientEvent ev = session_->feed(in);
+    switch (ev.kind) {
+      case smtp::ClientEventKind::None:
+        flush();
+        update_timeout();
+        return;
+      case smtp::ClientEventKind::Ready:
+        state_ = State::Ready;
+        d_.on_ready(*this);
+        break;
+      case smtp::ClientEventKind::NeedTls: {
+        flush();
+        const Outbound::Impl& ob = d_.ob();
+        const net::TlsContext* ctx = verified_ ? ob.shared.tls_verified : ob.shared.tls;
+        if (conn_ != nullptr) conn_->start_tls(*ctx, host_.name);
+        update_timeout();
+        return;
+      }
+      case smtp::ClientEventKind::TransactionDone: {
+        auto it = std::find_if(slots_.begin(), slots_.end(),
+                               [&](const Slot* s) { return s->cookie == ev.result.cookie; });
+        if (it == slots_.end()) {
+          SALVO_BUG("outbound: a transaction result for no slot");
+          break;
+        }
+        Slot* s = *it;
+        slots_.erase(it);
+        d_.finish(s, &ev.result);
+        if (state_ == State::Ready) fill();
+        break;
+      }
+      case smtp::ClientEventKind::Failed:
+        d_.session_failed(*this, ev.reply, state_ != State::Ready, ev.local);
+        flush();
+        state_ = State::Quitting;
+        if (conn_ != nullptr) conn_->close();
+        return;
+      case smtp::ClientEventKind::Closed:
+        state_ = State::Quitting;
+        if (conn_ != nullptr) conn_->close();
+        return;
+    }
+  }
+}
+
+bool DeliveryConnection::can_take() noexcept {
+  if (state_ != State::Ready || d_.ob().stopping) return false;
+  if (slots_.size() >= d_.ob().shared.window) return false;
+  if (taken_ >= d_.shaping().max_messages_per_connection) return false;
+  return !d_.paused();
+}
+
+void DeliveryConnection::fill() noexcept {
+  while (can_take()) {
+    Slot* s = d_.take(this);
+    if (s == nullptr) break;
+    if (s->conn != this) continue;  // resolved locally (expired)
+    s->cookie = d_.ob().next_cookie++;
+    slots_.push_back(s);
+    ++taken_;
+  }
+  if (slots_.empty() && state_ == State::Ready &&
+      (d_.ob().stopping || taken_ >= d_.shaping().max_messages_per_connection || d_.paused())) {
+    quit();
+  }
+  update_timeout();
+}
+
+void DeliveryConnection::submit(Slot* s) noexcept {
+  if (state_ != State::Ready || !session_) {
+    slots_.erase(std::remove(slots_.begin(), slots_.end(), s), slots_.end());
+    d_.requeue(s);
+    return;
+  }
+  smtp::Transaction t;
+  t.cookie = s->cookie;
+  t.reverse_path = std::string(s->reverse_path);
+  t.recipients.reserve(s->rcpt_data.size());
+  for (const auto& r : s->rcpt_data) {
+    smtp::OutgoingRecipient o;
+    o.address = std::string(r.address);
+    o.notify = smtp::NotifyFlags(r.notify);
+    o.orcpt = std::string(r.orcpt);
+    t.recipients.push_back(std::move(o));
+  }
+  t.envid = std::string(s->envid);
+  t.ret = client_ret(s->ret);
+  t.needs_smtputf8 = (s->flags & spool::kFlagSmtpUtf8) != 0;
+  t.needs_8bitmime = (s->flags & spool::kFlag8BitMime) != 0;
+  t.body = s->send;
+  s->submitted = true;
+  session_->submit(std::move(t));
+  flush();
+  update_timeout();
+}
+
+void DeliveryConnection::quit() noexcept {
+  if (!session_ || state_ == State::Quitting || state_ == State::Closed) return;
+  state_ = State::Quitting;
+  session_->quit();
+  flush();
+}
+
+void DeliveryConnection::flush() noexcept {
+  if (conn_ == nullptr || !session_ || session_->output().empty()) return;
+  conn_->output().append(session_->output().view());
+  session_->output().clear();
+  conn_->flush();
+}
+
+void DeliveryConnection::update_timeout() noexcept {
+  if (conn_ == nullptr) return;
+  const auto& del = d_.ob().config.delivery;
+  Duration t = del.greeting_timeout;
+  if (state_ == State::Greeting) {
+    t = std::max({del.greeting_timeout, del.helo_timeout, del.tls_timeout});
+  } else if (state_ == State::Ready) {
+    t = slots_.empty() ? del.idle_timeout : del.data_done_timeout;
+  } else if (state_ == State::Quitting) {
+    t = del.helo_timeout;
+  }
+  conn_->set_idle_timeout(t);
+}
+
+bool DeliveryConnection::on_idle_timeout(net::Connection&) noexcept {
+  if (state_ == State::Ready && slots_.empty() && session_) {
+    quit();
+    return true;  // QUIT goes out, then the connection closes
+  }
+  return false;
+}
+
+void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcept {
+  conn_ = nullptr;
+  const bool was_ready = state_ == State::Ready || (state_ == State::Quitting && taken_ != 0);
+  if (session_) {
+    if (state_ == State::Greeting) {
+      // Lost before the session was ready: count it against the host (next MX).
+      smtp::Reply r(451, {4, 4, 2},
+                    fmt::format("connection to {} [{}] lost before the session was ready{}{}",
+                                host_.name, host_.address.to_string(), why ? ": " : "",
+                                why ? why.message() : std::string()));
+      d_.session_failed(*this, r, true, true);
+    }
+    session_->connection_lost();
+    ByteBuffer none(0);
+    // Every submitted transaction completes with a local 451 4.4.2.
+    for (;;) {
+      smtp::ClientEvent ev = session_->feed(none);
+      if (ev.kind == smtp::ClientEventKind::None) break;
+      if (ev.kind != smtp::ClientEventKind::TransactionDone) continue;
+      auto it = std::find_if(slots_.begin(), slots_.end(),
+                             [&](const Slot* s) { return s->cookie == ev.result.cookie; });
+      if (it == slots_.end()) continue;
+      Slot* s = *it;
+      slots_.erase(it);
+      d_.finish(s, &ev.result);
+    }
+  }
+  (void)was_ready;
+  // Slots still reading go back to the queue when their reads finish.
+  for (Slot* s : slots_) s->conn = nullptr;
+  slots_.clear();
+  state_ = State::Closed;
+  d_.connection_gone(this);
+  delete this;
+}
+
+std::string DeliveryConnection::tls_version() const {
+  if (conn_ == nullptr || conn_->tls() == nullptr) return {};
+  return conn_->tls()->version();
+}
+
+}  // namespace salvo::outbound

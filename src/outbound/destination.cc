@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: Apache-2.0
+// Destination: one routing domain's queue, shaping, back-off, route and connection pool on
+// its owner shard; and the verdicts of every transaction made for it (the one place where
+// replies become recipient states, accounting lines and DSN reports).
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include <salvo/base/log.h>
+#include <salvo/dsn/dsn.h>
+#include <salvo/spool/template.h>
+
+#include "outbound/internal.h"
+
+namespace salvo::outbound {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::nanoseconds;
+
+std::int64_t to_ns(WallTime t) {
+  return duration_cast<nanoseconds>(t.time_since_epoch()).count();
+}
+
+WallTime from_ns(std::int64_t ns) { return WallTime(duration_cast<WallTime::duration>(nanoseconds(ns))); }
+
+const config::Shaping* shaping_for(const config::Config& c, std::string_view domain) {
+  if (const auto* s = c.find_shaping_for_domain(domain)) return s;
+  return &c.default_shaping;
+}
+
+std::string_view source_name(spool::Source s) { return spool::to_string(s); }
+
+bool has_8bit(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
+
+}  // namespace
+
+void Slot::Part::on_record(Result<spool::RecordBytes> rec) noexcept {
+  if (rec) {
+    slot->bytes[which] = std::move(*rec);
+  } else if (!slot->read_error) {
+    slot->read_error = rec.error();
+  }
+  if (--slot->reads_pending == 0) slot->dest->slot_ready(slot);
+}
+
+Destination::Destination(Outbound::Impl& ob, std::string domain)
+    : ob_(ob),
+      domain_(std::move(domain)),
+      shaping_(shaping_for(ob.config, domain_)),
+      backoff_(std::max<std::uint32_t>(shaping_->max_connections, 1)) {
+  if (shaping_->max_message_rate) msg_rate_.emplace(*shaping_->max_message_rate);
+  if (shaping_->max_connection_rate) conn_rate_.emplace(*shaping_->max_connection_rate);
+}
+
+bool Destination::active() const noexcept {
+  return !queue_.empty() || !conns_.empty() || slots_ != 0;
+}
+
+bool Destination::paused() noexcept { return allowed_connections() == 0; }
+
+std::uint32_t Destination::allowed_connections() noexcept {
+  if (shaping_->max_connections == 0) return 0;  // hold
+  return std::min(shaping_->max_connections, backoff_.allowed_connections(ob_.shard.clock().now()));
+}
+
+void Destination::add(Enqueue&& e) noexcept {
+  MsgInfo& m = msgs_[e.message];
+  if (m.refs == 0) {
+    m.origin = e.origin;
+    m.is_job = e.is_job;
+    m.received_unix_ns = e.received_unix_ns;
+    if (e.is_job) {
+      m.job_template = e.job_template;
+    } else {
+      m.record = e.record;
+    }
+  }
+  if (e.is_job) m.batches.emplace(e.recipient - e.index_in_record, e.record);
+  ++m.refs;
+  queue::QueuedRecipient q;
+  q.message = e.message;
+  q.recipient = e.recipient;
+  q.attempts = e.attempts;
+  q.next_attempt = from_ns(e.next_attempt_unix_ns);
+  if (e.next_attempt_unix_ns != 0 && q.next_attempt > ob_.shard.clock().wall_now()) {
+    queue_.push_deferred(q);
+  } else {
+    queue_.push_ready(q);
+  }
+  ob_.mark_dirty(*this);
+}
+
+void Destination::pump() noexcept {
+  if (ob_.stopping) return;
+  const TimePoint now = ob_.shard.clock().now();
+  queue_.promote(ob_.shard.clock().wall_now());
+  for (DeliveryConnection* c : std::vector<DeliveryConnection*>(conns_)) {
+    if (c->ready()) c->fill();
+  }
+  if (queue_.ready() == 0) return;
+  if (shaping_->max_connections == 0) return;  // held: queued, not sent
+  if (route_ == RouteState::None || ((route_ == RouteState::Ok || route_ == RouteState::Failed) &&
+                                     now >= route_expires_)) {
+    resolve();
+  }
+  if (route_ == RouteState::Resolving) return;
+  if (route_ == RouteState::Failed) {
+    fail_ready(*route_failure_);
+    return;
+  }
+  const std::uint32_t allowed = allowed_connections();
+  std::size_t capacity = 0;
+  for (DeliveryConnection* c : conns_) {
+    std::size_t w = ob_.shared.window;
+    capacity += c->connecting() ? w : (c->ready() && w > c->load() ? w - c->load() : 0);
+  }
+  while (conns_.size() < allowed && queue_.ready() > capacity) {
+    const Host* h = pick_host();
+    if (h == nullptr) break;
+    if (conn_rate_ && !conn_rate_->try_take(now)) break;
+    open_connection(*h);
+    capacity += ob_.shared.window;
+  }
+  if (conns_.empty() && allowed != 0 && pick_host() == nullptr) {
+    // Every host failed recently: this attempt is over for what is ready.
+    LocalFailure f;
+    if (last_failure_) {
+      f = *last_failure_;
+    } else {
+      f.reply = smtp::Reply(451, {4, 4, 1}, "no MX host of " + domain_ + " could be reached");
+    }
+    fail_ready(std::move(f));
+  }
+}
+
+void Destination::resolve() noexcept {
+  const config::Config& c = ob_.config;
+  if (const auto* hops = c.find_route(domain_)) {
+    hosts_.clear();
+    for (const auto& hp : *hops) {
+      auto a = net::SocketAddress::parse(hp.host, hp.port);
+      if (!a) {
+        // Route targets given by name are not resolved yet: say so in the deferral.
+        LocalFailure f;
+        f.reply = smtp::Reply(451, {4, 4, 3}, "route " + hp.to_string() +
+                                                  ": host names in [routes] are not supported; "
+                                                  "use an IP address");
+        route_failure_ = f;
+        route_ = RouteState::Failed;
+        route_expires_ = ob_.shard.clock().now() + std::chrono::seconds(60);
+        return;
+      }
+      a->set_port(hp.port);
+      hosts_.push_back(Host{hp.host, *a, {}});
+    }
+    route_ = RouteState::Ok;
+    route_expires_ = TimePoint::max();
+    return;
+  }
+  route_ = RouteState::Resolving;
+  auto answer = ob_.mx->lookup(domain_, [this](dns::MxAnswer a) { on_mx(a); });
+  if (answer) on_mx(answer);
+}
+
+void Destination::on_mx(const dns::MxAnswer& a) noexcept {
+  route_expires_ = a->expires;
+  if (a->status == dns::MxStatus::Ok) {
+    std::vector<Host> hosts;
+    for (const auto& h : a->hosts) {
+      for (const auto& addr : h.addresses) {
+        Host host{h.name, addr, {}};
+        host.address.set_port(ob_.config.delivery.smtp_port);
+        // Keep a host's down mark across refreshes.
+        for (const auto& old : hosts_) {
+          if (old.address == host.address) host.down_until = old.down_until;
+        }
+        hosts.push_back(std::move(host));
+      }
+    }
+    hosts_ = std::move(hosts);
+    route_ = hosts_.empty() ? RouteState::Failed : RouteState::Ok;
+    if (route_ == RouteState::Failed) {
+      LocalFailure f;
+      f.reply = smtp::Reply(550, {5, 1, 2}, domain_ + ": no usable MX host address");
+      route_failure_ = f;
+    } else if (ob_.config.find_shaping_for_domain(domain_) == nullptr) {
+      // MX rollup: an mx_suffix entry applies when the most preferred MX matches it.
+      if (const auto* s = ob_.config.find_shaping_for_mx(hosts_.front().name)) {
+        if (s != shaping_) {
+          shaping_ = s;
+          backoff_.set_max_connections(std::max<std::uint32_t>(s->max_connections, 1));
+          msg_rate_.reset();
+          conn_rate_.reset();
+          if (s->max_message_rate) msg_rate_.emplace(*s->max_message_rate);
+          if (s->max_connection_rate) conn_rate_.emplace(*s->max_connection_rate);
+        }
+      }
+    }
+  } else {
+    LocalFailure f;
+    f.stage = queue::Stage::Connect;
+    if (a->status == dns::MxStatus::Permanent) {
+      // RFC 7505 null MX, NXDOMAIN, no address: the domain does not take mail.
+      f.reply = smtp::Reply(550, {5, 1, 2}, "bad destination domain: " + a->detail);
+      f.stage = queue::Stage::Rcpt;  // a verdict about the recipient's domain: bounce
+    } else {
+      f.reply = smtp::Reply(451, {4, 4, 3}, "DNS lookup failed: " + a->detail);
+    }
+    route_failure_ = f;
+    route_ = RouteState::Failed;
+  }
+  ob_.mark_dirty(*this);
+}
+
+const Host* Destination::pick_host() noexcept {
+  const TimePoint now = ob_.shard.clock().now();
+  for (const Host& h : hosts_) {
+    if (h.down_until <= now) return &h;
+  }
+  return nullptr;
+}
+
+void Destination::open_connection(const Host& h) noexcept {
+  const config::Config& c = ob_.config;
+  const net::SocketAddress* source = nullptr;
+  net::SocketAddress src;
+  std::string helo = ob_.shared.hostname;
+  if (!shaping_->egress.empty()) {
+    if (const auto* e = c.find_egress(shaping_->egress)) {
+      const auto& ip = e->addresses[egress_next_++ % e->addresses.size()];
+      if (auto a = net::SocketAddress::parse(ip.to_string(), 0)) {
+        src = *a;
+        source = &src;
+      }
+      if (!e->ehlo.empty()) helo = e->ehlo;
+    }
+  }
+  auto* conn = new DeliveryConnection(*this, h, source, std::move(helo));
+  conns_.push_back(conn);
+  ++ob_.stats.connections;
+  conn->start();
+}
+
+void Destination::on_ready(DeliveryConnection& c) noexcept {
+  last_failure_.reset();
+  c.fill();
+}
+
+Slot* Destination::take(DeliveryConnection* c) noexcept {
+  return start_slot(c, std::nullopt, true);
+}
+
+Slot* Destination::start_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
+                              bool spend_rate) noexcept {
+  const TimePoint now = ob_.shard.clock().now();
+  const queue::QueuedRecipient* head = queue_.peek_ready();
+  if (head == nullptr) return nullptr;
+  auto it = msgs_.find(head->message);
+  if (it == msgs_.end()) {
+    SALVO_BUG("outbound: a queued recipient without its message info");
+    (void)queue_.take_transaction(1);
+    return nullptr;
+  }
+  if (spend_rate && msg_rate_ && !msg_rate_->try_take(now)) return nullptr;  // tick retries
+  const MsgInfo& m = it->second;
+  // A job's recipients each get their own expansion: one per transaction.
+  std::size_t max = m.is_job ? 1 : ob_.config.delivery.max_recipients;
+  Slot* s = ob_.new_slot();
+  s->dest = this;
+  s->conn = c;
+  s->local = std::move(local);
+  s->message = head->message;
+  s->rcpts = queue_.take_transaction(max);
+  s->info.origin = m.origin;
+  s->info.is_job = m.is_job;
+  s->info.record = m.record;
+  s->info.job_template = m.job_template;
+  s->info.received_unix_ns = m.received_unix_ns;
+  ++slots_;
+  if (!s->local && ob_.retry.expired(from_ns(m.received_unix_ns), ob_.shard.clock().wall_now())) {
+    LocalFailure f;
+    f.reply = smtp::Reply(451, {4, 4, 7}, "message expired in the queue");
+    s->local = std::move(f);
+  }
+  if (s->local) s->conn = nullptr;
+  // Reads complete from the engine, never inside read(): s stays valid for the caller.
+  spool::SpoolReader& reader = ob_.reader(m.origin);
+  for (int i = 0; i < 2; ++i) {
+    s->parts[i].slot = s;
+    s->parts[i].which = i;
+  }
+  if (!m.is_job) {
+    s->reads_pending = 1;
+    reader.read(m.record, &s->parts[0]);
+    return s;
+  }
+  const std::uint32_t r = s->rcpts.front().recipient;
+  auto b = m.batches.upper_bound(r);
+  if (b == m.batches.begin()) {
+    s->read_error = make_error_code(std::errc::invalid_argument);
+    s->reads_pending = 1;
+    reader.read(m.job_template, &s->parts[1]);
+    return s;
+  }
+  --b;
+  s->info.batches.emplace(b->first, b->second);
+  s->reads_pending = 2;
+  reader.read(b->second, &s->parts[0]);
+  reader.read(m.job_template, &s->parts[1]);
+  return s;
+}
+
+void Destination::fail_ready(LocalFailure f) noexcept {
+  while (queue_.ready() != 0) {
+    if (start_slot(nullptr, f, false) == nullptr) break;
+  }
+}
+
+void Destination::slot_ready(Slot* s) noexcept {
+  if (!s->read_error) {
+    if (!s->info.is_job) {
+      auto m = spool::decode_message(s->bytes[0].raw.payload);
+      if (!m) {
+        s->read_error = m.error();
+      } else {
+        s->reverse_path = m->reverse_path;
+        s->envid = m->envid;
+        s->job = m->job;
+        s->ret = m->ret;
+        s->flags = m->flags;
+        s->source = m->source;
+        s->body_source = m->body;
+        for (const auto& q : s->rcpts) {
+          Slot::Rcpt r;
+          if (q.recipient < m->recipients.size()) {
+            r.address = m->recipients[q.recipient].address;
+            r.notify = m->recipients[q.recipient].notify;
+            r.orcpt = m->recipients[q.recipient].orcpt;
+          }
+          s->rcpt_data.push_back(std::move(r));
+        }
+      }
+    } else {
+      auto b = spool::decode_job_recipients(s->bytes[0].raw.payload);
+      auto t = spool::decode_job_template(s->bytes[1].raw.payload);
+      if (!b || !t) {
+        s->read_error = !b ? b.error() : t.error();
+      } else {
+        s->reverse_path = t->from;
+        s->envid = t->envid;
+        s->job = t->job;
+        s->ret = t->ret;
+        s->flags = t->flags;
+        s->source = t->source;
+        s->body_source = t->content;
+        for (const auto& q : s->rcpts) {
+          Slot::Rcpt r;
+          std::uint32_t k = q.recipient - b->first_index;
+          if (q.recipient >= b->first_index && k < b->recipients.size()) {
+            const auto& jr = b->recipients[k];
+            r.address = jr.address;
+            r.notify = jr.notify;
+            r.orcpt = jr.orcpt;
+            r.vars.assign(jr.vars.begin(), jr.vars.end());
+          }
+          s->rcpt_data.push_back(std::move(r));
+        }
+      }
+    }
+  }
+  if (s->read_error) {
+    ++ob_.stats.read_errors;
+    log::error("outbound: message {} of shard {}: spool record unreadable: {}",
+               format_id(s->message), s->info.origin, s->read_error.message());
+    LocalFailure f;
+    f.reply = smtp::Reply(451, {4, 3, 0}, "queue file read error");
+    s->local = std::move(f);
+  }
+  if (s->local) {
+    finish(s, nullptr);
+    return;
+  }
+  if (s->conn == nullptr || ob_.stopping) {
+    requeue(s);
+    return;
+  }
+  // The message as it goes out: the job's template expanded for its recipient, then the
+  // DKIM signature of the From: domain's key in front.
+  std::string_view base = s->body_source;
+  if (s->info.is_job) {
+    auto tpl = spool::Template::parse(s->body_source);
+    if (tpl.has_placeholders()) {
+      tpl.expand(s->rcpt_data.front().vars, s->expanded);
+      base = s->expanded;
+    }
+  }
+  s->original = base;
+  if (const dkim::Signer* signer = ob_.signer_for(from_domain(base))) {
+    auto sig = signer->sign(base, std::chrono::duration_cast<std::chrono::seconds>(
+                                      ob_.shard.clock().wall_now().time_since_epoch())
+                                      .count());
+    if (sig) {
+      s->body.reserve(sig->size() + base.size());
+      s->body = *sig;
+      s->body.append(base);
+      s->send = s->body;
+    } else {
+      log::warn("outbound: message {}: DKIM signing failed ({}); sent unsigned",
+                format_id(s->message), sig.error().message());
+      s->send = base;
+    }
+  } else {
+    s->send = base;
+  }
+  s->conn->submit(s);
+}
+
+void Destination::requeue(Slot* s) noexcept {
+  for (const auto& q : s->rcpts) queue_.push_ready(q);
+  --slots_;
+  ob_.free_slot(s);
+  ob_.mark_dirty(*this);
+}
+
+void Destination::session_failed(DeliveryConnection& c, const smtp::Reply& reply,
+                                 bool before_ready, bool local) noexcept {
+  (void)local;
+  const TimePoint now = ob_.shard.clock().now();
+  queue::Reply qr{reply.code, {}, reply.text};
+  std::string enh = reply.status.to_string();
+  qr.enhanced = enh;
+  queue::Decision d = ob_.shared.classifier->classify(
+      before_ready ? queue::Stage::Greeting : queue::Stage::Mail, qr);
+  if (d.throttled) backoff_.on_throttled(now);
+  if (before_ready || d.next_mx) {
+    Duration down = ob_.config.delivery.retry_schedule.front();
+    down = std::min<Duration>(down, std::chrono::minutes(5));
+    for (Host& h : hosts_) {
+      if (h.address == c.host().address) h.down_until = now + down;
+    }
+    LocalFailure f;
+    f.stage = queue::Stage::Connect;
+    f.reply = reply.code / 100 == 4 ? reply
+                                    : smtp::Reply(451, {4, 4, 0}, fmt::format("{} said: {} {}",
+                                                                              c.host().name,
+                                                                              reply.code,
+                                                                              reply.text));
+    f.mx = c.host().name;
+    last_failure_ = std::move(f);
+  }
+}
+
+void Destination::connection_gone(DeliveryConnection* c) noexcept {
+  conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
+  ob_.mark_dirty(*this);
+}
+
+void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcept {
+  const TimePoint now = ob_.shard.clock().now();
+  const WallTime wall = ob_.shard.clock().wall_now();
+  const std::int64_t wall_ns = to_ns(wall);
+  const std::string id = format_id(s->message);
+  std::string mx, ip, tls;
+  if (s->conn != nullptr) {
+    mx = s->conn->host().name;
+    ip = s->conn->ip();
+    tls = s->conn->tls_version();
+  } else if (s->local) {
+    mx = s->local->mx;
+  }
+  const bool null_sender = s->reverse_path.empty();
+  Outcomes out;
+  out.message = s->message;
+  std::vector<dsn::RecipientReport> reports;
+  const double queued_s =
+      static_cast<double>(wall_ns - s->info.received_unix_ns) / 1e9;
+  ++ob_.stats.transactions;
+  for (std::size_t i = 0; i < s->rcpts.size(); ++i) {
+    const queue::QueuedRecipient& q = s->rcpts[i];
+    const Slot::Rcpt* rd = i < s->rcpt_data.size() ? &s->rcpt_data[i] : nullptr;
+    smtp::Reply reply;
+    queue::Stage stage = queue::Stage::DataEnd;
+    if (s->local || result == nullptr) {
+      reply = s->local ? s->local->reply : smtp::Reply(451, {4, 3, 0}, "internal error");
+      stage = s->local ? s->local->stage : queue::Stage::Connect;
+    } else if (result->mail_reply.code != 0 && !result->mail_reply.positive()) {
+      reply = result->mail_reply;
+      stage = queue::Stage::Mail;
+    } else if (i < result->rcpt_replies.size() && result->rcpt_replies[i].code != 0 &&
+               !result->rcpt_replies[i].positive()) {
+      reply = result->rcpt_replies[i];
+      stage = queue::Stage::Rcpt;
+    } else {
+      reply = result->final_reply;
+      if (reply.code == 0) reply = smtp::Reply(451, {4, 4, 2}, "no reply to the message");
+    }
+    std::string enh = reply.status.to_string();
+    queue::Reply qr{reply.code, enh, reply.text};
+    queue::Decision d = ob_.shared.classifier->classify(stage, qr);
+    if (d.throttled) backoff_.on_throttled(now);
+    RecipientOutcome ro;
+    ro.recipient = q.recipient;
+    ro.attempts = q.attempts + 1;
+    accounting::Event ev;
+    dsn::Action action = dsn::Action::Failed;
+    bool report = false;
+    std::string status = enh;
+    switch (d.verdict) {
+      case queue::Verdict::Delivered:
+        ro.state = spool::RecipientState::Delivered;
+        ev.type = accounting::EventType::Delivered;
+        ++ob_.stats.delivered;
+        backoff_.on_delivered();
+        action = dsn::Action::Delivered;
+        report = true;
+        break;
+      case queue::Verdict::Bounced:
+        ro.state = spool::RecipientState::Bounced;
+        ev.type = accounting::EventType::Bounced;
+        ev.category = d.category;
+        ++ob_.stats.bounced;
+        report = true;
+        break;
+      case queue::Verdict::Deferred: {
+        auto next = rd == nullptr || rd->address.empty()
+                        ? std::optional<WallTime>(wall + ob_.config.delivery.retry_schedule.front())
+                        : ob_.retry.next_attempt(from_ns(s->info.received_unix_ns), wall,
+                                                 q.attempts + 1);
+        if (!next) {
+          ro.state = spool::RecipientState::Expired;
+          ev.type = accounting::EventType::Expired;
+          ++ob_.stats.expired;
+          report = true;
+          if (status.empty() || status[0] != '4') status = "4.4.7";
+          break;
+        }
+        ro.state = spool::RecipientState::Deferred;
+        ro.next_attempt_unix_ns = to_ns(*next);
+        ev.type = accounting::EventType::Deferred;
+        ++ob_.stats.deferred;
+        queue::QueuedRecipient again = q;
+        again.attempts = q.attempts + 1;
+        again.next_attempt = *next;
+        queue_.push_deferred(again);
+        // NOTIFY=DELAY: once, at the attempt that finds the threshold passed since the
+        // previous one (the previous wait is the schedule's step before this attempt).
+        const Duration after = ob_.config.delivery.delay_dsn_after;
+        if (after.count() > 0) {
+          const Duration waited = wall - from_ns(s->info.received_unix_ns);
+          const auto& sched = ob_.config.delivery.retry_schedule;
+          Duration prev = q.attempts == 0
+                              ? waited
+                              : sched[std::min<std::size_t>(q.attempts - 1, sched.size() - 1)];
+          if (waited >= after && waited - prev < after) {
+            action = dsn::Action::Delayed;
+            report = true;
+          }
+        }
+        break;
+      }
+    }
+    if (rd != nullptr && !rd->address.empty()) {
+      if (ob_.accounting != nullptr) {
+        ev.ts_unix_ns = wall_ns;
+        ev.id = id;
+        ev.from = s->reverse_path;
+        ev.rcpt = rd->address;
+        ev.domain = domain_;
+        ev.mx = mx;
+        ev.ip = ip;
+        ev.code = reply.code;
+        ev.enhanced = enh;
+        ev.response = reply.text;
+        ev.attempt = q.attempts + 1;
+        ev.tls = tls;
+        ev.size = s->original.size();
+        ev.queued_s = queued_s;
+        ev.source = source_name(s->source);
+        ev.job = s->job;
+        ob_.accounting->append(ev);
+      }
+      if (report &&
+          dsn::wants_dsn(action, rd->notify, dsn::NullSender(null_sender))) {
+        dsn::RecipientReport rr;
+        rr.final_recipient = std::string(rd->address);
+        rr.original_recipient_xtext = std::string(rd->orcpt);
+        rr.action = action;
+        rr.status = status;
+        rr.remote_mta = mx;
+        if (reply.code != 0) {
+          rr.diagnostic = fmt::format("{}{}{} {}", reply.code, enh.empty() ? "" : " ", enh,
+                                      reply.text);
+        }
+        rr.last_attempt_unix = wall_ns / 1'000'000'000;
+        if (action == dsn::Action::Delayed) {
+          rr.will_retry_until_unix =
+              (s->info.received_unix_ns +
+               duration_cast<nanoseconds>(ob_.config.delivery.expiry).count()) /
+              1'000'000'000;
+        }
+        reports.push_back(std::move(rr));
+      }
+    }
+    if (spool::is_final(ro.state)) {
+      auto it = msgs_.find(q.message);
+      if (it != msgs_.end() && --it->second.refs == 0) msgs_.erase(it);
+    }
+    out.recipients.push_back(ro);
+  }
+  if (!reports.empty()) {
+    dsn::DsnInput in;
+    in.reporting_mta = ob_.shared.hostname;
+    in.original_sender = std::string(s->reverse_path);
+    in.envid_xtext = std::string(s->envid);
+    in.arrival_unix = s->info.received_unix_ns / 1'000'000'000;
+    in.now_unix = wall_ns / 1'000'000'000;
+    in.unique = s->message ^ (static_cast<std::uint64_t>(wall_ns) << 1) ^ s->cookie;
+    in.ret = static_cast<dsn::Ret>(s->ret);
+    in.original_message = s->original.empty() ? s->body_source : s->original;
+    in.recipients = std::move(reports);
+    in.smtputf8 = (s->flags & spool::kFlagSmtpUtf8) != 0;
+    if (auto text = dsn::build_dsn(in)) {
+      out.dsn = std::move(*text);
+      out.dsn_to = std::string(s->reverse_path);
+      out.dsn_8bit = has_8bit(out.dsn);
+      out.dsn_smtputf8 = in.smtputf8;
+    } else {
+      log::warn("outbound: message {}: no DSN: {}", id, text.error().message());
+    }
+  }
+  const std::uint32_t origin = s->info.origin;
+  --slots_;
+  ob_.free_slot(s);
+  ob_.send_outcomes(origin, std::move(out));
+  ob_.mark_dirty(*this);
+}
+
+}  // namespace salvo::outbound

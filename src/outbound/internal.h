@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+// Outbound internals: Outbound::Impl (the shard's delivery state), Destination (one routing
+// domain's queue, shaping, route and connections), Slot (one transaction from record read to
+// verdicts) and DeliveryConnection (smtp::ClientSession over net::Connection). Everything
+// here is owned by one shard and used on its thread.
+//
+//   Destination::pump ─► open DeliveryConnection (host, egress) ─► Ready
+//        │                      │ fill(): take_transaction ─► Slot ─► spool reads
+//        │                      ▼                                     │
+//        │              ClientSession.submit ◄── compose (template, DKIM) ◄┘
+//        ▼                      │ TransactionDone
+//   fail_ready (DNS/all hosts down) ─► Slot (local reply) ─► Destination::finish ─► Outcomes
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <salvo/accounting/accounting.h>
+#include <salvo/base/clock.h>
+#include <salvo/dkim/signer.h>
+#include <salvo/dns/mx_cache.h>
+#include <salvo/dns/resolver.h>
+#include <salvo/io/detachable_op.h>
+#include <salvo/net/stack.h>
+#include <salvo/outbound/outbound.h>
+#include <salvo/queue/destination_queue.h>
+#include <salvo/queue/shaping.h>
+#include <salvo/queue/verdict.h>
+#include <salvo/smtp/client_session.h>
+#include <salvo/spool/spool_index.h>
+#include <salvo/spool/spool_reader.h>
+#include <salvo/spool/spool_writer.h>
+#include <salvo/spool/template.h>
+
+namespace salvo::outbound {
+
+class Destination;
+class DeliveryConnection;
+
+// Where one message's records are (per destination, shared by its queued recipients).
+struct MsgInfo {
+  std::uint32_t origin = 0;
+  bool is_job = false;
+  spool::Location record;        // messages: the Message record
+  spool::Location job_template;  // jobs
+  std::map<std::uint32_t, spool::Location> batches;  // jobs: first index -> batch record
+  std::int64_t received_unix_ns = 0;
+  std::uint32_t refs = 0;  // recipients of this message queued or in flight here
+};
+
+// A reply decided here rather than by a server (DNS failure, no host reachable, expiry).
+struct LocalFailure {
+  queue::Stage stage = queue::Stage::Connect;
+  smtp::Reply reply;
+  std::string mx;  // the host the failure concerns, if any
+};
+
+// One transaction: recipients of one message taken from a destination's queue, the record
+// reads, the composed body, and (once sent) the session's answer. Owner: Outbound::Impl
+// (heap; deleted by Destination::finish or requeue).
+class Slot {
+ public:
+  struct Part final : spool::RecordWaiter {
+    Slot* slot = nullptr;
+    int which = 0;  // 0: message record / job batch, 1: job template
+    void on_record(Result<spool::RecordBytes> rec) noexcept override;
+  };
+
+  Destination* dest = nullptr;
+  DeliveryConnection* conn = nullptr;  // null: resolve locally, or the connection is gone
+  std::optional<LocalFailure> local;
+  std::uint64_t message = 0;
+  MsgInfo info;  // a copy (batches: only the one needed)
+  std::vector<queue::QueuedRecipient> rcpts;
+  std::uint64_t cookie = 0;
+  Part parts[2];
+  int reads_pending = 0;
+  std::error_code read_error;
+  spool::RecordBytes bytes[2];
+  // Decoded (views into bytes[]).
+  std::string_view reverse_path, envid, job, body_source;
+  spool::Ret ret = spool::Ret::Unspecified;
+  std::uint8_t flags = 0;
+  struct Rcpt {
+    std::string_view address;
+    std::uint8_t notify = 0;
+    std::string_view orcpt;
+    std::vector<spool::TemplateVar> vars;
+  };
+  std::vector<Rcpt> rcpt_data;  // parallel to rcpts
+  spool::Source source = spool::Source::Smtp;
+  std::string expanded;         // jobs: the template expanded for the recipient
+  std::string body;             // DKIM signature + the message, when signed
+  std::string_view original;    // the message before signing (DSN returns it)
+  std::string_view send;        // the bytes sent
+  bool submitted = false;
+};
+
+// Per-shard delivery state. Destinations are never freed while the shard runs (their
+// count is bounded by the domains mail goes to), so MX callbacks and wake lists may hold
+// plain pointers to them.
+struct Outbound::Impl {
+  Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::SpoolWriter& w,
+       const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc);
+
+  Outbound* self = nullptr;
+  shard::Shard& shard;
+  OutboundShared& shared;
+  const config::Config& config;
+  Mailbox& mailbox;
+  spool::SpoolWriter& writer;
+  const spool::SpoolIndex& index;
+  net::Stack& stack;
+  accounting::Writer* accounting;
+  std::uint32_t me = 0;
+  queue::RetrySchedule retry;
+  std::unique_ptr<dns::Resolver> resolver;
+  std::unique_ptr<dns::MxCache> mx;
+  std::vector<std::unique_ptr<spool::SpoolReader>> readers;  // per origin shard
+  std::vector<dkim::Signer> signers;
+  std::unordered_map<std::string, std::unique_ptr<Destination>> destinations;
+  std::vector<Destination*> active;  // destinations with work or connections
+  std::vector<Destination*> dirty;   // to pump after the current callback
+  bool pump_scheduled = false;
+  std::uint64_t next_cookie = 1;
+  std::size_t slots = 0;             // Slots alive
+  std::size_t dsn_commits = 0;       // DSN appends waiting for their commit
+  bool stopping = false;
+  bool stopped = false;
+  TimePoint last_dns_tick{};
+  void on_tick(std::int32_t res) noexcept;
+  using Timer = io::DetachableOp<Impl, &Impl::on_tick>;
+  Timer* timer = nullptr;
+  OutboundStats stats;
+
+  Destination& destination(const std::string& domain);
+  void mark_dirty(Destination& d);
+  void run_dirty() noexcept;
+  void arm_timer() noexcept;
+  void route(Enqueue&& e) noexcept;       // to its destination shard (or here)
+  void accept(Enqueue&& e) noexcept;      // on the destination shard
+  void on_outcomes(Outcomes&& o) noexcept;
+  void send_outcomes(std::uint32_t origin, Outcomes&& o) noexcept;
+  const dkim::Signer* signer_for(std::string_view from_domain) const noexcept;
+  spool::SpoolReader& reader(std::uint32_t origin) { return *readers[origin]; }
+  Slot* new_slot();
+  void free_slot(Slot* s) noexcept;
+};
+
+struct Host {
+  std::string name;  // MX host name (or the route's literal)
+  net::SocketAddress address;
+  TimePoint down_until{};
+};
+
+// One routing domain on its owner shard.
+class Destination {
+ public:
+  Destination(Outbound::Impl& ob, std::string domain);
+
+  void add(Enqueue&& e) noexcept;
+  // Opens connections, feeds ready ones, resolves the route, fails what cannot go.
+  void pump() noexcept;
+  bool active() const noexcept;
+
+  // From DeliveryConnection.
+  void on_ready(DeliveryConnection& c) noexcept;
+  // Up to max recipients of one message, within the message rate; null when none. The
+  // slot is the connection's only if s->conn == c (an expired one resolves locally).
+  Slot* take(DeliveryConnection* c) noexcept;
+  void slot_ready(Slot* s) noexcept;  // reads done (or failed)
+  void finish(Slot* s, const smtp::TransactionResult* result) noexcept;
+  void session_failed(DeliveryConnection& c, const smtp::Reply& reply, bool before_ready,
+                      bool local) noexcept;
+  void connection_gone(DeliveryConnection* c) noexcept;
+  // The recipients of a slot that was never sent go back to the queue (no attempt used).
+  void requeue(Slot* s) noexcept;
+
+  std::uint32_t allowed_connections() noexcept;
+  const config::Shaping& shaping() const noexcept { return *shaping_; }
+  const std::string& domain() const noexcept { return domain_; }
+  Outbound::Impl& ob() noexcept { return ob_; }
+  bool paused() noexcept;
+
+ private:
+  enum class RouteState : std::uint8_t { None, Resolving, Ok, Failed };
+  void resolve() noexcept;
+  void on_mx(const dns::MxAnswer& a) noexcept;
+  void fail_ready(LocalFailure f) noexcept;
+  Slot* start_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
+                   bool spend_rate) noexcept;
+  const Host* pick_host() noexcept;
+  void open_connection(const Host& h) noexcept;
+
+  friend class DeliveryConnection;
+  friend class Outbound;
+  Outbound::Impl& ob_;
+  std::string domain_;
+  const config::Shaping* shaping_;
+  queue::DestinationQueue queue_;
+  std::unordered_map<std::uint64_t, MsgInfo> msgs_;
+  std::optional<queue::TokenBucket> msg_rate_;
+  std::optional<queue::TokenBucket> conn_rate_;
+  queue::Backoff backoff_;
+  RouteState route_ = RouteState::None;
+  TimePoint route_expires_{};
+  std::vector<Host> hosts_;
+  std::size_t next_host_ = 0;
+  std::optional<LocalFailure> route_failure_;
+  std::optional<LocalFailure> last_failure_;  // the last connection-level failure
+  std::vector<DeliveryConnection*> conns_;
+  std::size_t egress_next_ = 0;
+  std::size_t slots_ = 0;  // slots of this destination alive
+  bool listed_ = false;    // in ob_.active
+  bool dirty_ = false;
+  friend struct Outbound::Impl;
+};
+
+// One SMTP connection of a destination's pool.
+class DeliveryConnection final : public net::ConnectHandler, public net::ConnectionHandler {
+ public:
+  DeliveryConnection(Destination& d, const Host& host, const net::SocketAddress* source,
+                     std::string helo);
+  void start() noexcept;
+
+  void on_connect(net::Connection* c, std::error_code why) noexcept override;
+  void on_data(net::Connection& c, ByteBuffer& in) noexcept override;
+  void on_tls_ready(net::Connection& c) noexcept override;
+  void on_close(net::Connection& c, std::error_code why) noexcept override;
+  bool on_idle_timeout(net::Connection& c) noexcept override;
+
+  // Takes transactions from the destination while there is room.
+  void fill() noexcept;
+  void submit(Slot* s) noexcept;
+  void quit() noexcept;
+  void slot_detached(Slot* s) noexcept;  // a slot that was reading went back to the queue
+
+  bool ready() const noexcept { return state_ == State::Ready; }
+  bool connecting() const noexcept { return state_ == State::Connecting || state_ == State::Greeting; }
+  std::size_t load() const noexcept { return slots_.size(); }
+  const Host& host() const noexcept { return host_; }
+  std::string tls_version() const;
+  std::string ip() const { return host_.address.ip(); }
+
+ private:
+  enum class State : std::uint8_t { Connecting, Greeting, Ready, Quitting, Closed };
+  void drive(ByteBuffer& in) noexcept;
+  void flush() noexcept;
+  void update_timeout() noexcept;
+  bool can_take() noexcept;
+
+  Destination& d_;
+  Host host_;
+  std::optional<net::SocketAddress> source_;
+  std::string helo_;
+  net::Connection* conn_ = nullptr;
+  std::unique_ptr<smtp::ClientSession> session_;
+  State state_ = State::Connecting;
+  std::vector<Slot*> slots_;  // taken: reading or submitted
+  std::uint32_t taken_ = 0;   // transactions taken over the connection's life
+  bool verified_ = false;     // the verified TLS context is in use
+};
+
+// Composition: "From:" domain of a message (lower case), "" when none.
+std::string from_domain(std::string_view message);
+std::string format_id(std::uint64_t id);
+
+}  // namespace salvo::outbound

@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: Apache-2.0
+// Outbound: the shard's delivery state. The origin role (routing committed recipients,
+// making outcomes durable, queueing DSNs), the tick, start-up and stop.
+#include <salvo/outbound/outbound.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include <salvo/accounting/accounting.h>
+#include <salvo/base/log.h>
+#include <salvo/io/engine.h>
+#include <salvo/net/stack.h>
+#include <salvo/spool/spool_reader.h>
+
+#include "outbound/internal.h"
+
+namespace salvo::outbound {
+
+OutboundStats& OutboundStats::operator+=(const OutboundStats& o) noexcept {
+  dispatched += o.dispatched;
+  delivered += o.delivered;
+  deferred += o.deferred;
+  bounced += o.bounced;
+  expired += o.expired;
+  dsns += o.dsns;
+  connections += o.connections;
+  connect_failures += o.connect_failures;
+  tls_sessions += o.tls_sessions;
+  transactions += o.transactions;
+  state_errors += o.state_errors;
+  read_errors += o.read_errors;
+  return *this;
+}
+
+std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : domain) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return shards == 0 ? 0 : static_cast<std::uint32_t>(h % shards);
+}
+
+std::string format_id(std::uint64_t id) { return fmt::format("{:016x}", id); }
+
+std::string from_domain(std::string_view message) {
+  // The header section ends at the first empty line; From: may be folded.
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::size_t eol = message.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = message.size();
+    std::string_view line = message.substr(pos, eol - pos);
+    if (line.empty()) break;
+    if (line.size() >= 5 && (line[0] == 'F' || line[0] == 'f') &&
+        (line[1] == 'r' || line[1] == 'R') && (line[2] == 'o' || line[2] == 'O') &&
+        (line[3] == 'm' || line[3] == 'M') && line[4] == ':') {
+      std::string value(line.substr(5));
+      std::size_t next = eol + 2;
+      while (next < message.size() && (message[next] == ' ' || message[next] == '\t')) {
+        std::size_t e2 = message.find("\r\n", next);
+        if (e2 == std::string_view::npos) e2 = message.size();
+        value.append(message.substr(next, e2 - next));
+        next = e2 + 2;
+      }
+      // The address is inside <...> when there is a display name.
+      std::size_t lt = value.rfind('<');
+      std::string addr = value;
+      if (lt != std::string::npos) {
+        std::size_t gt = value.find('>', lt);
+        addr = value.substr(lt + 1, gt == std::string::npos ? std::string::npos : gt - lt - 1);
+      }
+      std::size_t at = addr.rfind('@');
+      if (at == std::string::npos) return {};
+      std::string d;
+      for (char c : addr.substr(at + 1)) {
+        if (c == ' ' || c == '\t' || c == '>' || c == ')' || c == ',' || c == ';') break;
+        d.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      }
+      return d;
+    }
+    pos = eol + 2;
+  }
+  return {};
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return {};
+  std::string d = lower(address.substr(at + 1));
+  if (!d.empty() && d.back() == '.') d.pop_back();
+  return d;
+}
+
+// Waits for a DSN's commit, then dispatches it.
+class DsnCommit final : public spool::CommitWaiter {
+ public:
+  DsnCommit(Outbound::Impl& ob, std::uint64_t original, std::string to, std::int64_t received)
+      : ob_(ob), original_(original), to_(std::move(to)), received_(received) {}
+  spool::MessageId id{};
+  void on_committed(Status status) noexcept override {
+    --ob_.dsn_commits;
+    if (status && !ob_.stopped) {
+      ++ob_.stats.dsns;
+      if (ob_.accounting != nullptr) {
+        std::string oid = format_id(original_);
+        std::string did = format_id(id.value());
+        accounting::Event ev;
+        ev.type = accounting::EventType::Dsn;
+        ev.ts_unix_ns = received_;
+        ev.id = oid;
+        ev.from = "";
+        ev.rcpt = to_;
+        ev.domain = "";
+        ev.response = did;  // the DSN's own message id
+        ev.source = "dsn";
+        ob_.accounting->append(ev);
+      }
+      std::string_view rcpt = to_;
+      ob_.self->queued(id, received_, 0, std::span<const std::string_view>(&rcpt, 1));
+    } else if (!status) {
+      log::warn("outbound: DSN for message {} not queued: {}", format_id(original_),
+                status.error().message());
+    }
+    delete this;
+  }
+
+ private:
+  Outbound::Impl& ob_;
+  std::uint64_t original_;
+  std::string to_;
+  std::int64_t received_;
+};
+
+}  // namespace
+
+Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::SpoolWriter& w,
+                     const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc)
+    : shard(s),
+      shared(sh),
+      config(*sh.config),
+      mailbox(mb),
+      writer(w),
+      index(idx),
+      stack(st),
+      accounting(acc),
+      me(s.id().value()),
+      retry(sh.config->delivery.retry_schedule, sh.config->delivery.expiry) {}
+
+Destination& Outbound::Impl::destination(const std::string& domain) {
+  auto it = destinations.find(domain);
+  if (it == destinations.end()) {
+    it = destinations.emplace(domain, std::make_unique<Destination>(*this, domain)).first;
+  }
+  return *it->second;
+}
+
+void Outbound::Impl::mark_dirty(Destination& d) {
+  if (!d.listed_) {
+    d.listed_ = true;
+    active.push_back(&d);
+  }
+  if (!d.dirty_) {
+    d.dirty_ = true;
+    dirty.push_back(&d);
+  }
+  if (!pump_scheduled && !stopped) {
+    pump_scheduled = true;
+    shard.defer([this] { run_dirty(); });
+  }
+}
+
+void Outbound::Impl::run_dirty() noexcept {
+  pump_scheduled = false;
+  std::vector<Destination*> now;
+  now.swap(dirty);
+  for (Destination* d : now) {
+    d->dirty_ = false;
+    d->pump();
+  }
+}
+
+void Outbound::Impl::arm_timer() noexcept {
+  if (stopped || timer == nullptr || timer->armed()) return;
+  timer->arm();
+  // Short while destinations have work (rates, back-off, retries come due), slow otherwise.
+  Duration period = active.empty() ? Duration(std::chrono::milliseconds(500))
+                                   : Duration(std::chrono::milliseconds(10));
+  shard.engine().timeout(period, timer);
+}
+
+void Outbound::Impl::on_tick(std::int32_t) noexcept {
+  if (stopped) return;
+  const TimePoint now = shard.clock().now();
+  if (now - last_dns_tick >= std::chrono::seconds(1)) {
+    last_dns_tick = now;
+    if (mx) mx->tick();
+  }
+  const WallTime wall = shard.clock().wall_now();
+  std::vector<Destination*> keep;
+  keep.reserve(active.size());
+  for (Destination* d : active) {
+    if (d->queue_.ready() != 0 || !d->conns_.empty() || d->queue_.next_due() <= wall) {
+      d->pump();
+    }
+    if (d->active()) {
+      keep.push_back(d);
+    } else {
+      d->listed_ = false;
+    }
+  }
+  active.swap(keep);
+  arm_timer();
+}
+
+Slot* Outbound::Impl::new_slot() {
+  ++slots;
+  return new Slot;
+}
+
+void Outbound::Impl::free_slot(Slot* s) noexcept {
+  --slots;
+  delete s;
+}
+
+const dkim::Signer* Outbound::Impl::signer_for(std::string_view from_domain) const noexcept {
+  if (from_domain.empty()) return nullptr;
+  for (const auto& s : signers) {
+    if (s.domain() == from_domain) return &s;
+  }
+  return nullptr;
+}
+
+void Outbound::Impl::route(Enqueue&& e) noexcept {
+  const std::uint32_t to = shard_for(e.domain, shared.shards);
+  if (to == me) {
+    accept(std::move(e));
+  } else {
+    mailbox.send(shard::ShardId(me), shard::ShardId(to), Message(std::move(e)));
+  }
+}
+
+void Outbound::Impl::accept(Enqueue&& e) noexcept {
+  Destination& d = destination(e.domain);
+  d.add(std::move(e));
+}
+
+void Outbound::Impl::send_outcomes(std::uint32_t origin, Outcomes&& o) noexcept {
+  if (origin == me) {
+    on_outcomes(std::move(o));
+    return;
+  }
+  shared.in_transit.fetch_add(1, std::memory_order_acq_rel);
+  mailbox.send(shard::ShardId(me), shard::ShardId(origin), Message(std::move(o)));
+}
+
+void Outbound::Impl::on_outcomes(Outcomes&& o) noexcept {
+  const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  shard.clock().wall_now().time_since_epoch())
+                                  .count();
+  // The DSN goes into the spool before the final states that caused it (recovery keeps a
+  // prefix of the log: a final state is never durable without its DSN).
+  if (!o.dsn.empty() && !o.dsn_to.empty()) {
+    spool::MessageRecord m;
+    m.received_unix_ns = now_ns;
+    m.source = spool::Source::Dsn;
+    m.flags = static_cast<std::uint8_t>((o.dsn_8bit ? spool::kFlag8BitMime : 0) |
+                                        (o.dsn_smtputf8 ? spool::kFlagSmtpUtf8 : 0));
+    m.reverse_path = "";
+    m.recipients.push_back(spool::Recipient{o.dsn_to, 0, {}});
+    m.body = o.dsn;
+    auto* w = new DsnCommit(*this, o.message, o.dsn_to, now_ns);
+    auto id = writer.append_message(m, w);
+    if (!id) {
+      log::warn("outbound: DSN for message {} not queued: {}", format_id(o.message),
+                id.error().message());
+      delete w;
+    } else {
+      w->id = *id;
+      ++dsn_commits;
+    }
+  }
+  std::vector<spool::StateUpdate> updates;
+  updates.reserve(o.recipients.size());
+  for (const auto& r : o.recipients) {
+    spool::StateUpdate u;
+    u.message = spool::MessageId(o.message);
+    u.recipient = spool::RecipientIndex(r.recipient);
+    u.state = r.state;
+    u.attempts = r.attempts;
+    u.next_attempt_unix_ns = r.next_attempt_unix_ns;
+    updates.push_back(u);
+  }
+  if (auto st = writer.append_states(updates, nullptr); !st) {
+    ++stats.state_errors;
+    log::error("outbound: message {}: recipient states not written: {}", format_id(o.message),
+               st.error().message());
+  }
+}
+
+Outbound::Outbound(shard::Shard& shard, OutboundShared& shared, Mailbox& mailbox,
+                   spool::SpoolWriter& writer, const spool::SpoolIndex& index, net::Stack& stack,
+                   accounting::Writer* accounting)
+    : impl_(std::make_unique<Impl>(shard, shared, mailbox, writer, index, stack, accounting)) {
+  impl_->self = this;
+}
+
+Outbound::~Outbound() { shutdown(); }
+
+Status Outbound::start(std::string* why) {
+  Impl& ob = *impl_;
+  const config::Config& c = ob.config;
+  dns::ResolverOptions ro;
+  for (const auto& hp : c.dns.resolvers) {
+    auto a = net::SocketAddress::parse(hp.host, hp.port);
+    if (!a) {
+      *why = "dns resolver " + hp.to_string() + ": not an IP address";
+      return fail(std::errc::invalid_argument);
+    }
+    a->set_port(hp.port);
+    ro.servers.push_back(*a);
+  }
+  ro.timeout = c.dns.timeout;
+  ob.resolver = std::make_unique<dns::Resolver>(ob.shard.engine(), ro);
+  dns::MxCacheOptions mo;
+  mo.min_ttl = c.dns.min_ttl;
+  mo.max_ttl = c.dns.max_ttl;
+  mo.negative_ttl = c.dns.negative_ttl;
+  mo.failure_ttl = std::min<Duration>(mo.failure_ttl, c.dns.negative_ttl);
+  ob.mx = std::make_unique<dns::MxCache>(*ob.resolver, ob.shard.clock(), mo);
+  for (const auto& dir : ob.shared.spool_dirs) {
+    ob.readers.push_back(std::make_unique<spool::SpoolReader>(ob.shard.engine(), dir));
+  }
+  for (const auto& k : c.dkim) {
+    std::ifstream in(k.key_file);
+    if (!in) {
+      *why = "dkim " + k.domain + ": key_file " + k.key_file + ": cannot be read";
+      return fail(std::errc::no_such_file_or_directory);
+    }
+    std::stringstream pem;
+    pem << in.rdbuf();
+    dkim::SignerOptions so;
+    so.domain = k.domain;
+    so.selector = k.selector;
+    so.algorithm = k.algorithm == config::DkimAlgorithm::Ed25519Sha256
+                       ? dkim::Algorithm::Ed25519Sha256
+                       : dkim::Algorithm::RsaSha256;
+    so.private_key_pem = pem.str();
+    auto s = dkim::Signer::create(std::move(so));
+    if (!s) {
+      *why = "dkim " + k.domain + ": key_file " + k.key_file + ": " + s.error().message();
+      return std::unexpected(s.error());
+    }
+    ob.signers.push_back(std::move(*s));
+  }
+  std::vector<std::string> mine;
+  for (const auto& d : ob.shared.prewarm) {
+    if (shard_for(d, ob.shared.shards) == ob.me && !c.find_route(d)) mine.push_back(d);
+  }
+  if (!mine.empty()) ob.mx->prewarm(mine);
+  ob.timer = new Impl::Timer(&ob);
+  ob.arm_timer();
+  return {};
+}
+
+void Outbound::recover(const spool::RecoveryResult& recovered, const std::string& spool_dir) {
+  Impl& ob = *impl_;
+  std::unordered_map<std::uint64_t, std::unordered_map<std::uint32_t, const spool::PendingRecipient*>>
+      deferred;
+  for (const auto& p : recovered.deferred) deferred[p.message.value()][p.recipient.value()] = &p;
+  auto make = [&](std::uint64_t id, std::uint32_t r, spool::Location rec, std::uint32_t in_rec,
+                  std::optional<spool::Location> tpl, std::int64_t received,
+                  std::string_view address) {
+    Enqueue e;
+    e.origin = ob.me;
+    e.message = id;
+    e.recipient = r;
+    e.record = rec;
+    e.index_in_record = in_rec;
+    if (tpl) {
+      e.is_job = true;
+      e.job_template = *tpl;
+    }
+    e.received_unix_ns = received;
+    if (auto m = deferred.find(id); m != deferred.end()) {
+      if (auto p = m->second.find(r); p != m->second.end()) {
+        e.attempts = p->second->attempts;
+        e.next_attempt_unix_ns = p->second->next_attempt_unix_ns;
+      }
+    }
+    e.domain = domain_of(address);
+    if (e.domain.empty()) return;
+    ++ob.stats.dispatched;
+    ob.route(std::move(e));
+  };
+  std::uint64_t unreadable = 0;
+  ob.index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& entry) {
+    if (entry.is_job && !entry.committed) return;
+    if (!entry.is_job) {
+      auto rec = spool::read_record(spool_dir, entry.loc);
+      auto m = rec ? spool::decode_message(rec->raw.payload) : Result<spool::MessageRecord>(
+                                                                    std::unexpected(rec.error()));
+      if (!m) {
+        ++unreadable;
+        return;
+      }
+      for (std::uint32_t r = 0; r < m->recipients.size() && r < entry.state.size(); ++r) {
+        if (spool::is_final(static_cast<spool::RecipientState>(entry.state[r]))) continue;
+        make(id.value(), r, entry.loc, r, std::nullopt, m->received_unix_ns,
+             m->recipients[r].address);
+      }
+      return;
+    }
+    auto trec = spool::read_record(spool_dir, entry.loc);
+    auto t = trec ? spool::decode_job_template(trec->raw.payload)
+                  : Result<spool::JobTemplateRecord>(std::unexpected(trec.error()));
+    if (!t) {
+      ++unreadable;
+      return;
+    }
+    for (const auto& b : entry.batches) {
+      auto brec = spool::read_record(spool_dir, b.loc);
+      auto batch = brec ? spool::decode_job_recipients(brec->raw.payload)
+                        : Result<spool::JobRecipientsRecord>(std::unexpected(brec.error()));
+      if (!batch) {
+        ++unreadable;
+        continue;
+      }
+      for (std::uint32_t k = 0; k < batch->recipients.size(); ++k) {
+        std::uint32_t r = batch->first_index + k;
+        if (r >= entry.state.size()) break;
+        if (spool::is_final(static_cast<spool::RecipientState>(entry.state[r]))) continue;
+        make(id.value(), r, b.loc, k, entry.loc, t->received_unix_ns,
+             batch->recipients[k].address);
+      }
+    }
+  });
+  if (unreadable != 0) {
+    ob.stats.read_errors += unreadable;
+    log::error("outbound: {}: {} spool records could not be read back; their recipients "
+               "wait for the next start", spool_dir, unreadable);
+  }
+}
+
+void Outbound::queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
+                      std::span<const std::string_view> addresses) noexcept {
+  Impl& ob = *impl_;
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
+    const auto r = static_cast<std::uint32_t>(first + i);
+    auto ref = ob.index.recipient(id, spool::RecipientIndex(r));
+    if (!ref) {
+      SALVO_BUG("outbound: a queued recipient the spool index does not know");
+      continue;
+    }
+    Enqueue e;
+    e.origin = ob.me;
+    e.message = id.value();
+    e.recipient = r;
+    e.record = ref->record;
+    e.index_in_record = ref->index_in_record;
+    if (ref->job_template) {
+      e.is_job = true;
+      e.job_template = *ref->job_template;
+    }
+    e.received_unix_ns = received_unix_ns;
+    e.domain = domain_of(addresses[i]);
+    if (e.domain.empty()) continue;
+    ++ob.stats.dispatched;
+    ob.route(std::move(e));
+  }
+}
+
+void Outbound::on_message(shard::ShardId, Message&& m) noexcept {
+  Impl& ob = *impl_;
+  if (auto* e = std::get_if<Enqueue>(&m)) {
+    ob.accept(std::move(*e));
+  } else if (auto* o = std::get_if<Outcomes>(&m)) {
+    ob.on_outcomes(std::move(*o));
+    ob.shared.in_transit.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void Outbound::begin_stop() noexcept {
+  Impl& ob = *impl_;
+  ob.stopping = true;
+  for (auto& [name, d] : ob.destinations) {
+    for (DeliveryConnection* c : std::vector<DeliveryConnection*>(d->conns_)) {
+      if (c->ready() && c->load() == 0) c->quit();
+    }
+  }
+}
+
+bool Outbound::drained() const noexcept {
+  const Impl& ob = *impl_;
+  if (ob.slots != 0 || ob.dsn_commits != 0) return false;
+  for (const auto& [name, d] : ob.destinations) {
+    if (!d->conns_.empty()) return false;
+  }
+  return true;
+}
+
+void Outbound::shutdown() noexcept {
+  if (!impl_ || impl_->stopped) return;
+  Impl& ob = *impl_;
+  ob.stopped = true;
+  if (ob.timer != nullptr) {
+    ob.timer->release(ob.shard.engine());
+    ob.timer = nullptr;
+  }
+  ob.mx.reset();
+  if (ob.resolver) ob.resolver->stop();
+  ob.resolver.reset();
+  ob.readers.clear();
+}
+
+const OutboundStats& Outbound::stats() const noexcept { return impl_->stats; }
+
+}  // namespace salvo::outbound
