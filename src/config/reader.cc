@@ -49,7 +49,8 @@ constexpr std::string_view kDeliveryKeys[] = {
     "tls_timeout",       "mail_timeout",       "rcpt_timeout",
     "data_init_timeout", "data_block_timeout", "data_done_timeout",
     "max_recipients",    "dsn_from",           "delay_dsn_after",
-    "bounce_rules",      "idle_timeout",       "tls_verify"};
+    "bounce_rules",      "idle_timeout",       "tls_verify",
+    "backoff_pause"};
 constexpr std::string_view kBounceRuleKeys[] = {"pattern", "category"};
 constexpr std::string_view kShapingKeys[] = {"domain",
                                              "mx_suffix",

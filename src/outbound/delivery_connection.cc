@@ -125,8 +125,11 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         if (conn_ != nullptr) conn_->close();
         return;
       case smtp::ClientEventKind::Closed:
-        state_ = State::Quitting;
-        if (conn_ != nullptr) conn_->close();
+        // QUIT answered: the server closes (RFC 5321 §4.1.1.10). Waiting for its FIN keeps
+        // the pool slot taken until the server has let the connection go, so a new one
+        // never overlaps it there (shaping as the receiver sees it); bounded by a timer.
+        state_ = State::Closing;
+        if (conn_ != nullptr) conn_->set_idle_timeout(std::chrono::seconds(2));
         return;
     }
   }
@@ -184,7 +187,10 @@ void DeliveryConnection::submit(Slot* s) noexcept {
 }
 
 void DeliveryConnection::quit() noexcept {
-  if (!session_ || state_ == State::Quitting || state_ == State::Closed) return;
+  if (!session_ || state_ == State::Quitting || state_ == State::Closing ||
+      state_ == State::Closed) {
+    return;
+  }
   state_ = State::Quitting;
   session_->quit();
   flush();
@@ -207,6 +213,8 @@ void DeliveryConnection::update_timeout() noexcept {
     t = slots_.empty() ? del.idle_timeout : del.data_done_timeout;
   } else if (state_ == State::Quitting) {
     t = del.helo_timeout;
+  } else if (state_ == State::Closing) {
+    return;
   }
   conn_->set_idle_timeout(t);
 }

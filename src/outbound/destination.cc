@@ -33,6 +33,20 @@ const config::Shaping* shaping_for(const config::Config& c, std::string_view dom
 
 std::string_view source_name(spool::Source s) { return spool::to_string(s); }
 
+queue::BackoffOptions backoff_options(const config::Delivery& d) {
+  queue::BackoffOptions o;
+  o.first_pause = d.backoff_pause;
+  o.max_pause = std::max<Duration>(d.backoff_pause * 30, d.backoff_pause);
+  return o;
+}
+
+// A tenth of a second's worth of tokens (at least one): a rate limit must hold over any
+// second, so the bucket may not hold a whole period's worth ("20000/h" is not 20000 at once).
+std::uint64_t burst_of(const Rate& r) {
+  double per_tenth = r.per_second() / 10.0;
+  return per_tenth < 1.0 ? 1 : static_cast<std::uint64_t>(per_tenth);
+}
+
 bool has_8bit(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
@@ -52,9 +66,16 @@ Destination::Destination(Outbound::Impl& ob, std::string domain)
     : ob_(ob),
       domain_(std::move(domain)),
       shaping_(shaping_for(ob.config, domain_)),
-      backoff_(std::max<std::uint32_t>(shaping_->max_connections, 1)) {
-  if (shaping_->max_message_rate) msg_rate_.emplace(*shaping_->max_message_rate);
-  if (shaping_->max_connection_rate) conn_rate_.emplace(*shaping_->max_connection_rate);
+      backoff_(std::max<std::uint32_t>(shaping_->max_connections, 1),
+               backoff_options(ob.config.delivery)) {
+  set_rates();
+}
+
+void Destination::set_rates() noexcept {
+  msg_rate_.reset();
+  conn_rate_.reset();
+  if (shaping_->max_message_rate) msg_rate_.emplace(*shaping_->max_message_rate, burst_of(*shaping_->max_message_rate));
+  if (shaping_->max_connection_rate) conn_rate_.emplace(*shaping_->max_connection_rate, burst_of(*shaping_->max_connection_rate));
 }
 
 bool Destination::active() const noexcept {
@@ -194,10 +215,7 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
         if (s != shaping_) {
           shaping_ = s;
           backoff_.set_max_connections(std::max<std::uint32_t>(s->max_connections, 1));
-          msg_rate_.reset();
-          conn_rate_.reset();
-          if (s->max_message_rate) msg_rate_.emplace(*s->max_message_rate);
-          if (s->max_connection_rate) conn_rate_.emplace(*s->max_connection_rate);
+          set_rates();
         }
       }
     }
@@ -429,14 +447,14 @@ void Destination::requeue(Slot* s) noexcept {
 
 void Destination::session_failed(DeliveryConnection& c, const smtp::Reply& reply,
                                  bool before_ready, bool local) noexcept {
-  (void)local;
   const TimePoint now = ob_.shard.clock().now();
   queue::Reply qr{reply.code, {}, reply.text};
   std::string enh = reply.status.to_string();
   qr.enhanced = enh;
   queue::Decision d = ob_.shared.classifier->classify(
       before_ready ? queue::Stage::Greeting : queue::Stage::Mail, qr);
-  if (d.throttled) backoff_.on_throttled(now);
+  // Only the server's word throttles; our own refusals (TLS policy) do not.
+  if (d.throttled && !local) backoff_.on_throttled(now);
   if (before_ready || d.next_mx) {
     Duration down = ob_.config.delivery.retry_schedule.front();
     down = std::min<Duration>(down, std::chrono::minutes(5));
@@ -502,7 +520,9 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
     std::string enh = reply.status.to_string();
     queue::Reply qr{reply.code, enh, reply.text};
     queue::Decision d = ob_.shared.classifier->classify(stage, qr);
-    if (d.throttled) backoff_.on_throttled(now);
+    const bool local_reply =
+        s->local || result == nullptr || (stage == queue::Stage::DataEnd && result->local);
+    if (d.throttled && !local_reply) backoff_.on_throttled(now);
     RecipientOutcome ro;
     ro.recipient = q.recipient;
     ro.attempts = q.attempts + 1;

@@ -196,6 +196,7 @@ class Destination {
   void fail_ready(LocalFailure f) noexcept;
   Slot* start_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
                    bool spend_rate) noexcept;
+  void set_rates() noexcept;
   const Host* pick_host() noexcept;
   void open_connection(const Host& h) noexcept;
 
@@ -250,7 +251,7 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
   std::string ip() const { return host_.address.ip(); }
 
  private:
-  enum class State : std::uint8_t { Connecting, Greeting, Ready, Quitting, Closed };
+  enum class State : std::uint8_t { Connecting, Greeting, Ready, Quitting, Closing, Closed };
   void drive(ByteBuffer& in) noexcept;
   void flush() noexcept;
   void update_timeout() noexcept;

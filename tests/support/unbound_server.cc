@@ -27,6 +27,10 @@ sockaddr_in loopback(std::uint16_t port) {
 }
 
 std::string quoted(const std::string& s) {
+  // unbound.conf takes a value with double quotes inside (TXT data) in single quotes.
+  if (s.find('"') != std::string::npos && s.find('\'') == std::string::npos) {
+    return "'" + s + "'";
+  }
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') out.push_back('\\');

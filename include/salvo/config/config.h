@@ -143,6 +143,9 @@ struct Delivery {
   // of destinations whose tls policy is "required"; opportunistic TLS never verifies
   // (RFC 7435: any encryption beats none).
   bool tls_verify = false;
+  // Back-off (421 / 4.7.x throttling): the first pause of the destination; it doubles
+  // with each further throttle while backed off, up to 30 times this.
+  Duration backoff_pause = std::chrono::minutes(1);
 
   friend bool operator==(const Delivery&, const Delivery&) = default;
 };
