@@ -3,6 +3,7 @@
 // its owner shard; and the verdicts of every transaction made for it (the one place where
 // replies become recipient states, accounting lines and DSN reports).
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <utility>
 
@@ -26,9 +27,24 @@ std::int64_t to_ns(WallTime t) {
 
 WallTime from_ns(std::int64_t ns) { return WallTime(duration_cast<WallTime::duration>(nanoseconds(ns))); }
 
-const config::Shaping* shaping_for(const config::Config& c, std::string_view domain) {
-  if (const auto* s = c.find_shaping_for_domain(domain)) return s;
+constexpr std::string_view kRollupPrefix = "mx:";
+
+const config::Shaping* shaping_for(const config::Config& c, std::string_view key) {
+  if (key.starts_with(kRollupPrefix)) {
+    for (const auto& s : c.shaping) {
+      if (!s.mx_suffix.empty() && s.mx_suffix == key.substr(kRollupPrefix.size())) return &s;
+    }
+    return &c.default_shaping;
+  }
+  if (const auto* s = c.find_shaping_for_domain(key)) return s;
   return &c.default_shaping;
+}
+
+std::string domain_of_address(std::string_view address) {
+  auto at = address.rfind('@');
+  std::string d(at == std::string_view::npos ? std::string_view() : address.substr(at + 1));
+  for (char& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return d;
 }
 
 std::string_view source_name(spool::Source s) { return spool::to_string(s); }
@@ -68,6 +84,7 @@ Destination::Destination(Outbound::Impl& ob, std::string domain)
       shaping_(shaping_for(ob.config, domain_)),
       backoff_(std::max<std::uint32_t>(shaping_->max_connections, 1),
                backoff_options(ob.config.delivery)) {
+  is_rollup_ = domain_.starts_with(kRollupPrefix);
   set_rates();
 }
 
@@ -103,6 +120,7 @@ void Destination::add(Enqueue&& e) noexcept {
   }
   if (e.is_job) m.batches.emplace(e.recipient - e.index_in_record, e.record);
   ++m.refs;
+  if (is_rollup_ && resolve_domain_.empty()) resolve_domain_ = e.domain;
   queue::QueuedRecipient q;
   q.message = e.message;
   q.recipient = e.recipient;
@@ -130,6 +148,10 @@ void Destination::pump() noexcept {
     resolve();
   }
   if (route_ == RouteState::Resolving) return;
+  if (!rollup_key_.empty() && route_ == RouteState::Ok) {
+    forward_to_rollup();
+    return;
+  }
   if (route_ == RouteState::Failed) {
     fail_ready(*route_failure_);
     return;
@@ -159,9 +181,47 @@ void Destination::pump() noexcept {
   }
 }
 
+void Destination::forward_to_rollup() noexcept {
+  queue_.flush_deferred();
+  const WallTime wall = ob_.shard.clock().wall_now();
+  for (;;) {
+    auto batch = queue_.take_transaction(1000);
+    if (batch.empty()) break;
+    for (const auto& q : batch) {
+      auto it = msgs_.find(q.message);
+      if (it == msgs_.end()) continue;
+      MsgInfo& m = it->second;
+      Enqueue e;
+      e.origin = m.origin;
+      e.message = q.message;
+      e.recipient = q.recipient;
+      e.is_job = m.is_job;
+      e.received_unix_ns = m.received_unix_ns;
+      e.attempts = q.attempts;
+      if (q.attempts != 0 && q.next_attempt > wall) e.next_attempt_unix_ns = to_ns(q.next_attempt);
+      if (m.is_job) {
+        e.job_template = m.job_template;
+        auto b = m.batches.upper_bound(q.recipient);
+        if (b == m.batches.begin()) continue;
+        --b;
+        e.record = b->second;
+        e.index_in_record = q.recipient - b->first;
+      } else {
+        e.record = m.record;
+        e.index_in_record = q.recipient;
+      }
+      e.domain = domain_;
+      e.key = rollup_key_;
+      if (--m.refs == 0) msgs_.erase(it);
+      ob_.route(std::move(e));
+    }
+  }
+}
+
 void Destination::resolve() noexcept {
   const config::Config& c = ob_.config;
-  if (const auto* hops = c.find_route(domain_)) {
+  if (!is_rollup_) {
+    if (const auto* hops = c.find_route(domain_)) {
     hosts_.clear();
     for (const auto& hp : *hops) {
       auto a = net::SocketAddress::parse(hp.host, hp.port);
@@ -182,9 +242,11 @@ void Destination::resolve() noexcept {
     route_ = RouteState::Ok;
     route_expires_ = TimePoint::max();
     return;
+    }
   }
   route_ = RouteState::Resolving;
-  auto answer = ob_.mx->lookup(domain_, [this](dns::MxAnswer a) { on_mx(a); });
+  const std::string& name = is_rollup_ ? resolve_domain_ : domain_;
+  auto answer = ob_.mx->lookup(name, [this](dns::MxAnswer a) { on_mx(a); });
   if (answer) on_mx(answer);
 }
 
@@ -209,14 +271,12 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
       LocalFailure f;
       f.reply = smtp::Reply(550, {5, 1, 2}, domain_ + ": no usable MX host address");
       route_failure_ = f;
-    } else if (ob_.config.find_shaping_for_domain(domain_) == nullptr) {
-      // MX rollup: an mx_suffix entry applies when the most preferred MX matches it.
+    } else if (!is_rollup_ && ob_.config.find_shaping_for_domain(domain_) == nullptr) {
+      // MX rollup: an mx_suffix entry applies when the most preferred MX matches it; the
+      // limit is the rollup destination's, on its shard, for every domain it covers.
+     
       if (const auto* s = ob_.config.find_shaping_for_mx(hosts_.front().name)) {
-        if (s != shaping_) {
-          shaping_ = s;
-          backoff_.set_max_connections(std::max<std::uint32_t>(s->max_connections, 1));
-          set_rates();
-        }
+        rollup_key_ = std::string(kRollupPrefix) + s->mx_suffix;
       }
     }
   } else {
@@ -590,7 +650,8 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ev.id = id;
         ev.from = s->reverse_path;
         ev.rcpt = rd->address;
-        ev.domain = domain_;
+        const std::string rcpt_domain = domain_of_address(rd->address);
+        ev.domain = rcpt_domain;
         ev.mx = mx;
         ev.ip = ip;
         ev.code = reply.code;

@@ -218,6 +218,13 @@ class Destination {
   std::optional<LocalFailure> last_failure_;  // the last connection-level failure
   std::vector<DeliveryConnection*> conns_;
   std::size_t egress_next_ = 0;
+  // MX rollup: a domain whose MX matches an mx_suffix entry hands its recipients to the
+  // rollup destination ("mx:<suffix>", on its own shard); that one resolves the MX of the
+  // first domain it was given and sends every domain's mail to those hosts.
+  bool is_rollup_ = false;
+  std::string rollup_key_;     // domain destinations: where to forward, or ""
+  std::string resolve_domain_; // rollup destinations: the domain whose MX is used
+  void forward_to_rollup() noexcept;
   std::size_t slots_ = 0;  // slots of this destination alive
   bool listed_ = false;    // in ob_.active
   bool dirty_ = false;

@@ -244,7 +244,7 @@ const dkim::Signer* Outbound::Impl::signer_for(std::string_view from_domain) con
 }
 
 void Outbound::Impl::route(Enqueue&& e) noexcept {
-  const std::uint32_t to = shard_for(e.domain, shared.shards);
+  const std::uint32_t to = shard_for(e.key.empty() ? e.domain : e.key, shared.shards);
   if (to == me) {
     accept(std::move(e));
   } else {
@@ -253,7 +253,7 @@ void Outbound::Impl::route(Enqueue&& e) noexcept {
 }
 
 void Outbound::Impl::accept(Enqueue&& e) noexcept {
-  Destination& d = destination(e.domain);
+  Destination& d = destination(e.key.empty() ? e.domain : e.key);
   d.add(std::move(e));
 }
 

@@ -31,7 +31,10 @@ struct Enqueue {
   std::int64_t received_unix_ns = 0;
   std::uint32_t attempts = 0;        // failed attempts so far
   std::int64_t next_attempt_unix_ns = 0;  // 0 = due now
-  std::string domain;                // the routing domain (lower-case A-label)
+  std::string domain;                // the recipient's domain (lower case)
+  // The destination that queues it: "" = the domain itself; "mx:<suffix>" = an MX rollup
+  // ([[shaping]] mx_suffix), forwarded there by the domain's shard once its MX is known.
+  std::string key;
 };
 
 // What happened to one recipient in one attempt.
