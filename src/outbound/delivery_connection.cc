@@ -69,6 +69,10 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
   cfg.use_chunking = true;
   const config::Shaping& sh = d_.shaping();
   cfg.tls = ob.shared.tls != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
+  tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
+  if (cfg.tls == smtp::TlsPolicy::Opportunistic && host_.tls_failed_until > ob.shard.clock().now()) {
+    cfg.tls = smtp::TlsPolicy::Off;
+  }
   verified_ = sh.tls == config::TlsPolicy::Required && ob.config.delivery.tls_verify &&
               ob.shared.tls_verified != nullptr;
   session_ = std::make_unique<smtp::ClientSession>(cfg);
@@ -99,6 +103,7 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         break;
       case smtp::ClientEventKind::NeedTls: {
         flush();
+        tls_started_ = true;
         const Outbound::Impl& ob = d_.ob();
         const net::TlsContext* ctx = verified_ ? ob.shared.tls_verified : ob.shared.tls;
         if (conn_ != nullptr) conn_->start_tls(*ctx, host_.name);
@@ -143,6 +148,9 @@ bool DeliveryConnection::can_take() noexcept {
 }
 
 void DeliveryConnection::fill() noexcept {
+  // The idle timer is reset only when something changes: pumps run often, and a timer
+  // reset on every pump would never fire (idle_timeout, data_done_timeout).
+  bool changed = false;
   while (can_take()) {
     Slot* s = d_.take(this);
     if (s == nullptr) break;
@@ -150,12 +158,26 @@ void DeliveryConnection::fill() noexcept {
     s->cookie = d_.ob().next_cookie++;
     slots_.push_back(s);
     ++taken_;
+    changed = slots_.size() == 1;  // idle -> busy
   }
   if (slots_.empty() && state_ == State::Ready &&
       (d_.ob().stopping || taken_ >= d_.shaping().max_messages_per_connection || d_.paused())) {
     quit();
+    changed = true;
   }
-  update_timeout();
+  if (changed) update_timeout();
+}
+
+void DeliveryConnection::slot_detached(Slot* s) noexcept {
+  slots_.erase(std::remove(slots_.begin(), slots_.end(), s), slots_.end());
+  s->conn = nullptr;
+  if (slots_.empty() && state_ == State::Ready) {
+    if (d_.ob().stopping) {
+      quit();
+    } else {
+      update_timeout();
+    }
+  }
 }
 
 void DeliveryConnection::submit(Slot* s) noexcept {
@@ -182,8 +204,10 @@ void DeliveryConnection::submit(Slot* s) noexcept {
   t.body = s->send;
   s->submitted = true;
   session_->submit(std::move(t));
-  flush();
-  update_timeout();
+  // A local decision (SIZE, SMTPUTF8, 8BITMIME) completes the transaction at once, and no
+  // server reply will come to deliver that event: handle what the session has now.
+  ByteBuffer none(0);
+  drive(none);
 }
 
 void DeliveryConnection::quit() noexcept {
@@ -231,7 +255,11 @@ void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcep
   conn_ = nullptr;
   const bool was_ready = state_ == State::Ready || (state_ == State::Quitting && taken_ != 0);
   if (session_) {
-    if (state_ == State::Greeting) {
+    if (state_ == State::Greeting && tls_started_ && !tls_required_) {
+      // RFC 7435 / RFC 3207 practice: a failed opportunistic handshake is retried in
+      // plaintext (the next connection to this host skips STARTTLS for a while).
+      d_.tls_failed(host_.address);
+    } else if (state_ == State::Greeting) {
       // Lost before the session was ready: count it against the host (next MX).
       smtp::Reply r(451, {4, 4, 2},
                     fmt::format("connection to {} [{}] lost before the session was ready{}{}",

@@ -162,7 +162,7 @@ void Destination::pump() noexcept {
     std::size_t w = ob_.shared.window;
     capacity += c->connecting() ? w : (c->ready() && w > c->load() ? w - c->load() : 0);
   }
-  while (conns_.size() < allowed && queue_.ready() > capacity) {
+  while (connections_held() < allowed && queue_.ready() > capacity) {
     const Host* h = pick_host();
     if (h == nullptr) break;
     if (conn_rate_ && !conn_rate_->try_take(now)) break;
@@ -237,7 +237,8 @@ void Destination::resolve() noexcept {
         return;
       }
       a->set_port(hp.port);
-      hosts_.push_back(Host{hp.host, *a, {}});
+      // Route hops are tried in their order: each its own preference.
+      hosts_.push_back(Host{hp.host, *a, static_cast<std::uint16_t>(hosts_.size()), {}, {}});
     }
     route_ = RouteState::Ok;
     route_expires_ = TimePoint::max();
@@ -256,11 +257,14 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
     std::vector<Host> hosts;
     for (const auto& h : a->hosts) {
       for (const auto& addr : h.addresses) {
-        Host host{h.name, addr, {}};
+        Host host{h.name, addr, h.preference, {}, {}};
         host.address.set_port(ob_.config.delivery.smtp_port);
         // Keep a host's down mark across refreshes.
         for (const auto& old : hosts_) {
-          if (old.address == host.address) host.down_until = old.down_until;
+          if (old.address == host.address) {
+            host.down_until = old.down_until;
+            host.tls_failed_until = old.tls_failed_until;
+          }
         }
         hosts.push_back(std::move(host));
       }
@@ -296,11 +300,38 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
 }
 
 const Host* Destination::pick_host() noexcept {
+  // The most preferred usable hosts, in turn (RFC 5321 §5.1: spread over equal preference).
   const TimePoint now = ob_.shard.clock().now();
+  const Host* first = nullptr;
+  std::size_t usable = 0;
   for (const Host& h : hosts_) {
-    if (h.down_until <= now) return &h;
+    if (h.down_until > now) continue;
+    if (first == nullptr) first = &h;
+    if (h.preference != first->preference) break;
+    ++usable;
   }
-  return nullptr;
+  if (first == nullptr) return nullptr;
+  std::size_t k = next_host_++ % usable;
+  for (const Host& h : hosts_) {
+    if (h.down_until > now || h.preference != first->preference) continue;
+    if (k-- == 0) return &h;
+  }
+  return first;
+}
+
+void Destination::throttle(TimePoint now) noexcept {
+  if (now < backoff_.paused_until()) return;  // the same episode
+  backoff_.on_throttled(now);
+}
+
+void Destination::tls_failed(const net::SocketAddress& a) noexcept {
+  const TimePoint until = ob_.shard.clock().now() + std::chrono::hours(1);
+  for (Host& h : hosts_) {
+    if (h.address == a) h.tls_failed_until = until;
+  }
+  log::info("outbound: {}: STARTTLS with {} failed; plaintext to that host for an hour",
+            domain_, a.to_string());
+  ob_.mark_dirty(*this);
 }
 
 void Destination::open_connection(const Host& h) noexcept {
@@ -394,7 +425,9 @@ Slot* Destination::start_slot(DeliveryConnection* c, std::optional<LocalFailure>
 }
 
 void Destination::fail_ready(LocalFailure f) noexcept {
-  while (queue_.ready() != 0) {
+  // Bounded: each slot reads its message; the rest continues from the tick.
+  constexpr std::size_t kMaxLocalSlots = 256;
+  while (queue_.ready() != 0 && slots_ < kMaxLocalSlots) {
     if (start_slot(nullptr, f, false) == nullptr) break;
   }
 }
@@ -460,10 +493,12 @@ void Destination::slot_ready(Slot* s) noexcept {
     s->local = std::move(f);
   }
   if (s->local) {
+    if (s->conn != nullptr) s->conn->slot_detached(s);
     finish(s, nullptr);
     return;
   }
   if (s->conn == nullptr || ob_.stopping) {
+    if (s->conn != nullptr) s->conn->slot_detached(s);
     requeue(s);
     return;
   }
@@ -514,7 +549,7 @@ void Destination::session_failed(DeliveryConnection& c, const smtp::Reply& reply
   queue::Decision d = ob_.shared.classifier->classify(
       before_ready ? queue::Stage::Greeting : queue::Stage::Mail, qr);
   // Only the server's word throttles; our own refusals (TLS policy) do not.
-  if (d.throttled && !local) backoff_.on_throttled(now);
+  if (d.throttled && !local) throttle(now);
   if (before_ready || d.next_mx) {
     Duration down = ob_.config.delivery.retry_schedule.front();
     down = std::min<Duration>(down, std::chrono::minutes(5));
@@ -535,7 +570,16 @@ void Destination::session_failed(DeliveryConnection& c, const smtp::Reply& reply
 
 void Destination::connection_gone(DeliveryConnection* c) noexcept {
   conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
+  // The server may still be closing its side when we see its FIN: the slot stays taken a
+  // moment longer, so the receiver never counts more than max_connections from us.
+  releasing_.push_back(ob_.shard.clock().now() + std::chrono::milliseconds(50));
   ob_.mark_dirty(*this);
+}
+
+std::size_t Destination::connections_held() noexcept {
+  const TimePoint now = ob_.shard.clock().now();
+  while (!releasing_.empty() && releasing_.front() <= now) releasing_.pop_front();
+  return conns_.size() + releasing_.size();
 }
 
 void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcept {
@@ -558,6 +602,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
   const double queued_s =
       static_cast<double>(wall_ns - s->info.received_unix_ns) / 1e9;
   ++ob_.stats.transactions;
+  bool throttled = false;
   for (std::size_t i = 0; i < s->rcpts.size(); ++i) {
     const queue::QueuedRecipient& q = s->rcpts[i];
     const Slot::Rcpt* rd = i < s->rcpt_data.size() ? &s->rcpt_data[i] : nullptr;
@@ -582,7 +627,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
     queue::Decision d = ob_.shared.classifier->classify(stage, qr);
     const bool local_reply =
         s->local || result == nullptr || (stage == queue::Stage::DataEnd && result->local);
-    if (d.throttled && !local_reply) backoff_.on_throttled(now);
+    throttled |= d.throttled && !local_reply;
     RecipientOutcome ro;
     ro.recipient = q.recipient;
     ro.attempts = q.attempts + 1;
@@ -596,8 +641,11 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ev.type = accounting::EventType::Delivered;
         ++ob_.stats.delivered;
         backoff_.on_delivered();
-        action = dsn::Action::Delivered;
-        report = true;
+        // RFC 3461 §5.2: a next hop that offers DSN got the NOTIFY and reports success
+        // itself; to one that does not, we report "relayed" (the final delivery is out of
+        // our sight).
+        action = dsn::Action::Relayed;
+        report = s->conn == nullptr || !s->conn->remote_dsn();
         break;
       case queue::Verdict::Bounced:
         ro.state = spool::RecipientState::Bounced;
@@ -607,10 +655,8 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         report = true;
         break;
       case queue::Verdict::Deferred: {
-        auto next = rd == nullptr || rd->address.empty()
-                        ? std::optional<WallTime>(wall + ob_.config.delivery.retry_schedule.front())
-                        : ob_.retry.next_attempt(from_ns(s->info.received_unix_ns), wall,
-                                                 q.attempts + 1);
+        auto next = ob_.retry.next_attempt(from_ns(s->info.received_unix_ns), wall,
+                                           q.attempts + 1);
         if (!next) {
           ro.state = spool::RecipientState::Expired;
           ev.type = accounting::EventType::Expired;
@@ -644,27 +690,32 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         break;
       }
     }
-    if (rd != nullptr && !rd->address.empty()) {
-      if (ob_.accounting != nullptr) {
-        ev.ts_unix_ns = wall_ns;
-        ev.id = id;
-        ev.from = s->reverse_path;
-        ev.rcpt = rd->address;
-        const std::string rcpt_domain = domain_of_address(rd->address);
-        ev.domain = rcpt_domain;
-        ev.mx = mx;
-        ev.ip = ip;
-        ev.code = reply.code;
-        ev.enhanced = enh;
-        ev.response = reply.text;
-        ev.attempt = q.attempts + 1;
-        ev.tls = tls;
-        ev.size = s->original.size();
-        ev.queued_s = queued_s;
-        ev.source = source_name(s->source);
-        ev.job = s->job;
-        ob_.accounting->append(ev);
-      }
+    // A recipient whose record could not be read is named by its index.
+    const std::string unknown = rd != nullptr && !rd->address.empty()
+                                    ? std::string()
+                                    : fmt::format("#{}", q.recipient);
+    if (ob_.accounting != nullptr) {
+      const std::string_view rcpt = unknown.empty() ? rd->address : std::string_view(unknown);
+      const std::string rcpt_domain = unknown.empty() ? domain_of_address(rcpt) : domain_;
+      ev.ts_unix_ns = wall_ns;
+      ev.id = id;
+      ev.from = s->reverse_path;
+      ev.rcpt = rcpt;
+      ev.domain = rcpt_domain;
+      ev.mx = mx;
+      ev.ip = ip;
+      ev.code = reply.code;
+      ev.enhanced = enh;
+      ev.response = reply.text;
+      ev.attempt = q.attempts + 1;
+      ev.tls = tls;
+      ev.size = s->original.size();
+      ev.queued_s = queued_s;
+      ev.source = source_name(s->source);
+      ev.job = s->job;
+      ob_.accounting->append(ev);
+    }
+    if (unknown.empty()) {
       if (report &&
           dsn::wants_dsn(action, rd->notify, dsn::NullSender(null_sender))) {
         dsn::RecipientReport rr;
@@ -714,6 +765,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
       log::warn("outbound: message {}: no DSN: {}", id, text.error().message());
     }
   }
+  if (throttled) throttle(now);
   const std::uint32_t origin = s->info.origin;
   --slots_;
   ob_.free_slot(s);

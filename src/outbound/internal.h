@@ -157,7 +157,9 @@ struct Outbound::Impl {
 struct Host {
   std::string name;  // MX host name (or the route's literal)
   net::SocketAddress address;
+  std::uint16_t preference = 0;
   TimePoint down_until{};
+  TimePoint tls_failed_until{};  // opportunistic STARTTLS failed: plaintext until then
 };
 
 // One routing domain on its owner shard.
@@ -180,6 +182,10 @@ class Destination {
   void session_failed(DeliveryConnection& c, const smtp::Reply& reply, bool before_ready,
                       bool local) noexcept;
   void connection_gone(DeliveryConnection* c) noexcept;
+  // An opportunistic TLS handshake with this host failed: plaintext for a while.
+  void tls_failed(const net::SocketAddress& a) noexcept;
+  // One throttling episode: back off (once; ignored while already paused).
+  void throttle(TimePoint now) noexcept;
   // The recipients of a slot that was never sent go back to the queue (no attempt used).
   void requeue(Slot* s) noexcept;
 
@@ -213,10 +219,12 @@ class Destination {
   RouteState route_ = RouteState::None;
   TimePoint route_expires_{};
   std::vector<Host> hosts_;
-  std::size_t next_host_ = 0;
+  std::size_t next_host_ = 0;  // rotation among hosts of the best usable preference
   std::optional<LocalFailure> route_failure_;
   std::optional<LocalFailure> last_failure_;  // the last connection-level failure
   std::vector<DeliveryConnection*> conns_;
+  std::deque<TimePoint> releasing_;  // closed connections still counted until then
+  std::size_t connections_held() noexcept;
   std::size_t egress_next_ = 0;
   // MX rollup: a domain whose MX matches an mx_suffix entry hands its recipients to the
   // rollup destination ("mx:<suffix>", on its own shard); that one resolves the MX of the
@@ -255,6 +263,10 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
   std::size_t load() const noexcept { return slots_.size(); }
   const Host& host() const noexcept { return host_; }
   std::string tls_version() const;
+  // The server offered DSN (RFC 3461): NOTIFY/ORCPT/ENVID went on with the message.
+  bool remote_dsn() const noexcept {
+    return session_ && session_->capabilities().extensions.has(smtp::Extension::Dsn);
+  }
   std::string ip() const { return host_.address.ip(); }
 
  private:
@@ -274,6 +286,8 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
   std::vector<Slot*> slots_;  // taken: reading or submitted
   std::uint32_t taken_ = 0;   // transactions taken over the connection's life
   bool verified_ = false;     // the verified TLS context is in use
+  bool tls_started_ = false;  // STARTTLS accepted: a close now is a handshake failure
+  bool tls_required_ = false;
 };
 
 // Composition: "From:" domain of a message (lower case), "" when none.

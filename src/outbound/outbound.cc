@@ -104,14 +104,40 @@ std::string domain_of(std::string_view address) {
   return d;
 }
 
-// Waits for a DSN's commit, then dispatches it.
+// Waits for a DSN's commit; then the recipient states that caused it are written (a final
+// state is never durable before its DSN) and the DSN is dispatched. If the DSN cannot be
+// queued, the recipients stay undelivered in the spool (written as deferred) so the DSN is
+// made again after the next start, rather than lost.
 class DsnCommit final : public spool::CommitWaiter {
  public:
-  DsnCommit(Outbound::Impl& ob, std::uint64_t original, std::string to, std::int64_t received)
-      : ob_(ob), original_(original), to_(std::move(to)), received_(received) {}
+  DsnCommit(Outbound::Impl& ob, std::uint64_t original, std::string to, std::int64_t received,
+            std::vector<spool::StateUpdate> states)
+      : ob_(ob), original_(original), to_(std::move(to)), received_(received),
+        states_(std::move(states)) {}
   spool::MessageId id{};
+
+  void write_states(bool dsn_queued) noexcept {
+    if (!dsn_queued) {
+      const auto retry = ob_.config.delivery.retry_schedule.front();
+      const std::int64_t next =
+          received_ + std::chrono::duration_cast<std::chrono::nanoseconds>(retry).count();
+      for (auto& u : states_) {
+        if (spool::is_final(u.state)) {
+          u.state = spool::RecipientState::Deferred;
+          u.next_attempt_unix_ns = next;
+        }
+      }
+    }
+    if (auto st = ob_.writer.append_states(states_, nullptr); !st) {
+      ++ob_.stats.state_errors;
+      log::error("outbound: message {}: recipient states not written: {}", format_id(original_),
+                 st.error().message());
+    }
+  }
+
   void on_committed(Status status) noexcept override {
     --ob_.dsn_commits;
+    if (!ob_.stopped) write_states(static_cast<bool>(status));
     if (status && !ob_.stopped) {
       ++ob_.stats.dsns;
       if (ob_.accounting != nullptr) {
@@ -142,6 +168,7 @@ class DsnCommit final : public spool::CommitWaiter {
   std::uint64_t original_;
   std::string to_;
   std::int64_t received_;
+  std::vector<spool::StateUpdate> states_;
 };
 
 }  // namespace
@@ -207,20 +234,29 @@ void Outbound::Impl::on_tick(std::int32_t) noexcept {
   if (now - last_dns_tick >= std::chrono::seconds(1)) {
     last_dns_tick = now;
     if (mx) mx->tick();
+    // Segments reclaimed by their origin are freed only once no reader holds them open.
+    for (auto& r : readers) r->close_idle();
   }
   const WallTime wall = shard.clock().wall_now();
-  std::vector<Destination*> keep;
-  keep.reserve(active.size());
-  for (Destination* d : active) {
+  // Pumps may list more destinations (a rollup receiving forwards): they land in the
+  // fresh `active` and are kept.
+  std::vector<Destination*> current;
+  current.swap(active);
+  for (Destination* d : current) {
     if (d->queue_.ready() != 0 || !d->conns_.empty() || d->queue_.next_due() <= wall) {
       d->pump();
     }
+  }
+  std::vector<Destination*> keep;
+  keep.reserve(current.size() + active.size());
+  for (Destination* d : current) {
     if (d->active()) {
       keep.push_back(d);
     } else {
       d->listed_ = false;
     }
   }
+  for (Destination* d : active) keep.push_back(d);
   active.swap(keep);
   arm_timer();
 }
@@ -270,28 +306,6 @@ void Outbound::Impl::on_outcomes(Outcomes&& o) noexcept {
   const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   shard.clock().wall_now().time_since_epoch())
                                   .count();
-  // The DSN goes into the spool before the final states that caused it (recovery keeps a
-  // prefix of the log: a final state is never durable without its DSN).
-  if (!o.dsn.empty() && !o.dsn_to.empty()) {
-    spool::MessageRecord m;
-    m.received_unix_ns = now_ns;
-    m.source = spool::Source::Dsn;
-    m.flags = static_cast<std::uint8_t>((o.dsn_8bit ? spool::kFlag8BitMime : 0) |
-                                        (o.dsn_smtputf8 ? spool::kFlagSmtpUtf8 : 0));
-    m.reverse_path = "";
-    m.recipients.push_back(spool::Recipient{o.dsn_to, 0, {}});
-    m.body = o.dsn;
-    auto* w = new DsnCommit(*this, o.message, o.dsn_to, now_ns);
-    auto id = writer.append_message(m, w);
-    if (!id) {
-      log::warn("outbound: DSN for message {} not queued: {}", format_id(o.message),
-                id.error().message());
-      delete w;
-    } else {
-      w->id = *id;
-      ++dsn_commits;
-    }
-  }
   std::vector<spool::StateUpdate> updates;
   updates.reserve(o.recipients.size());
   for (const auto& r : o.recipients) {
@@ -302,6 +316,29 @@ void Outbound::Impl::on_outcomes(Outcomes&& o) noexcept {
     u.attempts = r.attempts;
     u.next_attempt_unix_ns = r.next_attempt_unix_ns;
     updates.push_back(u);
+  }
+  // The DSN is committed before the final states that caused it are written.
+  if (!o.dsn.empty() && !o.dsn_to.empty()) {
+    spool::MessageRecord m;
+    m.received_unix_ns = now_ns;
+    m.source = spool::Source::Dsn;
+    m.flags = static_cast<std::uint8_t>((o.dsn_8bit ? spool::kFlag8BitMime : 0) |
+                                        (o.dsn_smtputf8 ? spool::kFlagSmtpUtf8 : 0));
+    m.reverse_path = "";
+    m.recipients.push_back(spool::Recipient{o.dsn_to, 0, {}});
+    m.body = o.dsn;
+    auto* w = new DsnCommit(*this, o.message, o.dsn_to, now_ns, std::move(updates));
+    auto id = writer.append_message(m, w);
+    if (!id) {
+      log::warn("outbound: DSN for message {} not queued: {}", format_id(o.message),
+                id.error().message());
+      w->write_states(false);
+      delete w;
+    } else {
+      w->id = *id;
+      ++dsn_commits;
+    }
+    return;
   }
   if (auto st = writer.append_states(updates, nullptr); !st) {
     ++stats.state_errors;
@@ -401,7 +438,9 @@ void Outbound::recover(const spool::RecoveryResult& recovered, const std::string
       }
     }
     e.domain = domain_of(address);
-    if (e.domain.empty()) return;
+    // A recipient without a domain (RCPT TO:<postmaster>) is this host's, as Postfix
+    // appends $myorigin: it goes where [node] hostname routes.
+    if (e.domain.empty()) e.domain = lower(ob.shared.hostname);
     ++ob.stats.dispatched;
     ob.route(std::move(e));
   };
@@ -476,7 +515,7 @@ void Outbound::queued(spool::MessageId id, std::int64_t received_unix_ns, std::u
     }
     e.received_unix_ns = received_unix_ns;
     e.domain = domain_of(addresses[i]);
-    if (e.domain.empty()) continue;
+    if (e.domain.empty()) e.domain = lower(ob.shared.hostname);
     ++ob.stats.dispatched;
     ob.route(std::move(e));
   }

@@ -99,6 +99,19 @@ Result<int> SpoolReader::fd_for(SegmentSeq seq) {
   return fd;
 }
 
+void SpoolReader::close_idle() noexcept {
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
+                            [f = it->second](const ReadOp* op) { return op->fd == f; });
+    if (busy) {
+      ++it;
+      continue;
+    }
+    ::close(it->second);
+    it = fds_.erase(it);
+  }
+}
+
 void SpoolReader::read(Location loc, ReadWaiter* waiter) noexcept {
   auto* op = new ReadOp;
   op->waiter = waiter;

@@ -62,6 +62,8 @@ class SpoolReader {
   // reading, e.g. a segment that cannot be opened, come through a zero timer).
   void read(Location loc, ReadWaiter* waiter) noexcept;
   void read(Location loc, RecordWaiter* waiter) noexcept;
+  // Closes the cached fds no read is using (an open fd keeps a deleted segment's space).
+  void close_idle() noexcept;
 
  private:
   class ReadOp;
