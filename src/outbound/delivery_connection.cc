@@ -230,15 +230,22 @@ void DeliveryConnection::flush() noexcept {
 void DeliveryConnection::update_timeout() noexcept {
   if (conn_ == nullptr) return;
   const auto& del = d_.ob().config.delivery;
-  Duration t = del.greeting_timeout;
-  if (state_ == State::Greeting) {
-    t = std::max({del.greeting_timeout, del.helo_timeout, del.tls_timeout});
-  } else if (state_ == State::Ready) {
-    t = slots_.empty() ? del.idle_timeout : del.data_done_timeout;
-  } else if (state_ == State::Quitting) {
-    t = del.helo_timeout;
-  } else if (state_ == State::Closing) {
-    return;
+  if (state_ == State::Closing) return;
+  // RFC 5321 §4.5.3.2: the wait for each reply has its own minimum.
+  Duration t = del.helo_timeout;
+  switch (session_ ? session_->awaiting() : smtp::Awaiting::Greeting) {
+    case smtp::Awaiting::Greeting: t = del.greeting_timeout; break;
+    case smtp::Awaiting::Helo: t = del.helo_timeout; break;
+    case smtp::Awaiting::StartTls: t = del.tls_timeout; break;
+    case smtp::Awaiting::Mail: t = del.mail_timeout; break;
+    case smtp::Awaiting::Rcpt: t = del.rcpt_timeout; break;
+    case smtp::Awaiting::Data: t = del.data_init_timeout; break;
+    case smtp::Awaiting::DataEnd: t = del.data_done_timeout; break;
+    case smtp::Awaiting::Other: t = del.helo_timeout; break;
+    case smtp::Awaiting::Nothing:
+      // Between transactions: the pool's idle time; waiting for a body read: the longest.
+      t = state_ == State::Ready && slots_.empty() ? del.idle_timeout : del.data_done_timeout;
+      break;
   }
   conn_->set_idle_timeout(t);
 }

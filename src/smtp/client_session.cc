@@ -541,4 +541,24 @@ void ClientSession::connection_lost() {
   fail(local_reply(451, {4, 4, 2}, "Connection lost"), true, false);
 }
 
+Awaiting ClientSession::awaiting() const noexcept {
+  switch (phase_) {
+    case Phase::Greeting: return Awaiting::Greeting;
+    case Phase::Ehlo:
+    case Phase::Helo: return Awaiting::Helo;
+    case Phase::StartTls:
+    case Phase::TlsHandshake: return Awaiting::StartTls;
+    default: break;
+  }
+  if (expect_.empty()) return Awaiting::Nothing;
+  switch (expect_.front().what) {
+    case Expect::Mail: return Awaiting::Mail;
+    case Expect::Rcpt: return Awaiting::Rcpt;
+    case Expect::Data: return Awaiting::Data;
+    case Expect::DataEnd:
+    case Expect::Bdat: return Awaiting::DataEnd;
+    default: return Awaiting::Other;
+  }
+}
+
 }  // namespace salvo::smtp

@@ -87,6 +87,12 @@ struct TransactionResult {
 
 enum class ClientEventKind : std::uint8_t { None, Ready, NeedTls, TransactionDone, Failed, Closed };
 
+// The reply the session waits for now, so a driver can apply RFC 5321 §4.5.3.2's timeout
+// for that stage.
+enum class Awaiting : std::uint8_t {
+  Nothing, Greeting, Helo, StartTls, Mail, Rcpt, Data, DataEnd, Other
+};
+
 struct ClientEvent {
   ClientEventKind kind = ClientEventKind::None;
   TransactionResult result;  // TransactionDone
@@ -122,6 +128,7 @@ class ClientSession {
   // Submitted transactions without their TransactionDone yet.
   std::size_t in_flight() const noexcept { return unfinished_; }
   bool tls_active() const noexcept { return tls_; }
+  Awaiting awaiting() const noexcept;
   const ServerCapabilities& capabilities() const noexcept { return caps_; }
   const ClientStats& stats() const noexcept { return stats_; }
 
