@@ -24,51 +24,13 @@
 #include "support/blast.h"
 #include "support/process.h"
 #include "support/raw_client.h"
+#include "support/sink.h"
 
 namespace salvo::test {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-class Sink {
- public:
-  Sink(const TempDir& dir, std::vector<std::string> args) {
-    ready_ = dir.file("sink-ready-" + std::to_string(++seq_));
-    std::vector<std::string> argv = {program_path("salvo-sink"), "--ready-file", ready_};
-    if (std::find(args.begin(), args.end(), "--cores") == args.end()) {
-      argv.push_back("--cores");
-      argv.push_back("2");
-    }
-    argv.insert(argv.end(), args.begin(), args.end());
-    proc_ = std::make_unique<Process>(argv, dir.path());
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!wait_for_file(ready_, 10ms)) {
-      if (!proc_->running() || std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("salvo-sink did not start: " + proc_->stderr_text());
-    }
-    for (const auto& a : json::parse(read_file(ready_))) addresses_.push_back(a.get<std::string>());
-  }
-  const std::string& address(std::size_t i = 0) const { return addresses_.at(i); }
-  net::SocketAddress socket_address(std::size_t i = 0) const {
-    return *net::SocketAddress::parse(address(i));
-  }
-  // SIGTERM, wait, parse the JSON report.
-  json stop() {
-    proc_->signal(SIGTERM);
-    auto rc = proc_->wait(30s);
-    EXPECT_TRUE(rc.has_value()) << "salvo-sink did not stop";
-    EXPECT_EQ(rc.value_or(-1), 0) << proc_->stderr_text();
-    return json::parse(proc_->stdout_text());
-  }
-  Process& process() { return *proc_; }
-
- private:
-  static inline int seq_ = 0;
-  std::string ready_;
-  std::unique_ptr<Process> proc_;
-  std::vector<std::string> addresses_;
-};
 
 json blast(const TempDir& dir, const std::string& target, std::vector<std::string> args) {
   return run_blast(dir, target, args);
@@ -89,6 +51,34 @@ TEST(SinkBlast, CountsMatchExactly) {
   EXPECT_GE(s["listeners"][0]["peak_connections"].get<int>(), 1);
   EXPECT_LE(s["listeners"][0]["peak_connections"].get<int>(), 8);
   EXPECT_GT(s["listeners"][0]["peak_msgs_per_s"].get<int>(), 0);
+}
+
+TEST(SinkBlast, ProgressFileReachesTheExactCounts) {
+  TempDir dir;
+  Sink sink(dir, {"--listen", "127.0.0.2:0", "--listen", "127.0.0.3:0"});
+  EXPECT_EQ(sink.progress_messages(), 0);  // written before the first connection
+  json b1 = blast(dir, sink.address(0), {"--connections", "4", "--messages", "1500", "--rcpts", "3"});
+  json b2 = blast(dir, sink.address(1), {"--connections", "3", "--messages", "700", "--size", "10KB"});
+  ASSERT_EQ(b1["accepted"], 1500);
+  ASSERT_EQ(b2["accepted"], 700);
+  // Every 250 has been read by blast, so the running totals are final: over both listeners
+  // and both cores, while the sink still runs.
+  EXPECT_TRUE(sink.wait_messages(2200, 10s)) << sink.progress().dump();
+  const std::uint64_t bytes = b1["bytes"].get<std::uint64_t>() + b2["bytes"].get<std::uint64_t>();
+  const std::uint64_t rcpts = b1["recipients"]["accepted"].get<std::uint64_t>() +
+                              b2["recipients"]["accepted"].get<std::uint64_t>();
+  json running = sink.progress();
+  EXPECT_EQ(running["messages"], 2200) << running.dump();
+  EXPECT_EQ(running["recipients"], rcpts) << running.dump();
+  EXPECT_EQ(running["bytes"], bytes) << running.dump();
+  EXPECT_FALSE(sink.wait_messages(2201, 300ms));  // bounded, and nothing more arrives
+  json s = sink.stop();
+  EXPECT_EQ(s["messages"], 2200);
+  // The last write at exit carries the report's totals.
+  json last = sink.progress();
+  EXPECT_EQ(last["messages"], s["messages"]);
+  EXPECT_EQ(last["recipients"], s["recipients"]);
+  EXPECT_EQ(last["bytes"], s["bytes"]);
 }
 
 TEST(SinkBlast, NoPipeliningAndLargeMessages) {
@@ -134,6 +124,26 @@ TEST(SinkBlast, DeferAndRejectRatesCountOnBothSides) {
   EXPECT_EQ(b["recipients"]["accepted"], s["recipients"]);
   EXPECT_EQ(s["recipients"], 2000 - 400 - 160);
   EXPECT_EQ(b["accepted"], s["messages"]);
+}
+
+TEST(SinkBlast, DeferStatusIsConfigurablePerListener) {
+  TempDir dir;
+  Sink sink(dir, {"--cores", "1", "--listen", "127.0.0.1:0,defer-rate=1,defer-status=4.3.0",
+                  "--listen", "127.0.0.2:0,defer-rate=1"});
+  for (std::size_t i = 0; i < 2; ++i) {
+    RawClient c(sink.socket_address(i));
+    EXPECT_EQ(c.read_reply().substr(0, 4), "220 ");
+    c.send("EHLO x\r\n");
+    c.read_reply();
+    c.send("MAIL FROM:<a@example.com>\r\n");
+    EXPECT_EQ(c.read_reply().substr(0, 3), "250");
+    c.send("RCPT TO:<b@example.com>\r\n");
+    EXPECT_EQ(c.read_reply().substr(0, 9), i == 0 ? "451 4.3.0" : "451 4.7.1");
+    c.send("QUIT\r\n");
+    c.read_reply();
+  }
+  json s = sink.stop();
+  EXPECT_EQ(s["deferred"], 2);
 }
 
 TEST(SinkBlast, DropRateLosesExactlyTheDroppedMessages) {

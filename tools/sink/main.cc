@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // salvo-sink: ESMTP sink for benchmarks and tests (SPEC §8). Listens on many addresses
 // with a scripted fault plan per listener, counts exactly, optionally keeps what arrived
-// in a maildir, and on exit (SIGTERM/SIGINT or --duration) prints one JSON object.
+// in a maildir, and on exit (SIGTERM/SIGINT or --duration) prints one JSON object. With
+// --progress-file it also keeps the running totals in a file that scripts can poll.
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <latch>
 #include <mutex>
@@ -31,6 +34,39 @@ Duration parse_duration_flag(const std::string& name, const std::string& v) {
   auto d = salvo::parse_duration(v);
   if (!d) throw CLI::ValidationError(name, v + ": not a duration (e.g. 250ms, 10s)");
   return *d;
+}
+
+struct Totals {
+  std::uint64_t messages = 0, recipients = 0, bytes = 0;
+  bool operator==(const Totals&) const = default;
+};
+
+// Writes {"messages": N, "recipients": N, "bytes": N} to path via path.tmp + rename, so a
+// reader sees the old object or the new one, never a torn one. False if it cannot write.
+bool write_progress(const std::string& path, const Totals& t) {
+  std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return false;
+  int n = std::fprintf(f, "{\"messages\": %llu, \"recipients\": %llu, \"bytes\": %llu}\n",
+                       static_cast<unsigned long long>(t.messages),
+                       static_cast<unsigned long long>(t.recipients),
+                       static_cast<unsigned long long>(t.bytes));
+  bool ok = n > 0;
+  ok = std::fclose(f) == 0 && ok;
+  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// The running totals over every shard and listener, read while the shards run.
+Totals running_totals(const std::vector<std::unique_ptr<SinkShard>>& shards) {
+  Totals t;
+  for (const auto& s : shards) {
+    if (!s) continue;
+    const ShardProgress& p = s->progress();
+    t.messages += p.messages.load(std::memory_order_acquire);
+    t.recipients += p.recipients.load(std::memory_order_relaxed);
+    t.bytes += p.bytes.load(std::memory_order_relaxed);
+  }
+  return t;
 }
 
 nlohmann::json report(const SinkOptions& opts, std::vector<ListenerCounters>& merged,
@@ -85,16 +121,20 @@ int main(int argc, char** argv) {
   Faults defaults;
   std::vector<std::string> listen;
   std::string latency, duration, idle, max_size = "100MB", pin_text = "on", idle_poll_text;
-  std::string zerocopy_text;
+  std::string zerocopy_text, defer_status_text;
   CLI::App app{"salvo-sink: ESMTP sink with scripted faults and exact counting"};
   app.add_option("--listen", listen,
-                 "ADDR[:PORT][,latency=D,defer-rate=R,reject-rate=R,drop-rate=R,421-after=N]; "
+                 "ADDR[:PORT][,latency=D,defer-rate=R,defer-status=4.Y.Z,reject-rate=R,drop-rate=R,"
+                 "421-after=N]; "
                  "repeatable; port 0 picks a free port")
       ->required();
   app.add_option("--cores", opts.cores, "shards (0 = one per CPU)");
   app.add_option("--latency", latency, "delay before each batch of replies (e.g. 50ms)");
   app.add_option("--defer-rate", defaults.defer_rate, "fraction of RCPTs answered 451 4.7.1")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--defer-status", defer_status_text,
+                 "enhanced status of those 451s (default 4.7.1, which MTAs read as throttling; "
+                 "e.g. 4.3.0 for a plain temporary failure)");
   app.add_option("--reject-rate", defaults.reject_rate, "fraction of RCPTs answered 550 5.1.1")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--drop-rate", defaults.drop_rate,
@@ -109,6 +149,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", opts.tls_key, "PEM private key for --tls-cert");
   app.add_option("--hostname", opts.hostname, "name in the greeting and EHLO reply");
   app.add_option("--max-size", max_size, "SIZE limit (default 100MB)");
+  bool no_dsn = false;
+  app.add_flag("--no-dsn", no_dsn, "do not advertise DSN (an MX without RFC 3461)");
   app.add_option("--pin", pin_text, "pin shard i to CPU i: on | off (default on)")
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--idle-poll", idle_poll_text, "busy-poll this long before sleeping (default 20us)");
@@ -117,14 +159,22 @@ int main(int argc, char** argv) {
                  "(default: the net stack's, 16KiB, not to local peers)");
   app.add_option("--ready-file", opts.ready_file,
                  "write the bound addresses (JSON list) here once listening");
+  app.add_option("--progress-file", opts.progress_file,
+                 "keep {\"messages\": N, \"recipients\": N, \"bytes\": N} (totals so far) "
+                 "in this file: rewritten (tmp + rename) at most every 100ms, and at exit");
   try {
     app.parse(argc, argv);
     if (!latency.empty()) defaults.latency = parse_duration_flag("--latency", latency);
+    if (!defer_status_text.empty() &&
+        !parse_defer_status(defer_status_text, &defaults.defer_status))
+      throw CLI::ValidationError("--defer-status",
+                                 defer_status_text + ": expected 4.Y.Z (e.g. 4.3.0)");
     if (!duration.empty()) opts.duration = parse_duration_flag("--duration", duration);
     if (!idle.empty()) opts.idle_timeout = parse_duration_flag("--idle-timeout", idle);
     auto sz = salvo::parse_size(max_size);
     if (!sz) throw CLI::ValidationError("--max-size", max_size + ": not a size");
     opts.max_message_size = *sz;
+    opts.dsn = !no_dsn;
     if (!zerocopy_text.empty() && !salvo::parse_size(zerocopy_text))
       throw CLI::ValidationError("--zerocopy-threshold", zerocopy_text + ": not a size");
     if (opts.tls_certificate.empty() != opts.tls_key.empty())
@@ -142,6 +192,11 @@ int main(int argc, char** argv) {
       return 2;
     }
     opts.listeners.push_back(*spec);
+  }
+  if (!opts.progress_file.empty() && !write_progress(opts.progress_file, Totals{})) {
+    std::fprintf(stderr, "salvo-sink: --progress-file %s: %s\n", opts.progress_file.c_str(),
+                 std::strerror(errno));
+    return 2;
   }
   salvo::log::init(salvo::log::Level::Warn);
 
@@ -230,15 +285,32 @@ int main(int argc, char** argv) {
       std::ofstream(tmp) << addrs.dump() << "\n";
       std::rename(tmp.c_str(), opts.ready_file.c_str());
     }
-    if (opts.duration.count() > 0) {
-      auto secs = std::chrono::duration_cast<std::chrono::seconds>(opts.duration);
-      timespec ts{static_cast<time_t>(secs.count()),
-                  static_cast<long>((opts.duration - secs).count())};
-      while (sigtimedwait(&sigs, nullptr, &ts) < 0 && errno == EINTR) {
-      }
-    } else {
+    const bool progress = !opts.progress_file.empty();
+    if (!progress && opts.duration.count() == 0) {
       int sig = 0;
       sigwait(&sigs, &sig);
+    } else {
+      // Wake at least every 100 ms to refresh the progress file (when it changed), until a
+      // signal arrives or --duration has passed.
+      const Duration step = std::chrono::milliseconds(100);
+      const bool timed = opts.duration.count() > 0;
+      const auto deadline = t0 + opts.duration;
+      Totals written;
+      for (;;) {
+        if (progress) {
+          Totals now = running_totals(per_shard);
+          if (!(now == written) && write_progress(opts.progress_file, now)) written = now;
+        }
+        Duration wait = step;
+        if (timed) {
+          auto left = deadline - salvo::MonoClock::now();
+          if (left <= Duration::zero()) break;
+          if (!progress || left < wait) wait = std::chrono::duration_cast<Duration>(left);
+        }
+        auto secs = std::chrono::duration_cast<std::chrono::seconds>(wait);
+        timespec ts{static_cast<time_t>(secs.count()), static_cast<long>((wait - secs).count())};
+        if (sigtimedwait(&sigs, nullptr, &ts) > 0) break;
+      }
     }
   }
   shards->request_stop();
@@ -252,7 +324,15 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < s->listeners().size(); ++i)
         merged[i].merge(s->listeners()[i]->counters);
     }
-    std::printf("%s\n", report(opts, merged, gauges, seconds).dump().c_str());
+    nlohmann::json j = report(opts, merged, gauges, seconds);
+    if (!opts.progress_file.empty()) {
+      Totals final_totals{j["messages"].get<std::uint64_t>(), j["recipients"].get<std::uint64_t>(),
+                          j["bytes"].get<std::uint64_t>()};
+      if (!write_progress(opts.progress_file, final_totals))
+        std::fprintf(stderr, "salvo-sink: --progress-file %s: %s\n",
+                     opts.progress_file.c_str(), std::strerror(errno));
+    }
+    std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
   }
   return rc;

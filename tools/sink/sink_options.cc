@@ -22,6 +22,13 @@ bool parse_rate(std::string_view v, double* out) {
 
 }  // namespace
 
+bool parse_defer_status(std::string_view text, smtp::EnhancedStatus* out) {
+  smtp::EnhancedStatus st = smtp::parse_enhanced_status(text);
+  if (st.klass != 4) return false;
+  *out = st;
+  return true;
+}
+
 Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defaults,
                                     std::string* why) {
   ListenerSpec spec;
@@ -51,6 +58,8 @@ Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defau
       if (ok) spec.faults.latency = *d;
     } else if (ok && key == "defer-rate") {
       ok = parse_rate(value, &spec.faults.defer_rate);
+    } else if (ok && key == "defer-status") {
+      ok = parse_defer_status(value, &spec.faults.defer_status);
     } else if (ok && key == "reject-rate") {
       ok = parse_rate(value, &spec.faults.reject_rate);
     } else if (ok && key == "drop-rate") {
@@ -60,8 +69,8 @@ Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defau
                                      spec.faults.fail_after);
       ok = ec == std::errc() && p == value.data() + value.size();
     } else {
-      *why = std::string(kv) + ": unknown listener option (latency, defer-rate, reject-rate, "
-                               "drop-rate, 421-after)";
+      *why = std::string(kv) + ": unknown listener option (latency, defer-rate, "
+                               "defer-status, reject-rate, drop-rate, 421-after)";
       return fail(std::errc::invalid_argument);
     }
     if (!ok) {

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // salvo-sink options: listen addresses, each with its fault script. A listener is
 // "ADDR[,key=value...]"; keys override the global fault flags for that listener only:
-//   latency=50ms  defer-rate=0.1  reject-rate=0.05  drop-rate=0.01  421-after=N
+//   latency=50ms  defer-rate=0.1  defer-status=4.3.0  reject-rate=0.05  drop-rate=0.01
+//   421-after=N
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
 #include <salvo/net/socket_address.h>
+#include <salvo/smtp/reply.h>
 
 namespace salvo::sink {
 
@@ -20,6 +23,9 @@ namespace salvo::sink {
 struct Faults {
   Duration latency{0};       // delay before each batch of replies
   double defer_rate = 0;     // RCPT answered 451 4.7.1 (greylisting-style deferral)
+  // The enhanced status of those 451s: 4.7.1 reads as throttling to an MTA with a
+  // back-off mode (salvod, PowerMTA); e.g. 4.3.0 is a plain temporary failure.
+  smtp::EnhancedStatus defer_status{4, 7, 1};
   double reject_rate = 0;    // RCPT answered 550 5.1.1 (bad mailbox)
   double drop_rate = 0;      // message data received, then the connection is dropped
                              // before the end-of-data reply
@@ -42,8 +48,15 @@ struct SinkOptions {
   std::string tls_key;
   std::string hostname = "sink.localhost";
   std::uint64_t max_message_size = 100ull * 1024 * 1024;
+  bool dsn = true;  // advertise DSN (RFC 3461); --no-dsn plays an MX without it
   std::string ready_file;  // JSON list of bound addresses written once listening
+  // {"messages": N, "recipients": N, "bytes": N} so far, rewritten (tmp + rename) at most
+  // every 100 ms while running and once more at exit; "" = off.
+  std::string progress_file;
 };
+
+// Parses a deferral's enhanced status: "4.Y.Z" only. False otherwise.
+[[nodiscard]] bool parse_defer_status(std::string_view text, smtp::EnhancedStatus* out);
 
 // Parses one --listen value, starting from the global faults. The error names the bad
 // part ("127.0.0.1:x: bad port", "defer-rate=2: must be within [0, 1]").

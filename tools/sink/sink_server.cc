@@ -99,7 +99,7 @@ class SinkConnection final : public net::ConnectionHandler,
     }
     if (listener_.defer_acc.hit(faults_.defer_rate)) {
       ++listener_.counters.deferred;
-      return smtp::Reply(451, {4, 7, 1}, "Try again later (salvo-sink fault script)");
+      return smtp::Reply(451, faults_.defer_status, "Try again later (salvo-sink fault script)");
     }
     return std::nullopt;
   }
@@ -161,6 +161,7 @@ class SinkConnection final : public net::ConnectionHandler,
     ++messages_;
     c.recipients += env.recipients.size();
     c.bytes += session_.body_size();
+    shard_.progress().add(env.recipients.size(), session_.body_size());
     auto sec = static_cast<std::size_t>(
         std::chrono::duration_cast<std::chrono::seconds>(shard_.shard().clock().now() -
                                                          shard_.shared().start)
@@ -248,6 +249,7 @@ Status SinkShard::start(std::string* why) {
     l->config.greeting = "ESMTP salvo-sink";
     l->config.max_message_size = opts.max_message_size;
     l->config.max_recipients = 100000;
+    if (!opts.dsn) l->config.extensions.remove(smtp::Extension::Dsn);
     l->config.starttls_available = shared_.tls != nullptr;
     l->config.keep_body = shared_.maildir != nullptr;
     auto bound = stack_->listen(l->spec->address, net::ReusePort::Yes, *this);

@@ -49,6 +49,23 @@ struct ListenerCounters {
   std::uint32_t peak_per_second() const noexcept;
 };
 
+// Running totals of one shard over all its listeners, for --progress-file: written only by
+// the shard (relaxed load + store, no read-modify-write), read by main while shards run.
+// `messages` is stored last with release, so a reader that loads it first with acquire sees
+// recipients and bytes at least as far along.
+struct ShardProgress {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> recipients{0};
+  std::atomic<std::uint64_t> bytes{0};
+
+  void add(std::uint64_t rcpts, std::uint64_t size) noexcept {
+    recipients.store(recipients.load(std::memory_order_relaxed) + rcpts,
+                     std::memory_order_relaxed);
+    bytes.store(bytes.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
+    messages.store(messages.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+};
+
 // Deterministic fault selection: fires exactly floor(n * rate) times in n calls.
 class RateAccumulator {
  public:
@@ -104,6 +121,8 @@ class SinkShard final : public net::AcceptHandler, public shard::Poller {
 
   const std::vector<std::unique_ptr<Listener>>& listeners() const noexcept { return listeners_; }
   smtp::ServerStats& session_stats() noexcept { return session_stats_; }
+  ShardProgress& progress() noexcept { return progress_; }
+  const ShardProgress& progress() const noexcept { return progress_; }
   shard::Shard& shard() noexcept { return shard_; }
   const SinkShared& shared() const noexcept { return shared_; }
 
@@ -115,6 +134,7 @@ class SinkShard final : public net::AcceptHandler, public shard::Poller {
   std::unique_ptr<net::Stack> stack_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   smtp::ServerStats session_stats_;
+  ShardProgress progress_;
   bool draining_ = false;
 };
 
