@@ -330,7 +330,7 @@ print(f"  batch            1 .json job: one queued message (the template, stored
 print(f"  recipients       {n:,}  (received into the spool: {received:,})")
 print(f"  delivered        {delivered:,}")
 print(f"  bounced          {bounced:,}   expired {expired:,}")
-print(f"  deferral attempts {deferred:,}  (451s retried on the 5s/10s schedule)")
+print(f"  deferral attempts {deferred:,}  (451s retried on the 2s/3s schedule)")
 print(f"  DSNs             {dsn:,} written, {dsn_delivered:,} delivered to bounces@esp.demo")
 print(f"  elapsed          {elapsed:.2f} s from the drop into pickup/ to "
       f"{'the last final outcome' if finished else 'the timeout'}")
