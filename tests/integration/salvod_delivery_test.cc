@@ -91,6 +91,7 @@ UnboundOptions zones(std::vector<std::string> more = {}) {
       // Ordinary domains on the main sink.
       "d0.ok.test. 300 IN MX 10 mx.ok.test.",
       "mx.ok.test. 300 IN A 127.0.0.3",
+      "d0.egress.test. 300 IN A 127.0.0.5",
       "sender.test. 300 IN MX 10 mx.sender.test.",
       "mx.sender.test. 300 IN A 127.0.0.4",
   };
@@ -511,6 +512,31 @@ TEST(Delivery, ASilentServerTimesOutAndTheRecipientIsDeferred) {
   EXPECT_EQ(e["code"], 451) << e.dump();
   EXPECT_EQ(count_of(env.dir, "delivered"), 0);
   EXPECT_EQ(d.stop(), 0);
+}
+
+// [[egress]]: connections leave from the pool's source address and say its EHLO name. The
+// MX here is a second salvod (holding what it receives), whose Received: header records
+// both.
+TEST(Delivery, EgressPoolSetsTheSourceAddressAndEhlo) {
+  Env env;
+  TempDir mx_dir;
+  SalvodOptions mo;
+  mo.listener = false;
+  mo.extra = fmt::format("[[listen]]\naddress = \"127.0.0.5:{}\"\n", env.port);
+  Salvod mx(mx_dir, mo);
+  Salvod d(env.dir, env.salvod("[[egress]]\nname = \"pool9\"\naddresses = [\"127.0.0.9\"]\n"
+                               "ehlo = \"out9.sender.test\"\n"
+                               "[[shaping]]\ndomain = \"d0.egress.test\"\negress = \"pool9\"\n"));
+  ASSERT_EQ(blast_to(env.dir, d, 2, "egress.test")["accepted"], 2);
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "delivered") == 2; }, 20s)) << d.log();
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(mx.stop(), 0);
+  auto items = read_spool_items(mx_dir.file("spool"));
+  ASSERT_EQ(items.size(), 2u);
+  for (const auto& it : items) {
+    EXPECT_NE(it.body.find("Received: from out9.sender.test ([127.0.0.9])"), std::string::npos)
+        << it.body.substr(0, 400);
+  }
 }
 
 TEST(Delivery, KillDuringDeliveryLosesNothing) {
