@@ -40,12 +40,6 @@ const config::Shaping* shaping_for(const config::Config& c, std::string_view key
   return &c.default_shaping;
 }
 
-std::string domain_of_address(std::string_view address) {
-  auto at = address.rfind('@');
-  std::string d(at == std::string_view::npos ? std::string_view() : address.substr(at + 1));
-  for (char& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return d;
-}
 
 std::string_view source_name(spool::Source s) { return spool::to_string(s); }
 
@@ -696,7 +690,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
                                     : fmt::format("#{}", q.recipient);
     if (ob_.accounting != nullptr) {
       const std::string_view rcpt = unknown.empty() ? rd->address : std::string_view(unknown);
-      const std::string rcpt_domain = unknown.empty() ? domain_of_address(rcpt) : domain_;
+      const std::string rcpt_domain = unknown.empty() ? domain_of(rcpt) : domain_;
       ev.ts_unix_ns = wall_ns;
       ev.id = id;
       ev.from = s->reverse_path;

@@ -144,6 +144,11 @@ struct Outbound::Impl {
   void mark_dirty(Destination& d);
   void run_dirty() noexcept;
   void arm_timer() noexcept;
+  // One committed recipient of this shard's spool, to its destination's shard.
+  void dispatch(std::uint64_t id, std::uint32_t recipient,
+                const spool::SpoolIndex::RecipientRef& ref, std::int64_t received_unix_ns,
+                std::string_view address, std::uint32_t attempts,
+                std::int64_t next_attempt_unix_ns) noexcept;
   void route(Enqueue&& e) noexcept;       // to its destination shard (or here)
   void accept(Enqueue&& e) noexcept;      // on the destination shard
   void on_outcomes(Outcomes&& o) noexcept;
@@ -292,6 +297,8 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
 
 // Composition: "From:" domain of a message (lower case), "" when none.
 std::string from_domain(std::string_view message);
+// The domain of a mailbox, lower case, without a final dot; "" when there is no '@'.
+std::string domain_of(std::string_view address);
 std::string format_id(std::uint64_t id);
 
 }  // namespace salvo::outbound

@@ -48,6 +48,15 @@ std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept 
 
 std::string format_id(std::uint64_t id) { return fmt::format("{:016x}", id); }
 
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return {};
+  std::string d(address.substr(at + 1));
+  for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!d.empty() && d.back() == '.') d.pop_back();
+  return d;
+}
+
 std::string from_domain(std::string_view message) {
   // The header section ends at the first empty line; From: may be folded.
   std::size_t pos = 0;
@@ -90,19 +99,7 @@ std::string from_domain(std::string_view message) {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
-std::string domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  if (at == std::string_view::npos) return {};
-  std::string d = lower(address.substr(at + 1));
-  if (!d.empty() && d.back() == '.') d.pop_back();
-  return d;
-}
 
 // Waits for a DSN's commit; then the recipient states that caused it are written (a final
 // state is never durable before its DSN) and the DSN is dispatched. If the DSN cannot be
@@ -279,6 +276,31 @@ const dkim::Signer* Outbound::Impl::signer_for(std::string_view from_domain) con
   return nullptr;
 }
 
+void Outbound::Impl::dispatch(std::uint64_t id, std::uint32_t recipient,
+                              const spool::SpoolIndex::RecipientRef& ref,
+                              std::int64_t received_unix_ns, std::string_view address,
+                              std::uint32_t attempts, std::int64_t next_attempt_unix_ns) noexcept {
+  Enqueue e;
+  e.origin = me;
+  e.message = id;
+  e.recipient = recipient;
+  e.record = ref.record;
+  e.index_in_record = ref.index_in_record;
+  if (ref.job_template) {
+    e.is_job = true;
+    e.job_template = *ref.job_template;
+  }
+  e.received_unix_ns = received_unix_ns;
+  e.attempts = attempts;
+  e.next_attempt_unix_ns = next_attempt_unix_ns;
+  e.domain = domain_of(address);
+  // A recipient without a domain (RCPT TO:<postmaster>) is this host's, as Postfix
+  // appends $myorigin: it goes where [node] hostname routes.
+  if (e.domain.empty()) e.domain = domain_of("@" + shared.hostname);
+  ++stats.dispatched;
+  route(std::move(e));
+}
+
 void Outbound::Impl::route(Enqueue&& e) noexcept {
   const std::uint32_t to = shard_for(e.key.empty() ? e.domain : e.key, shared.shards);
   if (to == me) {
@@ -420,29 +442,16 @@ void Outbound::recover(const spool::RecoveryResult& recovered, const std::string
   auto make = [&](std::uint64_t id, std::uint32_t r, spool::Location rec, std::uint32_t in_rec,
                   std::optional<spool::Location> tpl, std::int64_t received,
                   std::string_view address) {
-    Enqueue e;
-    e.origin = ob.me;
-    e.message = id;
-    e.recipient = r;
-    e.record = rec;
-    e.index_in_record = in_rec;
-    if (tpl) {
-      e.is_job = true;
-      e.job_template = *tpl;
-    }
-    e.received_unix_ns = received;
+    spool::SpoolIndex::RecipientRef ref{rec, in_rec, tpl};
+    std::uint32_t attempts = 0;
+    std::int64_t next = 0;
     if (auto m = deferred.find(id); m != deferred.end()) {
       if (auto p = m->second.find(r); p != m->second.end()) {
-        e.attempts = p->second->attempts;
-        e.next_attempt_unix_ns = p->second->next_attempt_unix_ns;
+        attempts = p->second->attempts;
+        next = p->second->next_attempt_unix_ns;
       }
     }
-    e.domain = domain_of(address);
-    // A recipient without a domain (RCPT TO:<postmaster>) is this host's, as Postfix
-    // appends $myorigin: it goes where [node] hostname routes.
-    if (e.domain.empty()) e.domain = lower(ob.shared.hostname);
-    ++ob.stats.dispatched;
-    ob.route(std::move(e));
+    ob.dispatch(id, r, ref, received, address, attempts, next);
   };
   std::uint64_t unreadable = 0;
   ob.index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& entry) {
@@ -503,21 +512,7 @@ void Outbound::queued(spool::MessageId id, std::int64_t received_unix_ns, std::u
       SALVO_BUG("outbound: a queued recipient the spool index does not know");
       continue;
     }
-    Enqueue e;
-    e.origin = ob.me;
-    e.message = id.value();
-    e.recipient = r;
-    e.record = ref->record;
-    e.index_in_record = ref->index_in_record;
-    if (ref->job_template) {
-      e.is_job = true;
-      e.job_template = *ref->job_template;
-    }
-    e.received_unix_ns = received_unix_ns;
-    e.domain = domain_of(addresses[i]);
-    if (e.domain.empty()) e.domain = lower(ob.shared.hostname);
-    ++ob.stats.dispatched;
-    ob.route(std::move(e));
+    ob.dispatch(id.value(), r, *ref, received_unix_ns, addresses[i], 0, 0);
   }
 }
 
