@@ -72,6 +72,7 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
   tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
   if (cfg.tls == smtp::TlsPolicy::Opportunistic && host_.tls_failed_until > ob.shard.clock().now()) {
     cfg.tls = smtp::TlsPolicy::Off;
+    plaintext_fallback_ = true;
   }
   verified_ = sh.tls == config::TlsPolicy::Required && ob.config.delivery.tls_verify &&
               ob.shared.tls_verified != nullptr;
@@ -150,6 +151,7 @@ bool DeliveryConnection::can_take() noexcept {
 void DeliveryConnection::fill() noexcept {
   // The idle timer is reset only when something changes: pumps run often, and a timer
   // reset on every pump would never fire (idle_timeout, data_done_timeout).
+  const bool was_idle = slots_.empty();
   bool changed = false;
   while (can_take()) {
     Slot* s = d_.take(this);
@@ -158,8 +160,8 @@ void DeliveryConnection::fill() noexcept {
     s->cookie = d_.ob().next_cookie++;
     slots_.push_back(s);
     ++taken_;
-    changed = slots_.size() == 1;  // idle -> busy
   }
+  changed = was_idle && !slots_.empty();  // idle -> busy
   if (slots_.empty() && state_ == State::Ready &&
       (d_.ob().stopping || taken_ >= d_.shaping().max_messages_per_connection || d_.paused())) {
     quit();
@@ -243,8 +245,13 @@ void DeliveryConnection::update_timeout() noexcept {
     case smtp::Awaiting::DataEnd: t = del.data_done_timeout; break;
     case smtp::Awaiting::Other: t = del.helo_timeout; break;
     case smtp::Awaiting::Nothing:
-      // Between transactions: the pool's idle time; waiting for a body read: the longest.
-      t = state_ == State::Ready && slots_.empty() ? del.idle_timeout : del.data_done_timeout;
+      // Between transactions: the pool's idle time; waiting for a body read: the longest;
+      // after QUIT (no reply tracked by the session): the command timeout.
+      if (state_ == State::Quitting) {
+        t = del.helo_timeout;
+      } else {
+        t = state_ == State::Ready && slots_.empty() ? del.idle_timeout : del.data_done_timeout;
+      }
       break;
   }
   conn_->set_idle_timeout(t);

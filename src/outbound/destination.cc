@@ -114,7 +114,10 @@ void Destination::add(Enqueue&& e) noexcept {
   }
   if (e.is_job) m.batches.emplace(e.recipient - e.index_in_record, e.record);
   ++m.refs;
-  if (is_rollup_ && resolve_domain_.empty()) resolve_domain_ = e.domain;
+  if (is_rollup_) {
+    if (resolve_domain_.empty()) resolve_domain_ = e.domain;
+    latest_domain_ = e.domain;
+  }
   queue::QueuedRecipient q;
   q.message = e.message;
   q.recipient = e.recipient;
@@ -136,7 +139,22 @@ void Destination::pump() noexcept {
     if (c->ready()) c->fill();
   }
   if (queue_.ready() == 0) return;
-  if (shaping_->max_connections == 0) return;  // held: queued, not sent
+  if (shaping_->max_connections == 0) {
+    // Held: queued, not sent; but what passes its expiry still bounces (with its DSN).
+    const WallTime wall = ob_.shard.clock().wall_now();
+    while (slots_ < 256) {
+      const queue::QueuedRecipient* head = queue_.peek_ready();
+      if (head == nullptr) break;
+      auto it = msgs_.find(head->message);
+      if (it == msgs_.end() || !ob_.retry.expired(from_ns(it->second.received_unix_ns), wall)) {
+        break;
+      }
+      LocalFailure f;
+      f.reply = smtp::Reply(451, {4, 4, 7}, "message expired in the queue (destination held)");
+      start_slot(nullptr, std::move(f), false);
+    }
+    return;
+  }
   if (route_ == RouteState::None || ((route_ == RouteState::Ok || route_ == RouteState::Failed) &&
                                      now >= route_expires_)) {
     resolve();
@@ -183,7 +201,10 @@ void Destination::forward_to_rollup() noexcept {
     if (batch.empty()) break;
     for (const auto& q : batch) {
       auto it = msgs_.find(q.message);
-      if (it == msgs_.end()) continue;
+      if (it == msgs_.end()) {
+        SALVO_BUG("outbound: a queued recipient without its message info");
+        continue;  // it stays in the spool: the next start routes it
+      }
       MsgInfo& m = it->second;
       Enqueue e;
       e.origin = m.origin;
@@ -196,7 +217,11 @@ void Destination::forward_to_rollup() noexcept {
       if (m.is_job) {
         e.job_template = m.job_template;
         auto b = m.batches.upper_bound(q.recipient);
-        if (b == m.batches.begin()) continue;
+        if (b == m.batches.begin()) {
+          SALVO_BUG("outbound: a job recipient without its batch");
+          if (--m.refs == 0) msgs_.erase(it);
+          continue;  // it stays in the spool: the next start routes it
+        }
         --b;
         e.record = b->second;
         e.index_in_record = q.recipient - b->first;
@@ -247,6 +272,35 @@ void Destination::resolve() noexcept {
 
 void Destination::on_mx(const dns::MxAnswer& a) noexcept {
   route_expires_ = a->expires;
+  if (is_rollup_) {
+    // A rollup stands for many domains: one domain's DNS trouble (or move away from the
+    // provider) must not bounce or defer the others. Take the hosts only from an answer
+    // that still matches the suffix; otherwise try the latest domain next time, soon.
+    const std::string_view suffix = std::string_view(domain_).substr(kRollupPrefix.size());
+    const bool matches = a->status == dns::MxStatus::Ok && !a->hosts.empty() &&
+                         a->hosts.front().name.ends_with(suffix);
+    if (!matches) {
+      if (!latest_domain_.empty()) resolve_domain_ = latest_domain_;
+      route_expires_ = ob_.shard.clock().now() + std::chrono::seconds(5);
+      if (!hosts_.empty()) {
+        route_ = RouteState::Ok;  // keep serving the hosts we had
+      } else {
+        LocalFailure f;
+        f.reply = smtp::Reply(451, {4, 4, 3}, "MX rollup " + domain_ + ": no host yet (" +
+                                                  a->detail + ")");
+        route_failure_ = f;
+        route_ = RouteState::Failed;
+      }
+      ob_.mark_dirty(*this);
+      return;
+    }
+  } else if (a->status == dns::MxStatus::Temporary && route_ == RouteState::Ok &&
+             !hosts_.empty()) {
+    // A failed refresh: keep delivering to the hosts we know (serve stale) and ask again
+    // when the failure's cache time is up.
+    ob_.mark_dirty(*this);
+    return;
+  }
   if (a->status == dns::MxStatus::Ok) {
     std::vector<Host> hosts;
     for (const auto& h : a->hosts) {
@@ -272,9 +326,16 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
     } else if (!is_rollup_ && ob_.config.find_shaping_for_domain(domain_) == nullptr) {
       // MX rollup: an mx_suffix entry applies when the most preferred MX matches it; the
       // limit is the rollup destination's, on its shard, for every domain it covers.
-     
+      const std::string before = rollup_key_;
+      rollup_key_.clear();
       if (const auto* s = ob_.config.find_shaping_for_mx(hosts_.front().name)) {
         rollup_key_ = std::string(kRollupPrefix) + s->mx_suffix;
+      }
+      if (!rollup_key_.empty() && before.empty()) {
+        // From now on the rollup's pool carries this domain's mail: ours winds down.
+        for (DeliveryConnection* c : std::vector<DeliveryConnection*>(conns_)) {
+          if (c->ready() && c->load() == 0) c->quit();
+        }
       }
     }
   } else {
@@ -316,6 +377,12 @@ const Host* Destination::pick_host() noexcept {
 void Destination::throttle(TimePoint now) noexcept {
   if (now < backoff_.paused_until()) return;  // the same episode
   backoff_.on_throttled(now);
+}
+
+void Destination::tls_needed(const net::SocketAddress& a) noexcept {
+  for (Host& h : hosts_) {
+    if (h.address == a) h.tls_failed_until = {};
+  }
 }
 
 void Destination::tls_failed(const net::SocketAddress& a) noexcept {
@@ -617,10 +684,22 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
       if (reply.code == 0) reply = smtp::Reply(451, {4, 4, 2}, "no reply to the message");
     }
     std::string enh = reply.status.to_string();
+    bool fallback_refused = false;
+    if (s->conn != nullptr && s->conn->plaintext_fallback() &&
+        (stage == queue::Stage::Mail || stage == queue::Stage::Rcpt) &&
+        (reply.code == 530 || enh == "5.7.0" || enh == "5.7.10" || enh == "5.7.11")) {
+      // RFC 3207 §4: the server wants STARTTLS, which we skipped after a failed handshake:
+      // not the recipient's fault. Retry (with TLS again).
+      tls_needed(s->conn->host().address);
+      fallback_refused = true;
+      reply = smtp::Reply(451, {4, 7, 0}, "server requires STARTTLS (plaintext fallback refused): " +
+                                              reply.text);
+      enh = "4.7.0";
+    }
     queue::Reply qr{reply.code, enh, reply.text};
     queue::Decision d = ob_.shared.classifier->classify(stage, qr);
-    const bool local_reply =
-        s->local || result == nullptr || (stage == queue::Stage::DataEnd && result->local);
+    const bool local_reply = s->local || result == nullptr || fallback_refused ||
+                             (stage == queue::Stage::DataEnd && result->local);
     throttled |= d.throttled && !local_reply;
     RecipientOutcome ro;
     ro.recipient = q.recipient;

@@ -187,8 +187,10 @@ class Destination {
   void session_failed(DeliveryConnection& c, const smtp::Reply& reply, bool before_ready,
                       bool local) noexcept;
   void connection_gone(DeliveryConnection* c) noexcept;
-  // An opportunistic TLS handshake with this host failed: plaintext for a while.
+  // An opportunistic TLS handshake with this host failed: plaintext for a while; or the
+  // host refused plaintext after all (tls_needed): STARTTLS again from now.
   void tls_failed(const net::SocketAddress& a) noexcept;
+  void tls_needed(const net::SocketAddress& a) noexcept;
   // One throttling episode: back off (once; ignored while already paused).
   void throttle(TimePoint now) noexcept;
   // The recipients of a slot that was never sent go back to the queue (no attempt used).
@@ -237,6 +239,7 @@ class Destination {
   bool is_rollup_ = false;
   std::string rollup_key_;     // domain destinations: where to forward, or ""
   std::string resolve_domain_; // rollup destinations: the domain whose MX is used
+  std::string latest_domain_;  // rollup destinations: the domain most recently given
   void forward_to_rollup() noexcept;
   std::size_t slots_ = 0;  // slots of this destination alive
   bool listed_ = false;    // in ob_.active
@@ -268,6 +271,7 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
   std::size_t load() const noexcept { return slots_.size(); }
   const Host& host() const noexcept { return host_; }
   std::string tls_version() const;
+  bool plaintext_fallback() const noexcept { return plaintext_fallback_; }
   // The server offered DSN (RFC 3461): NOTIFY/ORCPT/ENVID went on with the message.
   bool remote_dsn() const noexcept {
     return session_ && session_->capabilities().extensions.has(smtp::Extension::Dsn);
@@ -292,6 +296,7 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
   std::uint32_t taken_ = 0;   // transactions taken over the connection's life
   bool verified_ = false;     // the verified TLS context is in use
   bool tls_started_ = false;  // STARTTLS accepted: a close now is a handshake failure
+  bool plaintext_fallback_ = false;  // STARTTLS skipped after a failed handshake
   bool tls_required_ = false;
 };
 

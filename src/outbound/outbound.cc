@@ -119,7 +119,10 @@ class DsnCommit final : public spool::CommitWaiter {
       const std::int64_t next =
           received_ + std::chrono::duration_cast<std::chrono::nanoseconds>(retry).count();
       for (auto& u : states_) {
-        if (spool::is_final(u.state)) {
+        // A delivered recipient stays delivered (the server said 250); a bounce or
+        // expiry waits for its DSN.
+        if (u.state == spool::RecipientState::Bounced ||
+            u.state == spool::RecipientState::Expired) {
           u.state = spool::RecipientState::Deferred;
           u.next_attempt_unix_ns = next;
         }
@@ -339,7 +342,20 @@ void Outbound::Impl::on_outcomes(Outcomes&& o) noexcept {
     u.next_attempt_unix_ns = r.next_attempt_unix_ns;
     updates.push_back(u);
   }
-  // The DSN is committed before the final states that caused it are written.
+  // The DSN is committed before the final states that caused it are written. A DSN about
+  // non-final states only (a delay warning) does not hold them back: a later outcome of
+  // the same recipient must never be overwritten by this one.
+  const bool has_final = std::any_of(updates.begin(), updates.end(), [](const auto& u) {
+    return spool::is_final(u.state);
+  });
+  if (!o.dsn.empty() && !o.dsn_to.empty() && !has_final) {
+    if (auto st = writer.append_states(updates, nullptr); !st) {
+      ++stats.state_errors;
+      log::error("outbound: message {}: recipient states not written: {}", format_id(o.message),
+                 st.error().message());
+    }
+    updates.clear();
+  }
   if (!o.dsn.empty() && !o.dsn_to.empty()) {
     spool::MessageRecord m;
     m.received_unix_ns = now_ns;
