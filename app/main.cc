@@ -40,6 +40,7 @@
 #include <salvo/shard/shard.h>
 #include <salvo/spool/recovery.h>
 
+#include "control.h"
 #include "shard_runtime.h"
 
 namespace {
@@ -321,6 +322,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<app::ShardRuntime>> runtimes(n);
   std::latch started(n);
   std::latch built(n);
+  std::vector<std::unique_ptr<app::ControlInbox>> inboxes;
+  for (std::uint32_t i = 0; i < n; ++i) inboxes.push_back(std::make_unique<app::ControlInbox>());
   std::mutex err_mu;
   std::string start_error;
   // Cross-shard delivery messages go to the receiving shard's Outbound (dropped once it
@@ -345,6 +348,7 @@ int main(int argc, char** argv) {
       if (start_error.empty()) start_error = why;
     }
     app::ShardRuntime* p = rt.get();
+    p->attach_control(inboxes[i].get());
     s.on_stop([p] { p->begin_stop(); });
     started.count_down();
   });
@@ -352,6 +356,7 @@ int main(int argc, char** argv) {
   d.reserved.clear();
 
   int rc = 0;
+  std::unique_ptr<app::ControlServer> control;
   if (!start_error.empty()) {
     std::fprintf(stderr, "salvod: %s\n", start_error.c_str());
     rc = 2;
@@ -366,6 +371,16 @@ int main(int argc, char** argv) {
               n, d.shards->shard(shard::ShardId(0)).engine().name(),
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
               listeners, cfg.node.spool, recovered, cfg.node.fsync ? "on" : "OFF");
+    std::vector<app::ControlInbox*> boxes;
+    for (auto& b : inboxes) boxes.push_back(b.get());
+    if (!cfg.node.control_socket.empty()) {
+      control = std::make_unique<app::ControlServer>(cfg.node.control_socket, boxes, cfg.node.spool);
+      std::string why;
+      if (!control->start(&why)) {
+        log::error("salvod: {}: salvoctl will not reach this daemon", why);
+        control.reset();
+      }
+    }
     if (!ready_file.empty()) write_ready_file(ready_file, d.addresses);
     for (;;) {
       int sig = 0;
@@ -379,6 +394,7 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  if (control) control->stop();
   d.shards->request_stop();
   d.shards->join();
 

@@ -74,6 +74,36 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
   return {};
 }
 
+void ShardRuntime::attach_control(ControlInbox* inbox) {
+  control_ = inbox;
+  control_->attach(shard_, [this](const ShardRequest& r) { return answer(r); });
+}
+
+ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
+  ShardAnswer a;
+  if (!outbound_) return a;
+  switch (r.kind) {
+    case ShardRequest::Kind::Snapshot: break;
+    case ShardRequest::Kind::Pause: a.touched = outbound_->pause(r.domain); break;
+    case ShardRequest::Kind::Resume: a.touched = outbound_->resume(r.domain); break;
+    case ShardRequest::Kind::Flush: a.touched = outbound_->flush(r.domain); break;
+    case ShardRequest::Kind::Bounce: a.touched = outbound_->bounce(r.domain); break;
+  }
+  for (const auto& l : listeners_) {
+    a.received_messages += l->stats().messages_queued;
+    a.received_recipients += l->stats().recipients_queued;
+    a.connections_in += l->session_count();
+  }
+  if (watcher_) {
+    a.received_messages += watcher_->stats().messages_queued;
+    a.received_recipients += watcher_->stats().recipients_queued;
+  }
+  a.spool_messages = recovered_.index.message_count();
+  a.spool_recipients = recovered_.index.live_recipients();
+  a.outbound = outbound_->snapshot();
+  return a;
+}
+
 void ShardRuntime::begin_stop() noexcept {
   for (auto& l : listeners_) l->begin_stop();
   if (watcher_) watcher_->begin_stop();
@@ -129,6 +159,10 @@ bool ShardRuntime::poll() noexcept {
 }
 
 void ShardRuntime::teardown() noexcept {
+  if (control_ != nullptr) {
+    control_->detach();
+    control_ = nullptr;
+  }
   if (polling_) {
     shard_.remove_poller(this);
     polling_ = false;

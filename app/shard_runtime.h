@@ -18,6 +18,8 @@
 #include <salvo/spool/recovery.h>
 #include <salvo/spool/spool_writer.h>
 
+#include "control.h"
+
 namespace salvo::app {
 
 // Owner: its shard. Built on the shard thread in ShardSet::start's init (the rings are
@@ -47,6 +49,10 @@ class ShardRuntime final : public shard::Poller {
   // The mailbox handler: null once torn down (late messages are dropped; the spool still
   // has what they described).
   outbound::Outbound* outbound() noexcept { return outbound_.get(); }
+  // The control plane's questions and verbs, answered on this shard (attached by main in
+  // the shard's init, detached at teardown).
+  void attach_control(ControlInbox* inbox);
+  ShardAnswer answer(const ShardRequest& r);
   void begin_stop() noexcept;
   bool poll() noexcept override;
 
@@ -77,6 +83,7 @@ class ShardRuntime final : public shard::Poller {
   outbound::OutboundStats final_outbound_;
   TimePoint stop_started_{};
   bool outbound_drained_ = false;
+  ControlInbox* control_ = nullptr;
   bool aborted_ = false;
   inbound::InboundStats final_stats_;
   inbound::PickupStats final_pickup_;

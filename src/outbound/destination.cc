@@ -95,8 +95,54 @@ bool Destination::active() const noexcept {
 
 bool Destination::paused() noexcept { return allowed_connections() == 0; }
 
+void Destination::note_delivery() noexcept {
+  const auto sec = std::chrono::duration_cast<std::chrono::seconds>(
+                       ob_.shard.clock().now().time_since_epoch())
+                       .count();
+  const auto i = static_cast<std::size_t>(sec % 60);
+  if (second_of_[i] != sec) {
+    second_of_[i] = sec;
+    per_second_[i] = 0;
+  }
+  ++per_second_[i];
+}
+
+DestinationInfo Destination::info() noexcept {
+  DestinationInfo d;
+  d.name = domain_;
+  d.ready = queue_.ready();
+  d.deferred = queue_.deferred();
+  d.in_flight = slots_;
+  d.connections = static_cast<std::uint32_t>(conns_.size());
+  d.max_connections = shaping_->max_connections;
+  const TimePoint now = ob_.shard.clock().now();
+  if (operator_paused_) {
+    d.state = "paused";
+  } else if (shaping_->max_connections == 0) {
+    d.state = "held";
+  } else {
+    switch (backoff_.state(now)) {
+      case queue::Backoff::State::Paused: d.state = "backoff"; break;
+      case queue::Backoff::State::Recovering: d.state = "recovering"; break;
+      case queue::Backoff::State::Normal: d.state = active() ? "active" : "idle"; break;
+    }
+  }
+  d.delivered = delivered_;
+  d.deferrals = deferrals_;
+  d.bounced = bounced_;
+  const auto sec =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  for (std::size_t i = 0; i < 60; ++i) {
+    const std::int64_t s = second_of_[i];
+    if (s == sec - 1) d.delivered_last_s = per_second_[i];
+    if (s >= sec - 60 && s < sec) d.delivered_last_60s += per_second_[i];
+  }
+  d.last_reply = last_reply_;
+  return d;
+}
+
 std::uint32_t Destination::allowed_connections() noexcept {
-  if (shaping_->max_connections == 0) return 0;  // hold
+  if (shaping_->max_connections == 0 || operator_paused_) return 0;  // held / paused
   return std::min(shaping_->max_connections, backoff_.allowed_connections(ob_.shard.clock().now()));
 }
 
@@ -135,12 +181,24 @@ void Destination::pump() noexcept {
   if (ob_.stopping) return;
   const TimePoint now = ob_.shard.clock().now();
   queue_.promote(ob_.shard.clock().wall_now());
+  if (bouncing_) {
+    if (queue_.ready() == 0 && queue_.deferred() == 0) {
+      bouncing_ = false;
+    } else {
+      queue_.flush_deferred();
+      LocalFailure f;
+      f.stage = queue::Stage::Rcpt;
+      f.reply = smtp::Reply(550, {5, 0, 0}, "delivery cancelled by the operator");
+      fail_ready(std::move(f));
+      return;
+    }
+  }
   for (DeliveryConnection* c : std::vector<DeliveryConnection*>(conns_)) {
     if (c->ready()) c->fill();
   }
   if (queue_.ready() == 0) return;
-  if (shaping_->max_connections == 0) {
-    // Held: queued, not sent; but what passes its expiry still bounces (with its DSN).
+  if (shaping_->max_connections == 0 || operator_paused_) {
+    // Held or paused: queued, not sent; but what passes its expiry still bounces.
     const WallTime wall = ob_.shard.clock().wall_now();
     while (slots_ < 256) {
       const queue::QueuedRecipient* head = queue_.peek_ready();
@@ -713,6 +771,8 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ro.state = spool::RecipientState::Delivered;
         ev.type = accounting::EventType::Delivered;
         ++ob_.stats.delivered;
+        ++delivered_;
+        note_delivery();
         backoff_.on_delivered();
         // RFC 3461 §5.2: a next hop that offers DSN got the NOTIFY and reports success
         // itself; to one that does not, we report "relayed" (the final delivery is out of
@@ -725,6 +785,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ev.type = accounting::EventType::Bounced;
         ev.category = d.category;
         ++ob_.stats.bounced;
+        ++bounced_;
         report = true;
         break;
       case queue::Verdict::Deferred: {
@@ -734,6 +795,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
           ro.state = spool::RecipientState::Expired;
           ev.type = accounting::EventType::Expired;
           ++ob_.stats.expired;
+          ++bounced_;
           report = true;
           if (status.empty() || status[0] != '4') status = "4.4.7";
           break;
@@ -742,6 +804,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ro.next_attempt_unix_ns = to_ns(*next);
         ev.type = accounting::EventType::Deferred;
         ++ob_.stats.deferred;
+        ++deferrals_;
         queue::QueuedRecipient again = q;
         again.attempts = q.attempts + 1;
         again.next_attempt = *next;
@@ -767,6 +830,10 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
     const std::string unknown = rd != nullptr && !rd->address.empty()
                                     ? std::string()
                                     : fmt::format("#{}", q.recipient);
+    if (i + 1 == s->rcpts.size()) {
+      last_reply_ = fmt::format("{}{}{} {}", reply.code, enh.empty() ? "" : " ", enh,
+                                std::string_view(reply.text).substr(0, 200));
+    }
     if (ob_.accounting != nullptr) {
       const std::string_view rcpt = unknown.empty() ? rd->address : std::string_view(unknown);
       const std::string rcpt_domain = unknown.empty() ? domain_of(rcpt) : domain_;

@@ -12,6 +12,7 @@
 //   fail_ready (DNS/all hosts down) ─► Slot (local reply) ─► Destination::finish ─► Outcomes
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -244,6 +245,15 @@ class Destination {
   std::size_t slots_ = 0;  // slots of this destination alive
   bool listed_ = false;    // in ob_.active
   bool dirty_ = false;
+  // Operator state and counters (salvoctl).
+  bool operator_paused_ = false;
+  bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
+  std::uint64_t delivered_ = 0, deferrals_ = 0, bounced_ = 0;
+  std::array<std::uint32_t, 60> per_second_{};  // deliveries per second, a minute's ring
+  std::array<std::int64_t, 60> second_of_{};
+  std::string last_reply_;
+  void note_delivery() noexcept;
+  DestinationInfo info() noexcept;
   friend struct Outbound::Impl;
 };
 

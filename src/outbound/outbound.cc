@@ -577,4 +577,59 @@ void Outbound::shutdown() noexcept {
 
 const OutboundStats& Outbound::stats() const noexcept { return impl_->stats; }
 
+OutboundSnapshot Outbound::snapshot() const {
+  OutboundSnapshot s;
+  s.stats = impl_->stats;
+  s.destinations.reserve(impl_->destinations.size());
+  for (auto& [name, d] : impl_->destinations) s.destinations.push_back(d->info());
+  return s;
+}
+
+namespace {
+
+// The destinations named by an operator verb: the domain (as routed: lower case), or
+// every one when `domain` is empty.
+template <class Fn>
+std::size_t for_destinations(Outbound::Impl& ob, std::string_view domain, Fn fn) {
+  std::size_t n = 0;
+  std::string key = domain_of(fmt::format("@{}", domain));
+  for (auto& [name, d] : ob.destinations) {
+    if (!key.empty() && name != key) continue;
+    fn(*d);
+    ob.mark_dirty(*d);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::size_t Outbound::pause(std::string_view domain) noexcept {
+  // A domain not seen yet is paused ahead of its mail, on the shard that will own it.
+  const std::string key = domain_of(fmt::format("@{}", domain));
+  if (!key.empty() && !impl_->destinations.contains(key) &&
+      shard_for(key, impl_->shared.shards) == impl_->me) {
+    impl_->destination(key);
+  }
+  return for_destinations(*impl_, domain, [](Destination& d) {
+    d.operator_paused_ = true;
+    for (DeliveryConnection* c : std::vector<DeliveryConnection*>(d.conns_)) {
+      if (c->ready() && c->load() == 0) c->quit();
+    }
+  });
+}
+
+std::size_t Outbound::resume(std::string_view domain) noexcept {
+  return for_destinations(*impl_, domain, [](Destination& d) { d.operator_paused_ = false; });
+}
+
+std::size_t Outbound::flush(std::string_view domain) noexcept {
+  return for_destinations(*impl_, domain, [](Destination& d) { d.queue_.flush_deferred(); });
+}
+
+std::size_t Outbound::bounce(std::string_view domain) noexcept {
+  if (domain.empty()) return 0;  // never all at once
+  return for_destinations(*impl_, domain, [](Destination& d) { d.bouncing_ = true; });
+}
+
 }  // namespace salvo::outbound

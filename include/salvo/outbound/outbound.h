@@ -78,6 +78,30 @@ struct OutboundStats {
   OutboundStats& operator+=(const OutboundStats& o) noexcept;
 };
 
+// One destination as the operator sees it (salvoctl domains), read on its shard.
+struct DestinationInfo {
+  std::string name;              // the domain, or "mx:<suffix>" for an MX rollup
+  std::uint64_t ready = 0;       // recipients due now
+  std::uint64_t deferred = 0;    // waiting for their next attempt
+  std::uint64_t in_flight = 0;   // transactions being read or sent
+  std::uint32_t connections = 0;
+  std::uint32_t max_connections = 0;
+  std::string state;             // "active", "held" (max_connections = 0), "paused"
+                                 // (salvoctl pause), "backoff", "recovering", "idle"
+  std::uint64_t delivered = 0;   // since start
+  std::uint64_t deferrals = 0;
+  std::uint64_t bounced = 0;
+  std::uint64_t delivered_last_s = 0;   // in the last whole second
+  std::uint64_t delivered_last_60s = 0; // in the last 60 whole seconds
+  std::string last_reply;        // "250 2.0.0 Ok" (the last attempt's reply)
+};
+
+// One shard's delivery state (for salvoctl status / domains).
+struct OutboundSnapshot {
+  OutboundStats stats;
+  std::vector<DestinationInfo> destinations;
+};
+
 // Owner: one shard; every call on its thread. Lifecycle: construct in the shard's init
 // after the SpoolWriter, start(), recover() once, then intake calls queued() and the mailbox
 // handler calls on_message(); begin_stop() from the stop hook; destroy once drained() and
@@ -109,6 +133,16 @@ class Outbound final : public spool::Dispatch {
   void shutdown() noexcept;
 
   const OutboundStats& stats() const noexcept;
+
+  // Operator verbs (salvoctl), for the destinations on this shard; each returns how many
+  // destinations it touched. pause: no new connections or transactions until resume;
+  // flush: every deferred recipient (of `domain`, or of all when empty) is due now;
+  // bounce: every queued recipient of `domain` bounces now (5.0.0, with DSNs).
+  OutboundSnapshot snapshot() const;
+  std::size_t pause(std::string_view domain) noexcept;
+  std::size_t resume(std::string_view domain) noexcept;
+  std::size_t flush(std::string_view domain) noexcept;
+  std::size_t bounce(std::string_view domain) noexcept;
 
   struct Impl;  // src/outbound/internal.h
 

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control plane of salvod (SPEC §7 salvoctl): a unix socket served by one control
+// thread, which asks the shards for their state and hands them operator verbs through one
+// ControlInbox per shard (typed requests, answered on the shard's own thread). Nothing
+// here runs on a shard's hot path: a shard only drains its inbox between loop iterations.
+//
+//   salvoctl ──unix socket──► ControlServer thread ──ShardRequest──► ControlInbox (shard i)
+//                                   ▲                                     │ on the shard
+//                                   └────────── std::future<ShardAnswer> ◄┘
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <salvo/outbound/outbound.h>
+#include <salvo/shard/shard.h>
+
+namespace salvo::app {
+
+struct ShardRequest {
+  enum class Kind : std::uint8_t { Snapshot, Pause, Resume, Flush, Bounce };
+  Kind kind = Kind::Snapshot;
+  std::string domain;  // verbs: the destination ("" = all, where allowed)
+};
+
+// One shard's answer: its counters and destinations, and how many destinations a verb hit.
+struct ShardAnswer {
+  bool answered = false;  // false: the shard is stopping (or gone)
+  std::uint64_t received_messages = 0;    // queued by SMTP and pickup since start
+  std::uint64_t received_recipients = 0;
+  std::uint64_t spool_messages = 0;       // messages/jobs with live recipients
+  std::uint64_t spool_recipients = 0;     // live recipients in the spool
+  std::uint64_t connections_in = 0;       // SMTP sessions open now
+  outbound::OutboundSnapshot outbound;
+  std::size_t touched = 0;
+};
+
+// Owner: shared by the control thread (post) and one shard (poll). Lifecycle: built by
+// main before the shards start; attach() on the shard in its init; detach() on the shard
+// at teardown (pending requests are answered "not answered"); destroyed after join.
+class ControlInbox final : public shard::Poller {
+ public:
+  using Handler = std::function<ShardAnswer(const ShardRequest&)>;
+
+  // On the shard's thread.
+  void attach(shard::Shard& shard, Handler handler);
+  void detach() noexcept;
+
+  // Any thread: queues the request and wakes the shard.
+  std::future<ShardAnswer> post(ShardRequest request);
+
+  bool poll() noexcept override;
+
+ private:
+  std::mutex mu_;
+  std::deque<std::pair<ShardRequest, std::promise<ShardAnswer>>> queue_;
+  std::atomic<bool> pending_{false};
+  shard::Shard* shard_ = nullptr;  // null: not attached (requests answered empty)
+  io::WakeTarget wake_{};
+  Handler handler_;
+};
+
+// The unix-socket server: one request line of JSON per connection, one reply line back.
+// Owner: main; start() after the shards run, stop() before they are stopped.
+class ControlServer {
+ public:
+  ControlServer(std::string path, std::vector<ControlInbox*> inboxes, std::string spool_dir);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Binds (owner-only permissions: 0600, the directory made 0750 if created). why: a
+  // one-line reason on failure.
+  [[nodiscard]] bool start(std::string* why);
+  void stop() noexcept;
+
+ private:
+  void run() noexcept;
+  void sample() noexcept;
+  nlohmann::json handle(const nlohmann::json& request);
+  std::vector<ShardAnswer> ask(const ShardRequest& r);
+  nlohmann::json status();
+  nlohmann::json domains(const nlohmann::json& request);
+
+  std::string path_;
+  std::vector<ControlInbox*> inboxes_;
+  std::string spool_dir_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  // Once a second: (steady seconds, recipients received, delivered) for the rates.
+  struct Sample {
+    double t = 0;
+    std::uint64_t in = 0;
+    std::uint64_t out = 0;
+  };
+  std::mutex samples_mu_;
+  std::deque<Sample> samples_;
+};
+
+}  // namespace salvo::app

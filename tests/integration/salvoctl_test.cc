@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// salvoctl against a running salvod (issue 5 item 1): status and domains (text and --json)
+// agree with what was queued and delivered, pause holds and resume delivers, flush retries
+// deferred mail at once, bounce cancels with DSNs, and the errors an operator meets are
+// clear. Real parts: salvod, salvo-sink MX hosts on 127.0.0.3/.4 via [routes], the socket.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/blast.h"
+#include "support/process.h"
+#include "support/salvod.h"
+#include "support/sink.h"
+#include "support/unbound_server.h"
+
+namespace salvo::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct Ctl {
+  int rc = -1;
+  std::string out, err;
+  json j;
+};
+
+Ctl salvoctl(const TempDir& dir, const std::string& config, std::vector<std::string> args) {
+  std::vector<std::string> argv = {program_path("salvoctl"), "--config", config};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process p(argv, dir.path());
+  Ctl c;
+  c.rc = p.wait(30s).value_or(-1);
+  c.out = p.stdout_text();
+  c.err = p.stderr_text();
+  if (c.rc == 0 && std::find(args.begin(), args.end(), "--json") != args.end()) {
+    c.j = json::parse(c.out, nullptr, false);
+  }
+  return c;
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return pred();
+}
+
+struct Env {
+  TempDir dir;
+  std::uint16_t port = free_loopback_port();
+  std::unique_ptr<Sink> mx, senders;
+  explicit Env(const std::string& mx_faults = "") {
+    std::string spec = fmt::format("127.0.0.3:{}{}", port, mx_faults);
+    mx = std::make_unique<Sink>(dir, std::vector<std::string>{"--cores", "1", "--listen", spec});
+    senders = std::make_unique<Sink>(
+        dir, std::vector<std::string>{"--cores", "1", "--listen",
+                                      fmt::format("127.0.0.4:{}", port)});
+  }
+  SalvodOptions salvod(const std::string& delivery = "retry_schedule = [\"1s\"]") const {
+    SalvodOptions o;
+    o.hold_delivery = false;
+    o.extra = fmt::format(
+        "[dns]\nresolvers = [\"127.0.0.1:9\"]\n[delivery]\n{}\n[routes]\n"
+        "\"d0.ok.test\" = [\"127.0.0.3:{}\"]\n\"sender.test\" = [\"127.0.0.4:{}\"]\n",
+        delivery, port, port);
+    return o;
+  }
+  json blast(const Salvod& d, int n) const {
+    return run_blast(dir, d.address(), {"--connections", "2", "--messages", std::to_string(n),
+                                        "--from", "shop@sender.test", "--domains", "1",
+                                        "--domain-suffix", "ok.test"});
+  }
+};
+
+TEST(Salvoctl, StatusAndDomainsAgreeWithWhatHappened) {
+  Env env;
+  Salvod d(env.dir, env.salvod());
+  ASSERT_EQ(env.blast(d, 200)["accepted"], 200);
+  ASSERT_TRUE(env.mx->wait_messages(200, 20s));
+  Ctl s;
+  ASSERT_TRUE(eventually(
+      [&] {
+        s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+        return s.rc == 0 && s.j["out"]["delivered"] == 200 && s.j["queue"]["recipients"] == 0;
+      },
+      10s))
+      << s.out << s.err;
+  EXPECT_EQ(s.j["in"]["recipients"], 200);
+  EXPECT_EQ(s.j["shards"], 2);
+  EXPECT_EQ(s.j["per_shard"].size(), 2u);
+  EXPECT_EQ(s.j["out"]["bounced"], 0);
+  Ctl text = salvoctl(env.dir, d.config_path(), {"status"});
+  ASSERT_EQ(text.rc, 0) << text.err;
+  EXPECT_NE(text.out.find("200 delivered"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("in            200 recipients"), std::string::npos) << text.out;
+  Ctl dom = salvoctl(env.dir, d.config_path(), {"domains", "--json"});
+  ASSERT_EQ(dom.rc, 0) << dom.err;
+  ASSERT_EQ(dom.j["domains"].size(), 1u) << dom.out;
+  EXPECT_EQ(dom.j["domains"][0]["domain"], "d0.ok.test");
+  EXPECT_EQ(dom.j["domains"][0]["delivered"], 200);
+  EXPECT_EQ(dom.j["domains"][0]["queued"], 0);
+  EXPECT_NE(dom.j["domains"][0]["last_reply"].get<std::string>().find("250"), std::string::npos);
+  Ctl dt = salvoctl(env.dir, d.config_path(), {"domains", "--top", "5", "--sort", "rate"});
+  ASSERT_EQ(dt.rc, 0) << dt.err;
+  EXPECT_NE(dt.out.find("d0.ok.test"), std::string::npos) << dt.out;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Salvoctl, PauseHoldsMailAndResumeDeliversIt) {
+  Env env;
+  Salvod d(env.dir, env.salvod());
+  Ctl p = salvoctl(env.dir, d.config_path(), {"pause", "d0.ok.test"});
+  ASSERT_EQ(p.rc, 0) << p.err;
+  ASSERT_EQ(env.blast(d, 30)["accepted"], 30);
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(env.mx->progress_messages(), 0) << "paused: nothing sent";
+  Ctl dom = salvoctl(env.dir, d.config_path(), {"domains", "--json"});
+  ASSERT_EQ(dom.rc, 0);
+  ASSERT_EQ(dom.j["domains"].size(), 1u);
+  EXPECT_EQ(dom.j["domains"][0]["state"], "paused");
+  EXPECT_EQ(dom.j["domains"][0]["queued"], 30);
+  ASSERT_EQ(salvoctl(env.dir, d.config_path(), {"resume", "d0.ok.test"}).rc, 0);
+  EXPECT_TRUE(env.mx->wait_messages(30, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Salvoctl, FlushRetriesDeferredMailNow) {
+  Env env(",defer-rate=1,defer-status=4.3.0");
+  Salvod d(env.dir, env.salvod("retry_schedule = [\"1h\"]"));
+  ASSERT_EQ(env.blast(d, 5)["accepted"], 5);
+  Ctl s;
+  auto deferrals = [&] {
+    s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+    return s.rc == 0 ? s.j["out"]["deferrals"].get<int>() : -1;
+  };
+  ASSERT_TRUE(eventually([&] { return deferrals() == 5; }, 10s)) << s.out;
+  EXPECT_EQ(s.j["queue"]["deferred"], 5);
+  Ctl f = salvoctl(env.dir, d.config_path(), {"flush"});
+  ASSERT_EQ(f.rc, 0) << f.err;
+  EXPECT_NE(f.out.find("flush (all)"), std::string::npos) << f.out;
+  // Without the flush the next attempt would be an hour away.
+  EXPECT_TRUE(eventually([&] { return deferrals() == 10; }, 10s)) << s.out;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Salvoctl, BounceCancelsQueuedMailWithDsns) {
+  Env env;
+  Salvod d(env.dir, env.salvod());
+  ASSERT_EQ(salvoctl(env.dir, d.config_path(), {"pause", "d0.ok.test"}).rc, 0);
+  ASSERT_EQ(env.blast(d, 3)["accepted"], 3);
+  std::this_thread::sleep_for(300ms);
+  Ctl b = salvoctl(env.dir, d.config_path(), {"bounce", "d0.ok.test", "--json"});
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_EQ(b.j["destinations"], 1);
+  EXPECT_TRUE(env.senders->wait_messages(3, 20s)) << "one DSN per cancelled message";
+  EXPECT_EQ(env.mx->progress_messages(), 0);
+  Ctl s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+  EXPECT_EQ(s.j["out"]["bounced"], 3) << s.out;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Salvoctl, ErrorsSayWhatIsWrong) {
+  TempDir dir;
+  std::string cfg = dir.file("salvo.toml");
+  std::ofstream(cfg) << "[node]\ncontrol_socket = \"" << dir.file("none.sock") << "\"\n";
+  Ctl c = salvoctl(dir, cfg, {"status"});
+  EXPECT_EQ(c.rc, 1);
+  EXPECT_NE(c.err.find("salvod is not running"), std::string::npos) << c.err;
+  EXPECT_EQ(salvoctl(dir, cfg, {"frobnicate"}).rc, 2);
+  EXPECT_EQ(salvoctl(dir, cfg, {"pause"}).rc, 2) << "pause needs a domain";
+  Ctl bad = salvoctl(dir, dir.file("missing.toml"), {"status"});
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("missing.toml"), std::string::npos) << bad.err;
+}
+
+TEST(Salvoctl, TheSocketIsOwnerOnly) {
+  Env env;
+  Salvod d(env.dir, env.salvod());
+  struct stat st{};
+  ASSERT_EQ(::stat(env.dir.file("ctl.sock").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_NE(::stat(env.dir.file("ctl.sock").c_str(), &st), 0) << "removed at stop";
+}
+
+}  // namespace
+}  // namespace salvo::test
