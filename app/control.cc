@@ -9,11 +9,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <fstream>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+
+#include <fmt/format.h>
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
@@ -143,8 +149,11 @@ bool ControlInbox::poll() noexcept {
 }
 
 ControlServer::ControlServer(std::string path, std::vector<ControlInbox*> inboxes,
-                             std::string spool_dir)
-    : path_(std::move(path)), inboxes_(std::move(inboxes)), spool_dir_(std::move(spool_dir)) {}
+                             std::string spool_dir, std::string log_dir)
+    : path_(std::move(path)),
+      inboxes_(std::move(inboxes)),
+      spool_dir_(std::move(spool_dir)),
+      log_dir_(std::move(log_dir)) {}
 
 ControlServer::~ControlServer() { stop(); }
 
@@ -217,13 +226,24 @@ void ControlServer::sample() noexcept {
   auto answers = ask(ShardRequest{});
   Sample s;
   s.t = steady_seconds();
+  bool all = true;
   for (const auto& a : answers) {
+    all &= a.answered;
     s.in += a.received_recipients;
     s.out += a.outbound.stats.delivered;
+    s.queued += a.spool_recipients;
+    for (const auto& d : a.outbound.destinations) s.in_flight += d.in_flight;
   }
-  std::lock_guard lock(samples_mu_);
-  samples_.push_back(s);
-  while (samples_.size() > 62) samples_.pop_front();
+  {
+    std::lock_guard lock(samples_mu_);
+    samples_.push_back(s);
+    while (samples_.size() > 62) samples_.pop_front();
+  }
+  if (draining_.load() && all && s.queued == 0 && s.in_flight == 0) {
+    log::info("salvod: drained: nothing left to deliver; stopping");
+    draining_.store(false);
+    ::kill(::getpid(), SIGTERM);  // main's sigwait takes it: the ordinary graceful stop
+  }
 }
 
 void ControlServer::run() noexcept {
@@ -261,6 +281,15 @@ json ControlServer::handle(const json& request) {
   const std::string domain = request.value("domain", "");
   if (cmd == "status") return status();
   if (cmd == "domains") return domains(request);
+  if (cmd == "trace") return trace(request.value("id", ""));
+  if (cmd == "drain") {
+    ShardRequest r;
+    r.kind = ShardRequest::Kind::Drain;
+    ask(r);
+    draining_.store(true);
+    log::info("salvod: drain: intake stopped; stopping once the queue is empty");
+    return json{{"ok", true}, {"cmd", cmd}};
+  }
   ShardRequest r;
   if (cmd == "pause") {
     r.kind = ShardRequest::Kind::Pause;
@@ -366,6 +395,69 @@ json ControlServer::status() {
       {"spool", {{"dir", spool_dir_}, {"bytes", directory_bytes(spool_dir_)},
                  {"free_bytes", free_bytes}}},
       {"per_shard", shards}};
+}
+
+json ControlServer::trace(const std::string& id_text) {
+  std::uint64_t id = 0;
+  auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id, 16);
+  if (id_text.empty() || ec != std::errc() || end != id_text.data() + id_text.size()) {
+    return json{{"ok", false}, {"error", "trace needs a message id (16 hex digits, as in "
+                                         "\"queued as ...\" and the accounting log)"}};
+  }
+  ShardRequest r;
+  r.kind = ShardRequest::Kind::Trace;
+  r.message = id;
+  json spool = json{{"found", false}};
+  for (const auto& a : ask(r)) {
+    if (!a.trace_found) continue;
+    json states = json::array();
+    static constexpr const char* kNames[] = {"pending", "delivered", "bounced", "expired",
+                                             "deferred"};
+    for (std::size_t i = 0; i < a.trace_states.size(); ++i) {
+      const auto st = a.trace_states[i];
+      states.push_back(json{{"recipient", i}, {"state", st < 5 ? kNames[st] : "unknown"}});
+    }
+    spool = json{{"found", true}, {"job", a.trace_is_job}, {"recipients", states}};
+  }
+  // The accounting log, current file first then the rotated ones, oldest lines first;
+  // bounded so a huge job cannot flood the answer.
+  const std::string key = fmt::format("\"id\":\"{:016x}\"", id);
+  std::vector<std::filesystem::path> files;
+  std::error_code ec2;
+  for (const auto& e : std::filesystem::directory_iterator(log_dir_, ec2)) {
+    const auto name = e.path().filename().string();
+    if (name.starts_with("accounting") && name.ends_with(".jsonl")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    // accounting-<time>.jsonl sort by time; the current accounting.jsonl is the newest.
+    const bool ac = a.filename() == "accounting.jsonl", bc = b.filename() == "accounting.jsonl";
+    if (ac != bc) return bc;
+    return a < b;
+  });
+  json events = json::array();
+  bool truncated = false;
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find(key) == std::string::npos) continue;
+      if (events.size() >= 1000) {
+        truncated = true;
+        break;
+      }
+      json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded()) events.push_back(std::move(j));
+    }
+  }
+  if (!spool["found"].get<bool>() && events.empty()) {
+    return json{{"ok", false}, {"error", fmt::format("no message {:016x} in the spool or the "
+                                                     "accounting log", id)}};
+  }
+  return json{{"ok", true},
+              {"id", fmt::format("{:016x}", id)},
+              {"spool", spool},
+              {"events", events},
+              {"truncated", truncated}};
 }
 
 json ControlServer::domains(const json& request) {

@@ -29,9 +29,10 @@
 namespace salvo::app {
 
 struct ShardRequest {
-  enum class Kind : std::uint8_t { Snapshot, Pause, Resume, Flush, Bounce };
+  enum class Kind : std::uint8_t { Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace };
   Kind kind = Kind::Snapshot;
-  std::string domain;  // verbs: the destination ("" = all, where allowed)
+  std::string domain;       // verbs: the destination ("" = all, where allowed)
+  std::uint64_t message = 0;  // Trace: the message (or job) id
 };
 
 // One shard's answer: its counters and destinations, and how many destinations a verb hit.
@@ -44,6 +45,10 @@ struct ShardAnswer {
   std::uint64_t connections_in = 0;       // SMTP sessions open now
   outbound::OutboundSnapshot outbound;
   std::size_t touched = 0;
+  // Trace: the message's recipient states in this shard's spool (spool::RecipientState).
+  bool trace_found = false;
+  bool trace_is_job = false;
+  std::vector<std::uint8_t> trace_states;
 };
 
 // Owner: shared by the control thread (post) and one shard (poll). Lifecycle: built by
@@ -75,7 +80,8 @@ class ControlInbox final : public shard::Poller {
 // Owner: main; start() after the shards run, stop() before they are stopped.
 class ControlServer {
  public:
-  ControlServer(std::string path, std::vector<ControlInbox*> inboxes, std::string spool_dir);
+  ControlServer(std::string path, std::vector<ControlInbox*> inboxes, std::string spool_dir,
+                std::string log_dir);
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -92,11 +98,15 @@ class ControlServer {
   std::vector<ShardAnswer> ask(const ShardRequest& r);
   nlohmann::json status();
   nlohmann::json domains(const nlohmann::json& request);
+  nlohmann::json trace(const std::string& id);
 
   std::string path_;
   std::vector<ControlInbox*> inboxes_;
   std::string spool_dir_;
+  std::string log_dir_;
   int fd_ = -1;
+  // salvoctl drain: intake stopped; once nothing is queued the daemon stops itself.
+  std::atomic<bool> draining_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
   // Once a second: (steady seconds, recipients received, delivered) for the rates.
@@ -104,6 +114,8 @@ class ControlServer {
     double t = 0;
     std::uint64_t in = 0;
     std::uint64_t out = 0;
+    std::uint64_t queued = 0;  // live recipients in the spools
+    std::uint64_t in_flight = 0;
   };
   std::mutex samples_mu_;
   std::deque<Sample> samples_;

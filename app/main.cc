@@ -374,7 +374,8 @@ int main(int argc, char** argv) {
     std::vector<app::ControlInbox*> boxes;
     for (auto& b : inboxes) boxes.push_back(b.get());
     if (!cfg.node.control_socket.empty()) {
-      control = std::make_unique<app::ControlServer>(cfg.node.control_socket, boxes, cfg.node.spool);
+      control = std::make_unique<app::ControlServer>(cfg.node.control_socket, boxes,
+                                                     cfg.node.spool, cfg.node.log_dir);
       std::string why;
       if (!control->start(&why)) {
         log::error("salvod: {}: salvoctl will not reach this daemon", why);

@@ -121,6 +121,28 @@ void print_domains(const json& s) {
   }
 }
 
+void print_trace(const json& t) {
+  fmt::print("message {}\n", t["id"].get<std::string>());
+  const auto& sp = t["spool"];
+  if (sp["found"].get<bool>()) {
+    fmt::print("spool: {} with {} recipients still owed or known:\n",
+               sp["job"].get<bool>() ? "job" : "message", sp["recipients"].size());
+    for (const auto& r : sp["recipients"]) {
+      fmt::print("  #{:<6} {}\n", r["recipient"].get<std::uint64_t>(),
+                 r["state"].get<std::string>());
+    }
+  } else {
+    fmt::print("spool: no longer queued (every recipient final)\n");
+  }
+  fmt::print("log:\n");
+  for (const auto& e : t["events"]) {
+    fmt::print("  {} {:<9} {:<32} {} {}\n", e.value("ts", ""), e.value("type", ""),
+               e.value("rcpt", ""), e.contains("code") ? std::to_string(e["code"].get<int>()) : "",
+               e.value("response", ""));
+  }
+  if (t.value("truncated", false)) fmt::print("  ... (first 1000 lines)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,7 +169,12 @@ int main(int argc, char** argv) {
   flush->add_option("domain", domain, "the destination (default: all)");
   auto* bounce = app.add_subcommand("bounce", "cancel everything queued for DOMAIN, with DSNs");
   bounce->add_option("domain", domain, "the destination")->required();
-  for (auto* sub : {status, domains, pause, resume, flush, bounce}) {
+  std::string id;
+  auto* trace = app.add_subcommand("trace", "one message's history: spool states and log lines");
+  trace->add_option("id", id, "the message id (16 hex digits)")->required();
+  auto* drain = app.add_subcommand(
+      "drain", "stop taking mail in; salvod stops by itself once everything is delivered");
+  for (auto* sub : {status, domains, pause, resume, flush, bounce, trace, drain}) {
     sub->add_flag("--json", as_json, "print the daemon's JSON answer");
   }
   try {
@@ -169,6 +196,7 @@ int main(int argc, char** argv) {
   const std::string verb = app.get_subcommands().front()->get_name();
   request["cmd"] = verb;
   if (!domain.empty()) request["domain"] = domain;
+  if (!id.empty()) request["id"] = id;
   if (verb == "domains") {
     request["sort"] = sort;
     request["top"] = top;
@@ -185,6 +213,10 @@ int main(int argc, char** argv) {
       print_status(reply);
     } else if (verb == "domains") {
       print_domains(reply);
+    } else if (verb == "trace") {
+      print_trace(reply);
+    } else if (verb == "drain") {
+      std::printf("drain: intake stopped; salvod stops once its queue is empty\n");
     } else {
       std::printf("%s %s: %zu destination(s)\n", verb.c_str(),
                   domain.empty() ? "(all)" : domain.c_str(),

@@ -88,6 +88,19 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
     case ShardRequest::Kind::Resume: a.touched = outbound_->resume(r.domain); break;
     case ShardRequest::Kind::Flush: a.touched = outbound_->flush(r.domain); break;
     case ShardRequest::Kind::Bounce: a.touched = outbound_->bounce(r.domain); break;
+    case ShardRequest::Kind::Drain:
+      // No new mail; what is queued is still delivered.
+      for (auto& l : listeners_) l->begin_stop();
+      if (watcher_) watcher_->begin_stop();
+      a.touched = 1;
+      break;
+    case ShardRequest::Kind::Trace:
+      if (const auto* e = recovered_.index.find(spool::MessageId(r.message))) {
+        a.trace_found = true;
+        a.trace_is_job = e->is_job;
+        a.trace_states = e->state;
+      }
+      break;
   }
   for (const auto& l : listeners_) {
     a.received_messages += l->stats().messages_queued;

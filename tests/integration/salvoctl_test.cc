@@ -171,6 +171,62 @@ TEST(Salvoctl, BounceCancelsQueuedMailWithDsns) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+TEST(Salvoctl, TraceShowsOneMessagesHistory) {
+  Env env(",defer-rate=1,defer-status=4.3.0");
+  Salvod d(env.dir, env.salvod("retry_schedule = [\"1h\"]"));
+  ASSERT_EQ(env.blast(d, 1)["accepted"], 1);
+  Ctl s;
+  ASSERT_TRUE(eventually(
+      [&] {
+        s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+        return s.rc == 0 && s.j["out"]["deferrals"] == 1;
+      },
+      10s));
+  // The id as the accounting log (and the 250 "queued as") shows it.
+  std::string id;
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::ifstream in(env.dir.file("log") + "/accounting.jsonl");
+        std::string line;
+        while (std::getline(in, line)) {
+          json e = json::parse(line);
+          if (e["type"] == "deferred") id = e["id"];
+        }
+        return !id.empty();
+      },
+      5s));
+  Ctl t = salvoctl(env.dir, d.config_path(), {"trace", id, "--json"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  EXPECT_EQ(t.j["id"], id);
+  EXPECT_EQ(t.j["spool"]["found"], true);
+  ASSERT_EQ(t.j["spool"]["recipients"].size(), 1u);
+  EXPECT_EQ(t.j["spool"]["recipients"][0]["state"], "deferred");
+  ASSERT_EQ(t.j["events"].size(), 2u) << t.out;
+  EXPECT_EQ(t.j["events"][0]["type"], "received");
+  EXPECT_EQ(t.j["events"][1]["type"], "deferred");
+  Ctl text = salvoctl(env.dir, d.config_path(), {"trace", id});
+  EXPECT_NE(text.out.find("deferred"), std::string::npos) << text.out;
+  Ctl none = salvoctl(env.dir, d.config_path(), {"trace", "00000000000000ff"});
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_NE(none.err.find("no message 00000000000000ff"), std::string::npos) << none.err;
+  EXPECT_EQ(salvoctl(env.dir, d.config_path(), {"trace", "xyz"}).rc, 1);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Salvoctl, DrainStopsIntakeAndExitsOnceDelivered) {
+  Env env(",latency=20ms");
+  Salvod d(env.dir, env.salvod());
+  ASSERT_EQ(env.blast(d, 100)["accepted"], 100);
+  Ctl dr = salvoctl(env.dir, d.config_path(), {"drain"});
+  ASSERT_EQ(dr.rc, 0) << dr.err;
+  // salvod stops by itself once everything is delivered.
+  auto rc = d.process().wait(30s);
+  ASSERT_TRUE(rc.has_value()) << "salvod did not stop after the drain";
+  EXPECT_EQ(*rc, 0) << d.log();
+  EXPECT_EQ(env.mx->progress_messages(), 100);
+  EXPECT_NE(d.log().find("drained"), std::string::npos) << d.log();
+}
+
 TEST(Salvoctl, ErrorsSayWhatIsWrong) {
   TempDir dir;
   std::string cfg = dir.file("salvo.toml");
