@@ -149,11 +149,13 @@ bool ControlInbox::poll() noexcept {
 }
 
 ControlServer::ControlServer(std::string path, std::vector<ControlInbox*> inboxes,
-                             std::string spool_dir, std::string log_dir)
+                             std::string spool_dir, std::string log_dir,
+                             std::function<json()> reload)
     : path_(std::move(path)),
       inboxes_(std::move(inboxes)),
       spool_dir_(std::move(spool_dir)),
-      log_dir_(std::move(log_dir)) {}
+      log_dir_(std::move(log_dir)),
+      reload_(std::move(reload)) {}
 
 ControlServer::~ControlServer() { stop(); }
 
@@ -282,6 +284,10 @@ json ControlServer::handle(const json& request) {
   if (cmd == "status") return status();
   if (cmd == "domains") return domains(request);
   if (cmd == "trace") return trace(request.value("id", ""));
+  if (cmd == "reload") {
+    if (!reload_) return json{{"ok", false}, {"error", "reload is not available"}};
+    return reload_();
+  }
   if (cmd == "drain") {
     ShardRequest r;
     r.kind = ShardRequest::Kind::Drain;

@@ -23,16 +23,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include <salvo/config/config.h>
 #include <salvo/outbound/outbound.h>
+#include <salvo/queue/verdict.h>
 #include <salvo/shard/shard.h>
 
 namespace salvo::app {
 
 struct ShardRequest {
-  enum class Kind : std::uint8_t { Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace };
+  enum class Kind : std::uint8_t { Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace, Reload };
   Kind kind = Kind::Snapshot;
   std::string domain;       // verbs: the destination ("" = all, where allowed)
   std::uint64_t message = 0;  // Trace: the message (or job) id
+  // Reload: the new configuration and its classifier (kept alive by the daemon).
+  const config::Config* config = nullptr;
+  const queue::Classifier* classifier = nullptr;
 };
 
 // One shard's answer: its counters and destinations, and how many destinations a verb hit.
@@ -49,6 +54,7 @@ struct ShardAnswer {
   bool trace_found = false;
   bool trace_is_job = false;
   std::vector<std::uint8_t> trace_states;
+  std::string error;  // Reload: why this shard refused
 };
 
 // Owner: shared by the control thread (post) and one shard (poll). Lifecycle: built by
@@ -80,8 +86,9 @@ class ControlInbox final : public shard::Poller {
 // Owner: main; start() after the shards run, stop() before they are stopped.
 class ControlServer {
  public:
+  // reload: the daemon's reload (also run on SIGHUP), answering {"ok", "error"/"warnings"}.
   ControlServer(std::string path, std::vector<ControlInbox*> inboxes, std::string spool_dir,
-                std::string log_dir);
+                std::string log_dir, std::function<nlohmann::json()> reload);
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -104,6 +111,7 @@ class ControlServer {
   std::vector<ControlInbox*> inboxes_;
   std::string spool_dir_;
   std::string log_dir_;
+  std::function<nlohmann::json()> reload_;
   int fd_ = -1;
   // salvoctl drain: intake stopped; once nothing is queued the daemon stops itself.
   std::atomic<bool> draining_{false};

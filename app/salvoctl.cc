@@ -174,7 +174,9 @@ int main(int argc, char** argv) {
   trace->add_option("id", id, "the message id (16 hex digits)")->required();
   auto* drain = app.add_subcommand(
       "drain", "stop taking mail in; salvod stops by itself once everything is delivered");
-  for (auto* sub : {status, domains, pause, resume, flush, bounce, trace, drain}) {
+  auto* reload = app.add_subcommand(
+      "reload", "apply the config file's shaping, routes, DKIM keys, egress and retry policy");
+  for (auto* sub : {status, domains, pause, resume, flush, bounce, trace, drain, reload}) {
     sub->add_flag("--json", as_json, "print the daemon's JSON answer");
   }
   try {
@@ -215,6 +217,11 @@ int main(int argc, char** argv) {
       print_domains(reply);
     } else if (verb == "trace") {
       print_trace(reply);
+    } else if (verb == "reload") {
+      std::printf("reloaded %s\n", reply.value("config", "").c_str());
+      for (const auto& w : reply.value("warnings", json::array())) {
+        std::printf("warning: %s\n", w.get<std::string>().c_str());
+      }
     } else if (verb == "drain") {
       std::printf("drain: intake stopped; salvod stops once its queue is empty\n");
     } else {

@@ -94,6 +94,12 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
       if (watcher_) watcher_->begin_stop();
       a.touched = 1;
       break;
+    case ShardRequest::Kind::Reload: {
+      std::string why;
+      if (auto st = outbound_->reload(*r.config, *r.classifier, &why); !st) a.error = why;
+      a.touched = 1;
+      break;
+    }
     case ShardRequest::Kind::Trace:
       if (const auto* e = recovered_.index.find(spool::MessageId(r.message))) {
         a.trace_found = true;

@@ -41,7 +41,7 @@ DeliveryConnection::DeliveryConnection(Destination& d, const Host& host,
 }
 
 void DeliveryConnection::start() noexcept {
-  const auto& del = d_.ob().config.delivery;
+  const auto& del = d_.ob().cfg().delivery;
   d_.ob().stack.connect(host_.address, source_ ? &*source_ : nullptr, del.connect_timeout, *this);
 }
 
@@ -74,7 +74,7 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
     cfg.tls = smtp::TlsPolicy::Off;
     plaintext_fallback_ = true;
   }
-  verified_ = sh.tls == config::TlsPolicy::Required && ob.config.delivery.tls_verify &&
+  verified_ = sh.tls == config::TlsPolicy::Required && ob.cfg().delivery.tls_verify &&
               ob.shared.tls_verified != nullptr;
   session_ = std::make_unique<smtp::ClientSession>(cfg);
   c->set_handler(this);
@@ -231,7 +231,7 @@ void DeliveryConnection::flush() noexcept {
 
 void DeliveryConnection::update_timeout() noexcept {
   if (conn_ == nullptr) return;
-  const auto& del = d_.ob().config.delivery;
+  const auto& del = d_.ob().cfg().delivery;
   if (state_ == State::Closing) return;
   // RFC 5321 §4.5.3.2: the wait for each reply has its own minimum.
   Duration t = del.helo_timeout;

@@ -75,9 +75,9 @@ void Slot::Part::on_record(Result<spool::RecordBytes> rec) noexcept {
 Destination::Destination(Outbound::Impl& ob, std::string domain)
     : ob_(ob),
       domain_(std::move(domain)),
-      shaping_(shaping_for(ob.config, domain_)),
+      shaping_(shaping_for(ob.cfg(), domain_)),
       backoff_(std::max<std::uint32_t>(shaping_->max_connections, 1),
-               backoff_options(ob.config.delivery)) {
+               backoff_options(ob.cfg().delivery)) {
   is_rollup_ = domain_.starts_with(kRollupPrefix);
   set_rates();
 }
@@ -94,6 +94,17 @@ bool Destination::active() const noexcept {
 }
 
 bool Destination::paused() noexcept { return allowed_connections() == 0; }
+
+void Destination::reconfigure() noexcept {
+  shaping_ = shaping_for(ob_.cfg(), domain_);
+  backoff_.set_max_connections(std::max<std::uint32_t>(shaping_->max_connections, 1));
+  set_rates();
+  // Routes, and which rollup a domain belongs to, may have changed: look them up again
+  // (connections already open finish their work).
+  route_ = RouteState::None;
+  rollup_key_.clear();
+  ob_.mark_dirty(*this);
+}
 
 void Destination::note_delivery() noexcept {
   const auto sec = std::chrono::duration_cast<std::chrono::seconds>(
@@ -296,7 +307,7 @@ void Destination::forward_to_rollup() noexcept {
 }
 
 void Destination::resolve() noexcept {
-  const config::Config& c = ob_.config;
+  const config::Config& c = ob_.cfg();
   if (!is_rollup_) {
     if (const auto* hops = c.find_route(domain_)) {
     hosts_.clear();
@@ -364,7 +375,7 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
     for (const auto& h : a->hosts) {
       for (const auto& addr : h.addresses) {
         Host host{h.name, addr, h.preference, {}, {}};
-        host.address.set_port(ob_.config.delivery.smtp_port);
+        host.address.set_port(ob_.cfg().delivery.smtp_port);
         // Keep a host's down mark across refreshes.
         for (const auto& old : hosts_) {
           if (old.address == host.address) {
@@ -381,12 +392,12 @@ void Destination::on_mx(const dns::MxAnswer& a) noexcept {
       LocalFailure f;
       f.reply = smtp::Reply(550, {5, 1, 2}, domain_ + ": no usable MX host address");
       route_failure_ = f;
-    } else if (!is_rollup_ && ob_.config.find_shaping_for_domain(domain_) == nullptr) {
+    } else if (!is_rollup_ && ob_.cfg().find_shaping_for_domain(domain_) == nullptr) {
       // MX rollup: an mx_suffix entry applies when the most preferred MX matches it; the
       // limit is the rollup destination's, on its shard, for every domain it covers.
       const std::string before = rollup_key_;
       rollup_key_.clear();
-      if (const auto* s = ob_.config.find_shaping_for_mx(hosts_.front().name)) {
+      if (const auto* s = ob_.cfg().find_shaping_for_mx(hosts_.front().name)) {
         rollup_key_ = std::string(kRollupPrefix) + s->mx_suffix;
       }
       if (!rollup_key_.empty() && before.empty()) {
@@ -454,7 +465,7 @@ void Destination::tls_failed(const net::SocketAddress& a) noexcept {
 }
 
 void Destination::open_connection(const Host& h) noexcept {
-  const config::Config& c = ob_.config;
+  const config::Config& c = ob_.cfg();
   const net::SocketAddress* source = nullptr;
   net::SocketAddress src;
   std::string helo = ob_.shared.hostname;
@@ -497,7 +508,7 @@ Slot* Destination::start_slot(DeliveryConnection* c, std::optional<LocalFailure>
   if (spend_rate && msg_rate_ && !msg_rate_->try_take(now)) return nullptr;  // tick retries
   const MsgInfo& m = it->second;
   // A job's recipients each get their own expansion: one per transaction.
-  std::size_t max = m.is_job ? 1 : ob_.config.delivery.max_recipients;
+  std::size_t max = m.is_job ? 1 : ob_.cfg().delivery.max_recipients;
   Slot* s = ob_.new_slot();
   s->dest = this;
   s->conn = c;
@@ -665,12 +676,12 @@ void Destination::session_failed(DeliveryConnection& c, const smtp::Reply& reply
   queue::Reply qr{reply.code, {}, reply.text};
   std::string enh = reply.status.to_string();
   qr.enhanced = enh;
-  queue::Decision d = ob_.shared.classifier->classify(
+  queue::Decision d = ob_.classifier->classify(
       before_ready ? queue::Stage::Greeting : queue::Stage::Mail, qr);
   // Only the server's word throttles; our own refusals (TLS policy) do not.
   if (d.throttled && !local) throttle(now);
   if (before_ready || d.next_mx) {
-    Duration down = ob_.config.delivery.retry_schedule.front();
+    Duration down = ob_.cfg().delivery.retry_schedule.front();
     down = std::min<Duration>(down, std::chrono::minutes(5));
     for (Host& h : hosts_) {
       if (h.address == c.host().address) h.down_until = now + down;
@@ -755,7 +766,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
       enh = "4.7.0";
     }
     queue::Reply qr{reply.code, enh, reply.text};
-    queue::Decision d = ob_.shared.classifier->classify(stage, qr);
+    queue::Decision d = ob_.classifier->classify(stage, qr);
     const bool local_reply = s->local || result == nullptr || fallback_refused ||
                              (stage == queue::Stage::DataEnd && result->local);
     throttled |= d.throttled && !local_reply;
@@ -811,10 +822,10 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         queue_.push_deferred(again);
         // NOTIFY=DELAY: once, at the attempt that finds the threshold passed since the
         // previous one (the previous wait is the schedule's step before this attempt).
-        const Duration after = ob_.config.delivery.delay_dsn_after;
+        const Duration after = ob_.cfg().delivery.delay_dsn_after;
         if (after.count() > 0) {
           const Duration waited = wall - from_ns(s->info.received_unix_ns);
-          const auto& sched = ob_.config.delivery.retry_schedule;
+          const auto& sched = ob_.cfg().delivery.retry_schedule;
           Duration prev = q.attempts == 0
                               ? waited
                               : sched[std::min<std::size_t>(q.attempts - 1, sched.size() - 1)];
@@ -872,7 +883,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         if (action == dsn::Action::Delayed) {
           rr.will_retry_until_unix =
               (s->info.received_unix_ns +
-               duration_cast<nanoseconds>(ob_.config.delivery.expiry).count()) /
+               duration_cast<nanoseconds>(ob_.cfg().delivery.expiry).count()) /
               1'000'000'000;
         }
         reports.push_back(std::move(rr));

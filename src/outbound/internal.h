@@ -114,7 +114,11 @@ struct Outbound::Impl {
   Outbound* self = nullptr;
   shard::Shard& shard;
   OutboundShared& shared;
-  const config::Config& config;
+  // The configuration in force (swapped by reload(); every one stays alive while salvod
+  // runs, so a pointer held across a reload stays valid).
+  const config::Config* config;
+  const config::Config& cfg() const noexcept { return *config; }
+  const queue::Classifier* classifier;
   Mailbox& mailbox;
   spool::SpoolWriter& writer;
   const spool::SpoolIndex& index;
@@ -211,6 +215,8 @@ class Destination {
   Slot* start_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
                    bool spend_rate) noexcept;
   void set_rates() noexcept;
+  // After a reload: the shaping entry, limits and route are looked up again.
+  void reconfigure() noexcept;
   const Host* pick_host() noexcept;
   void open_connection(const Host& h) noexcept;
 

@@ -115,7 +115,7 @@ class DsnCommit final : public spool::CommitWaiter {
 
   void write_states(bool dsn_queued) noexcept {
     if (!dsn_queued) {
-      const auto retry = ob_.config.delivery.retry_schedule.front();
+      const auto retry = ob_.cfg().delivery.retry_schedule.front();
       const std::int64_t next =
           received_ + std::chrono::duration_cast<std::chrono::nanoseconds>(retry).count();
       for (auto& u : states_) {
@@ -177,7 +177,8 @@ Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::Sp
                      const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc)
     : shard(s),
       shared(sh),
-      config(*sh.config),
+      config(sh.config),
+      classifier(sh.classifier),
       mailbox(mb),
       writer(w),
       index(idx),
@@ -385,6 +386,52 @@ void Outbound::Impl::on_outcomes(Outcomes&& o) noexcept {
   }
 }
 
+namespace {
+
+// One dkim::Signer per [[dkim]] entry, for this shard.
+Status load_signers(const config::Config& c, std::vector<dkim::Signer>* out, std::string* why) {
+  std::vector<dkim::Signer> signers;
+  for (const auto& k : c.dkim) {
+    std::ifstream in(k.key_file);
+    if (!in) {
+      *why = "dkim " + k.domain + ": key_file " + k.key_file + ": cannot be read";
+      return fail(std::errc::no_such_file_or_directory);
+    }
+    std::stringstream pem;
+    pem << in.rdbuf();
+    dkim::SignerOptions so;
+    so.domain = k.domain;
+    so.selector = k.selector;
+    so.algorithm = k.algorithm == config::DkimAlgorithm::Ed25519Sha256
+                       ? dkim::Algorithm::Ed25519Sha256
+                       : dkim::Algorithm::RsaSha256;
+    so.private_key_pem = pem.str();
+    auto s = dkim::Signer::create(std::move(so));
+    if (!s) {
+      *why = "dkim " + k.domain + ": key_file " + k.key_file + ": " + s.error().message();
+      return std::unexpected(s.error());
+    }
+    signers.push_back(std::move(*s));
+  }
+  *out = std::move(signers);
+  return {};
+}
+
+}  // namespace
+
+Status Outbound::reload(const config::Config& config, const queue::Classifier& classifier,
+                        std::string* why) {
+  Impl& ob = *impl_;
+  std::vector<dkim::Signer> signers;
+  if (auto st = load_signers(config, &signers, why); !st) return st;
+  ob.signers = std::move(signers);
+  ob.config = &config;
+  ob.classifier = &classifier;
+  ob.retry = queue::RetrySchedule(config.delivery.retry_schedule, config.delivery.expiry);
+  for (auto& [name, d] : ob.destinations) d->reconfigure();
+  return {};
+}
+
 Outbound::Outbound(shard::Shard& shard, OutboundShared& shared, Mailbox& mailbox,
                    spool::SpoolWriter& writer, const spool::SpoolIndex& index, net::Stack& stack,
                    accounting::Writer* accounting)
@@ -396,7 +443,7 @@ Outbound::~Outbound() { shutdown(); }
 
 Status Outbound::start(std::string* why) {
   Impl& ob = *impl_;
-  const config::Config& c = ob.config;
+  const config::Config& c = ob.cfg();
   dns::ResolverOptions ro;
   for (const auto& hp : c.dns.resolvers) {
     auto a = net::SocketAddress::parse(hp.host, hp.port);
@@ -418,28 +465,7 @@ Status Outbound::start(std::string* why) {
   for (const auto& dir : ob.shared.spool_dirs) {
     ob.readers.push_back(std::make_unique<spool::SpoolReader>(ob.shard.engine(), dir));
   }
-  for (const auto& k : c.dkim) {
-    std::ifstream in(k.key_file);
-    if (!in) {
-      *why = "dkim " + k.domain + ": key_file " + k.key_file + ": cannot be read";
-      return fail(std::errc::no_such_file_or_directory);
-    }
-    std::stringstream pem;
-    pem << in.rdbuf();
-    dkim::SignerOptions so;
-    so.domain = k.domain;
-    so.selector = k.selector;
-    so.algorithm = k.algorithm == config::DkimAlgorithm::Ed25519Sha256
-                       ? dkim::Algorithm::Ed25519Sha256
-                       : dkim::Algorithm::RsaSha256;
-    so.private_key_pem = pem.str();
-    auto s = dkim::Signer::create(std::move(so));
-    if (!s) {
-      *why = "dkim " + k.domain + ": key_file " + k.key_file + ": " + s.error().message();
-      return std::unexpected(s.error());
-    }
-    ob.signers.push_back(std::move(*s));
-  }
+  if (auto st = load_signers(c, &ob.signers, why); !st) return st;
   std::vector<std::string> mine;
   for (const auto& d : ob.shared.prewarm) {
     if (shard_for(d, ob.shared.shards) == ob.me && !c.find_route(d)) mine.push_back(d);

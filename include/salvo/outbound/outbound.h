@@ -144,6 +144,14 @@ class Outbound final : public spool::Dispatch {
   std::size_t flush(std::string_view domain) noexcept;
   std::size_t bounce(std::string_view domain) noexcept;
 
+  // Hot reload (SIGHUP, salvoctl reload): shaping, routes, DKIM keys, egress pools, the
+  // retry policy and bounce rules of `config` apply from now on; connections and queued
+  // mail stay. `config` and `classifier` must stay alive as long as this Outbound (the
+  // daemon keeps every configuration it loaded). Fails (and changes nothing) when a DKIM
+  // key cannot be loaded; why says which.
+  [[nodiscard]] Status reload(const config::Config& config, const queue::Classifier& classifier,
+                              std::string* why);
+
   struct Impl;  // src/outbound/internal.h
 
  private:
