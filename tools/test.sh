@@ -14,6 +14,7 @@ python3 tools/check_layers.py
 echo "== Release build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSALVO_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+cmake --build build --target package  # build/salvo_<version>_<arch>.deb; it_package_test checks it
 ctest --test-dir build --output-on-failure -j"$jobs" --timeout 600
 
 echo "== ASan+UBSan build"
