@@ -204,7 +204,6 @@ void DeliveryConnection::submit(Slot* s) noexcept {
   t.needs_smtputf8 = (s->flags & spool::kFlagSmtpUtf8) != 0;
   t.needs_8bitmime = (s->flags & spool::kFlag8BitMime) != 0;
   t.body = s->send;
-  s->submitted = true;
   session_->submit(std::move(t));
   // A local decision (SIZE, SMTPUTF8, 8BITMIME) completes the transaction at once, and no
   // server reply will come to deliver that event: handle what the session has now.
@@ -267,7 +266,6 @@ bool DeliveryConnection::on_idle_timeout(net::Connection&) noexcept {
 
 void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcept {
   conn_ = nullptr;
-  const bool was_ready = state_ == State::Ready || (state_ == State::Quitting && taken_ != 0);
   if (session_) {
     if (state_ == State::Greeting && tls_started_ && !tls_required_) {
       // RFC 7435 / RFC 3207 practice: a failed opportunistic handshake is retried in
@@ -296,7 +294,6 @@ void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcep
       d_.finish(s, &ev.result);
     }
   }
-  (void)was_ready;
   // Slots still reading go back to the queue when their reads finish.
   for (Slot* s : slots_) s->conn = nullptr;
   slots_.clear();

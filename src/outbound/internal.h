@@ -101,7 +101,6 @@ class Slot {
   std::string body;             // DKIM signature + the message, when signed
   std::string_view original;    // the message before signing (DSN returns it)
   std::string_view send;        // the bytes sent
-  bool submitted = false;
 };
 
 // Per-shard delivery state. Destinations are never freed while the shard runs (their
@@ -315,6 +314,13 @@ class DeliveryConnection final : public net::ConnectHandler, public net::Connect
   bool plaintext_fallback_ = false;  // STARTTLS skipped after a failed handshake
   bool tls_required_ = false;
 };
+
+inline std::int64_t to_ns(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+inline WallTime from_ns(std::int64_t ns) {
+  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(ns)));
+}
 
 // Composition: "From:" domain of a message (lower case), "" when none.
 std::string from_domain(std::string_view message);
