@@ -323,7 +323,12 @@ Result<std::string> build_dsn(const DsnInput& in) {
 
   std::string out;
   out.reserve(human.size() + status.size() + ret.body.size() + 1024);
-  append_field(out, "From", fmt::format("Mail Delivery System <MAILER-DAEMON@{}>", host));
+  if (in.from_address.empty()) {
+    append_field(out, "From", fmt::format("Mail Delivery System <MAILER-DAEMON@{}>", host));
+  } else {
+    append_field(out, "From", fmt::format("Mail Delivery System <{}>",
+                                          sanitize_line(in.from_address, false)));
+  }
   append_field(out, "To", fmt::format("<{}>", sanitize_line(in.original_sender, utf8)));
   std::string_view subject = "Successful Mail Delivery Report";
   if (sum.failed) {

@@ -214,6 +214,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
   if (!reports.empty()) {
     dsn::DsnInput in;
     in.reporting_mta = ob_.shared.hostname;
+    in.from_address = ob_.cfg().delivery.dsn_from;
     in.original_sender = std::string(s->reverse_path);
     in.envid_xtext = std::string(s->envid);
     in.arrival_unix = s->info.received_unix_ns / 1'000'000'000;

@@ -317,7 +317,7 @@ std::string send_one(const Salvod& d, const std::string& mail_from, const std::s
 
 TEST(Delivery, PermanentFailureBouncesWithADsnButNeverForTheNullSender) {
   Env env(zones(), {"reject-rate=1"});
-  Salvod d(env.dir, env.salvod());
+  Salvod d(env.dir, env.salvod("", "dsn_from = \"bounce-handler@salvo.test\""));
   ASSERT_EQ(blast_to(env.dir, d, 5, "ok.test")["accepted"], 5);
   // A message from the null sender that bounces: no DSN (RFC 5321 §4.5.5).
   std::string r = send_one(d, "", "someone@d0.ok.test", "",
@@ -333,6 +333,8 @@ TEST(Delivery, PermanentFailureBouncesWithADsnButNeverForTheNullSender) {
   }
   for (const auto& m : maildir_messages(env.dir.file("sender-mail"))) {
     EXPECT_NE(m.find("Delivered-To: shop@sender.test"), std::string::npos) << m.substr(0, 300);
+    EXPECT_NE(m.find("From: Mail Delivery System <bounce-handler@salvo.test>"), std::string::npos)
+        << "[delivery] dsn_from";
     EXPECT_NE(m.find("Diagnostic-Code: smtp; 550 5.1.1"), std::string::npos) << m;
     EXPECT_NE(m.find("Remote-MTA: dns; mx.ok.test"), std::string::npos) << m;
     EXPECT_NE(m.find("Subject: salvo-blast test message"), std::string::npos)

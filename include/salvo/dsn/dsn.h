@@ -58,6 +58,8 @@ struct RecipientReport {
 
 struct DsnInput {
   std::string reporting_mta;     // our host name (Reporting-MTA, From: MAILER-DAEMON@...)
+  // The From: address ([delivery] dsn_from); empty = MAILER-DAEMON@reporting_mta.
+  std::string from_address;
   std::string original_sender;   // the reverse path; never empty (null sender: no DSN)
   std::string envid_xtext;       // ENVID as stored (xtext); may be empty
   std::int64_t arrival_unix = 0; // 0 = Arrival-Date left out

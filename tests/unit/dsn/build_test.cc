@@ -45,6 +45,18 @@ TEST(BuildDsn, TopLevelHeadersAndThreeParts) {
   EXPECT_TRUE(contains(parts[2], "Content-Type: text/rfc822-headers\r\n"));
 }
 
+TEST(BuildDsn, FromAddressIsConfigurable) {
+  DsnInput in = base_input();
+  in.from_address = "bounces@esp.example";
+  const std::string m = build_ok(in);
+  EXPECT_TRUE(contains(header_section(m), "From: Mail Delivery System <bounces@esp.example>\r\n"));
+  // A hostile value cannot add a header line.
+  in.from_address = "x@y.example>\r\nBcc: victim@example.org";
+  const std::string h = build_ok(in);
+  ASSERT_TRUE(wellformed_lines(h));
+  EXPECT_FALSE(contains(header_section(h), "\r\nBcc:"));
+}
+
 TEST(BuildDsn, DeliveryStatusFields) {
   const std::string m = build_ok(base_input());
   const auto parts = parts_of(m);
