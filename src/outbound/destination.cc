@@ -555,13 +555,7 @@ void Destination::slot_ready(Slot* s) noexcept {
       if (!m) {
         s->read_error = m.error();
       } else {
-        s->reverse_path = m->reverse_path;
-        s->envid = m->envid;
-        s->job = m->job;
-        s->ret = m->ret;
-        s->flags = m->flags;
-        s->source = m->source;
-        s->body_source = m->body;
+        s->set_envelope(*m, m->reverse_path, m->body);
         for (const auto& q : s->rcpts) {
           Slot::Rcpt r;
           if (q.recipient < m->recipients.size()) {
@@ -578,13 +572,7 @@ void Destination::slot_ready(Slot* s) noexcept {
       if (!b || !t) {
         s->read_error = !b ? b.error() : t.error();
       } else {
-        s->reverse_path = t->from;
-        s->envid = t->envid;
-        s->job = t->job;
-        s->ret = t->ret;
-        s->flags = t->flags;
-        s->source = t->source;
-        s->body_source = t->content;
+        s->set_envelope(*t, t->from, t->content);
         for (const auto& q : s->rcpts) {
           Slot::Rcpt r;
           std::uint32_t k = q.recipient - b->first_index;

@@ -96,6 +96,18 @@ class Slot {
     std::vector<spool::TemplateVar> vars;
   };
   std::vector<Rcpt> rcpt_data;  // parallel to rcpts
+  // The envelope fields a Message record and a JobTemplate record share (their sender and
+  // body are named differently).
+  template <class Record>
+  void set_envelope(const Record& r, std::string_view from, std::string_view content) {
+    reverse_path = from;
+    envid = r.envid;
+    job = r.job;
+    ret = r.ret;
+    flags = r.flags;
+    source = r.source;
+    body_source = content;
+  }
   spool::Source source = spool::Source::Smtp;
   std::string expanded;         // jobs: the template expanded for the recipient
   std::string body;             // DKIM signature + the message, when signed
