@@ -3,6 +3,7 @@
 #include "control.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -23,6 +24,8 @@
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
+
+#include "metrics.h"
 
 namespace salvo::app {
 namespace {
@@ -155,11 +158,36 @@ ControlServer::ControlServer(std::string path, std::vector<ControlInbox*> inboxe
       inboxes_(std::move(inboxes)),
       spool_dir_(std::move(spool_dir)),
       log_dir_(std::move(log_dir)),
-      reload_(std::move(reload)) {}
+      reload_(std::move(reload)) {
+  web_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
-ControlServer::~ControlServer() { stop(); }
+ControlServer::~ControlServer() {
+  stop();
+  if (web_fd_ >= 0) ::close(web_fd_);
+}
+
+void ControlServer::render(std::uint32_t shard, std::uint64_t token, WebPage page) noexcept {
+  {
+    std::lock_guard lock(web_mu_);
+    web_jobs_.push_back(WebJob{shard, token, page});
+  }
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(web_fd_, &one, sizeof one);
+}
 
 bool ControlServer::start(std::string* why) {
+  if (web_fd_ < 0) {
+    *why = std::string("control: eventfd: ") + std::strerror(errno);
+    return false;
+  }
+  // Without its socket the thread still runs: it samples and renders the HTTP pages.
+  const bool ok = path_.empty() || bind_socket(why);
+  thread_ = std::thread([this] { run(); });
+  return ok;
+}
+
+bool ControlServer::bind_socket(std::string* why) {
   sockaddr_un addr{};
   if (path_.size() >= sizeof addr.sun_path) {
     *why = "control_socket " + path_ + ": path too long for a unix socket";
@@ -196,7 +224,6 @@ bool ControlServer::start(std::string* why) {
     return false;
   }
   ::chmod(path_.c_str(), 0600);
-  thread_ = std::thread([this] { run(); });
   return true;
 }
 
@@ -228,9 +255,12 @@ void ControlServer::sample() noexcept {
   auto answers = ask(ShardRequest{});
   Sample s;
   s.t = steady_seconds();
+  s.wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+               .count();
   bool all = true;
   for (const auto& a : answers) {
     all &= a.answered;
+    s.blocked.push_back(a.blocked_ns);
     s.in += a.received_recipients;
     s.out += a.outbound.stats.delivered;
     s.queued += a.spool_recipients;
@@ -256,9 +286,11 @@ void ControlServer::run() noexcept {
       sample();
       next_sample = now + 1.0;
     }
-    pollfd p{fd_, POLLIN, 0};
-    int n = ::poll(&p, 1, 200);
+    pollfd p[2] = {{web_fd_, POLLIN, 0}, {fd_, POLLIN, 0}};
+    int n = ::poll(p, fd_ >= 0 ? 2 : 1, 200);
     if (n <= 0) continue;
+    if ((p[0].revents & POLLIN) != 0) serve_web();
+    if (fd_ < 0 || (p[1].revents & POLLIN) == 0) continue;
     int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) continue;
     std::string line;
@@ -317,8 +349,10 @@ json ControlServer::handle(const json& request) {
   return json{{"ok", true}, {"cmd", cmd}, {"domain", domain}, {"destinations", touched}};
 }
 
-json ControlServer::status() {
-  auto answers = ask(ShardRequest{});
+json ControlServer::status() { return status_of(ask(ShardRequest{})); }
+
+json ControlServer::status_of(const std::vector<ShardAnswer>& answers) {
+  const std::vector<double> util = utilisation();
   json shards = json::array();
   std::uint64_t in = 0, out = 0, spool_msgs = 0, spool_rcpts = 0, ready = 0, deferred = 0,
                 in_flight = 0, conns_out = 0, conns_in = 0, deferrals = 0, bounced = 0,
@@ -342,6 +376,7 @@ json ControlServer::status() {
                           {"connections_in", a.connections_in},
                           {"delivered", a.outbound.stats.delivered},
                           {"spool_recipients", a.spool_recipients}});
+    if (i < util.size() && util[i] >= 0) shards.back()["utilisation"] = util[i];
     in += a.received_recipients;
     out += a.outbound.stats.delivered;
     deferrals += a.outbound.stats.deferred;
@@ -373,11 +408,7 @@ json ControlServer::status() {
       out_1m = static_cast<double>(last.out - first.out) / dm;
     }
   }
-  struct statvfs vfs{};
-  std::uint64_t free_bytes = 0;
-  if (::statvfs(spool_dir_.c_str(), &vfs) == 0) {
-    free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  }
+  const std::uint64_t free_bytes = spool_free_bytes();
   return json{
       {"ok", true},
       {"shards", answers.size()},
@@ -490,6 +521,119 @@ json ControlServer::domains(const json& request) {
   const std::size_t top = request.value("top", std::size_t{0});
   if (top != 0 && rows.size() > top) rows.resize(top);
   return json{{"ok", true}, {"sort", sort}, {"domains", rows}};
+}
+
+std::uint64_t ControlServer::spool_free_bytes() const {
+  struct statvfs vfs{};
+  if (::statvfs(spool_dir_.c_str(), &vfs) != 0) return 0;
+  return static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+}
+
+// Per shard, over the last sample interval: 1 - blocked time / elapsed time; -1 before two
+// samples exist.
+std::vector<double> ControlServer::utilisation() {
+  std::lock_guard lock(samples_mu_);
+  std::vector<double> out(inboxes_.size(), -1.0);
+  if (samples_.size() < 2) return out;
+  const Sample& last = samples_.back();
+  const Sample& prev = samples_[samples_.size() - 2];
+  const double dt = last.t - prev.t;
+  if (dt <= 0) return out;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (i >= last.blocked.size() || i >= prev.blocked.size()) continue;
+    const double idle =
+        static_cast<double>(last.blocked[i] - std::min(last.blocked[i], prev.blocked[i])) / 1e9;
+    out[i] = std::clamp(1.0 - idle / dt, 0.0, 1.0);
+  }
+  return out;
+}
+
+// GET /api/v1/status: the status (as salvoctl status --json), the busiest destinations,
+// the latest bounces and the last minute of samples, from one set of answers.
+json ControlServer::dashboard(const std::vector<ShardAnswer>& answers) {
+  std::vector<const outbound::DestinationInfo*> dests;
+  std::vector<const outbound::BounceInfo*> bounces;
+  for (const auto& a : answers) {
+    for (const auto& d : a.outbound.destinations) dests.push_back(&d);
+    for (const auto& b : a.outbound.recent_bounces) bounces.push_back(&b);
+  }
+  auto queued = [](const outbound::DestinationInfo* d) { return d->ready + d->deferred + d->in_flight; };
+  std::stable_sort(dests.begin(), dests.end(), [&](const auto* a, const auto* b) {
+    if (a->delivered_last_60s != b->delivered_last_60s) {
+      return a->delivered_last_60s > b->delivered_last_60s;
+    }
+    return queued(a) > queued(b);
+  });
+  json top = json::array();
+  for (std::size_t i = 0; i < dests.size() && i < 15; ++i) top.push_back(destination_json(*dests[i]));
+  std::stable_sort(bounces.begin(), bounces.end(),
+                   [](const auto* a, const auto* b) { return a->unix_ns > b->unix_ns; });
+  json recent = json::array();
+  for (std::size_t i = 0; i < bounces.size() && i < 20; ++i) {
+    const auto& b = *bounces[i];
+    recent.push_back(json{{"time", static_cast<double>(b.unix_ns) / 1e9},
+                          {"id", b.id},
+                          {"recipient", b.recipient},
+                          {"domain", b.domain},
+                          {"reply", b.reply},
+                          {"category", b.category}});
+  }
+  json history = json::array();
+  {
+    std::lock_guard lock(samples_mu_);
+    for (std::size_t i = 1; i < samples_.size(); ++i) {
+      const Sample& p = samples_[i - 1];
+      const Sample& c = samples_[i];
+      const double dt = std::max(1e-3, c.t - p.t);
+      history.push_back(json{{"t", c.wall},
+                             {"in", static_cast<double>(c.in - std::min(c.in, p.in)) / dt},
+                             {"out", static_cast<double>(c.out - std::min(c.out, p.out)) / dt},
+                             {"queued", c.queued}});
+    }
+  }
+  return json{{"ok", true},
+              {"status", status_of(answers)},
+              {"domains", top},
+              {"bounces", recent},
+              {"history", history}};
+}
+
+void ControlServer::serve_web() noexcept {
+  std::uint64_t count = 0;
+  [[maybe_unused]] auto n = ::read(web_fd_, &count, sizeof count);
+  std::deque<WebJob> jobs;
+  {
+    std::lock_guard lock(web_mu_);
+    jobs.swap(web_jobs_);
+  }
+  if (jobs.empty()) return;
+  // One set of answers serves every page asked for meanwhile.
+  const auto answers = ask(ShardRequest{});
+  std::string metrics, status;
+  for (const auto& job : jobs) {
+    if (job.shard >= inboxes_.size()) continue;
+    ShardRequest r;
+    r.kind = ShardRequest::Kind::HttpReply;
+    r.token = job.token;
+    try {
+      if (job.page == WebPage::Metrics) {
+        if (metrics.empty()) {
+          MetricsExtras extras;
+          extras.utilisation = utilisation();
+          extras.spool_free_bytes = spool_free_bytes();
+          metrics = render_metrics(answers, extras);
+        }
+        r.http = HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics};
+      } else {
+        if (status.empty()) status = dashboard(answers).dump() + "\n";
+        r.http = HttpReply{200, "application/json", status};
+      }
+    } catch (const std::exception& e) {
+      r.http = HttpReply{500, "application/json",
+                         json{{"ok", false}, {"error", e.what()}}.dump() + "\n"};
+    }
+    (void)inboxes_[job.shard]->post(std::move(r));
+  }
 }
 
 }  // namespace salvo::app

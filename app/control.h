@@ -24,20 +24,31 @@
 #include <nlohmann/json.hpp>
 
 #include <salvo/config/config.h>
+#include <salvo/inbound/injection_listener.h>
+#include <salvo/inbound/pickup_watcher.h>
 #include <salvo/outbound/outbound.h>
 #include <salvo/queue/verdict.h>
 #include <salvo/shard/shard.h>
+#include <salvo/spool/stats.h>
+
+#include "http_server.h"
 
 namespace salvo::app {
 
 struct ShardRequest {
-  enum class Kind : std::uint8_t { Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace, Reload };
+  enum class Kind : std::uint8_t {
+    Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace, Reload,
+    HttpReply  // the control thread's answer to an HTTP page this shard asked for
+  };
   Kind kind = Kind::Snapshot;
   std::string domain;       // verbs: the destination ("" = all, where allowed)
   std::uint64_t message = 0;  // Trace: the message (or job) id
   // Reload: the new configuration and its classifier (kept alive by the daemon).
   const config::Config* config = nullptr;
   const queue::Classifier* classifier = nullptr;
+  // HttpReply: which request (HttpServer token) and the answer.
+  std::uint64_t token = 0;
+  HttpReply http;
 };
 
 // One shard's answer: its counters and destinations, and how many destinations a verb hit.
@@ -48,6 +59,16 @@ struct ShardAnswer {
   std::uint64_t spool_messages = 0;       // messages/jobs with live recipients
   std::uint64_t spool_recipients = 0;     // live recipients in the spool
   std::uint64_t connections_in = 0;       // SMTP sessions open now
+  std::uint64_t connections_http = 0;     // HTTP connections open now
+  std::uint64_t blocked_ns = 0;           // the shard's loop, blocked waiting (io::Engine)
+  // Counters for /metrics: the spool writer's, the SMTP listeners' (summed), pickup's, the
+  // HTTP API's.
+  spool::Stats spool;
+  inbound::InboundStats smtp;
+  inbound::PickupStats pickup;
+  std::uint64_t http_requests = 0;
+  std::uint64_t http_injected_messages = 0;
+  std::uint64_t http_injected_recipients = 0;
   outbound::OutboundSnapshot outbound;
   std::size_t touched = 0;
   // Trace: the message's recipient states in this shard's spool (spool::RecipientState).
@@ -82,14 +103,17 @@ class ControlInbox final : public shard::Poller {
   Handler handler_;
 };
 
-// The unix-socket server: one request line of JSON per connection, one reply line back.
-// Owner: main; start() after the shards run, stop() before they are stopped.
-class ControlServer {
+// The unix-socket server: one request line of JSON per connection, one reply line back;
+// also the renderer of the HTTP pages that need every shard (WebGateway).
+// Owner: main; built before the shards start (their HTTP servers hold it as gateway),
+// start() after the shards run, stop() before they are stopped.
+class ControlServer final : public WebGateway {
  public:
   // reload: the daemon's reload (also run on SIGHUP), answering {"ok", "error"/"warnings"}.
+  // path "": no control socket (the thread still samples and renders HTTP pages).
   ControlServer(std::string path, std::vector<ControlInbox*> inboxes, std::string spool_dir,
                 std::string log_dir, std::function<nlohmann::json()> reload);
-  ~ControlServer();
+  ~ControlServer() override;
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
 
@@ -98,7 +122,21 @@ class ControlServer {
   [[nodiscard]] bool start(std::string* why);
   void stop() noexcept;
 
+  // WebGateway: queued for the control thread (answered after start()).
+  void render(std::uint32_t shard, std::uint64_t token, WebPage page) noexcept override;
+
  private:
+  struct WebJob {
+    std::uint32_t shard;
+    std::uint64_t token;
+    WebPage page;
+  };
+  bool bind_socket(std::string* why);
+  void serve_web() noexcept;
+  nlohmann::json status_of(const std::vector<ShardAnswer>& answers);
+  nlohmann::json dashboard(const std::vector<ShardAnswer>& answers);
+  std::vector<double> utilisation();
+  std::uint64_t spool_free_bytes() const;
   void run() noexcept;
   void sample() noexcept;
   nlohmann::json handle(const nlohmann::json& request);
@@ -113,6 +151,9 @@ class ControlServer {
   std::string log_dir_;
   std::function<nlohmann::json()> reload_;
   int fd_ = -1;
+  int web_fd_ = -1;  // eventfd: a WebJob is queued
+  std::mutex web_mu_;
+  std::deque<WebJob> web_jobs_;
   // salvoctl drain: intake stopped; once nothing is queued the daemon stops itself.
   std::atomic<bool> draining_{false};
   std::atomic<bool> stop_{false};
@@ -124,6 +165,8 @@ class ControlServer {
     std::uint64_t out = 0;
     std::uint64_t queued = 0;  // live recipients in the spools
     std::uint64_t in_flight = 0;
+    double wall = 0;                    // unix seconds (the dashboard's chart)
+    std::vector<std::uint64_t> blocked;  // per shard: ShardAnswer::blocked_ns
   };
   std::mutex samples_mu_;
   std::deque<Sample> samples_;

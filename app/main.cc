@@ -93,6 +93,7 @@ struct Daemon {
   std::vector<std::unique_ptr<inbound::ClientLimiter>> limiters;
   std::vector<inbound::ListenerShared> shared;
   std::vector<net::SocketAddress> addresses;
+  std::optional<net::SocketAddress> http;  // [http] address, port fixed
   std::vector<net::PortReservation> reserved;
   std::unique_ptr<shard::ShardSet> shards;
   std::vector<spool::RecoveryResult> recovered;
@@ -291,6 +292,20 @@ void prepare(Daemon& d) {
     }
     d.addresses.push_back(*addr);
   }
+  if (cfg.http.address) {
+    auto addr = net::SocketAddress::parse(cfg.http.address->to_string());
+    if (!addr) {
+      throw std::runtime_error("[http] address " + cfg.http.address->to_string() + ": " +
+                               addr.error().message());
+    }
+    if (addr->port() == 0) {
+      std::string asked = addr->to_string();
+      auto r = net::PortReservation::reserve(*addr);
+      if (!r) throw std::runtime_error("[http] address " + asked + ": " + r.error().message());
+      d.reserved.push_back(std::move(*r));
+    }
+    d.http = *addr;
+  }
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     inbound::ListenerShared s;
     s.config = &cfg.listen[i];
@@ -398,6 +413,16 @@ int main(int argc, char** argv) {
   for (std::uint32_t i = 0; i < n; ++i) inboxes.push_back(std::make_unique<app::ControlInbox>());
   std::mutex err_mu;
   std::string start_error;
+  std::vector<app::ControlInbox*> boxes;
+  for (auto& b : inboxes) boxes.push_back(b.get());
+  // Built before the shards: their HTTP servers render pages through it. It answers once
+  // started (after every shard runs); the reloader it calls exists by then.
+  std::unique_ptr<Reloader> reloader;
+  auto control = std::make_unique<app::ControlServer>(
+      cfg.node.control_socket, boxes, cfg.node.spool, cfg.node.log_dir, [&reloader] {
+        return reloader ? reloader->reload()
+                        : nlohmann::json{{"ok", false}, {"error", "salvod is starting"}};
+      });
   // Cross-shard delivery messages go to the receiving shard's Outbound (dropped once it
   // is torn down at stop: the spool keeps what they described).
   outbound::Mailbox mailbox(*d.shards, [&runtimes](shard::ShardId from, outbound::Message&& m) {
@@ -409,12 +434,12 @@ int main(int argc, char** argv) {
     auto& rt = runtimes[i];
     rt = std::make_unique<app::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
                                              d.accounting.get(), d.pickup.get(), *d.outbound,
-                                             mailbox);
+                                             mailbox, control.get());
     std::string why;
     auto st = rt->start(&why);
     // Every shard's delivery exists before any shard routes mail to it.
     built.arrive_and_wait();
-    if (st) st = rt->open(d.shared, d.addresses, &why);
+    if (st) st = rt->open(d.shared, d.addresses, d.http ? &*d.http : nullptr, &why);
     if (!st) {
       std::lock_guard lock(err_mu);
       if (start_error.empty()) start_error = why;
@@ -428,8 +453,6 @@ int main(int argc, char** argv) {
   d.reserved.clear();
 
   int rc = 0;
-  std::unique_ptr<Reloader> reloader;
-  std::unique_ptr<app::ControlServer> control;
   if (!start_error.empty()) {
     std::fprintf(stderr, "salvod: %s\n", start_error.c_str());
     rc = 2;
@@ -439,23 +462,16 @@ int main(int argc, char** argv) {
     std::string listeners;
     for (const auto& a : d.addresses) listeners += (listeners.empty() ? "" : ",") + a.to_string();
     // One parseable start-up line (tests and operators grep it).
-    log::info("salvod started: shards={} engine={} features=[{}] listeners=[{}] spool={} "
-              "recovered_messages={} fsync={}",
+    log::info("salvod started: shards={} engine={} features=[{}] listeners=[{}] http={} "
+              "spool={} recovered_messages={} fsync={}",
               n, d.shards->shard(shard::ShardId(0)).engine().name(),
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
-              listeners, cfg.node.spool, recovered, cfg.node.fsync ? "on" : "OFF");
-    std::vector<app::ControlInbox*> boxes;
-    for (auto& b : inboxes) boxes.push_back(b.get());
+              listeners, d.http ? d.http->to_string() : "off", cfg.node.spool, recovered,
+              cfg.node.fsync ? "on" : "OFF");
     reloader = std::make_unique<Reloader>(config_path, config::LoadOptions{}, boxes, cfg);
-    if (!cfg.node.control_socket.empty()) {
-      control = std::make_unique<app::ControlServer>(
-          cfg.node.control_socket, boxes, cfg.node.spool, cfg.node.log_dir,
-          [r = reloader.get()] { return r->reload(); });
-      std::string why;
-      if (!control->start(&why)) {
-        log::error("salvod: {}: salvoctl will not reach this daemon", why);
-        control.reset();
-      }
+    std::string why;
+    if (!control->start(&why)) {
+      log::error("salvod: {}: salvoctl will not reach this daemon", why);
     }
     if (!ready_file.empty()) write_ready_file(ready_file, d.addresses);
     for (;;) {
@@ -471,7 +487,7 @@ int main(int argc, char** argv) {
       break;
     }
   }
-  if (control) control->stop();
+  control->stop();
   d.shards->request_stop();
   d.shards->join();
 

@@ -12,13 +12,15 @@ namespace salvo::app {
 ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
                            spool::RecoveryResult recovered, std::string spool_dir,
                            accounting::Files* files, const inbound::PickupShared* pickup,
-                           outbound::OutboundShared& outbound, outbound::Mailbox& mailbox)
+                           outbound::OutboundShared& outbound, outbound::Mailbox& mailbox,
+                           WebGateway* gateway)
     : shard_(shard),
       config_(config),
       recovered_(std::move(recovered)),
       dir_(std::move(spool_dir)),
       files_(files),
       pickup_(pickup),
+      gateway_(gateway),
       outbound_shared_(outbound),
       mailbox_(mailbox) {
   recovered_messages_ = recovered_.report.messages;
@@ -50,7 +52,8 @@ Status ShardRuntime::start(std::string* why) {
 }
 
 Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
-                          const std::vector<net::SocketAddress>& addresses, std::string* why) {
+                          const std::vector<net::SocketAddress>& addresses,
+                          const net::SocketAddress* http, std::string* why) {
   outbound_->recover(recovered_, dir_);
   for (std::size_t i = 0; i < shared.size(); ++i) {
     auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i],
@@ -71,6 +74,25 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       return st;
     }
   }
+  if (http != nullptr && gateway_ != nullptr) {
+    InjectDeps deps;
+    deps.writer = writer_.get();
+    deps.index = &recovered_.index;
+    deps.accounting = accounting_.get();
+    deps.dispatch = outbound_.get();
+    deps.spool_dir = dir_;
+    deps.hostname = config_.node.hostname;
+    if (pickup_ != nullptr) {
+      deps.limits = pickup_->limits;
+      deps.batch_recipients = pickup_->job_batch_recipients;
+    }
+    http_ = std::make_unique<HttpServer>(shard_, *stack_, *gateway_, std::move(deps),
+                                         config_.http.max_request_size);
+    if (auto st = http_->start(*http); !st) {
+      *why = "[http] address " + http->to_string() + ": " + st.error().message();
+      return st;
+    }
+  }
   return {};
 }
 
@@ -81,8 +103,13 @@ void ShardRuntime::attach_control(ControlInbox* inbox) {
 
 ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   ShardAnswer a;
+  if (r.kind == ShardRequest::Kind::HttpReply) {
+    if (http_) http_->complete(r.token, r.http);
+    return a;
+  }
   if (!outbound_) return a;
   switch (r.kind) {
+    case ShardRequest::Kind::HttpReply: break;  // answered above
     case ShardRequest::Kind::Snapshot: break;
     case ShardRequest::Kind::Pause: a.touched = outbound_->pause(r.domain); break;
     case ShardRequest::Kind::Resume: a.touched = outbound_->resume(r.domain); break;
@@ -92,6 +119,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
       // No new mail; what is queued is still delivered.
       for (auto& l : listeners_) l->begin_stop();
       if (watcher_) watcher_->begin_stop();
+      if (http_) http_->stop_intake();
       a.touched = 1;
       break;
     case ShardRequest::Kind::Reload: {
@@ -109,14 +137,27 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
       break;
   }
   for (const auto& l : listeners_) {
-    a.received_messages += l->stats().messages_queued;
-    a.received_recipients += l->stats().recipients_queued;
+    a.smtp += l->stats();
     a.connections_in += l->session_count();
   }
+  a.received_messages += a.smtp.messages_queued;
+  a.received_recipients += a.smtp.recipients_queued;
   if (watcher_) {
-    a.received_messages += watcher_->stats().messages_queued;
-    a.received_recipients += watcher_->stats().recipients_queued;
+    a.pickup = watcher_->stats();
+    a.received_messages += a.pickup.messages_queued;
+    a.received_recipients += a.pickup.recipients_queued;
   }
+  if (http_) {
+    const HttpStats& h = http_->stats();
+    a.http_requests = h.requests;
+    a.http_injected_messages = h.injected_messages;
+    a.http_injected_recipients = h.injected_recipients;
+    a.connections_http = http_->connection_count();
+    a.received_messages += h.injected_messages;
+    a.received_recipients += h.injected_recipients;
+  }
+  if (writer_) a.spool = writer_->stats();
+  a.blocked_ns = shard_.engine().blocked_ns();
   a.spool_messages = recovered_.index.message_count();
   a.spool_recipients = recovered_.index.live_recipients();
   a.outbound = outbound_->snapshot();
@@ -126,6 +167,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
 void ShardRuntime::begin_stop() noexcept {
   for (auto& l : listeners_) l->begin_stop();
   if (watcher_) watcher_->begin_stop();
+  if (http_) http_->begin_stop();
   if (outbound_) outbound_->begin_stop();
   if (writer_) writer_->flush();
   stop_started_ = shard_.clock().now();
@@ -141,6 +183,7 @@ bool ShardRuntime::poll() noexcept {
     if (!l->drained()) return false;
   }
   if (watcher_ && !watcher_->drained()) return false;
+  if (http_ && !http_->drained()) return false;
   // Deliveries finish their transactions; past the grace time the rest is cut off (the
   // recipients stay queued: the attempt counts as a connection loss).
   if (outbound_ && !outbound_drained_) {
@@ -190,6 +233,7 @@ void ShardRuntime::teardown() noexcept {
   listeners_.clear();
   if (watcher_) final_pickup_ += watcher_->stats();
   watcher_.reset();
+  http_.reset();
   if (outbound_) {
     final_outbound_ = outbound_->stats();
     outbound_->shutdown();

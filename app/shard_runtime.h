@@ -19,6 +19,7 @@
 #include <salvo/spool/spool_writer.h>
 
 #include "control.h"
+#include "http_server.h"
 
 namespace salvo::app {
 
@@ -33,7 +34,8 @@ class ShardRuntime final : public shard::Poller {
   ShardRuntime(shard::Shard& shard, const config::Config& config,
                spool::RecoveryResult recovered, std::string spool_dir,
                accounting::Files* files, const inbound::PickupShared* pickup,
-               outbound::OutboundShared& outbound, outbound::Mailbox& mailbox);
+               outbound::OutboundShared& outbound, outbound::Mailbox& mailbox,
+               WebGateway* gateway);
   ~ShardRuntime();
   ShardRuntime(const ShardRuntime&) = delete;
   ShardRuntime& operator=(const ShardRuntime&) = delete;
@@ -43,9 +45,10 @@ class ShardRuntime final : public shard::Poller {
   [[nodiscard]] Status start(std::string* why);
   // Phase 2: routes what the spool still owes, listens on every address (addresses[i] for
   // listen[i], port already fixed) and watches the pickup directory. why names the
-  // address on failure. Start-up only.
+  // address on failure; http: the [http] address (port fixed) or null. Start-up only.
   [[nodiscard]] Status open(const std::vector<inbound::ListenerShared>& shared,
-                            const std::vector<net::SocketAddress>& addresses, std::string* why);
+                            const std::vector<net::SocketAddress>& addresses,
+                            const net::SocketAddress* http, std::string* why);
   // The mailbox handler: null once torn down (late messages are dropped; the spool still
   // has what they described).
   outbound::Outbound* outbound() noexcept { return outbound_.get(); }
@@ -77,6 +80,8 @@ class ShardRuntime final : public shard::Poller {
   std::unique_ptr<accounting::Writer> accounting_;
   std::vector<std::unique_ptr<inbound::InjectionListener>> listeners_;
   std::unique_ptr<inbound::PickupWatcher> watcher_;
+  WebGateway* gateway_;
+  std::unique_ptr<HttpServer> http_;
   outbound::OutboundShared& outbound_shared_;
   outbound::Mailbox& mailbox_;
   std::unique_ptr<outbound::Outbound> outbound_;

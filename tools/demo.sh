@@ -132,9 +132,12 @@ for a in "${sinks[@]}" 127.0.0.1; do
   port=2525
   [ "$a" = 127.0.0.1 ] && port=2526
   if port_taken "$a" "$port"; then
-    die "$a:$port is already in use (another demo or mail server?); the demo needs 127.0.0.2-6:2525 and 127.0.0.1:2526"
+    die "$a:$port is already in use (another demo or mail server?); the demo needs 127.0.0.2-6:2525, 127.0.0.1:2526 and 127.0.0.1:2580"
   fi
 done
+if port_taken 127.0.0.1 2580; then
+  die "127.0.0.1:2580 is already in use (another demo?); the demo's dashboard needs it"
+fi
 say "sinks: salvo-sink on ${sinks[*]} port 2525 (.5 defers 30%, .6 rejects 20%)"
 "$BUILD/salvo-sink" --cores 1 --pin off \
   --listen 127.0.0.2:2525 --listen 127.0.0.3:2525 --listen '127.0.0.4:2525,latency=5ms' \
@@ -154,6 +157,7 @@ say "salvod: $BUILD/salvod --config $work/demo.toml (2 shards, fsync on)"
 salvod_pid=$!
 wait_file "$work/salvod.ready" 30 "$salvod_pid" salvod "$work/salvod.log"
 grep -h "salvod started" "$work/salvod.log" | sed 's/^/   /' || true
+say "dashboard: http://127.0.0.1:2580/ (live while the demo runs; also /metrics)"
 
 # ---- the batch --------------------------------------------------------------------------------
 say "batch: one .json job, $recipients recipients over 40 domains, into $work/pickup/"

@@ -9,7 +9,9 @@ pkgs=(
   libtomlplusplus-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-16 libclang-rt-16-dev
-  swaks libnet-ssleay-perl unbound python3-dkim
+  libhttp-parser-dev
+  swaks libnet-ssleay-perl unbound python3-dkim python3-prometheus-client
+  chromium-headless-shell fonts-dejavu-core
 )
 
 missing=()

@@ -104,6 +104,7 @@ void parse_http(const toml::table& root, Http& out, Context& ctx) {
   const auto* t = section_table(root, kHttpSection, ctx.diag);
   if (t == nullptr) return;
   TableReader r(*t, kHttpSection, "http", ctx.diag);
+  r.read_size("max_request_size", out.max_request_size, 1024, 4 * kGB);
   std::string text;
   if (!r.read("address", text) || text.empty()) return;
   std::string why;

@@ -62,7 +62,7 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "egress"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
 constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm"};
-constexpr std::string_view kHttpKeys[] = {"address"};
+constexpr std::string_view kHttpKeys[] = {"address", "max_request_size"};
 
 bool is_bare_key(std::string_view key) {
   if (key.empty()) return false;

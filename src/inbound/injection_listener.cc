@@ -24,6 +24,7 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
   auth_failed += o.auth_failed;
   low_space += o.low_space;
   tls_sessions += o.tls_sessions;
+  end_of_data_reply_ns.merge(o.end_of_data_reply_ns);
   session += o.session;
   return *this;
 }

@@ -235,6 +235,7 @@ bool InjectionSession::queue_message() noexcept {
   PendingCommit p;
   p.id = r->value();
   p.received_ns = m.received_unix_ns;
+  p.end_of_data = listener_.shard_.clock().now();
   p.bytes = stored_bytes;
   p.from = env.reverse_path;
   p.rcpts.reserve(env.recipients.size());
@@ -251,6 +252,10 @@ void InjectionSession::on_committed(Status status) noexcept {
   }
   PendingCommit p = std::move(pending_.front());
   pending_.pop_front();
+  listener_.stats_.end_of_data_reply_ns.record(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(listener_.shard_.clock().now() -
+                                                           p.end_of_data)
+          .count()));
   if (status) {
     ++listener_.stats_.messages_queued;
     listener_.stats_.recipients_queued += p.rcpts.size();

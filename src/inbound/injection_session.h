@@ -91,6 +91,7 @@ class InjectionSession final : public net::ConnectionHandler,
   struct PendingCommit {
     std::uint64_t id = 0;
     std::int64_t received_ns = 0;
+    TimePoint end_of_data{};  // for the end-of-data -> reply latency histogram
     std::uint64_t bytes = 0;
     std::string from;
     std::vector<std::string> rcpts;

@@ -19,10 +19,10 @@
 
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>
+#include <salvo/inbound/job_spooler.h>
 #include <salvo/spool/dispatch.h>
 #include <salvo/spool/errc.h>
 #include <salvo/spool/pickup_io.h>
-#include <salvo/spool/spool_index.h>
 #include <salvo/spool/spool_reader.h>
 #include <salvo/spool/spool_writer.h>
 
@@ -31,9 +31,7 @@
 namespace salvo::inbound {
 namespace {
 
-constexpr std::size_t kChunk = 1 << 20;           // .json read size
-constexpr std::uint32_t kMaxOutstandingBatches = 16;
-constexpr std::uint64_t kMaxWriterBacklog = 16ull << 20;
+constexpr std::size_t kChunk = 1 << 20;  // .json read size
 
 bool ends_with(std::string_view s, std::string_view suffix) noexcept {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -103,8 +101,9 @@ PickupStats& PickupStats::operator+=(const PickupStats& o) noexcept {
 // ---- one file ------------------------------------------------------------------------
 
 // Owner: the watcher's shard. Lives from open to the end of its commit (or failure); a
-// read in flight always completes before it is destroyed (it is never cancelled).
-class PickupWatcher::Intake final : public spool::FileRead::Done {
+// read in flight always completes before it is destroyed (it is never cancelled), and a
+// .json job's JobSpooler is idle() before it is.
+class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpooler::Owner {
  public:
   Intake(PickupWatcher& w, std::string name, bool json)
       : w_(w), name_(std::move(name)), json_(json), read_(w.shard_.engine(), *this) {}
@@ -204,15 +203,14 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
           return truncated();
         }
         off_ += static_cast<std::uint64_t>(res);
-        if (auto e = reader_->feed_recipients(chunk, [this](JobRecipientData&& r) {
-              add_recipient(std::move(r));
-            })) {
+        if (auto e = reader_->feed_recipients(
+                chunk, [this](JobRecipientData&& r) { job_->add(std::move(r)); })) {
           abandon_job();
           return malformed(*e);
         }
-        if (batch_failed_) {
+        if (job_->error()) {
           abandon_job();
-          return spool_error(batch_failed_);
+          return spool_error(job_->error());
         }
         if (reader_->recipients_done() || off_ >= size_) {
           if (!reader_->recipients_done()) {
@@ -228,22 +226,13 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   }
 
  private:
-  enum class Phase : std::uint8_t { Open, ReadEml, Scan, Recipients, Committing, Replay, Done };
+  enum class Phase : std::uint8_t { Open, ReadEml, Scan, Recipients, Committing, Done };
   enum class Outcome : std::uint8_t { Queued, Failed, Retry, Gone, Stopped };
 
-  // Separate waiters: recipient batches (many) and the final commit (one).
-  struct BatchWaiter final : spool::CommitWaiter {
-    Intake* self = nullptr;
-    void on_committed(Status st) noexcept override { self->on_batch(st); }
-  };
+  // The .eml message's commit (a job's commits go to its JobSpooler).
   struct FinalWaiter final : spool::CommitWaiter {
     Intake* self = nullptr;
     void on_committed(Status st) noexcept override { self->on_final(st); }
-  };
-  // Reads the job's recipient batches back from the spool for the accounting log.
-  struct ReplayWaiter final : spool::ReadWaiter {
-    Intake* self = nullptr;
-    void on_read(Result<spool::RawRecord> rec) noexcept override { self->on_replay(std::move(rec)); }
   };
 
   void read_next() noexcept {
@@ -310,82 +299,21 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   }
 
   void queue_template() noexcept {
-    JobHeader& h = reader_->header();
-    spool::SpoolWriter& writer = w_.writer_;
-    job_id_ = writer.allocate_id();
-    received_ns_ = now_ns();
-    std::string content;
-    content.reserve(h.content.size() + 200);
-    append_local_received(w_.shared_.hostname, "pickup", job_id_.value(),
-                          received_ns_ / 1'000'000'000, content);
-    content += h.content;
-    size_stored_ = content.size();
-    spool::JobTemplateRecord t;
-    t.job_id = job_id_;
-    t.received_unix_ns = received_ns_;
-    t.source = spool::Source::Pickup;
-    t.flags = message_flags(h.smtputf8, h.eight_bit);
-    t.ret = static_cast<spool::Ret>(h.ret);
-    t.job = h.job;
-    t.from = h.from;
-    t.envid = h.envid;
-    t.content = content;
-    batch_waiter_.self = this;
-    auto r = writer.append_job_template(t, &batch_waiter_);
-    if (!r) return spool_error(r.error());
-    job_started_ = true;
-    ++outstanding_;
-    h.content = std::string();  // stored; keep memory flat for the rest of the job
+    JobSpooler::Services services{w_.shard_.clock(), w_.writer_,     w_.index_,
+                                  *w_.reader_,       w_.accounting_, w_.dispatch_};
+    JobSpooler::Origin origin{spool::Source::Pickup, "pickup", w_.shared_.hostname,
+                              w_.shared_.job_batch_recipients};
+    job_ = std::make_unique<JobSpooler>(services, origin, *this, "pickup " + name_);
+    if (auto st = job_->begin(reader_->header()); !st) return spool_error(st.error());
     phase_ = Phase::Recipients;
     off_ = reader_->recipients_offset();
     return continue_recipients();
   }
 
-  void add_recipient(JobRecipientData&& r) {
-    if (batch_failed_) return;  // the job stops after this chunk
-    batch_.push_back(std::move(r));
-    if (batch_.size() >= w_.shared_.job_batch_recipients) {
-      if (auto st = append_batch(); !st) batch_failed_ = st.error();
-    }
-  }
-
-  // Appends the batch. False when the job had to stop (done() already called).
-  bool flush_batch() noexcept {
-    if (auto st = append_batch(); !st) {
-      abandon_job();
-      spool_error(st.error());
-      return false;
-    }
-    return true;
-  }
-
-  Status append_batch() noexcept {
-    if (batch_.empty()) return {};
-    spool::JobRecipientsRecord b;
-    b.job_id = job_id_;
-    b.first_index = next_index_;
-    b.recipients.reserve(batch_.size());
-    for (const auto& r : batch_) {
-      spool::JobRecipient jr;
-      jr.address = r.email;
-      jr.notify = r.notify;
-      jr.orcpt = r.orcpt;
-      jr.vars.reserve(r.vars.size());
-      for (const auto& [k, v] : r.vars) jr.vars.emplace_back(k, v);
-      b.recipients.push_back(std::move(jr));
-    }
-    if (auto st = w_.writer_.append_job_recipients(b, &batch_waiter_); !st) return st;
-    ++outstanding_;
-    next_index_ += static_cast<std::uint32_t>(batch_.size());
-    batch_.clear();
-    return {};
-  }
-
   // Next chunk of pass 2, unless the spool has enough in hand (back-pressure).
   void continue_recipients() noexcept {
     if (stopping_) return give_up_job();
-    if (outstanding_ >= kMaxOutstandingBatches ||
-        (outstanding_ > 0 && w_.writer_.buffered_bytes() >= kMaxWriterBacklog)) {
+    if (!job_->wants_more()) {
       paused_ = true;
       return;
     }
@@ -393,60 +321,53 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     read_next();
   }
 
-  void on_batch(Status st) noexcept {
-    --outstanding_;
-    if (!st) batch_failed_ = st.error();
+  // A batch came back, or the job's replay ended.
+  void on_job_progress() noexcept override {
     if (phase_ == Phase::Done) return maybe_delete();
-    if (batch_failed_ && !reading_ && phase_ == Phase::Recipients) {
+    if (reading_ || phase_ != Phase::Recipients) return;
+    if (job_->error()) {
       abandon_job();
-      return spool_error(batch_failed_);
+      return spool_error(job_->error());
     }
-    if (paused_ && !reading_ && phase_ == Phase::Recipients) continue_recipients();
+    if (paused_) continue_recipients();
   }
 
   void finish_job() noexcept {
-    if (batch_failed_) {
-      abandon_job();
-      return spool_error(batch_failed_);
-    }
-    if (!flush_batch()) return;
-    spool::JobCommitRecord c;
-    c.job_id = job_id_;
-    c.recipient_count = next_index_;
-    c.pickup = identity_;
-    final_waiter_.self = this;
-    if (auto st = w_.writer_.append_job_commit(c, &final_waiter_); !st) {
-      job_started_ = false;  // the writer dropped it
-      return spool_error(st.error());
-    }
+    // On failure the job is already given up.
+    if (auto st = job_->finish(&identity_); !st) return spool_error(st.error());
     phase_ = Phase::Committing;
   }
 
+  // Durable; the spooler goes on to the accounting and delivery replay, and this intake
+  // waits for it to be idle() before it goes.
+  void on_job_committed(Status st) noexcept override {
+    if (!st) return spool_error(st.error());
+    ++w_.stats_.jobs_queued;
+    log::debug("pickup {}: queued job {} with {} recipients", name_,
+               format_id(job_->id().value()), job_->recipients());
+    file_queued(job_->recipients());
+    done(Outcome::Queued);
+  }
+
   void on_final(Status st) noexcept {
-    if (!st) {
-      job_started_ = false;
-      return spool_error(st.error());
+    if (!st) return spool_error(st.error());
+    account_eml();
+    if (w_.dispatch_ != nullptr) {
+      std::vector<std::string_view> rcpts(envelope_.receivers.begin(),
+                                          envelope_.receivers.end());
+      w_.dispatch_->queued(message_id_, received_ns_, 0, rcpts);
     }
-    job_started_ = false;
+    file_queued(envelope_.receivers.size());
+    done(Outcome::Queued);
+  }
+
+  // Counts a durable file and removes it. A crash before this unlink is caught at the next
+  // start by the identity in the commit record.
+  void file_queued(std::uint64_t recipients) noexcept {
     auto& stats = w_.stats_;
     ++stats.files_queued;
     ++stats.messages_queued;
-    if (json_) {
-      ++stats.jobs_queued;
-      stats.recipients_queued += next_index_;
-      log::debug("pickup {}: queued job {} with {} recipients", name_,
-                 format_id(job_id_.value()), next_index_);
-    } else {
-      stats.recipients_queued += envelope_.receivers.size();
-      account_eml();
-      if (w_.dispatch_ != nullptr) {
-        std::vector<std::string_view> rcpts(envelope_.receivers.begin(),
-                                            envelope_.receivers.end());
-        w_.dispatch_->queued(message_id_, received_ns_, 0, rcpts);
-      }
-    }
-    // Durable: the file goes. A crash before this unlink is caught at the next start by
-    // the identity in the commit record.
+    stats.recipients_queued += recipients;
     if (!still_ours()) {
       log::warn("pickup {}: replaced while it was read; the queued copy stays, the new file "
                 "is taken on its own", name_);
@@ -455,8 +376,6 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
                  "while salvod runs", name_, std::strerror(errno));
       w_.unremovable_[name_] = {identity_.device, identity_.inode};
     }
-    if (json_ && (w_.accounting_ != nullptr || w_.dispatch_ != nullptr)) return start_replay();
-    done(Outcome::Queued);
   }
 
   void account_eml() noexcept {
@@ -472,59 +391,8 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
     for (const auto& r : envelope_.receivers) account_received(*w_.accounting_, ev, r);
   }
 
-  // Accounting and delivery for a job: its recipients are read back from the spool (what
-  // was queued), batch by batch, so memory stays flat however large the job.
-  void start_replay() noexcept {
-    phase_ = Phase::Replay;
-    const spool::SpoolIndex::Entry* e = w_.index_.find(job_id_);
-    if (e == nullptr) return done(Outcome::Queued);
-    replay_.clear();
-    for (const auto& b : e->batches) replay_.push_back(b.loc);
-    replay_next_ = 0;
-    replay_id_ = format_id(job_id_.value());
-    replay_from_ = reader_->header().from;
-    replay_job_ = reader_->header().job;
-    replay_waiter_.self = this;
-    next_replay();
-  }
-
-  void next_replay() noexcept {
-    if (replay_next_ >= replay_.size()) return done(Outcome::Queued);
-    reading_ = true;
-    w_.reader_->read(replay_[replay_next_++], &replay_waiter_);
-  }
-
-  void on_replay(Result<spool::RawRecord> rec) noexcept {
-    reading_ = false;
-    if (rec) {
-      if (auto b = spool::decode_job_recipients(rec->payload)) {
-        accounting::Event ev;
-        ev.ts_unix_ns = received_ns_;
-        ev.id = replay_id_;
-        ev.from = replay_from_;
-        ev.size = size_stored_;
-        ev.source = "pickup";
-        ev.job = replay_job_;
-        if (w_.accounting_ != nullptr) {
-          for (const auto& r : b->recipients) account_received(*w_.accounting_, ev, r.address);
-        }
-        if (w_.dispatch_ != nullptr) {
-          std::vector<std::string_view> rcpts;
-          rcpts.reserve(b->recipients.size());
-          for (const auto& r : b->recipients) rcpts.push_back(r.address);
-          w_.dispatch_->queued(job_id_, received_ns_, b->first_index, rcpts);
-        }
-      }
-    } else {
-      log::warn("pickup {}: accounting read-back: {}", name_, rec.error().message());
-    }
-    next_replay();  // the reader always answers from the engine: no recursion
-  }
-
   void abandon_job() noexcept {
-    if (!job_started_) return;
-    job_started_ = false;
-    (void)w_.writer_.abandon_job(job_id_);
+    if (job_) job_->abandon();
   }
 
   void give_up_job() noexcept {
@@ -567,7 +435,7 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
 
   // Gone once no read and no commit callback can reach it.
   void maybe_delete() noexcept {
-    if (reading_ || outstanding_ != 0 || deleting_) return;
+    if (reading_ || (job_ && !job_->idle()) || deleting_) return;
     deleting_ = true;
     PickupWatcher& w = w_;
     w.shard_.defer([&w, self = this] { w.finished(self); });
@@ -586,27 +454,17 @@ class PickupWatcher::Intake final : public spool::FileRead::Done {
   bool reading_ = false;
   bool stopping_ = false;
   bool deleting_ = false;
+  // .eml
   std::int64_t received_ns_ = 0;
   std::uint64_t size_stored_ = 0;
   std::string client_info_;
-  // .eml
   EmlEnvelope envelope_;
   spool::MessageId message_id_{};
   // .json
   std::unique_ptr<JobReader> reader_;
-  spool::MessageId job_id_{};
-  bool job_started_ = false;
-  std::vector<JobRecipientData> batch_;
-  std::uint32_t next_index_ = 0;
-  std::uint32_t outstanding_ = 0;
-  bool paused_ = false;
-  std::error_code batch_failed_;
-  BatchWaiter batch_waiter_;
-  FinalWaiter final_waiter_;
-  ReplayWaiter replay_waiter_;
-  std::vector<spool::Location> replay_;
-  std::size_t replay_next_ = 0;
-  std::string replay_id_, replay_from_, replay_job_;
+  std::unique_ptr<JobSpooler> job_;  // from the end of the scan
+  bool paused_ = false;              // waiting for the spooler's back-pressure
+  FinalWaiter final_waiter_;         // .eml
 };
 
 // ---- the watcher ----------------------------------------------------------------------

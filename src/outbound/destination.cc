@@ -62,6 +62,7 @@ Destination::Destination(Outbound::Impl& ob, std::string domain)
     : ob_(ob),
       domain_(std::move(domain)),
       shaping_(shaping_for(ob.cfg(), domain_)),
+      class_(&ob.class_counters(*shaping_)),
       backoff_(std::max<std::uint32_t>(shaping_->max_connections, 1),
                backoff_options(ob.cfg().delivery)) {
   is_rollup_ = domain_.starts_with(kRollupPrefix);
@@ -83,6 +84,7 @@ bool Destination::paused() noexcept { return allowed_connections() == 0; }
 
 void Destination::reconfigure() noexcept {
   shaping_ = shaping_for(ob_.cfg(), domain_);
+  class_ = &ob_.class_counters(*shaping_);
   backoff_.set_max_connections(std::max<std::uint32_t>(shaping_->max_connections, 1));
   set_rates();
   // Routes, and which rollup a domain belongs to, may have changed: look them up again

@@ -155,8 +155,13 @@ struct Outbound::Impl {
   using Timer = io::DetachableOp<Impl, &Impl::on_tick>;
   Timer* timer = nullptr;
   OutboundStats stats;
+  // Per destination class (never erased: names come from configs, so the set is bounded
+  // and counters stay monotonic across reloads). std::map: Destinations keep pointers.
+  std::map<std::string, ClassCounters, std::less<>> classes;
+  std::deque<BounceInfo> recent_bounces;  // newest last, at most kRecentBounces
 
   Destination& destination(const std::string& domain);
+  ClassCounters& class_counters(const config::Shaping& s);
   void mark_dirty(Destination& d);
   void run_dirty() noexcept;
   void arm_timer() noexcept;
@@ -236,6 +241,7 @@ class Destination {
   Outbound::Impl& ob_;
   std::string domain_;
   const config::Shaping* shaping_;
+  ClassCounters* class_;  // ob_.classes[class of shaping_]
   queue::DestinationQueue queue_;
   std::unordered_map<std::uint64_t, MsgInfo> msgs_;
   std::optional<queue::TokenBucket> msg_rate_;

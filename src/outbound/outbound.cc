@@ -608,7 +608,22 @@ OutboundSnapshot Outbound::snapshot() const {
   s.stats = impl_->stats;
   s.destinations.reserve(impl_->destinations.size());
   for (auto& [name, d] : impl_->destinations) s.destinations.push_back(d->info());
+  for (const auto& [name, c] : impl_->classes) s.classes.push_back(c);
+  s.recent_bounces.assign(impl_->recent_bounces.begin(), impl_->recent_bounces.end());
+  if (impl_->mx) s.mx_cache = impl_->mx->stats();
   return s;
+}
+
+ClassCounters& Outbound::Impl::class_counters(const config::Shaping& s) {
+  std::string name = !s.mx_suffix.empty() ? fmt::format("mx:{}", s.mx_suffix)
+                     : s.domain.empty()   ? std::string("*")
+                                          : s.domain;
+  auto it = classes.find(name);
+  if (it == classes.end()) {
+    it = classes.emplace(name, ClassCounters{}).first;
+    it->second.name = std::move(name);
+  }
+  return it->second;
 }
 
 namespace {

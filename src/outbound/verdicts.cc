@@ -98,6 +98,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ro.state = spool::RecipientState::Delivered;
         ev.type = accounting::EventType::Delivered;
         ++ob_.stats.delivered;
+        ++class_->delivered;
         ++delivered_;
         note_delivery();
         backoff_.on_delivered();
@@ -112,6 +113,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ev.type = accounting::EventType::Bounced;
         ev.category = d.category;
         ++ob_.stats.bounced;
+        ++class_->bounced;
         ++bounced_;
         report = true;
         break;
@@ -122,6 +124,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
           ro.state = spool::RecipientState::Expired;
           ev.type = accounting::EventType::Expired;
           ++ob_.stats.expired;
+          ++class_->expired;
           ++bounced_;
           report = true;
           if (status.empty() || status[0] != '4') status = "4.4.7";
@@ -131,6 +134,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
         ro.next_attempt_unix_ns = to_ns(*next);
         ev.type = accounting::EventType::Deferred;
         ++ob_.stats.deferred;
+        ++class_->deferred;
         ++deferrals_;
         queue::QueuedRecipient again = q;
         again.attempts = q.attempts + 1;
@@ -161,9 +165,23 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
       last_reply_ = fmt::format("{}{}{} {}", reply.code, enh.empty() ? "" : " ", enh,
                                 std::string_view(reply.text).substr(0, 200));
     }
+    const std::string_view rcpt = unknown.empty() ? rd->address : std::string_view(unknown);
+    const std::string rcpt_domain = unknown.empty() ? domain_of(rcpt) : domain_;
+    if (ro.state == spool::RecipientState::Bounced || ro.state == spool::RecipientState::Expired) {
+      BounceInfo b;
+      b.unix_ns = wall_ns;
+      b.id = id;
+      b.recipient = rcpt;
+      b.domain = rcpt_domain;
+      b.reply = fmt::format("{}{}{} {}", reply.code, enh.empty() ? "" : " ", enh,
+                            std::string_view(reply.text).substr(0, 200));
+      b.category = ro.state == spool::RecipientState::Expired ? "expired" : d.category;
+      ob_.recent_bounces.push_back(std::move(b));
+      if (ob_.recent_bounces.size() > OutboundSnapshot::kRecentBounces) {
+        ob_.recent_bounces.pop_front();
+      }
+    }
     if (ob_.accounting != nullptr) {
-      const std::string_view rcpt = unknown.empty() ? rd->address : std::string_view(unknown);
-      const std::string rcpt_domain = unknown.empty() ? domain_of(rcpt) : domain_;
       ev.ts_unix_ns = wall_ns;
       ev.id = id;
       ev.from = s->reverse_path;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/blast.h"
+#include "support/eventually.h"
 #include "support/process.h"
 #include "support/salvod.h"
 #include "support/sink.h"
@@ -46,16 +47,6 @@ Ctl salvoctl(const TempDir& dir, const std::string& config, std::vector<std::str
     c.j = json::parse(c.out, nullptr, false);
   }
   return c;
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
 }
 
 struct Env {

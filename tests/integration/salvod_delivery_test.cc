@@ -20,6 +20,7 @@
 
 #include "support/cert_factory.h"
 #include "support/blast.h"
+#include "support/eventually.h"
 #include "support/process.h"
 #include "support/raw_client.h"
 #include "support/salvod.h"
@@ -48,17 +49,6 @@ std::map<std::string, int> counts(const TempDir& dir) {
   std::map<std::string, int> c;
   for (const auto& e : events(dir)) ++c[e["type"].get<std::string>()];
   return c;
-}
-
-// Polls until pred() or the timeout; returns pred()'s last value.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = SteadyClock::now() + timeout;
-  while (SteadyClock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
 }
 
 std::vector<std::string> maildir_messages(const std::string& dir) {

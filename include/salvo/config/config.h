@@ -197,6 +197,8 @@ struct Dkim {
 // [http]: /metrics, /api/v1/inject and the dashboard.
 struct Http {
   std::optional<HostPort> address;  // unset ("") = no HTTP listener
+  // Largest request accepted (headers + body); /api/v1/inject jobs beyond it get 413.
+  std::uint64_t max_request_size = 64ull << 20;
 
   friend bool operator==(const Http&, const Http&) = default;
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include <salvo/base/histogram.h>
 #include <salvo/base/result.h>
 #include <salvo/config/config.h>
 #include <salvo/net/stack.h>
@@ -52,6 +53,9 @@ struct InboundStats {
   std::uint64_t auth_failed = 0;
   std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL
   std::uint64_t tls_sessions = 0;
+  // End of DATA (or the last BDAT chunk) to the reply (250 after the group commit, or the
+  // 4xx of a failed one): what a client waits for durability (SPEC §7 metrics).
+  LatencyHistogram end_of_data_reply_ns;
   smtp::ServerStats session;
   InboundStats& operator+=(const InboundStats& o) noexcept;
 };

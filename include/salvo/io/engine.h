@@ -164,6 +164,11 @@ class Engine {
   // not wait, kWaitForever = until a completion or wake), dispatches every available
   // completion. Returns how many were dispatched. -EINTR in the wait is not an error.
   virtual int run_once(Duration max_wait) noexcept = 0;
+
+  // Nanoseconds spent blocked in run_once's wait for completions since creation (read on
+  // the engine's thread): the idle part of a shard's time, for loop utilisation. Engines
+  // that never block report 0.
+  virtual std::uint64_t blocked_ns() const noexcept { return 0; }
 };
 
 // Wakes an EventFd target (any_thread_wake_target()) from any thread: one write(2), so it

@@ -17,6 +17,7 @@
 
 #include <salvo/base/result.h>
 #include <salvo/config/config.h>
+#include <salvo/dns/mx_cache.h>
 #include <salvo/outbound/messages.h>
 #include <salvo/queue/verdict.h>
 #include <salvo/shard/mailbox.h>
@@ -96,10 +97,35 @@ struct DestinationInfo {
   std::string last_reply;        // "250 2.0.0 Ok" (the last attempt's reply)
 };
 
-// One shard's delivery state (for salvoctl status / domains).
+// Outcomes per destination class: the [[shaping]] entry that governs the destination (its
+// domain, "mx:<suffix>" for an MX rollup entry, "*" for the default). Bounded by the
+// config, so fit for metric labels where per-domain counters would not be.
+struct ClassCounters {
+  std::string name;
+  std::uint64_t delivered = 0;
+  std::uint64_t deferred = 0;
+  std::uint64_t bounced = 0;
+  std::uint64_t expired = 0;
+};
+
+// One recent permanent failure (bounce or expiry), for the dashboard.
+struct BounceInfo {
+  std::int64_t unix_ns = 0;
+  std::string id;         // the message (or job) id, 16 hex digits
+  std::string recipient;
+  std::string domain;
+  std::string reply;      // "550 5.1.1 no such user" (first 200 bytes of the text)
+  std::string category;   // the bounce category, or "expired"
+};
+
+// One shard's delivery state (for salvoctl status / domains, metrics and the dashboard).
 struct OutboundSnapshot {
   OutboundStats stats;
   std::vector<DestinationInfo> destinations;
+  std::vector<ClassCounters> classes;
+  std::vector<BounceInfo> recent_bounces;  // newest last; at most kRecentBounces
+  dns::MxCacheStats mx_cache;
+  static constexpr std::size_t kRecentBounces = 50;
 };
 
 // Owner: one shard; every call on its thread. Lifecycle: construct in the shard's init

@@ -67,6 +67,7 @@ class UringEngine final : public Engine {
   void bind_to_current_thread() noexcept override;
 
   int run_once(Duration max_wait) noexcept override;
+  std::uint64_t blocked_ns() const noexcept override { return blocked_ns_; }
 
   // A no-op through the ring: measures one SQE -> CQE -> on_complete round trip (bench).
   void nop(Completion* c) noexcept;
@@ -88,6 +89,7 @@ class UringEngine final : public Engine {
   bool enabled_ = true;           // false while IORING_SETUP_R_DISABLED is pending
   unsigned setup_flags_ = 0;
   Features features_;
+  std::uint64_t blocked_ns_ = 0;
   EngineOptions options_;
   int event_fd_ = -1;
   std::uint64_t event_value_ = 0;  // target of the armed eventfd read

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: Apache-2.0
+// HTTP on the shard's net::Stack (see http_server.h): one Conn per connection, one request
+// at a time (later pipelined requests wait in the buffer), keep-alive as the client asks.
+#include "http_server.h"
+
+#include <http_parser.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <salvo/base/log.h>
+#include <salvo/inbound/job_spooler.h>
+#include <salvo/spool/spool_reader.h>
+
+#include "dashboard_html.h"
+
+namespace salvo::app {
+namespace {
+
+using nlohmann::json;
+
+constexpr Duration kIdleTimeout = std::chrono::seconds(30);
+// Output beyond this stops reading a keep-alive client until it drains (a client that
+// pipelines requests without reading the answers).
+constexpr std::size_t kOutputHighWater = 4u << 20;
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+HttpReply json_reply(int status, const json& j) {
+  return HttpReply{status, "application/json", j.dump() + "\n"};
+}
+
+HttpReply json_error(int status, std::string message) {
+  return json_reply(status, json{{"ok", false}, {"error", std::move(message)}});
+}
+
+}  // namespace
+
+// ---- one connection --------------------------------------------------------------------
+
+class HttpServer::Conn final : public net::ConnectionHandler {
+ public:
+  Conn(HttpServer& server, net::Connection& c, std::uint64_t token)
+      : server_(server), conn_(&c), token_(token) {
+    http_parser_settings_init(&settings_);
+    settings_.on_message_begin = [](http_parser* p) { return self(p)->on_begin(); };
+    settings_.on_url = [](http_parser* p, const char* at, std::size_t n) {
+      return self(p)->on_url(at, n);
+    };
+    settings_.on_header_field = [](http_parser* p, const char* at, std::size_t n) {
+      return self(p)->on_header_field(at, n);
+    };
+    settings_.on_header_value = [](http_parser* p, const char* at, std::size_t n) {
+      return self(p)->on_header_value(at, n);
+    };
+    settings_.on_headers_complete = [](http_parser* p) { return self(p)->on_headers(); };
+    settings_.on_body = [](http_parser* p, const char* at, std::size_t n) {
+      return self(p)->on_body(at, n);
+    };
+    settings_.on_message_complete = [](http_parser* p) { return self(p)->on_complete(); };
+    http_parser_init(&parser_, HTTP_REQUEST);
+    parser_.data = this;
+    c.set_handler(this);
+    c.set_idle_timeout(kIdleTimeout);
+  }
+
+  std::uint64_t token() const noexcept { return token_; }
+  const std::string& path() const noexcept { return path_; }
+  const std::string& body() const noexcept { return body_; }
+  std::string& body() noexcept { return body_; }
+  unsigned method() const noexcept { return parser_.method; }
+  const std::string& content_type() const noexcept { return content_type_; }
+  bool waiting() const noexcept { return waiting_; }
+  std::string peer() const { return conn_ != nullptr ? conn_->peer().to_string() : "?"; }
+  // Waiting for the control thread (not for a job being spooled).
+  bool on_gateway = false;
+
+  void on_data(net::Connection&, ByteBuffer& in) noexcept override {
+    if (waiting_ || closing_) return;
+    const std::string_view v = in.view();
+    const std::size_t used = http_parser_execute(&parser_, &settings_, v.data(), v.size());
+    const auto err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED) {
+      in.consume(used);
+      // A whole request: answer it (maybe later); the rest of the input waits.
+      waiting_ = true;
+      conn_->pause_reading();
+      server_.route(*this);
+      return;
+    }
+    in.consume(used);
+    if (err != HPE_OK) {
+      ++server_.stats_.bad_requests;
+      if (too_large_) {
+        return finish(json_error(413, fmt::format("the request is larger than [http] "
+                                                  "max_request_size ({} bytes)",
+                                                  server_.max_request_size_)),
+                      false);
+      }
+      return finish(json_error(400, fmt::format("malformed HTTP request: {}",
+                                                http_errno_description(err))),
+                    false);
+    }
+  }
+
+  // The answer to the request in hand; keep-alive continues with the next one.
+  void finish(HttpReply reply, bool keep_alive) noexcept {
+    if (conn_ == nullptr || closing_) return;
+    if (reply.status >= 400 && reply.status < 500) ++server_.stats_.bad_requests;
+    keep_alive = keep_alive && http_should_keep_alive(&parser_) != 0 && !server_.stopping_;
+    std::string head = fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\nConnection: {}\r\n\r\n",
+        reply.status, reason_phrase(reply.status), reply.content_type, reply.body.size(),
+        keep_alive ? "keep-alive" : "close");
+    ByteBuffer& out = conn_->output();
+    out.append(head);
+    if (method() != HTTP_HEAD) out.append(reply.body);
+    conn_->flush();
+    body_.clear();
+    body_.shrink_to_fit();
+    if (!keep_alive) {
+      closing_ = true;
+      conn_->close();
+      return;
+    }
+    waiting_ = false;
+    http_parser_pause(&parser_, 0);
+    if (conn_->pending_output() > kOutputHighWater) {
+      output_paused_ = true;
+      return;  // on_drained resumes
+    }
+    conn_->resume_reading();  // re-delivers buffered input (a pipelined request) at once
+  }
+
+  void on_drained(net::Connection&) noexcept override {
+    if (!output_paused_ || conn_ == nullptr) return;
+    output_paused_ = false;
+    if (!waiting_ && !closing_) conn_->resume_reading();
+  }
+
+  void on_close(net::Connection&, std::error_code) noexcept override {
+    conn_ = nullptr;
+    server_.gone(this);  // deletes this
+  }
+
+  void close() noexcept {
+    if (conn_ != nullptr && !closing_) {
+      closing_ = true;
+      conn_->close();
+    }
+  }
+
+  // Idle keep-alive connections close at stop; a page from the control thread (stopped
+  // before the shards) will not come: 503. A job being spooled is answered when it ends.
+  void stop() noexcept {
+    if (!waiting_) return close();
+    if (on_gateway) finish(json_error(503, "salvod is stopping"), false);
+  }
+
+ private:
+  static Conn* self(http_parser* p) { return static_cast<Conn*>(p->data); }
+
+  int on_begin() {
+    path_.clear();
+    body_.clear();
+    content_type_.clear();
+    field_.clear();
+    value_.clear();
+    too_large_ = false;
+    return 0;
+  }
+  int on_url(const char* at, std::size_t n) {
+    path_.append(at, n);
+    return path_.size() > 8192 ? 1 : 0;
+  }
+  int on_header_field(const char* at, std::size_t n) {
+    if (!value_.empty()) header_done();
+    field_.append(at, n);
+    return 0;
+  }
+  int on_header_value(const char* at, std::size_t n) {
+    value_.append(at, n);
+    return 0;
+  }
+  void header_done() {
+    std::string lower = field_;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (lower == "content-type") content_type_ = value_;
+    field_.clear();
+    value_.clear();
+  }
+  int on_headers() {
+    if (!field_.empty()) header_done();
+    // http-parser sets content_length to ULLONG_MAX when the header is absent.
+    if (parser_.content_length != ULLONG_MAX &&
+        parser_.content_length > server_.max_request_size_) {
+      too_large_ = true;
+      return -1;
+    }
+    return 0;
+  }
+  int on_body(const char* at, std::size_t n) {
+    if (body_.size() + n > server_.max_request_size_) {  // chunked bodies are counted here
+      too_large_ = true;
+      return -1;
+    }
+    body_.append(at, n);
+    return 0;
+  }
+  int on_complete() {
+    // Strip the query string: no route takes parameters.
+    if (auto q = path_.find('?'); q != std::string::npos) path_.resize(q);
+    http_parser_pause(&parser_, 1);
+    return 0;
+  }
+
+  HttpServer& server_;
+  net::Connection* conn_;
+  std::uint64_t token_;
+  http_parser parser_{};
+  http_parser_settings settings_{};
+  std::string path_, body_, content_type_, field_, value_;
+  bool waiting_ = false;
+  bool closing_ = false;
+  bool output_paused_ = false;
+  bool too_large_ = false;
+};
+
+// ---- one /api/v1/inject job ------------------------------------------------------------
+
+// Owner: the server (jobs_), from the request until the job is spooled and read back. The
+// body is parsed in two passes like a pickup file (JobReader), from memory; recipients are
+// fed in chunks while the spooler wants more (the writer's back-pressure).
+class HttpServer::Inject final : public inbound::JobSpooler::Owner {
+ public:
+  Inject(HttpServer& server, Conn& c, std::string log_name)
+      : server_(server),
+        token_(c.token()),
+        body_(std::move(c.body())),
+        reader_(server.inject_.limits),
+        spooler_(inbound::JobSpooler::Services{server.shard_.clock(), *server.inject_.writer,
+                                               *server.inject_.index, *server.reader_,
+                                               server.inject_.accounting,
+                                               server.inject_.dispatch},
+                 inbound::JobSpooler::Origin{spool::Source::Http, "http",
+                                             server.inject_.hostname,
+                                             server.inject_.batch_recipients},
+                 *this, std::move(log_name)) {}
+
+  void start() noexcept {
+    if (auto e = reader_.scan(body_)) return refuse(*e);
+    if (auto e = reader_.finish_scan()) return refuse(*e);
+    if (auto st = spooler_.begin(reader_.header()); !st) return spool_failed(st.error());
+    off_ = reader_.recipients_offset();
+    feeding_ = true;
+    feed();
+  }
+
+  void on_job_progress() noexcept override {
+    if (feeding_) feed();
+    maybe_done();
+  }
+
+  void on_job_committed(Status status) noexcept override {
+    if (!status) return spool_failed(status.error());
+    ++server_.stats_.injected_messages;
+    server_.stats_.injected_recipients += spooler_.recipients();
+    answer(HttpReply{202, "application/json",
+                     json{{"ok", true},
+                          {"id", fmt::format("{:016x}", spooler_.id().value())},
+                          {"recipients", spooler_.recipients()}}
+                             .dump() +
+                         "\n"});
+  }
+
+ private:
+  static constexpr std::size_t kChunk = 256 * 1024;
+
+  void feed() noexcept {
+    while (!reader_.recipients_done() && off_ < body_.size()) {
+      if (!spooler_.wants_more()) return;  // on_job_progress() continues
+      const std::size_t n = std::min(kChunk, body_.size() - off_);
+      if (auto e = reader_.feed_recipients(std::string_view(body_).substr(off_, n),
+                                           [this](inbound::JobRecipientData&& r) {
+                                             spooler_.add(std::move(r));
+                                           })) {
+        spooler_.abandon();
+        return refuse(*e);
+      }
+      off_ += n;
+      if (spooler_.error()) {
+        spooler_.abandon();
+        return spool_failed(spooler_.error());
+      }
+    }
+    feeding_ = false;
+    if (!reader_.recipients_done()) {
+      spooler_.abandon();
+      return refuse({"the recipients array is not closed", 0, body_.size(), "recipients"});
+    }
+    body_ = std::string();  // the spool has it now
+    if (auto st = spooler_.finish(nullptr); !st) return spool_failed(st.error());
+  }
+
+  // Bad input: 400 naming the place, nothing queued.
+  void refuse(const inbound::PickupError& e) noexcept {
+    feeding_ = false;
+    json j{{"ok", false}, {"error", e.describe()}};
+    if (e.line != 0) j["line"] = e.line;
+    if (!e.field.empty()) j["field"] = e.field;
+    answer(json_reply(400, j));
+    maybe_done();
+  }
+
+  // The spool could not take it (disk full, IO error, stopping): 503, retry later.
+  void spool_failed(std::error_code ec) noexcept {
+    feeding_ = false;
+    ++server_.stats_.inject_failures;
+    answer(json_error(503, fmt::format("not queued: spool: {}; retry later", ec.message())));
+    maybe_done();
+  }
+
+  void answer(HttpReply reply) noexcept {
+    if (answered_) return;
+    answered_ = true;
+    auto it = server_.conns_.find(token_);
+    if (it != server_.conns_.end() && it->second->waiting()) {
+      it->second->finish(std::move(reply), true);
+    }
+  }
+
+  void maybe_done() noexcept {
+    if (!answered_ || feeding_ || !spooler_.idle() || done_) return;
+    done_ = true;
+    server_.inject_done(this);
+  }
+
+  HttpServer& server_;
+  std::uint64_t token_;
+  std::string body_;
+  inbound::JobReader reader_;
+  inbound::JobSpooler spooler_;
+  std::uint64_t off_ = 0;
+  bool feeding_ = false;
+  bool answered_ = false;
+  bool done_ = false;
+};
+
+// ---- the server ------------------------------------------------------------------------
+
+HttpServer::HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway,
+                       InjectDeps inject, std::uint64_t max_request_size)
+    : shard_(shard),
+      stack_(stack),
+      gateway_(gateway),
+      inject_(std::move(inject)),
+      max_request_size_(max_request_size) {}
+
+HttpServer::~HttpServer() {
+  if (listener_ != nullptr) listener_->close();
+}
+
+Status HttpServer::start(const net::SocketAddress& addr) {
+  reader_ = std::make_unique<spool::SpoolReader>(shard_.engine(), inject_.spool_dir);
+  auto l = stack_.listen(addr, net::ReusePort::Yes, *this);
+  if (!l) return std::unexpected(l.error());
+  listener_ = *l;
+  return {};
+}
+
+void HttpServer::on_accept(net::Listener&, net::Connection& c) noexcept {
+  ++stats_.connections;
+  if (stopping_) {
+    c.abort();
+    return;
+  }
+  const std::uint64_t token = next_token_++;
+  conns_.emplace(token, new Conn(*this, c, token));
+}
+
+void HttpServer::gone(Conn* c) noexcept {
+  conns_.erase(c->token());
+  delete c;
+}
+
+void HttpServer::begin_stop() noexcept {
+  stopping_ = true;
+  if (listener_ != nullptr) {
+    listener_->close();
+    listener_ = nullptr;
+  }
+  // Copy: close() never calls on_close from inside, but stay safe against erasure.
+  std::vector<Conn*> all;
+  all.reserve(conns_.size());
+  for (auto& [t, c] : conns_) all.push_back(c);
+  for (Conn* c : all) c->stop();
+}
+
+bool HttpServer::drained() const noexcept { return jobs_.empty(); }
+
+void HttpServer::complete(std::uint64_t token, HttpReply reply) noexcept {
+  auto it = conns_.find(token);
+  if (it == conns_.end() || !it->second->on_gateway) return;  // the client left meanwhile
+  it->second->on_gateway = false;
+  it->second->finish(std::move(reply), true);
+}
+
+void HttpServer::route(Conn& c) noexcept {
+  ++stats_.requests;
+  const std::string& path = c.path();
+  const unsigned m = c.method();
+  const bool get = m == HTTP_GET || m == HTTP_HEAD;
+  if (path == "/" || path == "/index.html") {
+    if (!get) return c.finish(json_error(405, "use GET"), true);
+    return c.finish(HttpReply{200, "text/html; charset=utf-8", std::string(kDashboardHtml)}, true);
+  }
+  if (path == "/metrics" || path == "/api/v1/status") {
+    if (!get) return c.finish(json_error(405, "use GET"), true);
+    if (stopping_) return c.finish(json_error(503, "salvod is stopping"), false);
+    c.on_gateway = true;
+    gateway_.render(shard_.id().value(), c.token(),
+                    path == "/metrics" ? WebPage::Metrics : WebPage::Status);
+    return;  // complete() answers
+  }
+  if (path == "/api/v1/inject") {
+    if (m != HTTP_POST) return c.finish(json_error(405, "use POST with a JSON job"), true);
+    return start_inject(c);
+  }
+  c.finish(json_error(404, fmt::format("no such resource: {}", path.substr(0, 200))), true);
+}
+
+void HttpServer::start_inject(Conn& c) noexcept {
+  if (stopping_ || intake_stopped_) {
+    return c.finish(json_error(503, "salvod is not taking mail (stopping or draining)"), true);
+  }
+  if (inject_.writer == nullptr || inject_.index == nullptr) {
+    return c.finish(json_error(503, "injection is not available"), true);
+  }
+  auto job = std::make_unique<Inject>(*this, c, fmt::format("http {}", c.peer()));
+  Inject* p = job.get();
+  jobs_.emplace(p, std::move(job));
+  p->start();
+}
+
+// Not from inside the job's own callback: freed from a deferred task.
+void HttpServer::inject_done(Inject* job) noexcept {
+  shard_.defer([this, job] { jobs_.erase(job); });
+}
+
+}  // namespace salvo::app

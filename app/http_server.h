@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// The HTTP surface of salvod (SPEC §7): `[http] address`, served by every shard on the same
+// port (SO_REUSEPORT) over the shard's net::Stack, parsed by nodejs/http-parser.
+//
+//   GET  /                the dashboard (one self-contained page, app/dashboard.html)
+//   GET  /metrics         Prometheus text format          ┐ rendered by the control thread,
+//   GET  /api/v1/status   the dashboard's JSON            ┘ which asks every shard
+//   POST /api/v1/inject   a bulk job (the .json pickup format), 202 after the group commit
+//
+// Pages that need every shard's state go to the control thread (WebGateway); its answer
+// comes back on this shard through the ControlInbox (ShardRequest::Kind::HttpReply) and is
+// matched by token. A shard never blocks on another.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <salvo/base/clock.h>
+#include <salvo/base/result.h>
+#include <salvo/inbound/pickup_format.h>
+#include <salvo/net/stack.h>
+#include <salvo/shard/shard.h>
+
+namespace salvo::spool {
+class SpoolWriter;
+class SpoolIndex;
+class SpoolReader;
+class Dispatch;
+}  // namespace salvo::spool
+
+namespace salvo::accounting {
+class Writer;
+}
+
+namespace salvo::app {
+
+enum class WebPage : std::uint8_t { Metrics, Status };
+
+// An HTTP answer (status, content type, body).
+struct HttpReply {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+};
+
+// The control thread's side. Any thread may call render(); the answer reaches shard
+// `shard` later (or never, if it stops first).
+class WebGateway {
+ public:
+  virtual ~WebGateway() = default;
+  virtual void render(std::uint32_t shard, std::uint64_t token, WebPage page) noexcept = 0;
+};
+
+struct HttpStats {
+  std::uint64_t connections = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t bad_requests = 0;         // 4xx answers
+  std::uint64_t injected_messages = 0;    // jobs queued through /api/v1/inject
+  std::uint64_t injected_recipients = 0;
+  std::uint64_t inject_failures = 0;      // spool errors (5xx)
+};
+
+// What /api/v1/inject needs to spool a job on this shard.
+struct InjectDeps {
+  spool::SpoolWriter* writer = nullptr;
+  const spool::SpoolIndex* index = nullptr;
+  accounting::Writer* accounting = nullptr;  // may be null
+  spool::Dispatch* dispatch = nullptr;       // may be null
+  std::string spool_dir;                     // this shard's spool directory (read-back)
+  std::string hostname;                      // Received: by
+  inbound::PickupLimits limits;
+  std::uint32_t batch_recipients = 1000;
+};
+
+// Owner: one shard (all calls on its thread). Lifecycle: construct in the shard's init after
+// the spool writer, start(), begin_stop() from the stop hook, destroy once drained() (jobs
+// being spooled finish first: their mail is queued whether or not the client waits).
+class HttpServer final : public net::AcceptHandler {
+ public:
+  HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway, InjectDeps inject,
+             std::uint64_t max_request_size);
+  ~HttpServer() override;
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds addr with SO_REUSEPORT (every shard joins the port). Start-up only.
+  [[nodiscard]] Status start(const net::SocketAddress& addr);
+  void begin_stop() noexcept;
+  // salvoctl drain: /api/v1/inject answers 503 from now on; pages are still served.
+  void stop_intake() noexcept { intake_stopped_ = true; }
+  bool drained() const noexcept;
+  // The control thread's answer to a render() this server asked for.
+  void complete(std::uint64_t token, HttpReply reply) noexcept;
+
+  const HttpStats& stats() const noexcept { return stats_; }
+  std::size_t connection_count() const noexcept { return conns_.size(); }
+
+  void on_accept(net::Listener& l, net::Connection& c) noexcept override;
+
+ private:
+  class Conn;
+  class Inject;
+  friend class Conn;
+  friend class Inject;
+
+  void route(Conn& c) noexcept;
+  void start_inject(Conn& c) noexcept;
+  void gone(Conn* c) noexcept;
+  void inject_done(Inject* job) noexcept;
+
+  shard::Shard& shard_;
+  net::Stack& stack_;
+  WebGateway& gateway_;
+  InjectDeps inject_;
+  std::uint64_t max_request_size_;
+  net::Listener* listener_ = nullptr;
+  std::unique_ptr<spool::SpoolReader> reader_;  // job read-back (accounting, delivery)
+  std::uint64_t next_token_ = 1;
+  // Live connections by token (a late answer for a closed one finds nothing).
+  std::unordered_map<std::uint64_t, Conn*> conns_;
+  std::unordered_map<Inject*, std::unique_ptr<Inject>> jobs_;
+  bool stopping_ = false;
+  bool intake_stopped_ = false;
+  HttpStats stats_;
+};
+
+}  // namespace salvo::app
