@@ -266,7 +266,9 @@ void ControlServer::sample() noexcept {
     s.queued += a.spool_recipients;
     for (const auto& d : a.outbound.destinations) s.in_flight += d.in_flight;
   }
-  {
+  // A shard that did not answer would make the sums (and so the rates) jump down and
+  // back: such a sample is not kept.
+  if (all) {
     std::lock_guard lock(samples_mu_);
     samples_.push_back(s);
     while (samples_.size() > 62) samples_.pop_front();
@@ -305,7 +307,7 @@ void ControlServer::run() noexcept {
         reply = handle(req);
       }
     }
-    write_all(c, reply.dump() + "\n");
+    write_all(c, dump_json(reply) + "\n");
     ::close(c);
   }
 }
@@ -616,7 +618,14 @@ void ControlServer::serve_web() noexcept {
     r.kind = ShardRequest::Kind::HttpReply;
     r.token = job.token;
     try {
-      if (job.page == WebPage::Metrics) {
+      const auto silent = std::find_if(answers.begin(), answers.end(),
+                                       [](const ShardAnswer& a) { return !a.answered; });
+      if (job.page == WebPage::Metrics && silent != answers.end()) {
+        // Partial sums would read as counter resets: no scrape rather than a wrong one.
+        r.http = HttpReply{503, "text/plain; charset=utf-8",
+                           fmt::format("shard {} did not answer in time; try again\n",
+                                       silent - answers.begin())};
+      } else if (job.page == WebPage::Metrics) {
         if (metrics.empty()) {
           MetricsExtras extras;
           extras.utilisation = utilisation();
@@ -625,12 +634,12 @@ void ControlServer::serve_web() noexcept {
         }
         r.http = HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics};
       } else {
-        if (status.empty()) status = dashboard(answers).dump() + "\n";
+        if (status.empty()) status = dump_json(dashboard(answers)) + "\n";
         r.http = HttpReply{200, "application/json", status};
       }
     } catch (const std::exception& e) {
       r.http = HttpReply{500, "application/json",
-                         json{{"ok", false}, {"error", e.what()}}.dump() + "\n"};
+                         dump_json(json{{"ok", false}, {"error", e.what()}}) + "\n"};
     }
     (void)inboxes_[job.shard]->post(std::move(r));
   }

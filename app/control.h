@@ -35,6 +35,12 @@
 
 namespace salvo::app {
 
+// JSON text for the wire: strings from the network (SMTP replies, URLs, job bodies) may
+// hold invalid UTF-8, which nlohmann's dump() would throw on; such bytes become U+FFFD.
+inline std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 struct ShardRequest {
   enum class Kind : std::uint8_t {
     Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace, Reload,

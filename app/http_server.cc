@@ -15,6 +15,7 @@
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/spool/spool_reader.h>
 
+#include "control.h"
 #include "dashboard_html.h"
 
 namespace salvo::app {
@@ -23,6 +24,9 @@ namespace {
 using nlohmann::json;
 
 constexpr Duration kIdleTimeout = std::chrono::seconds(30);
+// Per shard: an operator's browsers, scrapers and injectors, not the public (each may hold
+// up to max_request_size of body while it arrives).
+constexpr std::size_t kMaxConnections = 256;
 // Output beyond this stops reading a keep-alive client until it drains (a client that
 // pipelines requests without reading the answers).
 constexpr std::size_t kOutputHighWater = 4u << 20;
@@ -44,7 +48,7 @@ std::string_view reason_phrase(int status) {
 }
 
 HttpReply json_reply(int status, const json& j) {
-  return HttpReply{status, "application/json", j.dump() + "\n"};
+  return HttpReply{status, "application/json", dump_json(j) + "\n"};
 }
 
 HttpReply json_error(int status, std::string message) {
@@ -102,12 +106,15 @@ class HttpServer::Conn final : public net::ConnectionHandler {
       // A whole request: answer it (maybe later); the rest of the input waits.
       waiting_ = true;
       conn_->pause_reading();
+      // The wait is ours (a spool commit, the control thread), not the client's: no idle
+      // timeout meanwhile, or a slow commit would cut off a job that is then queued anyway
+      // and sent again by the client.
+      conn_->set_idle_timeout(Duration::zero());
       server_.route(*this);
       return;
     }
     in.consume(used);
     if (err != HPE_OK) {
-      ++server_.stats_.bad_requests;
       if (too_large_) {
         return finish(json_error(413, fmt::format("the request is larger than [http] "
                                                   "max_request_size ({} bytes)",
@@ -142,6 +149,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
       return;
     }
     waiting_ = false;
+    conn_->set_idle_timeout(kIdleTimeout);
     http_parser_pause(&parser_, 0);
     if (conn_->pending_output() > kOutputHighWater) {
       output_paused_ = true;
@@ -185,6 +193,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     field_.clear();
     value_.clear();
     too_large_ = false;
+    expect_continue_ = false;
     return 0;
   }
   int on_url(const char* at, std::size_t n) {
@@ -205,6 +214,12 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
     if (lower == "content-type") content_type_ = value_;
+    if (lower == "expect") {
+      std::string v = value_;
+      std::transform(v.begin(), v.end(), v.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      expect_continue_ = v == "100-continue";
+    }
     field_.clear();
     value_.clear();
   }
@@ -215,6 +230,13 @@ class HttpServer::Conn final : public net::ConnectionHandler {
         parser_.content_length > server_.max_request_size_) {
       too_large_ = true;
       return -1;
+    }
+    // RFC 9110 §10.1.1: a client that asked (curl does for larger bodies) waits for this
+    // before sending the body.
+    const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
+                          (parser_.content_length != ULLONG_MAX && parser_.content_length > 0);
+    if (expect_continue_ && has_body && conn_ != nullptr) {
+      conn_->send("HTTP/1.1 100 Continue\r\n\r\n");
     }
     return 0;
   }
@@ -243,6 +265,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   bool closing_ = false;
   bool output_paused_ = false;
   bool too_large_ = false;
+  bool expect_continue_ = false;
 };
 
 // ---- one /api/v1/inject job ------------------------------------------------------------
@@ -266,13 +289,11 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
                                              server.inject_.batch_recipients},
                  *this, std::move(log_name)) {}
 
+  // Both passes go a chunk at a time, one chunk per loop turn, so a large job does not
+  // hold up the shard's other connections.
   void start() noexcept {
-    if (auto e = reader_.scan(body_)) return refuse(*e);
-    if (auto e = reader_.finish_scan()) return refuse(*e);
-    if (auto st = spooler_.begin(reader_.header()); !st) return spool_failed(st.error());
-    off_ = reader_.recipients_offset();
     feeding_ = true;
-    feed();
+    scan();
   }
 
   void on_job_progress() noexcept override {
@@ -284,19 +305,37 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
     if (!status) return spool_failed(status.error());
     ++server_.stats_.injected_messages;
     server_.stats_.injected_recipients += spooler_.recipients();
-    answer(HttpReply{202, "application/json",
-                     json{{"ok", true},
-                          {"id", fmt::format("{:016x}", spooler_.id().value())},
-                          {"recipients", spooler_.recipients()}}
-                             .dump() +
-                         "\n"});
+    answer(json_reply(202, json{{"ok", true},
+                                {"id", fmt::format("{:016x}", spooler_.id().value())},
+                                {"recipients", spooler_.recipients()}}));
+    maybe_done();  // idle already when nothing is read back (no accounting, no delivery)
   }
 
  private:
   static constexpr std::size_t kChunk = 256 * 1024;
 
+  void scan() noexcept {
+    const std::size_t n = std::min(kChunk, body_.size() - off_);
+    if (auto e = reader_.scan(std::string_view(body_).substr(off_, n))) return refuse(*e);
+    off_ += n;
+    if (off_ < body_.size()) return later(&Inject::scan);
+    if (auto e = reader_.finish_scan()) return refuse(*e);
+    if (auto st = spooler_.begin(reader_.header()); !st) return spool_failed(st.error());
+    off_ = reader_.recipients_offset();
+    feed();
+  }
+
+  void later(void (Inject::*step)() noexcept) noexcept {
+    stepping_ = true;
+    server_.shard_.defer([this, step] {
+      stepping_ = false;
+      (this->*step)();
+    });
+  }
+
   void feed() noexcept {
-    while (!reader_.recipients_done() && off_ < body_.size()) {
+    if (stepping_) return;  // a step is already scheduled
+    if (!reader_.recipients_done() && off_ < body_.size()) {
       if (!spooler_.wants_more()) return;  // on_job_progress() continues
       const std::size_t n = std::min(kChunk, body_.size() - off_);
       if (auto e = reader_.feed_recipients(std::string_view(body_).substr(off_, n),
@@ -311,6 +350,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
         spooler_.abandon();
         return spool_failed(spooler_.error());
       }
+      if (!reader_.recipients_done() && off_ < body_.size()) return later(&Inject::feed);
     }
     feeding_ = false;
     if (!reader_.recipients_done()) {
@@ -349,7 +389,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
   }
 
   void maybe_done() noexcept {
-    if (!answered_ || feeding_ || !spooler_.idle() || done_) return;
+    if (!answered_ || feeding_ || stepping_ || !spooler_.idle() || done_) return;
     done_ = true;
     server_.inject_done(this);
   }
@@ -361,6 +401,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
   inbound::JobSpooler spooler_;
   std::uint64_t off_ = 0;
   bool feeding_ = false;
+  bool stepping_ = false;  // a scan/feed step is deferred (it holds `this`)
   bool answered_ = false;
   bool done_ = false;
 };
@@ -390,6 +431,11 @@ Status HttpServer::start(const net::SocketAddress& addr) {
 void HttpServer::on_accept(net::Listener&, net::Connection& c) noexcept {
   ++stats_.connections;
   if (stopping_) {
+    c.abort();
+    return;
+  }
+  if (conns_.size() >= kMaxConnections) {
+    ++stats_.refused;
     c.abort();
     return;
   }

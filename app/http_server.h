@@ -55,6 +55,7 @@ class WebGateway {
 
 struct HttpStats {
   std::uint64_t connections = 0;
+  std::uint64_t refused = 0;              // past the per-shard connection cap
   std::uint64_t requests = 0;
   std::uint64_t bad_requests = 0;         // 4xx answers
   std::uint64_t injected_messages = 0;    // jobs queued through /api/v1/inject

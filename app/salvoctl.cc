@@ -45,7 +45,7 @@ json call(const std::string& path, const json& request) {
   }
   timeval tv{30, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string line = request.dump() + "\n";
+  std::string line = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
     ::close(fd);
     throw Failure{"cannot send to " + path + ": " + std::strerror(errno)};
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (as_json) {
-      std::printf("%s\n", reply.dump(2).c_str());
+      std::printf("%s\n", reply.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else if (verb == "status") {
       print_status(reply);
     } else if (verb == "domains") {

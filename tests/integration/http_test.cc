@@ -275,10 +275,26 @@ TEST(Http, InjectQueuesAJobAfterTheCommitAndDeliversIt) {
       << t.dump(1);
   json s = salvoctl_json(env.dir, d, {"status"});
   EXPECT_EQ(s["in"]["recipients"], 25);
+  // curl's way for larger bodies: "Expect: 100-continue", then the body after the 100.
+  const std::string body = job(3, "d0.ok.test");
+  HttpResult c = http(env.http_port, "", "", "",
+                      fmt::format("POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                  "Expect: 100-continue\r\nContent-Length: {}\r\n\r\n{}",
+                                  body.size(), body));
+  EXPECT_EQ(c.status, 100) << c.headers;
+  EXPECT_NE(c.body.find("HTTP/1.1 202 Accepted"), std::string::npos) << c.body;
+  ASSERT_TRUE(env.mx->wait_messages(28, 20s));
+  // A job larger than one parsing step (256 KiB) and than one recipient batch (1000).
+  const std::string big = job(12000, "d0.ok.test");
+  ASSERT_GT(big.size(), 2u * 256 * 1024);
+  HttpResult b = http(env.http_port, "POST", "/api/v1/inject", big);
+  ASSERT_EQ(b.status, 202) << b.body;
+  EXPECT_EQ(json::parse(b.body)["recipients"], 12000);
+  ASSERT_TRUE(env.mx->wait_messages(12028, 60s));
   HttpResult m = http(env.http_port, "GET", "/metrics");
   json pm = parse_metrics(env.dir, m.body);
-  EXPECT_EQ(metric(pm, "salvo_received_recipients_total{source=http}"), 25) << pm.dump(1);
-  EXPECT_EQ(metric(pm, "salvo_received_messages_total{source=http}"), 1);
+  EXPECT_EQ(metric(pm, "salvo_received_recipients_total{source=http}"), 12028) << pm.dump(1);
+  EXPECT_EQ(metric(pm, "salvo_received_messages_total{source=http}"), 3);
   EXPECT_EQ(d.stop(), 0);
   // The accounting log names the source.
   bool http_source = false;
@@ -314,6 +330,12 @@ TEST(Http, BadRequestsGetClearErrorsAndQueueNothing) {
                "max_request_size");
   expect_error(http(env.http_port, "GET", "/no/such/page"), 404, "/no/such/page");
   expect_error(http(env.http_port, "", "", "", "GARBAGE\r\n\r\n"), 400, "malformed");
+  // Bytes that are not UTF-8 in the path and in a job: clear errors (the JSON answer says
+  // U+FFFD for them), never a crash.
+  expect_error(http(env.http_port, "", "", "", "GET /caf\xe9\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+               404, "/caf");
+  expect_error(http(env.http_port, "POST", "/api/v1/inject", "{\"from\": \"a\xff\xfe@b.test\", x"),
+               400, "");
   // Nothing was queued, and salvod still serves.
   json s = salvoctl_json(env.dir, d, {"status"});
   EXPECT_EQ(s["in"]["recipients"], 0) << s.dump();
