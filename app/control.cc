@@ -65,6 +65,16 @@ void write_all(int fd, const std::string& s) {
   }
 }
 
+// A message or job id as salvod prints it (16 hex digits); 0 when it is not one.
+std::uint64_t parse_id(const std::string& text) {
+  std::uint64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id, 16);
+  if (text.empty() || text.size() > 16 || ec != std::errc() || end != text.data() + text.size()) {
+    return 0;
+  }
+  return id;
+}
+
 json destination_json(const outbound::DestinationInfo& d) {
   return json{{"domain", d.name},
               {"queued", d.ready + d.deferred},
@@ -304,7 +314,11 @@ void ControlServer::run() noexcept {
       if (req.is_discarded() || !req.is_object()) {
         reply = json{{"ok", false}, {"error", "the request is not a JSON object"}};
       } else {
-        reply = handle(req);
+        try {
+          reply = handle(req);
+        } catch (const std::exception& e) {  // e.g. {"cmd": 5}: a wrong type
+          reply = json{{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+        }
       }
     }
     write_all(c, dump_json(reply) + "\n");
@@ -341,6 +355,22 @@ json ControlServer::handle(const json& request) {
     r.kind = ShardRequest::Kind::Bounce;
   } else {
     return json{{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+  }
+  if (r.kind == ShardRequest::Kind::Bounce && request.contains("id")) {
+    // One message (or job): its queued recipients on every shard.
+    const std::string text = request.value("id", "");
+    r.message = parse_id(text);
+    if (r.message == 0) {
+      return json{{"ok", false}, {"error", "bounce --id needs a message id (16 hex digits)"}};
+    }
+    std::size_t recipients = 0;
+    for (const auto& a : ask(r)) recipients += a.touched;
+    if (recipients == 0) {
+      return json{{"ok", false},
+                  {"error", fmt::format("message {} has no queued recipients (delivered, "
+                                        "bounced, in a transaction now, or unknown)", text)}};
+    }
+    return json{{"ok", true}, {"cmd", cmd}, {"id", text}, {"recipients", recipients}};
   }
   if (domain.empty() && r.kind != ShardRequest::Kind::Flush) {
     return json{{"ok", false}, {"error", cmd + " needs a domain"}};
@@ -437,9 +467,8 @@ json ControlServer::status_of(const std::vector<ShardAnswer>& answers) {
 }
 
 json ControlServer::trace(const std::string& id_text) {
-  std::uint64_t id = 0;
-  auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id, 16);
-  if (id_text.empty() || ec != std::errc() || end != id_text.data() + id_text.size()) {
+  const std::uint64_t id = parse_id(id_text);
+  if (id == 0) {
     return json{{"ok", false}, {"error", "trace needs a message id (16 hex digits, as in "
                                          "\"queued as ...\" and the accounting log)"}};
   }

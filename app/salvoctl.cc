@@ -167,9 +167,11 @@ int main(int argc, char** argv) {
   resume->add_option("domain", domain, "the destination")->required();
   auto* flush = app.add_subcommand("flush", "retry deferred mail now (of DOMAIN, or all)");
   flush->add_option("domain", domain, "the destination (default: all)");
-  auto* bounce = app.add_subcommand("bounce", "cancel everything queued for DOMAIN, with DSNs");
-  bounce->add_option("domain", domain, "the destination")->required();
   std::string id;
+  auto* bounce = app.add_subcommand(
+      "bounce", "cancel everything queued for DOMAIN, or one message (--id), with DSNs");
+  auto* bounce_domain = bounce->add_option("domain", domain, "the destination");
+  bounce->add_option("--id", id, "one message or job (16 hex digits)")->excludes(bounce_domain);
   auto* trace = app.add_subcommand("trace", "one message's history: spool states and log lines");
   trace->add_option("id", id, "the message id (16 hex digits)")->required();
   auto* drain = app.add_subcommand(
@@ -184,6 +186,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::fprintf(stderr, "salvoctl: %s\n", e.what());
+    return 2;
+  }
+  if (bounce->parsed() && domain.empty() && id.empty()) {
+    std::fprintf(stderr, "salvoctl: bounce needs a DOMAIN or --id ID\n");
     return 2;
   }
   if (socket_path.empty()) {
@@ -222,6 +228,9 @@ int main(int argc, char** argv) {
       for (const auto& w : reply.value("warnings", json::array())) {
         std::printf("warning: %s\n", w.get<std::string>().c_str());
       }
+    } else if (verb == "bounce" && !id.empty()) {
+      std::printf("bounce %s: %zu recipient(s)\n", id.c_str(),
+                  reply.value("recipients", std::size_t{0}));
     } else if (verb == "drain") {
       std::printf("drain: intake stopped; salvod stops once its queue is empty\n");
     } else {

@@ -114,7 +114,9 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
     case ShardRequest::Kind::Pause: a.touched = outbound_->pause(r.domain); break;
     case ShardRequest::Kind::Resume: a.touched = outbound_->resume(r.domain); break;
     case ShardRequest::Kind::Flush: a.touched = outbound_->flush(r.domain); break;
-    case ShardRequest::Kind::Bounce: a.touched = outbound_->bounce(r.domain); break;
+    case ShardRequest::Kind::Bounce:
+      a.touched = r.message != 0 ? outbound_->bounce_message(r.message) : outbound_->bounce(r.domain);
+      break;
     case ShardRequest::Kind::Drain:
       // No new mail; what is queued is still delivered.
       for (auto& l : listeners_) l->begin_stop();

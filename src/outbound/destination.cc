@@ -180,6 +180,7 @@ void Destination::pump() noexcept {
   if (ob_.stopping) return;
   const TimePoint now = ob_.shard.clock().now();
   queue_.promote(ob_.shard.clock().wall_now());
+  if (!cancelled_.empty()) fail_cancelled();
   if (bouncing_) {
     if (queue_.ready() == 0 && queue_.deferred() == 0) {
       bouncing_ = false;
@@ -494,15 +495,25 @@ Slot* Destination::start_slot(DeliveryConnection* c, std::optional<LocalFailure>
     return nullptr;
   }
   if (spend_rate && msg_rate_ && !msg_rate_->try_take(now)) return nullptr;  // tick retries
-  const MsgInfo& m = it->second;
   // A job's recipients each get their own expansion: one per transaction.
-  std::size_t max = m.is_job ? 1 : ob_.cfg().delivery.max_recipients;
+  std::size_t max = it->second.is_job ? 1 : ob_.cfg().delivery.max_recipients;
+  return make_slot(c, std::move(local), queue_.take_transaction(max));
+}
+
+Slot* Destination::make_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
+                             std::vector<queue::QueuedRecipient> rcpts) noexcept {
+  auto it = msgs_.find(rcpts.front().message);
+  if (it == msgs_.end()) {
+    SALVO_BUG("outbound: a queued recipient without its message info");
+    return nullptr;
+  }
+  const MsgInfo& m = it->second;
   Slot* s = ob_.new_slot();
   s->dest = this;
   s->conn = c;
   s->local = std::move(local);
-  s->message = head->message;
-  s->rcpts = queue_.take_transaction(max);
+  s->message = rcpts.front().message;
+  s->rcpts = std::move(rcpts);
   s->info.origin = m.origin;
   s->info.is_job = m.is_job;
   s->info.record = m.record;
@@ -540,6 +551,26 @@ Slot* Destination::start_slot(DeliveryConnection* c, std::optional<LocalFailure>
   reader.read(b->second, &s->parts[0]);
   reader.read(m.job_template, &s->parts[1]);
   return s;
+}
+
+void Destination::fail_cancelled() noexcept {
+  constexpr std::size_t kMaxLocalSlots = 256;  // as fail_ready: the rest from the tick
+  while (!cancelled_.empty() && slots_ < kMaxLocalSlots) {
+    std::vector<queue::QueuedRecipient> rcpts;
+    const std::uint64_t message = cancelled_.front().message;
+    const auto it = msgs_.find(message);
+    const std::size_t max = it != msgs_.end() && it->second.is_job
+                                ? 1
+                                : ob_.cfg().delivery.max_recipients;
+    while (!cancelled_.empty() && rcpts.size() < max && cancelled_.front().message == message) {
+      rcpts.push_back(cancelled_.front());
+      cancelled_.pop_front();
+    }
+    LocalFailure f;
+    f.stage = queue::Stage::Rcpt;
+    f.reply = smtp::Reply(550, {5, 0, 0}, "delivery cancelled by the operator");
+    if (make_slot(nullptr, std::move(f), std::move(rcpts)) == nullptr) break;
+  }
 }
 
 void Destination::fail_ready(LocalFailure f) noexcept {

@@ -230,6 +230,11 @@ class Destination {
   void fail_ready(LocalFailure f) noexcept;
   Slot* start_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
                    bool spend_rate) noexcept;
+  // A slot for these recipients (one message; one recipient of a job), reading its record.
+  Slot* make_slot(DeliveryConnection* c, std::optional<LocalFailure> local,
+                  std::vector<queue::QueuedRecipient> rcpts) noexcept;
+  // salvoctl bounce --id: the recipients taken out of the queue, failed a slot at a time.
+  void fail_cancelled() noexcept;
   void set_rates() noexcept;
   // After a reload: the shaping entry, limits and route are looked up again.
   void reconfigure() noexcept;
@@ -271,6 +276,7 @@ class Destination {
   // Operator state and counters (salvoctl).
   bool operator_paused_ = false;
   bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
+  std::deque<queue::QueuedRecipient> cancelled_;  // salvoctl bounce --id, still to fail
   std::uint64_t delivered_ = 0, deferrals_ = 0, bounced_ = 0;
   std::array<std::uint32_t, 60> per_second_{};  // deliveries per second, a minute's ring
   std::array<std::int64_t, 60> second_of_{};

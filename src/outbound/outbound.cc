@@ -668,6 +668,18 @@ std::size_t Outbound::flush(std::string_view domain) noexcept {
   return for_destinations(*impl_, domain, [](Destination& d) { d.queue_.flush_deferred(); });
 }
 
+std::size_t Outbound::bounce_message(std::uint64_t id) noexcept {
+  std::size_t n = 0;
+  for (auto& [name, d] : impl_->destinations) {
+    auto taken = d->queue_.extract(id);
+    if (taken.empty()) continue;
+    n += taken.size();
+    d->cancelled_.insert(d->cancelled_.end(), taken.begin(), taken.end());
+    impl_->mark_dirty(*d);
+  }
+  return n;
+}
+
 std::size_t Outbound::bounce(std::string_view domain) noexcept {
   if (domain.empty()) return 0;  // never all at once
   return for_destinations(*impl_, domain, [](Destination& d) { d.bouncing_ = true; });

@@ -65,6 +65,29 @@ std::vector<QueuedRecipient> DestinationQueue::take_transaction(std::size_t max_
   return out;
 }
 
+std::vector<QueuedRecipient> DestinationQueue::extract(std::uint64_t message) {
+  std::vector<QueuedRecipient> out;
+  for (Slot& s : ready_) {
+    if (s.taken || s.r.message != message) continue;
+    out.push_back(s.r);
+    s.taken = true;
+    --ready_count_;
+  }
+  compact_front();
+  std::vector<QueuedRecipient> keep;
+  while (!deferred_.empty()) {
+    const QueuedRecipient& r = deferred_.top();
+    if (r.message == message) {
+      out.push_back(r);
+    } else {
+      keep.push_back(r);
+    }
+    deferred_.pop();
+  }
+  for (auto& r : keep) deferred_.push(r);
+  return out;
+}
+
 std::size_t DestinationQueue::flush_deferred() {
   std::size_t n = 0;
   while (!deferred_.empty()) {

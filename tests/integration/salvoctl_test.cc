@@ -163,6 +163,56 @@ TEST(Salvoctl, BounceCancelsQueuedMailWithDsns) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+TEST(Salvoctl, BounceByIdCancelsOneMessageWithItsDsn) {
+  Env env;
+  Salvod d(env.dir, env.salvod());
+  ASSERT_EQ(salvoctl(env.dir, d.config_path(), {"pause", "d0.ok.test"}).rc, 0);
+  ASSERT_EQ(env.blast(d, 3)["accepted"], 3);
+  // The three ids, from the accounting log's received lines.
+  std::vector<std::string> ids;
+  ASSERT_TRUE(eventually(
+      [&] {
+        ids.clear();
+        std::ifstream in(env.dir.file("log") + "/accounting.jsonl");
+        std::string line;
+        while (std::getline(in, line)) {
+          json e = json::parse(line, nullptr, false);
+          if (e.is_object() && e["type"] == "received") ids.push_back(e["id"]);
+        }
+        return ids.size() == 3;
+      },
+      5s));
+  Ctl b;
+  ASSERT_TRUE(eventually(  // queued on its destination once routed
+      [&] {
+        b = salvoctl(env.dir, d.config_path(), {"bounce", "--id", ids[1], "--json"});
+        return b.rc == 0;
+      },
+      5s))
+      << b.err;
+  EXPECT_EQ(b.j["recipients"], 1);
+  EXPECT_TRUE(env.senders->wait_messages(1, 20s)) << "the cancelled message's DSN";
+  Ctl again = salvoctl(env.dir, d.config_path(), {"bounce", "--id", ids[1]});
+  EXPECT_EQ(again.rc, 1);
+  EXPECT_NE(again.err.find("no queued recipients"), std::string::npos) << again.err;
+  Ctl bad = salvoctl(env.dir, d.config_path(), {"bounce", "--id", "xyz"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("16 hex digits"), std::string::npos) << bad.err;
+  // The other two are delivered once the domain is resumed.
+  ASSERT_EQ(salvoctl(env.dir, d.config_path(), {"resume", "d0.ok.test"}).rc, 0);
+  EXPECT_TRUE(env.mx->wait_messages(2, 20s));
+  Ctl s;
+  EXPECT_TRUE(eventually(
+      [&] {
+        s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+        return s.rc == 0 && s.j["out"]["bounced"] == 1 && s.j["out"]["delivered"] == 3;
+      },
+      10s))
+      << s.out;  // 2 to the MX + the DSN
+  EXPECT_EQ(env.mx->progress_messages(), 2);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Salvoctl, TraceShowsOneMessagesHistory) {
   Env env(",defer-rate=1,defer-status=4.3.0");
   Salvod d(env.dir, env.salvod("retry_schedule = [\"1h\"]"));

@@ -169,6 +169,10 @@ class Outbound final : public spool::Dispatch {
   std::size_t resume(std::string_view domain) noexcept;
   std::size_t flush(std::string_view domain) noexcept;
   std::size_t bounce(std::string_view domain) noexcept;
+  // bounce --id: every recipient of the message (or job) queued on this shard's
+  // destinations bounces now (5.0.0, with DSNs); returns how many. Recipients inside a
+  // transaction at that moment finish it.
+  std::size_t bounce_message(std::uint64_t id) noexcept;
 
   // Hot reload (SIGHUP, salvoctl reload): shaping, routes, DKIM keys, egress pools, the
   // retry policy and bounce rules of `config` apply from now on; connections and queued

@@ -44,6 +44,9 @@ class DestinationQueue {
   const QueuedRecipient* peek_ready() noexcept;
   // Flush (salvoctl flush): every deferred recipient becomes ready now.
   std::size_t flush_deferred();
+  // Removes every queued recipient (ready or deferred) of `message` and returns them
+  // (salvoctl bounce --id). O(queue length).
+  std::vector<QueuedRecipient> extract(std::uint64_t message);
 
   std::size_t ready() const noexcept { return ready_count_; }
   std::size_t deferred() const noexcept { return deferred_.size(); }

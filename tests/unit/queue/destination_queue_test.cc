@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // DestinationQueue: FIFO order, same-message batching up to the limit, deferred promotion
-// in due order, flush, and counts that always add up.
+// in due order, flush, extract (bounce --id), and counts that always add up.
 #include <salvo/queue/destination_queue.h>
 
 #include <random>
@@ -50,6 +50,28 @@ TEST(DestinationQueue, DeferredComeBackInDueOrder) {
   auto t = q.take_transaction(10);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].attempts, 1u);
+}
+
+TEST(DestinationQueue, ExtractTakesOneMessagesReadyAndDeferredRecipients) {
+  DestinationQueue q;
+  q.push_ready({7, 0});
+  q.push_ready({8, 0});
+  q.push_ready({7, 1});
+  q.push_deferred({7, 2, 1, at(10)});
+  q.push_deferred({9, 0, 1, at(5)});
+  auto out = q.extract(7);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0], (QueuedRecipient{7, 0}));
+  EXPECT_EQ(out[1], (QueuedRecipient{7, 1}));
+  EXPECT_EQ(out[2], (QueuedRecipient{7, 2}));
+  EXPECT_EQ(q.ready(), 1u);
+  EXPECT_EQ(q.deferred(), 1u);
+  EXPECT_EQ(q.next_due(), at(5));
+  EXPECT_TRUE(q.extract(7).empty());
+  EXPECT_EQ(q.take_transaction(10)[0], (QueuedRecipient{8, 0}));
+  EXPECT_EQ(q.promote(at(5)), 1u);
+  EXPECT_EQ(q.take_transaction(10)[0], (QueuedRecipient{9, 0}));
+  EXPECT_TRUE(q.empty());
 }
 
 // Random operations against a simple model: nothing lost, nothing duplicated.
