@@ -335,7 +335,10 @@ void prepare(Daemon& d) {
     d.recovered.push_back(std::move(*r));
   }
 
-  auto files = accounting::Files::open(cfg.node.log_dir, accounting::RotateOptions{}, d.clock);
+  accounting::RotateOptions rotate;
+  rotate.max_bytes = cfg.node.accounting_max_size;
+  rotate.max_age = cfg.node.accounting_max_age;
+  auto files = accounting::Files::open(cfg.node.log_dir, rotate, d.clock);
   if (!files) {
     throw std::runtime_error("log_dir " + cfg.node.log_dir + ": " + files.error().message());
   }

@@ -52,6 +52,8 @@ void parse_node(const toml::table& root, Node& out, Context& ctx) {
     out.control_socket = socket;
   }
   read_path(r, "log_dir", out.log_dir, false);
+  r.read_size("accounting_max_size", out.accounting_max_size, 0, UINT64_MAX);
+  r.read_duration("accounting_max_age", out.accounting_max_age, Duration(0));
   r.read("fsync", out.fsync);
   r.read_size("spool_segment_size", out.spool_segment_size, 1 * kMB, 4 * kGB);
   r.read_size("spool_reserve", out.spool_reserve, 0, UINT64_MAX);

@@ -30,6 +30,9 @@ struct Node {
   std::string pickup;  // "" = no pickup directory
   std::string control_socket = "/run/salvo/salvod.sock";
   std::string log_dir = "/var/log/salvo";
+  // accounting.jsonl is rotated when it reaches this size or age (0 = not by that).
+  std::uint64_t accounting_max_size = 1ull << 30;
+  Duration accounting_max_age = std::chrono::hours(24);
   bool fsync = true;  // false: benchmarks only; the daemon says so loudly at start
   std::uint64_t spool_segment_size = 64'000'000;
   // Free bytes on the spool's file system below which new mail gets 452 4.3.1.
