@@ -61,6 +61,16 @@ struct HttpStats {
   std::uint64_t injected_messages = 0;    // jobs queued through /api/v1/inject
   std::uint64_t injected_recipients = 0;
   std::uint64_t inject_failures = 0;      // spool errors (5xx)
+  HttpStats& operator+=(const HttpStats& o) noexcept {
+    connections += o.connections;
+    refused += o.refused;
+    requests += o.requests;
+    bad_requests += o.bad_requests;
+    injected_messages += o.injected_messages;
+    injected_recipients += o.injected_recipients;
+    inject_failures += o.inject_failures;
+    return *this;
+  }
 };
 
 // What /api/v1/inject needs to spool a job on this shard.

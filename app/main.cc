@@ -42,6 +42,7 @@
 #include <salvo/spool/recovery.h>
 
 #include "control.h"
+#include "reload.h"
 #include "shard_runtime.h"
 
 namespace {
@@ -124,77 +125,6 @@ std::vector<std::string> read_prewarm(const std::string& path) {
   }
   return out;
 }
-
-// Hot reload (SIGHUP, salvoctl reload): what can change while running does; the rest is
-// named as waiting for a restart. Every configuration loaded stays alive (shards may hold
-// pointers into it); a reload that fails leaves the one in force untouched.
-class Reloader {
- public:
-  Reloader(std::string path, const config::LoadOptions& lo, std::vector<app::ControlInbox*> inboxes,
-           const config::Config& first)
-      : path_(std::move(path)), options_(lo), inboxes_(std::move(inboxes)), current_(&first) {}
-
-  nlohmann::json reload() {
-    std::lock_guard lock(mu_);
-    auto loaded = config::load_file(path_, options_);
-    if (!loaded) return refuse(loaded.error().message);
-    const config::Config& next = **loaded;
-    std::vector<queue::BounceRuleSpec> rules;
-    for (const auto& r : next.delivery.bounce_rules) rules.push_back({r.pattern, r.category});
-    auto c = queue::Classifier::create(rules);
-    if (!c) return refuse("delivery.bounce_rules: a pattern does not compile");
-    for (const auto& k : next.dkim) {
-      std::ifstream in(k.key_file);
-      if (!in) return refuse("dkim " + k.domain + ": key_file " + k.key_file + ": cannot be read");
-    }
-    nlohmann::json warnings = nlohmann::json::array();
-    const config::Config& cur = *current_;
-    if (!(next.node == cur.node)) warnings.push_back("[node] changes wait for a restart");
-    if (!(next.listen == cur.listen)) warnings.push_back("[[listen]] changes wait for a restart");
-    if (!(next.tls == cur.tls)) warnings.push_back("[tls] changes wait for a restart");
-    if (!(next.dns == cur.dns)) warnings.push_back("[dns] changes wait for a restart");
-    if (!(next.http == cur.http)) warnings.push_back("[http] changes wait for a restart");
-    auto classifier = std::make_unique<queue::Classifier>(std::move(*c));
-    app::ShardRequest r;
-    r.kind = app::ShardRequest::Kind::Reload;
-    r.config = &next;
-    r.classifier = classifier.get();
-    std::vector<std::future<app::ShardAnswer>> answers;
-    for (auto* in : inboxes_) answers.push_back(in->post(r));
-    std::string error;
-    for (auto& f : answers) {
-      if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-        error = "a shard did not answer";
-        continue;
-      }
-      auto a = f.get();
-      if (!a.error.empty()) error = a.error;
-    }
-    // Kept even when a shard refused: others may already use it.
-    configs_.push_back(*loaded);
-    classifiers_.push_back(std::move(classifier));
-    if (!error.empty()) return refuse(error);
-    current_ = &next;
-    log::info("salvod: reloaded {}: shaping, routes, DKIM keys, egress, retry policy and "
-              "bounce rules in force{}", path_, warnings.empty() ? "" : " (with warnings)");
-    for (const auto& w : warnings) log::warn("salvod: reload: {}", w.get<std::string>());
-    return nlohmann::json{{"ok", true}, {"config", path_}, {"warnings", warnings}};
-  }
-
- private:
-  nlohmann::json refuse(const std::string& why) {
-    log::error("salvod: reload refused, the running configuration stays: {}", why);
-    return nlohmann::json{{"ok", false}, {"error", "reload refused: " + why}};
-  }
-
-  std::mutex mu_;
-  std::string path_;
-  config::LoadOptions options_;
-  std::vector<app::ControlInbox*> inboxes_;
-  const config::Config* current_;
-  std::vector<config::ConfigPtr> configs_;
-  std::vector<std::unique_ptr<queue::Classifier>> classifiers_;
-};
 
 void prepare_outbound(Daemon& d) {
   const config::Config& cfg = *d.config;
@@ -420,7 +350,7 @@ int main(int argc, char** argv) {
   for (auto& b : inboxes) boxes.push_back(b.get());
   // Built before the shards: their HTTP servers render pages through it. It answers once
   // started (after every shard runs); the reloader it calls exists by then.
-  std::unique_ptr<Reloader> reloader;
+  std::unique_ptr<app::Reloader> reloader;
   auto control = std::make_unique<app::ControlServer>(
       cfg.node.control_socket, boxes, cfg.node.spool, cfg.node.log_dir, [&reloader] {
         return reloader ? reloader->reload()
@@ -471,7 +401,7 @@ int main(int argc, char** argv) {
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
               listeners, d.http ? d.http->to_string() : "off", cfg.node.spool, recovered,
               cfg.node.fsync ? "on" : "OFF");
-    reloader = std::make_unique<Reloader>(config_path, config::LoadOptions{}, boxes, cfg);
+    reloader = std::make_unique<app::Reloader>(config_path, config::LoadOptions{}, boxes, cfg);
     std::string why;
     if (!control->start(&why)) {
       log::error("salvod: {}: salvoctl will not reach this daemon", why);
@@ -498,8 +428,10 @@ int main(int argc, char** argv) {
   inbound::PickupStats pickup;
   spool::Stats spool_stats;
   outbound::OutboundStats out;
+  app::HttpStats http;
   for (const auto& rt : runtimes) {
     if (rt) {
+      http += rt->final_http_stats();
       total += rt->final_stats();
       pickup += rt->final_pickup_stats();
       spool_stats += rt->final_spool_stats();
@@ -530,6 +462,12 @@ int main(int argc, char** argv) {
               out.dispatched, out.delivered, out.deferred, out.bounced, out.expired, out.dsns,
               out.transactions, out.connections, out.connect_failures, out.tls_sessions,
               out.state_errors, out.read_errors);
+    if (d.http) {
+      log::info("http stopped: connections={} refused={} requests={} bad_requests={} "
+                "injected_messages={} injected_recipients={} inject_failures={}",
+                http.connections, http.refused, http.requests, http.bad_requests,
+                http.injected_messages, http.injected_recipients, http.inject_failures);
+    }
     if (d.pickup) {
       log::info("pickup stopped: files_queued={} jobs_queued={} recipients_queued={} "
                 "files_failed={} spool_retries={} rescans={}",

@@ -235,6 +235,7 @@ void ShardRuntime::teardown() noexcept {
   listeners_.clear();
   if (watcher_) final_pickup_ += watcher_->stats();
   watcher_.reset();
+  if (http_) final_http_ = http_->stats();
   http_.reset();
   if (outbound_) {
     final_outbound_ = outbound_->stats();

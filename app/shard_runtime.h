@@ -64,6 +64,7 @@ class ShardRuntime final : public shard::Poller {
   const inbound::PickupStats& final_pickup_stats() const noexcept { return final_pickup_; }
   const spool::Stats& final_spool_stats() const noexcept { return final_spool_; }
   const outbound::OutboundStats& final_outbound_stats() const noexcept { return final_outbound_; }
+  const HttpStats& final_http_stats() const noexcept { return final_http_; }
   std::uint64_t recovered_messages() const noexcept { return recovered_messages_; }
 
  private:
@@ -93,6 +94,7 @@ class ShardRuntime final : public shard::Poller {
   inbound::InboundStats final_stats_;
   inbound::PickupStats final_pickup_;
   spool::Stats final_spool_;
+  HttpStats final_http_;
   std::uint64_t recovered_messages_ = 0;
   bool draining_ = false;
   bool polling_ = false;

@@ -296,6 +296,8 @@ TEST(Http, InjectQueuesAJobAfterTheCommitAndDeliversIt) {
   EXPECT_EQ(metric(pm, "salvo_received_recipients_total{source=http}"), 12028) << pm.dump(1);
   EXPECT_EQ(metric(pm, "salvo_received_messages_total{source=http}"), 3);
   EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(d.log_number("injected_messages"), 3) << d.log();
+  EXPECT_EQ(d.log_number("injected_recipients"), 12028);
   // The accounting log names the source.
   bool http_source = false;
   for (const auto& e : t["events"]) http_source |= e.value("source", "") == "http";

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// Hot reload (see reload.h).
+#include "reload.h"
+
+#include <chrono>
+#include <fstream>
+#include <future>
+
+#include <salvo/base/log.h>
+
+namespace salvo::app {
+
+nlohmann::json Reloader::reload() {
+  std::lock_guard lock(mu_);
+  auto loaded = config::load_file(path_, options_);
+  if (!loaded) return refuse(loaded.error().message);
+  const config::Config& next = **loaded;
+  std::vector<queue::BounceRuleSpec> rules;
+  for (const auto& r : next.delivery.bounce_rules) rules.push_back({r.pattern, r.category});
+  auto c = queue::Classifier::create(rules);
+  if (!c) return refuse("delivery.bounce_rules: a pattern does not compile");
+  for (const auto& k : next.dkim) {
+    std::ifstream in(k.key_file);
+    if (!in) return refuse("dkim " + k.domain + ": key_file " + k.key_file + ": cannot be read");
+  }
+  nlohmann::json warnings = nlohmann::json::array();
+  const config::Config& cur = *current_;
+  if (!(next.node == cur.node)) warnings.push_back("[node] changes wait for a restart");
+  if (!(next.listen == cur.listen)) warnings.push_back("[[listen]] changes wait for a restart");
+  if (!(next.tls == cur.tls)) warnings.push_back("[tls] changes wait for a restart");
+  if (!(next.dns == cur.dns)) warnings.push_back("[dns] changes wait for a restart");
+  if (!(next.http == cur.http)) warnings.push_back("[http] changes wait for a restart");
+  auto classifier = std::make_unique<queue::Classifier>(std::move(*c));
+  ShardRequest r;
+  r.kind = ShardRequest::Kind::Reload;
+  r.config = &next;
+  r.classifier = classifier.get();
+  std::vector<std::future<ShardAnswer>> answers;
+  for (auto* in : inboxes_) answers.push_back(in->post(r));
+  std::string error;
+  for (auto& f : answers) {
+    if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      error = "a shard did not answer";
+      continue;
+    }
+    auto a = f.get();
+    if (!a.error.empty()) error = a.error;
+  }
+  // Kept even when a shard refused: others may already use it.
+  configs_.push_back(*loaded);
+  classifiers_.push_back(std::move(classifier));
+  if (!error.empty()) return refuse(error);
+  current_ = &next;
+  log::info("salvod: reloaded {}: shaping, routes, DKIM keys, egress, retry policy and "
+            "bounce rules in force{}", path_, warnings.empty() ? "" : " (with warnings)");
+  for (const auto& w : warnings) log::warn("salvod: reload: {}", w.get<std::string>());
+  return nlohmann::json{{"ok", true}, {"config", path_}, {"warnings", warnings}};
+}
+
+nlohmann::json Reloader::refuse(const std::string& why) {
+  log::error("salvod: reload refused, the running configuration stays: {}", why);
+  return nlohmann::json{{"ok", false}, {"error", "reload refused: " + why}};
+}
+
+}  // namespace salvo::app

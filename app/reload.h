@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// Hot reload (SIGHUP, salvoctl reload): what can change while running does — shaping,
+// routes, DKIM keys, egress pools, retry policy, bounce rules — and the rest ([node],
+// [[listen]], [tls], [dns], [http]) is named as waiting for a restart. The new file is
+// validated whole before any shard sees it; a refused file leaves the running one in force.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <salvo/config/config.h>
+#include <salvo/queue/verdict.h>
+
+#include "control.h"
+
+namespace salvo::app {
+
+// Owner: main. Called from main's signal loop and the control thread (serialised by its
+// mutex). Every configuration loaded stays alive until salvod exits (shards may hold
+// pointers into it).
+class Reloader {
+ public:
+  Reloader(std::string path, const config::LoadOptions& lo, std::vector<ControlInbox*> inboxes,
+           const config::Config& first)
+      : path_(std::move(path)), options_(lo), inboxes_(std::move(inboxes)), current_(&first) {}
+
+  // {"ok": true, "config", "warnings": [...]} or {"ok": false, "error"}.
+  nlohmann::json reload();
+
+ private:
+  nlohmann::json refuse(const std::string& why);
+
+  std::mutex mu_;
+  std::string path_;
+  config::LoadOptions options_;
+  std::vector<ControlInbox*> inboxes_;
+  const config::Config* current_;
+  std::vector<config::ConfigPtr> configs_;
+  std::vector<std::unique_ptr<queue::Classifier>> classifiers_;
+};
+
+}  // namespace salvo::app
