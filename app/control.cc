@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <fstream>
 #include <chrono>
 #include <cstring>
@@ -24,6 +23,7 @@
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
+#include <salvo/spool/records.h>
 
 #include "metrics.h"
 
@@ -63,16 +63,6 @@ void write_all(int fd, const std::string& s) {
     if (n <= 0) return;
     done += static_cast<std::size_t>(n);
   }
-}
-
-// A message or job id as salvod prints it (16 hex digits); 0 when it is not one.
-std::uint64_t parse_id(const std::string& text) {
-  std::uint64_t id = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id, 16);
-  if (text.empty() || text.size() > 16 || ec != std::errc() || end != text.data() + text.size()) {
-    return 0;
-  }
-  return id;
 }
 
 json destination_json(const outbound::DestinationInfo& d) {
@@ -359,7 +349,7 @@ json ControlServer::handle(const json& request) {
   if (r.kind == ShardRequest::Kind::Bounce && request.contains("id")) {
     // One message (or job): its queued recipients on every shard.
     const std::string text = request.value("id", "");
-    r.message = parse_id(text);
+    r.message = spool::parse_id(text).value_or(0);
     if (r.message == 0) {
       return json{{"ok", false}, {"error", "bounce --id needs a message id (16 hex digits)"}};
     }
@@ -467,11 +457,13 @@ json ControlServer::status_of(const std::vector<ShardAnswer>& answers) {
 }
 
 json ControlServer::trace(const std::string& id_text) {
-  const std::uint64_t id = parse_id(id_text);
-  if (id == 0) {
+  const auto parsed = spool::parse_id(id_text);
+  if (!parsed) {
     return json{{"ok", false}, {"error", "trace needs a message id (16 hex digits, as in "
                                          "\"queued as ...\" and the accounting log)"}};
   }
+  const std::uint64_t id = *parsed;
+  const std::string id_hex = spool::format_id(id);
   ShardRequest r;
   r.kind = ShardRequest::Kind::Trace;
   r.message = id;
@@ -489,7 +481,7 @@ json ControlServer::trace(const std::string& id_text) {
   }
   // The accounting log, current file first then the rotated ones, oldest lines first;
   // bounded so a huge job cannot flood the answer.
-  const std::string key = fmt::format("\"id\":\"{:016x}\"", id);
+  const std::string key = fmt::format("\"id\":\"{}\"", id_hex);
   std::vector<std::filesystem::path> files;
   std::error_code ec2;
   for (const auto& e : std::filesystem::directory_iterator(log_dir_, ec2)) {
@@ -518,11 +510,11 @@ json ControlServer::trace(const std::string& id_text) {
     }
   }
   if (!spool["found"].get<bool>() && events.empty()) {
-    return json{{"ok", false}, {"error", fmt::format("no message {:016x} in the spool or the "
-                                                     "accounting log", id)}};
+    return json{{"ok", false}, {"error", fmt::format("no message {} in the spool or the "
+                                                     "accounting log", id_hex)}};
   }
   return json{{"ok", true},
-              {"id", fmt::format("{:016x}", id)},
+              {"id", id_hex},
               {"spool", spool},
               {"events", events},
               {"truncated", truncated}};

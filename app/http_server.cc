@@ -306,7 +306,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
     ++server_.stats_.injected_messages;
     server_.stats_.injected_recipients += spooler_.recipients();
     answer(json_reply(202, json{{"ok", true},
-                                {"id", fmt::format("{:016x}", spooler_.id().value())},
+                                {"id", spool::format_id(spooler_.id().value())},
                                 {"recipients", spooler_.recipients()}}));
     maybe_done();  // idle already when nothing is read back (no accounting, no delivery)
   }

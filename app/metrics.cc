@@ -92,8 +92,7 @@ std::string render_metrics(const std::vector<ShardAnswer>& shards, const Metrics
   out.reserve(16 * 1024);
 
   // Intake.
-  std::uint64_t smtp_msgs = 0, smtp_rcpts = 0, pickup_msgs = 0, pickup_rcpts = 0,
-                http_msgs = 0, http_rcpts = 0;
+  std::uint64_t http_msgs = 0, http_rcpts = 0;
   inbound::InboundStats smtp;
   inbound::PickupStats pickup;
   spool::Stats spool;
@@ -131,19 +130,15 @@ std::string render_metrics(const std::vector<ShardAnswer>& shards, const Metrics
       t.expired += c.expired;
     }
   }
-  smtp_msgs = smtp.messages_queued;
-  smtp_rcpts = smtp.recipients_queued;
-  pickup_msgs = pickup.messages_queued;
-  pickup_rcpts = pickup.recipients_queued;
 
   header(out, "salvo_received_messages_total", "counter",
          "Messages (and bulk jobs) queued durably, by intake.");
-  sample(out, "salvo_received_messages_total", "source=\"smtp\"", smtp_msgs);
-  sample(out, "salvo_received_messages_total", "source=\"pickup\"", pickup_msgs);
+  sample(out, "salvo_received_messages_total", "source=\"smtp\"", smtp.messages_queued);
+  sample(out, "salvo_received_messages_total", "source=\"pickup\"", pickup.messages_queued);
   sample(out, "salvo_received_messages_total", "source=\"http\"", http_msgs);
   header(out, "salvo_received_recipients_total", "counter", "Recipients queued, by intake.");
-  sample(out, "salvo_received_recipients_total", "source=\"smtp\"", smtp_rcpts);
-  sample(out, "salvo_received_recipients_total", "source=\"pickup\"", pickup_rcpts);
+  sample(out, "salvo_received_recipients_total", "source=\"smtp\"", smtp.recipients_queued);
+  sample(out, "salvo_received_recipients_total", "source=\"pickup\"", pickup.recipients_queued);
   sample(out, "salvo_received_recipients_total", "source=\"http\"", http_rcpts);
   single(out, "salvo_smtp_commit_failures_total", "counter",
          "Messages answered 4xx at end of data because the spool commit failed.",

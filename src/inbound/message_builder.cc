@@ -23,8 +23,6 @@ void append_sanitised(std::string_view s, std::string& out) {
 
 }  // namespace
 
-std::string format_id(std::uint64_t id) { return fmt::format("{:016x}", id); }
-
 static void append_date(std::int64_t unix_seconds, std::string& out) {
   char date[64];
   std::time_t secs = static_cast<std::time_t>(unix_seconds);

@@ -34,8 +34,7 @@ void append_received(const TraceInfo& t, std::string& out);
 void append_local_received(std::string_view hostname, std::string_view via, std::uint64_t id,
                            std::int64_t unix_seconds, std::string& out);
 
-// "0000000000abcdef": how the listener names a spool MessageId in replies and headers.
-std::string format_id(std::uint64_t id);
+using spool::format_id;  // "0000000000abcdef": replies, Received:, accounting
 
 // "helo=NAME addr=IP tls=yes|no auth=USER|-" for the record's client_info.
 std::string client_info(const TraceInfo& t, std::string_view auth_user);

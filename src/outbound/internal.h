@@ -350,6 +350,6 @@ inline WallTime from_ns(std::int64_t ns) {
 std::string from_domain(std::string_view message);
 // The domain of a mailbox, lower case, without a final dot; "" when there is no '@'.
 std::string domain_of(std::string_view address);
-std::string format_id(std::uint64_t id);
+using spool::format_id;
 
 }  // namespace salvo::outbound

@@ -46,8 +46,6 @@ std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept 
   return shards == 0 ? 0 : static_cast<std::uint32_t>(h % shards);
 }
 
-std::string format_id(std::uint64_t id) { return fmt::format("{:016x}", id); }
-
 std::string domain_of(std::string_view address) {
   auto at = address.rfind('@');
   if (at == std::string_view::npos) return {};

@@ -3,6 +3,8 @@
 // bytes left and every enum against its range: disk input never reaches an assert.
 #include <salvo/spool/records.h>
 
+#include <charconv>
+
 #include <salvo/spool/errc.h>
 
 #include "spool/wire.h"
@@ -51,6 +53,21 @@ Result<T> finish(const Reader& r, T value) {
 }
 
 }  // namespace
+
+std::string format_id(std::uint64_t id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, id >>= 4) s[static_cast<std::size_t>(i)] = kHex[id & 0xf];
+  return s;
+}
+
+std::optional<std::uint64_t> parse_id(std::string_view text) noexcept {
+  std::uint64_t id = 0;
+  if (text.empty() || text.size() > 16) return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id, 16);
+  if (ec != std::errc() || end != text.data() + text.size() || id == 0) return std::nullopt;
+  return id;
+}
 
 std::string_view to_string(RecipientState s) noexcept {
   switch (s) {

@@ -87,15 +87,6 @@ HttpResult http(std::uint16_t port, const std::string& method, const std::string
   return r;
 }
 
-json salvoctl_json(const TempDir& dir, const Salvod& d, std::vector<std::string> args) {
-  std::vector<std::string> argv = {program_path("salvoctl"), "--config", d.config_path()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back("--json");
-  Process p(argv, dir.path());
-  if (p.wait(30s).value_or(-1) != 0) return json();
-  return json::parse(p.stdout_text(), nullptr, false);
-}
-
 // Parses Prometheus text with prometheus_client's parser; returns {"name{k=v,...}": value}
 // (labels sorted), or a JSON string with the parser's error.
 json parse_metrics(const TempDir& dir, const std::string& text) {
@@ -179,7 +170,7 @@ TEST(Http, MetricsParseStrictlyAndCountWhatHappened) {
   ASSERT_EQ(env.blast(d, 20, "bad.test")["accepted"], 20);
   ASSERT_TRUE(env.mx->wait_messages(150, 20s));
   ASSERT_TRUE(env.senders->wait_messages(20, 20s))  // the 20 DSNs
-      << salvoctl_json(env.dir, d, {"domains"}).dump(1) << d.log();
+      << salvoctl(env.dir, d.config_path(), {"domains", "--json"}).j.dump(1) << d.log();
   json m;
   ASSERT_TRUE(eventually(
       [&] {
@@ -265,7 +256,7 @@ TEST(Http, InjectQueuesAJobAfterTheCommitAndDeliversIt) {
   json t;
   ASSERT_TRUE(eventually(
       [&] {
-        t = salvoctl_json(env.dir, d, {"trace", id});
+        t = salvoctl(env.dir, d.config_path(), {"trace", id, "--json"}).j;
         if (!t.is_object() || !t.contains("events")) return false;
         int delivered = 0;
         for (const auto& e : t["events"]) delivered += e.value("type", "") == "delivered";
@@ -273,7 +264,7 @@ TEST(Http, InjectQueuesAJobAfterTheCommitAndDeliversIt) {
       },
       10s))
       << t.dump(1);
-  json s = salvoctl_json(env.dir, d, {"status"});
+  json s = salvoctl(env.dir, d.config_path(), {"status", "--json"}).j;
   EXPECT_EQ(s["in"]["recipients"], 25);
   // curl's way for larger bodies: "Expect: 100-continue", then the body after the 100.
   const std::string body = job(3, "d0.ok.test");
@@ -339,7 +330,7 @@ TEST(Http, BadRequestsGetClearErrorsAndQueueNothing) {
   expect_error(http(env.http_port, "POST", "/api/v1/inject", "{\"from\": \"a\xff\xfe@b.test\", x"),
                400, "");
   // Nothing was queued, and salvod still serves.
-  json s = salvoctl_json(env.dir, d, {"status"});
+  json s = salvoctl(env.dir, d.config_path(), {"status", "--json"}).j;
   EXPECT_EQ(s["in"]["recipients"], 0) << s.dump();
   EXPECT_EQ(s["queue"]["messages"], 0);
   HttpResult ok = http(env.http_port, "POST", "/api/v1/inject", job(2, "d0.ok.test"));
@@ -365,7 +356,7 @@ TEST(Http, DashboardInHeadlessChromiumShowsWhatSalvoctlSays) {
   ASSERT_TRUE(eventually(
       [&] {
         prev = s;
-        s = salvoctl_json(env.dir, d, {"status"});
+        s = salvoctl(env.dir, d.config_path(), {"status", "--json"}).j;
         std::this_thread::sleep_for(300ms);
         return s.is_object() && s["queue"]["recipients"] == 0 && s["out"]["delivered"] == 165 &&
                prev.is_object() && prev["out"] == s["out"] && prev["in"]["recipients"] == s["in"]["recipients"];

@@ -32,26 +32,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-struct Ctl {
-  int rc = -1;
-  std::string out, err;
-  json j;
-};
-
-Ctl salvoctl(const TempDir& dir, const std::string& config, std::vector<std::string> args) {
-  std::vector<std::string> argv = {program_path("salvoctl"), "--config", config};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Process p(argv, dir.path());
-  Ctl c;
-  c.rc = p.wait(30s).value_or(-1);
-  c.out = p.stdout_text();
-  c.err = p.stderr_text();
-  if (c.rc == 0 && std::find(args.begin(), args.end(), "--json") != args.end()) {
-    c.j = json::parse(c.out, nullptr, false);
-  }
-  return c;
-}
-
 struct Env {
   TempDir dir;
   std::uint16_t port = free_loopback_port();

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -129,6 +130,20 @@ std::vector<SpooledItem> read_spool_items(const std::string& spool) {
     });
   });
   return out;
+}
+
+Ctl salvoctl(const TempDir& dir, const std::string& config, std::vector<std::string> args) {
+  std::vector<std::string> argv = {program_path("salvoctl"), "--config", config};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process p(argv, dir.path());
+  Ctl c;
+  c.rc = p.wait(std::chrono::seconds(30)).value_or(-1);
+  c.out = p.stdout_text();
+  c.err = p.stderr_text();
+  if (c.rc == 0 && std::find(args.begin(), args.end(), "--json") != args.end()) {
+    c.j = nlohmann::json::parse(c.out, nullptr, false);
+  }
+  return c;
 }
 
 }  // namespace salvo::test

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <salvo/net/socket_address.h>
 #include <salvo/spool/recovery.h>
 
@@ -81,5 +83,14 @@ void for_each_recovered_shard(
 
 // Recovers every shard directory of `spool` and reads every committed message and job.
 std::vector<SpooledItem> read_spool_items(const std::string& spool);
+
+// salvoctl --config CONFIG ARGS... (bounded: 30 s): exit status, output, and the parsed
+// JSON when ARGS has --json and it succeeded.
+struct Ctl {
+  int rc = -1;
+  std::string out, err;
+  nlohmann::json j;
+};
+Ctl salvoctl(const TempDir& dir, const std::string& config, std::vector<std::string> args);
 
 }  // namespace salvo::test

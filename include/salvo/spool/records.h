@@ -20,6 +20,12 @@ using MessageId = StrongId<struct MessageIdTag, std::uint64_t>;  // a message or
 using RecipientIndex = StrongId<struct RecipientIndexTag, std::uint32_t>;
 using SegmentSeq = StrongId<struct SegmentSeqTag, std::uint64_t>;
 
+// A MessageId as operators see it ("queued as ...", Received:, the accounting log's "id",
+// salvoctl, the inject API): 16 lower-case hex digits.
+std::string format_id(std::uint64_t id);
+// Its inverse: 1 to 16 hex digits; nullopt for anything else (and for 0, never an id).
+std::optional<std::uint64_t> parse_id(std::string_view text) noexcept;
+
 // Where a framed record sits: its segment, byte offset and framed length.
 struct Location {
   SegmentSeq segment{};

@@ -195,5 +195,18 @@ TEST(Records, RandomPayloadsNeverCrashDecoders) {
   }
 }
 
+TEST(MessageIdText, FormatsSixteenHexDigitsAndParsesThemBack) {
+  EXPECT_EQ(format_id(0xabcdef), "0000000000abcdef");
+  EXPECT_EQ(format_id(UINT64_MAX), "ffffffffffffffff");
+  EXPECT_EQ(parse_id("0000000000abcdef"), 0xabcdefu);
+  EXPECT_EQ(parse_id("ABC"), 0xabcu);
+  EXPECT_EQ(parse_id(format_id(0x123456789abcdef0)), 0x123456789abcdef0u);
+  EXPECT_FALSE(parse_id(""));
+  EXPECT_FALSE(parse_id("0"));                  // never an id
+  EXPECT_FALSE(parse_id("xyz"));
+  EXPECT_FALSE(parse_id("12 "));
+  EXPECT_FALSE(parse_id("10000000000000000"));  // 17 digits
+}
+
 }  // namespace
 }  // namespace salvo::spool
