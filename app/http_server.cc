@@ -6,6 +6,7 @@
 #include <http_parser.h>
 
 #include <algorithm>
+#include <cctype>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -38,13 +39,20 @@ std::string_view reason_phrase(int status) {
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
-    case 411: return "Length Required";
     case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Unknown";
   }
+}
+
+// ASCII case-insensitive equality (header names and the Expect token).
+bool equals_nocase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
 }
 
 HttpReply json_reply(int status, const json& j) {
@@ -87,10 +95,8 @@ class HttpServer::Conn final : public net::ConnectionHandler {
 
   std::uint64_t token() const noexcept { return token_; }
   const std::string& path() const noexcept { return path_; }
-  const std::string& body() const noexcept { return body_; }
   std::string& body() noexcept { return body_; }
   unsigned method() const noexcept { return parser_.method; }
-  const std::string& content_type() const noexcept { return content_type_; }
   bool waiting() const noexcept { return waiting_; }
   std::string peer() const { return conn_ != nullptr ? conn_->peer().to_string() : "?"; }
   // Waiting for the control thread (not for a job being spooled).
@@ -189,7 +195,6 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   int on_begin() {
     path_.clear();
     body_.clear();
-    content_type_.clear();
     field_.clear();
     value_.clear();
     too_large_ = false;
@@ -209,17 +214,9 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     value_.append(at, n);
     return 0;
   }
+  // The one request header salvod acts on itself (http-parser handles the framing ones).
   void header_done() {
-    std::string lower = field_;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    if (lower == "content-type") content_type_ = value_;
-    if (lower == "expect") {
-      std::string v = value_;
-      std::transform(v.begin(), v.end(), v.begin(),
-                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-      expect_continue_ = v == "100-continue";
-    }
+    if (equals_nocase(field_, "expect")) expect_continue_ = equals_nocase(value_, "100-continue");
     field_.clear();
     value_.clear();
   }
@@ -260,7 +257,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   std::uint64_t token_;
   http_parser parser_{};
   http_parser_settings settings_{};
-  std::string path_, body_, content_type_, field_, value_;
+  std::string path_, body_, field_, value_;
   bool waiting_ = false;
   bool closing_ = false;
   bool output_paused_ = false;
