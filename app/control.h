@@ -52,6 +52,7 @@ struct ShardRequest {
   // Reload: the new configuration and its classifier (kept alive by the daemon).
   const config::Config* config = nullptr;
   const queue::Classifier* classifier = nullptr;
+  outbound::SignersPtr signers;  // its DKIM keys, loaded by the reloader
   // HttpReply: which request (HttpServer token) and the answer.
   std::uint64_t token = 0;
   HttpReply http;

@@ -147,6 +147,10 @@ void prepare_outbound(Daemon& d) {
   o->spool_dirs = d.shard_dirs;
   o->hostname = cfg.node.hostname;
   o->classifier = d.classifier.get();
+  std::string why;
+  auto signers = outbound::Signers::load(cfg, &why);
+  if (!signers) throw std::runtime_error(why);
+  o->signers = std::move(*signers);
   o->tls = d.client_tls.get();
   o->tls_verified = d.client_tls_verified.get();
   o->prewarm = read_prewarm(cfg.dns.prewarm);

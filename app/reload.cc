@@ -3,7 +3,6 @@
 #include "reload.h"
 
 #include <chrono>
-#include <fstream>
 #include <future>
 
 #include <salvo/base/log.h>
@@ -19,10 +18,9 @@ nlohmann::json Reloader::reload() {
   for (const auto& r : next.delivery.bounce_rules) rules.push_back({r.pattern, r.category});
   auto c = queue::Classifier::create(rules);
   if (!c) return refuse("delivery.bounce_rules: a pattern does not compile");
-  for (const auto& k : next.dkim) {
-    std::ifstream in(k.key_file);
-    if (!in) return refuse("dkim " + k.domain + ": key_file " + k.key_file + ": cannot be read");
-  }
+  std::string why;
+  auto signers = outbound::Signers::load(next, &why);
+  if (!signers) return refuse(why);
   nlohmann::json warnings = nlohmann::json::array();
   const config::Config& cur = *current_;
   if (!(next.node == cur.node)) warnings.push_back("[node] changes wait for a restart");
@@ -35,6 +33,7 @@ nlohmann::json Reloader::reload() {
   r.kind = ShardRequest::Kind::Reload;
   r.config = &next;
   r.classifier = classifier.get();
+  r.signers = *signers;
   std::vector<std::future<ShardAnswer>> answers;
   for (auto* in : inboxes_) answers.push_back(in->post(r));
   std::string error;

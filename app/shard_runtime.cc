@@ -124,12 +124,10 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
       if (http_) http_->stop_intake();
       a.touched = 1;
       break;
-    case ShardRequest::Kind::Reload: {
-      std::string why;
-      if (auto st = outbound_->reload(*r.config, *r.classifier, &why); !st) a.error = why;
+    case ShardRequest::Kind::Reload:
+      outbound_->reload(*r.config, *r.classifier, r.signers);
       a.touched = 1;
       break;
-    }
     case ShardRequest::Kind::Trace:
       if (const auto* e = recovered_.index.find(spool::MessageId(r.message))) {
         a.trace_found = true;

@@ -30,7 +30,7 @@ BENCHMARK(BM_TokenBucketTake);
 
 void BM_ClassifyDelivered(benchmark::State& state) {
   auto c = queue::Classifier::create({});
-  queue::Reply r{250, "2.0.0", "Ok: queued as 4Xq"};
+  smtp::Reply r(250, {2, 0, 0}, "Ok: queued as 4Xq");
   for (auto _ : state) benchmark::DoNotOptimize(c->classify(queue::Stage::DataEnd, r));
   state.SetItemsProcessed(state.iterations());
 }
@@ -38,7 +38,7 @@ BENCHMARK(BM_ClassifyDelivered);
 
 void BM_ClassifyBounce(benchmark::State& state) {
   auto c = queue::Classifier::create({});
-  queue::Reply r{550, "5.7.1", "Service unavailable; client host blocked using zen.spamhaus.org"};
+  smtp::Reply r(550, {5, 7, 1}, "Service unavailable; client host blocked using zen.spamhaus.org");
   for (auto _ : state) benchmark::DoNotOptimize(c->classify(queue::Stage::Rcpt, r));
   state.SetItemsProcessed(state.iterations());
 }

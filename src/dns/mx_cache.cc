@@ -165,27 +165,45 @@ MxAnswer MxCache::lookup(std::string_view domain, Callback cb) {
     r.expires = clock_.now();
     return std::make_shared<const MxResult>(std::move(r));
   }
+  return cached_or_start(*ascii, std::move(cb));
+}
+
+MxAnswer MxCache::lookup_host(std::string_view host, Callback cb) {
+  owner_.check();
+  ++stats_.lookups;
+  std::string why;
+  auto ascii = to_ascii(host, &why);
+  if (!ascii) {
+    auto r = failure(std::string(host), MxStatus::Permanent, ascii.error(),
+                     "invalid host name: " + why);
+    r.expires = clock_.now();
+    return std::make_shared<const MxResult>(std::move(r));
+  }
+  return cached_or_start(std::string(kHostKey) + *ascii, std::move(cb));
+}
+
+MxAnswer MxCache::cached_or_start(const std::string& key, Callback cb) {
   const TimePoint now = clock_.now();
-  auto it = entries_.find(*ascii);
+  auto it = entries_.find(key);
   if (it != entries_.end() && it->second.answer->expires > now) {
     Entry& e = it->second;
     ++stats_.hits;
     touch(e);
     e.used = true;
-    if (now >= e.refresh_at && jobs_.find(*ascii) == jobs_.end()) {
+    if (now >= e.refresh_at && jobs_.find(key) == jobs_.end()) {
       ++stats_.refreshes;
-      start_job(*ascii).refresh = true;
+      start_job(key).refresh = true;
     }
     return answer_for(e);
   }
   ++stats_.misses;
-  auto job = jobs_.find(*ascii);
+  auto job = jobs_.find(key);
   if (job != jobs_.end()) {
     ++stats_.coalesced;
     job->second->waiters.push_back(std::move(cb));
     return nullptr;
   }
-  start_job(*ascii).waiters.push_back(std::move(cb));
+  start_job(key).waiters.push_back(std::move(cb));
   return nullptr;
 }
 
@@ -236,6 +254,13 @@ MxCache::Job& MxCache::start_job(const std::string& domain) {
   job->domain = domain;
   Job& ref = *job;
   jobs_.emplace(domain, std::move(job));
+  if (domain.starts_with(kHostKey)) {
+    // A host name: its own addresses, as an MX host's are resolved (no MX query).
+    ref.implicit = true;
+    ref.hosts.push_back({domain.substr(kHostKey.size()), 0, {}, {}, false, {}});
+    resolve_hosts(ref);
+    return ref;
+  }
   ask(ref, domain, RrType::Mx, -1);
   return ref;
 }

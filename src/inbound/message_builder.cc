@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <salvo/smtp/address.h>
+
 namespace salvo::inbound {
 namespace {
 
@@ -95,9 +97,10 @@ std::uint8_t message_flags(bool smtputf8, bool eight_bit) noexcept {
 void account_received(accounting::Writer& log, accounting::Event& ev, std::string_view rcpt) {
   ev.type = accounting::EventType::Received;
   ev.rcpt = rcpt;
-  std::size_t at = rcpt.rfind('@');
-  ev.domain = at == std::string_view::npos ? std::string_view() : rcpt.substr(at + 1);
+  const std::string domain = smtp::domain_of(rcpt);  // as the delivery lines name it
+  ev.domain = domain;
   log.append(ev);
+  ev.domain = {};
 }
 
 void fill_record(const smtp::Envelope& env, spool::MessageRecord& m) {

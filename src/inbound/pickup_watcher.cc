@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include <salvo/accounting/accounting.h>
+#include <salvo/base/hash.h>
 #include <salvo/base/log.h>
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/spool/dispatch.h>
@@ -59,12 +60,7 @@ bool write_whole_file(int dir_fd, const std::string& name, std::string_view text
 }  // namespace
 
 std::uint32_t pickup_shard(std::string_view name, std::uint32_t shards) noexcept {
-  std::uint64_t h = 1469598103934665603ull;
-  for (char c : name) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return shards <= 1 ? 0 : static_cast<std::uint32_t>(h % shards);
+  return shard_of_name(name, shards);
 }
 
 bool pickup_candidate(std::string_view name) noexcept {

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// DeliveryConnection: smtp::ClientSession over net::Connection for one MX host of a
-// destination's pool: connect (from an egress source), STARTTLS by policy, transactions
-// pipelined up to the window, reuse up to max_messages_per_connection, QUIT when idle.
+// DeliveryConnection: one pooled SMTP connection (see delivery_connection.h).
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -9,7 +7,9 @@
 #include <salvo/base/log.h>
 #include <salvo/net/tls.h>
 
-#include "outbound/internal.h"
+#include "outbound/delivery_connection.h"
+#include "outbound/destination.h"
+#include "outbound/destination_side.h"
 
 namespace salvo::outbound {
 namespace {
@@ -34,21 +34,41 @@ smtp::DsnRet client_ret(spool::Ret r) {
 
 }  // namespace
 
-DeliveryConnection::DeliveryConnection(Destination& d, const Host& host,
-                                       const net::SocketAddress* source, std::string helo)
-    : d_(d), host_(host), helo_(std::move(helo)) {
-  if (source != nullptr) source_ = *source;
+DeliveryConnection::DeliveryConnection(Destination& d, const Host& host, const Origination& o,
+                                       ClientTls tls)
+    : d_(d), host_(host), helo_(o.helo), tls_(tls) {
+  if (o.has_source) source_ = o.source;
 }
 
-void DeliveryConnection::start() noexcept {
-  const auto& del = d_.ob().cfg().delivery;
-  d_.ob().stack.connect(host_.address, source_ ? &*source_ : nullptr, del.connect_timeout, *this);
+void DeliveryConnection::start(net::Stack& stack) noexcept {
+  const auto& del = d_.side().config().delivery;
+  stack.connect(host_.address, source_ ? &*source_ : nullptr, del.connect_timeout, *this);
+}
+
+bool DeliveryConnection::stopping() const noexcept { return d_.side().stopping(); }
+
+smtp::ClientConfig DeliveryConnection::session_config() {
+  smtp::ClientConfig cfg;
+  cfg.helo_name = helo_;
+  cfg.use_pipelining = true;
+  cfg.pipeline_across_messages = true;
+  cfg.use_chunking = true;
+  const config::Shaping& sh = d_.shaping();
+  cfg.tls = tls_.plain != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
+  tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
+  if (cfg.tls == smtp::TlsPolicy::Opportunistic &&
+      host_.tls_failed_until > d_.side().env().clock().now()) {
+    cfg.tls = smtp::TlsPolicy::Off;
+    plaintext_fallback_ = true;
+  }
+  verified_ = sh.tls == config::TlsPolicy::Required && d_.side().config().delivery.tls_verify &&
+              tls_.verified != nullptr;
+  return cfg;
 }
 
 void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noexcept {
-  Outbound::Impl& ob = d_.ob();
   if (c == nullptr) {
-    ++ob.stats.connect_failures;
+    ++d_.side().stats().connect_failures;
     log::debug("outbound: {} [{}]: connect failed: {}", host_.name, host_.address.to_string(),
                why.message());
     smtp::Reply r(451, {4, 4, 1},
@@ -62,21 +82,7 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
   }
   conn_ = c;
   state_ = State::Greeting;
-  smtp::ClientConfig cfg;
-  cfg.helo_name = helo_;
-  cfg.use_pipelining = true;
-  cfg.pipeline_across_messages = true;
-  cfg.use_chunking = true;
-  const config::Shaping& sh = d_.shaping();
-  cfg.tls = ob.shared.tls != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
-  tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
-  if (cfg.tls == smtp::TlsPolicy::Opportunistic && host_.tls_failed_until > ob.shard.clock().now()) {
-    cfg.tls = smtp::TlsPolicy::Off;
-    plaintext_fallback_ = true;
-  }
-  verified_ = sh.tls == config::TlsPolicy::Required && ob.cfg().delivery.tls_verify &&
-              ob.shared.tls_verified != nullptr;
-  session_ = std::make_unique<smtp::ClientSession>(cfg);
+  session_ = std::make_unique<smtp::ClientSession>(session_config());
   c->set_handler(this);
   update_timeout();
 }
@@ -84,7 +90,7 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
 void DeliveryConnection::on_data(net::Connection&, ByteBuffer& in) noexcept { drive(in); }
 
 void DeliveryConnection::on_tls_ready(net::Connection&) noexcept {
-  ++d_.ob().stats.tls_sessions;
+  ++d_.side().stats().tls_sessions;
   session_->tls_established();
   ByteBuffer none(0);
   drive(none);
@@ -105,25 +111,15 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
       case smtp::ClientEventKind::NeedTls: {
         flush();
         tls_started_ = true;
-        const Outbound::Impl& ob = d_.ob();
-        const net::TlsContext* ctx = verified_ ? ob.shared.tls_verified : ob.shared.tls;
+        const net::TlsContext* ctx = verified_ ? tls_.verified : tls_.plain;
         if (conn_ != nullptr) conn_->start_tls(*ctx, host_.name);
         update_timeout();
         return;
       }
-      case smtp::ClientEventKind::TransactionDone: {
-        auto it = std::find_if(slots_.begin(), slots_.end(),
-                               [&](const Slot* s) { return s->cookie == ev.result.cookie; });
-        if (it == slots_.end()) {
-          SALVO_BUG("outbound: a transaction result for no slot");
-          break;
-        }
-        Slot* s = *it;
-        slots_.erase(it);
-        d_.finish(s, &ev.result);
+      case smtp::ClientEventKind::TransactionDone:
+        on_transaction(ev.result);
         if (state_ == State::Ready) fill();
         break;
-      }
       case smtp::ClientEventKind::Failed:
         d_.session_failed(*this, ev.reply, state_ != State::Ready, ev.local);
         flush();
@@ -141,11 +137,23 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
   }
 }
 
+void DeliveryConnection::on_transaction(const smtp::TransactionResult& r) noexcept {
+  auto it = std::find_if(slots_.begin(), slots_.end(),
+                         [&](const Slot* s) { return s->cookie == r.cookie; });
+  if (it == slots_.end()) {
+    SALVO_BUG("outbound: a transaction result for no slot");
+    return;
+  }
+  Slot* s = *it;
+  slots_.erase(it);
+  d_.finish(s, &r);
+}
+
 bool DeliveryConnection::can_take() noexcept {
-  if (state_ != State::Ready || d_.ob().stopping) return false;
-  if (slots_.size() >= d_.ob().shared.window) return false;
+  if (state_ != State::Ready || stopping()) return false;
+  if (slots_.size() >= d_.side().context().window) return false;
   if (taken_ >= d_.shaping().max_messages_per_connection) return false;
-  return !d_.paused();
+  return d_.sending();
 }
 
 void DeliveryConnection::fill() noexcept {
@@ -157,13 +165,13 @@ void DeliveryConnection::fill() noexcept {
     Slot* s = d_.take(this);
     if (s == nullptr) break;
     if (s->conn != this) continue;  // resolved locally (expired)
-    s->cookie = d_.ob().next_cookie++;
+    s->cookie = d_.side().next_cookie();
     slots_.push_back(s);
     ++taken_;
   }
   changed = was_idle && !slots_.empty();  // idle -> busy
   if (slots_.empty() && state_ == State::Ready &&
-      (d_.ob().stopping || taken_ >= d_.shaping().max_messages_per_connection || d_.paused())) {
+      (stopping() || taken_ >= d_.shaping().max_messages_per_connection || !d_.sending())) {
     quit();
     changed = true;
   }
@@ -174,7 +182,7 @@ void DeliveryConnection::slot_detached(Slot* s) noexcept {
   slots_.erase(std::remove(slots_.begin(), slots_.end(), s), slots_.end());
   s->conn = nullptr;
   if (slots_.empty() && state_ == State::Ready) {
-    if (d_.ob().stopping) {
+    if (stopping()) {
       quit();
     } else {
       update_timeout();
@@ -230,7 +238,7 @@ void DeliveryConnection::flush() noexcept {
 
 void DeliveryConnection::update_timeout() noexcept {
   if (conn_ == nullptr) return;
-  const auto& del = d_.ob().cfg().delivery;
+  const auto& del = d_.side().config().delivery;
   if (state_ == State::Closing) return;
   // RFC 5321 §4.5.3.2: the wait for each reply has its own minimum.
   Duration t = del.helo_timeout;
@@ -285,13 +293,7 @@ void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcep
     for (;;) {
       smtp::ClientEvent ev = session_->feed(none);
       if (ev.kind == smtp::ClientEventKind::None) break;
-      if (ev.kind != smtp::ClientEventKind::TransactionDone) continue;
-      auto it = std::find_if(slots_.begin(), slots_.end(),
-                             [&](const Slot* s) { return s->cookie == ev.result.cookie; });
-      if (it == slots_.end()) continue;
-      Slot* s = *it;
-      slots_.erase(it);
-      d_.finish(s, &ev.result);
+      if (ev.kind == smtp::ClientEventKind::TransactionDone) on_transaction(ev.result);
     }
   }
   // Slots still reading go back to the queue when their reads finish.

@@ -38,10 +38,11 @@ constexpr BuiltIn kBuiltIn[] = {
 
 constexpr auto kFlags = std::regex::ECMAScript | std::regex::icase | std::regex::optimize;
 
-std::string subject_of(const Reply& r) {
-  std::string s = fmt::format("{} {}", r.code, r.enhanced.empty() ? std::string_view("-") : r.enhanced);
+std::string subject_of(const smtp::Reply& r) {
+  const std::string enhanced = r.status.to_string();
+  std::string s = fmt::format("{} {}", r.code, enhanced.empty() ? std::string_view("-") : enhanced);
   s += ' ';
-  s.append(r.text.substr(0, 1000));
+  s.append(std::string_view(r.text).substr(0, 1000));
   return s;
 }
 
@@ -71,7 +72,7 @@ Result<Classifier> Classifier::create(const std::vector<BounceRuleSpec>& operato
   return c;
 }
 
-std::string Classifier::category_of(const Reply& reply) const {
+std::string Classifier::category_of(const smtp::Reply& reply) const {
   std::string subject = subject_of(reply);
   for (const auto& r : rules_) {
     if (std::regex_search(subject, r.re)) return r.category;
@@ -79,7 +80,7 @@ std::string Classifier::category_of(const Reply& reply) const {
   return "other";
 }
 
-Decision Classifier::classify(Stage stage, const Reply& reply) const {
+Decision Classifier::classify(Stage stage, const smtp::Reply& reply) const {
   Decision d;
   const std::uint16_t klass = reply.code / 100;
   if (klass == 2 && stage != Stage::Connect) {
@@ -89,7 +90,7 @@ Decision Classifier::classify(Stage stage, const Reply& reply) const {
   if (klass == 4) {
     d.verdict = Verdict::Deferred;
     d.category = "transient";
-    d.throttled = reply.code == 421 || reply.enhanced.starts_with("4.7.");
+    d.throttled = reply.code == 421 || (reply.status.klass == 4 && reply.status.subject == 7);
     d.next_mx = connection_stage(stage) || reply.code == 421;
     return d;
   }

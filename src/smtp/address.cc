@@ -374,4 +374,19 @@ void xtext_encode(std::string_view s, std::string* out) {
   }
 }
 
+std::string normalize_domain(std::string_view domain) {
+  std::string d(domain);
+  for (char& c : d) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (!d.empty() && d.back() == '.') d.pop_back();
+  return d;
+}
+
+std::string domain_of(std::string_view mailbox) {
+  const auto at = mailbox.rfind('@');
+  if (at == std::string_view::npos) return {};
+  return normalize_domain(mailbox.substr(at + 1));
+}
+
 }  // namespace salvo::smtp

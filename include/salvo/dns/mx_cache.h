@@ -100,6 +100,9 @@ class MxCache {
   // is dropped. Otherwise nullptr, and `cb` is called exactly once later from a Querier
   // callback, never from inside lookup().
   [[nodiscard]] MxAnswer lookup(std::string_view domain, Callback cb);
+  // The same for a host name given directly (a [routes] target): its A/AAAA records, as
+  // one host at preference 0, cached beside the domains' answers.
+  [[nodiscard]] MxAnswer lookup_host(std::string_view host, Callback cb);
   // Starts resolving each domain not cached yet (SPEC [dns] prewarm); no callbacks.
   void prewarm(std::span<const std::string> domains);
   // Starts the refresh-ahead resolutions that are due. Call about once a second.
@@ -123,6 +126,9 @@ class MxCache {
     MxCache* cache;
   };
 
+  // Host-name entries are keyed by this prefix, which no domain can start with.
+  static constexpr std::string_view kHostKey = "=";
+  MxAnswer cached_or_start(const std::string& key, Callback cb);
   MxAnswer answer_for(const Entry& e);
   Job& start_job(const std::string& domain);
   void ask(Job& job, const std::string& name, RrType type, int host);

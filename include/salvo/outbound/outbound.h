@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Outbound: delivery on one shard (SPEC §6). Two roles in one object per shard:
-//  - origin of the messages this shard spooled: routes each committed recipient to the
-//    shard that owns its destination (spool::Dispatch), and makes the outcomes that come
-//    back durable (recipient states, DSNs queued before the finals that caused them);
-//  - owner of the destinations that hash to this shard: their queues, shaping, back-off,
-//    MX routes and connection pools are plain fields here, so the configured limits hold
-//    for the node as a whole with no locks (STYLE.md §4.1).
+// Outbound: delivery on one shard. A facade over the two roles every shard plays:
+//  - Origin (src/outbound/origin.h): of the messages this shard spooled, routes each
+//    committed recipient to the shard that owns its destination (spool::Dispatch), and
+//    makes the outcomes that come back durable (recipient states, DSNs queued before the
+//    finals that caused them);
+//  - DestinationSide (src/outbound/destination_side.h): owner of the destinations that
+//    hash to this shard: their queues, shaping, back-off, routes and connection pools are
+//    plain fields there, so the configured limits hold for the node as a whole with no
+//    locks (every mutable object has one owner shard).
 #pragma once
 
 #include <atomic>
@@ -19,6 +21,7 @@
 #include <salvo/config/config.h>
 #include <salvo/dns/mx_cache.h>
 #include <salvo/outbound/messages.h>
+#include <salvo/outbound/signers.h>
 #include <salvo/queue/verdict.h>
 #include <salvo/shard/mailbox.h>
 #include <salvo/spool/dispatch.h>
@@ -40,7 +43,7 @@ namespace salvo::outbound {
 
 using Mailbox = shard::MessageMatrix<Message>;
 
-// The shard that owns a destination: FNV-1a of the routing domain.
+// The shard that owns a destination: FNV-1a of the routing domain (or rollup key).
 std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept;
 
 // Node-wide, built by the daemon before the shards start; read-only afterwards except for
@@ -51,6 +54,7 @@ struct OutboundShared {
   std::vector<std::string> spool_dirs;  // per shard: where each origin's records are
   std::string hostname;                 // EHLO default, Reporting-MTA of DSNs
   const queue::Classifier* classifier = nullptr;
+  SignersPtr signers;                   // the DKIM keys of `config`
   const net::TlsContext* tls = nullptr;           // client, no verification
   const net::TlsContext* tls_verified = nullptr;  // client, verifies (tls_verify); may be null
   std::vector<std::string> prewarm;               // domains resolved at start
@@ -62,7 +66,7 @@ struct OutboundShared {
   std::atomic<std::int64_t> in_transit{0};
 };
 
-// Per-shard counters (STYLE.md §4.6).
+// Per-shard counters, summed over shards on demand.
 struct OutboundStats {
   std::uint64_t dispatched = 0;     // recipients routed from this shard's spool
   std::uint64_t delivered = 0;      // outcomes decided on this shard (as destination owner)
@@ -142,7 +146,7 @@ class Outbound final : public spool::Dispatch {
   Outbound(const Outbound&) = delete;
   Outbound& operator=(const Outbound&) = delete;
 
-  // Resolver, MX cache, DKIM signers, the tick. why: one line on failure (start-up only).
+  // Resolver, MX cache, spool readers, the tick. why: one line on failure (start-up only).
   [[nodiscard]] Status start(std::string* why);
   // Routes every recipient the spool still owes (start-up; reads the records).
   void recover(const spool::RecoveryResult& recovered, const std::string& spool_dir);
@@ -177,12 +181,11 @@ class Outbound final : public spool::Dispatch {
   // Hot reload (SIGHUP, salvoctl reload): shaping, routes, DKIM keys, egress pools, the
   // retry policy and bounce rules of `config` apply from now on; connections and queued
   // mail stay. `config` and `classifier` must stay alive as long as this Outbound (the
-  // daemon keeps every configuration it loaded). Fails (and changes nothing) when a DKIM
-  // key cannot be loaded; why says which.
-  [[nodiscard]] Status reload(const config::Config& config, const queue::Classifier& classifier,
-                              std::string* why);
+  // daemon keeps every configuration it loaded).
+  void reload(const config::Config& config, const queue::Classifier& classifier,
+              SignersPtr signers);
 
-  struct Impl;  // src/outbound/internal.h
+  struct Impl;  // src/outbound/outbound.cc
 
  private:
   std::unique_ptr<Impl> impl_;

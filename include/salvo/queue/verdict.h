@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Outcomes decided in one place (issue 4 item 5): a reply, or a transport error, becomes a
-// verdict (delivered, deferred, bounced) and, for bounces, a category from a pattern table
-// that operators extend in the config ([[delivery.bounce_rules]], tried before the
-// built-in table). Pure; the outbound driver only reports what happened.
+// A reply, or a transport error, becomes a verdict (delivered, deferred, bounced) and, for
+// bounces, a category from a pattern table that operators extend in the config
+// ([[delivery.bounce_rules]], tried before the built-in table). Pure. policy.h builds the
+// rest of reply policy (rewrites, expiry, retry times, delay notices) on top of it.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <salvo/base/result.h>
+#include <salvo/smtp/reply.h>
 
 namespace salvo::queue {
 
@@ -20,12 +21,6 @@ std::string_view to_string(Verdict v) noexcept;
 
 // Where in the conversation the reply came (a 5xx greeting is not a bad mailbox).
 enum class Stage : std::uint8_t { Connect, Greeting, Ehlo, StartTls, Mail, Rcpt, Data, DataEnd };
-
-struct Reply {
-  std::uint16_t code = 0;     // 0: no reply (transport error)
-  std::string_view enhanced;  // "5.1.1" or ""
-  std::string_view text;
-};
 
 struct Decision {
   Verdict verdict = Verdict::Deferred;
@@ -45,12 +40,12 @@ class Classifier {
   // Operator rules first, then the built-in table. Error: a pattern does not compile.
   [[nodiscard]] static Result<Classifier> create(const std::vector<BounceRuleSpec>& operator_rules);
 
-  Decision classify(Stage stage, const Reply& reply) const;
+  Decision classify(Stage stage, const smtp::Reply& reply) const;
   // No reply at all: connection refused/reset/timeout, TLS failure. Always a deferral to
   // the next MX.
   Decision transport_failure() const;
   // The category a permanent failure gets (first matching rule; "other" when none).
-  std::string category_of(const Reply& reply) const;
+  std::string category_of(const smtp::Reply& reply) const;
 
  private:
   struct Rule {

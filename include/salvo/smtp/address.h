@@ -70,6 +70,13 @@ bool xtext_valid(std::string_view s) noexcept;
 bool xtext_decode(std::string_view s, std::string* out);
 void xtext_encode(std::string_view s, std::string* out);
 
+// The routing form of a domain: ASCII lower case, without a final dot. Every place that
+// names a recipient's domain (accounting lines, destinations, operator verbs) uses it, so
+// "User@Example.COM." is "example.com" everywhere.
+std::string normalize_domain(std::string_view domain);
+// The normalized domain of a mailbox "local@domain"; "" when there is no '@'.
+std::string domain_of(std::string_view mailbox);
+
 }  // namespace salvo::smtp
 
 namespace salvo::smtp {

@@ -9,7 +9,7 @@
 
 #include <salvo/outbound/outbound.h>
 
-#include "outbound/internal.h"
+#include "outbound/types.h"
 
 namespace salvo::outbound {
 namespace {
@@ -40,7 +40,7 @@ TEST(FromDomain, FindsTheAddressInFromWhateverItsForm) {
 }
 
 TEST(FormatId, SixteenHexDigitsLikeTheListener) {
-  EXPECT_EQ(format_id(0x1000000000002ull), "0001000000000002");
+  EXPECT_EQ(spool::format_id(0x1000000000002ull), "0001000000000002");
 }
 
 }  // namespace

@@ -106,25 +106,25 @@ Classifier builtin() {
 
 TEST(Classifier, VerdictsByCodeAndStage) {
   Classifier c = builtin();
-  auto d = c.classify(Stage::DataEnd, {250, "2.0.0", "Ok: queued"});
+  auto d = c.classify(Stage::DataEnd, smtp::Reply(250, {2, 0, 0}, "Ok: queued"));
   EXPECT_EQ(d.verdict, Verdict::Delivered);
-  d = c.classify(Stage::Rcpt, {450, "4.2.0", "Mailbox busy"});
+  d = c.classify(Stage::Rcpt, smtp::Reply(450, {4, 2, 0}, "Mailbox busy"));
   EXPECT_EQ(d.verdict, Verdict::Deferred);
   EXPECT_FALSE(d.throttled);
   EXPECT_FALSE(d.next_mx);
-  d = c.classify(Stage::Mail, {421, "4.7.0", "Too many connections, slow down"});
+  d = c.classify(Stage::Mail, smtp::Reply(421, {4, 7, 0}, "Too many connections, slow down"));
   EXPECT_EQ(d.verdict, Verdict::Deferred);
   EXPECT_TRUE(d.throttled);
   EXPECT_TRUE(d.next_mx);
-  d = c.classify(Stage::Rcpt, {451, "4.7.1", "Try again later (greylisted)"});
+  d = c.classify(Stage::Rcpt, smtp::Reply(451, {4, 7, 1}, "Try again later (greylisted)"));
   EXPECT_TRUE(d.throttled);
-  d = c.classify(Stage::Rcpt, {550, "5.1.1", "No such user"});
+  d = c.classify(Stage::Rcpt, smtp::Reply(550, {5, 1, 1}, "No such user"));
   EXPECT_EQ(d.verdict, Verdict::Bounced);
   EXPECT_EQ(d.category, "bad-mailbox");
-  d = c.classify(Stage::Greeting, {554, "5.7.1", "No SMTP service here"});
+  d = c.classify(Stage::Greeting, smtp::Reply(554, {5, 7, 1}, "No SMTP service here"));
   EXPECT_EQ(d.verdict, Verdict::Deferred);
   EXPECT_TRUE(d.next_mx);
-  d = c.classify(Stage::DataEnd, {354, "", "go on"});
+  d = c.classify(Stage::DataEnd, smtp::Reply(354, {}, "go on"));
   EXPECT_EQ(d.verdict, Verdict::Deferred);
   EXPECT_EQ(d.category, "protocol");
   d = c.transport_failure();
@@ -155,15 +155,16 @@ TEST(Classifier, BuiltInCategories) {
       {552, "5.3.4", "Message size exceeds fixed limit", "other"},
   };
   for (const auto& k : cases) {
-    EXPECT_EQ(c.category_of({k.code, k.enh, k.text}), k.category) << k.code << " " << k.text;
+    const smtp::Reply r(k.code, smtp::parse_enhanced_status(k.enh), k.text);
+    EXPECT_EQ(c.category_of(r), k.category) << k.code << " " << k.text;
   }
 }
 
 TEST(Classifier, OperatorRulesComeFirstAndBadPatternsAreRefused) {
   auto c = Classifier::create({{"^550 .*mailbox unavailable", "quota"}});
   ASSERT_TRUE(c);
-  EXPECT_EQ(c->category_of({550, "", "Requested action not taken: mailbox unavailable"}), "quota");
-  EXPECT_EQ(c->category_of({550, "5.1.1", "No such user"}), "bad-mailbox");
+  EXPECT_EQ(c->category_of(smtp::Reply(550, {}, "Requested action not taken: mailbox unavailable")), "quota");
+  EXPECT_EQ(c->category_of(smtp::Reply(550, {5, 1, 1}, "No such user")), "bad-mailbox");
   EXPECT_FALSE(Classifier::create({{"([unclosed", "quota"}}));
 }
 

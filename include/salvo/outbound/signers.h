@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+// Signers: the DKIM keys of one configuration, loaded once off the shard loops (at start-up
+// and by a reload) and shared read-only by every shard. A From: domain with several
+// [[dkim]] entries (an RSA and an Ed25519 selector, as receivers recommend) is signed with
+// each of them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <salvo/base/result.h>
+#include <salvo/config/config.h>
+#include <salvo/dkim/signer.h>
+
+namespace salvo::outbound {
+
+class Signers {
+ public:
+  Signers() = default;
+  explicit Signers(std::vector<dkim::Signer> signers) : signers_(std::move(signers)) {}
+
+  // Reads and parses every [[dkim]] key_file of `config` (blocking file IO: call it before
+  // the shards run or from a control thread). why: one line naming the entry that failed.
+  [[nodiscard]] static Result<std::shared_ptr<const Signers>> load(const config::Config& config,
+                                                                  std::string* why);
+
+  // The signers for mail whose From: domain is `from_domain`, in configuration order.
+  std::vector<const dkim::Signer*> for_domain(std::string_view from_domain) const;
+  // The DKIM-Signature fields of every key for the From: domain of `message`, in
+  // configuration order, to prepend to it ("" when no key applies).
+  [[nodiscard]] Result<std::string> sign(std::string_view message, std::int64_t unix_time) const;
+  std::size_t size() const noexcept { return signers_.size(); }
+
+ private:
+  std::vector<dkim::Signer> signers_;
+};
+
+using SignersPtr = std::shared_ptr<const Signers>;
+
+}  // namespace salvo::outbound

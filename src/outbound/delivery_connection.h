@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// DeliveryConnection: one SMTP connection of a destination's pool — smtp::ClientSession over
+// net::Connection to one MX host: connect (from an egress source), STARTTLS by policy,
+// transactions pipelined up to the window, reuse up to max_messages_per_connection, QUIT
+// when idle. Reports facts to its Destination; decides nothing about replies.
+//
+// Owner: the destination's shard. Deletes itself once closed (after connection_gone).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <salvo/net/stack.h>
+#include <salvo/smtp/client_session.h>
+
+#include "outbound/pool.h"
+
+namespace salvo::net {
+class TlsContext;
+}
+
+namespace salvo::outbound {
+
+class Destination;
+
+// The client TLS contexts of the node (built at start-up).
+struct ClientTls {
+  const net::TlsContext* plain = nullptr;     // no verification
+  const net::TlsContext* verified = nullptr;  // verifies (tls_verify); may be null
+};
+
+class DeliveryConnection final : public Channel,
+                                 public net::ConnectHandler,
+                                 public net::ConnectionHandler {
+ public:
+  DeliveryConnection(Destination& d, const Host& host, const Origination& o, ClientTls tls);
+  void start(net::Stack& stack) noexcept;
+
+  // net
+  void on_connect(net::Connection* c, std::error_code why) noexcept override;
+  void on_data(net::Connection& c, ByteBuffer& in) noexcept override;
+  void on_tls_ready(net::Connection& c) noexcept override;
+  void on_close(net::Connection& c, std::error_code why) noexcept override;
+  bool on_idle_timeout(net::Connection& c) noexcept override;
+
+  // Channel
+  bool ready() const noexcept override { return state_ == State::Ready; }
+  bool connecting() const noexcept override {
+    return state_ == State::Connecting || state_ == State::Greeting;
+  }
+  std::size_t load() const noexcept override { return slots_.size(); }
+  const Host& host() const noexcept override { return host_; }
+  void fill() noexcept override;
+  void submit(Slot* s) noexcept override;
+  void quit() noexcept override;
+  void slot_detached(Slot* s) noexcept override;
+  std::string tls_version() const override;
+  bool plaintext_fallback() const noexcept override { return plaintext_fallback_; }
+  // The server offered DSN (RFC 3461): NOTIFY/ORCPT/ENVID went on with the message.
+  bool remote_dsn() const noexcept override {
+    return session_ && session_->capabilities().extensions.has(smtp::Extension::Dsn);
+  }
+
+ private:
+  enum class State : std::uint8_t { Connecting, Greeting, Ready, Quitting, Closing, Closed };
+  smtp::ClientConfig session_config();
+  void drive(ByteBuffer& in) noexcept;
+  void on_transaction(const smtp::TransactionResult& r) noexcept;
+  void flush() noexcept;
+  void update_timeout() noexcept;
+  bool can_take() noexcept;
+  bool stopping() const noexcept;
+
+  Destination& d_;
+  Host host_;
+  std::optional<net::SocketAddress> source_;
+  std::string helo_;
+  ClientTls tls_;
+  net::Connection* conn_ = nullptr;
+  std::unique_ptr<smtp::ClientSession> session_;
+  State state_ = State::Connecting;
+  std::vector<Slot*> slots_;  // taken: reading or submitted
+  std::uint32_t taken_ = 0;   // transactions taken over the connection's life
+  bool verified_ = false;     // the verified TLS context is in use
+  bool tls_started_ = false;  // STARTTLS accepted: a close now is a handshake failure
+  bool plaintext_fallback_ = false;  // STARTTLS skipped after a failed handshake
+  bool tls_required_ = false;
+};
+
+}  // namespace salvo::outbound

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+// Destination: one routing domain (or MX rollup) on its owner shard, composed of its parts
+// — Backlog (what waits), Route (where it goes), Shaper (how fast), Pool (connections) and
+// DestinationStats (what the operator sees) — and the transactions (Slots) between them.
+//
+//   add ─► Backlog ─► pump: Route resolved? ─ no ─► lookup (MX cache / [routes])
+//                        │ Shaper allows, Backlog ready > Pool capacity ─► open Channel
+//                        ▼
+//   Channel ready ─► fill ─► take: Slot (reads) ─► slot_ready ─► compose ─► submit
+//   transaction done / local failure ─► finish ─► settle() ─► apply: outcomes, lines, DSN
+//
+// Owner: the shard that owns the key (shard_for); every call on its thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <salvo/outbound/outbound.h>
+#include <salvo/smtp/client_session.h>
+
+#include "outbound/backlog.h"
+#include "outbound/destination_stats.h"
+#include "outbound/pool.h"
+#include "outbound/route.h"
+#include "outbound/shaper.h"
+#include "outbound/slot.h"
+
+namespace salvo::outbound {
+
+class DestinationSide;
+struct Settlement;
+struct TransactionFacts;
+
+class Destination {
+ public:
+  Destination(DestinationSide& side, std::string key);
+  Destination(const Destination&) = delete;
+  Destination& operator=(const Destination&) = delete;
+
+  void add(Enqueue&& e) noexcept;
+  // Opens connections, feeds ready ones, resolves the route, fails what cannot go.
+  void pump() noexcept;
+  // Work queued, connections open or transactions alive.
+  bool active() const noexcept;
+  // Due for a pump on the tick: ready work, connections, or a deferred recipient now due.
+  bool due(WallTime now) const noexcept;
+
+  // From its channels.
+  void on_ready(Channel& c) noexcept;
+  // Up to max recipients of one message, within the message rate; null when none. The
+  // slot is the channel's only if s->conn == c (an expired one resolves locally).
+  Slot* take(Channel* c) noexcept;
+  // Whether channels may take transactions now (not paused, held or backed off).
+  bool sending() noexcept;
+  void slot_ready(Slot* s) noexcept;  // reads done (or failed)
+  // The transaction is over: result is the session's answer, or null for a local failure.
+  void finish(Slot* s, const smtp::TransactionResult* result) noexcept;
+  void session_failed(Channel& c, const smtp::Reply& reply, bool before_ready,
+                      bool local) noexcept;
+  void connection_gone(Channel* c) noexcept;
+  // An opportunistic TLS handshake with this host failed: plaintext for a while.
+  void tls_failed(const net::SocketAddress& a) noexcept;
+  // The recipients of a slot that was never sent go back to the queue (no attempt used).
+  void requeue(Slot* s) noexcept;
+
+  // Operator verbs and reload.
+  void pause() noexcept;
+  void resume() noexcept { shaper_.resume(); }
+  void flush() noexcept { backlog_.flush_deferred(); }
+  void bounce_all() noexcept { bouncing_ = true; }
+  std::size_t cancel(std::uint64_t message) noexcept;
+  void reconfigure() noexcept;
+  void quit_idle() noexcept { pool_.quit_idle(); }
+  DestinationInfo info() noexcept;
+
+  const config::Shaping& shaping() const noexcept { return shaper_.shaping(); }
+  const std::string& key() const noexcept { return key_; }
+  DestinationSide& side() noexcept { return side_; }
+  const Pool& pool() const noexcept { return pool_; }
+  const Route& route() const noexcept { return route_; }
+  const Backlog& backlog() const noexcept { return backlog_; }
+  std::size_t slots() const noexcept { return slots_; }
+
+  // Bookkeeping of DestinationSide's active and dirty lists.
+  bool listed = false;
+  bool dirty = false;
+
+ private:
+  TimePoint now() const noexcept;
+  WallTime wall() const noexcept;
+  bool pump_stopped() noexcept;     // held or paused: only expiries go
+  bool pump_bouncing() noexcept;    // salvoctl bounce: everything queued fails
+  void resolve() noexcept;
+  void resolve_routes(const std::vector<config::HostPort>& hops) noexcept;
+  void on_mx(const dns::MxResult& a) noexcept;
+  void open_connections() noexcept;
+  void forward_to_rollup() noexcept;
+  void fail_ready(const LocalFailure& f) noexcept;
+  void fail_cancelled() noexcept;
+  Slot* start_slot(Channel* c, std::optional<LocalFailure> local, bool spend_rate) noexcept;
+  Slot* make_slot(Channel* c, std::optional<LocalFailure> local, Batch batch) noexcept;
+  void start_reads(Slot* s) noexcept;
+  void apply(Slot* s, Settlement&& st, const TransactionFacts& f) noexcept;
+
+  DestinationSide& side_;
+  std::string key_;
+  Shaper shaper_;
+  ClassCounters* class_;
+  Backlog backlog_;
+  Route route_;
+  Pool pool_;
+  DestinationStats stats_;
+  std::optional<LocalFailure> last_failure_;  // the last connection-level failure
+  std::size_t slots_ = 0;  // slots of this destination alive
+  bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
+  std::deque<queue::QueuedRecipient> cancelled_;  // salvoctl bounce --id, still to fail
+};
+
+}  // namespace salvo::outbound

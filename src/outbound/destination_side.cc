@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: Apache-2.0
+// DestinationSide: the shard's destinations, their pumps and the operator's view of them.
+#include "outbound/destination_side.h"
+
+#include <fmt/format.h>
+
+#include <salvo/smtp/address.h>
+
+#include "outbound/destination.h"
+
+namespace salvo::outbound {
+
+std::shared_ptr<const queue::DeliveryPolicy> make_policy(const config::Config& c,
+                                                         const queue::Classifier& classifier) {
+  queue::PolicyOptions o;
+  o.retry_schedule = c.delivery.retry_schedule;
+  o.expiry = c.delivery.expiry;
+  o.delay_notice_after = c.delivery.delay_dsn_after;
+  return std::make_shared<const queue::DeliveryPolicy>(classifier, std::move(o));
+}
+
+DestinationSide::DestinationSide(DeliveryEnv& env, DeliveryContext context)
+    : env_(env), ctx_(std::move(context)) {}
+
+DestinationSide::~DestinationSide() = default;
+
+Destination& DestinationSide::destination(const std::string& key) {
+  auto it = destinations_.find(key);
+  if (it == destinations_.end()) {
+    it = destinations_.emplace(key, std::make_unique<Destination>(*this, key)).first;
+  }
+  return *it->second;
+}
+
+Destination* DestinationSide::find(std::string_view key) {
+  auto it = destinations_.find(std::string(key));
+  return it == destinations_.end() ? nullptr : it->second.get();
+}
+
+void DestinationSide::accept(Enqueue&& e) noexcept {
+  destination(e.key.empty() ? e.domain : e.key).add(std::move(e));
+}
+
+void DestinationSide::mark_dirty(Destination& d) {
+  if (!d.listed) {
+    d.listed = true;
+    active_.push_back(&d);
+  }
+  if (!d.dirty) {
+    d.dirty = true;
+    dirty_.push_back(&d);
+  }
+  if (!pump_scheduled_ && !stopped_) {
+    pump_scheduled_ = true;
+    env_.defer([this] { run_dirty(); });
+  }
+}
+
+void DestinationSide::run_dirty() noexcept {
+  pump_scheduled_ = false;
+  std::vector<Destination*> now;
+  now.swap(dirty_);
+  for (Destination* d : now) {
+    d->dirty = false;
+    d->pump();
+  }
+}
+
+void DestinationSide::tick() noexcept {
+  if (stopped_) return;
+  const WallTime wall = env_.clock().wall_now();
+  // Pumps may list more destinations (a rollup receiving forwards): they land in the
+  // fresh active_ and are kept.
+  std::vector<Destination*> current;
+  current.swap(active_);
+  for (Destination* d : current) {
+    if (d->due(wall)) d->pump();
+  }
+  std::vector<Destination*> keep;
+  keep.reserve(current.size() + active_.size());
+  for (Destination* d : current) {
+    if (d->active()) {
+      keep.push_back(d);
+    } else {
+      d->listed = false;
+    }
+  }
+  for (Destination* d : active_) keep.push_back(d);
+  active_.swap(keep);
+}
+
+void DestinationSide::reload(DeliveryContext context) {
+  ctx_ = std::move(context);
+  for (auto& [name, d] : destinations_) d->reconfigure();
+}
+
+void DestinationSide::begin_stop() noexcept {
+  stopping_ = true;
+  for (auto& [name, d] : destinations_) d->quit_idle();
+}
+
+bool DestinationSide::drained() const noexcept {
+  if (slots_ != 0) return false;
+  for (const auto& [name, d] : destinations_) {
+    if (!d->pool().empty()) return false;
+  }
+  return true;
+}
+
+ClassCounters& DestinationSide::class_counters(const config::Shaping& s) {
+  std::string name = !s.mx_suffix.empty() ? fmt::format("{}{}", kRollupPrefix, s.mx_suffix)
+                     : s.domain.empty()   ? std::string("*")
+                                          : s.domain;
+  auto it = classes_.find(name);
+  if (it == classes_.end()) {
+    it = classes_.emplace(name, ClassCounters{}).first;
+    it->second.name = std::move(name);
+  }
+  return it->second;
+}
+
+void DestinationSide::note_bounce(BounceInfo b) {
+  recent_bounces_.push_back(std::move(b));
+  if (recent_bounces_.size() > OutboundSnapshot::kRecentBounces) recent_bounces_.pop_front();
+}
+
+template <class Fn>
+std::size_t DestinationSide::for_each_named(std::string_view domain, Fn fn) {
+  // The destinations named by an operator verb: the domain as routed, or every one.
+  std::size_t n = 0;
+  const std::string key = smtp::normalize_domain(domain);
+  for (auto& [name, d] : destinations_) {
+    if (!key.empty() && name != key) continue;
+    fn(*d);
+    mark_dirty(*d);
+    ++n;
+  }
+  return n;
+}
+
+std::size_t DestinationSide::pause(std::string_view domain, std::uint32_t me,
+                                   std::uint32_t shards) {
+  // A domain not seen yet is paused ahead of its mail, on the shard that will own it.
+  const std::string key = smtp::normalize_domain(domain);
+  if (!key.empty() && find(key) == nullptr && shard_for(key, shards) == me) destination(key);
+  return for_each_named(domain, [](Destination& d) { d.pause(); });
+}
+
+std::size_t DestinationSide::resume(std::string_view domain) {
+  return for_each_named(domain, [](Destination& d) { d.resume(); });
+}
+
+std::size_t DestinationSide::flush(std::string_view domain) {
+  return for_each_named(domain, [](Destination& d) { d.flush(); });
+}
+
+std::size_t DestinationSide::bounce(std::string_view domain) {
+  if (domain.empty()) return 0;  // never all at once
+  return for_each_named(domain, [](Destination& d) { d.bounce_all(); });
+}
+
+std::size_t DestinationSide::bounce_message(std::uint64_t id) {
+  std::size_t n = 0;
+  for (auto& [name, d] : destinations_) n += d->cancel(id);
+  return n;
+}
+
+void DestinationSide::fill(OutboundSnapshot& s) const {
+  s.destinations.reserve(destinations_.size());
+  for (auto& [name, d] : destinations_) s.destinations.push_back(d->info());
+  for (const auto& [name, c] : classes_) s.classes.push_back(c);
+  s.recent_bounces.assign(recent_bounces_.begin(), recent_bounces_.end());
+}
+
+}  // namespace salvo::outbound

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// DestinationSide: the destination role of one shard — the destinations whose key hashes
+// here, which of them need a pump, the transactions alive, and the per-class counters and
+// recent bounces the operator sees. Its dependencies come in through DeliveryEnv (the
+// shard's clock, spool reads, MX lookups, connections, the mailbox, the accounting log),
+// so unit tests run it on fakes; what is configured comes as a DeliveryContext, replaced
+// whole by a reload.
+//
+// Owner: one shard. Destinations are never freed while the shard runs (their count is
+// bounded by the domains mail goes to), so callbacks may hold plain pointers to them.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <salvo/accounting/accounting.h>
+#include <salvo/base/clock.h>
+#include <salvo/config/config.h>
+#include <salvo/dns/mx_cache.h>
+#include <salvo/outbound/messages.h>
+#include <salvo/outbound/outbound.h>
+#include <salvo/outbound/signers.h>
+#include <salvo/queue/policy.h>
+#include <salvo/spool/spool_reader.h>
+
+#include "outbound/pool.h"
+
+namespace salvo::outbound {
+
+class Destination;
+
+class DeliveryEnv {
+ public:
+  virtual ~DeliveryEnv() = default;
+  virtual const Clock& clock() const noexcept = 0;
+  // Runs fn after the current callback (batches pumps).
+  virtual void defer(std::function<void()> fn) = 0;
+  // Reads a committed record of `origin`'s spool; completes later, never inside read().
+  virtual void read(std::uint32_t origin, spool::Location loc, spool::RecordWaiter* w) noexcept = 0;
+  // As dns::MxCache::lookup / lookup_host.
+  virtual dns::MxAnswer lookup_mx(std::string_view domain, dns::MxCache::Callback cb) = 0;
+  virtual dns::MxAnswer lookup_host(std::string_view host, dns::MxCache::Callback cb) = 0;
+  // A new connection of d's pool to h; it reports to d.
+  virtual Channel* open(Destination& d, const Host& h, const Origination& o) = 0;
+  // Outcomes to the message's own shard; a recipient to the shard that owns e.key.
+  virtual void to_origin(std::uint32_t origin, Outcomes&& o) noexcept = 0;
+  virtual void forward(Enqueue&& e) noexcept = 0;
+  virtual void account(const accounting::Event& ev) noexcept = 0;
+};
+
+// The configuration in force for every destination of the shard.
+struct DeliveryContext {
+  const config::Config* config = nullptr;
+  std::shared_ptr<const queue::DeliveryPolicy> policy;
+  SignersPtr signers;
+  std::string hostname;     // EHLO default, Reporting-MTA of DSNs
+  std::uint32_t window = 4; // transactions in flight per connection
+};
+
+// The policy of a configuration: its classifier, retry schedule, expiry and delay notices.
+std::shared_ptr<const queue::DeliveryPolicy> make_policy(const config::Config& c,
+                                                         const queue::Classifier& classifier);
+
+class DestinationSide {
+ public:
+  DestinationSide(DeliveryEnv& env, DeliveryContext context);
+  ~DestinationSide();
+
+  // A recipient for one of this shard's destinations.
+  void accept(Enqueue&& e) noexcept;
+  // Pumps the destinations with work due (rates, back-off, retries); call often (10 ms
+  // while any is active).
+  void tick() noexcept;
+  bool idle() const noexcept { return active_.empty(); }
+  void reload(DeliveryContext context);
+  void begin_stop() noexcept;
+  bool stopping() const noexcept { return stopping_; }
+  // No connection and no transaction alive.
+  bool drained() const noexcept;
+  // No more pumps (the engine is going away).
+  void stop() noexcept { stopped_ = true; }
+
+  // Operator verbs: the destination named `domain` (or every one when empty); the count.
+  std::size_t pause(std::string_view domain, std::uint32_t me, std::uint32_t shards);
+  std::size_t resume(std::string_view domain);
+  std::size_t flush(std::string_view domain);
+  std::size_t bounce(std::string_view domain);
+  std::size_t bounce_message(std::uint64_t id);
+  void fill(OutboundSnapshot& s) const;
+
+  // For destinations.
+  DeliveryEnv& env() noexcept { return env_; }
+  const DeliveryContext& context() const noexcept { return ctx_; }
+  const config::Config& config() const noexcept { return *ctx_.config; }
+  const queue::DeliveryPolicy& policy() const noexcept { return *ctx_.policy; }
+  OutboundStats& stats() noexcept { return stats_; }
+  const OutboundStats& stats() const noexcept { return stats_; }
+  ClassCounters& class_counters(const config::Shaping& s);
+  void note_bounce(BounceInfo b);
+  void mark_dirty(Destination& d);
+  std::uint64_t next_cookie() noexcept { return next_cookie_++; }
+  void slot_created() noexcept { ++slots_; }
+  void slot_freed() noexcept { --slots_; }
+  Destination& destination(const std::string& key);
+  Destination* find(std::string_view key);
+
+ private:
+  template <class Fn>
+  std::size_t for_each_named(std::string_view domain, Fn fn);
+  void run_dirty() noexcept;
+
+  DeliveryEnv& env_;
+  DeliveryContext ctx_;
+  std::unordered_map<std::string, std::unique_ptr<Destination>> destinations_;
+  std::vector<Destination*> active_;  // destinations with work or connections
+  std::vector<Destination*> dirty_;   // to pump after the current callback
+  bool pump_scheduled_ = false;
+  std::uint64_t next_cookie_ = 1;
+  std::size_t slots_ = 0;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  OutboundStats stats_;
+  // Per destination class (never erased: names come from configs, so the set is bounded
+  // and counters stay monotonic across reloads). std::map: destinations keep pointers.
+  std::map<std::string, ClassCounters, std::less<>> classes_;
+  std::deque<BounceInfo> recent_bounces_;  // newest last, at most kRecentBounces
+};
+
+}  // namespace salvo::outbound

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// Slot: record reads, decoding and composition of one transaction.
+#include "outbound/slot.h"
+
+#include <salvo/base/log.h>
+#include <salvo/spool/template.h>
+
+#include "outbound/destination.h"
+
+namespace salvo::outbound {
+
+void Slot::Part::on_record(Result<spool::RecordBytes> rec) noexcept {
+  if (rec) {
+    slot->bytes[which] = std::move(*rec);
+  } else if (!slot->read_error) {
+    slot->read_error = rec.error();
+  }
+  if (--slot->reads_pending == 0) slot->dest->slot_ready(slot);
+}
+
+void Slot::decode() noexcept {
+  if (read_error) return;
+  if (info.is_job) {
+    decode_job();
+  } else {
+    decode_message();
+  }
+}
+
+void Slot::decode_message() {
+  auto m = spool::decode_message(bytes[0].raw.payload);
+  if (!m) {
+    read_error = m.error();
+    return;
+  }
+  set_envelope(*m, m->reverse_path, m->body);
+  for (const auto& q : rcpts) {
+    RcptData r;
+    if (q.recipient < m->recipients.size()) {
+      r.address = m->recipients[q.recipient].address;
+      r.notify = m->recipients[q.recipient].notify;
+      r.orcpt = m->recipients[q.recipient].orcpt;
+    }
+    rcpt_data.push_back(std::move(r));
+  }
+}
+
+void Slot::decode_job() {
+  auto b = spool::decode_job_recipients(bytes[0].raw.payload);
+  auto t = spool::decode_job_template(bytes[1].raw.payload);
+  if (!b || !t) {
+    read_error = !b ? b.error() : t.error();
+    return;
+  }
+  set_envelope(*t, t->from, t->content);
+  for (const auto& q : rcpts) {
+    RcptData r;
+    const std::uint32_t k = q.recipient - b->first_index;
+    if (q.recipient >= b->first_index && k < b->recipients.size()) {
+      const auto& jr = b->recipients[k];
+      r.address = jr.address;
+      r.notify = jr.notify;
+      r.orcpt = jr.orcpt;
+      r.vars.assign(jr.vars.begin(), jr.vars.end());
+    }
+    rcpt_data.push_back(std::move(r));
+  }
+}
+
+void Slot::compose(const Signers* signers, std::int64_t unix_time) {
+  std::string_view base = body_source;
+  if (info.is_job) {
+    auto tpl = spool::Template::parse(body_source);
+    if (tpl.has_placeholders()) {
+      tpl.expand(rcpt_data.front().vars, expanded);
+      base = expanded;
+    }
+  }
+  original = base;
+  send = base;
+  if (signers == nullptr || signers->size() == 0) return;
+  auto sig = signers->sign(base, unix_time);
+  if (!sig) {
+    log::warn("outbound: message {}: DKIM signing failed ({}); sent unsigned",
+              spool::format_id(message()), sig.error().message());
+    return;
+  }
+  if (sig->empty()) return;
+  body.reserve(sig->size() + base.size());
+  body = std::move(*sig);
+  body.append(base);
+  send = body;
+}
+
+}  // namespace salvo::outbound
