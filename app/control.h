@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The control plane of salvod (SPEC §7 salvoctl): a unix socket served by one control
+// The control plane of salvod (what salvoctl talks to): a unix socket served by one control
 // thread, which asks the shards for their state and hands them operator verbs through one
 // ControlInbox per shard (typed requests, answered on the shard's own thread). Nothing
 // here runs on a shard's hot path: a shard only drains its inbox between loop iterations.

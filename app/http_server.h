@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The HTTP surface of salvod (SPEC §7): `[http] address`, served by every shard on the same
+// The HTTP surface of salvod: `[http] address`, served by every shard on the same
 // port (SO_REUSEPORT) over the shard's net::Stack, parsed by nodejs/http-parser.
 //
 //   GET  /                the dashboard (one self-contained page, app/dashboard.html)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvod: the appliance daemon (SPEC §2). Loads the config, locks and recovers the spool,
+// salvod: the appliance daemon. Loads the config, locks and recovers the spool,
 // starts one shard per core with its SpoolWriter and injection listeners, and stops
 // gracefully on SIGTERM/SIGINT. Start-up failures: one line on stderr, exit 2.
 #include <dirent.h>
@@ -50,8 +50,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace salvo;
 
-// E14: one daemon per spool. The lock lives as long as the process (the fd is never
-// closed); the kernel drops it when the process dies, so a crash leaves no stale lock.
+// One daemon per spool (docs/reliability.md E14). The lock lives as long as the process
+// (the fd is never closed); the kernel drops it when the process dies, so a crash leaves
+// no stale lock.
 int lock_spool(const std::string& spool) {
   std::string path = spool + "/salvod.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
@@ -158,9 +159,10 @@ void prepare_outbound(Daemon& d) {
   d.outbound = std::move(o);
 }
 
-// RELIABILITY §1.3 F5: a pickup file whose commit record is in the spool was queued before
-// a crash that came before its unlink. Remove it now, before any shard reads the directory.
-// The check spans every shard's recovery: the core count may have changed since.
+// A pickup file whose commit record is in the spool was queued before a crash that came
+// before its unlink: remove it now, before any shard reads the directory, so it is never
+// queued twice (docs/reliability.md F5). The check spans every shard's recovery: the core
+// count may have changed since.
 void remove_queued_pickups(Daemon& d) {
   const std::string& dir = d.config->node.pickup;
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvoctl: the operator CLI (SPEC §7). Finds salvod's control socket through its config
+// salvoctl: the operator CLI. Finds salvod's control socket through its config
 // (or --socket), sends one JSON request line, prints the answer as a table (or --json).
 // Exit: 0 done, 1 the daemon refused or is unreachable, 2 bad usage.
 #include <sys/socket.h>

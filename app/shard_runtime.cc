@@ -244,7 +244,7 @@ void ShardRuntime::teardown() noexcept {
   if (writer_) final_spool_ = writer_->stats();
   writer_.reset();
   // ~SpoolWriter cancels its batch timer and leaves the Timer to the cancellation's final
-  // completion (STYLE.md §5.3): let the engine deliver it before the loop exits, or the
+  // completion: let the engine deliver it before the loop exits, or the
   // timer object is never freed. Bounded: a few short waits.
   for (int i = 0; i < 20; ++i) {
     if (shard_.engine().run_once(std::chrono::milliseconds(1)) == 0 && i >= 1) break;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's demo command (SPEC §1): on a Debian 12 machine, installs what is missing,
+# The README's demo command: on a Debian 12 machine, installs what is missing,
 # builds (Release) into build/, and then, in a scratch directory, runs salvod between one
 # bulk job and five local salvo-sink MX hosts:
 #   sinks   127.0.0.2..6:2525, one salvo-sink process; 127.0.0.5 defers every ~3rd RCPT

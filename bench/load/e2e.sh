@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end benchmark (SPEC §8, issue 4): how fast mail gets *through*: accepted over SMTP,
+# End-to-end benchmark: how fast mail gets *through*: accepted over SMTP,
 # durably queued (fsync on), and delivered over SMTP to ten MX hosts, in one run on one
 # machine, against a tuned Postfix relaying the same work to the same MX hosts.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP surface of salvod (issue 5): how fast a bulk job is queued through
+# HTTP surface of salvod: how fast a bulk job is queued through
 # POST /api/v1/inject (202 = durable) against the same job through the pickup directory
 # (file gone = durable), and what a /metrics scrape and a dashboard poll cost.
 # Delivery is held ([[shaping]] "*" max_connections = 0): only intake is measured.

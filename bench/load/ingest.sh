@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ingest benchmark (issue 3): how fast mail gets *durably* into the queue, in one run on one
+# Ingest benchmark: how fast mail gets *durably* into the queue, in one run on one
 # machine, against a tuned Postfix doing the same work.
 #   SMTP  salvo-blast (50 connections, pipelined, 1 KiB and 10 KiB; DATA with the next
 #         transaction behind each end of data, then BDAT with 16 messages in flight) into

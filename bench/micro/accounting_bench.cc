@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Accounting micro-benchmarks (STYLE.md §8): format_line events/s for a typical delivery
+// Accounting micro-benchmarks: format_line events/s for a typical delivery
 // line (every field, plain ASCII), a bounce whose response needs escaping and holds
 // non-ASCII and invalid UTF-8, and a minimal "received" line. The target is >100k
 // events/s per shard; the per-line cost here is the formatting share of that budget.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// dkim micro-benchmarks (STYLE.md §8): signatures/s for a 10 KiB message with RSA-2048 and
+// dkim micro-benchmarks: signatures/s for a 10 KiB message with RSA-2048 and
 // Ed25519, and the parts of it: relaxed body canonicalization alone, canonicalization plus
 // SHA-256, and plain SHA-256 of the same bytes (the floor).
 //   build-dkim/bench/bench_dkim --benchmark_format=json

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// MxCache hit path (SPEC §6 "delivery never waits on DNS"): lookups/s for a warm cache of
+// MxCache hit path (delivery never waits on DNS for a known domain): lookups/s for a warm cache of
 // many domains, with and without equal-preference shuffling, and the codec's decode cost.
 #include <salvo/dns/mx_cache.h>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// io micro-benchmarks (STYLE.md §5.8, §8): the price of one virtual on_complete dispatch
+// io micro-benchmarks: the price of one virtual on_complete dispatch
 // (a NOP round trip through the ring, and the bare virtual call), and send vs send_zc on
 // loopback TCP for 1 KiB and 100 KiB payloads ("zero-copy where it pays — measure it").
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Delivery policy hot paths (issue 4): the rate limiter taken once per message, the verdict
+// Delivery policy hot paths: the rate limiter taken once per message, the verdict
 // of a 250 (every delivery) and of a 550 (the category regex table), and a destination
 // queue's take_transaction.
 #include <chrono>

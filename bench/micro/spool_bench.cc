@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Spool micro-benchmarks (STYLE.md §8): append + group commit throughput with the io_uring
+// Spool micro-benchmarks: append + group commit throughput with the io_uring
 // engine, closed loop: `clients` transactions each append one message and append the next
 // only when told it is durable (what the SMTP listener does). On tmpfs (/dev/shm) and on
 // the real disk ($SALVO_BENCH_DISK_DIR or /var/tmp), 1 KiB and 10 KiB bodies, fdatasync on

@@ -6,7 +6,7 @@
 //   append() --> buffer --(size | timer | flush)--> in_flight --engine.write--> file
 //
 // Everything lives in a heap Core so the write and timer Completions survive the Writer
-// when it is destroyed with work outstanding (STYLE.md §5.3: a Completion lives until its
+// when it is destroyed with work outstanding (a Completion lives until its
 // last call); the Core frees itself on its last completion.
 #include <unistd.h>
 

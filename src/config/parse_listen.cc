@@ -99,7 +99,7 @@ void parse_one(const TableReader& r, Listener& l, Diagnostics& diag) {
   r.read_u32("hard_error_limit", l.hard_error_limit, 1, 1000);
 
   // RFC 4954 §4: PLAIN and LOGIN send the password in the clear, so AUTH is offered only
-  // after STARTTLS (SPEC §3); and a mechanism with nobody to log in is a mistake.
+  // after STARTTLS; and a mechanism with nobody to log in is a mistake.
   const bool has_users = r.has("auth_users") || r.has("auth_users_file");
   if (r.has("auth_users") && r.has("auth_users_file")) {
     r.error("auth_users_file", "auth_users and auth_users_file are mutually exclusive");

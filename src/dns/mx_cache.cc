@@ -399,7 +399,7 @@ void MxCache::finish_addresses(Job& job) {
   std::string why;
   for (auto& h : job.hosts) {
     if (h.v4.empty() && h.v6.empty()) {
-      // RELIABILITY.md G16: hosts that do not resolve are skipped if others do.
+      // Hosts that do not resolve are skipped if others do (docs/reliability.md G16).
       if (h.temporary) {
         temporary = true;
         if (why.empty()) why = h.why;
@@ -422,7 +422,7 @@ void MxCache::finish_addresses(Job& job) {
            failure(job.domain, MxStatus::Temporary, make_error_code(errc::server_failure), why),
            failure_ttl);
   } else if (job.implicit) {
-    // RELIABILITY.md §4: NODATA for MX, A and AAAA -> permanent.
+    // NODATA for MX, A and AAAA -> permanent (RFC 5321 §5.1).
     finish(job,
            failure(job.domain, MxStatus::Permanent, make_error_code(errc::no_data),
                    "no MX and no A/AAAA records"),

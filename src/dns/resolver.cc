@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Resolver: queries, tries and their kernel operations. An Attempt is one try against one
 // server over one transport; it owns its socket and completions and outlives its query
-// until the engine has delivered the last of them (STYLE.md §5.3 lifetime rule).
+// until the engine has delivered the last of them (a Completion lives until its last call).
 #include <salvo/dns/resolver.h>
 
 #include <netinet/in.h>
@@ -254,7 +254,7 @@ class Resolver::Attempt {
     auto answer = decode_response(std::span<const char>(in_.data(), n), query_->question);
     if (!answer) {
       // Not our answer (spoofed id or question) or garbage: drop it and keep listening until
-      // the timer; the real answer may still come (RELIABILITY.md G10, G11).
+      // the timer; the real answer may still come (RFC 5452 §9.1; docs/reliability.md G10).
       ++resolver_->stats_.ignored;
       recv_more();
       return;

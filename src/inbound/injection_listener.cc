@@ -43,7 +43,8 @@ InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
   // Pipelining and BDAT clients keep this many messages in flight while commits run.
   sc.max_deferred_completions = 32;
   sc.starttls_available = cfg.starttls && shared.tls != nullptr;
-  // RELIABILITY §2.3: Momentum's "reject" is the stricter choice against CVE-2011-0411.
+  // Commands pipelined behind STARTTLS: 554 and close (Momentum's "reject"), the stricter
+  // choice against CVE-2011-0411 command injection.
   sc.starttls_injection = smtp::StarttlsInjection::Reject;
   if (sc.starttls_available && shared.users != nullptr && !shared.users->empty()) {
     for (config::AuthMechanism m : cfg.auth) {

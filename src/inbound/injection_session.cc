@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // InjectionSession: ServerSession driver, relay/AUTH/space policy, and the 250-after-commit
-// hand-off to the shard's SpoolWriter (RELIABILITY §1.4.3).
+// hand-off to the shard's SpoolWriter (250 only after the batch's fdatasync).
 #include "inbound/injection_session.h"
 
 #include <algorithm>
@@ -16,11 +16,11 @@
 namespace salvo::inbound {
 namespace {
 
-// Output not yet written beyond this: stop reading until it drains (RELIABILITY D7).
+// Output not yet written beyond this: stop reading until it drains (docs/reliability.md D7).
 constexpr std::size_t kOutputHighWater = 256 * 1024;
 // The per-listener record scratch keeps at most this much capacity between messages.
 constexpr std::size_t kKeepScratch = 1 << 20;
-// Failed AUTH attempts per connection before 421 and close (RELIABILITY §2.2 brute force).
+// Failed AUTH attempts per connection before 421 and close (slows password guessing).
 constexpr std::uint32_t kMaxAuthFailures = 3;
 
 }  // namespace
@@ -138,7 +138,7 @@ void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
 std::optional<smtp::Reply> InjectionSession::on_mail(const smtp::ServerSession&,
                                                      const smtp::Path&,
                                                      const smtp::MailParams&) {
-  // RELIABILITY §1.4.5: refuse before the client sends data, not at end of data.
+  // Spool below its reserve: refuse before the client sends data, not at end of data.
   if (!listener_.writer_.free_space_ok()) {
     ++listener_.stats_.low_space;
     return smtp::Reply(452, {4, 3, 1}, "Insufficient system storage");
@@ -150,7 +150,7 @@ std::optional<smtp::Reply> InjectionSession::on_mail(const smtp::ServerSession&,
 std::optional<smtp::Reply> InjectionSession::on_rcpt(const smtp::ServerSession& s,
                                                      const smtp::Path&,
                                                      const smtp::RcptParams&) {
-  // RELIABILITY §2.2: salvo has no local domains, so every recipient is a relay; allowed
+  // salvo has no local domains, so every recipient is a relay; allowed
   // only for relay_networks or authenticated clients (Postfix permit_mynetworks,
   // permit_sasl_authenticated). Checked per recipient on the parsed path.
   if (relay_network_ || s.authenticated()) return std::nullopt;
@@ -164,7 +164,7 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
                                                      std::string_view authcid,
                                                      std::string_view password) {
   const AuthUsers* users = listener_.shared_.users;
-  // Same reply, same work, for an unknown user and a wrong password (RELIABILITY §2.2).
+  // Same reply, same work, for an unknown user and a wrong password (no user enumeration).
   bool ok = users != nullptr && users->check(authcid, password);
   if (ok && (authzid.empty() || authzid == authcid)) {
     ++listener_.stats_.auth_ok;
@@ -175,7 +175,7 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
   return smtp::Reply(535, {5, 7, 8}, "Error: authentication failed");
 }
 
-// SPEC §7: one "received" event per recipient, once the message is durable.
+// Accounting: one "received" event per recipient, once the message is durable.
 void InjectionSession::log_received(const PendingCommit& p) noexcept {
   accounting::Writer* log = listener_.accounting_;
   if (log == nullptr) return;
@@ -278,7 +278,7 @@ void InjectionSession::on_committed(Status status) noexcept {
   } else if (status.error() == std::errc::no_space_on_device) {
     session_.complete_deferred(452, {4, 3, 1}, "Insufficient system storage");
   } else {
-    // fsyncgate (RELIABILITY §1.4.4): never 250 after a failed write or fdatasync.
+    // fsyncgate (docs/spool-format.md §5): never 250 after a failed write or fdatasync.
     session_.complete_deferred(451, {4, 3, 0}, "Error: queue file write error");
   }
   flush_output();

@@ -20,17 +20,18 @@ namespace salvo::inbound {
 
 // Owner: the accepting shard. Heap object that deletes itself once the connection has
 // closed and no commit is in flight (the writer always calls on_committed, also from
-// ~SpoolWriter). Timeouts (RFC 5321 §4.5.3.2) are Connection's idle timer: idle_timeout
-// outside a transaction, the longer of command/data timeout inside; it closes without a
-// 421 (inbound may not use io timers: STYLE.md §1 layers). Commits are deferred completions
-// (smtp::ServerSession::defer_completion): a pipelining or BDAT client keeps up to
-// kMaxDeferred messages in flight; replies stay in order behind the oldest pending commit,
-// and the writer answers this session's appends in append order (one shard, one writer).
+// ~SpoolWriter). Timeouts (RFC 5321 §4.5.3.2) are Connection's idle timer (inbound may not
+// use io timers itself): idle_timeout outside a transaction, the longer of command/data
+// timeout inside; on_idle_timeout says 421 4.4.2 before the close, unless a commit is
+// pending. Commits are deferred completions (smtp::ServerSession::defer_completion): a
+// pipelining or BDAT client keeps up to ServerConfig::max_deferred_completions (32) messages
+// in flight; replies stay in order behind the oldest pending commit, and the writer answers
+// this session's appends in append order (one shard, one writer).
 //
 //   MessageReady -> append(record, this) -> defer_completion, read on
 //   on_committed(ok)  -> "250 2.0.0 Ok: queued as ID" (+ replies held behind it)
 //   on_committed(err) -> 451 4.3.0 / 452 4.3.1
-//   session blocked (STARTTLS/QUIT, or kMaxDeferred pending) -> pause_reading until answered
+//   session blocked (STARTTLS/QUIT, or the deferral cap reached) -> pause_reading until answered
 class InjectionSession final : public net::ConnectionHandler,
                                public smtp::ServerPolicy,
                                public spool::CommitWaiter {

@@ -42,7 +42,7 @@ std::string client_info(const TraceInfo& t, std::string_view auth_user);
 // spool::MessageRecord / JobTemplateRecord flags.
 std::uint8_t message_flags(bool smtputf8, bool eight_bit) noexcept;
 
-// SPEC §7 "received" for one recipient: sets ev.rcpt and ev.domain, appends the line.
+// The accounting "received" event for one recipient: sets ev.rcpt and ev.domain, appends the line.
 void account_received(accounting::Writer& log, accounting::Event& ev, std::string_view rcpt);
 
 // Fills m from the session's envelope (views into env, which must outlive m's use).

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The backend registry (STYLE.md §5.5), Features::describe and the engine-free wake.
+// The backend registry, Features::describe and the engine-free wake.
 #include <salvo/io/engine.h>
 
 #include <unistd.h>

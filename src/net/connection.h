@@ -33,7 +33,7 @@ class KernelStack;
 //
 // Zero-copy (KernelStackOptions::zerocopy_threshold): a write of at least the threshold
 // moves the in-flight buffer into a ZcBuffer and sends it with send_zc. The kernel reads
-// that buffer until its notification (STYLE.md §5.3), so it is neither written, reused
+// that buffer until its notification, so it is neither written, reused
 // nor freed before; the next write can go out meanwhile from the other buffers. A refusal
 // (-EOPNOTSUPP and the like) switches the connection to plain send for good.
 class KernelConnection final : public Connection, public Deferred {

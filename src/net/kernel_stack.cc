@@ -47,7 +47,7 @@ KernelStack::~KernelStack() {
   for (auto& l : listeners_) l->teardown_silently();
   for (KernelConnection* c : std::vector<KernelConnection*>(connections_)) c->teardown_silently();
   for (PendingConnect* p : std::vector<PendingConnect*>(connects_)) p->teardown_silently();
-  // Completions still owed by the engine point into our objects (STYLE.md §5.3): let them
+  // Completions still owed by the engine point into our objects: let them
   // arrive. Deferred finalization keeps running through the kick timer meanwhile.
   auto until = MonoClock::now() + kDestroyDrain;
   while (ops_ > 0 && MonoClock::now() < until) {

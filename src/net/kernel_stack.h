@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// KernelStack: net::Stack over io::Engine and the kernel's TCP (STYLE.md §5.1). Owns the
+// KernelStack: net::Stack over io::Engine and the kernel's TCP. Owns the
 // listeners, the connections and the pending connects of one shard, one provided-buffer
 // ring shared by every connection's multishot receive, and a ready list of deferred work.
 #pragma once

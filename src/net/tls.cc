@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// TlsContext / TlsSession over wolfSSL with buffer IO callbacks (STYLE.md §5.6): wolfSSL
+// TlsContext / TlsSession over wolfSSL with buffer IO callbacks: wolfSSL
 // never touches a socket; it reads ciphertext from TlsSession::in_ and appends to out_.
 #include <salvo/net/tls.h>
 
@@ -97,7 +97,7 @@ struct TlsIo {
 
   static int send(WOLFSSL*, char* buf, int sz, void* ctx) noexcept {
     auto* s = static_cast<TlsSession*>(ctx);
-    // ByteBuffer growth may throw bad_alloc; running out of memory is fatal (STYLE.md §3.5).
+    // ByteBuffer growth may throw bad_alloc; running out of memory is fatal.
     s->out_.append(std::string_view(buf, static_cast<std::size_t>(sz)));
     return sz;
   }

@@ -2,7 +2,8 @@
 // ClientSession: greeting, EHLO (HELO fallback), STARTTLS, AUTH, then transactions either
 // lock-step or pipelined (RFC 2920: MAIL, all RCPTs and DATA in one write; the body only
 // after 354), optionally pipelined across messages. Replies are matched to what was sent
-// through the expect_ queue; a reply nobody asked for is a protocol error (H10).
+// through the expect_ queue; a reply nobody asked for is a protocol error
+// (docs/reliability.md H10).
 #include <salvo/smtp/client_session.h>
 
 #include <charconv>
@@ -468,7 +469,7 @@ void ClientSession::on_transaction_reply(const Reply& r) {
         }
         break;
       }
-      if (r.code / 100 == 2) {  // H20: DATA "accepted" without 354
+      if (r.code / 100 == 2) {  // DATA "accepted" without 354 (reliability H20)
         ++stats_.protocol_errors;
         fail(local_reply(451, {4, 5, 0}, "Protocol error: DATA not answered with 354"), true,
              false);

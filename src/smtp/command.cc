@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Command-line parser (RFC 5321 §4.1 grammar, ESMTP parameters of RFC 1870, 6152, 6531,
-// 3461, 4954). Every failure maps to one fixed reply (RELIABILITY §6 table A).
+// 3461, 4954). Every failure maps to one fixed reply (docs/reliability.md table A).
 #include <salvo/smtp/command.h>
 
 #include <cstring>
@@ -251,7 +251,7 @@ bool parse_mail_rcpt(std::string_view rest, const CommandOptions& opts, Command*
   std::string_view prefix = mail ? "FROM:" : "TO:";
   if (!istarts_with(rest, prefix)) return set_error(err, mail ? kMailSyntax : kRcptSyntax);
   rest.remove_prefix(prefix.size());
-  if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);  // tolerated (A7)
+  if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);  // tolerated (reliability A7)
   std::size_t used = 0;
   PathError pe = parse_path(rest, mail ? PathKind::Reverse : PathKind::Forward,
                             AllowUtf8::kYes, &out->path, &used);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // DATA/BDAT content framing and the client-side dot-stuffer. The DATA decoder is a
 // five-state machine over bytes, so CRLF "." CRLF is found across any split of the input
-// and nothing else ever ends the data (RELIABILITY §2.4).
+// and nothing else ever ends the data (no SMTP smuggling).
 #include <salvo/smtp/data_codec.h>
 
 #include <array>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Segment file helpers. Creation is the only place with directory operations: after it the
-// commit path is write + fdatasync into preallocated space (RELIABILITY §1.4.1).
+// commit path is write + fdatasync into preallocated space.
 #include "spool/segment_file.h"
 
 #include <dirent.h>

@@ -68,7 +68,7 @@ class SpoolWriter::CommitOp final : public io::Completion {
       owner->on_io(*this, res);
       return;
     }
-    // The writer is gone: let the kernel finish, then free (STYLE.md §5.3 lifetime).
+    // The writer is gone: let the kernel finish, then free.
     if (own_fd) ::close(fd);
     delete this;
   }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Hostile pickup files (SPEC §4, RELIABILITY: bad input from disk never crashes): the first
+// Hostile pickup files (bad input from disk never crashes; docs/reliability.md F3/F4): the first
 // byte picks the format and a chunk size. .eml: parse_eml on the rest. .json: the two-pass
 // JobReader fed whole and fed in chunks must agree exactly (same error position, or the
 // same header and recipients): the framing may not depend on where reads end.

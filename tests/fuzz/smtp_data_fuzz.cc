@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // DATA/BDAT framing: the decoder must give the same end-of-data position and body for any
-// split of the input (C5), only CRLF.CRLF may end data (smuggling), and dot_stuff must
+// split of the input (reliability C5), only CRLF.CRLF may end data (smuggling), and dot_stuff must
 // round-trip any body that has no bare CR/LF.
 #include <salvo/smtp/data_codec.h>
 

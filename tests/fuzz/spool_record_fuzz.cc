@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Hostile or damaged disks (RELIABILITY E11): arbitrary bytes as the records of a spool
+// Hostile or damaged disks (docs/reliability.md E11): arbitrary bytes as the records of a spool
 // segment, behind a valid segment header, through the recovery scan. Never a crash, and
 // every record that verifies re-encodes to the same payload (the codec is canonical).
 #include <cstdint>

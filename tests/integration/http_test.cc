@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvod's HTTP surface (issue 5 items 2 and 3) against a running salvod: /metrics parsed
+// salvod's HTTP surface against a running salvod: /metrics parsed
 // by Debian's python3-prometheus-client (its parser rejects malformed exposition text) with
 // the numbers checked against what was sent, /api/v1/inject (202 with the id after the
 // commit, the job delivered; 4xx with a JSON error for bad input, nothing queued), and the

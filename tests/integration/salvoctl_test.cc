@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvoctl against a running salvod (issue 5 item 1): status and domains (text and --json)
+// salvoctl against a running salvod: status and domains (text and --json)
 // agree with what was queued and delivered, pause holds and resume delivers, flush retries
 // deferred mail at once, bounce cancels with DSNs, and the errors an operator meets are
 // clear. Real parts: salvod, salvo-sink MX hosts on 127.0.0.3/.4 via [routes], the socket.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Delivery end to end with real parts (issue 4): salvod, Debian's unbound on a loopback port
+// Delivery end to end with real parts: salvod, Debian's unbound on a loopback port
 // serving the test zones (MX, A, null MX, NXDOMAIN, SERVFAIL, the DKIM key), salvo-sink MX
 // hosts on 127.0.0.x with scripted faults, real TLS, real spool files. Outcomes are read
 // from what the sinks counted and kept (--maildir) and from salvod's accounting log.

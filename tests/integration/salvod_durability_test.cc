@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvod durability with real processes, real files and fsync (RELIABILITY §1, §6 table E):
+// salvod durability with real processes, real files and fsync (docs/reliability.md table E):
 //  - E1/E2: SIGKILL at random moments under concurrent pipelined load, then restart on the
 //    same spool: every message that got its 250 is in the spool, whole; unacknowledged
 //    copies are allowed and counted;

@@ -34,7 +34,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
 
-// The writer protocol of SPEC §4: write under pickup/tmp/, then rename into pickup/.
+// The writer protocol: write under pickup/tmp/, then rename into pickup/.
 void drop_file(const std::string& pickup, const std::string& name, const std::string& text) {
   fs::create_directories(pickup + "/tmp");
   std::string tmp = pickup + "/tmp/" + name;
@@ -216,7 +216,7 @@ TEST(Pickup, FilesPresentAtStartAndWrittenInPlaceAreTaken) {
   EXPECT_TRUE(fs::exists(pickup + "/ignored.txt"));
 }
 
-// RELIABILITY §1.3 F5 / SPEC §4: kill -9 at random moments while files are being picked
+// docs/reliability.md F5: kill -9 at random moments while files are being picked
 // up; after each restart every file is either queued exactly once or still waiting, and
 // at the end every file is queued exactly once.
 TEST(Pickup, KillDuringPickupLosesNothingAndQueuesNothingTwice) {

@@ -124,7 +124,7 @@ TEST(Salvod, QueuesOnlyAfterCommitAndRecoversAfterRestart) {
                                        "salvo.test (salvo) with ESMTP id "))
       << s.bodies[0];
   EXPECT_NE(s.bodies[0].find("\r\n\r\nbody line\r\n.dot\r\n"), std::string::npos) << s.bodies[0];
-  // SPEC §7: one "received" accounting event per recipient, written by the daemon.
+  // One "received" accounting event per recipient, written by the daemon.
   std::ifstream acct(dir.file("log/accounting.jsonl"));
   std::vector<json> events;
   for (std::string line; std::getline(acct, line);) events.push_back(json::parse(line));
@@ -357,7 +357,7 @@ TEST(Salvod, StartTlsCommandInjectionNeverRuns) {
   c.read_reply();
   c.send("STARTTLS\r\nMAIL FROM:<injected@example.com>\r\n");
   std::string r = c.read_reply();
-  // Reject policy (RELIABILITY §2.3): 554 and close, no TLS, the MAIL never runs.
+  // Reject policy (docs/reliability.md B5): 554 and close, no TLS, the MAIL never runs.
   EXPECT_FALSE(starts_with(r, "250")) << r;
   std::string more = c.read_reply();
   EXPECT_EQ(more.find("250"), std::string::npos) << more;
@@ -391,9 +391,9 @@ TEST(Salvod, BlastThenRestartRecoversExactlyN) {
   EXPECT_EQ(s.recipients, static_cast<std::size_t>(2 * kMessages));
 }
 
-// E13: SIGTERM under load: every message that got its 250 is in the spool; at most the
-// commits in flight at the stop (one per connection) are queued without the client
-// having read the 250.
+// docs/reliability.md E13: SIGTERM under load: every message that got its 250 is in the
+// spool; at most the commits in flight at the stop (one per connection) are queued without
+// the client having read the 250.
 TEST(Salvod, SigtermUnderLoadLosesNothingAcknowledged) {
   TempDir dir;
   constexpr int kConnections = 8;
@@ -456,9 +456,9 @@ TEST(Salvod, LowSpoolSpaceGives452AtMail) {
   EXPECT_EQ(read_spool(dir.file("spool")).messages, 0u);
 }
 
-// C14: the client sends end-of-data and resets the connection before the 250; the commit
-// finishes on a session whose connection is gone (no use-after-free; the message stays
-// queued: RFC 1047 duplicate window).
+// docs/reliability.md C14: the client sends end-of-data and resets the connection before
+// the 250; the commit finishes on a session whose connection is gone (no use-after-free;
+// the message stays queued: RFC 1047 duplicate window).
 std::uint64_t logged_counter(const std::string& log, const std::string& name) {
   auto pos = log.find(name + "=");
   if (pos == std::string::npos) return ~0ull;
@@ -498,7 +498,8 @@ print('OK')
   EXPECT_EQ(read_spool(dir.file("spool")).messages, queued) << log;
 }
 
-// E13: SIGTERM closes the listener and tells idle sessions 421; salvod exits 0.
+// docs/reliability.md E13: SIGTERM closes the listener and tells idle sessions 421; salvod
+// exits 0.
 TEST(Salvod, GracefulStopSays421ToOpenSessions) {
   TempDir dir;
   Salvod d(dir, smtp_options(""));

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// CertFactory: test certificates made at run time with the openssl CLI (STYLE.md §7): a CA,
+// CertFactory: test certificates made at run time with the openssl CLI: a CA,
 // a "localhost" server certificate it signs (SAN DNS:localhost, IP:127.0.0.1) and an
 // unrelated second CA for "wrong CA" tests. Files live in a temp dir removed on destruction.
 #pragma once

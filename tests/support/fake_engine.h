@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// FakeEngine: an io::Engine that completes operations from scripted results (STYLE.md
-// §5.7, after Seastar loopback_socket.hh). Deterministic: no kernel, no threads, time from
+// FakeEngine: an io::Engine that completes operations from scripted results (after
+// Seastar's loopback_socket.hh). Deterministic: no kernel, no threads, time from
 // a TestClock. For unit tests of net, spool and outbound.
 #pragma once
 

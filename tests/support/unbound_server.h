@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // UnboundServer: Debian's unbound on a free 127.0.0.1 port for integration tests, serving
-// the test zones from local-data (STYLE.md §7). Never queries outside the host: every name
+// the test zones from local-data. Never queries outside the host: every name
 // outside the configured zones is REFUSED, and the SERVFAIL zones are stubs that unbound is
 // not allowed to query (do-not-query-localhost), which it answers with SERVFAIL at once.
 #pragma once

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pickup-file generation for salvo-blast (--pickup DIR): writes each file under DIR/tmp
-// and renames it into DIR when complete (the pickup contract in SPEC §4).
+// and renames it into DIR when complete (the pickup directory's contract).
 //   eml:  one message per file, PowerMTA envelope lines (X-Sender, X-Receiver...) first;
 //   json: bulk jobs {"from","content","recipients":[{"email","vars"}],"job"}, with up to
 //         --job-size recipients per file and {{name}}/{{id}} variables in the content.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvo-blast: load generator (SPEC §8). --smtp HOST:PORT injects over ESMTP from many
+// salvo-blast: load generator. --smtp HOST:PORT injects over ESMTP from many
 // connections on every core and reports the achieved rate and latency percentiles;
 // --pickup DIR writes .eml or .json pickup files instead.
 #include <signal.h>

@@ -1,4 +1,4 @@
-# Install rules and the Debian package (issue 5, item 6). Included last from the top-level
+# Install rules and the Debian package. Included last from the top-level
 # CMakeLists.txt so that every program target already exists.
 #
 #   cmake --build build --target package   ->  build/salvo_<version>_<arch>.deb

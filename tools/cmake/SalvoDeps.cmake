@@ -1,5 +1,5 @@
 # Finds every third-party dependency from Debian packages and fails at configure time
-# naming the package to install (STYLE.md §9). tools/test.sh installs them all.
+# naming the package to install. tools/test.sh installs them all.
 find_package(PkgConfig)
 if(NOT PkgConfig_FOUND)
   message(FATAL_ERROR "pkg-config not found: apt-get install pkg-config")

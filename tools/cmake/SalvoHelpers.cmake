@@ -31,7 +31,7 @@ endif()
 # salvo_module(NAME spool DEPS base io LIBS <public third-party> PRIVATE_LIBS <private>)
 # Sources: src/<name>/*.cc. Public headers: include/salvo/<name>/. Private headers are
 # reachable as "<name>/x.h" from this target only (a per-module include root that holds
-# just a link to src/<name>), so another module cannot include them (STYLE.md §1 rule 1).
+# just a link to src/<name>), so another module cannot include them.
 function(salvo_module)
   cmake_parse_arguments(M "" "NAME" "DEPS;LIBS;PRIVATE_LIBS" ${ARGN})
   file(GLOB _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${M_NAME}/*.cc
@@ -63,7 +63,7 @@ function(salvo_module)
 endfunction()
 
 # salvo_executable(NAME salvo-sink SOURCES ... DEPS base net ...): mimalloc linked in
-# (executables only, STYLE.md §4.7; left out under sanitizers, which bring their own).
+# (executables only; left out under sanitizers, which bring their own).
 function(salvo_executable)
   cmake_parse_arguments(E "" "NAME" "SOURCES;DEPS;LIBS" ${ARGN})
   add_executable(${E_NAME} ${E_SOURCES})

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// salvo-sink: ESMTP sink for benchmarks and tests (SPEC §8). Listens on many addresses
+// salvo-sink: ESMTP sink for benchmarks and tests. Listens on many addresses
 // with a scripted fault plan per listener, counts exactly, optionally keeps what arrived
 // in a maildir, and on exit (SIGTERM/SIGINT or --duration) prints one JSON object. With
 // --progress-file it also keeps the running totals in a file that scripts can poll.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The accounting log (SPEC §7): one JSON line per recipient event in
+// The accounting log: one JSON line per recipient event in
 // LOG_DIR/accounting.jsonl, written by every shard through its own io::Engine, rotated by
 // size and age. Lines are whole: each write carries complete lines only, on an O_APPEND
 // descriptor, so the shards' lines never interleave inside a line.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The invariant ladder (STYLE.md §3.5, after Envoy and Postfix msg_panic):
+// The invariant ladder (after Envoy and Postfix msg_panic):
 //   SALVO_ASSERT(c) debug-only documentation of an invariant;
 //   SALVO_CHECK(c)  always evaluated, aborts with a message and backtrace;
 //   SALVO_BUG(msg)  logs and counts in release builds, aborts in debug builds.

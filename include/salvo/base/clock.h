@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Time is passed in (STYLE.md §1 layer 1): pure modules take TimePoints, services take a
+// Time is passed in: pure (layer 1) modules take TimePoints, services take a
 // Clock&. SystemClock reads the kernel; tests use tests/support/test_clock.h.
 #pragma once
 

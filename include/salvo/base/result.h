@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The one error-carrying return type (STYLE.md §3): Result<T> = std::expected<T, error_code>.
+// The one error-carrying return type: Result<T> = std::expected<T, error_code>.
 // Fallible functions return it and are [[nodiscard]]; exceptions only at start-up.
 #pragma once
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Strong ids and tagged flags (STYLE.md §2): no naked bool or integer parameters at call
+// Strong ids and tagged flags: no naked bool or integer parameters at call
 // sites. StrongId<struct ShardTag, uint32_t> is a distinct type per tag (Redpanda
 // named_type); BoolClass<Tag> is Seastar's bool_class.
 #pragma once

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Parsers for the human units used in configs and flags (SPEC §3): durations "250ms",
+// Parsers for the human units used in configs and flags: durations "250ms",
 // "30s", "5m", "2h", "4d"; sizes "512", "10KB", "50MB", "1GiB"; rates "500/s", "20000/h",
 // "100/m", "10/5s". Strict: no sign, no spaces inside, overflow-checked.
 // std::errc::invalid_argument / value_too_large.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The typed configuration (SPEC §3): one struct per section, defaults in the initializers,
+// The typed configuration: one struct per section, defaults in the initializers,
 // loaded and validated by load_file / load_string. configs/salvo.toml documents every key.
 #pragma once
 
@@ -98,7 +98,7 @@ struct Dns {
   friend bool operator==(const Dns&, const Dns&) = default;
 };
 
-// The accounting-log vocabulary of bounce categories (SPEC §7).
+// The accounting-log vocabulary of bounce categories (the "category" of bounced lines).
 inline constexpr std::string_view kBounceCategories[] = {"bad-mailbox", "bad-domain", "quota",
                                                          "spam-block",  "policy",     "routing",
                                                          "protocol",    "transient",  "other"};

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // dkim::errc: why a Signer could not be made (bad options or key) or a message could not be
-// signed (STYLE.md §3.3). Each message names the problem in one line for the config loader.
+// signed. Each message names the problem in one line for the config loader.
 #pragma once
 
 #include <system_error>

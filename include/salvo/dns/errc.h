@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// dns::errc: error codes of the dns module (STYLE.md §3.3). Kernel errors (ECONNREFUSED from
+// dns::errc: error codes of the dns module. Kernel errors (ECONNREFUSED from
 // an ICMP port unreachable, ...) keep std::system_category.
 #pragma once
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // DNS message codec (RFC 1035 §4). Sans-IO and pure: ldns is used only to encode queries
-// (ldns_pkt2wire) and decode responses (ldns_wire2pkt), never its resolver (STYLE.md §5.6).
+// (ldns_pkt2wire) and decode responses (ldns_wire2pkt), never its resolver.
 // Responses are reduced to plain C++ values: rcode, TC, MX / A / AAAA records with TTLs at
 // the end of the CNAME chain, and the RFC 2308 negative-caching TTL from the SOA.
 #pragma once
@@ -42,7 +42,7 @@ struct Question {
 
 // RFC 6891: the UDP payload size advertised in the OPT record (DNS Flag Day 2020 value).
 inline constexpr std::uint16_t kEdnsPayload = 1232;
-// Longest CNAME chain followed inside one answer (RELIABILITY.md G12).
+// Longest CNAME chain followed inside one answer (docs/reliability.md G12).
 inline constexpr int kMaxCnameChain = 16;
 
 // Builds the wire form of a recursive (RD) query. edns_payload 0 = no OPT record.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// MxCache: per-shard MX resolution with caching (SPEC §6, RFC 5321 §5.1). A domain becomes
+// MxCache: per-shard MX resolution with caching (RFC 5321 §5.1). A domain becomes
 // an ordered list of MX hosts with their addresses, or a permanent or temporary failure.
 // TTLs clamped, negative answers cached (RFC 2308), lookups coalesced, entries in use
 // refreshed ahead of expiry, IDN domains converted to A-labels (libidn2).
@@ -66,7 +66,7 @@ struct MxCacheOptions {
   std::uint64_t shuffle_seed = 0;    // 0: seeded from getrandom(2); tests pass a fixed seed
 };
 
-// Per-shard counters (STYLE.md §4.6).
+// Per-shard counters.
 struct MxCacheStats {
   std::uint64_t lookups = 0;
   std::uint64_t hits = 0;
@@ -103,7 +103,7 @@ class MxCache {
   // The same for a host name given directly (a [routes] target): its A/AAAA records, as
   // one host at preference 0, cached beside the domains' answers.
   [[nodiscard]] MxAnswer lookup_host(std::string_view host, Callback cb);
-  // Starts resolving each domain not cached yet (SPEC [dns] prewarm); no callbacks.
+  // Starts resolving each domain not cached yet ([dns] prewarm); no callbacks.
   void prewarm(std::span<const std::string> domains);
   // Starts the refresh-ahead resolutions that are due. Call about once a second.
   void tick();

@@ -47,7 +47,7 @@ struct ResolverOptions {
   std::uint16_t edns_payload = kEdnsPayload;   // 0: no EDNS, plain 512-byte UDP answers
 };
 
-// Per-shard counters (STYLE.md §4.6).
+// Per-shard counters.
 struct ResolverStats {
   std::uint64_t queries = 0;  // query() calls
   std::uint64_t udp_tries = 0;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// dsn::errc: why build_dsn refused to build a notification (STYLE.md §3.3).
+// dsn::errc: why build_dsn refused to build a notification.
 #pragma once
 
 #include <system_error>

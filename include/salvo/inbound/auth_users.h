@@ -12,8 +12,8 @@
 namespace salvo::inbound {
 
 // Shared read-only by every shard once built. check() takes the same path, and compares
-// the same number of bytes, for an unknown user as for a wrong password (RELIABILITY §2.2:
-// same reply and timing), so the reply cannot be used to enumerate users.
+// the same number of bytes, for an unknown user as for a wrong password (same reply and
+// timing), so the reply cannot be used to enumerate users.
 class AuthUsers {
  public:
   AuthUsers() = default;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // ClientLimiter: the node-wide count of open injection connections per client IP address,
-// for [[listen]] max_connections_per_ip (RELIABILITY §6 B18, D4). Thread-safe.
+// for [[listen]] max_connections_per_ip (docs/reliability.md B18). Thread-safe.
 #pragma once
 
 #include <array>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// InjectionListener: the ESMTP injection listener (SPEC §4) of one shard for one [[listen]]
+// InjectionListener: the ESMTP injection listener of one shard for one [[listen]]
 // entry: smtp::ServerSession over net::Connection, relay / AUTH / size / per-IP policy, and
 // the spool hand-off that answers 250 only after the group commit's fdatasync.
 #pragma once
@@ -39,7 +39,7 @@ struct ListenerShared {
   ClientLimiter* limiter = nullptr;      // null = no per-IP cap
 };
 
-// Per-shard, per-listener counters (STYLE.md §4.6); summed by the daemon after join().
+// Per-shard, per-listener counters; summed by the daemon after join().
 struct InboundStats {
   std::uint64_t connections = 0;
   std::uint64_t refused_per_ip = 0;      // 421 4.7.0 at connect: per-IP cap reached
@@ -54,7 +54,7 @@ struct InboundStats {
   std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL
   std::uint64_t tls_sessions = 0;
   // End of DATA (or the last BDAT chunk) to the reply (250 after the group commit, or the
-  // 4xx of a failed one): what a client waits for durability (SPEC §7 metrics).
+  // 4xx of a failed one): what a client waits for durability (/metrics).
   LatencyHistogram end_of_data_reply_ns;
   smtp::ServerStats session;
   InboundStats& operator+=(const InboundStats& o) noexcept;

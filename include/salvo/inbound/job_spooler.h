@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// JobSpooler: puts one bulk job (SPEC §4 .json pickup / HTTP inject) into the shard's spool:
+// JobSpooler: puts one bulk job (.json pickup file / HTTP inject) into the shard's spool:
 // template with a Received: line, recipient batches with back-pressure on the writer, the
 // commit record, then the "received" accounting lines and the hand-off to delivery, read
 // back from the spool (what was queued, not what was parsed). The caller parses; this only

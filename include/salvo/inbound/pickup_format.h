@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The two pickup-directory file formats (SPEC §4), parsed without IO:
+// The two pickup-directory file formats, parsed without IO:
 //  - *.eml: PowerMTA-style envelope lines (X-Sender, X-Receiver, X-Envid, X-Job; names
 //    case-insensitive) followed by the RFC 5322 message;
 //  - *.json: a bulk job {"from", "content", "recipients": [{"email", "vars"}...], "job",

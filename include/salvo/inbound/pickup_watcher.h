@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// PickupWatcher: the pickup directory (SPEC §4) on one shard. Every shard watches the same
+// PickupWatcher: the pickup directory on one shard. Every shard watches the same
 // directory (inotify, plus a periodic rescan as a safety net) and takes only the files whose
 // name hashes to it, so no file is claimed twice and no shard talks to another. A file is
 // read through the shard's io::Engine, parsed (pickup_format.h), queued whole through the

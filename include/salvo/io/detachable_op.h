@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // DetachableOp: a heap io::Completion that forwards its result to an owner and may outlive
-// it (STYLE.md §5.3). The owner arms it for one operation at a time; when the owner goes
-// away it calls release(): an idle op is freed at once, an armed one is cancelled and frees
-// itself at its final completion (so let the engine run a few more times). Used for timers
-// and long-lived reads (spool batch timer, pickup inotify read and tick, DNS kicker).
+// it (a Completion lives until its last call). The owner arms it for one operation at a
+// time; when the owner goes away it calls release(): an idle op is freed at once, an armed
+// one is cancelled and frees itself at its final completion (so let the engine run a few
+// more times). Used for timers and long-lived reads (spool batch timer, pickup inotify read
+// and tick, DNS kicker).
 #pragma once
 
 #include <cstdint>

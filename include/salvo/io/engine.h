@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// io::Engine: the completion-based IO seam (STYLE.md §5). One Engine per shard, used only
+// io::Engine: the completion-based IO seam. One Engine per shard, used only
 // from that shard's thread. Backends: io_uring (src/io/uring/), and the FakeEngine of the
 // unit tests. Nothing here names liburing.
 //
-// Contract (STYLE.md §5.3):
+// Contract:
 //  - every operation names a Completion; when it finishes, the engine calls
 //    on_complete(res, flags) from inside run_once() on the owning thread;
 //  - res >= 0 is the operation's result (bytes, fd, ...); res < 0 is -errno
@@ -60,7 +60,7 @@ inline std::error_code to_error_code(std::int32_t res) noexcept {
   return {res < 0 ? -res : res, std::system_category()};
 }
 
-// What the backend found at start-up (STYLE.md §5.5). Required features missing: the
+// What the backend found at start-up. Required features missing: the
 // engine is not created and create_engine() says which in one line.
 struct Features {
   bool msg_ring = false;          // IORING_OP_MSG_RING wakeups (else eventfd)
@@ -175,7 +175,7 @@ class Engine {
 // is async-signal-safe. A MsgRing target needs an engine: use Engine::wake().
 void wake_from_any_thread(WakeTarget target) noexcept;
 
-// The backend registry (STYLE.md §5.5): "uring" is the only kernel backend today.
+// The backend registry: "uring" is the only kernel backend today.
 // Diagnostics: errc::not_supported with a one-line message in *why when io_uring is
 // missing or disabled (kernel.io_uring_disabled, seccomp, old kernel).
 [[nodiscard]] Result<std::unique_ptr<Engine>> create_engine(std::string_view backend,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// net::Stack: listen, connect and Connection byte streams (STYLE.md §5.1), the seam where
+// net::Stack: listen, connect and Connection byte streams, the seam where
 // a kernel-bypass stack would plug in. KernelStack (src/net/) runs over io::Engine.
 // One Stack per shard; every object here is owned by that shard and used on its thread.
 //

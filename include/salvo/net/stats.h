@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-stack (per-shard) counters of the net module (STYLE.md §4.6): plain integers written
+// Per-stack (per-shard) counters of the net module: plain integers written
 // by the owning shard only, summed across shards with operator+=.
 #pragma once
 

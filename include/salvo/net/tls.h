@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// TLS over in-memory buffers (STYLE.md §5.6): wolfSSL reads and writes ciphertext through
+// TLS over in-memory buffers: wolfSSL reads and writes ciphertext through
 // custom IO callbacks on ByteBuffers, so the same TlsSession works over io_uring, a fake
 // engine or a user-space stack, and can start mid-stream for STARTTLS (RFC 3207).
 // A TlsContext is built at start-up (may throw std::runtime_error with a one-line reason)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // MessageMatrix<Msg>: typed cross-shard messages over an N x N matrix of SpscRings, one
-// per ordered pair of shards (STYLE.md §4.3-4.4). Msg is a value type, typically a
+// per ordered pair of shards (docs/architecture.md §4). Msg is a value type, typically a
 // std::variant of small structs declared by the module that owns the protocol.
 #pragma once
 

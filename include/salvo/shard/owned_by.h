@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// OwnedBy: the debug-only ownership guard (STYLE.md §4.5, Redpanda oncore.h). A member
+// OwnedBy: the debug-only ownership guard (after Redpanda's oncore.h). A member
 // records the shard that constructed its object; mutators call check(). Release builds
 // compile it to nothing.
 #pragma once

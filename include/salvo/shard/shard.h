@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Shard: the loop on one core (one thread, pinned, one io::Engine). ShardSet starts, pins
-// and stops them. Everything a shard owns is used on its thread only (STYLE.md §4).
+// and stops them. Everything a shard owns is used on its thread only (docs/architecture.md §2).
 //
 //   main thread            shard 0 thread          shard 1 thread
 //   ShardSet::start ---->  init(shard) ; loop      init(shard) ; loop

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-shard counters of the loop and the mailboxes (STYLE.md §4.6): plain integers,
+// Per-shard counters of the loop and the mailboxes: plain integers,
 // written by the owning shard only, summed across shards with operator+=.
 #pragma once
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// ClientSession: the sans-IO ESMTP client state machine used by salvo-blast and the
-// delivery engine (outbound::DeliveryDriver). Owned by the shard that owns the connection.
+// ClientSession: the sans-IO ESMTP client state machine used by salvo-blast and by the
+// outbound delivery connection. Owned by the shard that owns the connection.
 //
 // Driver contract:
 //   connect; then loop: read reply bytes into `in`;

@@ -109,7 +109,7 @@ std::size_t dot_stuff(std::string_view body, ByteBuffer& out);
 std::size_t dot_stuffed_size(std::string_view body) noexcept;
 
 // Offset of the first bare CR or bare LF in `body`, or npos. Outgoing content must have
-// none (RELIABILITY §2.4: never emit a bare CR or LF).
+// none: salvo never emits a bare CR or LF (a receiver could read it as end of data).
 std::size_t find_bare_line_ending(std::string_view body) noexcept;
 
 }  // namespace salvo::smtp

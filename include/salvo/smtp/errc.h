@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// smtp::errc: the module's error codes for Result-returning helpers (STYLE.md §3.3).
+// smtp::errc: the module's error codes for Result-returning helpers.
 // Protocol outcomes are Replies, not errors; these are for callers that need an
 // std::error_code (e.g. a pickup file whose X-Sender address does not parse).
 #pragma once

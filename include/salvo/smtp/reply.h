@@ -84,7 +84,8 @@ class ReplyParser {
   ErrorKind error_ = ErrorKind::None;
 };
 
-// Commonly sent replies (the server's fixed texts live in src/smtp/replies.h).
+// A Reply from its parts (the server's fixed texts are inline in src/smtp/server_session.cc,
+// server_auth.cc and command.cc).
 Reply make_reply(std::uint16_t code, std::string_view status, std::string_view text);
 
 }  // namespace salvo::smtp

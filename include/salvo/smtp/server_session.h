@@ -96,7 +96,7 @@ class ServerPolicy {
                                        const MailParams&) {
     return std::nullopt;
   }
-  // The relay decision lives here (RELIABILITY §2.2): reject with 554 5.7.1.
+  // The relay decision lives here: reject with 554 5.7.1.
   virtual std::optional<Reply> on_rcpt(const ServerSession&, const Path& /*forward_path*/,
                                        const RcptParams&) {
     return std::nullopt;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// spool::errc: error codes of the spool module (STYLE.md §3.3). Kernel errors (EIO,
+// spool::errc: error codes of the spool module. Kernel errors (EIO,
 // ENOSPC from a CQE) keep std::system_category; these name the spool's own conditions.
 #pragma once
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The IO half of pickup-directory intake (STYLE.md §1: spool owns it): a DirectoryWatch
+// The IO half of pickup-directory intake (here because inbound may not use io): a DirectoryWatch
 // (inotify on the directory plus a periodic tick for rescans) and FileRead (one chunk of a
 // file at a time), both through the shard's io::Engine. Parsing, queueing and the
 // failed/ directory are the caller's (inbound::PickupWatcher).

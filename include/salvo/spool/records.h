@@ -72,7 +72,7 @@ struct Recipient {
   std::string_view orcpt;  // RFC 3461 ORCPT, "addr-type;xtext" as received
 };
 
-// A pickup file's identity (RELIABILITY §1.3, F5): stored in the commit record so a file
+// A pickup file's identity (docs/spool-format.md §8): stored in the commit record so a file
 // queued before a crash is recognised and unlinked, never queued twice.
 struct PickupIdentity {
   std::string name;
@@ -98,7 +98,7 @@ struct MessageRecord {
   std::string_view body;
 };
 
-// A bulk job's template, stored once (SPEC §4 .json pickup / HTTP inject).
+// A bulk job's template, stored once (.json pickup file / HTTP inject).
 struct JobTemplateRecord {
   MessageId job_id{};
   std::int64_t received_unix_ns = 0;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// SpoolWriter: appends records to one shard's spool with group commit (RELIABILITY §1.4):
+// SpoolWriter: appends records to one shard's spool with group commit (docs/spool-format.md §5):
 // records accumulate in a batch; a batch is written (write, continued on short writes) and
 // then fdatasync'ed; only when the fdatasync CQE returns 0 are its waiters told success.
 #pragma once
@@ -93,8 +93,8 @@ class SpoolWriter {
   // Nothing buffered and nothing in flight.
   bool idle() const noexcept;
   std::uint64_t buffered_bytes() const noexcept { return buffered_bytes_; }
-  // statvfs(dir) free bytes >= reserve_bytes (cached for 100 ms): MAIL/RCPT answer
-  // 452 4.3.1 when false (RELIABILITY §1.4.5).
+  // statvfs(dir) free bytes >= reserve_bytes (cached for 100 ms): when false, SMTP MAIL
+  // gets 452 4.3.1 and the pickup watcher waits.
   bool free_space_ok() const noexcept;
   const Stats& stats() const noexcept { return stats_; }
   SegmentSeq current_segment() const noexcept { return current_; }

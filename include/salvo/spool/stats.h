@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-shard spool counters (STYLE.md §4.6): written by the owning shard only, summed with
+// Per-shard spool counters: written by the owning shard only, summed with
 // operator+=. The group-commit factor is messages / commits.
 #pragma once
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Job templates (SPEC §4 .json pickup, HTTP inject): the content is stored once and each
+// Job templates (.json pickup files, HTTP inject): the content is stored once and each
 // recipient only its variables; the message is expanded when it is sent. A Template is the
 // content split once into literal runs and `{{ name }}` placeholders (name:
 // [A-Za-z0-9_.-]+, optional spaces inside the braces), then expanded per recipient with

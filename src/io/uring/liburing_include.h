@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The one place <liburing.h> is included (STYLE.md §5.4). liburing's inline helpers use
-// C casts and unused parameters; they are silenced here, for this header only.
+// The one place <liburing.h> is included (it never reaches a public header). liburing's
+// inline helpers use C casts and unused parameters; they are silenced here, for this header
+// only.
 #pragma once
 
 #pragma GCC system_header

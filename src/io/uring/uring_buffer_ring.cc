@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Provided-buffer rings: liburing 2.3 has no io_uring_setup_buf_ring, so the ring memory
-// is mapped here and registered with io_uring_register_buf_ring (STYLE.md §5.4).
+// is mapped here and registered with io_uring_register_buf_ring.
 #include "io/uring/uring_buffer_ring.h"
 
 #include <sys/mman.h>

@@ -73,7 +73,7 @@ int UringEngine::submit() noexcept {
 io_uring_sqe* UringEngine::get_sqe() noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   // SQ full: submit what is queued and retry. EBUSY/EAGAIN (CQ backlog) clear once the
-  // kernel flushes its overflow list; running out for good is fatal (STYLE.md §3.5).
+  // kernel flushes its overflow list; running out for good is fatal.
   for (int i = 0; sqe == nullptr && i < kSubmitRetries; ++i) {
     int rc = submit();
     if (rc < 0 && rc != -EINTR) sched_yield();

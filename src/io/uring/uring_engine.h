@@ -16,7 +16,7 @@
 namespace salvo::io::uring {
 
 // user_data values below 8 are engine-internal tags; anything else is a Completion*
-// (8-aligned: it holds a vtable pointer). Kept inside src/io/uring/ (STYLE.md §5.3).
+// (8-aligned: it holds a vtable pointer). Kept inside src/io/uring/.
 inline constexpr std::uint64_t kTagIgnore = 0;   // cancel, msg_ring source, fire-and-forget
 inline constexpr std::uint64_t kTagWakeMsg = 1;  // MSG_RING wake arrived from another ring
 inline constexpr std::uint64_t kTagEventFd = 2;  // the armed eventfd read completed

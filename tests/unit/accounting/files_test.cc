@@ -40,7 +40,7 @@ std::unique_ptr<io::Engine> make_engine() {
   return std::move(*e);
 }
 
-// flush() then run the engine until idle(), bounded in time (STYLE.md §7).
+// flush() then run the engine until idle(), bounded in time.
 bool settle(io::Engine& e, std::initializer_list<Writer*> writers) {
   for (Writer* w : writers) w->flush();
   auto deadline = std::chrono::steady_clock::now() + 5s;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// format_line: field order and presence (SPEC §7), timestamps, numbers, escaping and
+// format_line: field order and presence, timestamps, numbers, escaping and
 // invalid UTF-8. Every line is also parsed with nlohmann::json (RFC 8259).
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Bad configurations: each gives exactly one line naming the key and its line (SPEC §2,
-// STYLE.md §3.1), as salvod prints it before exiting 2.
+// Bad configurations: each gives exactly one line naming the key and its line, as salvod
+// prints it before exiting 2.
 #include <unistd.h>
 
 #include <gmock/gmock.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Untrusted input reaching the DSN: remote replies with CR/LF/NUL/8-bit and 100 KB length
-// (RELIABILITY I3), odd addresses and host names. Nothing may add a header line.
+// (docs/reliability.md I3), odd addresses and host names. Nothing may add a header line.
 #include <string>
 
 #include <gtest/gtest.h>

@@ -46,7 +46,7 @@ inline std::unique_ptr<Engine> make_engine(EngineOptions options = {}) {
   return std::move(*e);
 }
 
-// Runs the engine until pred() holds, bounded in time (STYLE.md §7).
+// Runs the engine until pred() holds, bounded in time.
 inline bool run_until(Engine& e, const std::function<bool()>& pred,
                       std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
   auto deadline = std::chrono::steady_clock::now() + limit;

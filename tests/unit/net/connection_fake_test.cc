@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// KernelConnection on the FakeEngine (STYLE.md §5.7): deterministic error injection,
+// KernelConnection on the FakeEngine: deterministic error injection,
 // partial sends, -ENOBUFS, cancellation and timers on a TestClock, and the send_zc rules
 // (buffers pinned until the notification, partial sends, refusals), with no kernel.
 #include <salvo/net/stack.h>

@@ -65,7 +65,7 @@ class LoopbackFixture : public ::testing::Test {
     engine_.reset();
   }
 
-  // Runs the engine until pred() holds; bounded in time and iterations (STYLE.md §7).
+  // Runs the engine until pred() holds; bounded in time and iterations.
   bool run_until(const std::function<bool()>& pred, Duration limit) {
     auto end = MonoClock::now() + limit;
     for (int i = 0; i < 5'000'000; ++i) {

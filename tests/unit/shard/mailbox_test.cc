@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // MessageMatrix: ping-pong between 2 and 4 shards with exact counts, the overflow path
-// with a tiny ring, and FIFO order per pair. Bounded in count and time (STYLE.md §7).
+// with a tiny ring, and FIFO order per pair. Bounded in count and time.
 #include <salvo/shard/mailbox.h>
 
 #include <atomic>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// ClientSession against scripted replies (RELIABILITY table H) and against a real
+// ClientSession against scripted replies (docs/reliability.md table H) and against a real
 // ServerSession in memory.
 #include <salvo/smtp/client_session.h>
 

@@ -32,7 +32,7 @@ TEST(CommandParser, VerbsCaseInsensitive) {
   EXPECT_EQ(p.err.code, 500);
   EXPECT_EQ(parse("").err.code, 500);
   EXPECT_EQ(parse("QUIT now").err.code, 501);
-  EXPECT_EQ(parse("STARTTLS x").err.code, 501);  // B7
+  EXPECT_EQ(parse("STARTTLS x").err.code, 501);  // reliability B7
   EXPECT_EQ(parse("DATA x").err.code, 501);
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// ReplyParser against well-formed and hostile server replies (RELIABILITY H9, CVE-2020-8794).
+// ReplyParser against well-formed and hostile server replies (docs/reliability.md H9;
+// CVE-2020-8794).
 #include <salvo/smtp/extensions.h>
 #include <salvo/smtp/reply.h>
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// STARTTLS (B5-B7, B11, B17), AUTH (B12-B14) and BDAT (C15-C18) on ServerSession.
+// STARTTLS (B5-B7, B11, B17), AUTH (B12-B14) and BDAT (C15-C18) on ServerSession: rows of
+// docs/reliability.md.
 #include <gtest/gtest.h>
 
 #include "server_harness.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// ServerSession against RELIABILITY §6 tables A, B and C (pure protocol rows).
+// ServerSession against docs/reliability.md tables A, B and C (pure protocol rows).
 #include <gtest/gtest.h>
 
 #include "server_harness.h"

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Process-crash trials (RELIABILITY E1/E2 at unit scale): a child process appends messages
+// Process-crash trials (docs/reliability.md E1/E2 at unit scale): a child process appends messages
 // from 32 concurrent "transactions" and reports each id over a pipe only when its commit
 // succeeded; the parent kills it with SIGKILL at a random moment, recovers, and checks that
 // every acknowledged message is there and every recovered record verifies. (kill -9 keeps
-// the page cache: power loss needs the dm-flakey tier, RELIABILITY §1.3.)
+// the page cache: power loss needs a device that drops unsynced writes, not tested here.)
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
