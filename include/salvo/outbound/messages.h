@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The delivery protocol between shards (STYLE.md §4.3): a message's own shard (its origin,
+// The delivery protocol between shards (typed values over the mailbox matrix): a message's own shard (its origin,
 // which spooled it) sends each recipient to the shard that owns the recipient's destination
 // (Enqueue); that shard delivers and sends the outcomes back (Outcomes), which the origin
 // makes durable in its spool and answers with a DSN when one is due.

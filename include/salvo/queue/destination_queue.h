@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// DestinationQueue: the recipients waiting for one destination on its owner shard (STYLE.md
-// §4.1): a FIFO of recipients due now and a min-heap of deferred ones keyed by their next
-// attempt time. Entries are small (24 bytes): the message stays in the spool. Transactions
-// take up to N due recipients of the same message together (one MAIL, many RCPT). Pure:
-// time is passed in. Owner: the destination's shard.
+// DestinationQueue: the recipients waiting for one destination on its owner shard: a FIFO
+// of recipients due now and a min-heap of deferred ones keyed by their next attempt time.
+// Entries are small (24 bytes): the message stays in the spool. Transactions take up to N
+// due recipients of the same message together (one MAIL, many RCPT). Pure: time is passed
+// in. Owner: the destination's shard.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-destination delivery policy, pure and time-injected (STYLE.md §1 layer 1): the retry
+// Per-destination delivery policy, pure and time-injected: the retry
 // schedule, a token bucket for message and connection rates, and PowerMTA-style back-off
 // that narrows a destination's connection window after throttling replies (421, 4.7.x) and
 // reopens it slowly. Owner: the destination's shard (plain fields, no atomics).
