@@ -153,33 +153,28 @@ Result<std::string> MxCache::to_ascii(std::string_view domain, std::string* why)
 }
 
 MxAnswer MxCache::lookup(std::string_view domain, Callback cb) {
-  owner_.check();
-  ++stats_.lookups;
-  std::string why;
-  auto ascii = to_ascii(domain, &why);
-  if (!ascii) {
-    // Not cached: the answer is computed without DNS.
-    auto r = failure(
-        std::string(domain), MxStatus::Permanent, ascii.error(),
-        (ascii.error() == errc::bad_idn ? "invalid IDN domain: " : "invalid domain: ") + why);
-    r.expires = clock_.now();
-    return std::make_shared<const MxResult>(std::move(r));
-  }
-  return cached_or_start(*ascii, std::move(cb));
+  return lookup_name(domain, {}, "invalid domain: ", std::move(cb));
 }
 
 MxAnswer MxCache::lookup_host(std::string_view host, Callback cb) {
+  return lookup_name(host, kHostKey, "invalid host name: ", std::move(cb));
+}
+
+MxAnswer MxCache::lookup_name(std::string_view name, std::string_view key_prefix,
+                              std::string_view invalid, Callback cb) {
   owner_.check();
   ++stats_.lookups;
   std::string why;
-  auto ascii = to_ascii(host, &why);
+  auto ascii = to_ascii(name, &why);
   if (!ascii) {
-    auto r = failure(std::string(host), MxStatus::Permanent, ascii.error(),
-                     "invalid host name: " + why);
+    // Not cached: the answer is computed without DNS.
+    const bool idn = ascii.error() == errc::bad_idn && key_prefix.empty();
+    auto r = failure(std::string(name), MxStatus::Permanent, ascii.error(),
+                     std::string(idn ? "invalid IDN domain: " : invalid) + why);
     r.expires = clock_.now();
     return std::make_shared<const MxResult>(std::move(r));
   }
-  return cached_or_start(std::string(kHostKey) + *ascii, std::move(cb));
+  return cached_or_start(std::string(key_prefix) + *ascii, std::move(cb));
 }
 
 MxAnswer MxCache::cached_or_start(const std::string& key, Callback cb) {

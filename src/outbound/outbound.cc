@@ -45,7 +45,7 @@ std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept 
 // The DeliveryEnv of a running shard.
 struct Outbound::Impl final : DeliveryEnv {
   Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::SpoolWriter& w,
-       const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc, Outbound& self);
+       const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc);
 
   const Clock& clock() const noexcept override { return shard.clock(); }
   void defer(std::function<void()> fn) override { shard.defer(std::move(fn)); }
@@ -117,8 +117,7 @@ struct Outbound::Impl final : DeliveryEnv {
 };
 
 Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::SpoolWriter& w,
-                     const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc,
-                     Outbound& self)
+                     const spool::SpoolIndex& idx, net::Stack& st, accounting::Writer* acc)
     : shard(s),
       shared(sh),
       mailbox(mb),
@@ -129,9 +128,7 @@ Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::Sp
                         [this](Enqueue&& e) { route(std::move(e)); },
                         [this] { return destinations.config().delivery.retry_schedule.front(); }},
              origin_stats),
-      destinations(*this, context_of(*sh.config, *sh.classifier, sh.signers)) {
-  (void)self;
-}
+      destinations(*this, context_of(*sh.config, *sh.classifier, sh.signers)) {}
 
 void Outbound::Impl::arm_timer() noexcept {
   if (stopped || timer == nullptr || timer->armed()) return;
@@ -158,8 +155,7 @@ void Outbound::Impl::on_tick(std::int32_t) noexcept {
 Outbound::Outbound(shard::Shard& shard, OutboundShared& shared, Mailbox& mailbox,
                    spool::SpoolWriter& writer, const spool::SpoolIndex& index, net::Stack& stack,
                    accounting::Writer* accounting)
-    : impl_(std::make_unique<Impl>(shard, shared, mailbox, writer, index, stack, accounting,
-                                   *this)) {}
+    : impl_(std::make_unique<Impl>(shard, shared, mailbox, writer, index, stack, accounting)) {}
 
 Outbound::~Outbound() { shutdown(); }
 

@@ -128,6 +128,8 @@ class MxCache {
 
   // Host-name entries are keyed by this prefix, which no domain can start with.
   static constexpr std::string_view kHostKey = "=";
+  MxAnswer lookup_name(std::string_view name, std::string_view key_prefix,
+                       std::string_view invalid, Callback cb);
   MxAnswer cached_or_start(const std::string& key, Callback cb);
   MxAnswer answer_for(const Entry& e);
   Job& start_job(const std::string& domain);
