@@ -265,7 +265,8 @@ class DestinationTest : public ::testing::Test {
  protected:
   DestinationTest() : classifier_(*queue::Classifier::create({})) {}
 
-  // Loads `toml` (on top of defaults) and builds the destination side on the env.
+  // Loads `toml` (on top of defaults) and builds the destination side on the env; a.test
+  // has one MX host, 127.0.0.2.
   void start(const std::string& toml = "") {
     config::LoadOptions o;
     o.resolv_conf = "/nonexistent/resolv.conf";
@@ -279,6 +280,20 @@ class DestinationTest : public ::testing::Test {
     ctx.hostname = "node.test";
     ctx.window = static_cast<std::uint32_t>(env_.window);
     side_ = std::make_unique<DestinationSide>(env_, std::move(ctx));
+    env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
+  }
+
+  // n one-recipient messages for a.test, pumped.
+  void queue(int n) {
+    for (int i = 0; i < n; ++i) message("a.test");
+    env_.run();
+  }
+  // Connection i comes up and takes what it can.
+  ScriptedChannel& up(std::size_t i) {
+    ScriptedChannel& c = *env_.channels.at(i);
+    c.up();
+    env_.run();
+    return c;
   }
 
   // A message of `rcpts` recipients at `domain` on origin shard 0, queued now (or received
@@ -357,7 +372,6 @@ class DestinationTest : public ::testing::Test {
 
 TEST_F(DestinationTest, NothingOpensBeforeTheMxAnswerArrives) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   env_.hold_dns = true;
   message("a.test");
   env_.run();
@@ -374,9 +388,7 @@ TEST_F(DestinationTest, NothingOpensBeforeTheMxAnswerArrives) {
 
 TEST_F(DestinationTest, OpensOnlyAsManyConnectionsAsTheReadyWorkNeeds) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 10; ++i) message("a.test");
-  env_.run();
+  queue(10);
   // window 4: a connection being opened counts for four transactions; 10 need three.
   EXPECT_EQ(env_.channels.size(), 3u);
   for (auto& c : env_.channels) c->up();
@@ -388,9 +400,7 @@ TEST_F(DestinationTest, OpensOnlyAsManyConnectionsAsTheReadyWorkNeeds) {
 
 TEST_F(DestinationTest, NeverMoreConnectionsThanMaxConnections) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 2\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 100; ++i) message("a.test");
-  env_.run();
+  queue(100);
   EXPECT_EQ(env_.channels.size(), 2u);
   tick_for(200ms);
   EXPECT_EQ(env_.channels.size(), 2u);
@@ -398,12 +408,9 @@ TEST_F(DestinationTest, NeverMoreConnectionsThanMaxConnections) {
 
 TEST_F(DestinationTest, AClosedConnectionsPlaceIsKeptForTheLinger) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 1\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 10; ++i) message("a.test");
-  env_.run();
+  queue(10);
   ASSERT_EQ(env_.channels.size(), 1u);
-  env_.channels[0]->up();
-  env_.run();
+  up(0);
   env_.channels[0]->answer_all(kOk);
   env_.channels[0]->close();
   env_.run();
@@ -417,23 +424,17 @@ TEST_F(DestinationTest, AClosedConnectionsPlaceIsKeptForTheLinger) {
 TEST_F(DestinationTest, MessagesAreTakenInTheOrderTheyArrived) {
   env_.window = 8;
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 1\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   std::vector<std::uint64_t> ids;
   for (int i = 0; i < 6; ++i) ids.push_back(message("a.test"));
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   EXPECT_EQ(env_.channels[0]->submitted_messages(), ids);
 }
 
 TEST_F(DestinationTest, AConnectionTakesNoMoreThanItsWindow) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 1\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 9; ++i) message("a.test");
-  env_.run();
-  auto& c = *env_.channels.at(0);
-  c.up();
-  env_.run();
+  queue(9);
+  auto& c = up(0);
   EXPECT_EQ(c.submitted.size(), 4u);
   c.answer(kOk);
   c.fill();
@@ -444,11 +445,9 @@ TEST_F(DestinationTest, AConnectionTakesNoMoreThanItsWindow) {
 
 TEST_F(DestinationTest, RecipientsOfOneMessageShareATransactionUpToMaxRecipients) {
   start("[delivery]\nmax_recipients = 2\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test", 5);
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   auto& c = *env_.channels[0];
   ASSERT_EQ(c.submitted.size(), 3u);
   EXPECT_EQ(c.submitted[0]->rcpts.size(), 2u);
@@ -460,11 +459,9 @@ TEST_F(DestinationTest, RecipientsOfOneMessageShareATransactionUpToMaxRecipients
 
 TEST_F(DestinationTest, TheMessageSentIsTheSpooledOne) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test");
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   Slot* s = env_.channels[0]->submitted.at(0);
   EXPECT_EQ(s->reverse_path, "sender@shop.test");
   EXPECT_EQ(s->send, fmt::format("From: news@shop.test\r\nSubject: {}\r\n\r\nhello\r\n", id));
@@ -474,9 +471,7 @@ TEST_F(DestinationTest, TheMessageSentIsTheSpooledOne) {
 
 TEST_F(DestinationTest, MessageRateIsNeverExceeded) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_message_rate = \"20/s\"\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 200; ++i) message("a.test");
-  env_.run();
+  queue(200);
   for (auto& c : env_.channels) c->up();
   env_.run();
   // Answer everything as it is submitted, for two seconds of ticks.
@@ -498,9 +493,7 @@ TEST_F(DestinationTest, MessageRateIsNeverExceeded) {
 
 TEST_F(DestinationTest, ConnectionRateIsNeverExceeded) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connection_rate = \"10/s\"\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 500; ++i) message("a.test");
-  env_.run();
+  queue(500);
   EXPECT_EQ(env_.channels.size(), 1u);  // burst of one
   tick_for(1s);
   EXPECT_GE(env_.channels.size(), 10u);
@@ -509,7 +502,6 @@ TEST_F(DestinationTest, ConnectionRateIsNeverExceeded) {
 
 TEST_F(DestinationTest, HeldDestinationQueuesButOpensNothing) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 0\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   message("a.test", 3);
   env_.run();
   tick_for(100ms);
@@ -523,12 +515,9 @@ TEST_F(DestinationTest, HeldDestinationQueuesButOpensNothing) {
 
 TEST_F(DestinationTest, AThrottlingReplyEntersBackOffAndNoConnectionOpensDuringIt) {
   start("[delivery]\nbackoff_pause = \"10s\"\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 2; ++i) message("a.test");
-  env_.run();
+  queue(2);
   ASSERT_EQ(env_.channels.size(), 1u);
-  env_.channels[0]->up();
-  env_.run();
+  up(0);
   env_.channels[0]->answer(kThrottle);
   env_.channels[0]->close();
   env_.run();
@@ -542,9 +531,7 @@ TEST_F(DestinationTest, AThrottlingReplyEntersBackOffAndNoConnectionOpensDuringI
 
 TEST_F(DestinationTest, BackOffRecoveryAllowsOneConnectionThenGrowsWithDeliveries) {
   start("[delivery]\nbackoff_pause = \"1s\"\n[[shaping]]\ndomain = \"a.test\"\nmax_connections = 4\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 200; ++i) message("a.test");
-  env_.run();
+  queue(200);
   ASSERT_EQ(env_.channels.size(), 4u);
   for (auto& c : env_.channels) {
     c->up();
@@ -570,9 +557,7 @@ TEST_F(DestinationTest, BackOffRecoveryAllowsOneConnectionThenGrowsWithDeliverie
 
 TEST_F(DestinationTest, TheSameThrottleEpisodeIsCountedOnce) {
   start("[delivery]\nbackoff_pause = \"10s\"\n[[shaping]]\ndomain = \"a.test\"\nmax_connections = 3\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 30; ++i) message("a.test");
-  env_.run();
+  queue(30);
   ASSERT_EQ(env_.channels.size(), 3u);
   for (auto& c : env_.channels) {  // three at once: one episode
     c->up();
@@ -600,8 +585,7 @@ TEST_F(DestinationTest, AHostThatFailsBeforeReadyIsSkippedForTheNextMx) {
   tick_for(100ms);
   ASSERT_EQ(env_.channels.size(), 2u);
   EXPECT_EQ(env_.channels[1]->host().name, "mx2.a.test");
-  env_.channels[1]->up();
-  env_.run();
+  up(1);
   env_.channels[1]->answer(kOk);
   EXPECT_EQ(states_of(0x100), std::vector{spool::RecipientState::Delivered});
 }
@@ -629,8 +613,7 @@ TEST_F(DestinationTest, EqualPreferenceHostsShareTheConnections) {
   start();
   env_.mx["a.test"] =
       mx_answer("a.test", {{"mx1.a.test", "127.0.0.2"}, {"mx2.a.test", "127.0.0.3"}}, {10, 10});
-  for (int i = 0; i < 16; ++i) message("a.test");
-  env_.run();
+  queue(16);
   ASSERT_EQ(env_.channels.size(), 4u);
   int first = 0;
   for (auto& c : env_.channels) first += c->host().name == "mx1.a.test";
@@ -716,11 +699,9 @@ TEST_F(DestinationTest, LaterMailOfARolledUpDomainIsForwardedToo) {
 
 TEST_F(DestinationTest, ADeliveryReportsDeliveredToTheOriginAndAccountsIt) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test", 2);
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   env_.channels[0]->answer(kOk);
   env_.run();
   EXPECT_EQ(states_of(id),
@@ -733,12 +714,9 @@ TEST_F(DestinationTest, ADeliveryReportsDeliveredToTheOriginAndAccountsIt) {
 
 TEST_F(DestinationTest, ATemporaryFailureIsRetriedOnTheSchedule) {
   start("[delivery]\nretry_schedule = [\"10s\", \"1m\"]\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test");
   env_.run();
-  auto& c = *env_.channels.at(0);
-  c.up();
-  env_.run();
+  auto& c = up(0);
   c.answer(kTempFail);
   env_.run();
   ASSERT_EQ(states_of(id), std::vector{spool::RecipientState::Deferred});
@@ -759,11 +737,9 @@ TEST_F(DestinationTest, ATemporaryFailureIsRetriedOnTheSchedule) {
 
 TEST_F(DestinationTest, APermanentFailureBouncesWithADsnToTheSender) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test");
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   env_.channels[0]->answer(kBounce);
   ASSERT_EQ(states_of(id), std::vector{spool::RecipientState::Bounced});
   const Outcomes& o = env_.outcomes.back().second;
@@ -775,12 +751,10 @@ TEST_F(DestinationTest, APermanentFailureBouncesWithADsnToTheSender) {
 
 TEST_F(DestinationTest, AnUnreadableRecordDefersWithoutAConnectionAttemptUsed) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test");
   env_.corrupt(0, locations_[id]);
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   EXPECT_TRUE(env_.channels[0]->submitted.empty());
   EXPECT_EQ(states_of(id), std::vector{spool::RecipientState::Deferred});
   EXPECT_EQ(env_.events.back().enhanced, "4.3.0");
@@ -789,11 +763,8 @@ TEST_F(DestinationTest, AnUnreadableRecordDefersWithoutAConnectionAttemptUsed) {
 
 TEST_F(DestinationTest, RecipientsOfAClosedConnectionGoBackToTheQueue) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 1\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 3; ++i) message("a.test");
-  env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  queue(3);
+  up(0);
   ASSERT_EQ(env_.channels[0]->submitted.size(), 3u);
   env_.channels[0]->close();
   env_.run();
@@ -801,8 +772,7 @@ TEST_F(DestinationTest, RecipientsOfAClosedConnectionGoBackToTheQueue) {
   EXPECT_EQ(dest("a.test").info().ready, 3u);
   tick_for(Pool::kLinger + 10ms);
   ASSERT_EQ(env_.channels.size(), 2u);
-  env_.channels[1]->up();
-  env_.run();
+  up(1);
   EXPECT_EQ(env_.channels[1]->submitted.size(), 3u);
 }
 
@@ -810,12 +780,10 @@ TEST_F(DestinationTest, RecipientsOfAClosedConnectionGoBackToTheQueue) {
 
 TEST_F(DestinationTest, AMessagePastItsExpiryExpiresWithoutBeingSent) {
   start("[delivery]\nexpiry = \"1h\"\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto old = message("a.test", 1, 2h);
   const auto fresh = message("a.test");
   env_.run();
-  env_.channels.at(0)->up();
-  env_.run();
+  up(0);
   EXPECT_EQ(env_.channels[0]->submitted_messages(), std::vector{fresh});
   EXPECT_EQ(states_of(old), std::vector{spool::RecipientState::Expired});
   EXPECT_EQ(count_events(accounting::EventType::Expired), 1u);
@@ -824,7 +792,6 @@ TEST_F(DestinationTest, AMessagePastItsExpiryExpiresWithoutBeingSent) {
 
 TEST_F(DestinationTest, AHeldDestinationStillExpiresWhatIsTooOld) {
   start("[delivery]\nexpiry = \"1h\"\n[[shaping]]\ndomain = \"a.test\"\nmax_connections = 0\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test", 1, 30min);
   env_.run();
   EXPECT_TRUE(states_of(id).empty());
@@ -838,12 +805,9 @@ TEST_F(DestinationTest, AHeldDestinationStillExpiresWhatIsTooOld) {
 
 TEST_F(DestinationTest, ADeferredRecipientPastExpiryExpiresAtItsNextAttempt) {
   start("[delivery]\nexpiry = \"1h\"\nretry_schedule = [\"50m\"]\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto id = message("a.test", 1, 30min);
   env_.run();
-  auto& c = *env_.channels.at(0);
-  c.up();
-  env_.run();
+  auto& c = up(0);
   c.answer(kTempFail);
   env_.run();
   env_.clock_.advance(51min);
@@ -859,12 +823,9 @@ TEST_F(DestinationTest, ADeferredRecipientPastExpiryExpiresAtItsNextAttempt) {
 
 TEST_F(DestinationTest, PauseQuitsIdleConnectionsAndResumeOpensAgain) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   message("a.test");
   env_.run();
-  auto& c = *env_.channels.at(0);
-  c.up();
-  env_.run();
+  auto& c = up(0);
   c.answer(kOk);
   env_.run();
   EXPECT_EQ(side_->pause("a.test", 0, 1), 1u);
@@ -881,12 +842,9 @@ TEST_F(DestinationTest, PauseQuitsIdleConnectionsAndResumeOpensAgain) {
 
 TEST_F(DestinationTest, FlushRetriesDeferredRecipientsNow) {
   start("[delivery]\nretry_schedule = [\"1h\"]\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   message("a.test");
   env_.run();
-  auto& c = *env_.channels.at(0);
-  c.up();
-  env_.run();
+  auto& c = up(0);
   c.answer(kTempFail);
   env_.run();
   EXPECT_EQ(dest("a.test").info().deferred, 1u);
@@ -899,7 +857,6 @@ TEST_F(DestinationTest, FlushRetriesDeferredRecipientsNow) {
 
 TEST_F(DestinationTest, BounceFailsEverythingQueuedForTheDestination) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 0\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto a = message("a.test", 2);
   const auto b = message("a.test");
   env_.run();
@@ -916,7 +873,6 @@ TEST_F(DestinationTest, BounceFailsEverythingQueuedForTheDestination) {
 
 TEST_F(DestinationTest, BounceOfOneMessageLeavesTheOthersQueued) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 0\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   const auto a = message("a.test", 3);
   const auto b = message("a.test");
   env_.run();
@@ -931,9 +887,7 @@ TEST_F(DestinationTest, BounceOfOneMessageLeavesTheOthersQueued) {
 
 TEST_F(DestinationTest, ReloadAppliesNewLimitsToQueuedMail) {
   start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 0\n");
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 10; ++i) message("a.test");
-  env_.run();
+  queue(10);
   EXPECT_TRUE(env_.channels.empty());
   auto c = config::load_string(
       "[dns]\nresolvers = [\"127.0.0.1\"]\n[[shaping]]\ndomain = \"a.test\"\nmax_connections = 2\n",
@@ -954,9 +908,7 @@ TEST_F(DestinationTest, ReloadAppliesNewLimitsToQueuedMail) {
 
 TEST_F(DestinationTest, StoppingSendsNothingNewAndRequeuesWhatWasBeingRead) {
   start();
-  env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
-  for (int i = 0; i < 3; ++i) message("a.test");
-  env_.run();
+  queue(3);
   auto& c = *env_.channels.at(0);
   c.is_ready = true;
   c.fill();             // reads start
