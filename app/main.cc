@@ -41,9 +41,9 @@
 #include <salvo/shard/shard.h>
 #include <salvo/spool/recovery.h>
 
-#include "control.h"
-#include "reload.h"
-#include "shard_runtime.h"
+#include <salvo/admin/control.h>
+#include <salvo/admin/reload.h>
+#include <salvo/admin/shard_runtime.h>
 
 namespace {
 
@@ -345,19 +345,19 @@ int main(int argc, char** argv) {
   }
 
   const std::uint32_t n = d.shards->size();
-  std::vector<std::unique_ptr<app::ShardRuntime>> runtimes(n);
+  std::vector<std::unique_ptr<admin::ShardRuntime>> runtimes(n);
   std::latch started(n);
   std::latch built(n);
-  std::vector<std::unique_ptr<app::ControlInbox>> inboxes;
-  for (std::uint32_t i = 0; i < n; ++i) inboxes.push_back(std::make_unique<app::ControlInbox>());
+  std::vector<std::unique_ptr<admin::ControlInbox>> inboxes;
+  for (std::uint32_t i = 0; i < n; ++i) inboxes.push_back(std::make_unique<admin::ControlInbox>());
   std::mutex err_mu;
   std::string start_error;
-  std::vector<app::ControlInbox*> boxes;
+  std::vector<admin::ControlInbox*> boxes;
   for (auto& b : inboxes) boxes.push_back(b.get());
   // Built before the shards: their HTTP servers render pages through it. It answers once
   // started (after every shard runs); the reloader it calls exists by then.
-  std::unique_ptr<app::Reloader> reloader;
-  auto control = std::make_unique<app::ControlServer>(
+  std::unique_ptr<admin::Reloader> reloader;
+  auto control = std::make_unique<admin::ControlServer>(
       cfg.node.control_socket, boxes, cfg.node.spool, cfg.node.log_dir, [&reloader] {
         return reloader ? reloader->reload()
                         : nlohmann::json{{"ok", false}, {"error", "salvod is starting"}};
@@ -371,7 +371,7 @@ int main(int argc, char** argv) {
   d.shards->start([&](shard::Shard& s) {
     std::uint32_t i = s.id().value();
     auto& rt = runtimes[i];
-    rt = std::make_unique<app::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
+    rt = std::make_unique<admin::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
                                              d.accounting.get(), d.pickup.get(), *d.outbound,
                                              mailbox, control.get());
     std::string why;
@@ -383,7 +383,7 @@ int main(int argc, char** argv) {
       std::lock_guard lock(err_mu);
       if (start_error.empty()) start_error = why;
     }
-    app::ShardRuntime* p = rt.get();
+    admin::ShardRuntime* p = rt.get();
     p->attach_control(inboxes[i].get());
     s.on_stop([p] { p->begin_stop(); });
     started.count_down();
@@ -407,7 +407,7 @@ int main(int argc, char** argv) {
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
               listeners, d.http ? d.http->to_string() : "off", cfg.node.spool, recovered,
               cfg.node.fsync ? "on" : "OFF");
-    reloader = std::make_unique<app::Reloader>(config_path, config::LoadOptions{}, boxes, cfg);
+    reloader = std::make_unique<admin::Reloader>(config_path, config::LoadOptions{}, boxes, cfg);
     std::string why;
     if (!control->start(&why)) {
       log::error("salvod: {}: salvoctl will not reach this daemon", why);
@@ -434,7 +434,7 @@ int main(int argc, char** argv) {
   inbound::PickupStats pickup;
   spool::Stats spool_stats;
   outbound::OutboundStats out;
-  app::HttpStats http;
+  admin::HttpStats http;
   for (const auto& rt : runtimes) {
     if (rt) {
       http += rt->final_http_stats();

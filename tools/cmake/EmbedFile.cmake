@@ -8,9 +8,9 @@ string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${content}")
 file(WRITE "${OUTPUT}.tmp"
   "// Generated from ${INPUT} by tools/cmake/EmbedFile.cmake. Do not edit.\n"
   "#include <string_view>\n"
-  "namespace salvo::app {\n"
+  "namespace salvo::admin {\n"
   "namespace { constexpr char kBytes[] = {${bytes}0}; }\n"
   "extern const std::string_view ${NAME};\n"
   "const std::string_view ${NAME}(kBytes, ${size});\n"
-  "}  // namespace salvo::app\n")
+  "}  // namespace salvo::admin\n")
 file(RENAME "${OUTPUT}.tmp" "${OUTPUT}")

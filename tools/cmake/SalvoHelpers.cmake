@@ -28,12 +28,32 @@ if(SALVO_FUZZ)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
-# salvo_module(NAME spool DEPS base io LIBS <public third-party> PRIVATE_LIBS <private>)
+# The salvo modules `name` may depend on, as tools/layers.toml lists them (the one table:
+# a line `name = ["base", "io"]` under [modules]).
+set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${PROJECT_SOURCE_DIR}/tools/layers.toml)
+function(salvo_layer_deps name out)
+  file(STRINGS ${PROJECT_SOURCE_DIR}/tools/layers.toml _line REGEX "^${name} *= *\\[")
+  if(NOT _line)
+    message(FATAL_ERROR "module '${name}' is not listed in tools/layers.toml")
+  endif()
+  string(REGEX MATCHALL "\"[a-z_]+\"" _quoted "${_line}")
+  set(_deps)
+  foreach(q IN LISTS _quoted)
+    string(REPLACE "\"" "" q "${q}")
+    list(APPEND _deps ${q})
+  endforeach()
+  set(${out} ${_deps} PARENT_SCOPE)
+endfunction()
+
+# salvo_module(NAME spool LIBS <public third-party> PRIVATE_LIBS <private>)
 # Sources: src/<name>/*.cc. Public headers: include/salvo/<name>/. Private headers are
 # reachable as "<name>/x.h" from this target only (a per-module include root that holds
-# just a link to src/<name>), so another module cannot include them.
+# just a link to src/<name>), so another module cannot include them. The salvo modules it
+# links are those tools/layers.toml allows it.
 function(salvo_module)
-  cmake_parse_arguments(M "" "NAME" "DEPS;LIBS;PRIVATE_LIBS" ${ARGN})
+  cmake_parse_arguments(M "" "NAME" "LIBS;PRIVATE_LIBS" ${ARGN})
+  salvo_layer_deps(${M_NAME} M_DEPS)
   file(GLOB _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${M_NAME}/*.cc
                                     ${PROJECT_SOURCE_DIR}/src/${M_NAME}/*/*.cc)
   set(_priv ${PROJECT_BINARY_DIR}/private/${M_NAME})

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // ShardRuntime: per-shard wiring of net, spool and inbound; drain and teardown at stop.
-#include "shard_runtime.h"
+#include <salvo/admin/shard_runtime.h>
+
+#include "admin/http_server.h"
 
 #include <chrono>
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
 
-namespace salvo::app {
+namespace salvo::admin {
 
 ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
                            spool::RecoveryResult recovered, std::string spool_dir,
@@ -253,4 +255,4 @@ void ShardRuntime::teardown() noexcept {
   shard_.release();
 }
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

@@ -18,10 +18,12 @@
 #include <salvo/spool/recovery.h>
 #include <salvo/spool/spool_writer.h>
 
-#include "control.h"
-#include "http_server.h"
+#include <salvo/admin/control.h>
+#include <salvo/admin/web.h>
 
-namespace salvo::app {
+namespace salvo::admin {
+
+class HttpServer;
 
 // Owner: its shard. Built on the shard thread in ShardSet::start's init (the rings are
 // SINGLE_ISSUER: engine-bound objects are created, used and destroyed on that thread).
@@ -100,4 +102,4 @@ class ShardRuntime final : public shard::Poller {
   bool polling_ = false;
 };
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

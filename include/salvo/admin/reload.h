@@ -15,9 +15,9 @@
 #include <salvo/config/config.h>
 #include <salvo/queue/verdict.h>
 
-#include "control.h"
+#include <salvo/admin/control.h>
 
-namespace salvo::app {
+namespace salvo::admin {
 
 // Owner: main. Called from main's signal loop and the control thread (serialised by its
 // mutex). Every configuration loaded stays alive until salvod exits (shards may hold
@@ -43,4 +43,4 @@ class Reloader {
   std::vector<std::unique_ptr<queue::Classifier>> classifiers_;
 };
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

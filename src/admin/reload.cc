@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hot reload (see reload.h).
-#include "reload.h"
+#include <salvo/admin/reload.h>
 
 #include <chrono>
 #include <future>
 
 #include <salvo/base/log.h>
 
-namespace salvo::app {
+namespace salvo::admin {
 
 nlohmann::json Reloader::reload() {
   std::lock_guard lock(mu_);
@@ -61,4 +61,4 @@ nlohmann::json Reloader::refuse(const std::string& why) {
   return nlohmann::json{{"ok", false}, {"error", "reload refused: " + why}};
 }
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

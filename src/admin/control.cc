@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The control socket: per-shard inboxes and the server thread (see control.h).
-#include "control.h"
+#include <salvo/admin/control.h>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -25,9 +25,9 @@
 #include <salvo/io/engine.h>
 #include <salvo/spool/records.h>
 
-#include "metrics.h"
+#include "admin/metrics.h"
 
-namespace salvo::app {
+namespace salvo::admin {
 namespace {
 
 using nlohmann::json;
@@ -666,4 +666,4 @@ void ControlServer::serve_web() noexcept {
   }
 }
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

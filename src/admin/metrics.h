@@ -10,9 +10,9 @@
 
 #include <salvo/base/histogram.h>
 
-#include "control.h"
+#include <salvo/admin/control.h>
 
-namespace salvo::app {
+namespace salvo::admin {
 
 struct MetricsExtras {
   std::vector<double> utilisation;  // per shard, 0..1 over the last second (-1: unknown)
@@ -27,4 +27,4 @@ std::string render_metrics(const std::vector<ShardAnswer>& shards, const Metrics
 void append_histogram(std::string& out, const std::string& name, const std::string& help,
                       const LatencyHistogram& h);
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // HTTP on the shard's net::Stack (see http_server.h): one Conn per connection, one request
 // at a time (later pipelined requests wait in the buffer), keep-alive as the client asks.
-#include "http_server.h"
+#include "admin/http_server.h"
 
 #include <http_parser.h>
 
@@ -16,10 +16,10 @@
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/spool/spool_reader.h>
 
-#include "control.h"
-#include "dashboard_html.h"
+#include <salvo/admin/control.h>
+#include "admin/dashboard_html.h"
 
-namespace salvo::app {
+namespace salvo::admin {
 namespace {
 
 using nlohmann::json;
@@ -509,4 +509,4 @@ void HttpServer::inject_done(Inject* job) noexcept {
   shard_.defer([this, job] { jobs_.erase(job); });
 }
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

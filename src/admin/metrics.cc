@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Prometheus text format rendering (see metrics.h). Names follow the Prometheus naming
 // guide: salvo_ prefix, base units (seconds, bytes), _total for counters.
-#include "metrics.h"
+#include "admin/metrics.h"
 
 #include <array>
 #include <map>
 
 #include <fmt/format.h>
 
-namespace salvo::app {
+namespace salvo::admin {
 namespace {
 
 // Label values: backslash, double quote and line feed escaped (exposition format 0.0.4).
@@ -240,4 +240,4 @@ std::string render_metrics(const std::vector<ShardAnswer>& shards, const Metrics
   return out;
 }
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

@@ -31,9 +31,9 @@
 #include <salvo/shard/shard.h>
 #include <salvo/spool/stats.h>
 
-#include "http_server.h"
+#include <salvo/admin/web.h>
 
-namespace salvo::app {
+namespace salvo::admin {
 
 // JSON text for the wire: strings from the network (SMTP replies, URLs, job bodies) may
 // hold invalid UTF-8, which nlohmann's dump() would throw on; such bytes become U+FFFD.
@@ -179,4 +179,4 @@ class ControlServer final : public WebGateway {
   std::deque<Sample> samples_;
 };
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

@@ -2,7 +2,7 @@
 // The HTTP surface of salvod: `[http] address`, served by every shard on the same
 // port (SO_REUSEPORT) over the shard's net::Stack, parsed by nodejs/http-parser.
 //
-//   GET  /                the dashboard (one self-contained page, app/dashboard.html)
+//   GET  /                the dashboard (one self-contained page, src/admin/dashboard.html)
 //   GET  /metrics         Prometheus text format          ┐ rendered by the control thread,
 //   GET  /api/v1/status   the dashboard's JSON            ┘ which asks every shard
 //   POST /api/v1/inject   a bulk job (the .json pickup format), 202 after the group commit
@@ -23,6 +23,8 @@
 #include <salvo/net/stack.h>
 #include <salvo/shard/shard.h>
 
+#include <salvo/admin/web.h>
+
 namespace salvo::spool {
 class SpoolWriter;
 class SpoolIndex;
@@ -34,44 +36,7 @@ namespace salvo::accounting {
 class Writer;
 }
 
-namespace salvo::app {
-
-enum class WebPage : std::uint8_t { Metrics, Status };
-
-// An HTTP answer (status, content type, body).
-struct HttpReply {
-  int status = 200;
-  std::string content_type;
-  std::string body;
-};
-
-// The control thread's side. Any thread may call render(); the answer reaches shard
-// `shard` later (or never, if it stops first).
-class WebGateway {
- public:
-  virtual ~WebGateway() = default;
-  virtual void render(std::uint32_t shard, std::uint64_t token, WebPage page) noexcept = 0;
-};
-
-struct HttpStats {
-  std::uint64_t connections = 0;
-  std::uint64_t refused = 0;              // past the per-shard connection cap
-  std::uint64_t requests = 0;
-  std::uint64_t bad_requests = 0;         // 4xx answers
-  std::uint64_t injected_messages = 0;    // jobs queued through /api/v1/inject
-  std::uint64_t injected_recipients = 0;
-  std::uint64_t inject_failures = 0;      // spool errors (5xx)
-  HttpStats& operator+=(const HttpStats& o) noexcept {
-    connections += o.connections;
-    refused += o.refused;
-    requests += o.requests;
-    bad_requests += o.bad_requests;
-    injected_messages += o.injected_messages;
-    injected_recipients += o.injected_recipients;
-    inject_failures += o.inject_failures;
-    return *this;
-  }
-};
+namespace salvo::admin {
 
 // What /api/v1/inject needs to spool a job on this shard.
 struct InjectDeps {
@@ -137,4 +102,4 @@ class HttpServer final : public net::AcceptHandler {
   HttpStats stats_;
 };
 
-}  // namespace salvo::app
+}  // namespace salvo::admin

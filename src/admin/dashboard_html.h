@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// app/dashboard.html, compiled in (tools/cmake/EmbedFile.cmake).
+// src/admin/dashboard.html, compiled in (tools/cmake/EmbedFile.cmake).
 #pragma once
 
 #include <string_view>
 
-namespace salvo::app {
+namespace salvo::admin {
 extern const std::string_view kDashboardHtml;
 }

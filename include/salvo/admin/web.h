@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the admin HTTP server and the control thread exchange: which page a shard asks the
+// control thread to render (the pages that need every shard), the answer, and the HTTP
+// counters a shard keeps.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace salvo::admin {
+
+enum class WebPage : std::uint8_t { Metrics, Status };
+
+// An HTTP answer (status, content type, body).
+struct HttpReply {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+};
+
+// The control thread's side. Any thread may call render(); the answer reaches shard
+// `shard` later (or never, if it stops first).
+class WebGateway {
+ public:
+  virtual ~WebGateway() = default;
+  virtual void render(std::uint32_t shard, std::uint64_t token, WebPage page) noexcept = 0;
+};
+
+struct HttpStats {
+  std::uint64_t connections = 0;
+  std::uint64_t refused = 0;              // past the per-shard connection cap
+  std::uint64_t requests = 0;
+  std::uint64_t bad_requests = 0;         // 4xx answers
+  std::uint64_t injected_messages = 0;    // jobs queued through /api/v1/inject
+  std::uint64_t injected_recipients = 0;
+  std::uint64_t inject_failures = 0;      // spool errors (5xx)
+  HttpStats& operator+=(const HttpStats& o) noexcept {
+    connections += o.connections;
+    refused += o.refused;
+    requests += o.requests;
+    bad_requests += o.bad_requests;
+    injected_messages += o.injected_messages;
+    injected_recipients += o.injected_recipients;
+    inject_failures += o.inject_failures;
+    return *this;
+  }
+};
+
+}  // namespace salvo::admin
