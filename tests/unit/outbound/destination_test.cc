@@ -36,6 +36,11 @@ class ScriptedChannel final : public Channel {
  public:
   ScriptedChannel(Destination& d, Host h, Origination o, std::size_t window)
       : origination(std::move(o)), d_(d), host_(std::move(h)), window_(window) {}
+  // Transactions still open when a test ends go with their connection (as a
+  // DeliveryConnection's do).
+  ~ScriptedChannel() override {
+    for (Slot* s : slots) delete s;
+  }
 
   bool ready() const noexcept override { return is_ready && !closed; }
   bool connecting() const noexcept override { return !is_ready && !closed; }
