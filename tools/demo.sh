@@ -18,6 +18,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. bench/load/lib.sh
 
 recipients=5000
 timeout_s=120
@@ -39,17 +40,12 @@ case $timeout_s in ''|*[!0-9]*|0) echo "demo.sh: --timeout must be a positive nu
 BUILD=${BUILD:-build}
 
 say() { printf '== %s\n' "$*"; }
-die() { printf 'demo.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---- install and build ------------------------------------------------------------------
 if [ "$build" = 1 ]; then
-  say "dependencies (tools/install_deps.sh: installs only what is missing)"
-  tools/install_deps.sh
-  say "build: Release into $BUILD/ (salvod, salvo-sink)"
-  if [ ! -f "$BUILD/build.ninja" ]; then
-    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  cmake --build "$BUILD" --target salvod salvo-sink
+  say "dependencies (tools/install_deps.sh: installs only what is missing), then the build:" \
+    "Release into $BUILD/ (salvod, salvo-sink)"
+  build_release salvod salvo-sink
 fi
 for prog in salvod salvo-sink; do
   [ -x "$BUILD/$prog" ] || die "$BUILD/$prog is missing (run without --no-build)"
@@ -57,105 +53,46 @@ done
 
 # ---- scratch directory and cleanup ------------------------------------------------------
 work=$(mktemp -d /tmp/salvo-demo.XXXXXX)
-sink_pid=""
-salvod_pid=""
 monitor_pid=""
-stop_pid() {  # pid name: SIGTERM, wait up to 10 s, then SIGKILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "demo.sh: $2 (pid $pid) did not stop on SIGTERM: killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
   if [ -n "$monitor_pid" ]; then
     kill "$monitor_pid" 2>/dev/null || true
     wait "$monitor_pid" 2>/dev/null || true
     printf '\n'
   fi
-  stop_pid "$salvod_pid" salvod
-  salvod_pid=""
-  stop_pid "$sink_pid" salvo-sink
-  sink_pid=""
+  stop_all
   if [ "$keep" = 1 ]; then
     echo "demo.sh: scratch directory kept: $work" >&2
   else
     rm -rf "$work"
   fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Something already listening on ADDR:PORT (a bind without SO_REUSEPORT fails)?
-port_taken() {
-  python3 - "$1" "$2" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind((sys.argv[1], int(sys.argv[2])))
-except OSError:
-    sys.exit(0)
-sys.exit(1)
-EOF
-}
-wait_file() {  # path seconds pid name log
-  for _ in $(seq 1 $(($2 * 20))); do
-    [ -s "$1" ] && return 0
-    if ! kill -0 "$3" 2>/dev/null; then
-      echo "demo.sh: $4 exited early; the end of its log ($5):" >&2
-      tail -n 20 "$5" >&2 || true
-      exit 1
-    fi
-    sleep 0.05
-  done
-  echo "demo.sh: $4 did not become ready within $2 s; the end of its log ($5):" >&2
-  tail -n 20 "$5" >&2 || true
-  exit 1
-}
+on_exit cleanup
 
 # ---- sinks: the MX hosts ------------------------------------------------------------------
 sinks=(127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.6)
 for a in "${sinks[@]}" 127.0.0.1; do
   port=2525
   [ "$a" = 127.0.0.1 ] && port=2526
-  if port_taken "$a" "$port"; then
+  if ! port_free "$port" "$a"; then
     die "$a:$port is already in use (another demo or mail server?); the demo needs 127.0.0.2-6:2525, 127.0.0.1:2526 and 127.0.0.1:2580"
   fi
 done
-if port_taken 127.0.0.1 2580; then
+if ! port_free 2580 127.0.0.1; then
   die "127.0.0.1:2580 is already in use (another demo?); the demo's dashboard needs it"
 fi
 say "sinks: salvo-sink on ${sinks[*]} port 2525 (.5 defers 30%, .6 rejects 20%)"
-"$BUILD/salvo-sink" --cores 1 --pin off \
+start_sink "$work" --cores 1 --pin off \
   --listen 127.0.0.2:2525 --listen 127.0.0.3:2525 --listen '127.0.0.4:2525,latency=5ms' \
   --listen '127.0.0.5:2525,defer-rate=0.3,defer-status=4.3.0' \
   --listen '127.0.0.6:2525,reject-rate=0.2' \
-  --ready-file "$work/sink.ready" --progress-file "$work/sink.progress" \
-  > "$work/sink.json" 2> "$work/sink.log" &
-sink_pid=$!
-wait_file "$work/sink.ready" 20 "$sink_pid" salvo-sink "$work/sink.log"
+  --progress-file "$work/sink.progress" || die_start
 
 # ---- salvod ---------------------------------------------------------------------------------
 sed "s|@WORK@|$work|g" configs/demo.toml > "$work/demo.toml"
 mkdir -p "$work/pickup/tmp" "$work/log"
 say "salvod: $BUILD/salvod --config $work/demo.toml (2 shards, fsync on)"
-"$BUILD/salvod" --config "$work/demo.toml" --ready-file "$work/salvod.ready" \
-  2> "$work/salvod.log" &
-salvod_pid=$!
-wait_file "$work/salvod.ready" 30 "$salvod_pid" salvod "$work/salvod.log"
+start_salvod "$work/demo.toml" || die_start
 grep -h "salvod started" "$work/salvod.log" | sed 's/^/   /' || true
 say "dashboard: http://127.0.0.1:2580/ (live while the demo runs; also /metrics)"
 
@@ -313,10 +250,8 @@ finished=0
 [ "$monitor_rc" = 0 ] && finished=1
 
 # Stop salvod and the sinks (in that order) and read the sinks' own counts.
-stop_pid "$salvod_pid" salvod
-salvod_pid=""
-stop_pid "$sink_pid" salvo-sink
-sink_pid=""
+stop_salvod
+stop_sink
 
 say "summary"
 python3 - "$work/sink.json" "$recipients" "$received" "$delivered" "$deferred" "$bounced" \

@@ -64,39 +64,14 @@ run_salvod=1; run_pfx=1
 [ "$ONLY" = postfix ] && run_salvod=0
 [ "$ONLY" = salvod ] && run_pfx=0
 
-if [ ! -x "$BUILD/salvod" ] || [ ! -x "$BUILD/salvo-blast" ] || [ ! -x "$BUILD/salvo-sink" ]; then
-  tools/install_deps.sh
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" --target salvod salvo-blast salvo-sink
-fi
+ensure_built salvod salvo-blast salvo-sink
 if [ "$run_pfx" = 1 ]; then ensure_postfix; fi
 
 # Work files on the real disk (the spool must honour fsync as in production).
 work=${WORK_DIR:-"$root/$BUILD/bench-e2e"}
 rm -rf "$work"; mkdir -p "$work"
-sink_pid=""
-salvod_pid=""
-pfx_conf="$work/postfix/conf"
-stop_pid() {  # pid: SIGTERM, up to 60 s, then SIGKILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid "$salvod_pid"
-  [ -f "$pfx_conf/main.cf" ] && { postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true; }
-  stop_pid "$sink_pid"
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup() { stop_all; rm -rf "$work"; }
+on_exit cleanup
 
 now() { date +%s.%N; }
 calc() { python3 -c "print($1)"; }
@@ -115,34 +90,17 @@ fail_row() {  # key reason
 }
 
 # ---- the MX hosts: one salvo-sink on 127.0.0.2 .. 127.0.0.11 ---------------------------
-mx_free() {  # port: free on every MX address?
-  python3 - "$1" "$MX_HOSTS" <<'EOF'
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-for i in range(n):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((f"127.0.0.{2 + i}", port))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-EOF
-}
+mx_addrs=()
+for i in $(seq 0 $((MX_HOSTS - 1))); do mx_addrs+=("127.0.0.$((2 + i))"); done
 sink_port=""
 for _ in $(seq 1 20); do
   p=$(free_port)
-  if mx_free "$p"; then sink_port=$p; break; fi
+  if port_free "$p" "${mx_addrs[@]}"; then sink_port=$p; break; fi
 done
-[ -n "$sink_port" ] || { echo "e2e.sh: no port free on all of 127.0.0.2-11" >&2; exit 1; }
+[ -n "$sink_port" ] || die "no port free on all of 127.0.0.2-11"
 listen_args=()
-for i in $(seq 0 $((MX_HOSTS - 1))); do listen_args+=(--listen "127.0.0.$((2 + i)):$sink_port"); done
-"$BUILD/salvo-sink" "${listen_args[@]}" --ready-file "$work/sink.ready" \
-  --progress-file "$work/sink.progress" > "$work/sink.json" 2> "$work/sink.err" &
-sink_pid=$!
-for _ in $(seq 1 400); do [ -s "$work/sink.ready" ] && break; sleep 0.05; done
-[ -s "$work/sink.ready" ] || { echo "e2e.sh: salvo-sink did not start:" >&2; cat "$work/sink.err" >&2; exit 1; }
+for a in "${mx_addrs[@]}"; do listen_args+=(--listen "$a:$sink_port"); done
+start_sink "$work" "${listen_args[@]}" --progress-file "$work/sink.progress" || die_start
 
 sink_messages() {  # the sinks' running total
   local text
@@ -152,78 +110,31 @@ sink_messages() {  # the sinks' running total
 # Polls the progress file until it shows at least $1 messages; sets reached_at (epoch s).
 # Bounded: gives up after $2 seconds (returns 1).
 reached_at=""
-wait_sink() {
-  local target=$1 limit deadline_ns n
-  limit=$2
-  deadline_ns=$(( $(date +%s%N) + limit * 1000000000 ))
-  while :; do
-    n=$(sink_messages)
-    if [ "$n" -ge "$target" ]; then reached_at=$(now); return 0; fi
-    [ "$(date +%s%N)" -lt "$deadline_ns" ] || return 1
-    sleep 0.02
-  done
+sink_reached() { [ "$(sink_messages)" -ge "$1" ]; }
+wait_sink() {  # target seconds
+  wait_until "$2" 0.02 sink_reached "$1" || return 1
+  reached_at=$(now)
 }
 
 # ---- salvod --------------------------------------------------------------------------------
-write_salvod_config() {  # file hold(0|1) listen-port
-  local f=$1 hold=$2 port=$3 i conns=20
-  [ "$hold" = 1 ] && conns=0
-  {
-    cat <<EOF
-# bench/load/e2e.sh: generated
-[node]
-hostname = "bench.test"
-cores = 0
-spool = "$work/salvod/spool"
-log_dir = "$work/salvod/log"
-control_socket = "$work/salvod/ctl.sock"
-fsync = true
-spool_reserve = "0"
-
-[[listen]]
-address = "127.0.0.1:$port"
-max_connections_per_ip = 10000
-
-[dns]
-# Every domain has a route; nothing may leave the machine.
-resolvers = ["127.0.0.1:53"]
-
-[delivery]
-smtp_port = $sink_port
-
-[[shaping]]
-domain = "*"
-max_connections = $conns
-max_messages_per_connection = 1000
-
-[routes]
-EOF
-    for i in $(seq 0 $((DOMAINS - 1))); do
-      echo "\"d$i.$SUFFIX\" = [\"127.0.0.$((2 + i % MX_HOSTS)):$sink_port\"]"
-    done
-  } > "$f"
-}
-# Starts salvod on a config; returns 1 (with the reason in $work/salvod/why) if it does not
-# get ready within 60 s.
+# Every domain has a route to its MX host; the resolver is the loopback, so nothing may
+# leave the machine.
+route_args=()
+for i in $(seq 0 $((DOMAINS - 1))); do
+  route_args+=(--route "d$i.$SUFFIX" "127.0.0.$((2 + i % MX_HOSTS)):$sink_port")
+done
+# salvod on a fresh port: 20 connections per destination, or none while held.
 salvod_port=""
-start_salvod() {  # hold(0|1)
+run_salvod() {  # hold(0|1)
+  local conns=20
+  [ "$1" = 1 ] && conns=0
   salvod_port=$(free_port)
   mkdir -p "$work/salvod"
-  write_salvod_config "$work/salvod/salvo.toml" "$1" "$salvod_port"
-  rm -f "$work/salvod/ready"
-  "$BUILD/salvod" --config "$work/salvod/salvo.toml" --ready-file "$work/salvod/ready" \
-    2>> "$work/salvod/stderr" &
-  salvod_pid=$!
-  for _ in $(seq 1 1200); do
-    [ -s "$work/salvod/ready" ] && return 0
-    kill -0 "$salvod_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  tail -n 3 "$work/salvod/stderr" | tr '\n' ' ' > "$work/salvod/why"
-  stop_pid "$salvod_pid"; salvod_pid=""
-  return 1
+  write_salvod_config "$work/salvod/salvo.toml" "$work/salvod" --listen "$salvod_port" \
+    --resolver 127.0.0.1:53 --smtp-port "$sink_port" --max-connections "$conns" \
+    --max-messages-per-connection 1000 "${route_args[@]}"
+  start_salvod "$work/salvod/salvo.toml"
 }
-stop_salvod() { stop_pid "$salvod_pid"; salvod_pid=""; }
 delivered_lines() { cat "$work"/salvod/log/accounting*.jsonl 2>/dev/null | grep -c '"type":"delivered"' || true; }
 
 blast_flags() {  # chunking(0|1)
@@ -244,7 +155,7 @@ blast() {  # port size messages chunking
 salvod_row() {  # size
   local size=$1 base t0 n
   rm -rf "$work/salvod"
-  if ! start_salvod 0; then fail_row "salvod.$size" "salvod did not start: $(cat "$work/salvod/why")"; return; fi
+  if ! run_salvod 0; then fail_row "salvod.$size" "salvod did not start: $(start_why)"; return; fi
   base=$(sink_messages)
   t0=$(now)
   if ! blast "$salvod_port" "$size" "$MESSAGES" 1; then
@@ -267,8 +178,9 @@ salvod_row() {  # size
 drain_row() {  # size
   local size=$1 base t0 n leaked
   rm -rf "$work/salvod"
-  if ! start_salvod 1; then
-    fail_row "drain.$size" "salvod refused the hold config ([[shaping]] max_connections = 0): $(cat "$work/salvod/why")"
+  if ! run_salvod 1; then
+    fail_row "drain.$size" \
+      "salvod refused the hold config ([[shaping]] max_connections = 0): $(start_why)"
     return
   fi
   base=$(sink_messages)
@@ -281,7 +193,7 @@ drain_row() {  # size
   result "drain_leaked.$size" "$leaked"
   stop_salvod
   t0=$(now)
-  if ! start_salvod 0; then fail_row "drain.$size" "salvod did not restart: $(cat "$work/salvod/why")"; return; fi
+  if ! run_salvod 0; then fail_row "drain.$size" "salvod did not restart: $(start_why)"; return; fi
   if wait_sink $((base + MESSAGES)) "$TIMEOUT"; then
     result "drain.$size" "$(calc "($MESSAGES - $leaked) / ($reached_at - $t0)")"
   else
@@ -292,64 +204,30 @@ drain_row() {  # size
 }
 
 # ---- Postfix ---------------------------------------------------------------------------------
-pfx_port=""
-start_postfix() {
-  pfx_port=$(free_port)
-  local pw="$work/postfix" i
-  mkdir -p "$pfx_conf" "$pw/queue" "$pw/data"
-  # The stock master.cf without chroot (the queue is a temp dir with no /etc inside) and
-  # with our listener instead of port 25.
-  awk '/^[a-z]/ && NF >= 8 { $5 = "n" } { print }' /etc/postfix/master.cf |
-    sed '/^smtp *inet/d' > "$pfx_conf/master.cf"
-  echo "127.0.0.1:$pfx_port inet n - n - - smtpd" >> "$pfx_conf/master.cf"
-  : > "$pfx_conf/transport"
+# Relays dI.SUFFIX to its MX host like salvod's [routes]: no DNS, no TLS.
+run_postfix() {
+  local i
+  mkdir -p "$work/postfix"
   for i in $(seq 0 $((DOMAINS - 1))); do
-    echo "d$i.$SUFFIX smtp:[127.0.0.$((2 + i % MX_HOSTS))]:$sink_port" >> "$pfx_conf/transport"
-  done
-  cat > "$pfx_conf/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $pw/queue
-data_directory = $pw/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = pfx.bench.test
-mydestination =
-relay_domains =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-transport_maps = texthash:$pfx_conf/transport
+    echo "d$i.$SUFFIX smtp:[127.0.0.$((2 + i % MX_HOSTS))]:$sink_port"
+  done > "$work/postfix/transport"
+  # Tuning for throughput: enough processes, full concurrency per MX host from the first
+  # message (no slow start), connections cached and reused (up to 1000 messages, as
+  # salvod's max_messages_per_connection).
+  start_postfix "$work/postfix" "myhostname = pfx.bench.test
+transport_maps = texthash:$work/postfix/transport
 smtp_dns_support_level = disabled
 smtp_tls_security_level = none
-maillog_file = $pw/maillog
-maillog_file_prefixes = $work
-# Tuning for throughput: enough processes, no per-client limits, no inflow delay,
-# full concurrency per MX host from the first message (no slow start), connections
-# cached and reused (up to 1000 messages, as salvod's max_messages_per_connection).
 default_process_limit = 250
-in_flow_delay = 0
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-smtpd_peername_lookup = no
-smtpd_delay_reject = no
 initial_destination_concurrency = 20
 default_destination_concurrency_limit = 20
 smtp_connection_cache_on_demand = yes
 smtp_connection_reuse_count_limit = 1000
-qmgr_message_active_limit = 50000
-EOF
-  chown postfix "$pw/data"
-  postfix -c "$pfx_conf" check >/dev/null 2>&1 || true
-  postfix -c "$pfx_conf" start >/dev/null 2>&1 || { tail -5 "$pw/maillog" >&2 || true; return 1; }
-  wait_port "$pfx_port"
+qmgr_message_active_limit = 50000"
 }
 pfx_queued() { find "$work/postfix/queue/incoming" "$work/postfix/queue/active" \
   "$work/postfix/queue/deferred" "$work/postfix/queue/maildrop" -type f 2>/dev/null | wc -l; }
+pfx_empty() { [ "$(pfx_queued)" = 0 ]; }
 
 pfx_row() {  # size
   local size=$1 base t0 n
@@ -367,7 +245,7 @@ pfx_row() {  # size
     fail_row "pfx.$size" "timeout: the sinks got $((n - base)) of $PFX_MESSAGES in ${TIMEOUT}s; $(pfx_queued) still queued; $(tail -n 2 "$work/postfix/maillog" | tr '\n' ' ')"
   fi
   # Bounded: let the queue empty before the next row.
-  for _ in $(seq 1 600); do [ "$(pfx_queued)" = 0 ] && break; sleep 0.1; done
+  wait_until 60 0.1 pfx_empty || true
 }
 
 # ---- runs ----------------------------------------------------------------------------------
@@ -383,17 +261,17 @@ if [ "$run_salvod" = 1 ]; then
   done
 fi
 if [ "$run_pfx" = 1 ]; then
-  if start_postfix; then
+  if run_postfix; then
     for size in $SIZES; do
       echo "-- Postfix, $size-byte bodies, client in $pfx_mode"
       pfx_row "$size"
     done
-    postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true
+    stop_postfix
   else
     for size in $SIZES; do fail_row "pfx.$size" "Postfix did not start"; done
   fi
 fi
-stop_pid "$sink_pid"; sink_pid=""
+stop_sink
 
 # ---- report ----------------------------------------------------------------------------------
 python3 - "$results" "$(nproc)" "$MESSAGES" "$PFX_MESSAGES" "$SIZES" "$pfx_mode" "$CONNS" "$WINDOW" <<'EOF'

@@ -10,7 +10,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 BUILD="$root/build"
 RCPTS=100000
@@ -26,34 +26,13 @@ done
 command -v curl >/dev/null || { echo "http.sh: needs curl (apt-get install curl)" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/salvo-http-bench.XXXXXX)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cleanup() { stop_all; rm -rf "$work"; }
+on_exit cleanup
 
 port=$(free_port)
 mkdir -p "$work/pickup/tmp"
-cat > "$work/salvo.toml" <<EOF
-[node]
-hostname = "bench.test"
-cores = 2
-spool = "$work/spool"
-pickup = "$work/pickup"
-log_dir = "$work/log"
-control_socket = "$work/salvod.sock"
-spool_reserve = "0"
-fsync = true
-[dns]
-resolvers = ["127.0.0.1:9"]
-[[shaping]]
-domain = "*"
-max_connections = 0
-[http]
-address = "127.0.0.1:$port"
-max_request_size = "256MiB"
-EOF
+write_salvod_config "$work/salvo.toml" "$work" --cores 2 --pickup --resolver 127.0.0.1:9 \
+  --hold --http "127.0.0.1:$port"
 /usr/bin/python3 - "$work/job.json" "$RCPTS" <<'EOF'
 import json, sys
 path, n = sys.argv[1], int(sys.argv[2])
@@ -65,9 +44,7 @@ job = {"from": "news@esp.test", "job": "bench",
 open(path, "w").write(json.dumps(job))
 EOF
 size=$(stat -c %s "$work/job.json")
-"$BUILD/salvod" --config "$work/salvo.toml" 2> "$work/salvod.log" &
-pid=$!
-wait_port "$port"
+start_salvod "$work/salvo.toml" || die_start
 
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])):,.0f}')" "$@"; }
@@ -84,7 +61,8 @@ t1=$(now)
 cp "$work/job.json" "$work/pickup/tmp/job.json"
 t2=$(now)
 mv "$work/pickup/tmp/job.json" "$work/pickup/job.json"
-for _ in $(seq 1 6000); do [ -e "$work/pickup/job.json" ] || break; sleep 0.01; done
+picked_up() { [ ! -e "$work/pickup/job.json" ]; }
+wait_until 60 0.01 picked_up || true
 t3=$(now)
 [ ! -e "$work/pickup/job.json" ] || { echo "pickup did not take the job within 60 s" >&2; exit 1; }
 

@@ -28,54 +28,27 @@ if [ "${1:-}" = "--quick" ]; then MESSAGES=10000; PFX_MESSAGES=2000; JOB=20000; 
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-600}
 
-if [ ! -x "$BUILD/salvod" ] || [ ! -x "$BUILD/salvo-blast" ]; then
-  tools/install_deps.sh
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" --target salvod salvo-blast
-fi
+ensure_built salvod salvo-blast
 ensure_postfix
 
 work="$root/$BUILD/bench-ingest"
 rm -rf "$work"; mkdir -p "$work"
-salvod_pid=""
-pfx_conf="$work/postfix/conf"
-cleanup() {
-  [ -n "$salvod_pid" ] && kill -TERM "$salvod_pid" 2>/dev/null && wait "$salvod_pid" 2>/dev/null || true
-  [ -f "$pfx_conf/main.cf" ] && postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cleanup() { stop_all; rm -rf "$work"; }
+on_exit cleanup
 
 field() { python3 -c "import json,sys; j=json.load(open('$1')); print($2)"; }
 
 # ---- salvod ---------------------------------------------------------------------------
-start_salvod() {  # fsync(true|false) -> sets salvod_pid, salvod_port
-  local fsync=$1
+run_salvod() {  # fsync(true|false) -> sets salvod_pid, salvod_port
   rm -rf "$work/salvod"; mkdir -p "$work/salvod"
   salvod_port=$(free_port)
-  cat > "$work/salvod/salvo.toml" <<EOF
-[node]
-hostname = "bench.test"
-cores = 0
-spool = "$work/salvod/spool"
-pickup = "$work/salvod/pickup"
-log_dir = "$work/salvod/log"
-control_socket = "$work/salvod/ctl.sock"
-fsync = $fsync
-spool_reserve = "0"
-[[listen]]
-address = "127.0.0.1:$salvod_port"
-max_connections_per_ip = 10000
-EOF
-  "$BUILD/salvod" --config "$work/salvod/salvo.toml" --log-level info \
-    --ready-file "$work/salvod/ready" 2> "$work/salvod/stderr" &
-  salvod_pid=$!
-  for _ in $(seq 1 400); do [ -s "$work/salvod/ready" ] && break; sleep 0.05; done
-  [ -s "$work/salvod/ready" ] || { cat "$work/salvod/stderr" >&2; exit 1; }
+  write_salvod_config "$work/salvod/salvo.toml" "$work/salvod" --fsync "$1" --pickup \
+    --listen "$salvod_port"
+  start_salvod "$work/salvod/salvo.toml" --log-level info || die_start
 }
-stop_salvod() {  # -> the "spool stopped" line in $work/salvod/spool.line
-  kill -TERM "$salvod_pid"; wait "$salvod_pid" || true; salvod_pid=""
-  grep -h "spool stopped" "$work/salvod/stderr" > "$work/salvod/spool.line" || true
+end_salvod() {  # -> the "spool stopped" line in $work/salvod/spool.line
+  stop_salvod
+  grep -h "spool stopped" "$work/salvod/salvod.log" > "$work/salvod/spool.line" || true
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$salvod_pid/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$salvod_pid/status"; }
@@ -93,59 +66,28 @@ EOF
 declare -A rate p99
 smtp_row() {  # label fsync size [blast flags]
   local label=$1 fsync=$2 size=$3 flags=${4:-}
-  start_salvod "$fsync"
+  run_salvod "$fsync"
   blast_into "$salvod_port" "$size" "$MESSAGES" "$flags"
   rate[$label]=$(field "$work/blast.json" "j['msgs_per_s']")
   p99[$label]=$(field "$work/blast.json" "j['latency_ms']['p99']")
-  stop_salvod
+  end_salvod
   if [ "$fsync" = true ]; then cp "$work/salvod/spool.line" "$work/spool-$label.line"; fi
 }
 
 # ---- Postfix, queue only ---------------------------------------------------------------
-start_postfix() {
-  pfx_port=$(free_port)
-  mkdir -p "$pfx_conf" "$work/postfix/queue" "$work/postfix/data"
-  cp /etc/postfix/master.cf "$pfx_conf/master.cf"
-  # Our listener only; the stock smtp service on port 25 is dropped.
-  sed -i '/^smtp *inet/d' "$pfx_conf/master.cf"
-  echo "127.0.0.1:$pfx_port inet n - n - - smtpd" >> "$pfx_conf/master.cf"
-  echo '/^Subject:/ HOLD' > "$pfx_conf/hold"
-  cat > "$pfx_conf/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $work/postfix/queue
-data_directory = $work/postfix/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-# Queue only: every message is held in the hold queue, nothing is delivered.
-header_checks = regexp:$pfx_conf/hold
-# Tuning for acceptance speed: enough smtpd processes, no per-client limits, no delays.
-default_process_limit = 200
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-in_flow_delay = 0
-smtpd_peername_lookup = no
-smtpd_delay_reject = no
-maillog_file = $work/postfix/maillog
-maillog_file_prefixes = $work
-EOF
-  chown postfix "$work/postfix/data"
-  postfix -c "$pfx_conf" check >/dev/null 2>&1 || true
-  postfix -c "$pfx_conf" start >/dev/null || { tail -5 "$work/postfix/maillog" >&2; exit 1; }
-  wait_port "$pfx_port"
+# Queue only: every message is held in the hold queue, nothing is delivered. Tuning for
+# acceptance speed: enough smtpd processes.
+run_postfix() {
+  mkdir -p "$work/postfix"
+  echo '/^Subject:/ HOLD' > "$work/postfix/hold"
+  start_postfix "$work/postfix" "myhostname = bench.test
+header_checks = regexp:$work/postfix/hold
+default_process_limit = 200" || exit 1
 }
 held() { find "$work/postfix/queue/hold" -type f 2>/dev/null | wc -l; }
+held_at_least() { [ "$(held)" -ge "$1" ]; }
 wait_held() {  # count
-  for _ in $(seq 1 3000); do [ "$(held)" -ge "$1" ] && return 0; sleep 0.1; done
+  wait_until 300 0.1 held_at_least "$1" && return 0
   echo "ingest.sh: postfix held $(held) of $1" >&2; return 1
 }
 
@@ -157,7 +99,7 @@ for size in 1024 10240; do
   smtp_row "on-bdat-$size" true "$size" "--chunking --window $WINDOW"
   smtp_row "off-bdat-$size" false "$size" "--chunking --window $WINDOW"
 done
-start_postfix
+run_postfix
 for size in 1024 10240; do
   for mode in "" bdat; do
     base=$(held)
@@ -174,7 +116,7 @@ mkdir -p "$work/stage-json" "$work/stage-eml"
   --messages "$JOB" --domains 1000 >/dev/null
 "$BUILD/salvo-blast" --pickup "$work/stage-eml" --format eml --messages "$EML" \
   --domains 100 --size 1024 >/dev/null
-start_salvod true
+run_salvod true
 # Moves every staged file into the pickup directory and waits until salvod took them all
 # (queued, fdatasync'ed, unlinked). Prints seconds.
 take() {  # stage-dir
@@ -197,7 +139,7 @@ rss_before=$(rss_kib)
 t_json=$(take "$work/stage-json")
 rss_after=$(rss_kib); hwm_json=$(hwm_kib)
 t_eml=$(take "$work/stage-eml")
-stop_salvod
+end_salvod
 failed=$(find "$work/salvod/pickup/failed" -type f | wc -l)
 [ "$failed" = 0 ] || { echo "ingest.sh: $failed pickup files failed" >&2; exit 1; }
 
@@ -227,7 +169,7 @@ print(f"{time.monotonic() - t0:.3f}")
 EOF
 )
 wait_held $((base + PFX_EML))
-postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true
+stop_postfix
 
 # ---- report ----------------------------------------------------------------------------
 python3 - "$work" <<EOF

@@ -1,25 +1,340 @@
-# Shared by the bench/load scripts (sourced, not run): loopback ports and Postfix install.
+# shellcheck shell=bash
+# Shared by the bench/load scripts and tools/demo.sh (sourced, not run): building the
+# programs, loopback ports, bounded waits, and starting and stopping the processes a run
+# needs: salvod (with a generated config), salvo-sink or Postfix's smtp-sink, and a private
+# Postfix instance. Every wait is bounded in count and time; every process started here is
+# stopped by stop_all (call it from the script's EXIT trap, see on_exit).
+#
+# The caller sets BUILD (the build directory) before calling anything that runs a program,
+# and runs from the repository root (or gives an absolute BUILD).
+#
+# Globals set here: salvod_pid, sink_pid, pfx_conf (Postfix's config directory while it
+# runs), pfx_port; start_failure and start_log: why the last start_* returned 1, and the
+# log of the process that did not start.
+
+lib_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+me=$(basename "$0")
+salvod_pid=""
+sink_pid=""
+pfx_conf=""
+pfx_port=""
+start_failure=""
+start_log=""
+
+die() { echo "$me: $*" >&2; exit 1; }
+
+# ---- build and install -------------------------------------------------------------------
+
+# Builds the targets (Release) into $BUILD unless every one of them is there already.
+ensure_built() {  # target...
+  local t
+  for t; do
+    [ -x "$BUILD/$t" ] || { build_release "$@"; return; }
+  done
+}
+# Installs what is missing, configures $BUILD (Release, Ninja) if needed, builds the targets.
+build_release() {  # target...
+  "$lib_root/tools/install_deps.sh"
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    cmake -S "$lib_root" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
+  cmake --build "$BUILD" --target "$@"
+}
+
+# Debian's postfix without its own configuration (so no daemon starts); never left running.
+ensure_postfix() {
+  if ! command -v postfix >/dev/null || ! command -v smtp-sink >/dev/null; then
+    echo "$me: installing postfix (the comparison baseline)" >&2
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+  fi
+  postfix stop >/dev/null 2>&1 || true
+}
+
+# ---- waits and ports -----------------------------------------------------------------------
+
+# Runs the command every STEP seconds until it succeeds (0) or SECONDS (whole) have passed
+# (1). The command runs at least once.
+wait_until() {  # seconds step command...
+  local limit_us=$(($1 * 1000000)) step=$2 start
+  shift 2
+  start=${EPOCHREALTIME//[!0-9]/}
+  until "$@"; do
+    (( ${EPOCHREALTIME//[!0-9]/} - start < limit_us )) || return 1
+    sleep "$step"
+  done
+}
 
 # A free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Waits up to 20 s for something to listen on 127.0.0.1:$1.
-wait_port() {
-  for _ in $(seq 1 400); do
-    if python3 -c "import socket; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1',$1))" 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "$(basename "$0"): nothing listening on port $1" >&2; return 1
+# Is the port free on every address (nothing bound there)? 0 yes, 1 no.
+port_free() {  # port address...
+  python3 - "$@" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+for addr in sys.argv[2:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((addr, port))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+EOF
 }
 
-# Debian's postfix without its own configuration (so no daemon starts); never left running.
-ensure_postfix() {
-  if ! command -v postfix >/dev/null || ! command -v smtp-sink >/dev/null; then
-    echo "$(basename "$0"): installing postfix (the comparison baseline)" >&2
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+# Is something listening on 127.0.0.1:port?
+listening() {  # port
+  python3 -c "import socket; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1',$1))" \
+    2>/dev/null
+}
+# Waits up to 20 s for something to listen on 127.0.0.1:port.
+wait_port() {  # port
+  wait_until 20 0.05 listening "$1" || { echo "$me: nothing listening on port $1" >&2; return 1; }
+}
+
+# ---- processes -----------------------------------------------------------------------------
+
+# SIGTERM, up to SECONDS (default 60) for it to exit, then SIGKILL; reaps it. No-op for "".
+stop_pid() {  # pid name [seconds]
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_until "${3:-60}" 0.1 gone "$pid"; then
+    echo "$me: $2 (pid $pid) did not stop on SIGTERM: killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  postfix stop >/dev/null 2>&1 || true
+  wait "$pid" 2>/dev/null || true
+}
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# Waits up to SECONDS for the ready file a just-started process writes once it listens.
+# 0 when it is there; 1 (start_failure, start_log) when the process exited or the time
+# passed; the process is then stopped.
+wait_ready() {  # pid name ready-file log seconds
+  local pid=$1 name=$2 ready=$3 seconds=$5
+  wait_until "$seconds" 0.05 ready_or_gone "$ready" "$pid" || true
+  [ -s "$ready" ] && return 0
+  if gone "$pid"; then start_failure="$name exited early"
+  else start_failure="$name did not become ready within $seconds s"; fi
+  start_log=$4
+  stop_pid "$pid" "$name" 5
+  return 1
+}
+ready_or_gone() { [ -s "$1" ] || gone "$2"; }
+
+# Why the last start_* returned 1 and the last lines of that process's log, on one line.
+start_why() { echo "$start_failure: $(tail -n 3 "$start_log" 2>/dev/null | tr '\n' ' ')"; }
+# After a start_* returned 1: says why on stderr, with the end of the log, and exits 1.
+die_start() {
+  echo "$me: $start_failure${start_log:+; the end of its log ($start_log):}" >&2
+  [ -z "$start_log" ] || tail -n 20 "$start_log" >&2 || true
+  exit 1
+}
+
+# ---- salvod ----------------------------------------------------------------------------------
+
+# Writes a salvod config for a run whose spool, log_dir and control socket live in DIR.
+#   --cores N                    [node] cores (default 0: one shard per core)
+#   --fsync true|false           [node] fsync (default true)
+#   --pickup                     [node] pickup = DIR/pickup
+#   --listen PORT                an SMTP listener on 127.0.0.1:PORT, max_connections_per_ip 10000
+#   --resolver HOST:PORT         [dns] resolvers (absent: salvod's default)
+#   --smtp-port PORT             [delivery] smtp_port
+#   --max-connections N          [[shaping]] domain "*": max_connections (0 holds delivery)
+#   --max-messages-per-connection N   ... and max_messages_per_connection
+#   --hold                       --max-connections 0: nothing is delivered, intake only
+#   --http HOST:PORT             [http] address, max_request_size 256MiB
+#   --route DOMAIN HOST:PORT     a [routes] entry (repeatable)
+write_salvod_config() {  # file dir [option...]
+  local file=$1 dir=$2 cores=0 fsync=true pickup=0 listen="" resolver="" smtp_port=""
+  local max_conns="" max_msgs="" http=""
+  local -a routes=()
+  shift 2
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --cores) cores=$2; shift 2 ;;
+      --fsync) fsync=$2; shift 2 ;;
+      --pickup) pickup=1; shift ;;
+      --listen) listen=$2; shift 2 ;;
+      --resolver) resolver=$2; shift 2 ;;
+      --smtp-port) smtp_port=$2; shift 2 ;;
+      --max-connections) max_conns=$2; shift 2 ;;
+      --max-messages-per-connection) max_msgs=$2; shift 2 ;;
+      --hold) max_conns=0; shift ;;
+      --http) http=$2; shift 2 ;;
+      --route) routes+=("\"$2\" = [\"$3\"]"); shift 3 ;;
+      *) echo "$me: write_salvod_config: unknown option '$1'" >&2; return 2 ;;
+    esac
+  done
+  {
+    echo "# generated by $me"
+    echo "[node]"
+    echo "hostname = \"bench.test\""
+    echo "cores = $cores"
+    echo "spool = \"$dir/spool\""
+    [ "$pickup" = 0 ] || echo "pickup = \"$dir/pickup\""
+    echo "log_dir = \"$dir/log\""
+    echo "control_socket = \"$dir/ctl.sock\""
+    echo "fsync = $fsync"
+    echo "spool_reserve = \"0\""
+    if [ -n "$listen" ]; then
+      printf '[[listen]]\naddress = "127.0.0.1:%s"\nmax_connections_per_ip = 10000\n' "$listen"
+    fi
+    [ -z "$resolver" ] || printf '[dns]\nresolvers = ["%s"]\n' "$resolver"
+    [ -z "$smtp_port" ] || printf '[delivery]\nsmtp_port = %s\n' "$smtp_port"
+    if [ -n "$max_conns$max_msgs" ]; then
+      printf '[[shaping]]\ndomain = "*"\n'
+      [ -z "$max_conns" ] || echo "max_connections = $max_conns"
+      [ -z "$max_msgs" ] || echo "max_messages_per_connection = $max_msgs"
+    fi
+    [ -z "$http" ] || printf '[http]\naddress = "%s"\nmax_request_size = "256MiB"\n' "$http"
+    if [ ${#routes[@]} -gt 0 ]; then
+      echo "[routes]"
+      printf '%s\n' "${routes[@]}"
+    fi
+  } > "$file"
+}
+
+# Starts salvod on CONFIG with --ready-file; its stderr is appended to salvod.log next to
+# the config (salvod.ready is there too). Sets salvod_pid; 0 once it is ready, 1 if it
+# exited or was not ready within 60 s (start_failure, start_log; it is stopped).
+start_salvod() {  # config [salvod option...]
+  local config=$1 dir
+  shift
+  dir=$(dirname "$config")
+  rm -f "$dir/salvod.ready"
+  "$BUILD/salvod" --config "$config" --ready-file "$dir/salvod.ready" "$@" \
+    2>> "$dir/salvod.log" &
+  salvod_pid=$!
+  wait_ready "$salvod_pid" salvod "$dir/salvod.ready" "$dir/salvod.log" 60 || {
+    salvod_pid=""
+    return 1
+  }
+}
+stop_salvod() { stop_pid "$salvod_pid" salvod; salvod_pid=""; }
+
+# ---- sinks -------------------------------------------------------------------------------------
+
+# Starts one salvo-sink with the given options (--listen ... as many as wanted) and
+# --ready-file DIR/sink.ready; its JSON report goes to DIR/sink.json, its stderr to
+# DIR/sink.log. Sets sink_pid; 0 once it listens, 1 (start_failure, start_log) if not within 20 s.
+start_sink() {  # dir [salvo-sink option...]
+  local dir=$1
+  shift
+  rm -f "$dir/sink.ready"
+  "$BUILD/salvo-sink" "$@" --ready-file "$dir/sink.ready" > "$dir/sink.json" \
+    2> "$dir/sink.log" &
+  sink_pid=$!
+  wait_ready "$sink_pid" salvo-sink "$dir/sink.ready" "$dir/sink.log" 20 || {
+    sink_pid=""
+    return 1
+  }
+}
+# Postfix's smtp-sink on 127.0.0.1:port (backlog 1024) as sink_pid; 0 once it listens.
+start_smtp_sink() {  # port
+  smtp-sink -u nobody "127.0.0.1:$1" 1024 > /dev/null &
+  sink_pid=$!
+  wait_port "$1" || {
+    start_failure="smtp-sink did not listen on port $1" start_log=""
+    stop_sink
+    return 1
+  }
+}
+stop_sink() { stop_pid "$sink_pid" sink; sink_pid=""; }
+
+# ---- Postfix ----------------------------------------------------------------------------------
+
+# Starts a private Postfix instance under DIR (conf/, queue/, data/, maillog) listening on
+# 127.0.0.1:pfx_port (a free port, set here): loopback only, relays for 127.0.0.0/8, no
+# local delivery, no per-client limits or delays. MAIN_CF is the main.cf lines a run adds
+# (its myhostname, process limit, what it does with the mail). Sets pfx_conf; 0 once it
+# listens, 1 if it did not start (the end of its maillog on stderr).
+#
+# master.cf is the stock one with chroot turned off for every service. The stock file
+# chroots most daemons (smtpd, cleanup, smtp, ...) into queue_directory, which works only
+# when /etc/services, /etc/resolv.conf, /etc/localtime and the NSS libraries have been
+# copied into it (Debian's init script does that for /var/spool/postfix). A queue in a temp
+# dir has none of them, so chrooted daemons there would run without them; unchrooted, they
+# see the system's files as any process does, and what is measured is Postfix's work
+# rather than a half-furnished chroot.
+start_postfix() {  # dir main-cf
+  local dir=$1 main_cf=$2
+  pfx_conf="$dir/conf"
+  pfx_port=$(free_port)
+  mkdir -p "$pfx_conf" "$dir/queue" "$dir/data"
+  # Our listener instead of the stock smtp service on port 25.
+  awk '/^[a-z]/ && NF >= 8 { $5 = "n" } { print }' /etc/postfix/master.cf |
+    sed '/^smtp *inet/d' > "$pfx_conf/master.cf"
+  echo "127.0.0.1:$pfx_port inet n - n - - smtpd" >> "$pfx_conf/master.cf"
+  {
+    cat <<EOF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+mail_owner = postfix
+setgid_group = postdrop
+mydestination =
+relay_domains =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+# No per-client limits, no inflow delay, no reverse lookups of the client.
+in_flow_delay = 0
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+smtpd_peername_lookup = no
+smtpd_delay_reject = no
+EOF
+    printf '%s\n' "$main_cf"
+  } > "$pfx_conf/main.cf"
+  chown postfix "$dir/data"
+  postfix -c "$pfx_conf" check >/dev/null 2>&1 || true
+  if ! timeout 60 postfix -c "$pfx_conf" start >/dev/null 2>&1; then
+    tail -n 5 "$dir/maillog" >&2 || true
+    stop_postfix
+    return 1
+  fi
+  wait_port "$pfx_port" || { stop_postfix; return 1; }
+}
+stop_postfix() {
+  [ -n "$pfx_conf" ] && [ -f "$pfx_conf/main.cf" ] || return 0
+  timeout 60 postfix -c "$pfx_conf" stop >/dev/null 2>&1 || true
+  pfx_conf=""
+}
+
+# ---- cleanup --------------------------------------------------------------------------------
+
+# Stops whatever is still running: salvod first (it delivers to the sinks), then Postfix,
+# then the sink.
+stop_all() {
+  stop_salvod
+  stop_postfix
+  stop_sink
+}
+
+# Runs FUNCTION once when the script exits, however it exits (the exit status is kept;
+# Ctrl-C exits 130, SIGTERM 143). FUNCTION should call stop_all.
+on_exit() {  # function
+  # shellcheck disable=SC2064  # $1 is expanded now, on purpose
+  trap "lib_exit $1" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+lib_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  "$1" || true
+  exit "$rc"
 }

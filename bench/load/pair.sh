@@ -17,21 +17,12 @@ if [ "${1:-}" = "--quick" ]; then MESSAGES=5000; RUNS=1; fi
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-300}
 
-if [ ! -x "$BUILD/salvo-sink" ] || [ ! -x "$BUILD/salvo-blast" ]; then
-  tools/install_deps.sh
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" --target salvo-sink salvo-blast
-fi
+ensure_built salvo-sink salvo-blast
 ensure_postfix
 
 work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cleanup() { stop_all; rm -rf "$work"; }
+on_exit cleanup
 
 now() { date +%s.%N; }
 
@@ -44,19 +35,17 @@ run_blast() {  # port size conns rcpts
 
 one_run() {  # mode size conns rcpts -> msgs/s
   local mode=$1 size=$2 conns=$3 rcpts=$4 port rate
+  # It runs in $(...), a subshell: the sink it starts must stop with it, however it ends.
+  trap stop_sink EXIT
   port=$(free_port)
   case $mode in
     A)
-      "$BUILD/salvo-sink" --listen "127.0.0.1:$port" > "$work/sink.json" 2>"$work/sink.err" &
-      local sp=$!; pids+=("$sp")
-      wait_port "$port"
+      start_sink "$work" --listen "127.0.0.1:$port" || die_start
       rate=$(run_blast "$port" "$size" "$conns" "$rcpts")
-      kill -TERM "$sp"; wait "$sp" || true
+      stop_sink
       python3 -c "import json; j=json.load(open('$work/sink.json')); assert j['messages']==$MESSAGES, j" ;;
     B|C)
-      smtp-sink -u nobody "127.0.0.1:$port" 1024 &
-      local sp=$!; pids+=("$sp")
-      wait_port "$port"
+      start_smtp_sink "$port" || die_start
       if [ "$mode" = B ]; then
         rate=$(run_blast "$port" "$size" "$conns" "$rcpts")
       else
@@ -68,7 +57,7 @@ one_run() {  # mode size conns rcpts -> msgs/s
         t1=$(now)
         rate=$(python3 -c "print($MESSAGES/($t1-$t0))")
       fi
-      kill -TERM "$sp"; wait "$sp" 2>/dev/null || true ;;
+      stop_sink ;;
   esac
   echo "$rate"
 }
