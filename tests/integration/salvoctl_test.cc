@@ -7,10 +7,8 @@
 #include <sys/stat.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/accounting_log.h"
 #include "support/blast.h"
 #include "support/eventually.h"
 #include "support/process.h"
@@ -156,11 +155,10 @@ TEST(Salvoctl, BounceByIdCancelsOneMessageWithItsDsn) {
   ASSERT_TRUE(eventually(
       [&] {
         ids.clear();
-        std::ifstream in(env.dir.file("log") + "/accounting.jsonl");
-        std::string line;
-        while (std::getline(in, line)) {
-          json e = json::parse(line, nullptr, false);
-          if (e.is_object() && e["type"] == "received") ids.push_back(e["id"]);
+        for (auto& e : events_of_type(
+                 accounting_events(env.dir.file("log"), AccountingLines::SkipMalformed),
+                 "received")) {
+          ids.push_back(e["id"]);
         }
         return ids.size() == 3;
       },
@@ -204,14 +202,6 @@ TEST(Salvoctl, AccountingLogRotatesBySizeKeepingWholeLines) {
   o.node_keys += "accounting_max_size = \"8KiB\"\n";
   Salvod d(env.dir, o);
   const std::string log_dir = env.dir.file("log");
-  auto rotated = [&] {
-    std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(log_dir)) {
-      const auto name = e.path().filename().string();
-      if (name.starts_with("accounting-") && name.ends_with(".jsonl")) out.push_back(e.path());
-    }
-    return out;
-  };
   // Writers look at the file's size at most once a second, when they write: three bursts
   // a little over a second apart rotate it at the start of the second and the third.
   for (int round = 1; round <= 3; ++round) {
@@ -219,31 +209,23 @@ TEST(Salvoctl, AccountingLogRotatesBySizeKeepingWholeLines) {
     ASSERT_TRUE(env.mx->wait_messages(40 * round, 20s));
     std::this_thread::sleep_for(1200ms);
   }
-  EXPECT_GE(rotated().size(), 2u);
+  ASSERT_GE(rotated_accounting_files(log_dir).size(), 2u);
   // trace finds a first-round message's lines in the rotated files.
   std::string first_id;
   {
-    std::ifstream in(rotated().front());
-    std::string line;
-    if (std::getline(in, line)) first_id = json::parse(line).value("id", "");
+    auto first = read_accounting_file(rotated_accounting_files(log_dir).front());
+    if (!first.empty()) first_id = first.front().value("id", "");
   }
   Ctl t = salvoctl(env.dir, d.config_path(), {"trace", first_id, "--json"});
   ASSERT_EQ(t.rc, 0) << t.err;
   EXPECT_GE(t.j["events"].size(), 2u) << t.out;  // received, delivered
   EXPECT_EQ(d.stop(), 0);
-  std::vector<std::string> files = rotated();
-  files.push_back(log_dir + "/accounting.jsonl");
+  std::vector<std::string> files = rotated_accounting_files(log_dir);
+  files.push_back(accounting_path(log_dir));
   std::map<std::string, int> received, delivered;
   for (const auto& f : files) {
-    std::ifstream in(f);
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (all.empty()) continue;
-    EXPECT_EQ(all.back(), '\n') << f << " ends inside a line";
-    std::istringstream lines(all);
-    std::string line;
-    while (std::getline(lines, line)) {
-      json e = json::parse(line, nullptr, false);
-      ASSERT_TRUE(e.is_object()) << f << ": " << line;
+    // Strict: every file ends in a newline and every line is a JSON object (else it throws).
+    for (auto& e : read_accounting_file(f)) {
       if (e["type"] == "received") ++received[e["id"]];
       if (e["type"] == "delivered") ++delivered[e["id"]];
     }
@@ -268,11 +250,8 @@ TEST(Salvoctl, TraceShowsOneMessagesHistory) {
   std::string id;
   ASSERT_TRUE(eventually(
       [&] {
-        std::ifstream in(env.dir.file("log") + "/accounting.jsonl");
-        std::string line;
-        while (std::getline(in, line)) {
-          json e = json::parse(line);
-          if (e["type"] == "deferred") id = e["id"];
+        for (auto& e : events_of_type(accounting_events(env.dir.file("log")), "deferred")) {
+          id = e["id"];
         }
         return !id.empty();
       },

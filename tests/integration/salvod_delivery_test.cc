@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/accounting_log.h"
 #include "support/cert_factory.h"
 #include "support/blast.h"
 #include "support/eventually.h"
@@ -34,22 +35,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
-
-std::vector<json> events(const TempDir& dir) {
-  std::vector<json> out;
-  std::ifstream in(dir.file("log") + "/accounting.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
-
-std::map<std::string, int> counts(const TempDir& dir) {
-  std::map<std::string, int> c;
-  for (const auto& e : events(dir)) ++c[e["type"].get<std::string>()];
-  return c;
-}
 
 std::vector<std::string> maildir_messages(const std::string& dir) {
   std::vector<std::string> out;
@@ -164,15 +149,14 @@ std::string dir_file_write(const TempDir& dir, const std::string& name,
   return path;
 }
 
-int count_of(const TempDir& dir, const std::string& type) { return counts(dir)[type]; }
+// How many accounting events of `type` salvod has written so far.
+int count_of(const TempDir& dir, const std::string& type) {
+  return counts_by_type(accounting_events(dir.file("log")))[type];
+}
 
-// Every accounting event of `type` for domain.
+// Every accounting event of `type`, in order.
 std::vector<json> of_type(const TempDir& dir, const std::string& type) {
-  std::vector<json> out;
-  for (auto& e : events(dir)) {
-    if (e["type"] == type) out.push_back(std::move(e));
-  }
-  return out;
+  return events_of_type(accounting_events(dir.file("log")), type);
 }
 
 TEST(Delivery, PreferredMxClosedFallsBackToTheNextOne) {

@@ -23,6 +23,7 @@
 
 #include <salvo/spool/records.h>
 
+#include "support/accounting_log.h"
 #include "support/process.h"
 #include "support/salvod.h"
 
@@ -87,14 +88,6 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
   return true;
 }
 
-std::vector<json> accounting_lines(const TempDir& dir) {
-  std::vector<json> out;
-  std::ifstream in(dir.file("log/accounting.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));  // every line whole JSON
-  return out;
-}
-
 SalvodOptions pickup_options(const TempDir& dir, int cores = 2) {
   SalvodOptions o;
   o.cores = cores;
@@ -146,7 +139,7 @@ TEST(Pickup, EmlAndJsonAreQueuedOnceAndRemoved) {
 
   // accounting.jsonl: one "received" per recipient, source pickup.
   std::map<std::string, int> rcpts;
-  for (const auto& ev : accounting_lines(dir)) {
+  for (const auto& ev : accounting_events(dir.file("log"))) {  // every line whole JSON
     ASSERT_EQ(ev.at("type"), "received");
     EXPECT_EQ(ev.at("source"), "pickup");
     EXPECT_EQ(ev.at("from"), "bounces@esp.example");

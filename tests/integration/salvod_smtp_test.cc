@@ -20,6 +20,7 @@
 #include <salvo/spool/recovery.h>
 #include <salvo/spool/spool_reader.h>
 
+#include "support/accounting_log.h"
 #include "support/cert_factory.h"
 #include "support/blast.h"
 #include "support/process.h"
@@ -125,9 +126,7 @@ TEST(Salvod, QueuesOnlyAfterCommitAndRecoversAfterRestart) {
       << s.bodies[0];
   EXPECT_NE(s.bodies[0].find("\r\n\r\nbody line\r\n.dot\r\n"), std::string::npos) << s.bodies[0];
   // One "received" accounting event per recipient, written by the daemon.
-  std::ifstream acct(dir.file("log/accounting.jsonl"));
-  std::vector<json> events;
-  for (std::string line; std::getline(acct, line);) events.push_back(json::parse(line));
+  std::vector<json> events = accounting_events(dir.file("log"));
   ASSERT_EQ(events.size(), 2u);
   std::string queued_id = q_id;
   for (std::size_t i = 0; i < 2; ++i) {
