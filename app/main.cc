@@ -407,7 +407,7 @@ int main(int argc, char** argv) {
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
               listeners, d.http ? d.http->to_string() : "off", cfg.node.spool, recovered,
               cfg.node.fsync ? "on" : "OFF");
-    reloader = std::make_unique<admin::Reloader>(config_path, config::LoadOptions{}, boxes, cfg);
+    reloader = std::make_unique<admin::Reloader>(config_path, config::LoadOptions{}, boxes, d.config);
     std::string why;
     if (!control->start(&why)) {
       log::error("salvod: {}: salvoctl will not reach this daemon", why);

@@ -26,6 +26,8 @@
 #include <salvo/spool/records.h>
 
 #include "admin/metrics.h"
+#include "admin/sampler.h"
+#include "admin/views.h"
 
 namespace salvo::admin {
 namespace {
@@ -63,23 +65,6 @@ void write_all(int fd, const std::string& s) {
     if (n <= 0) return;
     done += static_cast<std::size_t>(n);
   }
-}
-
-json destination_json(const outbound::DestinationInfo& d) {
-  return json{{"domain", d.name},
-              {"queued", d.ready + d.deferred},
-              {"ready", d.ready},
-              {"deferred", d.deferred},
-              {"in_flight", d.in_flight},
-              {"connections", d.connections},
-              {"max_connections", d.max_connections},
-              {"state", d.state},
-              {"delivered", d.delivered},
-              {"deferrals", d.deferrals},
-              {"bounced", d.bounced},
-              {"rate_1s", d.delivered_last_s},
-              {"rate_1m", static_cast<double>(d.delivered_last_60s) / 60.0},
-              {"last_reply", d.last_reply}};
 }
 
 std::uint64_t directory_bytes(const std::string& dir) {
@@ -158,7 +143,8 @@ ControlServer::ControlServer(std::string path, std::vector<ControlInbox*> inboxe
       inboxes_(std::move(inboxes)),
       spool_dir_(std::move(spool_dir)),
       log_dir_(std::move(log_dir)),
-      reload_(std::move(reload)) {
+      reload_(std::move(reload)),
+      sampler_(std::make_unique<Sampler>()) {
   web_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
@@ -251,28 +237,24 @@ std::vector<ShardAnswer> ControlServer::ask(const ShardRequest& r) {
   return out;
 }
 
+SpoolFacts ControlServer::spool_facts() const {
+  SpoolFacts f;
+  f.dir = spool_dir_;
+  f.bytes = directory_bytes(spool_dir_);
+  struct statvfs vfs{};
+  if (::statvfs(spool_dir_.c_str(), &vfs) == 0) {
+    f.free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  }
+  return f;
+}
+
 void ControlServer::sample() noexcept {
-  auto answers = ask(ShardRequest{});
-  Sample s;
-  s.t = steady_seconds();
-  s.wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-               .count();
-  bool all = true;
-  for (const auto& a : answers) {
-    all &= a.answered;
-    s.blocked.push_back(a.blocked_ns);
-    s.in += a.received_recipients;
-    s.out += a.outbound.stats.delivered;
-    s.queued += a.spool_recipients;
-    for (const auto& d : a.outbound.destinations) s.in_flight += d.in_flight;
-  }
-  // A shard that did not answer would make the sums (and so the rates) jump down and
-  // back: such a sample is not kept.
-  if (all) {
-    std::lock_guard lock(samples_mu_);
-    samples_.push_back(s);
-    while (samples_.size() > 62) samples_.pop_front();
-  }
+  const auto answers = ask(request::Snapshot{});
+  const double wall =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const Sampler::Sample s = sampler_->add(answers, steady_seconds(), wall);
+  const bool all = std::all_of(answers.begin(), answers.end(),
+                               [](const ShardAnswer& a) { return a.answered; });
   if (draining_.load() && all && s.queued == 0 && s.in_flight == 0) {
     log::info("salvod: drained: nothing left to deliver; stopping");
     draining_.store(false);
@@ -292,333 +274,80 @@ void ControlServer::run() noexcept {
     int n = ::poll(p, fd_ >= 0 ? 2 : 1, 200);
     if (n <= 0) continue;
     if ((p[0].revents & POLLIN) != 0) serve_web();
-    if (fd_ < 0 || (p[1].revents & POLLIN) == 0) continue;
-    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    std::string line;
-    json reply;
-    if (!read_line(c, &line)) {
-      reply = json{{"ok", false}, {"error", "no request line"}};
+    if (fd_ >= 0 && (p[1].revents & POLLIN) != 0) serve_socket();
+  }
+}
+
+void ControlServer::serve_socket() noexcept {
+  int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return;
+  std::string line;
+  json reply;
+  if (!read_line(c, &line)) {
+    reply = json{{"ok", false}, {"error", "no request line"}};
+  } else {
+    json req = json::parse(line, nullptr, false);
+    if (req.is_discarded() || !req.is_object()) {
+      reply = json{{"ok", false}, {"error", "the request is not a JSON object"}};
     } else {
-      json req = json::parse(line, nullptr, false);
-      if (req.is_discarded() || !req.is_object()) {
-        reply = json{{"ok", false}, {"error", "the request is not a JSON object"}};
-      } else {
-        try {
-          reply = handle(req);
-        } catch (const std::exception& e) {  // e.g. {"cmd": 5}: a wrong type
-          reply = json{{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
-        }
+      try {
+        reply = handle(req);
+      } catch (const std::exception& e) {  // e.g. {"cmd": 5}: a wrong type
+        reply = json{{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
       }
     }
-    write_all(c, dump_json(reply) + "\n");
-    ::close(c);
   }
+  write_all(c, dump_json(reply) + "\n");
+  ::close(c);
 }
 
 json ControlServer::handle(const json& request) {
   const std::string cmd = request.value("cmd", "");
-  const std::string domain = request.value("domain", "");
-  if (cmd == "status") return status();
-  if (cmd == "domains") return domains(request);
-  if (cmd == "trace") return trace(request.value("id", ""));
+  if (cmd == "status") return status_json(ask(request::Snapshot{}), *sampler_, spool_facts());
+  if (cmd == "domains") {
+    return domains_json(ask(request::Snapshot{}), request.value("sort", "queued"),
+                        request.value("top", std::size_t{0}));
+  }
+  if (cmd == "trace") {
+    const auto id = spool::parse_id(request.value("id", ""));
+    if (!id) {
+      return json{{"ok", false}, {"error", "trace needs a message id (16 hex digits, as in "
+                                           "\"queued as ...\" and the accounting log)"}};
+    }
+    return trace_json(*id, ask(request::Trace{*id}), log_dir_);
+  }
   if (cmd == "reload") {
     if (!reload_) return json{{"ok", false}, {"error", "reload is not available"}};
     return reload_();
   }
   if (cmd == "drain") {
-    ShardRequest r;
-    r.kind = ShardRequest::Kind::Drain;
-    ask(r);
+    ask(request::Drain{});
     draining_.store(true);
     log::info("salvod: drain: intake stopped; stopping once the queue is empty");
     return json{{"ok", true}, {"cmd", cmd}};
   }
-  ShardRequest r;
-  if (cmd == "pause") {
-    r.kind = ShardRequest::Kind::Pause;
-  } else if (cmd == "resume") {
-    r.kind = ShardRequest::Kind::Resume;
-  } else if (cmd == "flush") {
-    r.kind = ShardRequest::Kind::Flush;
-  } else if (cmd == "bounce") {
-    r.kind = ShardRequest::Kind::Bounce;
-  } else {
-    return json{{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
-  }
-  if (r.kind == ShardRequest::Kind::Bounce && request.contains("id")) {
-    // One message (or job): its queued recipients on every shard.
-    const std::string text = request.value("id", "");
-    r.message = spool::parse_id(text).value_or(0);
-    if (r.message == 0) {
-      return json{{"ok", false}, {"error", "bounce --id needs a message id (16 hex digits)"}};
-    }
-    std::size_t recipients = 0;
-    for (const auto& a : ask(r)) recipients += a.touched;
-    if (recipients == 0) {
+  return verb(request);
+}
+
+json ControlServer::verb(const json& request) {
+  auto parsed = parse_verb(request);
+  if (!parsed) return json{{"ok", false}, {"error", parsed.error()}};
+  const std::string cmd = request.value("cmd", "");
+  std::size_t touched = 0;
+  for (const auto& a : ask(*parsed)) touched += a.touched;
+  if (const auto* b = std::get_if<request::BounceMessage>(&*parsed)) {
+    const std::string text = spool::format_id(b->id);
+    if (touched == 0) {
       return json{{"ok", false},
                   {"error", fmt::format("message {} has no queued recipients (delivered, "
                                         "bounced, in a transaction now, or unknown)", text)}};
     }
-    return json{{"ok", true}, {"cmd", cmd}, {"id", text}, {"recipients", recipients}};
-  }
-  if (domain.empty() && r.kind != ShardRequest::Kind::Flush) {
-    return json{{"ok", false}, {"error", cmd + " needs a domain"}};
-  }
-  r.domain = domain;
-  std::size_t touched = 0;
-  for (const auto& a : ask(r)) touched += a.touched;
-  return json{{"ok", true}, {"cmd", cmd}, {"domain", domain}, {"destinations", touched}};
-}
-
-json ControlServer::status() { return status_of(ask(ShardRequest{})); }
-
-json ControlServer::status_of(const std::vector<ShardAnswer>& answers) {
-  const std::vector<double> util = utilisation();
-  json shards = json::array();
-  std::uint64_t in = 0, out = 0, spool_msgs = 0, spool_rcpts = 0, ready = 0, deferred = 0,
-                in_flight = 0, conns_out = 0, conns_in = 0, deferrals = 0, bounced = 0,
-                expired = 0, dsns = 0, destinations = 0;
-  for (std::size_t i = 0; i < answers.size(); ++i) {
-    const auto& a = answers[i];
-    std::uint64_t r = 0, d = 0, f = 0, c = 0;
-    for (const auto& dest : a.outbound.destinations) {
-      r += dest.ready;
-      d += dest.deferred;
-      f += dest.in_flight;
-      c += dest.connections;
-    }
-    shards.push_back(json{{"shard", i},
-                          {"answered", a.answered},
-                          {"destinations", a.outbound.destinations.size()},
-                          {"ready", r},
-                          {"deferred", d},
-                          {"in_flight", f},
-                          {"connections_out", c},
-                          {"connections_in", a.connections_in},
-                          {"delivered", a.outbound.stats.delivered},
-                          {"spool_recipients", a.spool_recipients}});
-    if (i < util.size() && util[i] >= 0) shards.back()["utilisation"] = util[i];
-    in += a.received_recipients;
-    out += a.outbound.stats.delivered;
-    deferrals += a.outbound.stats.deferred;
-    bounced += a.outbound.stats.bounced;
-    expired += a.outbound.stats.expired;
-    dsns += a.outbound.stats.dsns;
-    spool_msgs += a.spool_messages;
-    spool_rcpts += a.spool_recipients;
-    ready += r;
-    deferred += d;
-    in_flight += f;
-    conns_out += c;
-    conns_in += a.connections_in;
-    destinations += a.outbound.destinations.size();
-  }
-  // Rates from the once-a-second samples: the last second, and the last minute.
-  double in_1s = 0, out_1s = 0, in_1m = 0, out_1m = 0;
-  {
-    std::lock_guard lock(samples_mu_);
-    if (samples_.size() >= 2) {
-      const Sample& last = samples_.back();
-      const Sample& prev = samples_[samples_.size() - 2];
-      const double dt = std::max(1e-3, last.t - prev.t);
-      in_1s = static_cast<double>(last.in - prev.in) / dt;
-      out_1s = static_cast<double>(last.out - prev.out) / dt;
-      const Sample& first = samples_.size() > 61 ? samples_[samples_.size() - 61] : samples_.front();
-      const double dm = std::max(1e-3, last.t - first.t);
-      in_1m = static_cast<double>(last.in - first.in) / dm;
-      out_1m = static_cast<double>(last.out - first.out) / dm;
-    }
-  }
-  const std::uint64_t free_bytes = spool_free_bytes();
-  return json{
-      {"ok", true},
-      {"shards", answers.size()},
-      {"queue",
-       {{"messages", spool_msgs},
-        {"recipients", spool_rcpts},
-        {"ready", ready},
-        {"deferred", deferred},
-        {"in_flight", in_flight},
-        {"destinations", destinations}}},
-      {"in", {{"recipients", in}, {"rate_1s", in_1s}, {"rate_1m", in_1m}}},
-      {"out",
-       {{"delivered", out},
-        {"deferrals", deferrals},
-        {"bounced", bounced},
-        {"expired", expired},
-        {"dsns", dsns},
-        {"rate_1s", out_1s},
-        {"rate_1m", out_1m}}},
-      {"connections", {{"in", conns_in}, {"out", conns_out}}},
-      {"spool", {{"dir", spool_dir_}, {"bytes", directory_bytes(spool_dir_)},
-                 {"free_bytes", free_bytes}}},
-      {"per_shard", shards}};
-}
-
-json ControlServer::trace(const std::string& id_text) {
-  const auto parsed = spool::parse_id(id_text);
-  if (!parsed) {
-    return json{{"ok", false}, {"error", "trace needs a message id (16 hex digits, as in "
-                                         "\"queued as ...\" and the accounting log)"}};
-  }
-  const std::uint64_t id = *parsed;
-  const std::string id_hex = spool::format_id(id);
-  ShardRequest r;
-  r.kind = ShardRequest::Kind::Trace;
-  r.message = id;
-  json spool = json{{"found", false}};
-  for (const auto& a : ask(r)) {
-    if (!a.trace_found) continue;
-    json states = json::array();
-    static constexpr const char* kNames[] = {"pending", "delivered", "bounced", "expired",
-                                             "deferred"};
-    for (std::size_t i = 0; i < a.trace_states.size(); ++i) {
-      const auto st = a.trace_states[i];
-      states.push_back(json{{"recipient", i}, {"state", st < 5 ? kNames[st] : "unknown"}});
-    }
-    spool = json{{"found", true}, {"job", a.trace_is_job}, {"recipients", states}};
-  }
-  // The accounting log, current file first then the rotated ones, oldest lines first;
-  // bounded so a huge job cannot flood the answer.
-  const std::string key = fmt::format("\"id\":\"{}\"", id_hex);
-  std::vector<std::filesystem::path> files;
-  std::error_code ec2;
-  for (const auto& e : std::filesystem::directory_iterator(log_dir_, ec2)) {
-    const auto name = e.path().filename().string();
-    if (name.starts_with("accounting") && name.ends_with(".jsonl")) files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
-    // accounting-<time>.jsonl sort by time; the current accounting.jsonl is the newest.
-    const bool ac = a.filename() == "accounting.jsonl", bc = b.filename() == "accounting.jsonl";
-    if (ac != bc) return bc;
-    return a < b;
-  });
-  json events = json::array();
-  bool truncated = false;
-  for (const auto& f : files) {
-    std::ifstream in(f);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.find(key) == std::string::npos) continue;
-      if (events.size() >= 1000) {
-        truncated = true;
-        break;
-      }
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded()) events.push_back(std::move(j));
-    }
-  }
-  if (!spool["found"].get<bool>() && events.empty()) {
-    return json{{"ok", false}, {"error", fmt::format("no message {} in the spool or the "
-                                                     "accounting log", id_hex)}};
+    return json{{"ok", true}, {"cmd", cmd}, {"id", text}, {"recipients", touched}};
   }
   return json{{"ok", true},
-              {"id", id_hex},
-              {"spool", spool},
-              {"events", events},
-              {"truncated", truncated}};
-}
-
-json ControlServer::domains(const json& request) {
-  auto answers = ask(ShardRequest{});
-  std::vector<json> rows;
-  for (const auto& a : answers) {
-    for (const auto& d : a.outbound.destinations) rows.push_back(destination_json(d));
-  }
-  const std::string sort = request.value("sort", "queued");
-  auto key = [&](const json& j) -> double {
-    if (sort == "rate") return j["rate_1m"].get<double>();
-    if (sort == "connections") return j["connections"].get<double>();
-    if (sort == "delivered") return j["delivered"].get<double>();
-    if (sort == "bounced") return j["bounced"].get<double>();
-    return j["queued"].get<double>();
-  };
-  if (sort == "domain") {
-    std::sort(rows.begin(), rows.end(),
-              [](const json& a, const json& b) { return a["domain"] < b["domain"]; });
-  } else {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [&](const json& a, const json& b) { return key(a) > key(b); });
-  }
-  const std::size_t top = request.value("top", std::size_t{0});
-  if (top != 0 && rows.size() > top) rows.resize(top);
-  return json{{"ok", true}, {"sort", sort}, {"domains", rows}};
-}
-
-std::uint64_t ControlServer::spool_free_bytes() const {
-  struct statvfs vfs{};
-  if (::statvfs(spool_dir_.c_str(), &vfs) != 0) return 0;
-  return static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-}
-
-// Per shard, over the last sample interval: 1 - blocked time / elapsed time; -1 before two
-// samples exist.
-std::vector<double> ControlServer::utilisation() {
-  std::lock_guard lock(samples_mu_);
-  std::vector<double> out(inboxes_.size(), -1.0);
-  if (samples_.size() < 2) return out;
-  const Sample& last = samples_.back();
-  const Sample& prev = samples_[samples_.size() - 2];
-  const double dt = last.t - prev.t;
-  if (dt <= 0) return out;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    if (i >= last.blocked.size() || i >= prev.blocked.size()) continue;
-    const double idle =
-        static_cast<double>(last.blocked[i] - std::min(last.blocked[i], prev.blocked[i])) / 1e9;
-    out[i] = std::clamp(1.0 - idle / dt, 0.0, 1.0);
-  }
-  return out;
-}
-
-// GET /api/v1/status: the status (as salvoctl status --json), the busiest destinations,
-// the latest bounces and the last minute of samples, from one set of answers.
-json ControlServer::dashboard(const std::vector<ShardAnswer>& answers) {
-  std::vector<const outbound::DestinationInfo*> dests;
-  std::vector<const outbound::BounceInfo*> bounces;
-  for (const auto& a : answers) {
-    for (const auto& d : a.outbound.destinations) dests.push_back(&d);
-    for (const auto& b : a.outbound.recent_bounces) bounces.push_back(&b);
-  }
-  auto queued = [](const outbound::DestinationInfo* d) { return d->ready + d->deferred + d->in_flight; };
-  std::stable_sort(dests.begin(), dests.end(), [&](const auto* a, const auto* b) {
-    if (a->delivered_last_60s != b->delivered_last_60s) {
-      return a->delivered_last_60s > b->delivered_last_60s;
-    }
-    return queued(a) > queued(b);
-  });
-  json top = json::array();
-  for (std::size_t i = 0; i < dests.size() && i < 15; ++i) top.push_back(destination_json(*dests[i]));
-  std::stable_sort(bounces.begin(), bounces.end(),
-                   [](const auto* a, const auto* b) { return a->unix_ns > b->unix_ns; });
-  json recent = json::array();
-  for (std::size_t i = 0; i < bounces.size() && i < 20; ++i) {
-    const auto& b = *bounces[i];
-    recent.push_back(json{{"time", static_cast<double>(b.unix_ns) / 1e9},
-                          {"id", b.id},
-                          {"recipient", b.recipient},
-                          {"domain", b.domain},
-                          {"reply", b.reply},
-                          {"category", b.category}});
-  }
-  json history = json::array();
-  {
-    std::lock_guard lock(samples_mu_);
-    for (std::size_t i = 1; i < samples_.size(); ++i) {
-      const Sample& p = samples_[i - 1];
-      const Sample& c = samples_[i];
-      const double dt = std::max(1e-3, c.t - p.t);
-      history.push_back(json{{"t", c.wall},
-                             {"in", static_cast<double>(c.in - std::min(c.in, p.in)) / dt},
-                             {"out", static_cast<double>(c.out - std::min(c.out, p.out)) / dt},
-                             {"queued", c.queued}});
-    }
-  }
-  return json{{"ok", true},
-              {"status", status_of(answers)},
-              {"domains", top},
-              {"bounces", recent},
-              {"history", history}};
+              {"cmd", cmd},
+              {"domain", std::get<request::Destinations>(*parsed).domain},
+              {"destinations", touched}};
 }
 
 void ControlServer::serve_web() noexcept {
@@ -631,36 +360,33 @@ void ControlServer::serve_web() noexcept {
   }
   if (jobs.empty()) return;
   // One set of answers serves every page asked for meanwhile.
-  const auto answers = ask(ShardRequest{});
-  std::string metrics, status;
+  const auto answers = ask(request::Snapshot{});
+  std::string prometheus, status;
   for (const auto& job : jobs) {
     if (job.shard >= inboxes_.size()) continue;
-    ShardRequest r;
-    r.kind = ShardRequest::Kind::HttpReply;
+    request::Page r;
     r.token = job.token;
     try {
       const auto silent = std::find_if(answers.begin(), answers.end(),
                                        [](const ShardAnswer& a) { return !a.answered; });
       if (job.page == WebPage::Metrics && silent != answers.end()) {
         // Partial sums would read as counter resets: no scrape rather than a wrong one.
-        r.http = HttpReply{503, "text/plain; charset=utf-8",
-                           fmt::format("shard {} did not answer in time; try again\n",
-                                       silent - answers.begin())};
+        r.reply = HttpReply{503, "text/plain; charset=utf-8",
+                            fmt::format("shard {} did not answer in time; try again\n",
+                                        silent - answers.begin())};
       } else if (job.page == WebPage::Metrics) {
-        if (metrics.empty()) {
-          MetricsExtras extras;
-          extras.utilisation = utilisation();
-          extras.spool_free_bytes = spool_free_bytes();
-          metrics = render_metrics(answers, extras);
+        if (prometheus.empty()) {
+          prometheus = render_prometheus(node_metrics(
+              answers, sampler_->utilisation(answers.size()), spool_facts().free_bytes));
         }
-        r.http = HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics};
+        r.reply = HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", prometheus};
       } else {
-        if (status.empty()) status = dump_json(dashboard(answers)) + "\n";
-        r.http = HttpReply{200, "application/json", status};
+        if (status.empty()) status = dump_json(dashboard_json(answers, *sampler_, spool_facts())) + "\n";
+        r.reply = HttpReply{200, "application/json", status};
       }
     } catch (const std::exception& e) {
-      r.http = HttpReply{500, "application/json",
-                         dump_json(json{{"ok", false}, {"error", e.what()}}) + "\n"};
+      r.reply = HttpReply{500, "application/json",
+                          dump_json(json{{"ok", false}, {"error", e.what()}}) + "\n"};
     }
     (void)inboxes_[job.shard]->post(std::move(r));
   }

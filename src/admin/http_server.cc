@@ -14,6 +14,8 @@
 
 #include <salvo/base/log.h>
 #include <salvo/inbound/job_spooler.h>
+#include <salvo/inbound/metrics.h>
+#include <salvo/net/metrics.h>
 #include <salvo/spool/spool_reader.h>
 
 #include <salvo/admin/control.h>
@@ -507,6 +509,22 @@ void HttpServer::start_inject(Conn& c) noexcept {
 // Not from inside the job's own callback: freed from a deferred task.
 void HttpServer::inject_done(Inject* job) noexcept {
   shard_.defer([this, job] { jobs_.erase(job); });
+}
+
+namespace {
+
+constexpr metrics::Family kRequests{"salvo_http_requests_total", metrics::Type::Counter,
+                                    "HTTP requests answered or in progress."};
+
+}  // namespace
+
+void HttpServer::report(metrics::Snapshot& s) const {
+  const std::string http = metrics::label("source", "http");
+  s.add(inbound::kReceivedMessages, http, stats_.injected_messages);
+  s.add(inbound::kReceivedRecipients, http, stats_.injected_recipients);
+  s.add(kRequests, {}, stats_.requests);
+  s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"http\"",
+        static_cast<std::uint64_t>(conns_.size()));
 }
 
 }  // namespace salvo::admin

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include <salvo/base/clock.h>
+#include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/inbound/pickup_format.h>
 #include <salvo/net/stack.h>
@@ -53,7 +54,7 @@ struct InjectDeps {
 // Owner: one shard (all calls on its thread). Lifecycle: construct in the shard's init after
 // the spool writer, start(), begin_stop() from the stop hook, destroy once drained() (jobs
 // being spooled finish first: their mail is queued whether or not the client waits).
-class HttpServer final : public net::AcceptHandler {
+class HttpServer final : public net::AcceptHandler, public metrics::Source {
  public:
   HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway, InjectDeps inject,
              std::uint64_t max_request_size);
@@ -71,6 +72,8 @@ class HttpServer final : public net::AcceptHandler {
   void complete(std::uint64_t token, HttpReply reply) noexcept;
 
   const HttpStats& stats() const noexcept { return stats_; }
+  // received (source="http"), requests, connections open.
+  void report(metrics::Snapshot& s) const override;
   std::size_t connection_count() const noexcept { return conns_.size(); }
 
   void on_accept(net::Listener& l, net::Connection& c) noexcept override;

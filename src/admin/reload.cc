@@ -5,6 +5,8 @@
 #include <chrono>
 #include <future>
 
+#include <fmt/format.h>
+
 #include <salvo/base/log.h>
 
 namespace salvo::admin {
@@ -28,28 +30,22 @@ nlohmann::json Reloader::reload() {
   if (!(next.tls == cur.tls)) warnings.push_back("[tls] changes wait for a restart");
   if (!(next.dns == cur.dns)) warnings.push_back("[dns] changes wait for a restart");
   if (!(next.http == cur.http)) warnings.push_back("[http] changes wait for a restart");
-  auto classifier = std::make_unique<queue::Classifier>(std::move(*c));
-  ShardRequest r;
-  r.kind = ShardRequest::Kind::Reload;
-  r.config = &next;
-  r.classifier = classifier.get();
+  request::Reload r;
+  r.config = *loaded;
+  r.classifier = std::make_shared<const queue::Classifier>(std::move(*c));
   r.signers = *signers;
+  // Validated whole above, so no shard can refuse it: every shard applies it, each when it
+  // next looks at its inbox. One that has not confirmed in 10 s (a very busy loop) still
+  // will: the request waits there.
   std::vector<std::future<ShardAnswer>> answers;
   for (auto* in : inboxes_) answers.push_back(in->post(r));
-  std::string error;
-  for (auto& f : answers) {
-    if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-      error = "a shard did not answer";
-      continue;
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    if (answers[i].wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      warnings.push_back(fmt::format("shard {} has not confirmed yet; it applies the new "
+                                     "configuration when its loop next checks its inbox", i));
     }
-    auto a = f.get();
-    if (!a.error.empty()) error = a.error;
   }
-  // Kept even when a shard refused: others may already use it.
-  configs_.push_back(*loaded);
-  classifiers_.push_back(std::move(classifier));
-  if (!error.empty()) return refuse(error);
-  current_ = &next;
+  current_ = *loaded;
   log::info("salvod: reloaded {}: shaping, routes, DKIM keys, egress, retry policy and "
             "bounce rules in force{}", path_, warnings.empty() ? "" : " (with warnings)");
   for (const auto& w : warnings) log::warn("salvod: reload: {}", w.get<std::string>());

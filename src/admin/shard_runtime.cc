@@ -2,12 +2,13 @@
 // ShardRuntime: per-shard wiring of net, spool and inbound; drain and teardown at stop.
 #include <salvo/admin/shard_runtime.h>
 
-#include "admin/http_server.h"
-
 #include <chrono>
+#include <variant>
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
+
+#include "admin/http_server.h"
 
 namespace salvo::admin {
 
@@ -50,6 +51,9 @@ Status ShardRuntime::start(std::string* why) {
   }
   outbound_ = std::make_unique<outbound::Outbound>(shard_, outbound_shared_, mailbox_, *writer_,
                                                    recovered_.index, *stack_, accounting_.get());
+  registry_.add(writer_.get());
+  registry_.add(outbound_.get());
+  registry_.add(this);
   return outbound_->start(why);
 }
 
@@ -65,12 +69,14 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       *why = "listen " + addresses[i].to_string() + ": " + st.error().message();
       return st;
     }
+    registry_.add(l.get());
     listeners_.push_back(std::move(l));
   }
   if (pickup_ != nullptr) {
     watcher_ = std::make_unique<inbound::PickupWatcher>(shard_, *writer_, recovered_.index, dir_,
                                                         *pickup_, accounting_.get());
     watcher_->set_dispatch(outbound_.get());
+    registry_.add(watcher_.get());
     if (auto st = watcher_->start(); !st) {
       *why = "pickup " + pickup_->dir + ": " + st.error().message();
       return st;
@@ -90,6 +96,7 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
     }
     http_ = std::make_unique<HttpServer>(shard_, *stack_, *gateway_, std::move(deps),
                                          config_.http.max_request_size);
+    registry_.add(http_.get());
     if (auto st = http_->start(*http); !st) {
       *why = "[http] address " + http->to_string() + ": " + st.error().message();
       return st;
@@ -103,67 +110,75 @@ void ShardRuntime::attach_control(ControlInbox* inbox) {
   control_->attach(shard_, [this](const ShardRequest& r) { return answer(r); });
 }
 
+namespace {
+
+constexpr metrics::Family kQueueMessages{
+    "salvo_queue_messages", metrics::Type::Gauge,
+    "Messages and jobs in the spool with recipients still to finish."};
+constexpr metrics::Family kSpoolRecipients{"salvo_spool_recipients", metrics::Type::Gauge,
+                                           "Recipients in the spool that are not final yet."};
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
+}  // namespace
+
+void ShardRuntime::report(metrics::Snapshot& s) const {
+  s.add(kQueueMessages, {}, static_cast<std::uint64_t>(recovered_.index.message_count()));
+  s.add(kSpoolRecipients, {}, static_cast<std::uint64_t>(recovered_.index.live_recipients()));
+}
+
 ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   ShardAnswer a;
-  if (r.kind == ShardRequest::Kind::HttpReply) {
-    if (http_) http_->complete(r.token, r.http);
+  if (const auto* page = std::get_if<request::Page>(&r)) {
+    if (http_) http_->complete(page->token, page->reply);
     return a;
   }
   if (!outbound_) return a;
-  switch (r.kind) {
-    case ShardRequest::Kind::HttpReply: break;  // answered above
-    case ShardRequest::Kind::Snapshot: break;
-    case ShardRequest::Kind::Pause: a.touched = outbound_->pause(r.domain); break;
-    case ShardRequest::Kind::Resume: a.touched = outbound_->resume(r.domain); break;
-    case ShardRequest::Kind::Flush: a.touched = outbound_->flush(r.domain); break;
-    case ShardRequest::Kind::Bounce:
-      a.touched = r.message != 0 ? outbound_->bounce_message(r.message) : outbound_->bounce(r.domain);
-      break;
-    case ShardRequest::Kind::Drain:
-      // No new mail; what is queued is still delivered.
-      for (auto& l : listeners_) l->begin_stop();
-      if (watcher_) watcher_->begin_stop();
-      if (http_) http_->stop_intake();
-      a.touched = 1;
-      break;
-    case ShardRequest::Kind::Reload:
-      outbound_->reload(*r.config, *r.classifier, r.signers);
-      a.touched = 1;
-      break;
-    case ShardRequest::Kind::Trace:
-      if (const auto* e = recovered_.index.find(spool::MessageId(r.message))) {
-        a.trace_found = true;
-        a.trace_is_job = e->is_job;
-        a.trace_states = e->state;
-      }
-      break;
-  }
-  for (const auto& l : listeners_) {
-    a.smtp += l->stats();
-    a.connections_in += l->session_count();
-  }
-  a.received_messages += a.smtp.messages_queued;
-  a.received_recipients += a.smtp.recipients_queued;
-  if (watcher_) {
-    a.pickup = watcher_->stats();
-    a.received_messages += a.pickup.messages_queued;
-    a.received_recipients += a.pickup.recipients_queued;
-  }
-  if (http_) {
-    const HttpStats& h = http_->stats();
-    a.http_requests = h.requests;
-    a.http_injected_messages = h.injected_messages;
-    a.http_injected_recipients = h.injected_recipients;
-    a.connections_http = http_->connection_count();
-    a.received_messages += h.injected_messages;
-    a.received_recipients += h.injected_recipients;
-  }
-  if (writer_) a.spool = writer_->stats();
+  act(r, a);
   a.blocked_ns = shard_.engine().blocked_ns();
-  a.spool_messages = recovered_.index.message_count();
-  a.spool_recipients = recovered_.index.live_recipients();
+  a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();
   return a;
+}
+
+void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
+  std::visit(
+      Overloaded{
+          [](const request::Snapshot&) {},
+          [](const request::Page&) {},
+          [&](const request::Destinations& d) {
+            switch (d.verb) {
+              case request::Verb::Pause: a.touched = outbound_->pause(d.domain); break;
+              case request::Verb::Resume: a.touched = outbound_->resume(d.domain); break;
+              case request::Verb::Flush: a.touched = outbound_->flush(d.domain); break;
+              case request::Verb::Bounce: a.touched = outbound_->bounce(d.domain); break;
+            }
+          },
+          [&](const request::BounceMessage& b) { a.touched = outbound_->bounce_message(b.id); },
+          [&](const request::Drain&) {
+            // No new mail; what is queued is still delivered.
+            for (auto& l : listeners_) l->begin_stop();
+            if (watcher_) watcher_->begin_stop();
+            if (http_) http_->stop_intake();
+            a.touched = 1;
+          },
+          [&](const request::Reload& rl) {
+            outbound_->reload(*rl.config, *rl.classifier, rl.signers);
+            running_ = rl;  // after the switch: what the previous one held may go now
+            a.touched = 1;
+          },
+          [&](const request::Trace& t) {
+            if (const auto* e = recovered_.index.find(spool::MessageId(t.id))) {
+              a.trace_found = true;
+              a.trace_is_job = e->is_job;
+              a.trace_states = e->state;
+            }
+          },
+      },
+      r);
 }
 
 void ShardRuntime::begin_stop() noexcept {
@@ -231,19 +246,32 @@ void ShardRuntime::teardown() noexcept {
     shard_.remove_poller(this);
     polling_ = false;
   }
-  for (auto& l : listeners_) final_stats_ += l->stats();
+  for (auto& l : listeners_) {
+    registry_.remove(l.get());
+    final_stats_ += l->stats();
+  }
   listeners_.clear();
-  if (watcher_) final_pickup_ += watcher_->stats();
+  if (watcher_) {
+    registry_.remove(watcher_.get());
+    final_pickup_ += watcher_->stats();
+  }
   watcher_.reset();
-  if (http_) final_http_ = http_->stats();
+  if (http_) {
+    registry_.remove(http_.get());
+    final_http_ = http_->stats();
+  }
   http_.reset();
   if (outbound_) {
+    registry_.remove(outbound_.get());
     final_outbound_ = outbound_->stats();
     outbound_->shutdown();
     outbound_.reset();
   }
   accounting_.reset();
-  if (writer_) final_spool_ = writer_->stats();
+  if (writer_) {
+    registry_.remove(writer_.get());
+    final_spool_ = writer_->stats();
+  }
   writer_.reset();
   // ~SpoolWriter cancels its batch timer and leaves the Timer to the cancellation's final
   // completion: let the engine deliver it before the loop exits, or the

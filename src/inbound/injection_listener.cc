@@ -5,6 +5,8 @@
 #include <salvo/base/log.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
+#include <salvo/inbound/metrics.h>
+#include <salvo/net/metrics.h>
 #include <salvo/spool/spool_writer.h>
 
 #include "inbound/injection_session.h"
@@ -131,6 +133,37 @@ void InjectionListener::unlink(InjectionSession* s) noexcept {
   if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
   s->prev_ = s->next_ = nullptr;
   --session_count_;
+}
+
+namespace {
+
+constexpr metrics::Family kCommitFailures{
+    "salvo_smtp_commit_failures_total", metrics::Type::Counter,
+    "Messages answered 4xx at end of data because the spool commit failed."};
+constexpr metrics::Family kRelayDenied{"salvo_smtp_relay_denied_total", metrics::Type::Counter,
+                                       "Recipients refused 554 5.7.1 (relaying denied)."};
+constexpr metrics::Family kAuthFailures{"salvo_smtp_auth_failures_total", metrics::Type::Counter,
+                                        "Failed SMTP AUTH attempts."};
+constexpr metrics::Family kRefusedPerIp{
+    "salvo_smtp_refused_connections_total", metrics::Type::Counter,
+    "SMTP connections refused at connect because the client's address had too many."};
+constexpr metrics::Family kEndOfData{
+    "salvo_smtp_end_of_data_reply_seconds", metrics::Type::Histogram,
+    "SMTP injection: end of DATA to the reply (250 after the group commit)."};
+
+}  // namespace
+
+void InjectionListener::report(metrics::Snapshot& s) const {
+  const std::string smtp = metrics::label("source", "smtp");
+  s.add(kReceivedMessages, smtp, stats_.messages_queued);
+  s.add(kReceivedRecipients, smtp, stats_.recipients_queued);
+  s.add(kCommitFailures, {}, stats_.commit_failures);
+  s.add(kRelayDenied, {}, stats_.relay_denied);
+  s.add(kAuthFailures, {}, stats_.auth_failed);
+  s.add(kRefusedPerIp, {}, stats_.refused_per_ip);
+  s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"smtp\"",
+        static_cast<std::uint64_t>(session_count_));
+  s.add(kEndOfData, {}, stats_.end_of_data_reply_ns);
 }
 
 }  // namespace salvo::inbound

@@ -21,6 +21,7 @@
 #include <salvo/base/hash.h>
 #include <salvo/base/log.h>
 #include <salvo/inbound/job_spooler.h>
+#include <salvo/inbound/metrics.h>
 #include <salvo/spool/dispatch.h>
 #include <salvo/spool/errc.h>
 #include <salvo/spool/pickup_io.h>
@@ -649,5 +650,19 @@ void PickupWatcher::begin_stop() noexcept {
 }
 
 bool PickupWatcher::drained() const noexcept { return intakes_ == nullptr; }
+
+namespace {
+
+constexpr metrics::Family kFilesFailed{"salvo_pickup_files_failed_total", metrics::Type::Counter,
+                                       "Pickup files moved to pickup/failed/ as malformed."};
+
+}  // namespace
+
+void PickupWatcher::report(metrics::Snapshot& s) const {
+  const std::string pickup = metrics::label("source", "pickup");
+  s.add(kReceivedMessages, pickup, stats_.messages_queued);
+  s.add(kReceivedRecipients, pickup, stats_.recipients_queued);
+  s.add(kFilesFailed, {}, stats_.files_failed);
+}
 
 }  // namespace salvo::inbound

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <salvo/net/metrics.h>
 #include <salvo/smtp/address.h>
 
 #include "outbound/destination.h"
@@ -168,8 +169,44 @@ std::size_t DestinationSide::bounce_message(std::uint64_t id) {
 void DestinationSide::fill(OutboundSnapshot& s) const {
   s.destinations.reserve(destinations_.size());
   for (auto& [name, d] : destinations_) s.destinations.push_back(d->info());
-  for (const auto& [name, c] : classes_) s.classes.push_back(c);
   s.recent_bounces.assign(recent_bounces_.begin(), recent_bounces_.end());
+}
+
+namespace {
+
+constexpr metrics::Family kOutcomes{
+    "salvo_delivery_outcomes_total", metrics::Type::Counter,
+    "Delivery attempt outcomes per recipient, by outcome and destination class (the "
+    "[[shaping]] entry governing the destination: its domain, mx:<suffix>, or *)."};
+constexpr metrics::Family kQueueRecipients{
+    "salvo_queue_recipients", metrics::Type::Gauge,
+    "Recipients queued for delivery, by state (ready: due now; deferred: waiting for the "
+    "next attempt; in_flight: in a transaction)."};
+constexpr metrics::Family kDestinations{"salvo_destinations", metrics::Type::Gauge,
+                                        "Destinations (domains and MX rollups) known."};
+
+}  // namespace
+
+void DestinationSide::report(metrics::Snapshot& s) const {
+  for (const auto& [name, c] : classes_) {
+    const std::string cls = metrics::label("class", name);
+    s.add(kOutcomes, "outcome=\"delivered\"," + cls, c.delivered);
+    s.add(kOutcomes, "outcome=\"deferred\"," + cls, c.deferred);
+    s.add(kOutcomes, "outcome=\"bounced\"," + cls, c.bounced);
+    s.add(kOutcomes, "outcome=\"expired\"," + cls, c.expired);
+  }
+  std::uint64_t ready = 0, deferred = 0, in_flight = 0, connections = 0;
+  for (const auto& [name, d] : destinations_) {
+    ready += d->backlog().ready();
+    deferred += d->backlog().deferred();
+    in_flight += d->slots();
+    connections += d->pool().size();
+  }
+  s.add(kQueueRecipients, "state=\"ready\"", ready);
+  s.add(kQueueRecipients, "state=\"deferred\"", deferred);
+  s.add(kQueueRecipients, "state=\"in_flight\"", in_flight);
+  s.add(kDestinations, {}, static_cast<std::uint64_t>(destinations_.size()));
+  s.add(net::kConnectionsOpen, "direction=\"out\",protocol=\"smtp\"", connections);
 }
 
 }  // namespace salvo::outbound

@@ -94,6 +94,8 @@ class DestinationSide {
   std::size_t bounce(std::string_view domain);
   std::size_t bounce_message(std::uint64_t id);
   void fill(OutboundSnapshot& s) const;
+  // Outcomes per destination class, recipients by state, destinations, connections out.
+  void report(metrics::Snapshot& s) const;
 
   // For destinations.
   DeliveryEnv& env() noexcept { return env_; }

@@ -247,10 +247,51 @@ const OutboundStats& Outbound::stats() const noexcept {
 
 OutboundSnapshot Outbound::snapshot() const {
   OutboundSnapshot s;
-  s.stats = stats();
   impl_->destinations.fill(s);
-  if (impl_->mx) s.mx_cache = impl_->mx->stats();
   return s;
+}
+
+namespace {
+
+constexpr metrics::Family kDsns{"salvo_dsns_total", metrics::Type::Counter,
+                                "Delivery status notifications queued."};
+constexpr metrics::Family kTransactions{"salvo_delivery_transactions_total",
+                                        metrics::Type::Counter, "SMTP transactions attempted."};
+constexpr metrics::Family kOpened{"salvo_delivery_connections_opened_total",
+                                  metrics::Type::Counter, "Outbound SMTP connections opened."};
+constexpr metrics::Family kConnectFailures{
+    "salvo_delivery_connect_failures_total", metrics::Type::Counter,
+    "Outbound connections that failed before the session was ready."};
+constexpr metrics::Family kTlsSessions{"salvo_delivery_tls_sessions_total",
+                                       metrics::Type::Counter,
+                                       "Outbound sessions that used STARTTLS."};
+constexpr metrics::Family kReadErrors{"salvo_delivery_read_errors_total", metrics::Type::Counter,
+                                      "Spool records that could not be read back for delivery."};
+constexpr metrics::Family kMxLookups{
+    "salvo_dns_mx_cache_lookups_total", metrics::Type::Counter,
+    "MX cache lookups by result (miss: the lookup had to wait for DNS)."};
+constexpr metrics::Family kMxResolutions{
+    "salvo_dns_mx_resolutions_total", metrics::Type::Counter,
+    "MX resolutions started (misses, prewarm and refresh-ahead)."};
+constexpr metrics::Family kDnsQueries{"salvo_dns_queries_total", metrics::Type::Counter,
+                                      "DNS queries sent."};
+
+}  // namespace
+
+void Outbound::report(metrics::Snapshot& s) const {
+  const OutboundStats& st = stats();
+  s.add(kDsns, {}, st.dsns);
+  s.add(kTransactions, {}, st.transactions);
+  s.add(kOpened, {}, st.connections);
+  s.add(kConnectFailures, {}, st.connect_failures);
+  s.add(kTlsSessions, {}, st.tls_sessions);
+  s.add(kReadErrors, {}, st.read_errors);
+  impl_->destinations.report(s);
+  const dns::MxCacheStats mx = impl_->mx ? impl_->mx->stats() : dns::MxCacheStats{};
+  s.add(kMxLookups, "result=\"hit\"", mx.hits);
+  s.add(kMxLookups, "result=\"miss\"", mx.misses);
+  s.add(kMxResolutions, {}, mx.resolutions);
+  s.add(kDnsQueries, {}, mx.queries);
 }
 
 std::size_t Outbound::pause(std::string_view domain) noexcept {

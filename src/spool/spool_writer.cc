@@ -586,4 +586,25 @@ bool SpoolWriter::free_space_ok() const noexcept {
   return space_ok_;
 }
 
+namespace {
+
+constexpr metrics::Family kCommits{"salvo_spool_commits_total", metrics::Type::Counter,
+                                   "Group commits (write + fdatasync)."};
+constexpr metrics::Family kCommittedBytes{"salvo_spool_committed_bytes_total",
+                                          metrics::Type::Counter, "Bytes committed to the spool."};
+constexpr metrics::Family kFailedBatches{"salvo_spool_failed_batches_total",
+                                         metrics::Type::Counter,
+                                         "Group commits whose write or fdatasync failed."};
+constexpr metrics::Family kFsync{"salvo_spool_fsync_seconds", metrics::Type::Histogram,
+                                 "Spool fdatasync latency."};
+
+}  // namespace
+
+void SpoolWriter::report(metrics::Snapshot& s) const {
+  s.add(kCommits, {}, stats_.commits);
+  s.add(kCommittedBytes, {}, stats_.bytes);
+  s.add(kFailedBatches, {}, stats_.failed_batches);
+  s.add(kFsync, {}, stats_.fsync_latency_ns);
+}
+
 }  // namespace salvo::spool

@@ -19,17 +19,16 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include <salvo/base/metrics.h>
 #include <salvo/config/config.h>
-#include <salvo/inbound/injection_listener.h>
-#include <salvo/inbound/pickup_watcher.h>
 #include <salvo/outbound/outbound.h>
 #include <salvo/queue/verdict.h>
 #include <salvo/shard/shard.h>
-#include <salvo/spool/stats.h>
 
 #include <salvo/admin/web.h>
 
@@ -41,48 +40,51 @@ inline std::string dump_json(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-struct ShardRequest {
-  enum class Kind : std::uint8_t {
-    Snapshot, Pause, Resume, Flush, Bounce, Drain, Trace, Reload,
-    HttpReply  // the control thread's answer to an HTTP page this shard asked for
-  };
-  Kind kind = Kind::Snapshot;
-  std::string domain;       // verbs: the destination ("" = all, where allowed)
-  std::uint64_t message = 0;  // Trace: the message (or job) id
-  // Reload: the new configuration and its classifier (kept alive by the daemon).
-  const config::Config* config = nullptr;
-  const queue::Classifier* classifier = nullptr;
-  outbound::SignersPtr signers;  // its DKIM keys, loaded by the reloader
-  // HttpReply: which request (HttpServer token) and the answer.
-  std::uint64_t token = 0;
-  HttpReply http;
+// What the control thread asks of a shard: one of these, answered on the shard's thread.
+namespace request {
+struct Snapshot {};  // the shard's counters and destinations
+enum class Verb : std::uint8_t { Pause, Resume, Flush, Bounce };
+struct Destinations {  // an operator verb on the destination `domain` ("" = every one)
+  Verb verb = Verb::Flush;
+  std::string domain;
 };
+struct BounceMessage {  // every queued recipient of one message (or job)
+  std::uint64_t id = 0;
+};
+struct Drain {};  // intake stops; what is queued is still delivered
+struct Trace {    // the message's recipient states in this shard's spool
+  std::uint64_t id = 0;
+};
+struct Reload {  // a validated configuration and what was built from it, off the shards
+  config::ConfigPtr config;
+  std::shared_ptr<const queue::Classifier> classifier;
+  outbound::SignersPtr signers;
+};
+struct Page {  // the control thread's answer to an HTTP page this shard asked for
+  std::uint64_t token = 0;
+  HttpReply reply;
+};
+}  // namespace request
 
-// One shard's answer: its counters and destinations, and how many destinations a verb hit.
+using ShardRequest = std::variant<request::Snapshot, request::Destinations, request::BounceMessage,
+                                  request::Drain, request::Trace, request::Reload,
+                                  request::Page>;
+
+class Sampler;
+struct SpoolFacts;
+
+// One shard's answer: every counter it has (its metrics registry), its destinations, and
+// what a verb touched.
 struct ShardAnswer {
-  bool answered = false;  // false: the shard is stopping (or gone)
-  std::uint64_t received_messages = 0;    // queued by SMTP and pickup since start
-  std::uint64_t received_recipients = 0;
-  std::uint64_t spool_messages = 0;       // messages/jobs with live recipients
-  std::uint64_t spool_recipients = 0;     // live recipients in the spool
-  std::uint64_t connections_in = 0;       // SMTP sessions open now
-  std::uint64_t connections_http = 0;     // HTTP connections open now
-  std::uint64_t blocked_ns = 0;           // the shard's loop, blocked waiting (io::Engine)
-  // Counters for /metrics: the spool writer's, the SMTP listeners' (summed), pickup's, the
-  // HTTP API's.
-  spool::Stats spool;
-  inbound::InboundStats smtp;
-  inbound::PickupStats pickup;
-  std::uint64_t http_requests = 0;
-  std::uint64_t http_injected_messages = 0;
-  std::uint64_t http_injected_recipients = 0;
+  bool answered = false;      // false: the shard is stopping (or gone)
+  std::uint64_t blocked_ns = 0;  // the shard's loop, blocked waiting (io::Engine)
+  metrics::Snapshot metrics;
   outbound::OutboundSnapshot outbound;
-  std::size_t touched = 0;
+  std::size_t touched = 0;    // destinations (verbs) or recipients (BounceMessage) affected
   // Trace: the message's recipient states in this shard's spool (spool::RecipientState).
   bool trace_found = false;
   bool trace_is_job = false;
   std::vector<std::uint8_t> trace_states;
-  std::string error;  // Reload: why this shard refused
 };
 
 // Owner: shared by the control thread (post) and one shard (poll). Lifecycle: built by
@@ -140,17 +142,13 @@ class ControlServer final : public WebGateway {
   };
   bool bind_socket(std::string* why);
   void serve_web() noexcept;
-  nlohmann::json status_of(const std::vector<ShardAnswer>& answers);
-  nlohmann::json dashboard(const std::vector<ShardAnswer>& answers);
-  std::vector<double> utilisation();
-  std::uint64_t spool_free_bytes() const;
+  void serve_socket() noexcept;
   void run() noexcept;
   void sample() noexcept;
   nlohmann::json handle(const nlohmann::json& request);
+  nlohmann::json verb(const nlohmann::json& request);
   std::vector<ShardAnswer> ask(const ShardRequest& r);
-  nlohmann::json status();
-  nlohmann::json domains(const nlohmann::json& request);
-  nlohmann::json trace(const std::string& id);
+  SpoolFacts spool_facts() const;
 
   std::string path_;
   std::vector<ControlInbox*> inboxes_;
@@ -165,18 +163,7 @@ class ControlServer final : public WebGateway {
   std::atomic<bool> draining_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  // Once a second: (steady seconds, recipients received, delivered) for the rates.
-  struct Sample {
-    double t = 0;
-    std::uint64_t in = 0;
-    std::uint64_t out = 0;
-    std::uint64_t queued = 0;  // live recipients in the spools
-    std::uint64_t in_flight = 0;
-    double wall = 0;                    // unix seconds (the dashboard's chart)
-    std::vector<std::uint64_t> blocked;  // per shard: ShardAnswer::blocked_ns
-  };
-  std::mutex samples_mu_;
-  std::deque<Sample> samples_;
+  std::unique_ptr<Sampler> sampler_;  // the control thread's only
 };
 
 }  // namespace salvo::admin

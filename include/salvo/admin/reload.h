@@ -20,13 +20,15 @@
 namespace salvo::admin {
 
 // Owner: main. Called from main's signal loop and the control thread (serialised by its
-// mutex). Every configuration loaded stays alive until salvod exits (shards may hold
-// pointers into it).
+// mutex). A configuration, its classifier and its DKIM keys are built once here, off the
+// shard loops, and handed to every shard as one request::Reload; each shard holds it until
+// the next one, so an old configuration is freed once no shard uses it.
 class Reloader {
  public:
   Reloader(std::string path, const config::LoadOptions& lo, std::vector<ControlInbox*> inboxes,
-           const config::Config& first)
-      : path_(std::move(path)), options_(lo), inboxes_(std::move(inboxes)), current_(&first) {}
+           config::ConfigPtr first)
+      : path_(std::move(path)), options_(lo), inboxes_(std::move(inboxes)),
+        current_(std::move(first)) {}
 
   // {"ok": true, "config", "warnings": [...]} or {"ok": false, "error"}.
   nlohmann::json reload();
@@ -38,9 +40,7 @@ class Reloader {
   std::string path_;
   config::LoadOptions options_;
   std::vector<ControlInbox*> inboxes_;
-  const config::Config* current_;
-  std::vector<config::ConfigPtr> configs_;
-  std::vector<std::unique_ptr<queue::Classifier>> classifiers_;
+  config::ConfigPtr current_;  // what the warnings compare against
 };
 
 }  // namespace salvo::admin

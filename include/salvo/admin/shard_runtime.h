@@ -30,7 +30,7 @@ class HttpServer;
 // Stop: begin_stop() from the shard's stop hook holds the shard; poll() releases it once
 // every session is gone and the writer is idle, after tearing everything down on the
 // shard thread. The recovery result (and so the index) outlives the writer.
-class ShardRuntime final : public shard::Poller {
+class ShardRuntime final : public shard::Poller, public metrics::Source {
  public:
   // files and pickup may be null (no accounting log / no pickup directory).
   ShardRuntime(shard::Shard& shard, const config::Config& config,
@@ -58,6 +58,8 @@ class ShardRuntime final : public shard::Poller {
   // the shard's init, detached at teardown).
   void attach_control(ControlInbox* inbox);
   ShardAnswer answer(const ShardRequest& r);
+  // The spool index: messages and recipients not final yet.
+  void report(metrics::Snapshot& s) const override;
   void begin_stop() noexcept;
   bool poll() noexcept override;
 
@@ -71,6 +73,8 @@ class ShardRuntime final : public shard::Poller {
 
  private:
   void teardown() noexcept;
+  // A verb or the trace, on this shard's objects.
+  void act(const ShardRequest& r, ShardAnswer& a);
 
   shard::Shard& shard_;
   const config::Config& config_;
@@ -88,6 +92,10 @@ class ShardRuntime final : public shard::Poller {
   outbound::OutboundShared& outbound_shared_;
   outbound::Mailbox& mailbox_;
   std::unique_ptr<outbound::Outbound> outbound_;
+  // Every counter of this shard: the writer, the listeners, the watcher, the HTTP server,
+  // outbound and the index register here once; answers carry a snapshot.
+  metrics::Registry registry_;
+  request::Reload running_;  // the last reload applied (its config stays alive while used)
   outbound::OutboundStats final_outbound_;
   TimePoint stop_started_{};
   bool outbound_drained_ = false;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include <salvo/base/histogram.h>
+#include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/config/config.h>
 #include <salvo/net/stack.h>
@@ -66,7 +67,7 @@ struct InboundStats {
 // outlive the listener. Sessions are heap objects that delete themselves; a session whose
 // client left while its commit was in flight lives on until on_committed (the message is
 // queued all the same: RFC 1047 duplicate window).
-class InjectionListener final : public net::AcceptHandler {
+class InjectionListener final : public net::AcceptHandler, public metrics::Source {
  public:
   // accounting may be null (no accounting log: tests).
   InjectionListener(shard::Shard& shard, net::Stack& stack, spool::SpoolWriter& writer,
@@ -88,6 +89,9 @@ class InjectionListener final : public net::AcceptHandler {
   std::size_t session_count() const noexcept { return session_count_; }
 
   const InboundStats& stats() const noexcept { return stats_; }
+  // received (source="smtp"), commit failures, relay and AUTH refusals, sessions open,
+  // the end-of-data->reply histogram.
+  void report(metrics::Snapshot& s) const override;
   // Told about every committed message (delivery); null = nobody (tests). Before start().
   void set_dispatch(spool::Dispatch* d) noexcept { dispatch_ = d; }
 

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include <salvo/base/clock.h>
+#include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/inbound/pickup_format.h>
 #include <salvo/shard/shard.h>
@@ -81,7 +82,7 @@ struct PickupStats {
 // on the same shard (then let the engine run a few times: cancelled ops free themselves).
 // Stop: files being read are given up (a job is abandoned, its file stays in pickup/ and
 // is read again after the restart); files whose commit is in flight finish.
-class PickupWatcher final : public spool::DirectoryWatch::Listener {
+class PickupWatcher final : public spool::DirectoryWatch::Listener, public metrics::Source {
  public:
   PickupWatcher(shard::Shard& shard, spool::SpoolWriter& writer, const spool::SpoolIndex& index,
                 std::string spool_dir, const PickupShared& shared, accounting::Writer* accounting);
@@ -94,6 +95,8 @@ class PickupWatcher final : public spool::DirectoryWatch::Listener {
   void begin_stop() noexcept;
   bool drained() const noexcept;
   const PickupStats& stats() const noexcept { return stats_; }
+  // received (source="pickup"), files failed.
+  void report(metrics::Snapshot& s) const override;
   // Told about every queued message and job batch (delivery); null = nobody. Before start().
   void set_dispatch(spool::Dispatch* d) noexcept { dispatch_ = d; }
 

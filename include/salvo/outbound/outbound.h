@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/config/config.h>
 #include <salvo/dns/mx_cache.h>
@@ -123,12 +124,11 @@ struct BounceInfo {
 };
 
 // One shard's delivery state (for salvoctl status / domains, metrics and the dashboard).
+// What the operator's views list (salvoctl domains, the dashboard); the counters are in
+// report().
 struct OutboundSnapshot {
-  OutboundStats stats;
   std::vector<DestinationInfo> destinations;
-  std::vector<ClassCounters> classes;
   std::vector<BounceInfo> recent_bounces;  // newest last; at most kRecentBounces
-  dns::MxCacheStats mx_cache;
   static constexpr std::size_t kRecentBounces = 50;
 };
 
@@ -136,7 +136,7 @@ struct OutboundSnapshot {
 // after the SpoolWriter, start(), recover() once, then intake calls queued() and the mailbox
 // handler calls on_message(); begin_stop() from the stop hook; destroy once drained() and
 // the node-wide counters say every shard is done (ShardRuntime does this).
-class Outbound final : public spool::Dispatch {
+class Outbound final : public spool::Dispatch, public metrics::Source {
  public:
   // accounting may be null (no accounting log: tests).
   Outbound(shard::Shard& shard, OutboundShared& shared, Mailbox& mailbox,
@@ -169,6 +169,9 @@ class Outbound final : public spool::Dispatch {
   // flush: every deferred recipient (of `domain`, or of all when empty) is due now;
   // bounce: every queued recipient of `domain` bounces now (5.0.0, with DSNs).
   OutboundSnapshot snapshot() const;
+  // Outcomes per destination class, DSNs, transactions, connections, queue depth,
+  // destinations, the MX cache.
+  void report(metrics::Snapshot& s) const override;
   std::size_t pause(std::string_view domain) noexcept;
   std::size_t resume(std::string_view domain) noexcept;
   std::size_t flush(std::string_view domain) noexcept;

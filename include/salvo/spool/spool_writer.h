@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include <salvo/base/clock.h>
+#include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/io/detachable_op.h>
 #include <salvo/shard/owned_by.h>
@@ -58,7 +59,7 @@ struct WriterOptions {
 // Limits: one commit in flight; appends made meanwhile form the next batch(es). A record
 // never spans segments; a record larger than segment_size gets a segment sized to fit.
 // Back-pressure is the caller's: watch buffered_bytes().
-class SpoolWriter {
+class SpoolWriter final : public metrics::Source {
  public:
   SpoolWriter(io::Engine& engine, const Clock& clock, WriterOptions options, SpoolIndex& index,
               SegmentSeq next_segment, MessageId next_id);
@@ -97,6 +98,8 @@ class SpoolWriter {
   // gets 452 4.3.1 and the pickup watcher waits.
   bool free_space_ok() const noexcept;
   const Stats& stats() const noexcept { return stats_; }
+  // Commits, bytes, failed batches, the fdatasync latency histogram.
+  void report(metrics::Snapshot& s) const override;
   SegmentSeq current_segment() const noexcept { return current_; }
 
  private:
