@@ -103,9 +103,6 @@ struct Daemon {
   SystemClock clock;
   std::unique_ptr<accounting::Files> accounting;
   std::unique_ptr<inbound::PickupShared> pickup;
-  std::unique_ptr<queue::Classifier> classifier;
-  std::unique_ptr<net::TlsContext> client_tls;
-  std::unique_ptr<net::TlsContext> client_tls_verified;
   std::unique_ptr<outbound::OutboundShared> outbound;
 };
 
@@ -129,31 +126,13 @@ std::vector<std::string> read_prewarm(const std::string& path) {
 
 void prepare_outbound(Daemon& d) {
   const config::Config& cfg = *d.config;
-  std::vector<queue::BounceRuleSpec> rules;
-  for (const auto& r : cfg.delivery.bounce_rules) rules.push_back({r.pattern, r.category});
-  auto c = queue::Classifier::create(rules);
-  if (!c) throw std::runtime_error("delivery.bounce_rules: a pattern does not compile");
-  d.classifier = std::make_unique<queue::Classifier>(std::move(*c));
-  net::TlsContextOptions to;
-  to.role = net::TlsRole::Client;
-  d.client_tls = std::make_unique<net::TlsContext>(to);
-  if (cfg.delivery.tls_verify) {
-    to.verify = net::TlsVerify::Peer;
-    to.ca_file = cfg.tls.ca_bundle;
-    d.client_tls_verified = std::make_unique<net::TlsContext>(to);
-  }
+  auto settings = outbound::DeliverySettings::build(d.config);
+  if (!settings) throw std::runtime_error(settings.error());
   auto o = std::make_unique<outbound::OutboundShared>();
-  o->config = &cfg;
+  o->settings = std::move(*settings);
   o->shards = d.shards->size();
   o->spool_dirs = d.shard_dirs;
   o->hostname = cfg.node.hostname;
-  o->classifier = d.classifier.get();
-  std::string why;
-  auto signers = outbound::Signers::load(cfg, &why);
-  if (!signers) throw std::runtime_error(why);
-  o->signers = std::move(*signers);
-  o->tls = d.client_tls.get();
-  o->tls_verified = d.client_tls_verified.get();
   o->prewarm = read_prewarm(cfg.dns.prewarm);
   o->delivering.store(d.shards->size());
   d.outbound = std::move(o);

@@ -15,14 +15,10 @@ nlohmann::json Reloader::reload() {
   std::lock_guard lock(mu_);
   auto loaded = config::load_file(path_, options_);
   if (!loaded) return refuse(loaded.error().message);
+  // Classifier, DKIM keys and TLS contexts built here, once, off the shard loops.
+  auto settings = outbound::DeliverySettings::build(*loaded);
+  if (!settings) return refuse(settings.error());
   const config::Config& next = **loaded;
-  std::vector<queue::BounceRuleSpec> rules;
-  for (const auto& r : next.delivery.bounce_rules) rules.push_back({r.pattern, r.category});
-  auto c = queue::Classifier::create(rules);
-  if (!c) return refuse("delivery.bounce_rules: a pattern does not compile");
-  std::string why;
-  auto signers = outbound::Signers::load(next, &why);
-  if (!signers) return refuse(why);
   nlohmann::json warnings = nlohmann::json::array();
   const config::Config& cur = *current_;
   if (!(next.node == cur.node)) warnings.push_back("[node] changes wait for a restart");
@@ -30,13 +26,10 @@ nlohmann::json Reloader::reload() {
   if (!(next.tls == cur.tls)) warnings.push_back("[tls] changes wait for a restart");
   if (!(next.dns == cur.dns)) warnings.push_back("[dns] changes wait for a restart");
   if (!(next.http == cur.http)) warnings.push_back("[http] changes wait for a restart");
-  request::Reload r;
-  r.config = *loaded;
-  r.classifier = std::make_shared<const queue::Classifier>(std::move(*c));
-  r.signers = *signers;
   // Validated whole above, so no shard can refuse it: every shard applies it, each when it
   // next looks at its inbox. One that has not confirmed in 10 s (a very busy loop) still
   // will: the request waits there.
+  const request::Reload r{*settings};
   std::vector<std::future<ShardAnswer>> answers;
   for (auto* in : inboxes_) answers.push_back(in->post(r));
   for (std::size_t i = 0; i < answers.size(); ++i) {
@@ -46,8 +39,8 @@ nlohmann::json Reloader::reload() {
     }
   }
   current_ = *loaded;
-  log::info("salvod: reloaded {}: shaping, routes, DKIM keys, egress, retry policy and "
-            "bounce rules in force{}", path_, warnings.empty() ? "" : " (with warnings)");
+  log::info("salvod: reloaded {}: shaping, routes, DKIM keys, egress, retry policy, bounce "
+            "rules and delivery TLS in force{}", path_, warnings.empty() ? "" : " (with warnings)");
   for (const auto& w : warnings) log::warn("salvod: reload: {}", w.get<std::string>());
   return nlohmann::json{{"ok", true}, {"config", path_}, {"warnings", warnings}};
 }

@@ -166,8 +166,7 @@ void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
             a.touched = 1;
           },
           [&](const request::Reload& rl) {
-            outbound_->reload(*rl.config, *rl.classifier, rl.signers);
-            running_ = rl;  // after the switch: what the previous one held may go now
+            outbound_->reload(rl.settings);
             a.touched = 1;
           },
           [&](const request::Trace& t) {

@@ -54,7 +54,7 @@ smtp::ClientConfig DeliveryConnection::session_config() {
   cfg.pipeline_across_messages = true;
   cfg.use_chunking = true;
   const config::Shaping& sh = d_.shaping();
-  cfg.tls = tls_.plain != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
+  cfg.tls = tls_.plain() != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
   tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
   if (cfg.tls == smtp::TlsPolicy::Opportunistic &&
       host_.tls_failed_until > d_.side().env().clock().now()) {
@@ -62,7 +62,7 @@ smtp::ClientConfig DeliveryConnection::session_config() {
     plaintext_fallback_ = true;
   }
   verified_ = sh.tls == config::TlsPolicy::Required && d_.side().config().delivery.tls_verify &&
-              tls_.verified != nullptr;
+              tls_.verified() != nullptr;
   return cfg;
 }
 
@@ -111,7 +111,7 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
       case smtp::ClientEventKind::NeedTls: {
         flush();
         tls_started_ = true;
-        const net::TlsContext* ctx = verified_ ? tls_.verified : tls_.plain;
+        const net::TlsContext* ctx = verified_ ? tls_.verified() : tls_.plain();
         if (conn_ != nullptr) conn_->start_tls(*ctx, host_.name);
         update_timeout();
         return;

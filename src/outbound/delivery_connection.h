@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <salvo/net/stack.h>
+#include <salvo/outbound/settings.h>
 #include <salvo/smtp/client_session.h>
 
 #include "outbound/pool.h"
@@ -25,10 +26,15 @@ namespace salvo::outbound {
 
 class Destination;
 
-// The client TLS contexts of the node (built at start-up).
+// The client TLS contexts of the settings the connection started with (held: a reload
+// does not free them under an open session).
 struct ClientTls {
-  const net::TlsContext* plain = nullptr;     // no verification
-  const net::TlsContext* verified = nullptr;  // verifies (tls_verify); may be null
+  SettingsPtr settings;
+  const net::TlsContext* plain() const noexcept { return settings ? settings->tls.get() : nullptr; }
+  // Verifies (tls_verify); may be null.
+  const net::TlsContext* verified() const noexcept {
+    return settings ? settings->tls_verified.get() : nullptr;
+  }
 };
 
 class DeliveryConnection final : public Channel,

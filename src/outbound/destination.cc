@@ -323,7 +323,7 @@ void Destination::slot_ready(Slot* s) noexcept {
   }
   const auto unix_time =
       std::chrono::duration_cast<std::chrono::seconds>(wall().time_since_epoch()).count();
-  s->compose(side_.context().signers.get(), unix_time);
+  s->compose(side_.context().settings->signers.get(), unix_time);
   s->conn->submit(s);
 }
 

@@ -26,7 +26,7 @@
 #include <salvo/dns/mx_cache.h>
 #include <salvo/outbound/messages.h>
 #include <salvo/outbound/outbound.h>
-#include <salvo/outbound/signers.h>
+#include <salvo/outbound/settings.h>
 #include <salvo/queue/policy.h>
 #include <salvo/spool/spool_reader.h>
 
@@ -55,11 +55,11 @@ class DeliveryEnv {
   virtual void account(const accounting::Event& ev) noexcept = 0;
 };
 
-// The configuration in force for every destination of the shard.
+// The configuration in force for every destination of the shard: the settings (held, so
+// what they point to lives as long as this context uses it) and the policy made of them.
 struct DeliveryContext {
-  const config::Config* config = nullptr;
+  SettingsPtr settings;
   std::shared_ptr<const queue::DeliveryPolicy> policy;
-  SignersPtr signers;
   std::string hostname;     // EHLO default, Reporting-MTA of DSNs
   std::uint32_t window = 4; // transactions in flight per connection
 };
@@ -100,7 +100,7 @@ class DestinationSide {
   // For destinations.
   DeliveryEnv& env() noexcept { return env_; }
   const DeliveryContext& context() const noexcept { return ctx_; }
-  const config::Config& config() const noexcept { return *ctx_.config; }
+  const config::Config& config() const noexcept { return *ctx_.settings->config; }
   const queue::DeliveryPolicy& policy() const noexcept { return *ctx_.policy; }
   OutboundStats& stats() noexcept { return stats_; }
   const OutboundStats& stats() const noexcept { return stats_; }

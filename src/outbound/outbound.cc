@@ -59,7 +59,7 @@ struct Outbound::Impl final : DeliveryEnv {
     return mx->lookup_host(host, std::move(cb));
   }
   Channel* open(Destination& d, const Host& h, const Origination& o) override {
-    auto* c = new DeliveryConnection(d, h, o, ClientTls{shared.tls, shared.tls_verified});
+    auto* c = new DeliveryConnection(d, h, o, ClientTls{destinations.context().settings});
     c->start(stack);
     return c;
   }
@@ -84,12 +84,10 @@ struct Outbound::Impl final : DeliveryEnv {
       mailbox.send(shard::ShardId(me), shard::ShardId(to), Message(std::move(e)));
     }
   }
-  DeliveryContext context_of(const config::Config& c, const queue::Classifier& classifier,
-                             SignersPtr signers) const {
+  DeliveryContext context_of(SettingsPtr settings) const {
     DeliveryContext ctx;
-    ctx.config = &c;
-    ctx.policy = make_policy(c, classifier);
-    ctx.signers = std::move(signers);
+    ctx.policy = make_policy(*settings->config, *settings->classifier);
+    ctx.settings = std::move(settings);
     ctx.hostname = shared.hostname;
     ctx.window = shared.window;
     return ctx;
@@ -128,7 +126,7 @@ Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::Sp
                         [this](Enqueue&& e) { route(std::move(e)); },
                         [this] { return destinations.config().delivery.retry_schedule.front(); }},
              origin_stats),
-      destinations(*this, context_of(*sh.config, *sh.classifier, sh.signers)) {}
+      destinations(*this, context_of(sh.settings)) {}
 
 void Outbound::Impl::arm_timer() noexcept {
   if (stopped || timer == nullptr || timer->armed()) return;
@@ -161,7 +159,7 @@ Outbound::~Outbound() { shutdown(); }
 
 Status Outbound::start(std::string* why) {
   Impl& ob = *impl_;
-  const config::Config& c = *ob.shared.config;
+  const config::Config& c = *ob.shared.settings->config;
   dns::ResolverOptions ro;
   for (const auto& hp : c.dns.resolvers) {
     auto a = net::SocketAddress::parse(hp.host, hp.port);
@@ -212,9 +210,8 @@ void Outbound::on_message(shard::ShardId, Message&& m) noexcept {
   }
 }
 
-void Outbound::reload(const config::Config& config, const queue::Classifier& classifier,
-                      SignersPtr signers) {
-  impl_->destinations.reload(impl_->context_of(config, classifier, std::move(signers)));
+void Outbound::reload(SettingsPtr settings) {
+  impl_->destinations.reload(impl_->context_of(std::move(settings)));
 }
 
 void Outbound::begin_stop() noexcept { impl_->destinations.begin_stop(); }

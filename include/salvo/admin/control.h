@@ -56,9 +56,7 @@ struct Trace {    // the message's recipient states in this shard's spool
   std::uint64_t id = 0;
 };
 struct Reload {  // a validated configuration and what was built from it, off the shards
-  config::ConfigPtr config;
-  std::shared_ptr<const queue::Classifier> classifier;
-  outbound::SignersPtr signers;
+  outbound::SettingsPtr settings;
 };
 struct Page {  // the control thread's answer to an HTTP page this shard asked for
   std::uint64_t token = 0;

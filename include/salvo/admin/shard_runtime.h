@@ -95,7 +95,6 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   // Every counter of this shard: the writer, the listeners, the watcher, the HTTP server,
   // outbound and the index register here once; answers carry a snapshot.
   metrics::Registry registry_;
-  request::Reload running_;  // the last reload applied (its config stays alive while used)
   outbound::OutboundStats final_outbound_;
   TimePoint stop_started_{};
   bool outbound_drained_ = false;

@@ -22,6 +22,7 @@
 #include <salvo/config/config.h>
 #include <salvo/dns/mx_cache.h>
 #include <salvo/outbound/messages.h>
+#include <salvo/outbound/settings.h>
 #include <salvo/outbound/signers.h>
 #include <salvo/queue/verdict.h>
 #include <salvo/shard/mailbox.h>
@@ -50,14 +51,10 @@ std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept;
 // Node-wide, built by the daemon before the shards start; read-only afterwards except for
 // the atomics, which coordinate a graceful stop.
 struct OutboundShared {
-  const config::Config* config = nullptr;
+  SettingsPtr settings;  // at start-up (reloads reach each shard's Outbound::reload)
   std::uint32_t shards = 1;
   std::vector<std::string> spool_dirs;  // per shard: where each origin's records are
   std::string hostname;                 // EHLO default, Reporting-MTA of DSNs
-  const queue::Classifier* classifier = nullptr;
-  SignersPtr signers;                   // the DKIM keys of `config`
-  const net::TlsContext* tls = nullptr;           // client, no verification
-  const net::TlsContext* tls_verified = nullptr;  // client, verifies (tls_verify); may be null
   std::vector<std::string> prewarm;               // domains resolved at start
   // Transactions kept in flight per connection (PIPELINING across messages).
   std::uint32_t window = 4;
@@ -182,11 +179,9 @@ class Outbound final : public spool::Dispatch, public metrics::Source {
   std::size_t bounce_message(std::uint64_t id) noexcept;
 
   // Hot reload (SIGHUP, salvoctl reload): shaping, routes, DKIM keys, egress pools, the
-  // retry policy and bounce rules of `config` apply from now on; connections and queued
-  // mail stay. `config` and `classifier` must stay alive as long as this Outbound (the
-  // daemon keeps every configuration it loaded).
-  void reload(const config::Config& config, const queue::Classifier& classifier,
-              SignersPtr signers);
+  // retry policy, bounce rules and client TLS of `settings` apply from now on; open
+  // connections finish with what they started with, queued mail stays.
+  void reload(SettingsPtr settings);
 
   struct Impl;  // src/outbound/outbound.cc
 

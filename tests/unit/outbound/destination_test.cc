@@ -268,7 +268,8 @@ const smtp::Reply kThrottle(421, {4, 7, 0}, "too many connections, slow down");
 
 class DestinationTest : public ::testing::Test {
  protected:
-  DestinationTest() : classifier_(*queue::Classifier::create({})) {}
+  DestinationTest()
+      : classifier_(std::make_shared<const queue::Classifier>(*queue::Classifier::create({}))) {}
 
   // Loads `toml` (on top of defaults) and builds the destination side on the env; a.test
   // has one MX host, 127.0.0.2.
@@ -279,13 +280,21 @@ class DestinationTest : public ::testing::Test {
     auto c = config::load_string("[dns]\nresolvers = [\"127.0.0.1\"]\n" + toml, "test.toml", o);
     ASSERT_TRUE(c.has_value()) << c.error().message;
     config_ = *c;
-    DeliveryContext ctx;
-    ctx.config = config_.get();
-    ctx.policy = make_policy(*config_, classifier_);
-    ctx.hostname = "node.test";
-    ctx.window = static_cast<std::uint32_t>(env_.window);
-    side_ = std::make_unique<DestinationSide>(env_, std::move(ctx));
+    side_ = std::make_unique<DestinationSide>(env_, context(config_, env_.window));
     env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
+  }
+
+  // What a shard's Outbound would give its destinations for `config`.
+  DeliveryContext context(config::ConfigPtr config, std::size_t window) {
+    auto settings = std::make_shared<DeliverySettings>();
+    settings->config = config;
+    settings->classifier = classifier_;
+    DeliveryContext ctx;
+    ctx.policy = make_policy(*config, *classifier_);
+    ctx.settings = std::move(settings);
+    ctx.hostname = "node.test";
+    ctx.window = static_cast<std::uint32_t>(window);
+    return ctx;
   }
 
   // n one-recipient messages for a.test, pumped.
@@ -366,7 +375,7 @@ class DestinationTest : public ::testing::Test {
   }
 
   FakeEnv env_;
-  queue::Classifier classifier_;
+  std::shared_ptr<const queue::Classifier> classifier_;
   config::ConfigPtr config_;
   std::unique_ptr<DestinationSide> side_;
   std::uint64_t next_id_ = 0x100;
@@ -898,14 +907,7 @@ TEST_F(DestinationTest, ReloadAppliesNewLimitsToQueuedMail) {
       "[dns]\nresolvers = [\"127.0.0.1\"]\n[[shaping]]\ndomain = \"a.test\"\nmax_connections = 2\n",
       "test.toml", config::LoadOptions{.resolv_conf = "/nonexistent", .hostname = "node.test"});
   ASSERT_TRUE(c.has_value());
-  auto next = *c;
-  DeliveryContext ctx;
-  ctx.config = next.get();
-  ctx.policy = make_policy(*next, classifier_);
-  ctx.hostname = "node.test";
-  ctx.window = 4;
-  side_->reload(std::move(ctx));
-  config_ = next;
+  side_->reload(context(*c, 4));
   env_.run();
   tick_for(20ms);
   EXPECT_EQ(env_.channels.size(), 2u);
