@@ -60,7 +60,7 @@ bool Destination::due(WallTime w) const noexcept {
 bool Destination::sending() noexcept { return shaper_.allowed_connections(now()) != 0; }
 
 void Destination::reconfigure() noexcept {
-  shaper_.reconfigure(shaping_for(side_.config(), key_));
+  shaper_.reconfigure(shaping_for(side_.config(), key_), side_.config().delivery.backoff_pause);
   class_ = &side_.class_counters(shaper_.shaping());
   // Routes, and which rollup a domain belongs to, may have changed: look them up again
   // (connections already open finish their work).

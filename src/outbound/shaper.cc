@@ -30,9 +30,10 @@ Shaper::Shaper(const config::Shaping& shaping, Duration backoff_pause)
   set_rates();
 }
 
-void Shaper::reconfigure(const config::Shaping& shaping) {
+void Shaper::reconfigure(const config::Shaping& shaping, Duration backoff_pause) {
   shaping_ = &shaping;
   backoff_.set_max_connections(window_of(shaping));
+  backoff_.set_options(backoff_options(backoff_pause));
   set_rates();
 }
 

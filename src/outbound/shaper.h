@@ -22,7 +22,8 @@ class Shaper {
   Shaper(const config::Shaping& shaping, Duration backoff_pause);
 
   // After a reload: the new entry; back-off state is kept, its window clamped.
-  void reconfigure(const config::Shaping& shaping);
+  // A reload: the destination's entry and [delivery] backoff_pause.
+  void reconfigure(const config::Shaping& shaping, Duration backoff_pause);
   const config::Shaping& shaping() const noexcept { return *shaping_; }
 
   // Connections allowed now: 0 when held (max_connections = 0), paused by the operator or

@@ -77,6 +77,9 @@ class Backoff {
   TimePoint paused_until() const noexcept { return paused_until_; }
   // The configured maximum changed (reload): keeps the state, clamps the window.
   void set_max_connections(std::uint32_t n) noexcept;
+  // The configured pauses changed (reload): the next episode uses them; a pause running
+  // now ends when it was going to.
+  void set_options(BackoffOptions options) noexcept { options_ = options; }
 
  private:
   std::uint32_t max_;

@@ -913,6 +913,24 @@ TEST_F(DestinationTest, ReloadAppliesNewLimitsToQueuedMail) {
   EXPECT_EQ(env_.channels.size(), 2u);
 }
 
+TEST_F(DestinationTest, ReloadAppliesANewBackOffPause) {
+  start("[delivery]\nbackoff_pause = \"1h\"\n");
+  queue(2);
+  auto c = config::load_string(
+      "[dns]\nresolvers = [\"127.0.0.1\"]\n[delivery]\nbackoff_pause = \"2s\"\n", "test.toml",
+      config::LoadOptions{.resolv_conf = "/nonexistent", .hostname = "node.test"});
+  ASSERT_TRUE(c.has_value());
+  side_->reload(context(*c, 4));
+  env_.run();
+  ASSERT_EQ(env_.channels.size(), 1u);
+  up(0).answer(kThrottle);
+  env_.channels[0]->close();
+  env_.run();
+  EXPECT_EQ(dest("a.test").info().state, "backoff");
+  tick_for(2100ms, 100ms);
+  EXPECT_EQ(env_.channels.size(), 2u) << "the pause was not the reloaded one";
+}
+
 TEST_F(DestinationTest, StoppingSendsNothingNewAndRequeuesWhatWasBeingRead) {
   start();
   queue(3);

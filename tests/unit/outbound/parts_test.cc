@@ -398,7 +398,7 @@ TEST(Shaper, ReconfigureTakesTheNewLimits) {
   auto b = shaping(0);
   Shaper sh(a, 1min);
   test::TestClock c;
-  sh.reconfigure(b);
+  sh.reconfigure(b, 1min);
   EXPECT_EQ(sh.allowed_connections(c.now()), 0u);
 }
 
