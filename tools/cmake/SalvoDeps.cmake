@@ -21,6 +21,8 @@ endfunction()
 
 salvo_require_pkg(liburing liburing liburing-dev)
 salvo_require_pkg(wolfssl wolfssl libwolfssl-dev)
+# OpenSSL's libcrypto: DKIM RSA signing only (about 3x wolfSSL's RSA on x86-64, see README).
+salvo_require_pkg(libcrypto libcrypto libssl-dev)
 salvo_require_pkg(ldns ldns libldns-dev)
 salvo_require_pkg(libidn2 libidn2 libidn2-dev)
 salvo_require_pkg(tomlplusplus tomlplusplus libtomlplusplus-dev)
