@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-// PrivateKey over wolfCrypt: PEM to DER (wc_KeyPemToDer), DER to RsaKey or ed25519_key,
-// the public key for the DNS record, and the two signature schemes DKIM uses.
+// PrivateKey: PEM to DER (wolfCrypt's wc_KeyPemToDer, for both types), DER to an OpenSSL
+// EVP_PKEY (RSA) or wolfCrypt ed25519_keys, the public key for the DNS record, and the two
+// signature schemes DKIM uses.
 #include "dkim/key.h"
 
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string.h>  // explicit_bzero
+#include <thread>
 #include <vector>
 
 #include "dkim/base64.h"
@@ -14,12 +22,6 @@ namespace {
 
 // Largest PEM we look at: an RSA-8192 PKCS#8 key is under 7 KiB.
 constexpr std::size_t kMaxPem = 64 * 1024;
-
-// DER SEQUENCE { SEQUENCE { OID sha256, NULL }, OCTET STRING (32) }: the prefix of the
-// SHA-256 DigestInfo that EMSA-PKCS1-v1_5 signs (RFC 8017 §9.2, note 1).
-constexpr unsigned char kSha256DigestInfo[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
-                                               0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                               0x01, 0x05, 0x00, 0x04, 0x20};
 
 void init_wolfcrypt() {
   // Once per process, thread-safe; wolfSSL_Init (net/) calls it too, and it counts.
@@ -75,50 +77,63 @@ Result<std::unique_ptr<PrivateKey>> PrivateKey::load(std::string_view pem, Algor
 }
 
 PrivateKey::~PrivateKey() {
-  if (rsa_ready_) wc_FreeRsaKey(&rsa_);
-  if (rng_ready_) wc_FreeRng(&rng_);
+  EVP_PKEY_free(rsa_);
 #ifdef SALVO_DKIM_ED25519
-  if (ed_ready_) wc_ed25519_free(&ed_);
+  for (auto& c : ed_) {
+    if (c->ready) wc_ed25519_free(&c->key);
+  }
 #endif
 }
 
 Status PrivateKey::load_rsa(const unsigned char* der, word32 size) {
-  if (wc_InitRsaKey(&rsa_, nullptr) != 0) return fail(errc::sign_failed);
-  rsa_ready_ = true;
-  word32 idx = 0;
-  if (wc_RsaPrivateKeyDecode(der, &idx, &rsa_, size) != 0) {
+  const unsigned char* p = der;
+  rsa_ = d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(size));
+  if (rsa_ == nullptr) {
     return fail(der_is_ed25519(der, size) ? errc::wrong_key_type : errc::unsupported_key);
   }
-  const int bytes = wc_RsaEncryptSize(&rsa_);
-  if (bytes < 1024 / 8) return fail(errc::rsa_key_too_small);
-  sig_size_ = static_cast<std::size_t>(bytes);
-  // RSA blinding (WC_RSA_BLINDING in Debian's build) draws from this RNG on every signature.
-  if (wc_InitRng(&rng_) != 0) return fail(errc::rng_failure);
-  rng_ready_ = true;
-  unsigned char pub[2048];  // SubjectPublicKeyInfo of up to RSA-8192 is ~1.1 KiB
-  const int pub_len = wc_RsaKeyToPublicDer(&rsa_, pub, sizeof pub);
+  if (EVP_PKEY_get_base_id(rsa_) != EVP_PKEY_RSA) {
+    return fail(EVP_PKEY_get_base_id(rsa_) == EVP_PKEY_ED25519 ? errc::wrong_key_type
+                                                               : errc::unsupported_key);
+  }
+  if (EVP_PKEY_get_bits(rsa_) < 1024) return fail(errc::rsa_key_too_small);
+  sig_size_ = static_cast<std::size_t>(EVP_PKEY_get_size(rsa_));
+  // SubjectPublicKeyInfo, as the p= of k=rsa records carries it.
+  unsigned char* pub = nullptr;
+  const int pub_len = i2d_PUBKEY(rsa_, &pub);
   if (pub_len <= 0) return fail(errc::unsupported_key);
   record_ = "v=DKIM1; k=rsa; p=";
   base64_append({pub, static_cast<std::size_t>(pub_len)}, record_);
+  OPENSSL_free(pub);
   return {};
 }
 
 Status PrivateKey::load_ed25519([[maybe_unused]] const unsigned char* der,
                                 [[maybe_unused]] word32 size) {
 #ifdef SALVO_DKIM_ED25519
-  if (wc_ed25519_init(&ed_) != 0) return fail(errc::sign_failed);
-  ed_ready_ = true;
+  ed25519_key first;
+  if (wc_ed25519_init(&first) != 0) return fail(errc::sign_failed);
   word32 idx = 0;
-  if (wc_Ed25519PrivateKeyDecode(der, &idx, &ed_, size) != 0) {
+  if (wc_Ed25519PrivateKeyDecode(der, &idx, &first, size) != 0) {
+    wc_ed25519_free(&first);
     return fail(der_is_rsa(der, size) ? errc::wrong_key_type : errc::unsupported_key);
   }
   // PKCS#8 keys from OpenSSL carry no public key; wolfCrypt signs only with both halves.
   unsigned char priv[ED25519_KEY_SIZE];
   unsigned char pub[ED25519_PUB_KEY_SIZE];
   word32 priv_len = sizeof priv;
-  int rc = wc_ed25519_export_private_only(&ed_, priv, &priv_len);
-  if (rc == 0) rc = wc_ed25519_make_public(&ed_, pub, sizeof pub);
-  if (rc == 0) rc = wc_ed25519_import_private_key(priv, priv_len, pub, sizeof pub, &ed_);
+  int rc = wc_ed25519_export_private_only(&first, priv, &priv_len);
+  if (rc == 0) rc = wc_ed25519_make_public(&first, pub, sizeof pub);
+  wc_ed25519_free(&first);
+  // One copy per hardware thread: wolfCrypt keeps per-key state while signing.
+  const std::size_t copies = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 64);
+  for (std::size_t i = 0; rc == 0 && i < copies; ++i) {
+    auto c = std::make_unique<EdCopy>();
+    rc = wc_ed25519_init(&c->key);
+    if (rc != 0) break;
+    c->ready = true;
+    rc = wc_ed25519_import_private_key(priv, priv_len, pub, sizeof pub, &c->key);
+    ed_.push_back(std::move(c));
+  }
   explicit_bzero(priv, sizeof priv);
   if (rc != 0) return fail(errc::unsupported_key);
   sig_size_ = ED25519_SIG_SIZE;
@@ -131,30 +146,47 @@ Status PrivateKey::load_ed25519([[maybe_unused]] const unsigned char* der,
 #endif
 }
 
-Status PrivateKey::sign_digest(const Sha256Digest& digest, std::string& out_base64) {
-  unsigned char sig[RSA_MAX_SIZE / 8 > 64 ? RSA_MAX_SIZE / 8 : 64];
-  std::size_t sig_len = 0;
-  if (algorithm_ == Algorithm::RsaSha256) {
-    if (sig_size_ > sizeof sig) return fail(errc::sign_failed);
-    unsigned char info[sizeof kSha256DigestInfo + WC_SHA256_DIGEST_SIZE];
-    std::memcpy(info, kSha256DigestInfo, sizeof kSha256DigestInfo);
-    std::memcpy(info + sizeof kSha256DigestInfo, digest.data(), digest.size());
-    const int rc =
-        wc_RsaSSL_Sign(info, sizeof info, sig, static_cast<word32>(sizeof sig), &rsa_, &rng_);
-    if (rc <= 0) return fail(errc::sign_failed);
-    sig_len = static_cast<std::size_t>(rc);
-  } else {
+Status PrivateKey::sign_rsa(const Sha256Digest& digest, unsigned char* sig,
+                            std::size_t* len) const {
+  // A context per signature: the key is shared read-only by every thread that signs.
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(rsa_, nullptr);
+  bool ok = ctx != nullptr && EVP_PKEY_sign_init(ctx) == 1 &&
+            EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+            EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+            EVP_PKEY_sign(ctx, sig, len, digest.data(), digest.size()) == 1;
+  EVP_PKEY_CTX_free(ctx);
+  return ok ? Status{} : fail(errc::sign_failed);
+}
+
+Status PrivateKey::sign_ed25519([[maybe_unused]] const Sha256Digest& digest,
+                                [[maybe_unused]] unsigned char* sig,
+                                [[maybe_unused]] std::size_t* len) const {
 #ifdef SALVO_DKIM_ED25519
-    word32 len = sizeof sig;
-    if (wc_ed25519_sign_msg(digest.data(), static_cast<word32>(digest.size()), sig, &len, &ed_) !=
-        0) {
-      return fail(errc::sign_failed);
-    }
-    sig_len = len;
-#else
-    return fail(errc::algorithm_unavailable);
-#endif
+  // Each thread keeps to one copy: the mutex is only ever contended when there are more
+  // signing threads than copies.
+  static std::atomic<unsigned> next{0};
+  thread_local const unsigned slot = next.fetch_add(1, std::memory_order_relaxed);
+  EdCopy& c = *ed_[slot % ed_.size()];
+  std::lock_guard lock(c.mu);
+  word32 n = static_cast<word32>(*len);
+  if (wc_ed25519_sign_msg(digest.data(), static_cast<word32>(digest.size()), sig, &n, &c.key) !=
+      0) {
+    return fail(errc::sign_failed);
   }
+  *len = n;
+  return {};
+#else
+  return fail(errc::algorithm_unavailable);
+#endif
+}
+
+Status PrivateKey::sign_digest(const Sha256Digest& digest, std::string& out_base64) const {
+  unsigned char sig[1024];  // RSA-8192 signatures are 1 KiB; Ed25519's 64 bytes
+  if (sig_size_ > sizeof sig) return fail(errc::sign_failed);
+  std::size_t sig_len = sizeof sig;
+  const Status st = algorithm_ == Algorithm::RsaSha256 ? sign_rsa(digest, sig, &sig_len)
+                                                       : sign_ed25519(digest, sig, &sig_len);
+  if (!st) return st;
   base64_append({sig, sig_len}, out_base64);
   return {};
 }

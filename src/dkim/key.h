@@ -1,22 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
-// PrivateKey: a DKIM signing key held in wolfCrypt form, parsed once from PEM. Owned by the
-// Signer that made it (and so by one shard); signing mutates wolfCrypt scratch state.
+// PrivateKey: a DKIM signing key, parsed once from PEM. RSA keys are held and used by
+// OpenSSL's libcrypto (about three times wolfCrypt's RSA rate on x86-64: see README);
+// Ed25519 keys by wolfCrypt (twice OpenSSL's Ed25519 rate here). sign_digest() may be called
+// from any number of threads at once: OpenSSL signs a shared key with a context per call
+// (and its per-thread RNG for blinding); wolfCrypt's Ed25519 state is per key, so the key is
+// held once per hardware thread, each copy behind its own (uncontended) mutex.
 #pragma once
+
+#include <openssl/types.h>
 
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <salvo/base/result.h>
 #include <salvo/dkim/signer.h>
 
+#include "dkim/sha256_sink.h"
 #include "dkim/wolf.h"
 
 namespace salvo::dkim::detail {
-
-using Sha256Digest = std::array<std::uint8_t, WC_SHA256_DIGEST_SIZE>;
 
 class PrivateKey {
  public:
@@ -29,8 +36,8 @@ class PrivateKey {
 
   // Signs the SHA-256 of the signed data and appends the signature in base64: RSASSA-
   // PKCS1-v1_5 over the SHA-256 DigestInfo (RFC 8017 §9.2), or PureEdDSA Ed25519 over the
-  // 32 digest bytes (RFC 8463 §3).
-  [[nodiscard]] Status sign_digest(const Sha256Digest& digest, std::string& out_base64);
+  // 32 digest bytes (RFC 8463 §3). Thread-safe.
+  [[nodiscard]] Status sign_digest(const Sha256Digest& digest, std::string& out_base64) const;
 
   // "v=DKIM1; k=rsa; p=..." / "v=DKIM1; k=ed25519; p=...".
   const std::string& public_key_record() const noexcept { return record_; }
@@ -38,18 +45,26 @@ class PrivateKey {
   std::size_t signature_size() const noexcept { return sig_size_; }
 
  private:
+#ifdef SALVO_DKIM_ED25519
+  struct EdCopy {
+    std::mutex mu;
+    ed25519_key key;
+    bool ready = false;
+  };
+#endif
+
   explicit PrivateKey(Algorithm algorithm) noexcept : algorithm_(algorithm) {}
   [[nodiscard]] Status load_rsa(const unsigned char* der, word32 size);
   [[nodiscard]] Status load_ed25519(const unsigned char* der, word32 size);
+  [[nodiscard]] Status sign_rsa(const Sha256Digest& digest, unsigned char* sig,
+                                std::size_t* len) const;
+  [[nodiscard]] Status sign_ed25519(const Sha256Digest& digest, unsigned char* sig,
+                                    std::size_t* len) const;
 
   Algorithm algorithm_;
-  bool rsa_ready_ = false;
-  bool rng_ready_ = false;
-  RsaKey rsa_;
-  WC_RNG rng_;
+  EVP_PKEY* rsa_ = nullptr;  // OpenSSL; read-only once loaded
 #ifdef SALVO_DKIM_ED25519
-  bool ed_ready_ = false;
-  ed25519_key ed_;
+  std::vector<std::unique_ptr<EdCopy>> ed_;
 #endif
   std::size_t sig_size_ = 0;
   std::string record_;

@@ -1,21 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-// Sha256Sink: the canonicalizers' Sink that hashes what they write (SHA-256 through a
-// fixed 4 KiB buffer, so wolfCrypt sees large updates, never single bytes).
+// Sha256Sink: the canonicalizers' Sink that hashes what they write: SHA-256 by OpenSSL's
+// libcrypto (its SHA-NI / AVX2 code hashes about five times faster than wolfCrypt's C on
+// x86-64; it matters at 100 KiB), through a fixed 4 KiB buffer so it sees large updates,
+// never single bytes. One per hash; safe on any thread.
 #pragma once
+
+#include <openssl/evp.h>
 
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
 
-#include "dkim/wolf.h"
-
 namespace salvo::dkim::detail {
+
+inline constexpr std::size_t kSha256Size = 32;
+using Sha256Digest = std::array<std::uint8_t, kSha256Size>;
 
 class Sha256Sink {
  public:
-  Sha256Sink() noexcept { ok_ = wc_InitSha256(&sha_) == 0; }
-  ~Sha256Sink() { wc_Sha256Free(&sha_); }
+  Sha256Sink() noexcept : ctx_(EVP_MD_CTX_new()) {
+    ok_ = ctx_ != nullptr && md() != nullptr && EVP_DigestInit_ex(ctx_, md(), nullptr) == 1;
+  }
+  ~Sha256Sink() { EVP_MD_CTX_free(ctx_); }
   Sha256Sink(const Sha256Sink&) = delete;
   Sha256Sink& operator=(const Sha256Sink&) = delete;
 
@@ -34,23 +41,29 @@ class Sha256Sink {
     std::memcpy(buf_ + n_, s.data(), s.size());
     n_ += s.size();
   }
-  // The digest; false if wolfCrypt failed anywhere along the way.
-  [[nodiscard]] bool finish(std::array<std::uint8_t, WC_SHA256_DIGEST_SIZE>& out) noexcept {
+  // The digest; false if libcrypto failed anywhere along the way.
+  [[nodiscard]] bool finish(Sha256Digest& out) noexcept {
     flush();
-    if (ok_) ok_ = wc_Sha256Final(&sha_, out.data()) == 0;
+    unsigned int len = 0;
+    if (ok_) ok_ = EVP_DigestFinal_ex(ctx_, out.data(), &len) == 1 && len == out.size();
     return ok_;
   }
 
  private:
+  // Fetched once per process (an implicit fetch per hash costs a lookup each time).
+  static const EVP_MD* md() noexcept {
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return sha256;
+  }
   void flush() noexcept {
     if (n_ > 0) update(buf_, n_);
     n_ = 0;
   }
   void update(const unsigned char* p, std::size_t n) noexcept {
-    if (ok_) ok_ = wc_Sha256Update(&sha_, p, static_cast<word32>(n)) == 0;
+    if (ok_) ok_ = EVP_DigestUpdate(ctx_, p, n) == 1;
   }
 
-  wc_Sha256 sha_;
+  EVP_MD_CTX* ctx_;
   bool ok_ = false;
   std::size_t n_ = 0;
   unsigned char buf_[4096];

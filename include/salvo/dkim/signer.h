@@ -2,8 +2,8 @@
 // DKIM signing (RFC 6376) with rsa-sha256 and ed25519-sha256 (RFC 8463), relaxed/relaxed.
 //
 // Contract: Signer::create parses and checks the key once; sign() is pure apart from the
-// RSA blinding RNG (seeded from the OS at create(), reseeded by wolfCrypt after ~2^20
-// signatures): message bytes and the time come in, one header field goes out. The message
+// RSA blinding RNG (OpenSSL's, per thread): message bytes and the time come in, one header
+// field goes out. sign() may run on several threads at once (shards share one Signer). The message
 // is full RFC 5322 text with CRLF line ends; only CRLF ends a line (a bare CR or LF in the
 // body is content, a bare LF in the header section is an error). No l= tag, no x=, no i=.
 #pragma once
@@ -39,9 +39,8 @@ struct SignerOptions {
   bool oversign_from = true;
 };
 
-// Signs messages for one (domain, selector, key). Owned by one shard: sign() is const but
-// uses wolfCrypt's per-key scratch state and RNG, so concurrent calls on one Signer race.
-// Make one Signer per shard (create() is cheap next to a day of signing). Movable.
+// Signs messages for one (domain, selector, key). Immutable once made; sign() is
+// thread-safe, so one Signer serves every shard. Movable.
 class Signer {
  public:
   // Checks the options and parses the key; errors name the problem (errc).

@@ -3,6 +3,8 @@
 // folding), body hashes of known bodies. Verification by python3-dkim is in verify_test.cc.
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -212,6 +214,30 @@ TEST(Signer, PublicKeyRecord) {
   EXPECT_NE(*other, *r);
   EXPECT_EQ(to_string(Algorithm::RsaSha256), "rsa-sha256");
   EXPECT_EQ(to_string(Algorithm::Ed25519Sha256), "ed25519-sha256");
+}
+
+// Shards share one Signer: signatures made on several threads at once are the ones made
+// alone (RSASSA-PKCS1-v1_5 and Ed25519 are deterministic; blinding does not change them).
+TEST(Signer, ManyThreadsSignWithOneSigner) {
+  for (const SignerOptions& o : {rsa_options(), ed_options()}) {
+    const Signer s = make(o);
+    const std::string alone = sign_ok(s, kMessage);
+    std::vector<std::vector<std::string>> got(4);
+    std::vector<std::thread> threads;
+    for (auto& g : got) {
+      threads.emplace_back([&s, &g] {
+        for (int i = 0; i < 40; ++i) {
+          auto r = s.sign(kMessage, kTime);
+          g.push_back(r ? *r : std::string("error: ") + r.error().message());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& g : got) {
+      ASSERT_EQ(g.size(), 40u);
+      for (const auto& f : g) EXPECT_EQ(f, alone) << to_string(o.algorithm);
+    }
+  }
 }
 
 TEST(Signer, SignerIsMovable) {
