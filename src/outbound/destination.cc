@@ -321,9 +321,19 @@ void Destination::slot_ready(Slot* s) noexcept {
     requeue(s);
     return;
   }
+  s->compose();
+  side_.send(s);
+}
+
+void Destination::send_signed(Slot* s, const Signers& signers) noexcept {
+  if (s->conn == nullptr || side_.stopping()) {  // the connection went while it waited
+    if (s->conn != nullptr) s->conn->slot_detached(s);
+    requeue(s);
+    return;
+  }
   const auto unix_time =
       std::chrono::duration_cast<std::chrono::seconds>(wall().time_since_epoch()).count();
-  s->compose(side_.context().settings->signers.get(), unix_time);
+  s->sign(signers, unix_time);
   s->conn->submit(s);
 }
 

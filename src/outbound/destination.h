@@ -56,6 +56,9 @@ class Destination {
   // Whether channels may take transactions now (not paused, held or backed off).
   bool sending() noexcept;
   void slot_ready(Slot* s) noexcept;  // reads done (or failed)
+  // From the signing stage: sign s with `signers` and hand it to its connection (or back
+  // to the queue if the connection went meanwhile).
+  void send_signed(Slot* s, const Signers& signers) noexcept;
   // The transaction is over: result is the session's answer, or null for a local failure.
   void finish(Slot* s, const smtp::TransactionResult* result) noexcept;
   void session_failed(Channel& c, const smtp::Reply& reply, bool before_ready,

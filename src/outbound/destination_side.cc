@@ -67,6 +67,38 @@ void DestinationSide::run_dirty() noexcept {
   }
 }
 
+void DestinationSide::send(Slot* s) noexcept {
+  const Signers* signers = ctx_.settings->signers.get();
+  if (signers == nullptr || !signers->signs(s->original)) {
+    s->conn->submit(s);
+    return;
+  }
+  signing_.push_back(s);
+  if (!signing_scheduled_) {
+    signing_scheduled_ = true;
+    env_.defer([this] { run_signing(); });
+  }
+}
+
+void DestinationSide::run_signing() noexcept {
+  signing_scheduled_ = false;
+  // RSA-2048 takes ~0.4 ms: at most a few milliseconds of signing per loop turn; the rest
+  // after the engine has had its turn (a task deferred by a task runs in the next one).
+  const TimePoint start = env_.clock().now();
+  for (int n = 0; n < kSignBatch && !signing_.empty(); ++n) {
+    Slot* s = signing_.front();
+    signing_.pop_front();
+    static const Signers kNone;  // a reload took the keys away meanwhile: sent unsigned
+    const Signers* signers = ctx_.settings->signers.get();
+    s->dest->send_signed(s, signers != nullptr ? *signers : kNone);
+    if (env_.clock().now() - start > kSignBudget) break;
+  }
+  if (!signing_.empty() && !stopped_) {
+    signing_scheduled_ = true;
+    env_.defer([this] { run_signing(); });
+  }
+}
+
 void DestinationSide::tick() noexcept {
   if (stopped_) return;
   const WallTime wall = env_.clock().wall_now();

@@ -70,6 +70,11 @@ std::shared_ptr<const queue::DeliveryPolicy> make_policy(const config::Config& c
 
 class DestinationSide {
  public:
+  // The signing stage's share of a loop turn: at most this many signatures, and no more
+  // once this much time has gone.
+  static constexpr int kSignBatch = 16;
+  static constexpr Duration kSignBudget = std::chrono::milliseconds(2);
+
   DestinationSide(DeliveryEnv& env, DeliveryContext context);
   ~DestinationSide();
 
@@ -108,6 +113,10 @@ class DestinationSide {
   void note_bounce(BounceInfo b);
   void mark_dirty(Destination& d);
   std::uint64_t next_cookie() noexcept { return next_cookie_++; }
+  // A composed transaction: to its connection now, or, when a DKIM key signs it, through
+  // the signing stage — a few signatures per loop turn, so a burst of signed mail never
+  // holds up the shard's IO.
+  void send(Slot* s) noexcept;
   void slot_created() noexcept { ++slots_; }
   void slot_freed() noexcept { --slots_; }
   Destination& destination(const std::string& key);
@@ -117,6 +126,7 @@ class DestinationSide {
   template <class Fn>
   std::size_t for_each_named(std::string_view domain, Fn fn);
   void run_dirty() noexcept;
+  void run_signing() noexcept;
 
   DeliveryEnv& env_;
   DeliveryContext ctx_;
@@ -124,6 +134,8 @@ class DestinationSide {
   std::vector<Destination*> active_;  // destinations with work or connections
   std::vector<Destination*> dirty_;   // to pump after the current callback
   bool pump_scheduled_ = false;
+  std::deque<Slot*> signing_;  // waiting for their signatures, oldest first
+  bool signing_scheduled_ = false;
   std::uint64_t next_cookie_ = 1;
   std::size_t slots_ = 0;
   bool stopping_ = false;

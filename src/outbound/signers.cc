@@ -2,6 +2,7 @@
 // Signers: the configuration's DKIM keys, and signing with every key of a From: domain.
 #include <salvo/outbound/signers.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -43,6 +44,14 @@ std::vector<const dkim::Signer*> Signers::for_domain(std::string_view from_domai
     if (s.domain() == from_domain) out.push_back(&s);
   }
   return out;
+}
+
+bool Signers::signs(std::string_view message) const {
+  if (signers_.empty()) return false;
+  const std::string domain = from_domain(message);
+  if (domain.empty()) return false;
+  return std::any_of(signers_.begin(), signers_.end(),
+                     [&](const dkim::Signer& s) { return s.domain() == domain; });
 }
 
 Result<std::string> Signers::sign(std::string_view message, std::int64_t unix_time) const {

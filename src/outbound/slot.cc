@@ -67,7 +67,7 @@ void Slot::decode_job() {
   }
 }
 
-void Slot::compose(const Signers* signers, std::int64_t unix_time) {
+void Slot::compose() {
   std::string_view base = body_source;
   if (info.is_job) {
     auto tpl = spool::Template::parse(body_source);
@@ -78,17 +78,19 @@ void Slot::compose(const Signers* signers, std::int64_t unix_time) {
   }
   original = base;
   send = base;
-  if (signers == nullptr || signers->size() == 0) return;
-  auto sig = signers->sign(base, unix_time);
+}
+
+void Slot::sign(const Signers& signers, std::int64_t unix_time) {
+  auto sig = signers.sign(original, unix_time);
   if (!sig) {
     log::warn("outbound: message {}: DKIM signing failed ({}); sent unsigned",
               spool::format_id(message()), sig.error().message());
     return;
   }
   if (sig->empty()) return;
-  body.reserve(sig->size() + base.size());
+  body.reserve(sig->size() + original.size());
   body = std::move(*sig);
-  body.append(base);
+  body.append(original);
   send = body;
 }
 

@@ -40,9 +40,11 @@ class Slot {
   // Decodes the records read into the envelope and rcpt_data; sets read_error when they
   // are not what the index said.
   void decode() noexcept;
-  // The bytes to send: a job's template expanded for its recipient, then a signature of
-  // each DKIM key of the From: domain in front. Signing failures send it unsigned (logged).
-  void compose(const Signers* signers, std::int64_t unix_time);
+  // The bytes to send, unsigned: a job's template expanded for its recipient.
+  void compose();
+  // A signature of each DKIM key of the From: domain in front of what compose() made.
+  // Signing failures send it unsigned (logged).
+  void sign(const Signers& signers, std::int64_t unix_time);
 
   Destination* dest;
   Channel* conn;  // null: resolved locally, or the connection is gone

@@ -28,6 +28,8 @@ class Signers {
 
   // The signers for mail whose From: domain is `from_domain`, in configuration order.
   std::vector<const dkim::Signer*> for_domain(std::string_view from_domain) const;
+  // Whether `message` is signed at all (a key for its From: domain).
+  bool signs(std::string_view message) const;
   // The DKIM-Signature fields of every key for the From: domain of `message`, in
   // configuration order, to prepend to it ("" when no key applies).
   [[nodiscard]] Result<std::string> sign(std::string_view message, std::int64_t unix_time) const;

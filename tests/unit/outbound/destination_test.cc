@@ -24,6 +24,7 @@
 #include "outbound/destination_side.h"
 #include "outbound/slot.h"
 #include "support/test_clock.h"
+#include "unit/dkim/dkim_test_util.h"
 
 namespace salvo::outbound {
 namespace {
@@ -179,6 +180,18 @@ class FakeEnv final : public DeliveryEnv {
       r.waiter->on_record(record(r.origin, r.loc));
     }
   }
+  // One loop turn, as a shard runs it: the tasks deferred before it (not those they defer:
+  // those wait for the next turn), then the IO completions (reads).
+  void turn() {
+    std::deque<std::function<void()>> now;
+    now.swap(deferred_);
+    for (auto& fn : now) fn();
+    while (!reads_.empty()) {
+      Read r = reads_.front();
+      reads_.pop_front();
+      r.waiter->on_record(record(r.origin, r.loc));
+    }
+  }
   // An MX answer that was not there when asked arrives.
   void answer_mx(const std::string& domain) {
     auto waiting = std::move(mx_waiting[domain]);
@@ -272,23 +285,25 @@ class DestinationTest : public ::testing::Test {
       : classifier_(std::make_shared<const queue::Classifier>(*queue::Classifier::create({}))) {}
 
   // Loads `toml` (on top of defaults) and builds the destination side on the env; a.test
-  // has one MX host, 127.0.0.2.
-  void start(const std::string& toml = "") {
+  // has one MX host, 127.0.0.2. `signers` sign mail From: news@shop.test if they have its key.
+  void start(const std::string& toml = "", SignersPtr signers = nullptr) {
     config::LoadOptions o;
     o.resolv_conf = "/nonexistent/resolv.conf";
     o.hostname = "node.test";
     auto c = config::load_string("[dns]\nresolvers = [\"127.0.0.1\"]\n" + toml, "test.toml", o);
     ASSERT_TRUE(c.has_value()) << c.error().message;
     config_ = *c;
-    side_ = std::make_unique<DestinationSide>(env_, context(config_, env_.window));
+    side_ = std::make_unique<DestinationSide>(env_, context(config_, env_.window, std::move(signers)));
     env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   }
 
   // What a shard's Outbound would give its destinations for `config`.
-  DeliveryContext context(config::ConfigPtr config, std::size_t window) {
+  DeliveryContext context(config::ConfigPtr config, std::size_t window,
+                          SignersPtr signers = nullptr) {
     auto settings = std::make_shared<DeliverySettings>();
     settings->config = config;
     settings->classifier = classifier_;
+    settings->signers = std::move(signers);
     DeliveryContext ctx;
     ctx.policy = make_policy(*config, *classifier_);
     ctx.settings = std::move(settings);
@@ -479,6 +494,37 @@ TEST_F(DestinationTest, TheMessageSentIsTheSpooledOne) {
   Slot* s = env_.channels[0]->submitted.at(0);
   EXPECT_EQ(s->reverse_path, "sender@shop.test");
   EXPECT_EQ(s->send, fmt::format("From: news@shop.test\r\nSubject: {}\r\n\r\nhello\r\n", id));
+}
+
+TEST_F(DestinationTest, SigningGoesAFewAtATimeBetweenLoopTurns) {
+  dkim::SignerOptions o;
+  o.domain = "shop.test";
+  o.selector = "s1";
+  o.algorithm = dkim::Algorithm::Ed25519Sha256;
+  o.private_key_pem = dkim::test::keys().ed25519;
+  auto signer = dkim::Signer::create(o);
+  ASSERT_TRUE(signer.has_value());
+  std::vector<dkim::Signer> list;
+  list.push_back(std::move(*signer));
+  env_.window = 40;
+  start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 1\n",
+        std::make_shared<const Signers>(std::move(list)));
+  queue(40);
+  auto& c = *env_.channels.at(0);
+  c.up();  // takes 40 transactions: their reads are in flight
+  env_.turn();  // reads done: 40 wait for signatures
+  EXPECT_TRUE(c.submitted.empty());
+  env_.turn();
+  EXPECT_EQ(c.submitted.size(), static_cast<std::size_t>(DestinationSide::kSignBatch))
+      << "the signing stage's share of one loop turn";
+  env_.turn();
+  EXPECT_EQ(c.submitted.size(), 2u * DestinationSide::kSignBatch);
+  env_.run();
+  ASSERT_EQ(c.submitted.size(), 40u);
+  for (const Slot* s : c.submitted) {
+    EXPECT_TRUE(s->send.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;")) << s->send;
+    EXPECT_TRUE(s->send.ends_with(s->original));
+  }
 }
 
 // --- shaping --------------------------------------------------------------------------
