@@ -2,6 +2,7 @@
 // [[shaping]] (per-destination limits; the domain = "*" entry is inherited key by key),
 // [[egress]] (named source-address pools) and [[dkim]] (signing keys).
 #include <algorithm>
+#include <cctype>
 
 #include <fmt/format.h>
 
@@ -199,6 +200,26 @@ void parse_dkim(const toml::table& root, std::vector<Dkim>& out, Context& ctx) {
         d.algorithm = DkimAlgorithm::Ed25519Sha256;
       } else {
         r.error("algorithm", fmt::format("unknown value '{}' (rsa-sha256 or ed25519-sha256)", alg));
+      }
+    }
+    std::vector<TableReader::Item> items;
+    if (r.read_strings("headers", items)) {
+      if (items.empty()) r.error("headers", "needs at least one field name (From is always signed)");
+      for (const auto& item : items) {
+        // RFC 5322 field-name: printable US-ASCII but ':'.
+        const bool ok = !item.value.empty() &&
+                        std::all_of(item.value.begin(), item.value.end(),
+                                    [](char c) { return c > 32 && c < 127 && c != ':'; });
+        if (!ok) {
+          ctx.diag.error(item.path, fmt::format("'{}' is not a header field name", item.value),
+                         item.line);
+          continue;
+        }
+        std::string name = item.value;
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (std::find(d.headers.begin(), d.headers.end(), name) == d.headers.end()) {
+          d.headers.push_back(std::move(name));
+        }
       }
     }
     for (const auto& other : out) {

@@ -63,7 +63,8 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "tls",
                                              "egress"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
-constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm"};
+constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm",
+                                          "headers"};
 constexpr std::string_view kHttpKeys[] = {"address", "max_request_size"};
 
 bool is_bare_key(std::string_view key) {

@@ -4,7 +4,9 @@
 // DKIM-Signature field with an empty b= (§3.7), signed with the key; the field is built
 // folded, so the text hashed is exactly the text sent, minus the b= value.
 #include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <cstring>
 #include <utility>
 
 #include <salvo/dkim/signer.h>
@@ -124,6 +126,9 @@ struct Signer::Impl {
   std::vector<std::string> headers;  // lower case, unique, "from" among them
   bool oversign_from = true;
   std::unique_ptr<detail::PrivateKey> key;
+  // Unique for the process's life (a SignatureCache key: a new key loaded by a reload,
+  // even at the same address and selector, never meets the old one's signatures).
+  std::uint64_t id = 0;
   // "DKIM-Signature: v=1; a=...; c=relaxed/relaxed; d=...; s=...;" folded, and the column
   // its last line ends at: the part of every signature that never changes.
   std::string prefix;
@@ -153,6 +158,8 @@ Result<Signer> Signer::create(SignerOptions options) {
   impl->selector = std::move(options.selector);
   impl->algorithm = options.algorithm;
   impl->oversign_from = options.oversign_from;
+  static std::atomic<std::uint64_t> next_id{1};
+  impl->id = next_id.fetch_add(1, std::memory_order_relaxed);
 
   std::string& p = impl->prefix;
   p = kFieldName;
@@ -194,7 +201,48 @@ std::string Signer::record_name() const {
   return name;
 }
 
-Result<std::string> Signer::sign(std::string_view message, std::int64_t unix_time) const {
+Result<std::string> body_hash(std::string_view message) {
+  const detail::MessageParts parts = detail::split_message(message);
+  detail::Sha256Digest digest;
+  detail::Sha256Sink body;
+  detail::canon_body_relaxed(parts.body, body);
+  if (!body.finish(digest)) return fail(errc::sign_failed);
+  std::string out;
+  detail::base64_append(digest, out);
+  return out;
+}
+
+std::size_t SignatureCache::KeyHash::operator()(const Key& k) const noexcept {
+  // The digest part is already uniformly distributed.
+  std::uint64_t h = 0;
+  std::memcpy(&h, k.data() + 8, sizeof h);
+  std::uint64_t id = 0;
+  std::memcpy(&id, k.data(), sizeof id);
+  return static_cast<std::size_t>(h ^ (id * 0x9e3779b97f4a7c15ULL));
+}
+
+const std::string* SignatureCache::find(const Key& k) {
+  auto it = map_.find(k);
+  if (it == map_.end()) {
+    ++misses_;
+    return nullptr;
+  }
+  ++hits_;
+  return &it->second;
+}
+
+void SignatureCache::insert(const Key& k, std::string signature) {
+  if (capacity_ == 0) return;
+  if (!map_.emplace(k, std::move(signature)).second) return;
+  order_.push_back(k);
+  while (order_.size() > capacity_) {
+    map_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+Result<std::string> Signer::sign(std::string_view message, std::int64_t unix_time,
+                                 const SignContext& context) const {
   const Impl& im = *impl_;
   const detail::MessageParts parts = detail::split_message(message);
   std::vector<HeaderField> fields;
@@ -204,12 +252,14 @@ Result<std::string> Signer::sign(std::string_view message, std::int64_t unix_tim
   }
 
   detail::Sha256Digest digest;
-  std::string body_hash;
-  {
+  std::string computed_bh;
+  std::string_view body_hash = context.body_hash;
+  if (body_hash.empty()) {
     detail::Sha256Sink body;
     detail::canon_body_relaxed(parts.body, body);
     if (!body.finish(digest)) return fail(errc::sign_failed);
-    detail::base64_append(digest, body_hash);
+    detail::base64_append(digest, computed_bh);
+    body_hash = computed_bh;
   }
 
   std::string out;
@@ -258,10 +308,18 @@ Result<std::string> Signer::sign(std::string_view message, std::int64_t unix_tim
   detail::canon_header_relaxed(out, hashed, WithCrlf::No);
   if (!hashed.finish(digest)) return fail(errc::sign_failed);
 
-  std::string signature;
-  signature.reserve(detail::base64_size(im.key->signature_size()));
-  if (auto st = im.key->sign_digest(digest, signature); !st) return std::unexpected(st.error());
-  f.fill(signature);
+  SignatureCache::Key key;
+  std::memcpy(key.data(), &im.id, sizeof im.id);
+  std::memcpy(key.data() + 8, digest.data(), digest.size());
+  if (const std::string* cached = context.cache ? context.cache->find(key) : nullptr) {
+    f.fill(*cached);
+  } else {
+    std::string signature;
+    signature.reserve(detail::base64_size(im.key->signature_size()));
+    if (auto st = im.key->sign_digest(digest, signature); !st) return std::unexpected(st.error());
+    f.fill(signature);
+    if (context.cache != nullptr) context.cache->insert(key, std::move(signature));
+  }
   out += "\r\n";
   return out;
 }

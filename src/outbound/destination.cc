@@ -331,9 +331,7 @@ void Destination::send_signed(Slot* s, const Signers& signers) noexcept {
     requeue(s);
     return;
   }
-  const auto unix_time =
-      std::chrono::duration_cast<std::chrono::seconds>(wall().time_since_epoch()).count();
-  s->sign(signers, unix_time);
+  s->sign(signers, side_.signing_cache());
   s->conn->submit(s);
 }
 

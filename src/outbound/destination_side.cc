@@ -216,6 +216,15 @@ constexpr metrics::Family kQueueRecipients{
     "next attempt; in_flight: in a transaction)."};
 constexpr metrics::Family kDestinations{"salvo_destinations", metrics::Type::Gauge,
                                         "Destinations (domains and MX rollups) known."};
+constexpr metrics::Family kDkimSignatures{
+    "salvo_dkim_signatures_total", metrics::Type::Counter,
+    "DKIM signatures put on outgoing mail: signed (an RSA or Ed25519 operation) or reused "
+    "(the same header data was signed before: a message's other transactions, a job whose "
+    "signed fields do not vary)."};
+constexpr metrics::Family kDkimBodyHashes{
+    "salvo_dkim_body_hashes_total", metrics::Type::Counter,
+    "DKIM body hashes: computed, or reused for a body already hashed (a message's other "
+    "transactions, a job whose body has no per-recipient variables)."};
 
 }  // namespace
 
@@ -238,6 +247,10 @@ void DestinationSide::report(metrics::Snapshot& s) const {
   s.add(kQueueRecipients, "state=\"deferred\"", deferred);
   s.add(kQueueRecipients, "state=\"in_flight\"", in_flight);
   s.add(kDestinations, {}, static_cast<std::uint64_t>(destinations_.size()));
+  s.add(kDkimSignatures, "how=\"signed\"", signing_cache_.signatures.misses());
+  s.add(kDkimSignatures, "how=\"reused\"", signing_cache_.signatures.hits());
+  s.add(kDkimBodyHashes, "how=\"computed\"", signing_cache_.body_hashes_computed);
+  s.add(kDkimBodyHashes, "how=\"reused\"", signing_cache_.body_hashes_reused);
   s.add(net::kConnectionsOpen, "direction=\"out\",protocol=\"smtp\"", connections);
 }
 

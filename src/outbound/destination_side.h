@@ -117,6 +117,7 @@ class DestinationSide {
   // the signing stage — a few signatures per loop turn, so a burst of signed mail never
   // holds up the shard's IO.
   void send(Slot* s) noexcept;
+  SigningCache& signing_cache() noexcept { return signing_cache_; }
   void slot_created() noexcept { ++slots_; }
   void slot_freed() noexcept { --slots_; }
   Destination& destination(const std::string& key);
@@ -135,6 +136,7 @@ class DestinationSide {
   std::vector<Destination*> dirty_;   // to pump after the current callback
   bool pump_scheduled_ = false;
   std::deque<Slot*> signing_;  // waiting for their signatures, oldest first
+  SigningCache signing_cache_;
   bool signing_scheduled_ = false;
   std::uint64_t next_cookie_ = 1;
   std::size_t slots_ = 0;

@@ -27,6 +27,7 @@ Result<std::shared_ptr<const Signers>> Signers::load(const config::Config& c, st
                        ? dkim::Algorithm::Ed25519Sha256
                        : dkim::Algorithm::RsaSha256;
     so.private_key_pem = pem.str();
+    if (!k.headers.empty()) so.headers = k.headers;
     auto s = dkim::Signer::create(std::move(so));
     if (!s) {
       *why = "dkim " + k.domain + ": key_file " + k.key_file + ": " + s.error().message();
@@ -52,6 +53,48 @@ bool Signers::signs(std::string_view message) const {
   if (domain.empty()) return false;
   return std::any_of(signers_.begin(), signers_.end(),
                      [&](const dkim::Signer& s) { return s.domain() == domain; });
+}
+
+const std::string* SigningCache::body_hash(std::uint64_t body) {
+  auto it = bodies_.find(body);
+  return it == bodies_.end() ? nullptr : &it->second;
+}
+
+void SigningCache::remember(std::uint64_t body, std::string hash) {
+  if (!bodies_.emplace(body, std::move(hash)).second) return;
+  order_.push_back(body);
+  while (order_.size() > capacity_) {
+    bodies_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+Result<std::string> Signers::sign(std::string_view message, std::int64_t unix_time,
+                                  SigningCache& cache, std::uint64_t body) const {
+  std::string fields;
+  const auto signers = for_domain(from_domain(message));
+  if (signers.empty()) return fields;
+  // One body hash for every key (it does not depend on the key or the algorithm), and for
+  // every transaction of the same body.
+  std::string computed;
+  const std::string* bh = body != 0 ? cache.body_hash(body) : nullptr;
+  if (bh != nullptr) {
+    ++cache.body_hashes_reused;
+  } else {
+    auto h = dkim::body_hash(message);
+    if (!h) return std::unexpected(h.error());
+    ++cache.body_hashes_computed;
+    computed = std::move(*h);
+    if (body != 0) cache.remember(body, computed);
+    bh = &computed;
+  }
+  const dkim::SignContext context{*bh, &cache.signatures};
+  for (const dkim::Signer* s : signers) {
+    auto sig = s->sign(message, unix_time, context);
+    if (!sig) return std::unexpected(sig.error());
+    fields += *sig;
+  }
+  return fields;
 }
 
 Result<std::string> Signers::sign(std::string_view message, std::int64_t unix_time) const {

@@ -69,19 +69,27 @@ void Slot::decode_job() {
 
 void Slot::compose() {
   std::string_view base = body_source;
+  body_key_ = message();
   if (info.is_job) {
     auto tpl = spool::Template::parse(body_source);
     if (tpl.has_placeholders()) {
       tpl.expand(rcpt_data.front().vars, expanded);
       base = expanded;
+      // Variables only in the header section (To:, Subject:) leave one body for the job.
+      const std::size_t end = body_source.find("\r\n\r\n");
+      const bool body_varies =
+          end == std::string_view::npos ||
+          spool::Template::parse(body_source.substr(end)).has_placeholders();
+      if (body_varies) body_key_ = 0;
     }
   }
   original = base;
   send = base;
 }
 
-void Slot::sign(const Signers& signers, std::int64_t unix_time) {
-  auto sig = signers.sign(original, unix_time);
+void Slot::sign(const Signers& signers, SigningCache& cache) {
+  const std::int64_t queued_s = info.received_unix_ns / 1'000'000'000;
+  auto sig = signers.sign(original, queued_s, cache, body_key_);
   if (!sig) {
     log::warn("outbound: message {}: DKIM signing failed ({}); sent unsigned",
               spool::format_id(message()), sig.error().message());

@@ -42,9 +42,14 @@ class Slot {
   void decode() noexcept;
   // The bytes to send, unsigned: a job's template expanded for its recipient.
   void compose();
-  // A signature of each DKIM key of the From: domain in front of what compose() made.
-  // Signing failures send it unsigned (logged).
-  void sign(const Signers& signers, std::int64_t unix_time);
+  // A signature of each DKIM key of the From: domain in front of what compose() made, t=
+  // the time the message was queued (so every transaction of one message signs the same
+  // data, and `cache` can hand out signatures already made). Signing failures send it
+  // unsigned (logged).
+  void sign(const Signers& signers, SigningCache& cache);
+  // What names this transaction's body for the cache: the message, or the job when its
+  // body has no per-recipient variables; 0 when the body is its recipient's own.
+  std::uint64_t body_key() const noexcept { return body_key_; }
 
   Destination* dest;
   Channel* conn;  // null: resolved locally, or the connection is gone
@@ -68,6 +73,11 @@ class Slot {
   std::string_view send;      // the bytes sent
 
   std::uint64_t message() const noexcept { return rcpts.front().message; }
+
+ private:
+  std::uint64_t body_key_ = 0;
+
+ public:
 
  private:
   // The envelope fields a Message record and a JobTemplate record share.

@@ -670,6 +670,122 @@ TEST(Delivery, TwoDkimKeysOfTheFromDomainBothSign) {
   EXPECT_NE(v.find("verified 8"), std::string::npos) << v;
 }
 
+// What the signing counters say (salvoctl status --json, one shard).
+struct SigningCounts {
+  double signed_ = 0, reused = 0, hashed = 0, hash_reused = 0;
+};
+SigningCounts signing_counts(const Env& env, const Salvod& d) {
+  const json m = salvoctl(env.dir, d.config_path(), {"status", "--json"}).j["metrics"];
+  auto v = [&](const char* key) { return m.contains(key) ? m[key].get<double>() : -1.0; };
+  return {v("salvo_dkim_signatures_total{how=\"signed\"}"),
+          v("salvo_dkim_signatures_total{how=\"reused\"}"),
+          v("salvo_dkim_body_hashes_total{how=\"computed\"}"),
+          v("salvo_dkim_body_hashes_total{how=\"reused\"}")};
+}
+
+// A job of `n` recipients at d0.ok.test; `to_var`: a To: field per recipient; `body_var`:
+// a per-recipient variable in the body too.
+std::string signed_job(int n, bool to_var, bool body_var) {
+  json j;
+  j["from"] = "shop@sender.test";
+  j["job"] = "signed";
+  std::string content = "From: Shop <shop@sender.test>\n";
+  if (to_var) content += "To: <{{to}}>\n";
+  content += "Subject: Autumn offers\n\nThe same text for everyone.\n";
+  if (body_var) content += "Your code: {{code}}\n";
+  j["content"] = content;
+  json rs = json::array();
+  for (int i = 0; i < n; ++i) {
+    const std::string to = fmt::format("u{}@d0.ok.test", i);
+    rs.push_back({{"email", to}, {"vars", {{"to", to}, {"code", fmt::format("C{}", i)}}}});
+  }
+  j["recipients"] = rs;
+  return j.dump();
+}
+
+void drop_job(const std::string& pickup, const std::string& text) {
+  fs::create_directories(pickup + "/tmp");
+  std::ofstream(pickup + "/tmp/job.json") << text;
+  fs::rename(pickup + "/tmp/job.json", pickup + "/job.json");
+}
+
+// One message to five recipients, max_recipients 2: three transactions, one body hash and
+// one RSA signature (t= is when it was queued, so the signed data is the same each time);
+// every copy verifies.
+TEST(Delivery, AMessageToManyRecipientsIsSignedOnce) {
+  TempDir keys;
+  const DkimKey k = make_dkim_key(keys, "rsa1", "sender.test", true);
+  Env env(zones({k.record}));
+  SalvodOptions o = env.salvod(dkim_table("sender.test", "rsa1", k, true), "max_recipients = 2");
+  o.cores = 1;
+  Salvod d(env.dir, o);
+  ASSERT_EQ(blast_to(env.dir, d, 1, "ok.test", {"--rcpts", "5"})["accepted"], 1);
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "delivered") == 5; }, 20s)) << d.log();
+  const SigningCounts c = signing_counts(env, d);
+  EXPECT_EQ(c.signed_, 1);
+  EXPECT_EQ(c.reused, 2);
+  EXPECT_EQ(c.hashed, 1);
+  EXPECT_EQ(c.hash_reused, 2);
+  EXPECT_EQ(d.stop(), 0);
+  env.mx->stop();
+  ASSERT_EQ(maildir_messages(env.dir.file("mx-mail")).size(), 3u);
+  const std::string v = verify_dkim(env);
+  EXPECT_NE(v.find("verified 3"), std::string::npos) << v;
+}
+
+// A job whose per-recipient variables are only in its header section: one body hash for
+// the whole job; To: differs, so each recipient still gets its own signature. With a body
+// variable, every recipient's body is hashed.
+TEST(Delivery, AJobsBodyIsHashedOnceUnlessItVariesPerRecipient) {
+  for (const bool body_var : {false, true}) {
+    TempDir keys;
+    const DkimKey k = make_dkim_key(keys, "rsa1", "sender.test", true);
+    Env env(zones({k.record}));
+    SalvodOptions o = env.salvod(dkim_table("sender.test", "rsa1", k, true));
+    o.cores = 1;
+    o.node_keys += "pickup = \"" + env.dir.file("pickup") + "\"\n";
+    Salvod d(env.dir, o);
+    drop_job(env.dir.file("pickup"), signed_job(6, true, body_var));
+    ASSERT_TRUE(eventually([&] { return count_of(env.dir, "delivered") == 6; }, 20s)) << d.log();
+    const SigningCounts c = signing_counts(env, d);
+    EXPECT_EQ(c.signed_, 6) << "body_var " << body_var;
+    EXPECT_EQ(c.hashed, body_var ? 6 : 1) << "body_var " << body_var;
+    EXPECT_EQ(c.hash_reused, body_var ? 0 : 5) << "body_var " << body_var;
+    EXPECT_EQ(d.stop(), 0);
+    env.mx->stop();
+    const std::string v = verify_dkim(env);
+    EXPECT_NE(v.find("verified 6"), std::string::npos) << v;
+  }
+}
+
+// [[dkim]] headers without To: the signed data of a job without per-recipient variables
+// in its body or signed fields is the same for every recipient: one RSA operation.
+TEST(Delivery, AJobWhoseSignedFieldsDoNotVaryCarriesOneSignature) {
+  TempDir keys;
+  const DkimKey k = make_dkim_key(keys, "rsa1", "sender.test", true);
+  Env env(zones({k.record}));
+  SalvodOptions o = env.salvod(dkim_table("sender.test", "rsa1", k, true) +
+                               "headers = [\"from\", \"subject\"]\n");
+  o.cores = 1;
+  o.node_keys += "pickup = \"" + env.dir.file("pickup") + "\"\n";
+  Salvod d(env.dir, o);
+  drop_job(env.dir.file("pickup"), signed_job(6, true, false));
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "delivered") == 6; }, 20s)) << d.log();
+  const SigningCounts c = signing_counts(env, d);
+  EXPECT_EQ(c.signed_, 1);
+  EXPECT_EQ(c.reused, 5);
+  EXPECT_EQ(d.stop(), 0);
+  env.mx->stop();
+  const auto mail = maildir_messages(env.dir.file("mx-mail"));
+  ASSERT_EQ(mail.size(), 6u);
+  for (const auto& m : mail) {
+    const std::string head = m.substr(0, m.find("\r\n\r\n"));
+    EXPECT_NE(head.find("h=from:from:subject;"), std::string::npos) << head;
+  }
+  const std::string v = verify_dkim(env);
+  EXPECT_NE(v.find("verified 6"), std::string::npos) << v;
+}
+
 // A [routes] target given by name is resolved (A record) like an MX host; a target that
 // does not resolve defers (the operator's to fix), never bounces.
 TEST(Delivery, RoutesByHostNameAreResolved) {

@@ -192,6 +192,9 @@ struct Dkim {
   std::string selector;
   std::string key_file;  // PEM private key
   DkimAlgorithm algorithm = DkimAlgorithm::RsaSha256;
+  // The header fields it signs (lower case); empty: the default list (From, To, Cc,
+  // Subject, Date, Message-ID, ...). From is signed whatever the list says.
+  std::vector<std::string> headers;
   std::uint32_t line = 0;
 
   friend bool operator==(const Dkim&, const Dkim&) = default;

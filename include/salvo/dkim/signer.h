@@ -8,10 +8,13 @@
 // body is content, a bare LF in the header section is an error). No l= tag, no x=, no i=.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <salvo/base/result.h>
@@ -26,6 +29,42 @@ std::string_view to_string(Algorithm a) noexcept;  // "rsa-sha256", "ed25519-sha
 // The header fields signed when present (lower case, in h= order): the ones a receiver or a
 // mailbox provider shows, threads or acts on.
 std::vector<std::string> default_signed_headers();
+
+// The relaxed body hash of `message` (its bh= value, base64): the same for every key and
+// both algorithms, so one computation serves every signature of the same body.
+[[nodiscard]] Result<std::string> body_hash(std::string_view message);
+
+// Signatures already made, by exactly what they signed (the key and the SHA-256 of the
+// signed header data, t= and bh= included): a field identical to one signed before is
+// signed again for free — RSASSA-PKCS1-v1_5 and Ed25519 are deterministic. Bounded: the
+// oldest entries go first. Owner: one thread (a shard).
+class SignatureCache {
+ public:
+  explicit SignatureCache(std::size_t capacity = 4096) : capacity_(capacity) {}
+  std::uint64_t hits() const noexcept { return hits_; }
+  std::uint64_t misses() const noexcept { return misses_; }
+
+ private:
+  friend class Signer;
+  using Key = std::array<std::uint8_t, 40>;  // signer id (8) + digest (32)
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept;
+  };
+  const std::string* find(const Key& k);
+  void insert(const Key& k, std::string signature);
+
+  std::size_t capacity_;
+  std::unordered_map<Key, std::string, KeyHash> map_;
+  std::deque<Key> order_;
+  std::uint64_t hits_ = 0;
+  std::uint64_t misses_ = 0;
+};
+
+// What a signature may reuse.
+struct SignContext {
+  std::string_view body_hash;       // from body_hash(message); empty: computed by sign()
+  SignatureCache* cache = nullptr;  // signatures made before; null: always sign
+};
 
 struct SignerOptions {
   std::string domain;    // d=
@@ -54,7 +93,8 @@ class Signer {
   // of at most 76 characters (longer only if d= or s= alone is longer). t= is unix_time
   // (seconds since the epoch; verifiers reject a t= in their future).
   // Fails with no_from_header, bare_lf or sign_failed.
-  [[nodiscard]] Result<std::string> sign(std::string_view message, std::int64_t unix_time) const;
+  [[nodiscard]] Result<std::string> sign(std::string_view message, std::int64_t unix_time,
+                                         const SignContext& context = {}) const;
 
   const std::string& domain() const noexcept;
   const std::string& selector() const noexcept;

@@ -5,8 +5,11 @@
 // each of them.
 #pragma once
 
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -15,6 +18,28 @@
 #include <salvo/dkim/signer.h>
 
 namespace salvo::outbound {
+
+// What one shard remembers of the signing it did, so the same work is not done twice: the
+// body hash of a body already hashed (a message to many recipients, a job whose body has no
+// per-recipient variables) and signatures over exactly the same header data (see
+// dkim::SignatureCache). Owner: one shard.
+class SigningCache {
+ public:
+  explicit SigningCache(std::size_t capacity = 4096) : signatures(capacity), capacity_(capacity) {}
+
+  // The body hash remembered for `body`, or null.
+  const std::string* body_hash(std::uint64_t body);
+  void remember(std::uint64_t body, std::string hash);
+
+  dkim::SignatureCache signatures;
+  std::uint64_t body_hashes_computed = 0;
+  std::uint64_t body_hashes_reused = 0;
+
+ private:
+  std::size_t capacity_;
+  std::unordered_map<std::uint64_t, std::string> bodies_;
+  std::deque<std::uint64_t> order_;
+};
 
 class Signers {
  public:
@@ -33,6 +58,10 @@ class Signers {
   // The DKIM-Signature fields of every key for the From: domain of `message`, in
   // configuration order, to prepend to it ("" when no key applies).
   [[nodiscard]] Result<std::string> sign(std::string_view message, std::int64_t unix_time) const;
+  // The same, reusing what `cache` remembers. `body` names the message's body (0: a body
+  // of its own, not remembered): equal names promise equal bodies.
+  [[nodiscard]] Result<std::string> sign(std::string_view message, std::int64_t unix_time,
+                                         SigningCache& cache, std::uint64_t body) const;
   std::size_t size() const noexcept { return signers_.size(); }
 
  private:
