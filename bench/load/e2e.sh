@@ -21,8 +21,13 @@
 # N more messages); the progress file is rewritten every 100 ms, so each time carries up
 # to ~0.1 s of slack. Every wait is bounded (TIMEOUT seconds, default 900).
 # Usage: bench/load/e2e.sh [--messages N] [--pfx-messages N] [--sizes "1024 10240"]
-#                          [--only salvod|postfix] [--quick]
+#                          [--only salvod|postfix] [--quick] [--dkim rsa|ed25519]
 #   --quick: 10,000 messages (Postfix: 5,000), 1 KiB only.
+#   --dkim: salvod only; each size delivered unsigned and then signed (a fresh RSA-2048 or
+#           Ed25519 key for blast's From: domain), and the signed rate set against the
+#           crypto-bound limit cores / (cores / unsigned + 1 / s), s being the fastest
+#           single-core sign rate measured in the same run (`openssl speed`, or salvo's
+#           own bench_dkim when it is faster).
 # Environment: BUILD (default build), WORK_DIR (default $BUILD/bench-e2e: spool and work
 #   files, on the real disk; removed at the end), CONNS (50), WINDOW (16), TIMEOUT (900),
 #   PFX_CHUNKING (1: Postfix also gets --chunking; 0: DATA).
@@ -41,6 +46,7 @@ TIMEOUT=${TIMEOUT:-900}
 PFX_CHUNKING=${PFX_CHUNKING:-1}
 BUILD=${BUILD:-build}
 ONLY=""
+DKIM=""
 SUFFIX=e2e.test
 DOMAINS=100
 MX_HOSTS=10
@@ -51,6 +57,7 @@ while [ $# -gt 0 ]; do
     --sizes) SIZES=${2:?}; shift 2 ;;
     --only) ONLY=${2:?}; shift 2 ;;
     --quick) MESSAGES=10000; PFX_MESSAGES=5000; SIZES=1024; shift ;;
+    --dkim) DKIM=${2:?}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -60,9 +67,11 @@ case $ONLY in ""|salvod|postfix) ;; *) echo "e2e.sh: --only salvod or postfix" >
 for v in "$MESSAGES" "$PFX_MESSAGES"; do
   case $v in ''|*[!0-9]*|0) echo "e2e.sh: message counts must be positive numbers" >&2; exit 2 ;; esac
 done
+case $DKIM in ""|rsa|ed25519) ;; *) echo "e2e.sh: --dkim rsa or ed25519" >&2; exit 2 ;; esac
 run_salvod=1; run_pfx=1
 [ "$ONLY" = postfix ] && run_salvod=0
 [ "$ONLY" = salvod ] && run_pfx=0
+[ -n "$DKIM" ] && run_pfx=0
 
 ensure_built salvod salvo-blast salvo-sink
 if [ "$run_pfx" = 1 ]; then ensure_postfix; fi
@@ -125,14 +134,17 @@ for i in $(seq 0 $((DOMAINS - 1))); do
 done
 # salvod on a fresh port: 20 connections per destination, or none while held.
 salvod_port=""
-run_salvod() {  # hold(0|1)
+dkim_args=()  # --dkim ...: the key salvod signs with, for the signed rows
+run_salvod() {  # hold(0|1) [signed(0|1)]
   local conns=20
+  local -a sign=()
   [ "$1" = 1 ] && conns=0
+  [ "${2:-0}" = 1 ] && sign=("${dkim_args[@]}")
   salvod_port=$(free_port)
   mkdir -p "$work/salvod"
   write_salvod_config "$work/salvod/salvo.toml" "$work/salvod" --listen "$salvod_port" \
     --resolver 127.0.0.1:53 --smtp-port "$sink_port" --max-connections "$conns" \
-    --max-messages-per-connection 1000 "${route_args[@]}"
+    --max-messages-per-connection 1000 "${route_args[@]}" "${sign[@]}"
   start_salvod "$work/salvod/salvo.toml"
 }
 delivered_lines() { cat "$work"/salvod/log/accounting*.jsonl 2>/dev/null | grep -c '"type":"delivered"' || true; }
@@ -152,27 +164,33 @@ blast() {  # port size messages chunking
   [ "$(json_field "$work/blast.json" "j['accepted']")" = "$3" ]
 }
 
-salvod_row() {  # size
-  local size=$1 base t0 n
+salvod_row() {  # size [key (salvod | signed)]
+  local size=$1 key=${2:-salvod} base t0 n signed=0
+  [ "$key" = signed ] && signed=1
   rm -rf "$work/salvod"
-  if ! run_salvod 0; then fail_row "salvod.$size" "salvod did not start: $(start_why)"; return; fi
+  if ! run_salvod 0 "$signed"; then fail_row "$key.$size" "salvod did not start: $(start_why)"; return; fi
   base=$(sink_messages)
   t0=$(now)
   if ! blast "$salvod_port" "$size" "$MESSAGES" 1; then
-    fail_row "salvod.$size" "salvo-blast did not get $MESSAGES accepted: $(tail -c 300 "$work/blast.json" "$work/blast.err" | tr '\n' ' ')"
+    fail_row "$key.$size" "salvo-blast did not get $MESSAGES accepted: $(tail -c 300 "$work/blast.json" "$work/blast.err" | tr '\n' ' ')"
     stop_salvod; return
   fi
-  result "salvod_accept.$size" "$(json_field "$work/blast.json" "j['msgs_per_s']")"
+  result "${key}_accept.$size" "$(json_field "$work/blast.json" "j['msgs_per_s']")"
   if wait_sink $((base + MESSAGES)) "$TIMEOUT"; then
-    result "salvod.$size" "$(calc "$MESSAGES / ($reached_at - $t0)")"
+    result "$key.$size" "$(calc "$MESSAGES / ($reached_at - $t0)")"
     sleep 0.3  # anything beyond N (duplicates) would show now
-    result "salvod_extra.$size" "$(( $(sink_messages) - base - MESSAGES ))"
+    result "${key}_extra.$size" "$(( $(sink_messages) - base - MESSAGES ))"
   else
     n=$(sink_messages)
-    fail_row "salvod.$size" "timeout: the sinks got $((n - base)) of $MESSAGES in ${TIMEOUT}s"
+    fail_row "$key.$size" "timeout: the sinks got $((n - base)) of $MESSAGES in ${TIMEOUT}s"
+  fi
+  if [ "$signed" = 1 ]; then  # proof that it signed: DKIM signatures made and reused
+    "$BUILD/salvoctl" --config "$work/salvod/salvo.toml" status --json > "$work/status.json" 2>/dev/null || true
+    result "signed_signatures.$size" "$(json_field "$work/status.json" \
+      "sum(v for k, v in j['metrics'].items() if k.startswith('salvo_dkim_signatures_total'))" 2>/dev/null || echo 0)"
   fi
   stop_salvod
-  result "salvod_delivered_lines.$size" "$(delivered_lines)"
+  result "${key}_delivered_lines.$size" "$(delivered_lines)"
 }
 
 drain_row() {  # size
@@ -252,7 +270,35 @@ pfx_row() {  # size
 pfx_mode="BDAT (--chunking --window $WINDOW)"
 [ "$PFX_CHUNKING" = 1 ] || pfx_mode="DATA (--window $WINDOW)"
 echo "== e2e: $MESSAGES messages per salvod row (Postfix: $PFX_MESSAGES), sizes: $SIZES; $CONNS connections; $DOMAINS domains -> $MX_HOSTS salvo-sink MX hosts (127.0.0.2-11:$sink_port); $(nproc) cores"
-if [ "$run_salvod" = 1 ]; then
+if [ "$run_salvod" = 1 ] && [ -n "$DKIM" ]; then
+  # blast's From: is blast@sender.example.
+  if [ "$DKIM" = rsa ]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/dkim.pem" 2>/dev/null
+    dkim_args=(--dkim sender.example s1 "$work/dkim.pem" rsa-sha256)
+    speed=$(openssl speed -seconds 3 -mr rsa2048 2>/dev/null | awk -F: '/^\+F2:/ {print $4}')
+  else
+    openssl genpkey -algorithm ed25519 -out "$work/dkim.pem" 2>/dev/null
+    dkim_args=(--dkim sender.example s1 "$work/dkim.pem" ed25519-sha256)
+    speed=$(openssl speed -seconds 3 -mr ed25519 2>/dev/null | awk -F: '/^\+F6:/ {print $5}')
+  fi
+  # The machine's fastest single-core signing: OpenSSL's, or salvo's own (bench_dkim: with
+  # wolfCrypt for Ed25519), whichever is higher, so the limit is the strictest one.
+  bench="$BUILD/bench/bench_dkim"
+  if [ -x "$bench" ]; then
+    filter=BM_SignRsa2048/1024
+    [ "$DKIM" = ed25519 ] && filter=BM_SignEd25519/1024
+    own=$("$bench" --benchmark_filter="^$filter\$" --benchmark_min_time=2 --benchmark_format=json 2>/dev/null |
+      python3 -c "import json,sys; print(json.load(sys.stdin)['benchmarks'][0]['items_per_second'])" || echo 0)
+    speed=$(python3 -c "print(max(float('${speed:-0}'), float('${own:-0}')))")
+  fi
+  result "sign_rate" "$speed"
+  for size in $SIZES; do
+    echo "-- salvod, $size-byte bodies, unsigned"
+    salvod_row "$size"
+    echo "-- salvod, $size-byte bodies, $DKIM-signed"
+    salvod_row "$size" signed
+  done
+elif [ "$run_salvod" = 1 ]; then
   for size in $SIZES; do
     echo "-- salvod, $size-byte bodies"
     salvod_row "$size"
@@ -274,9 +320,9 @@ fi
 stop_sink
 
 # ---- report ----------------------------------------------------------------------------------
-python3 - "$results" "$(nproc)" "$MESSAGES" "$PFX_MESSAGES" "$SIZES" "$pfx_mode" "$CONNS" "$WINDOW" <<'EOF'
+python3 - "$results" "$(nproc)" "$MESSAGES" "$PFX_MESSAGES" "$SIZES" "$pfx_mode" "$CONNS" "$WINDOW" "$DKIM" <<'EOF'
 import sys
-path, cores, n, pn, sizes, pfx_mode, conns, window = sys.argv[1:9]
+path, cores, n, pn, sizes, pfx_mode, conns, window, dkim = sys.argv[1:10]
 cores, sizes = int(cores), [int(s) for s in sizes.split()]
 r = {}
 for line in open(path):
@@ -307,6 +353,8 @@ rows = [
     ("  per core", "pfx", cores),
     ("salvod backlog drain", "drain"),
     ("  per core", "drain", cores),
+    (f"salvod accepted, {dkim}-signed", "signed_accept"),
+    (f"salvod delivered, {dkim}-signed", "signed"),
 ]
 for name, key, *div in rows:
     if all(num(f"{key}.{s}") is None and f"{key}.{s}.why" not in r for s in sizes):
@@ -323,6 +371,18 @@ for s in sizes:
     a, b = num(f"salvod.{s}"), num(f"pfx.{s}")
     cells.append("n/a" if a is None or b is None else f"{a / b:.1f}x")
 print(f"{'salvod / Postfix (delivered)':<34}" + "".join(f"{c:>{w}}" for c in cells))
+if dkim:
+    s_rate = num("sign_rate")
+    cells, fracs = [], []
+    for s in sizes:
+        u, g = num(f"salvod.{s}"), num(f"signed.{s}")
+        limit = None if u is None or not s_rate else cores / (cores / u + 1 / s_rate)
+        cells.append(fmt(limit))
+        fracs.append("n/a" if limit is None or g is None else f"{100 * g / limit:.0f}%")
+    print(f"{'crypto-bound limit':<34}" + "".join(f"{c:>{w}}" for c in cells))
+    print(f"{'signed / limit':<34}" + "".join(f"{c:>{w}}" for c in fracs))
+    print(f"(limit = {cores} / ({cores} / unsigned + 1 / s); s = the fastest single-core "
+          f"{dkim} sign rate in this run, OpenSSL's or salvo's: {fmt(s_rate)}/s)")
 print()
 print("Targets: delivered >= 20,000 msgs/s, >= 30x Postfix, backlog drain >= 30,000 msgs/s")
 for s in sizes:
@@ -339,6 +399,9 @@ for s in sizes:
         v = r.get(f"{k}.{s}")
         if v not in (None, "0"):
             notes.append(f"  {label(s)}: {v} {what}")
+    v = r.get(f"signed_signatures.{s}")
+    if dkim and num(f"signed.{s}") is not None and (v is None or float(v) < int(n)):
+        notes.append(f"  {label(s)}: only {v} DKIM signatures counted for {n} signed messages")
     v = r.get(f"salvod_delivered_lines.{s}")
     if v is not None and num(f"salvod.{s}") is not None and v != n:
         notes.append(f"  {label(s)}: accounting.jsonl has {v} 'delivered' lines for {n} messages")

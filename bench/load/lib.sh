@@ -150,10 +150,11 @@ die_start() {
 #   --hold                       --max-connections 0: nothing is delivered, intake only
 #   --http HOST:PORT             [http] address, max_request_size 256MiB
 #   --route DOMAIN HOST:PORT     a [routes] entry (repeatable)
+#   --dkim DOMAIN SELECTOR KEY ALG   a [[dkim]] key (repeatable; ALG rsa-sha256|ed25519-sha256)
 write_salvod_config() {  # file dir [option...]
   local file=$1 dir=$2 cores=0 fsync=true pickup=0 listen="" resolver="" smtp_port=""
   local max_conns="" max_msgs="" http=""
-  local -a routes=()
+  local -a routes=() dkim=()
   shift 2
   while [ $# -gt 0 ]; do
     case $1 in
@@ -168,6 +169,7 @@ write_salvod_config() {  # file dir [option...]
       --hold) max_conns=0; shift ;;
       --http) http=$2; shift 2 ;;
       --route) routes+=("\"$2\" = [\"$3\"]"); shift 3 ;;
+      --dkim) dkim+=("$2" "$3" "$4" "$5"); shift 5 ;;  # domain selector key_file algorithm
       *) echo "$me: write_salvod_config: unknown option '$1'" >&2; return 2 ;;
     esac
   done
@@ -197,6 +199,11 @@ write_salvod_config() {  # file dir [option...]
       echo "[routes]"
       printf '%s\n' "${routes[@]}"
     fi
+    local i
+    for ((i = 0; i < ${#dkim[@]}; i += 4)); do
+      printf '[[dkim]]\ndomain = "%s"\nselector = "%s"\nkey_file = "%s"\nalgorithm = "%s"\n' \
+        "${dkim[i]}" "${dkim[i + 1]}" "${dkim[i + 2]}" "${dkim[i + 3]}"
+    done
   } > "$file"
 }
 
