@@ -145,6 +145,7 @@ die_start() {
 #   --listen PORT                an SMTP listener on 127.0.0.1:PORT, max_connections_per_ip 10000
 #   --resolver HOST:PORT         [dns] resolvers (absent: salvod's default)
 #   --smtp-port PORT             [delivery] smtp_port
+#   --retry DURATION             [delivery] retry_schedule = [DURATION]
 #   --max-connections N          [[shaping]] domain "*": max_connections (0 holds delivery)
 #   --max-messages-per-connection N   ... and max_messages_per_connection
 #   --hold                       --max-connections 0: nothing is delivered, intake only
@@ -152,7 +153,7 @@ die_start() {
 #   --route DOMAIN HOST:PORT     a [routes] entry (repeatable)
 #   --dkim DOMAIN SELECTOR KEY ALG   a [[dkim]] key (repeatable; ALG rsa-sha256|ed25519-sha256)
 write_salvod_config() {  # file dir [option...]
-  local file=$1 dir=$2 cores=0 fsync=true pickup=0 listen="" resolver="" smtp_port=""
+  local file=$1 dir=$2 cores=0 fsync=true pickup=0 listen="" resolver="" smtp_port="" retry=""
   local max_conns="" max_msgs="" http=""
   local -a routes=() dkim=()
   shift 2
@@ -164,6 +165,7 @@ write_salvod_config() {  # file dir [option...]
       --listen) listen=$2; shift 2 ;;
       --resolver) resolver=$2; shift 2 ;;
       --smtp-port) smtp_port=$2; shift 2 ;;
+      --retry) retry=$2; shift 2 ;;
       --max-connections) max_conns=$2; shift 2 ;;
       --max-messages-per-connection) max_msgs=$2; shift 2 ;;
       --hold) max_conns=0; shift ;;
@@ -188,7 +190,9 @@ write_salvod_config() {  # file dir [option...]
       printf '[[listen]]\naddress = "127.0.0.1:%s"\nmax_connections_per_ip = 10000\n' "$listen"
     fi
     [ -z "$resolver" ] || printf '[dns]\nresolvers = ["%s"]\n' "$resolver"
-    [ -z "$smtp_port" ] || printf '[delivery]\nsmtp_port = %s\n' "$smtp_port"
+    [ -z "$smtp_port$retry" ] || echo "[delivery]"
+    [ -z "$smtp_port" ] || echo "smtp_port = $smtp_port"
+    [ -z "$retry" ] || echo "retry_schedule = [\"$retry\"]"
     if [ -n "$max_conns$max_msgs" ]; then
       printf '[[shaping]]\ndomain = "*"\n'
       [ -z "$max_conns" ] || echo "max_connections = $max_conns"
