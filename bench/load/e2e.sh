@@ -151,6 +151,9 @@ delivered_lines() { cat "$work"/salvod/log/accounting*.jsonl 2>/dev/null | grep 
 
 blast_flags() {  # chunking(0|1)
   echo "--connections $CONNS --window $WINDOW --domains $DOMAINS --domain-suffix $SUFFIX"
+  # Signed runs: every message different, as real mail (one shared body would let salvod
+  # reuse one signature for all of them).
+  [ -n "$DKIM" ] && echo "--unique"
   [ "$1" = 1 ] && echo "--chunking"
   return 0
 }

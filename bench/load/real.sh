@@ -138,7 +138,7 @@ salvod_run() {  # key (signed | unsigned)
       stop_salvod; return
     fi
   elif ! timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$port" --size "$SIZE" \
-      --messages "$MESSAGES" --connections "$CONNS" --window "$WINDOW" --chunking \
+      --messages "$MESSAGES" --connections "$CONNS" --window "$WINDOW" --chunking --unique \
       --domains "$DOMAINS" --domain-suffix "$SUFFIX" --from blast@sender.example \
       --timeout "${TIMEOUT}s" --json > "$work/blast.json" 2> "$work/blast.err"; then
     fail_row "$key" "salvo-blast failed: $(tail -c 300 "$work/blast.err")"
@@ -222,7 +222,7 @@ milter_protocol = 6"; then
   want=$(( PFX_MESSAGES * 99 / 100 ))
   t0=$(now)
   if ! timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$pfx_port" --size "$SIZE" \
-      --messages "$PFX_MESSAGES" --connections "$CONNS" --window "$WINDOW" --chunking \
+      --messages "$PFX_MESSAGES" --connections "$CONNS" --window "$WINDOW" --chunking --unique \
       --domains "$DOMAINS" --domain-suffix "$SUFFIX" --from blast@sender.example \
       --timeout "${TIMEOUT}s" --json > "$work/blast.json" 2> "$work/blast.err"; then
     fail_row pfx "salvo-blast failed against Postfix: $(tail -c 300 "$work/blast.err")"

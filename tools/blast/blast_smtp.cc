@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <unordered_map>
 
 #include <salvo/base/log.h>
 
@@ -83,6 +84,7 @@ class BlastConnection final : public net::ConnectHandler, public net::Connection
       session_.reset();
     }
     inflight_.clear();
+    bodies_.clear();
     if (!quitting_ && !stopping_ && !budget_spent()) return start();
     finish();
   }
@@ -149,7 +151,13 @@ class BlastConnection final : public net::ConnectHandler, public net::Connection
         r.address = f->recipient(id, j);
         t.recipients.push_back(std::move(r));
       }
-      t.body = f->shared_body();
+      if (o.unique) {
+        std::string& b = bodies_[id];
+        b = f->body(id, {t.recipients.front().address});
+        t.body = b;
+      } else {
+        t.body = f->shared_body();
+      }
       inflight_.push_back({id, shard_.shard().clock().now()});
       ++shard_.counters().submitted;
       session_->submit(std::move(t));
@@ -172,6 +180,7 @@ class BlastConnection final : public net::ConnectHandler, public net::Connection
         break;
       }
     }
+    bodies_.erase(r.cookie);
     for (const auto& rr : r.rcpt_replies) {
       if (rr.code == 0) continue;
       if (rr.positive()) ++c.rcpt_accepted;
@@ -205,6 +214,7 @@ class BlastConnection final : public net::ConnectHandler, public net::Connection
   net::Connection* conn_ = nullptr;
   std::unique_ptr<smtp::ClientSession> session_;
   std::deque<std::pair<std::uint64_t, TimePoint>> inflight_;
+  std::unordered_map<std::uint64_t, std::string> bodies_;  // --unique: in flight, by cookie
   unsigned consecutive_failures_ = 0;
   bool connecting_ = false;
   bool quitting_ = false;

@@ -27,6 +27,9 @@ struct SmtpLoadOptions {
   unsigned connections = 10;
   std::uint64_t messages = 10000;
   bool pipelining = true;
+  // Every message its own (To:, Subject:, Message-ID: of its own), as real traffic is; the
+  // default sends one shared body, the cheapest thing to generate.
+  bool unique = false;
   // Messages in flight per connection with pipelining: the next transaction goes out
   // behind the previous end of data, up to this many unanswered (BDAT needs no 354 wait,
   // so a deeper window keeps more messages per server commit).

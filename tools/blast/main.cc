@@ -158,6 +158,9 @@ int main(int argc, char** argv) {
   app.add_option("--domain-suffix", shape.domain_suffix, "recipient domain suffix");
   app.add_option("--from", shape.from, "envelope sender");
   app.add_flag("--no-pipelining", no_pipelining, "one command per round trip (like smtp-source)");
+  app.add_flag("--unique", smtp.unique,
+               "every message its own To:, Subject: and Message-ID: (as real mail; DKIM "
+               "signatures cannot be shared); default: one shared body");
   app.add_flag("--chunking", smtp.chunking, "use BDAT when the server offers CHUNKING");
   app.add_option("--window", smtp.window,
                  "messages in flight per connection when pipelining (default 2)")
