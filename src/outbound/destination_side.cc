@@ -82,7 +82,7 @@ void DestinationSide::send(Slot* s) noexcept {
 
 void DestinationSide::run_signing() noexcept {
   signing_scheduled_ = false;
-  // RSA-2048 takes ~0.4 ms: at most a few milliseconds of signing per loop turn; the rest
+  // RSA-2048 takes ~0.4 ms: about half a millisecond of signing per loop turn; the rest
   // after the engine has had its turn (a task deferred by a task runs in the next one).
   const TimePoint start = env_.clock().now();
   for (int n = 0; n < kSignBatch && !signing_.empty(); ++n) {

@@ -72,8 +72,8 @@ class DestinationSide {
  public:
   // The signing stage's share of a loop turn: at most this many signatures, and no more
   // once this much time has gone.
-  static constexpr int kSignBatch = 16;
-  static constexpr Duration kSignBudget = std::chrono::milliseconds(2);
+  static constexpr int kSignBatch = 8;
+  static constexpr Duration kSignBudget = std::chrono::microseconds(500);
 
   DestinationSide(DeliveryEnv& env, DeliveryContext context);
   ~DestinationSide();
