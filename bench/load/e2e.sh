@@ -278,22 +278,11 @@ if [ "$run_salvod" = 1 ] && [ -n "$DKIM" ]; then
   if [ "$DKIM" = rsa ]; then
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/dkim.pem" 2>/dev/null
     dkim_args=(--dkim sender.example s1 "$work/dkim.pem" rsa-sha256)
-    speed=$(openssl speed -seconds 3 -mr rsa2048 2>/dev/null | awk -F: '/^\+F2:/ {print $4}')
   else
     openssl genpkey -algorithm ed25519 -out "$work/dkim.pem" 2>/dev/null
     dkim_args=(--dkim sender.example s1 "$work/dkim.pem" ed25519-sha256)
-    speed=$(openssl speed -seconds 3 -mr ed25519 2>/dev/null | awk -F: '/^\+F6:/ {print $5}')
   fi
-  # The machine's fastest single-core signing: OpenSSL's, or salvo's own (bench_dkim: with
-  # wolfCrypt for Ed25519), whichever is higher, so the limit is the strictest one.
-  bench="$BUILD/bench/bench_dkim"
-  if [ -x "$bench" ]; then
-    filter=BM_SignRsa2048/1024
-    [ "$DKIM" = ed25519 ] && filter=BM_SignEd25519/1024
-    own=$("$bench" --benchmark_filter="^$filter\$" --benchmark_min_time=2 --benchmark_format=json 2>/dev/null |
-      python3 -c "import json,sys; print(json.load(sys.stdin)['benchmarks'][0]['items_per_second'])" || echo 0)
-    speed=$(python3 -c "print(max(float('${speed:-0}'), float('${own:-0}')))")
-  fi
+  speed=$(sign_rate "$DKIM")
   result "sign_rate" "$speed"
   for size in $SIZES; do
     echo "-- salvod, $size-byte bodies, unsigned"

@@ -136,6 +136,29 @@ die_start() {
   exit 1
 }
 
+# ---- signing ---------------------------------------------------------------------------------
+
+# The machine's fastest single-core DKIM signing rate (signatures/s) for rsa (RSA-2048) or
+# ed25519: OpenSSL's (`openssl speed`) or salvo's own (bench_dkim, when built: it signs
+# Ed25519 with wolfCrypt), whichever is higher, so a limit computed from it is the strictest.
+sign_rate() {  # rsa|ed25519
+  local speed own=0 filter
+  if [ "$1" = rsa ]; then
+    speed=$(openssl speed -seconds 3 -mr rsa2048 2>/dev/null | awk -F: '/^\+F2:/ {print $4}')
+    filter=BM_SignRsa2048/1024
+  else
+    speed=$(openssl speed -seconds 3 -mr ed25519 2>/dev/null | awk -F: '/^\+F6:/ {print $5}')
+    filter=BM_SignEd25519/1024
+  fi
+  if [ -x "$BUILD/bench/bench_dkim" ]; then
+    own=$("$BUILD/bench/bench_dkim" --benchmark_filter="^$filter\$" --benchmark_min_time=2 \
+      --benchmark_format=json 2>/dev/null |
+      python3 -c "import json,sys; print(json.load(sys.stdin)['benchmarks'][0]['items_per_second'])" ||
+      echo 0)
+  fi
+  python3 -c "print(max(float('${speed:-0}'), float('${own:-0}')))"
+}
+
 # ---- salvod ----------------------------------------------------------------------------------
 
 # Writes a salvod config for a run whose spool, log_dir and control socket live in DIR.

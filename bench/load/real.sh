@@ -90,13 +90,7 @@ for i in $(seq 0 $((DOMAINS - 1))); do route_args+=(--route "d$i.$SUFFIX" "$(mx_
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/dkim.pem" 2>/dev/null
 chmod 600 "$work/dkim.pem"
-speed=$(openssl speed -seconds 3 -mr rsa2048 2>/dev/null | awk -F: '/^\+F2:/ {print $4}')
-if [ -x "$BUILD/bench/bench_dkim" ]; then
-  own=$("$BUILD/bench/bench_dkim" --benchmark_filter='^BM_SignRsa2048/1024$' --benchmark_min_time=2 \
-    --benchmark_format=json 2>/dev/null |
-    python3 -c "import json,sys; print(json.load(sys.stdin)['benchmarks'][0]['items_per_second'])" || echo 0)
-  speed=$(python3 -c "print(max(float('${speed:-0}'), float('${own:-0}')))")
-fi
+speed=$(sign_rate rsa)
 result sign_rate "$speed"
 
 # ---- salvod --------------------------------------------------------------------------------
