@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>

@@ -20,6 +20,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
@@ -79,6 +80,10 @@ std::uint64_t directory_bytes(const std::string& dir) {
 }
 
 }  // namespace
+
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 void ControlInbox::attach(shard::Shard& shard, Handler handler) {
   std::lock_guard lock(mu_);

@@ -6,6 +6,7 @@
 #include <future>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <salvo/base/log.h>
 

@@ -171,6 +171,8 @@ TEST(Http, MetricsParseStrictlyAndCountWhatHappened) {
   ASSERT_TRUE(env.mx->wait_messages(150, 20s));
   ASSERT_TRUE(env.senders->wait_messages(20, 20s))  // the 20 DSNs
       << salvoctl(env.dir, d.config_path(), {"domains", "--json"}).j.dump(1) << d.log();
+  // Settled before the numbers are compared: every outcome counted, nothing left in the
+  // queue or the spool, the injecting connections closed.
   json m;
   ASSERT_TRUE(eventually(
       [&] {
@@ -178,7 +180,12 @@ TEST(Http, MetricsParseStrictlyAndCountWhatHappened) {
         if (r.status != 200) return false;
         m = parse_metrics(env.dir, r.body);
         return m.is_object() &&
-               metric(m, "salvo_delivery_outcomes_total{class=*,outcome=delivered}") == 170;
+               metric(m, "salvo_delivery_outcomes_total{class=*,outcome=delivered}") == 170 &&
+               metric(m, "salvo_delivery_outcomes_total{class=*,outcome=bounced}") == 20 &&
+               metric(m, "salvo_dsns_total{}") == 20 &&
+               metric(m, "salvo_queue_recipients{state=ready}") == 0 &&
+               metric(m, "salvo_spool_recipients{}") == 0 &&
+               metric(m, "salvo_connections{direction=in,protocol=smtp}") == 0;
       },
       20s))
       << m.dump(1);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -58,6 +59,20 @@ struct Env {
   }
 };
 
+// `salvoctl domains` once it lists one destination with `n` recipients queued (rc 1 when
+// that did not happen within 10 s).
+Ctl wait_queued_on_one_domain(Env& env, Salvod& d, int n) {
+  Ctl dom;
+  const bool ok = eventually(
+      [&] {
+        dom = salvoctl(env.dir, d.config_path(), {"domains", "--json"});
+        return dom.rc == 0 && dom.j["domains"].size() == 1 && dom.j["domains"][0]["queued"] == n;
+      },
+      10s);
+  if (!ok && dom.rc == 0) dom.rc = 1;
+  return dom;
+}
+
 TEST(Salvoctl, StatusAndDomainsAgreeWithWhatHappened) {
   Env env;
   Salvod d(env.dir, env.salvod());
@@ -98,13 +113,12 @@ TEST(Salvoctl, PauseHoldsMailAndResumeDeliversIt) {
   Ctl p = salvoctl(env.dir, d.config_path(), {"pause", "d0.ok.test"});
   ASSERT_EQ(p.rc, 0) << p.err;
   ASSERT_EQ(env.blast(d, 30)["accepted"], 30);
-  std::this_thread::sleep_for(1s);
-  EXPECT_EQ(env.mx->progress_messages(), 0) << "paused: nothing sent";
-  Ctl dom = salvoctl(env.dir, d.config_path(), {"domains", "--json"});
-  ASSERT_EQ(dom.rc, 0);
-  ASSERT_EQ(dom.j["domains"].size(), 1u);
+  // Settled: all 30 routed to the paused destination (accepted is not yet queued there).
+  Ctl dom = wait_queued_on_one_domain(env, d, 30);
+  ASSERT_EQ(dom.rc, 0) << dom.out;
   EXPECT_EQ(dom.j["domains"][0]["state"], "paused");
-  EXPECT_EQ(dom.j["domains"][0]["queued"], 30);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(env.mx->progress_messages(), 0) << "paused: nothing sent";
   ASSERT_EQ(salvoctl(env.dir, d.config_path(), {"resume", "d0.ok.test"}).rc, 0);
   EXPECT_TRUE(env.mx->wait_messages(30, 20s));
   EXPECT_EQ(d.stop(), 0);
@@ -134,14 +148,21 @@ TEST(Salvoctl, BounceCancelsQueuedMailWithDsns) {
   Salvod d(env.dir, env.salvod());
   ASSERT_EQ(salvoctl(env.dir, d.config_path(), {"pause", "d0.ok.test"}).rc, 0);
   ASSERT_EQ(env.blast(d, 3)["accepted"], 3);
-  std::this_thread::sleep_for(300ms);
+  // The bounce cancels what is queued on the destination: wait until all three are there.
+  ASSERT_EQ(wait_queued_on_one_domain(env, d, 3).rc, 0);
   Ctl b = salvoctl(env.dir, d.config_path(), {"bounce", "d0.ok.test", "--json"});
   ASSERT_EQ(b.rc, 0) << b.err;
   EXPECT_EQ(b.j["destinations"], 1);
   EXPECT_TRUE(env.senders->wait_messages(3, 20s)) << "one DSN per cancelled message";
   EXPECT_EQ(env.mx->progress_messages(), 0);
-  Ctl s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
-  EXPECT_EQ(s.j["out"]["bounced"], 3) << s.out;
+  Ctl s;
+  EXPECT_TRUE(eventually(
+      [&] {
+        s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+        return s.rc == 0 && s.j["out"]["bounced"] == 3;
+      },
+      10s))
+      << s.out;
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -202,12 +223,32 @@ TEST(Salvoctl, AccountingLogRotatesBySizeKeepingWholeLines) {
   o.node_keys += "accounting_max_size = \"8KiB\"\n";
   Salvod d(env.dir, o);
   const std::string log_dir = env.dir.file("log");
-  // Writers look at the file's size at most once a second, when they write: three bursts
-  // a little over a second apart rotate it at the start of the second and the third.
-  for (int round = 1; round <= 3; ++round) {
+  // Lines of `type` in every file so far (the current one may end inside a line).
+  auto lines_of = [&](std::string_view type) {
+    std::vector<std::string> files = rotated_accounting_files(log_dir);
+    files.push_back(accounting_path(log_dir));
+    std::size_t n = 0;
+    for (const auto& f : files) {
+      n += events_of_type(read_accounting_file(f, AccountingLines::SkipMalformed), type).size();
+    }
+    return static_cast<int>(n);
+  };
+  // Writers look at the file's size at most once a second, when they write. A round writes
+  // more than 8 KiB (40 received and 40 delivered lines); once all of them are in the log it
+  // is left alone for over a second, so the next round's first write looks at the size and
+  // rotates, unless a look during the round had rotated already. Either way every two
+  // rounds rotate at least once, however slowly the machine runs: rounds go on (at most
+  // six) until two files were rotated.
+  int messages = 0;
+  for (int round = 1; round <= 6 && rotated_accounting_files(log_dir).size() < 2; ++round) {
     ASSERT_EQ(env.blast(d, 40)["accepted"], 40);
-    ASSERT_TRUE(env.mx->wait_messages(40 * round, 20s));
-    std::this_thread::sleep_for(1200ms);
+    messages += 40;
+    ASSERT_TRUE(env.mx->wait_messages(messages, 20s));
+    ASSERT_TRUE(eventually(
+        [&] { return lines_of("received") == messages && lines_of("delivered") == messages; },
+        10s))
+        << "round " << round;
+    std::this_thread::sleep_for(1100ms);
   }
   ASSERT_GE(rotated_accounting_files(log_dir).size(), 2u);
   // trace finds a first-round message's lines in the rotated files.
@@ -230,8 +271,8 @@ TEST(Salvoctl, AccountingLogRotatesBySizeKeepingWholeLines) {
       if (e["type"] == "delivered") ++delivered[e["id"]];
     }
   }
-  EXPECT_EQ(received.size(), 120u);
-  EXPECT_EQ(delivered.size(), 120u);
+  EXPECT_EQ(received.size(), static_cast<std::size_t>(messages));
+  EXPECT_EQ(delivered.size(), static_cast<std::size_t>(messages));
   for (const auto& [id, n] : received) EXPECT_EQ(n, 1) << id;
 }
 
@@ -304,7 +345,17 @@ TEST(Salvoctl, ReloadAppliesShapingAndRefusesABadFile) {
     o.extra = extra;
   };
   ASSERT_EQ(env.blast(d, 20)["accepted"], 20);
-  std::this_thread::sleep_for(500ms);
+  // Settled: all 20 routed to the held destination.
+  Ctl held;
+  ASSERT_TRUE(eventually(
+      [&] {
+        held = salvoctl(env.dir, d.config_path(), {"domains", "--json"});
+        return held.rc == 0 && held.j["domains"].size() == 1 &&
+               held.j["domains"][0]["queued"] == 20 && held.j["domains"][0]["state"] == "held";
+      },
+      10s))
+      << held.out;
+  std::this_thread::sleep_for(300ms);
   EXPECT_EQ(env.mx->progress_messages(), 0) << "held";
   // A typo: refused, named; the hold stays.
   rewrite(base + "[[shaping]]\ndomain = \"d0.ok.test\"\nmax_conections = 2\n");

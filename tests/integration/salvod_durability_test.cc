@@ -191,7 +191,8 @@ std::uint64_t seed_from_env() {
   return static_cast<std::uint64_t>(std::random_device{}());
 }
 
-TEST(SalvodDurability, KillMinus9UnderLoadLosesNothingAcknowledged) {
+// A soak (label "soak": up to 40 rounds in 25 s, timed, so not run under the sanitizers).
+TEST(SalvodDurabilitySoak, KillMinus9UnderLoadLosesNothingAcknowledged) {
   constexpr int kRounds = 40;
   constexpr int kMinRounds = 20;
   constexpr int kClients = 4;

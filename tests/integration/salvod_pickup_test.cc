@@ -211,8 +211,9 @@ TEST(Pickup, FilesPresentAtStartAndWrittenInPlaceAreTaken) {
 
 // docs/reliability.md F5: kill -9 at random moments while files are being picked
 // up; after each restart every file is either queued exactly once or still waiting, and
-// at the end every file is queued exactly once.
-TEST(Pickup, KillDuringPickupLosesNothingAndQueuesNothingTwice) {
+// at the end every file is queued exactly once. A soak (label "soak": 12 rounds of kills
+// timed to land inside the pickup work, so not run under the sanitizers).
+TEST(PickupSoak, KillDuringPickupLosesNothingAndQueuesNothingTwice) {
   TempDir dir;
   const std::string pickup = dir.file("pickup");
   std::mt19937 rng(20261122);

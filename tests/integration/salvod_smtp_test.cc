@@ -22,6 +22,7 @@
 
 #include "support/accounting_log.h"
 #include "support/cert_factory.h"
+#include "support/eventually.h"
 #include "support/blast.h"
 #include "support/process.h"
 #include "support/raw_client.h"
@@ -400,7 +401,13 @@ TEST(Salvod, SigtermUnderLoadLosesNothingAcknowledged) {
   Process b({program_path("salvo-blast"), "--smtp", d.address(), "--json", "--timeout", "30s",
              "--connections", std::to_string(kConnections), "--messages", "200000"},
             dir.path());
-  std::this_thread::sleep_for(300ms);
+  // Stopped under load: once salvod has queued some of it, however slowly blast starts.
+  ASSERT_TRUE(eventually(
+      [&] {
+        Ctl s = salvoctl(dir, d.config_path(), {"status", "--json"});
+        return s.rc == 0 && s.j["in"].value("recipients", 0) > 0;
+      },
+      20s));
   EXPECT_EQ(d.stop(), 0) << d.process().stderr_text();
   auto rc = b.wait(60s);
   ASSERT_TRUE(rc.has_value()) << "salvo-blast did not finish";

@@ -7,6 +7,13 @@ if(SALVO_WERROR)
   target_compile_options(salvo_warnings INTERFACE -Werror)
 endif()
 
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  # clang 14-16 report __cpp_concepts 201907, which hides std::expected in libstdc++ 12's
+  # <expected> although the concepts it needs are supported (clang++-16 builds the fuzz
+  # targets and the sanitizer stage of tools/test.sh).
+  add_compile_options(-Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L)
+endif()
+
 if(SALVO_SANITIZE)
   string(REPLACE ";" "," _san "${SALVO_SANITIZE}")
   add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
@@ -14,17 +21,16 @@ if(SALVO_SANITIZE)
   add_compile_definitions(SALVO_SANITIZED=1)
   # GCC's -Wmaybe-uninitialized misfires on sanitizer-instrumented libstdc++ code (std::regex,
   # std::function); the Release build keeps the warning.
-  target_compile_options(salvo_warnings INTERFACE -Wno-maybe-uninitialized)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(salvo_warnings INTERFACE -Wno-maybe-uninitialized)
+  endif()
 endif()
 
 if(SALVO_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     message(FATAL_ERROR "SALVO_FUZZ needs clang: cmake -DCMAKE_CXX_COMPILER=clang++-16")
   endif()
-  # clang 14-16 report __cpp_concepts 201907, which hides std::expected in libstdc++ 12's
-  # <expected> although the concepts it needs are supported. Fuzz builds only.
-  add_compile_options(-Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L
-                      -fsanitize=fuzzer-no-link,address,undefined)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
@@ -99,6 +105,9 @@ function(salvo_executable)
 endfunction()
 
 # salvo_add_test(NAME unit_smtp SOURCES ... DEPS smtp ... PRIVATE_OF smtp LABELS unit)
+# Every test target uses the precompiled header of salvo_test_support (tests/CMakeLists.txt).
+# A test suite whose name ends in "Soak" (a long kill -9 or load loop) gets the label "soak"
+# instead of LABELS: tools/test.sh runs it in the Release stage, not under the sanitizers.
 function(salvo_add_test)
   cmake_parse_arguments(T "" "NAME" "SOURCES;DEPS;LIBS;PRIVATE_OF;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
@@ -115,6 +124,13 @@ function(salvo_add_test)
   endforeach()
   target_compile_definitions(${T_NAME} PRIVATE
     SALVO_SOURCE_DIR="${PROJECT_SOURCE_DIR}" SALVO_BINARY_DIR="${PROJECT_BINARY_DIR}")
-  gtest_discover_tests(${T_NAME} DISCOVERY_MODE PRE_TEST
-                       PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+  get_target_property(_pch salvo_test_support PRECOMPILE_HEADERS)
+  if(_pch)
+    target_precompile_headers(${T_NAME} REUSE_FROM salvo_test_support)
+    set_target_properties(${T_NAME} PROPERTIES SALVO_TEST ON)
+  endif()
+  gtest_discover_tests(${T_NAME} DISCOVERY_MODE PRE_TEST TEST_FILTER "-*Soak.*"
+                       TEST_LIST ${T_NAME}_TESTS PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+  gtest_discover_tests(${T_NAME} DISCOVERY_MODE PRE_TEST TEST_FILTER "*Soak.*"
+                       TEST_LIST ${T_NAME}_SOAK_TESTS PROPERTIES LABELS soak TIMEOUT 300)
 endfunction()

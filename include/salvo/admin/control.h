@@ -22,7 +22,7 @@
 #include <variant>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <salvo/base/metrics.h>
 #include <salvo/config/config.h>
@@ -36,9 +36,7 @@ namespace salvo::admin {
 
 // JSON text for the wire: strings from the network (SMTP replies, URLs, job bodies) may
 // hold invalid UTF-8, which nlohmann's dump() would throw on; such bytes become U+FFFD.
-inline std::string dump_json(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+std::string dump_json(const nlohmann::json& j);
 
 // What the control thread asks of a shard: one of these, answered on the shard's thread.
 namespace request {

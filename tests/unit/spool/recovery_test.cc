@@ -10,6 +10,7 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <salvo/base/clock.h>
 #include <salvo/base/log.h>
