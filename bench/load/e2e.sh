@@ -12,6 +12,8 @@
 #            temp dir; transport_maps dI.SUFFIX -> smtp:[127.0.0.(2 + I % 10)]:PORT; relay for
 #            127.0.0.0/8; tuned: no in_flow_delay, concurrency 20 per MX host from the start,
 #            connection cache, no client limits) -> the same sinks
+#   one hop  the same salvo-blast straight into the sink on 127.0.0.2: the limit of the
+#            machine for a relay (which makes two such hops and writes the spool)
 #   drain    salvod's spool filled with N messages while delivery is held ([[shaping]] "*"
 #            max_connections = 0), salvod stopped (SIGTERM), started again with the normal
 #            config: the time from that start until the sinks have all N messages
@@ -27,7 +29,9 @@
 #           Ed25519 key for blast's From: domain), and the signed rate set against the
 #           crypto-bound limit cores / (cores / unsigned + 1 / s), s being the fastest
 #           single-core sign rate measured in the same run (`openssl speed`, or salvo's
-#           own bench_dkim when it is faster).
+#           own bench_dkim when it is faster). A third run per size takes the same
+#           messages with delivery held (intake alone): signed accepted / held accepted
+#           shows whether signing slows accepting.
 # Environment: BUILD (default build), WORK_DIR (default $BUILD/bench-e2e: spool and work
 #   files, on the real disk; removed at the end), CONNS (50), WINDOW (16), TIMEOUT (900),
 #   PFX_CHUNKING (1: Postfix also gets --chunking; 0: DATA).
@@ -157,15 +161,16 @@ blast_flags() {  # chunking(0|1)
   [ "$1" = 1 ] && echo "--chunking"
   return 0
 }
-# salvo-blast into 127.0.0.1:port; returns 1 unless all were accepted.
-blast() {  # port size messages chunking
+# salvo-blast into address:port (127.0.0.1:port); returns 1 unless all were accepted.
+blast_to() {  # address:port size messages chunking
   local flags
   flags=$(blast_flags "$4")
   # shellcheck disable=SC2086  # flags is a list of words
-  timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$1" --size "$2" --messages "$3" \
+  timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "$1" --size "$2" --messages "$3" \
     $flags --timeout "${TIMEOUT}s" --json > "$work/blast.json" 2> "$work/blast.err" || return 1
   [ "$(json_field "$work/blast.json" "j['accepted']")" = "$3" ]
 }
+blast() { blast_to "127.0.0.1:$1" "${@:2}"; }  # port size messages chunking
 
 salvod_row() {  # size [key (salvod | signed)]
   local size=$1 key=${2:-salvod} base t0 n signed=0
@@ -194,6 +199,31 @@ salvod_row() {  # size [key (salvod | signed)]
   fi
   stop_salvod
   result "${key}_delivered_lines.$size" "$(delivered_lines)"
+}
+
+# The one-hop limit: the same salvo-blast straight into the sink on 127.0.0.2 (no MTA in
+# between); the relay's delivered rate is set against it.
+onehop_row() {  # size
+  local size=$1
+  if blast_to "127.0.0.2:$sink_port" "$size" "$MESSAGES" 1; then
+    result "onehop.$size" "$(json_field "$work/blast.json" "j['msgs_per_s']")"
+  else
+    fail_row "onehop.$size" "salvo-blast -> salvo-sink did not finish: $(tail -c 300 "$work/blast.err" | tr '\n' ' ')"
+  fi
+}
+
+# Intake alone: salvod (signing config, delivery held) takes MESSAGES from salvo-blast; the
+# accepted rate the signed row's intake is set against (signing must not slow accepting).
+held_accept_row() {  # size
+  local size=$1
+  rm -rf "$work/salvod"
+  if ! run_salvod 1 1; then fail_row "held_accept.$size" "salvod did not start: $(start_why)"; return; fi
+  if blast "$salvod_port" "$size" "$MESSAGES" 1; then
+    result "held_accept.$size" "$(json_field "$work/blast.json" "j['msgs_per_s']")"
+  else
+    fail_row "held_accept.$size" "salvo-blast did not get $MESSAGES accepted while held"
+  fi
+  stop_salvod
 }
 
 drain_row() {  # size
@@ -289,6 +319,8 @@ if [ "$run_salvod" = 1 ] && [ -n "$DKIM" ]; then
     salvod_row "$size"
     echo "-- salvod, $size-byte bodies, $DKIM-signed"
     salvod_row "$size" signed
+    echo "-- salvod, $size-byte bodies, delivery held (intake alone)"
+    held_accept_row "$size"
   done
 elif [ "$run_salvod" = 1 ]; then
   for size in $SIZES; do
@@ -296,6 +328,8 @@ elif [ "$run_salvod" = 1 ]; then
     salvod_row "$size"
     echo "-- salvod backlog drain, $size-byte bodies"
     drain_row "$size"
+    echo "-- one hop (salvo-blast -> salvo-sink), $size-byte bodies"
+    onehop_row "$size"
   done
 fi
 if [ "$run_pfx" = 1 ]; then
@@ -345,6 +379,7 @@ rows = [
     ("  per core", "pfx", cores),
     ("salvod backlog drain", "drain"),
     ("  per core", "drain", cores),
+    ("salvod accepted, delivery held", "held_accept"),
     (f"salvod accepted, {dkim}-signed", "signed_accept"),
     (f"salvod delivered, {dkim}-signed", "signed"),
 ]
@@ -358,11 +393,17 @@ for name, key, *div in rows:
             v /= div[0]
         cells.append(fmt(v))
     print(f"{name:<34}" + "".join(f"{c:>{w}}" for c in cells))
-cells = []
-for s in sizes:
-    a, b = num(f"salvod.{s}"), num(f"pfx.{s}")
-    cells.append("n/a" if a is None or b is None else f"{a / b:.1f}x")
-print(f"{'salvod / Postfix (delivered)':<34}" + "".join(f"{c:>{w}}" for c in cells))
+def ratio_row(name, top, bottom, form):  # one cell per size: r[top.size] / r[bottom.size]
+    cells = []
+    for s in sizes:
+        a, b = num(f"{top}.{s}"), num(f"{bottom}.{s}")
+        cells.append("n/a" if a is None or not b else form.format(a / b))
+    print(f"{name:<34}" + "".join(f"{c:>{w}}" for c in cells))
+ratio_row("salvod / Postfix (delivered)", "salvod", "pfx", "{:.1f}x")
+if any(num(f"onehop.{s}") is not None for s in sizes):
+    cells = [fmt(num(f"onehop.{s}")) for s in sizes]
+    print(f"{'one hop (blast -> sink)':<34}" + "".join(f"{c:>{w}}" for c in cells))
+    ratio_row("salvod delivered / one hop", "salvod", "onehop", "{:.2f}")
 if dkim:
     s_rate = num("sign_rate")
     cells, fracs = [], []
@@ -373,6 +414,7 @@ if dkim:
         fracs.append("n/a" if limit is None or g is None else f"{100 * g / limit:.0f}%")
     print(f"{'crypto-bound limit':<34}" + "".join(f"{c:>{w}}" for c in cells))
     print(f"{'signed / limit':<34}" + "".join(f"{c:>{w}}" for c in fracs))
+    ratio_row("signed accepted / held accepted", "signed_accept", "held_accept", "{:.2f}")
     print(f"(limit = {cores} / ({cores} / unsigned + 1 / s); s = the fastest single-core "
           f"{dkim} sign rate in this run, OpenSSL's or salvo's: {fmt(s_rate)}/s)")
 print()

@@ -82,17 +82,18 @@ void DestinationSide::send(Slot* s) noexcept {
 
 void DestinationSide::run_signing() noexcept {
   signing_scheduled_ = false;
-  // RSA-2048 takes ~0.4 ms: about half a millisecond of signing per loop turn; the rest
-  // after the engine has had its turn (a task deferred by a task runs in the next one).
-  const TimePoint start = env_.clock().now();
-  for (int n = 0; n < kSignBatch && !signing_.empty(); ++n) {
+  // At most kSignBatch signatures and what the pace allows: the IO of the shard keeps its
+  // share of the core however many signatures wait (signing_pace.h).
+  pace_.begin(env_.clock().now());
+  for (int n = 0; n < kSignBatch && !signing_.empty() && pace_.may_sign(); ++n) {
     Slot* s = signing_.front();
     signing_.pop_front();
     static const Signers kNone;  // a reload took the keys away meanwhile: sent unsigned
     const Signers* signers = ctx_.settings->signers.get();
     s->dest->send_signed(s, signers != nullptr ? *signers : kNone);
-    if (env_.clock().now() - start > kSignBudget) break;
+    pace_.signed_at(env_.clock().now());
   }
+  pace_.end(env_.clock().now());
   if (!signing_.empty() && !stopped_) {
     signing_scheduled_ = true;
     env_.defer([this] { run_signing(); });

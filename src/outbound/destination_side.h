@@ -31,6 +31,7 @@
 #include <salvo/spool/spool_reader.h>
 
 #include "outbound/pool.h"
+#include "outbound/signing_pace.h"
 
 namespace salvo::outbound {
 
@@ -70,10 +71,13 @@ std::shared_ptr<const queue::DeliveryPolicy> make_policy(const config::Config& c
 
 class DestinationSide {
  public:
-  // The signing stage's share of a loop turn: at most this many signatures, and no more
-  // once this much time has gone.
+  // The signing stage's part of a loop turn: at most this many signatures, and no more
+  // than the pace allows — up to kSignBudget when the rest of the loop is idle, and
+  // kSignShare of the rest's time while it is busy (signing_pace.h).
   static constexpr int kSignBatch = 8;
   static constexpr Duration kSignBudget = std::chrono::microseconds(500);
+  static constexpr double kSignShare = 0.25;
+  static constexpr Duration kSignIdleGap = std::chrono::microseconds(30);
 
   DestinationSide(DeliveryEnv& env, DeliveryContext context);
   ~DestinationSide();
@@ -137,6 +141,7 @@ class DestinationSide {
   bool pump_scheduled_ = false;
   std::deque<Slot*> signing_;  // waiting for their signatures, oldest first
   SigningCache signing_cache_;
+  SigningPace pace_{{kSignShare, kSignBudget, kSignIdleGap}};
   bool signing_scheduled_ = false;
   std::uint64_t next_cookie_ = 1;
   std::size_t slots_ = 0;
