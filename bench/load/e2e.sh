@@ -34,7 +34,8 @@
 #           shows whether signing slows accepting.
 # Environment: BUILD (default build), WORK_DIR (default $BUILD/bench-e2e: spool and work
 #   files, on the real disk; removed at the end), CONNS (50), WINDOW (16), TIMEOUT (900),
-#   PFX_CHUNKING (1: Postfix also gets --chunking; 0: DATA).
+#   PFX_CHUNKING (1: Postfix also gets --chunking; 0: DATA), FSYNC (true; false shows what
+#   the disk's flushes cost).
 # Exit: 0 when every measurement completed, 1 otherwise (the table is printed either way).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,6 +50,7 @@ WINDOW=${WINDOW:-16}
 TIMEOUT=${TIMEOUT:-900}
 PFX_CHUNKING=${PFX_CHUNKING:-1}
 BUILD=${BUILD:-build}
+FSYNC=${FSYNC:-true}  # false: where the disk's flushes bound the rate (never for the targets)
 ONLY=""
 DKIM=""
 SUFFIX=e2e.test
@@ -146,7 +148,7 @@ run_salvod() {  # hold(0|1) [signed(0|1)]
   [ "${2:-0}" = 1 ] && sign=("${dkim_args[@]}")
   salvod_port=$(free_port)
   mkdir -p "$work/salvod"
-  write_salvod_config "$work/salvod/salvo.toml" "$work/salvod" --listen "$salvod_port" \
+  write_salvod_config "$work/salvod/salvo.toml" "$work/salvod" --fsync "$FSYNC" --listen "$salvod_port" \
     --resolver 127.0.0.1:53 --smtp-port "$sink_port" --max-connections "$conns" \
     --max-messages-per-connection 1000 "${route_args[@]}" "${sign[@]}"
   start_salvod "$work/salvod/salvo.toml"

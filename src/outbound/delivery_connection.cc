@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // DeliveryConnection: one pooled SMTP connection (see delivery_connection.h).
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -231,8 +232,12 @@ void DeliveryConnection::quit() noexcept {
 
 void DeliveryConnection::flush() noexcept {
   if (conn_ == nullptr || !session_ || session_->output().empty()) return;
-  conn_->output().append(session_->output().view());
-  session_->output().clear();
+  if (conn_->output().empty()) {
+    std::swap(conn_->output(), session_->output());  // a whole BDAT body: no copy
+  } else {
+    conn_->output().append(session_->output().view());
+    session_->output().clear();
+  }
   conn_->flush();
 }
 

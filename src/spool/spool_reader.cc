@@ -57,7 +57,7 @@ class SpoolReader::ReadOp final : public io::Completion {
   RecordWaiter* record_waiter = nullptr;
   Location loc;
   int fd = -1;
-  std::vector<char> buf;
+  RecordStorage buf;
   std::size_t done = 0;
   std::error_code early;  // failed before any read: delivered through a zero timer
 };

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,8 +22,28 @@ class Engine;
 namespace salvo::spool {
 
 // A verified record and the bytes its views point into. Movable (vector storage).
+// Record storage: a vector whose growth leaves the new bytes uninitialised (a read
+// overwrites them at once; zeroing 100 KiB first cost as much as checking it).
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using RecordStorage = std::vector<char, UninitializedAllocator<char>>;
+
 struct RecordBytes {
-  std::vector<char> bytes;
+  RecordStorage bytes;
   RawRecord raw;
 };
 

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
+#include <vector>
 
 namespace salvo::smtp {
 namespace {
@@ -187,6 +189,121 @@ TEST(DotStuff, BareLineEndings) {
   EXPECT_EQ(find_bare_line_ending("a\nb"), 1u);
   EXPECT_EQ(find_bare_line_ending("ab\r"), 2u);
   EXPECT_EQ(find_bare_line_ending("a\r\rb"), 1u);
+}
+
+// --- the scans against plain byte-at-a-time references ----------------------------------
+// The scanners look at sixteen bytes a step; these inputs put CR, LF, NUL and dots at every
+// offset of those steps, in bodies of 0 to 300 bytes.
+
+std::string random_body(std::mt19937& rng) {
+  std::uniform_int_distribution<int> len(0, 300), pick(0, 99);
+  std::string s;
+  const int n = len(rng);
+  while (static_cast<int>(s.size()) < n) {
+    const int k = pick(rng);
+    if (k < 80) {
+      s += 'a';
+    } else if (k < 88) {
+      s += "\r\n";
+    } else if (k < 92) {
+      s += '\r';
+    } else if (k < 95) {
+      s += '\n';
+    } else if (k < 97) {
+      s += '\0';
+    } else {
+      s += '.';
+    }
+  }
+  return s;
+}
+
+ContentError reference_check(std::string_view s, std::size_t max_line) {
+  ContentError e = ContentError::None;
+  auto note = [&](ContentError x) {
+    if (e == ContentError::None) e = x;
+  };
+  std::size_t line = 0;
+  bool cr = false;
+  for (char c : s) {
+    if (cr) {
+      cr = false;
+      if (c == '\n') {
+        if (++line > max_line) note(ContentError::LineTooLong);
+        line = 0;
+        continue;
+      }
+      if (line > max_line) note(ContentError::LineTooLong);
+      note(ContentError::BareCr);
+    }
+    ++line;
+    if (c != '\r' && c != '\n' && c != '\0' && line > max_line) note(ContentError::LineTooLong);
+    if (c == '\r') {
+      cr = true;
+    } else if (c == '\n') {
+      note(ContentError::BareLf);
+    } else if (c == '\0') {
+      note(ContentError::Nul);
+    }
+  }
+  if (line > max_line) note(ContentError::LineTooLong);
+  if (cr) note(ContentError::BareCr);
+  return e;
+}
+
+std::size_t reference_bare(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\r') {
+      if (i + 1 >= s.size() || s[i + 1] != '\n') return i;
+      ++i;
+    } else if (s[i] == '\n') {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+TEST(Scan, ContentCheckerAndBareLineEndingsMatchByteAtATime) {
+  // The first problem by position, whatever the split: a whole update, and byte by byte.
+  std::mt19937 rng(20261205);
+  for (int round = 0; round < 20000; ++round) {
+    const std::string body = random_body(rng);
+    const std::size_t max_line = 20 + static_cast<std::size_t>(round % 60);
+    ContentChecker c({.max_size = 0, .max_line = max_line});
+    c.update(body);
+    c.finish();
+    ASSERT_EQ(c.error(), reference_check(body, max_line)) << "round " << round;
+    ContentChecker bytes({.max_size = 0, .max_line = max_line});
+    for (char ch : body) bytes.update(std::string_view(&ch, 1));
+    bytes.finish();
+    ASSERT_EQ(bytes.error(), c.error()) << "round " << round;
+    ASSERT_EQ(c.size(), body.size());
+    ASSERT_EQ(find_bare_line_ending(body), reference_bare(body)) << "round " << round;
+  }
+}
+
+TEST(Scan, DataDecoderWholeEqualsByteByByte) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 5000; ++round) {
+    const std::string wire = random_body(rng) + "\r\n.\r\n";
+    const ContentLimits limits{.max_size = 0, .max_line = 40};
+    const Decoded whole = decode_split(wire, {}, limits);
+    DataDecoder d(limits);
+    ByteBuffer body;
+    std::size_t pos = 0;
+    bool done = false;
+    while (pos < wire.size() && !done) {
+      std::size_t used = 0;
+      done = d.decode(std::string_view(wire).substr(pos, 1), &used, &body) ==
+             DataDecoder::Status::Done;
+      pos += used;
+    }
+    ASSERT_TRUE(whole.done);
+    ASSERT_TRUE(done);
+    ASSERT_EQ(whole.consumed, pos) << "round " << round;
+    ASSERT_EQ(whole.body, body.view()) << "round " << round;
+    ASSERT_EQ(whole.error, d.error()) << "round " << round;
+  }
 }
 
 }  // namespace

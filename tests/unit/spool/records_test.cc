@@ -32,6 +32,24 @@ TEST(Crc32c, KnownVectors) {
   }
 }
 
+TEST(Crc32c, LongInputsMatchThePortablePath) {
+  // Around the three-stream block sizes (3 x 256 and 3 x 8192 bytes) and past them, at odd
+  // offsets and split anywhere.
+  std::mt19937 rng(11);
+  std::string big(200'000, '\0');
+  for (char& c : big) c = static_cast<char>(rng());
+  for (std::size_t len : {767u, 768u, 769u, 1536u, 2000u, 24575u, 24576u, 24577u, 49152u,
+                          100'000u, 199'000u}) {
+    for (std::size_t off : {0u, 1u, 7u}) {
+      std::string_view s(big.data() + off, len);
+      ASSERT_EQ(crc32c(s), crc32c_portable_for_test(s)) << len << " at " << off;
+      const std::size_t cut = len / 3 + off;
+      ASSERT_EQ(crc32c(s.substr(cut), crc32c(s.substr(0, cut))), crc32c(s)) << len;
+    }
+  }
+  EXPECT_EQ(crc32c(std::string(100'000, '\0')), crc32c_portable_for_test(std::string(100'000, '\0')));
+}
+
 std::string hostile(std::size_t n) {
   std::string s;
   const char pattern[] = "\r\n.\r\nMAIL FROM:<x>\0\xff";
