@@ -40,33 +40,8 @@ double steady_seconds() {
       .count();
 }
 
-// Reads one line (up to 64 KiB) or until EOF, bounded by a 5 s timeout per read.
-bool read_line(int fd, std::string* out) {
-  char buf[4096];
-  while (out->size() < 65536) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) return false;
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return !out->empty();
-    out->append(buf, static_cast<std::size_t>(n));
-    if (out->find('\n') != std::string::npos) {
-      out->resize(out->find('\n'));
-      return true;
-    }
-  }
-  return false;
-}
-
-void write_all(int fd, const std::string& s) {
-  std::size_t done = 0;
-  while (done < s.size()) {
-    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<std::size_t>(n);
-  }
-}
+// A control client's request line is at most this long.
+constexpr std::size_t kMaxRequestLine = 65536;
 
 std::uint64_t directory_bytes(const std::string& dir) {
   std::uint64_t total = 0;
@@ -194,7 +169,8 @@ bool ControlServer::bind_socket(std::string* why) {
     }
     ::chmod(parent.c_str(), 0750);
   }
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: the control thread accepts until EAGAIN and never waits on a client.
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) {
     *why = std::string("control socket: ") + std::strerror(errno);
     return false;
@@ -269,41 +245,106 @@ void ControlServer::sample() noexcept {
 
 void ControlServer::run() noexcept {
   double next_sample = 0;
+  std::vector<pollfd> p;
   while (!stop_.load()) {
     const double now = steady_seconds();
     if (now >= next_sample) {
       sample();
       next_sample = now + 1.0;
     }
-    pollfd p[2] = {{web_fd_, POLLIN, 0}, {fd_, POLLIN, 0}};
-    int n = ::poll(p, fd_ >= 0 ? 2 : 1, 200);
+    // Clients whose time is up are dropped (a salvoctl that never sends its line or never
+    // reads its answer); the rest are waited on with the wakeup and the listening socket.
+    std::erase_if(clients_, [&](Client& c) {
+      if (now < c.deadline) return false;
+      ++clients_timed_out_;
+      log::warn("control socket: a client neither sent its request nor read its answer in "
+                "{:.0f} s; dropped ({} so far)", kClientSeconds, clients_timed_out_);
+      ::close(c.fd);
+      return true;
+    });
+    p.clear();
+    p.push_back({web_fd_, POLLIN, 0});
+    const bool listening = fd_ >= 0 && clients_.size() < kMaxClients;
+    p.push_back({listening ? fd_ : -1, POLLIN, 0});
+    for (const Client& c : clients_) {
+      p.push_back({c.fd, static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
+    }
+    int n = ::poll(p.data(), p.size(), 200);
     if (n <= 0) continue;
     if ((p[0].revents & POLLIN) != 0) serve_web();
-    if (fd_ >= 0 && (p[1].revents & POLLIN) != 0) serve_socket();
+    // Clients first (their pollfds match clients_ as it is now), then the new ones.
+    for (std::size_t i = 0; i < clients_.size(); ++i) {
+      if (p[2 + i].revents != 0) serve_client(clients_[i], p[2 + i].revents);
+    }
+    std::erase_if(clients_, [](const Client& c) { return c.fd < 0; });
+    if (listening && (p[1].revents & POLLIN) != 0) accept_clients();
+  }
+  for (Client& c : clients_) ::close(c.fd);
+  clients_.clear();
+}
+
+void ControlServer::accept_clients() noexcept {
+  while (clients_.size() < kMaxClients) {
+    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    clients_.push_back(Client{fd, {}, {}, 0, steady_seconds() + kClientSeconds});
   }
 }
 
-void ControlServer::serve_socket() noexcept {
-  int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  if (c < 0) return;
-  std::string line;
-  json reply;
-  if (!read_line(c, &line)) {
-    reply = json{{"ok", false}, {"error", "no request line"}};
-  } else {
-    json req = json::parse(line, nullptr, false);
-    if (req.is_discarded() || !req.is_object()) {
-      reply = json{{"ok", false}, {"error", "the request is not a JSON object"}};
+void ControlServer::serve_client(Client& c, short revents) noexcept {
+  if (c.out.empty()) {
+    // Reading the request line: whatever is there, without waiting.
+    bool eof = false;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(c.fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) eof = true;
+        break;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      c.in.append(buf, static_cast<std::size_t>(n));
+      if (c.in.find('\n') != std::string::npos || c.in.size() > kMaxRequestLine) break;
+    }
+    const std::size_t nl = c.in.find('\n');
+    if (nl == std::string::npos && !eof && c.in.size() <= kMaxRequestLine &&
+        (revents & (POLLHUP | POLLERR)) == 0) {
+      return;  // more to come
+    }
+    json reply;
+    if (nl == std::string::npos && (c.in.empty() || c.in.size() > kMaxRequestLine)) {
+      reply = json{{"ok", false},
+                   {"error", c.in.empty() ? "no request line" : "request line too long"}};
     } else {
-      try {
-        reply = handle(req);
-      } catch (const std::exception& e) {  // e.g. {"cmd": 5}: a wrong type
-        reply = json{{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+      if (nl != std::string::npos) c.in.resize(nl);
+      json req = json::parse(c.in, nullptr, false);
+      if (req.is_discarded() || !req.is_object()) {
+        reply = json{{"ok", false}, {"error", "the request is not a JSON object"}};
+      } else {
+        try {
+          reply = handle(req);
+        } catch (const std::exception& e) {  // e.g. {"cmd": 5}: a wrong type
+          reply = json{{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+        }
       }
     }
+    c.in.clear();
+    c.out = dump_json(reply) + "\n";
   }
-  write_all(c, dump_json(reply) + "\n");
-  ::close(c);
+  // Writing the answer: as much as the socket takes now; the rest when it has room.
+  while (c.sent < c.out.size()) {
+    ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) break;  // the client went away
+    c.sent += static_cast<std::size_t>(n);
+  }
+  ::close(c.fd);
+  c.fd = -1;
 }
 
 json ControlServer::handle(const json& request) {

@@ -118,6 +118,14 @@ constexpr metrics::Family kQueueMessages{
 constexpr metrics::Family kSpoolRecipients{"salvo_spool_recipients", metrics::Type::Gauge,
                                            "Recipients in the spool that are not final yet."};
 
+constexpr metrics::Family kNetEvents{
+    "salvo_net_events_total", metrics::Type::Counter,
+    "Socket events of the shards' network stacks: accepted, connects, connect_failures, "
+    "recv_rearms, recv_enobufs (the receive buffer ring ran dry), paused_overflows, "
+    "idle_timeouts, zerocopy_fallbacks, tls_handshakes, tls_failures."};
+constexpr metrics::Family kNetBytes{"salvo_net_bytes_total", metrics::Type::Counter,
+                                    "Bytes received from and sent to sockets (TLS: ciphertext)."};
+
 template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
@@ -130,6 +138,25 @@ Overloaded(F...) -> Overloaded<F...>;  // clang 16 does not deduce aggregates ye
 void ShardRuntime::report(metrics::Snapshot& s) const {
   s.add(kQueueMessages, {}, static_cast<std::uint64_t>(recovered_.index.message_count()));
   s.add(kSpoolRecipients, {}, static_cast<std::uint64_t>(recovered_.index.live_recipients()));
+  if (!stack_) return;
+  const net::Stats n = stack_->stats();
+  const std::pair<std::string_view, std::uint64_t> events[] = {
+      {"accepted", n.accepted},
+      {"connects", n.connects},
+      {"connect_failures", n.connect_failures},
+      {"recv_rearms", n.recv_rearms},
+      {"recv_enobufs", n.recv_enobufs},
+      {"paused_overflows", n.paused_overflows},
+      {"idle_timeouts", n.idle_timeouts},
+      {"zerocopy_fallbacks", n.zerocopy_fallbacks},
+      {"tls_handshakes", n.tls_handshakes},
+      {"tls_failures", n.tls_failures},
+  };
+  for (const auto& [name, v] : events) {
+    s.add(kNetEvents, metrics::label("event", name), static_cast<double>(v));
+  }
+  s.add(kNetBytes, metrics::label("direction", "in"), static_cast<double>(n.bytes_received));
+  s.add(kNetBytes, metrics::label("direction", "out"), static_cast<double>(n.bytes_sent));
 }
 
 ShardAnswer ShardRuntime::answer(const ShardRequest& r) {

@@ -3,10 +3,15 @@
 // agree with what was queued and delivered, pause holds and resume delivers, flush retries
 // deferred mail at once, bounce cancels with DSNs, and the errors an operator meets are
 // clear. Real parts: salvod, salvo-sink MX hosts on 127.0.0.3/.4 via [routes], the socket.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <string>
@@ -73,6 +78,96 @@ Ctl wait_queued_on_one_domain(Env& env, Salvod& d, int n) {
   return dom;
 }
 
+// A raw connection to salvod's control socket (-1 on failure).
+int connect_control(const TempDir& dir) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = dir.file("ctl.sock");
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Clients that stall the control socket — one that never sends its request, one that sends
+// half a line, one that asks for a large answer and never reads it — hold no one else up:
+// salvoctl is answered at once meanwhile, they are dropped after their 10 s, and SIGTERM
+// stops salvod promptly while they hang on.
+TEST(Salvoctl, StuckControlClientsBlockNothing) {
+  Env env;
+  SalvodOptions o = env.salvod();
+  o.extra += "[[shaping]]\ndomain = \"*\"\nmax_connections = 0\n";
+  Salvod d(env.dir, o);
+  // 3,000 destinations held: `domains` answers with far more than a socket buffer holds.
+  json b = run_blast(env.dir, d.address(),
+                     {"--connections", "4", "--messages", "3000", "--domains", "3000",
+                      "--domain-suffix", "held.test"});
+  ASSERT_EQ(b["accepted"], 3000);
+  Ctl dom;
+  ASSERT_TRUE(eventually(
+      [&] {
+        dom = salvoctl(env.dir, d.config_path(), {"domains", "--json"});
+        return dom.rc == 0 && dom.j["domains"].size() == 3000;
+      },
+      20s))
+      << "rc " << dom.rc << " err " << dom.err << " domains: " << dom.j["domains"].size() << " " << dom.out.substr(0, 600);
+  ASSERT_GT(dom.out.size(), 512u * 1024) << "the answer must not fit in a socket buffer";
+
+  const int silent = connect_control(env.dir);
+  const int half = connect_control(env.dir);
+  const int deaf = connect_control(env.dir);
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(half, 0);
+  ASSERT_GE(deaf, 0);
+  ASSERT_EQ(::send(half, "{\"cmd\": \"sta", 13, 0), 13);
+  const std::string ask = "{\"cmd\": \"domains\"}\n";
+  ASSERT_EQ(::send(deaf, ask.data(), ask.size(), 0), static_cast<ssize_t>(ask.size()));
+  std::this_thread::sleep_for(300ms);  // the server has taken all three and started writing
+
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Ctl s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+    const auto took = std::chrono::steady_clock::now() - t0;
+    ASSERT_EQ(s.rc, 0) << s.err;
+    EXPECT_EQ(s.j["queue"]["recipients"], 3000);
+    EXPECT_LT(took, 2s) << "salvoctl waited behind a stuck client";
+  }
+  // After their 10 s the server gives up on them: the silent one is closed unanswered, the
+  // deaf one gets less than its whole answer.
+  auto closed_within = [](int fd, std::chrono::seconds limit, std::size_t* got) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    char buf[65536];
+    *got = 0;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return true;
+      *got += static_cast<std::size_t>(n);
+    }
+    return false;
+  };
+  std::this_thread::sleep_for(11s);
+  std::size_t got = 0;
+  EXPECT_TRUE(closed_within(silent, 2s, &got));
+  EXPECT_EQ(got, 0u);
+  EXPECT_TRUE(closed_within(deaf, 2s, &got));
+  EXPECT_LT(got, dom.out.size());
+  EXPECT_TRUE(closed_within(half, 2s, &got));
+
+  // A new stuck client, then SIGTERM: salvod stops within its usual time.
+  const int late = connect_control(env.dir);
+  ASSERT_GE(late, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  for (int fd : {silent, half, deaf, late}) ::close(fd);
+}
+
 TEST(Salvoctl, StatusAndDomainsAgreeWithWhatHappened) {
   Env env;
   Salvod d(env.dir, env.salvod());
@@ -90,6 +185,15 @@ TEST(Salvoctl, StatusAndDomainsAgreeWithWhatHappened) {
   EXPECT_EQ(s.j["shards"], 2);
   EXPECT_EQ(s.j["per_shard"].size(), 2u);
   EXPECT_EQ(s.j["out"]["bounced"], 0);
+  // The network stacks' counters: blast's connections accepted, 200 messages of bytes each
+  // way, the connections to the MX made, and no receive buffer ring run dry.
+  const json& m = s.j["metrics"];
+  auto metric = [&](const char* key) { return m.contains(key) ? m[key].get<double>() : -1.0; };
+  EXPECT_GE(metric("salvo_net_events_total{event=\"accepted\"}"), 1) << m.dump(1);
+  EXPECT_GE(metric("salvo_net_events_total{event=\"connects\"}"), 1);
+  EXPECT_EQ(metric("salvo_net_events_total{event=\"recv_enobufs\"}"), 0);
+  EXPECT_GT(metric("salvo_net_bytes_total{direction=\"in\"}"), 200 * 100);
+  EXPECT_GT(metric("salvo_net_bytes_total{direction=\"out\"}"), 200 * 100);
   Ctl text = salvoctl(env.dir, d.config_path(), {"status"});
   ASSERT_EQ(text.rc, 0) << text.err;
   EXPECT_NE(text.out.find("200 delivered"), std::string::npos) << text.out;

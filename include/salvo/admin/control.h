@@ -136,9 +136,24 @@ class ControlServer final : public WebGateway {
     std::uint64_t token;
     WebPage page;
   };
+  // A salvoctl connection: its request line coming in, then its answer going out. Each
+  // has kClientSeconds in all; the control thread never blocks on one (a client that does
+  // not send or does not read would otherwise freeze /metrics, the dashboard, drain and
+  // the daemon's stop).
+  struct Client {
+    int fd = -1;
+    std::string in;
+    std::string out;
+    std::size_t sent = 0;
+    double deadline = 0;  // steady seconds
+  };
+  static constexpr std::size_t kMaxClients = 64;  // more wait in the listen backlog
+  static constexpr double kClientSeconds = 10.0;
+
   bool bind_socket(std::string* why);
   void serve_web() noexcept;
-  void serve_socket() noexcept;
+  void accept_clients() noexcept;
+  void serve_client(Client& c, short revents) noexcept;
   void run() noexcept;
   void sample() noexcept;
   nlohmann::json handle(const nlohmann::json& request);
@@ -160,6 +175,8 @@ class ControlServer final : public WebGateway {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::unique_ptr<Sampler> sampler_;  // the control thread's only
+  std::vector<Client> clients_;       // the control thread's only
+  std::uint64_t clients_timed_out_ = 0;
 };
 
 }  // namespace salvo::admin
