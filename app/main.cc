@@ -43,6 +43,7 @@
 #include <salvo/spool/recovery.h>
 
 #include <salvo/admin/control.h>
+#include <salvo/admin/http_access.h>
 #include <salvo/admin/reload.h>
 #include <salvo/admin/shard_runtime.h>
 
@@ -97,6 +98,7 @@ struct Daemon {
   std::vector<inbound::ListenerShared> shared;
   std::vector<net::SocketAddress> addresses;
   std::optional<net::SocketAddress> http;  // [http] address, port fixed
+  std::unique_ptr<admin::HttpAccess> http_access;  // its tokens and checks, for every shard
   std::vector<net::PortReservation> reserved;
   std::unique_ptr<shard::ShardSet> shards;
   std::vector<spool::RecoveryResult> recovered;
@@ -221,6 +223,8 @@ void prepare(Daemon& d) {
       d.reserved.push_back(std::move(*r));
     }
     d.http = *addr;
+    // The tokens are read once, here (a rotation needs a restart, like any [http] change).
+    d.http_access = std::make_unique<admin::HttpAccess>(admin::HttpAccess::from_config(cfg.http));
   }
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     inbound::ListenerShared s;
@@ -358,7 +362,10 @@ int main(int argc, char** argv) {
     auto st = rt->start(&why);
     // Every shard's delivery exists before any shard routes mail to it.
     built.arrive_and_wait();
-    if (st) st = rt->open(d.shared, d.addresses, d.http ? &*d.http : nullptr, &why);
+    if (st) {
+      st = rt->open(d.shared, d.addresses, d.http ? &*d.http : nullptr, d.http_access.get(),
+                    &why);
+    }
     if (!st) {
       std::lock_guard lock(err_mu);
       if (start_error.empty()) start_error = why;
@@ -387,6 +394,10 @@ int main(int argc, char** argv) {
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
               listeners, d.http ? d.http->to_string() : "off", cfg.node.spool, recovered,
               cfg.node.fsync ? "on" : "OFF");
+    if (d.http && d.http_access->token_count() == 0) {
+      log::warn("[http] has no token_file: every page but /healthz answers 401 (see "
+                "configs/salvo.toml)");
+    }
     reloader = std::make_unique<admin::Reloader>(config_path, config::LoadOptions{}, boxes, d.config);
     std::string why;
     if (!control->start(&why)) {
@@ -450,9 +461,12 @@ int main(int argc, char** argv) {
               out.state_errors, out.read_errors);
     if (d.http) {
       log::info("http stopped: connections={} refused={} requests={} bad_requests={} "
-                "injected_messages={} injected_recipients={} inject_failures={}",
+                "injected_messages={} injected_recipients={} inject_failures={} "
+                "unauthorized={} forbidden_host={} forbidden_origin={} unsupported_media={}",
                 http.connections, http.refused, http.requests, http.bad_requests,
-                http.injected_messages, http.injected_recipients, http.inject_failures);
+                http.injected_messages, http.injected_recipients, http.inject_failures,
+                http.unauthorized, http.forbidden_host, http.forbidden_origin,
+                http.unsupported_media);
     }
     if (d.pickup) {
       log::info("pickup stopped: files_queued={} jobs_queued={} recipients_queued={} "

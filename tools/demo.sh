@@ -91,10 +91,14 @@ start_sink "$work" --cores 1 --pin off \
 # ---- salvod ---------------------------------------------------------------------------------
 sed "s|@WORK@|$work|g" configs/demo.toml > "$work/demo.toml"
 mkdir -p "$work/pickup/tmp" "$work/log"
+# The dashboard's bearer token ([http] token_file): random, readable by its owner only.
+token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s\n' "$token" > "$work/http-token")
 say "salvod: $BUILD/salvod --config $work/demo.toml (2 shards, fsync on)"
 start_salvod "$work/demo.toml" || die_start
 grep -h "salvod started" "$work/salvod.log" | sed 's/^/   /' || true
-say "dashboard: http://127.0.0.1:2580/ (live while the demo runs; also /metrics)"
+say "dashboard: http://127.0.0.1:2580/#token=$token (live while the demo runs; also" \
+  "curl -H 'Authorization: Bearer $token' http://127.0.0.1:2580/metrics)"
 
 # ---- the batch --------------------------------------------------------------------------------
 say "batch: one .json job, $recipients recipients over 40 domains, into $work/pickup/"

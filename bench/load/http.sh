@@ -45,6 +45,8 @@ open(path, "w").write(json.dumps(job))
 EOF
 size=$(stat -c %s "$work/job.json")
 start_salvod "$work/salvo.toml" || die_start
+# Every request but /healthz needs the bearer token write_salvod_config made.
+auth="Authorization: Bearer $(tr -d '\n' < "$work/http-token")"
 
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])):,.0f}')" "$@"; }
@@ -52,7 +54,7 @@ secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]
 
 # 1. HTTP inject: until the 202 (after the group commit).
 t0=$(now)
-code=$(curl -s -o "$work/inject.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+code=$(curl -s -o "$work/inject.json" -w '%{http_code}' -X POST -H "$auth" -H 'Content-Type: application/json' \
   --data-binary @"$work/job.json" "http://127.0.0.1:$port/api/v1/inject")
 t1=$(now)
 [ "$code" = 202 ] || { echo "inject answered $code: $(cat "$work/inject.json")" >&2; exit 1; }
@@ -72,11 +74,11 @@ args() { for _ in $(seq 1 "$SCRAPES"); do printf '%s\n' -o /dev/null "http://127
 mapfile -t metrics_args < <(args /metrics)
 mapfile -t status_args < <(args /api/v1/status)
 t4=$(now)
-curl -s "${metrics_args[@]}"
+curl -s -H "$auth" "${metrics_args[@]}"
 t5=$(now)
-curl -s "${status_args[@]}"
+curl -s -H "$auth" "${status_args[@]}"
 t6=$(now)
-metrics_bytes=$(curl -s "http://127.0.0.1:$port/metrics" | wc -c)
+metrics_bytes=$(curl -s -H "$auth" "http://127.0.0.1:$port/metrics" | wc -c)
 
 echo "job: $RCPTS recipients, $size bytes of JSON; fsync on; 2 shards"
 printf '%-44s %10s s  %12s rcpts/s\n' "POST /api/v1/inject -> 202" "$(secs "$t0" "$t1")" "$(rate "$RCPTS" "$t0" "$t1")"

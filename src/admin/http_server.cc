@@ -39,9 +39,12 @@ std::string_view reason_phrase(int status) {
     case 200: return "OK";
     case 202: return "Accepted";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Unknown";
@@ -63,6 +66,19 @@ HttpReply json_reply(int status, const json& j) {
 
 HttpReply json_error(int status, std::string message) {
   return json_reply(status, json{{"ok", false}, {"error", std::move(message)}});
+}
+
+// On every answer: no page of salvod's may be framed by another site (the token form
+// would be clickjacking's target), and no URL of it is passed on as a referrer.
+constexpr std::string_view kSecurityHeaders =
+    "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n"
+    "Referrer-Policy: no-referrer\r\n";
+
+// A header value as the checks see it: no surrounding whitespace.
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
 }
 
 }  // namespace
@@ -97,6 +113,8 @@ class HttpServer::Conn final : public net::ConnectionHandler {
 
   std::uint64_t token() const noexcept { return token_; }
   const std::string& path() const noexcept { return path_; }
+  // Set when the access checks refused the request (at the end of its headers).
+  std::optional<Refusal>& refusal() noexcept { return refusal_; }
   std::string& body() noexcept { return body_; }
   unsigned method() const noexcept { return parser_.method; }
   bool waiting() const noexcept { return waiting_; }
@@ -123,6 +141,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     }
     in.consume(used);
     if (err != HPE_OK) {
+      if (refusal_) return finish(std::move(refusal_->reply), false, refusal_->headers);
       if (too_large_) {
         return finish(json_error(413, fmt::format("the request is larger than [http] "
                                                   "max_request_size ({} bytes)",
@@ -135,22 +154,25 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     }
   }
 
-  // The answer to the request in hand; keep-alive continues with the next one.
-  void finish(HttpReply reply, bool keep_alive) noexcept {
+  // The answer to the request in hand; keep-alive continues with the next one. `headers`:
+  // more header lines, each ending in CRLF.
+  void finish(HttpReply reply, bool keep_alive, std::string_view headers = {}) noexcept {
     if (conn_ == nullptr || closing_) return;
     if (reply.status >= 400 && reply.status < 500) ++server_.stats_.bad_requests;
-    keep_alive = keep_alive && http_should_keep_alive(&parser_) != 0 && !server_.stopping_;
+    keep_alive = keep_alive && !answer_now_ && http_should_keep_alive(&parser_) != 0 &&
+                 !server_.stopping_;
     std::string head = fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
-        "X-Content-Type-Options: nosniff\r\nConnection: {}\r\n\r\n",
+        "X-Content-Type-Options: nosniff\r\n{}{}Connection: {}\r\n\r\n",
         reply.status, reason_phrase(reply.status), reply.content_type, reply.body.size(),
-        keep_alive ? "keep-alive" : "close");
+        kSecurityHeaders, headers, keep_alive ? "keep-alive" : "close");
     ByteBuffer& out = conn_->output();
     out.append(head);
     if (method() != HTTP_HEAD) out.append(reply.body);
     conn_->flush();
     body_.clear();
     body_.shrink_to_fit();
+    refusal_.reset();
     if (!keep_alive) {
       closing_ = true;
       conn_->close();
@@ -199,8 +221,17 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     body_.clear();
     field_.clear();
     value_.clear();
+    value_seen_ = false;
     too_large_ = false;
     expect_continue_ = false;
+    host_.clear();
+    origin_.clear();
+    authorization_.clear();
+    content_type_.clear();
+    seen_ = 0;
+    duplicate_ = false;
+    refusal_.reset();
+    discarded_ = 0;
     return 0;
   }
   int on_url(const char* at, std::size_t n) {
@@ -208,51 +239,99 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     return path_.size() > 8192 ? 1 : 0;
   }
   int on_header_field(const char* at, std::size_t n) {
-    if (!value_.empty()) header_done();
+    // A value (even an empty one: http-parser reports it with length 0) ends the field
+    // before; two field callbacks in a row are one name split across reads.
+    if (value_seen_) header_done();
     field_.append(at, n);
     return 0;
   }
   int on_header_value(const char* at, std::size_t n) {
+    value_seen_ = true;
     value_.append(at, n);
     return 0;
   }
-  // The one request header salvod acts on itself (http-parser handles the framing ones).
+  // The request headers salvod acts on itself (http-parser handles the framing ones).
   void header_done() {
-    if (equals_nocase(field_, "expect")) expect_continue_ = equals_nocase(value_, "100-continue");
+    if (equals_nocase(field_, "expect")) {
+      expect_continue_ = equals_nocase(value_, "100-continue");
+    } else if (equals_nocase(field_, "host")) {
+      keep(kHost, host_);
+    } else if (equals_nocase(field_, "origin")) {
+      keep(kOrigin, origin_);
+    } else if (equals_nocase(field_, "authorization")) {
+      keep(kAuthorization, authorization_);
+    } else if (equals_nocase(field_, "content-type")) {
+      keep(kContentType, content_type_);
+    }
     field_.clear();
     value_.clear();
+    value_seen_ = false;
+  }
+  void keep(unsigned bit, std::string& out) {
+    if ((seen_ & bit) != 0) duplicate_ = true;
+    seen_ |= bit;
+    out.assign(trim_ows(value_));
+  }
+  std::optional<std::string_view> header(unsigned bit, const std::string& v) const {
+    if ((seen_ & bit) == 0) return std::nullopt;
+    return std::string_view(v);
   }
   int on_headers() {
-    if (!field_.empty()) header_done();
+    if (value_seen_ || !field_.empty()) header_done();
+    // Strip the query string: no route takes parameters.
+    if (auto q = path_.find('?'); q != std::string::npos) path_.resize(q);
+    const bool get = parser_.method == HTTP_GET || parser_.method == HTTP_HEAD;
+    RequestHead head;
+    head.post = parser_.method == HTTP_POST;
+    head.path = path_;
+    head.host = header(kHost, host_);
+    head.origin = header(kOrigin, origin_);
+    head.authorization = header(kAuthorization, authorization_);
+    head.content_type = header(kContentType, content_type_);
+    head.duplicate = duplicate_;
+    refusal_ = server_.admit(head, get);
     // http-parser sets content_length to ULLONG_MAX when the header is absent.
-    if (parser_.content_length != ULLONG_MAX &&
-        parser_.content_length > server_.max_request_size_) {
+    const bool declared_too_large = parser_.content_length != ULLONG_MAX &&
+                                    parser_.content_length > server_.max_request_size_;
+    const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
+                          (parser_.content_length != ULLONG_MAX && parser_.content_length > 0);
+    if (refusal_ && (declared_too_large || (expect_continue_ && has_body))) {
+      // Answered now, and the connection then closes: the body is not worth waiting for
+      // (too large), or the client waits for a 100 Continue it will not get.
+      answer_now_ = true;
+      http_parser_pause(&parser_, 1);
+      return 0;
+    }
+    if (declared_too_large) {
       too_large_ = true;
       return -1;
     }
     // RFC 9110 §10.1.1: a client that asked (curl does for larger bodies) waits for this
     // before sending the body.
-    const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
-                          (parser_.content_length != ULLONG_MAX && parser_.content_length > 0);
     if (expect_continue_ && has_body && conn_ != nullptr) {
       conn_->send("HTTP/1.1 100 Continue\r\n\r\n");
     }
     return 0;
   }
   int on_body(const char* at, std::size_t n) {
-    if (body_.size() + n > server_.max_request_size_) {  // chunked bodies are counted here
+    // Chunked bodies are counted here.
+    if (body_.size() + discarded_ + n > server_.max_request_size_) {
       too_large_ = true;
       return -1;
+    }
+    if (refusal_) {
+      discarded_ += n;  // read to keep the connection in step, never kept
+      return 0;
     }
     body_.append(at, n);
     return 0;
   }
   int on_complete() {
-    // Strip the query string: no route takes parameters.
-    if (auto q = path_.find('?'); q != std::string::npos) path_.resize(q);
     http_parser_pause(&parser_, 1);
     return 0;
   }
+
+  static constexpr unsigned kHost = 1, kOrigin = 2, kAuthorization = 4, kContentType = 8;
 
   HttpServer& server_;
   net::Connection* conn_;
@@ -260,6 +339,13 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   http_parser parser_{};
   http_parser_settings settings_{};
   std::string path_, body_, field_, value_;
+  bool value_seen_ = false;
+  std::string host_, origin_, authorization_, content_type_;
+  unsigned seen_ = 0;  // kHost | kOrigin | ...
+  bool duplicate_ = false;
+  std::optional<Refusal> refusal_;
+  bool answer_now_ = false;  // refused at the headers: answer, then close
+  std::uint64_t discarded_ = 0;
   bool waiting_ = false;
   bool closing_ = false;
   bool output_paused_ = false;
@@ -408,12 +494,14 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
 // ---- the server ------------------------------------------------------------------------
 
 HttpServer::HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway,
-                       InjectDeps inject, std::uint64_t max_request_size)
+                       InjectDeps inject, std::uint64_t max_request_size,
+                       const HttpAccess& access)
     : shard_(shard),
       stack_(stack),
       gateway_(gateway),
       inject_(std::move(inject)),
-      max_request_size_(max_request_size) {}
+      max_request_size_(max_request_size),
+      access_(access) {}
 
 HttpServer::~HttpServer() {
   if (listener_ != nullptr) listener_->close();
@@ -469,11 +557,75 @@ void HttpServer::complete(std::uint64_t token, HttpReply reply) noexcept {
   it->second->finish(std::move(reply), true);
 }
 
+std::optional<HttpServer::Refusal> HttpServer::admit(const RequestHead& head, bool get) noexcept {
+  if (get && head.path == "/healthz") return std::nullopt;
+  const Access access = access_.check(head);
+  auto shown = [](std::optional<std::string_view> v) {
+    return std::string(v.value_or("").substr(0, 200));
+  };
+  constexpr std::string_view kChallenge = "WWW-Authenticate: Bearer realm=\"salvod\"\r\n";
+  constexpr std::string_view kInvalid =
+      "WWW-Authenticate: Bearer realm=\"salvod\", error=\"invalid_token\"\r\n";
+  auto unauthorized = [&](std::string message, std::string_view challenge) -> Refusal {
+    ++stats_.unauthorized;
+    // A browser shows a 401's body: for the dashboard that is the page itself, which asks
+    // for the token (it holds no data; the data comes from /api/v1/status with it).
+    if (get && (head.path == "/" || head.path == "/index.html")) {
+      return Refusal{HttpReply{401, "text/html; charset=utf-8", std::string(kDashboardHtml)},
+                     std::string(challenge)};
+    }
+    return Refusal{json_error(401, std::move(message)), std::string(challenge)};
+  };
+  switch (access) {
+    case Access::Allowed:
+      return std::nullopt;
+    case Access::Ambiguous:
+      return Refusal{json_error(400, "Host, Origin, Authorization or Content-Type given twice"),
+                     ""};
+    case Access::ForbiddenHost:
+      ++stats_.forbidden_host;
+      return Refusal{json_error(403, fmt::format("Host '{}' is not a loopback name: this loopback "
+                                                 "listener answers localhost, 127.0.0.1 and [::1] "
+                                                 "only (DNS rebinding)",
+                                                 shown(head.host))),
+                     ""};
+    case Access::ForbiddenOrigin:
+      ++stats_.forbidden_origin;
+      return Refusal{json_error(403, fmt::format("Origin '{}' is not allowed: pages of other "
+                                                 "origins need [http] allowed_origins",
+                                                 shown(head.origin))),
+                     ""};
+    case Access::UnsupportedMedia:
+      ++stats_.unsupported_media;
+      return Refusal{json_error(415, "POST /api/v1/inject takes Content-Type: application/json"),
+                     ""};
+    case Access::NoTokens:
+      return unauthorized("no [http] token_file is configured: nothing but /healthz is served",
+                          kChallenge);
+    case Access::MissingToken:
+      return unauthorized("send Authorization: Bearer TOKEN, a token of [http] token_file",
+                          kChallenge);
+    case Access::InvalidToken:
+      return unauthorized("the bearer token is not one of [http] token_file", kInvalid);
+  }
+  return Refusal{json_error(500, "access check"), ""};
+}
+
 void HttpServer::route(Conn& c) noexcept {
   ++stats_.requests;
+  if (auto& refused = c.refusal()) {
+    return c.finish(std::move(refused->reply), true, refused->headers);
+  }
   const std::string& path = c.path();
   const unsigned m = c.method();
   const bool get = m == HTTP_GET || m == HTTP_HEAD;
+  if (path == "/healthz") {
+    if (!get) return c.finish(json_error(405, "use GET"), true);
+    if (stopping_) {
+      return c.finish(HttpReply{503, "text/plain; charset=utf-8", "stopping\n"}, false);
+    }
+    return c.finish(HttpReply{200, "text/plain; charset=utf-8", "ok\n"}, true);
+  }
   if (path == "/" || path == "/index.html") {
     if (!get) return c.finish(json_error(405, "use GET"), true);
     return c.finish(HttpReply{200, "text/html; charset=utf-8", std::string(kDashboardHtml)}, true);
@@ -515,6 +667,11 @@ namespace {
 
 constexpr metrics::Family kRequests{"salvo_http_requests_total", metrics::Type::Counter,
                                     "HTTP requests answered or in progress."};
+constexpr metrics::Family kRefused{
+    "salvo_http_requests_refused_total", metrics::Type::Counter,
+    "HTTP requests refused before reaching a page, by reason: unauthorized (401: no, wrong "
+    "or no configured bearer token), forbidden_host and forbidden_origin (403), "
+    "unsupported_media (415)."};
 
 }  // namespace
 
@@ -523,6 +680,10 @@ void HttpServer::report(metrics::Snapshot& s) const {
   s.add(inbound::kReceivedMessages, http, stats_.injected_messages);
   s.add(inbound::kReceivedRecipients, http, stats_.injected_recipients);
   s.add(kRequests, {}, stats_.requests);
+  s.add(kRefused, metrics::label("reason", "unauthorized"), stats_.unauthorized);
+  s.add(kRefused, metrics::label("reason", "forbidden_host"), stats_.forbidden_host);
+  s.add(kRefused, metrics::label("reason", "forbidden_origin"), stats_.forbidden_origin);
+  s.add(kRefused, metrics::label("reason", "unsupported_media"), stats_.unsupported_media);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"http\"",
         static_cast<std::uint64_t>(conns_.size()));
 }

@@ -2,10 +2,16 @@
 // The HTTP surface of salvod: `[http] address`, served by every shard on the same
 // port (SO_REUSEPORT) over the shard's net::Stack, parsed by nodejs/http-parser.
 //
+//   GET  /healthz         "ok" (no token needed: load balancers, systemd checks)
 //   GET  /                the dashboard (one self-contained page, src/admin/dashboard.html)
 //   GET  /metrics         Prometheus text format          ┐ rendered by the control thread,
 //   GET  /api/v1/status   the dashboard's JSON            ┘ which asks every shard
 //   POST /api/v1/inject   a bulk job (the .json pickup format), 202 after the group commit
+//
+// Every request but GET /healthz passes HttpAccess's checks (Host, Origin, Content-Type,
+// bearer token) once its headers are in, before its body is kept: a refused request is
+// answered 400/401/403/415 and its body read and dropped (or, when it has not been sent
+// yet or is larger than max_request_size, not read: the connection closes).
 //
 // Pages that need every shard's state go to the control thread (WebGateway); its answer
 // comes back on this shard through the ControlInbox (ShardRequest::Kind::HttpReply) and is
@@ -14,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +31,7 @@
 #include <salvo/net/stack.h>
 #include <salvo/shard/shard.h>
 
+#include <salvo/admin/http_access.h>
 #include <salvo/admin/web.h>
 
 namespace salvo::spool {
@@ -56,8 +64,9 @@ struct InjectDeps {
 // being spooled finish first: their mail is queued whether or not the client waits).
 class HttpServer final : public net::AcceptHandler, public metrics::Source {
  public:
+  // `access` is shared by every shard and outlives the server.
   HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway, InjectDeps inject,
-             std::uint64_t max_request_size);
+             std::uint64_t max_request_size, const HttpAccess& access);
   ~HttpServer() override;
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -72,7 +81,7 @@ class HttpServer final : public net::AcceptHandler, public metrics::Source {
   void complete(std::uint64_t token, HttpReply reply) noexcept;
 
   const HttpStats& stats() const noexcept { return stats_; }
-  // received (source="http"), requests, connections open.
+  // received (source="http"), requests, requests refused by reason, connections open.
   void report(metrics::Snapshot& s) const override;
   std::size_t connection_count() const noexcept { return conns_.size(); }
 
@@ -83,7 +92,15 @@ class HttpServer final : public net::AcceptHandler, public metrics::Source {
   class Inject;
   friend class Conn;
   friend class Inject;
+  // A request refused by the access checks: its answer and extra header lines.
+  struct Refusal {
+    HttpReply reply;
+    std::string headers;  // "WWW-Authenticate: ...\r\n" for a 401
+  };
 
+  // The access checks on a request's head (counted by reason); nullopt = go on. get: a
+  // GET or HEAD (GET /healthz is not checked).
+  std::optional<Refusal> admit(const RequestHead& head, bool get) noexcept;
   void route(Conn& c) noexcept;
   void start_inject(Conn& c) noexcept;
   void gone(Conn* c) noexcept;
@@ -94,6 +111,7 @@ class HttpServer final : public net::AcceptHandler, public metrics::Source {
   WebGateway& gateway_;
   InjectDeps inject_;
   std::uint64_t max_request_size_;
+  const HttpAccess& access_;
   net::Listener* listener_ = nullptr;
   std::unique_ptr<spool::SpoolReader> reader_;  // job read-back (accounting, delivery)
   std::uint64_t next_token_ = 1;

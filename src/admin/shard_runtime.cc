@@ -59,7 +59,8 @@ Status ShardRuntime::start(std::string* why) {
 
 Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                           const std::vector<net::SocketAddress>& addresses,
-                          const net::SocketAddress* http, std::string* why) {
+                          const net::SocketAddress* http, const HttpAccess* http_access,
+                          std::string* why) {
   outbound_->recover(recovered_, dir_);
   for (std::size_t i = 0; i < shared.size(); ++i) {
     auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i],
@@ -82,7 +83,7 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       return st;
     }
   }
-  if (http != nullptr && gateway_ != nullptr) {
+  if (http != nullptr && http_access != nullptr && gateway_ != nullptr) {
     InjectDeps deps;
     deps.writer = writer_.get();
     deps.index = &recovered_.index;
@@ -95,7 +96,7 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       deps.batch_recipients = pickup_->job_batch_recipients;
     }
     http_ = std::make_unique<HttpServer>(shard_, *stack_, *gateway_, std::move(deps),
-                                         config_.http.max_request_size);
+                                         config_.http.max_request_size, *http_access);
     registry_.add(http_.get());
     if (auto st = http_->start(*http); !st) {
       *why = "[http] address " + http->to_string() + ": " + st.error().message();

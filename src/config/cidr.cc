@@ -42,6 +42,14 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   return a;
 }
 
+bool IpAddress::is_loopback() const noexcept {
+  if (family_ == Family::V4) return bytes_[0] == 127;
+  for (std::size_t i = 0; i < 15; ++i) {
+    if (bytes_[i] != 0) return false;
+  }
+  return bytes_[15] == 1;
+}
+
 std::optional<IpAddress> IpAddress::from_sockaddr(const sockaddr* sa) {
   if (sa == nullptr) return std::nullopt;
   IpAddress a;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// HostPort parsing: bracketed IPv6, IPv4, host names; strict decimal ports.
+// HostPort parsing: bracketed IPv6, IPv4, host names; strict decimal ports. And the
+// origins of [http] allowed_origins, which are a scheme plus a HostPort.
 #include <charconv>
 
 #include <salvo/config/cidr.h>
@@ -102,6 +103,43 @@ std::optional<HostPort> parse_host_port(std::string_view text, const HostPortRul
   }
   hp.port = static_cast<std::uint16_t>(port);
   return hp;
+}
+
+std::optional<std::string> normalize_origin(std::string_view text, std::string* why) {
+  auto reject = [why](const char* reason) -> std::optional<std::string> {
+    if (why != nullptr) *why = reason;
+    return std::nullopt;
+  };
+  if (text == "*") return reject("'*' would let any web page use the API; list the origins");
+  if (text == "null") return reject("'null' is the origin of sandboxed and local pages");
+  const auto sep = text.find("://");
+  if (sep == std::string_view::npos) return reject("expected http://HOST[:PORT] or https://...");
+  const std::string scheme = lower(text.substr(0, sep));
+  if (scheme != "http" && scheme != "https") return reject("the scheme must be http or https");
+  const std::string_view rest = text.substr(sep + 3);
+  if (rest.find_first_of("/?#@") != std::string_view::npos) {
+    return reject("an origin has no path, query or user name: write SCHEME://HOST[:PORT]");
+  }
+  const std::uint16_t default_port = scheme == "https" ? 443 : 80;
+  std::string host_why;
+  auto hp = parse_host_port(rest, HostPortRules{.kind = HostKind::IpOrDomain,
+                                                .default_port = default_port},
+                            &host_why);
+  if (!hp) {
+    if (why != nullptr) *why = host_why;
+    return std::nullopt;
+  }
+  std::string host = hp->host;
+  if (auto ip = IpAddress::parse(host)) {
+    host = ip->to_string();
+    if (ip->family() == IpAddress::Family::V6) host = "[" + host + "]";
+  }
+  if (!host.empty() && host.back() == '.') {
+    return reject("no trailing dot: browsers send the host as typed in the address bar");
+  }
+  std::string out = scheme + "://" + host;
+  if (hp->port != default_port) out += ":" + std::to_string(hp->port);
+  return out;
 }
 
 }  // namespace salvo::config

@@ -157,6 +157,12 @@ std::vector<Cidr> Listener::default_relay_networks() {
   return {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
 }
 
+bool Http::loopback() const {
+  if (!address) return false;
+  auto ip = IpAddress::parse(address->host);
+  return ip && ip->is_loopback();
+}
+
 std::string_view to_string(AuthMechanism m) {
   return m == AuthMechanism::Plain ? "PLAIN" : "LOGIN";
 }

@@ -107,6 +107,18 @@ void parse_http(const toml::table& root, Http& out, Context& ctx) {
   if (t == nullptr) return;
   TableReader r(*t, kHttpSection, "http", ctx.diag);
   r.read_size("max_request_size", out.max_request_size, 1024, 4 * kGB);
+  read_path(r, "token_file", out.token_file, true);
+  std::vector<TableReader::Item> items;
+  if (r.read_strings("allowed_origins", items)) {
+    for (const auto& item : items) {
+      std::string why;
+      if (auto origin = normalize_origin(item.value, &why)) {
+        out.allowed_origins.push_back(std::move(*origin));
+      } else {
+        ctx.diag.error(item.path, fmt::format("'{}': {}", item.value, why), item.line);
+      }
+    }
+  }
   std::string text;
   if (!r.read("address", text) || text.empty()) return;
   std::string why;
@@ -115,6 +127,16 @@ void parse_http(const toml::table& root, Http& out, Context& ctx) {
     out.address = *hp;
   } else {
     r.error("address", fmt::format("'{}': {}", text, why));
+    return;
+  }
+  // Anyone who can reach a non-loopback port could drive the admin API; without tokens
+  // salvod serves it on loopback only (and even there answers 401: see
+  // src/admin/README.md).
+  if (out.token_file.empty() && !out.loopback()) {
+    ctx.diag.error(r.path_of("token_file"),
+                   fmt::format("required when http.address ('{}') is not a loopback address",
+                               text),
+                   r.has("token_file") ? r.line_of_key("token_file") : r.line_of_key("address"));
   }
 }
 

@@ -65,7 +65,8 @@ constexpr std::string_view kShapingKeys[] = {"domain",
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
 constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm",
                                           "headers"};
-constexpr std::string_view kHttpKeys[] = {"address", "max_request_size"};
+constexpr std::string_view kHttpKeys[] = {"address", "max_request_size", "token_file",
+                                          "allowed_origins"};
 
 bool is_bare_key(std::string_view key) {
   if (key.empty()) return false;

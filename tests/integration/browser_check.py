@@ -5,11 +5,16 @@ Loads the dashboard served by salvod in chromium-headless-shell, lets the
 page's JavaScript fetch api/v1/status and render, dumps the resulting DOM and
 compares every headline number (elements carrying data-metric/data-value)
 with the JSON written by `salvoctl status --json`. Then takes a screenshot.
+The bearer token goes to the page as the URL fragment #token=... (--token), the
+way the page takes it from a link; --expect-login instead checks that the page
+asks for a token (the form shown, no data rendered) and takes the screenshot.
 
 Usage:
   browser_check.py --url http://127.0.0.1:PORT/ --status-json FILE \
-      --screenshot OUT.png [--chromium /usr/bin/chromium-headless-shell] \
+      --screenshot OUT.png [--token TOKEN] [--chromium /usr/bin/chromium-headless-shell] \
       [--timeout 60] [--expect-domain NAME ...] [--metric PATH ...]
+  browser_check.py --url http://127.0.0.1:PORT/ --expect-login [--token WRONG] \
+      --screenshot OUT.png
 
 Exit status: 0 all checks passed; 1 a check failed (the reason is printed);
 2 usage or infrastructure error (chromium missing, timed out or crashed,
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from html.parser import HTMLParser
 
 REQUIRED_METRICS = [
@@ -153,11 +159,20 @@ class DashboardParser(HTMLParser):
         self._in_banner = 0
         self.banner_text = []
         self.chrome_error = False
+        self.login_form = False
+        self._in_login_msg = 0
+        self.login_msg = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "body" and self.body_attrs is None:
             self.body_attrs = a
+        if a.get("id") == "login-form":
+            self.login_form = True
+        if a.get("id") == "login-msg":
+            self._in_login_msg = 1
+        elif self._in_login_msg:
+            self._in_login_msg += 1
         if "data-metric" in a:
             self.metrics.setdefault(a["data-metric"], []).append(a.get("data-value"))
         if tag == "tr":
@@ -178,10 +193,14 @@ class DashboardParser(HTMLParser):
     def handle_endtag(self, tag):
         if self._in_banner:
             self._in_banner -= 1
+        if self._in_login_msg:
+            self._in_login_msg -= 1
 
     def handle_data(self, data):
         if self._in_banner:
             self.banner_text.append(data)
+        if self._in_login_msg:
+            self.login_msg.append(data)
 
 
 def parse_dom(html):
@@ -276,7 +295,10 @@ def png_info(path):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", required=True, help="dashboard URL, e.g. http://127.0.0.1:PORT/")
-    ap.add_argument("--status-json", required=True, help="output of `salvoctl status --json`")
+    ap.add_argument("--status-json", help="output of `salvoctl status --json` (not with --expect-login)")
+    ap.add_argument("--token", default="", help="bearer token, given to the page as #token=...")
+    ap.add_argument("--expect-login", action="store_true",
+                    help="check that the page asks for a token instead of showing data")
     ap.add_argument("--screenshot", required=True, help="where to write the PNG screenshot")
     ap.add_argument("--chromium", default=DEFAULT_CHROMIUM, help="browser binary (default %(default)s)")
     ap.add_argument("--timeout", type=float, default=60, help="hard timeout per chromium run, seconds")
@@ -291,11 +313,19 @@ def main(argv):
 
     if a.timeout <= 0:
         ap.error("--timeout must be positive")
+    if not a.expect_login and not a.status_json:
+        ap.error("--status-json is required (unless --expect-login)")
+    url = a.url
+    if a.token:
+        url = a.url.split("#", 1)[0] + "#token=" + urllib.parse.quote(a.token, safe="")
+
+    if a.expect_login:
+        return check_login(a, url)
 
     try:
         status = load_status(a.status_json)
         chromium = find_chromium(a.chromium)
-        log("browser_check: chromium=%s url=%s" % (chromium, a.url))
+        log("browser_check: chromium=%s url=%s token=%s" % (chromium, a.url, "yes" if a.token else "no"))
 
         # a) render and dump the DOM. Retry once if the page did not become
         # ready (e.g. salvod still starting); a real rendering bug fails twice.
@@ -303,7 +333,7 @@ def main(argv):
         dom = None
         for attempt in (1, 2):
             t0 = time.monotonic()
-            html = run_chromium(chromium, ["--dump-dom", budget, a.url], a.timeout, "dump-dom")
+            html = run_chromium(chromium, ["--dump-dom", budget, url], a.timeout, "dump-dom")
             dom = parse_dom(html)
             ready = (dom.body_attrs or {}).get("data-ready") == "1"
             log("dump-dom attempt %d: %d bytes in %.1fs, body data-ready=%s"
@@ -390,7 +420,7 @@ def main(argv):
             os.unlink(shot)
         t0 = time.monotonic()
         run_chromium(chromium, ["--screenshot=" + shot, "--window-size=" + a.window_size,
-                                budget, a.url], a.timeout, "screenshot")
+                                budget, url], a.timeout, "screenshot")
     except InfraError as e:
         log("ERROR: %s" % e)
         return 2
@@ -419,6 +449,54 @@ def main(argv):
         return 1
     log("PASS: %d metrics match, %d destination rows, %d bounce rows, screenshot ok"
         % (len(wanted), len(dom.domains), dom.bounce_rows))
+    return 0
+
+
+def check_login(a, url):
+    """The page without a (valid) token: the form is shown, nothing is rendered."""
+    budget = "--virtual-time-budget=%d" % a.virtual_time_budget
+    try:
+        chromium = find_chromium(a.chromium)
+        log("browser_check: chromium=%s url=%s expect-login token=%s"
+            % (chromium, a.url, "yes" if a.token else "no"))
+        html = run_chromium(chromium, ["--dump-dom", budget, url], a.timeout, "dump-dom")
+        dom = parse_dom(html)
+        shot = os.path.abspath(a.screenshot)
+        os.makedirs(os.path.dirname(shot), exist_ok=True)
+        if os.path.exists(shot):
+            os.unlink(shot)
+        run_chromium(chromium, ["--screenshot=" + shot, "--window-size=" + a.window_size,
+                                budget, url], a.timeout, "screenshot")
+    except InfraError as e:
+        log("ERROR: %s" % e)
+        return 2
+    except PageLoadError as e:
+        log("FAIL: %s" % e)
+        return 1
+    body = dom.body_attrs or {}
+    msg = " ".join("".join(dom.login_msg).split())
+    log("body data-auth=%s data-ready=%s login form=%s message=%r"
+        % (body.get("data-auth", "<absent>"), body.get("data-ready", "<absent>"),
+           dom.login_form, msg))
+    failures = []
+    if dom.chrome_error:
+        failures.append("chromium showed its network error page")
+    if not dom.login_form:
+        failures.append("no token form (#login-form) in the page")
+    if body.get("data-auth") != "needed":
+        failures.append("body data-auth is %r, not 'needed'" % body.get("data-auth"))
+    if body.get("data-ready") == "1":
+        failures.append("data was rendered without a valid token")
+    if a.token and "refused" not in msg:
+        failures.append("a wrong token should be reported as refused, the form says %r" % msg)
+    if not os.path.exists(os.path.abspath(a.screenshot)):
+        failures.append("screenshot was not written")
+    if failures:
+        log("FAIL: %d problem(s):" % len(failures))
+        for f in failures:
+            log("  - %s" % f)
+        return 1
+    log("PASS: the page asks for a token%s" % (" and says the wrong one was refused" if a.token else ""))
     return 0
 
 

@@ -4,12 +4,9 @@
 // the numbers checked against what was sent, /api/v1/inject (202 with the id after the
 // commit, the job delivered; 4xx with a JSON error for bad input, nothing queued), and the
 // dashboard loaded in Debian's headless Chromium, its numbers compared with
-// `salvoctl status --json` and a screenshot saved (test-artifacts/dashboard.png).
+// `salvoctl status --json` and a screenshot saved (test-artifacts/dashboard.png). Every
+// request carries a bearer token of [http] token_file (the page takes it as #token=...).
 // Real parts: salvod, unbound serving the MX records, salvo-sink MX hosts, TCP on loopback.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +20,7 @@
 
 #include "support/blast.h"
 #include "support/eventually.h"
+#include "support/http_client.h"
 #include "support/process.h"
 #include "support/salvod.h"
 #include "support/sink.h"
@@ -34,57 +32,21 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-struct HttpResult {
-  int status = 0;
-  std::string headers;
-  std::string body;
-};
+// Every request carries this token (the token file's only line); the refusals are
+// http_auth_test.cc's subject.
+const std::string kToken = "it-http-test-0123456789abcdef";
 
-// One request on a fresh connection ("Connection: close"), read to EOF, bounded by 10 s.
-// raw: sent as is instead of a request built from method/path/body.
+// One request with the test's token on a fresh connection ("Connection: close"), read to
+// EOF, bounded by 10 s. raw: sent as is instead of a request built from method/path/body.
 HttpResult http(std::uint16_t port, const std::string& method, const std::string& path,
                 const std::string& body = "", const std::string& raw = "") {
-  HttpResult r;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return r;
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return r;
-  }
-  std::string req = raw;
-  if (req.empty()) {
-    req = fmt::format("{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method, path);
-    if (!body.empty() || method == "POST") {
-      req += fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n", body.size());
-    }
-    req += "\r\n" + body;
-  }
-  std::size_t off = 0;
-  while (off < req.size()) {
-    ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  auto end = in.find("\r\n\r\n");
-  if (in.size() < 12 || end == std::string::npos) return r;
-  r.status = std::stoi(in.substr(9, 3));
-  r.headers = in.substr(0, end);
-  r.body = in.substr(end + 4);
-  return r;
+  if (!raw.empty()) return http_raw(port, raw);
+  HttpCall c;
+  c.method = method;
+  c.path = path;
+  c.body = body;
+  c.token = kToken;
+  return http_call(port, c);
 }
 
 // Parses Prometheus text with prometheus_client's parser; returns {"name{k=v,...}": value}
@@ -143,12 +105,15 @@ struct Env {
         dir, std::vector<std::string>{"--cores", "1", "--listen", fmt::format("127.0.0.4:{}", port)});
   }
   SalvodOptions salvod(const std::string& http_more = "") const {
+    const std::string tokens =
+        write_secret_file(dir, "http-tokens", "# the test's token\n" + kToken + "\n", 0600);
     SalvodOptions o;
     o.hold_delivery = false;
     o.extra = fmt::format(
         "[dns]\nresolvers = [\"{}\"]\ntimeout = \"1s\"\n[delivery]\nsmtp_port = {}\n"
-        "retry_schedule = [\"1s\"]\nbackoff_pause = \"100ms\"\n[http]\naddress = \"127.0.0.1:{}\"\n{}\n",
-        dns->address(), port, http_port, http_more);
+        "retry_schedule = [\"1s\"]\nbackoff_pause = \"100ms\"\n[http]\naddress = \"127.0.0.1:{}\"\n"
+        "token_file = \"{}\"\n{}\n",
+        dns->address(), port, http_port, tokens, http_more);
     return o;
   }
   json blast(const Salvod& d, int n, const std::string& suffix) const {
@@ -231,10 +196,12 @@ TEST(Http, MetricsParseStrictlyAndCountWhatHappened) {
   EXPECT_EQ(metric(m, "salvo_connections{direction=in,protocol=smtp}"), 0);
   EXPECT_GE(metric(m, "salvo_connections{direction=in,protocol=http}"), 1);  // this scrape
   // Keep-alive: two requests on one connection, answered in order.
+  const std::string auth = "Authorization: Bearer " + kToken + "\r\n";
   HttpResult two = http(
       env.http_port, "", "", "",
-      "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v1/status HTTP/1.1\r\nHost: x\r\n"
-      "Connection: close\r\n\r\n");
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth +
+          "\r\nGET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth +
+          "Connection: close\r\n\r\n");
   EXPECT_EQ(two.status, 200);
   EXPECT_NE(two.body.find("HTTP/1.1 200 OK"), std::string::npos);
   EXPECT_NE(two.body.find("\"status\":"), std::string::npos);
@@ -285,9 +252,11 @@ TEST(Http, InjectQueuesAJobAfterTheCommitAndDeliversIt) {
   // curl's way for larger bodies: "Expect: 100-continue", then the body after the 100.
   const std::string body = job(3, "d0.ok.test");
   HttpResult c = http(env.http_port, "", "", "",
-                      fmt::format("POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      fmt::format("POST /api/v1/inject HTTP/1.1\r\nHost: localhost\r\n"
+                                  "Connection: close\r\n"
+                                  "Authorization: Bearer {}\r\nContent-Type: application/json\r\n"
                                   "Expect: 100-continue\r\nContent-Length: {}\r\n\r\n{}",
-                                  body.size(), body));
+                                  kToken, body.size(), body));
   EXPECT_EQ(c.status, 100) << c.headers;
   EXPECT_NE(c.body.find("HTTP/1.1 202 Accepted"), std::string::npos) << c.body;
   ASSERT_TRUE(env.mx->wait_messages(28, 20s));
@@ -341,7 +310,9 @@ TEST(Http, BadRequestsGetClearErrorsAndQueueNothing) {
   expect_error(http(env.http_port, "", "", "", "GARBAGE\r\n\r\n"), 400, "malformed");
   // Bytes that are not UTF-8 in the path and in a job: clear errors (the JSON answer says
   // U+FFFD for them), never a crash.
-  expect_error(http(env.http_port, "", "", "", "GET /caf\xe9\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+  expect_error(http(env.http_port, "", "", "",
+                    "GET /caf\xe9\xff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                    "Authorization: Bearer " + kToken + "\r\n\r\n"),
                404, "/caf");
   expect_error(http(env.http_port, "POST", "/api/v1/inject", "{\"from\": \"a\xff\xfe@b.test\", x"),
                400, "");
@@ -391,9 +362,10 @@ TEST(Http, DashboardInHeadlessChromiumShowsWhatSalvoctlSays) {
   const std::string shot = artifacts + "/dashboard.png";
   std::filesystem::remove(shot);
   Process check({"/usr/bin/python3", std::string(SALVO_SOURCE_DIR) + "/tests/integration/browser_check.py",
-                 "--url", fmt::format("http://127.0.0.1:{}/", env.http_port), "--status-json",
-                 status_file, "--screenshot", shot, "--chromium", chromium, "--expect-domain",
-                 "d0.ok.test", "--expect-domain", "d0.bad.test", "--timeout", "90"},
+                 "--url", fmt::format("http://127.0.0.1:{}/", env.http_port), "--token", kToken,
+                 "--status-json", status_file, "--screenshot", shot, "--chromium", chromium,
+                 "--expect-domain", "d0.ok.test", "--expect-domain", "d0.bad.test", "--timeout",
+                 "90"},
                 env.dir.path());
   const int rc = check.wait(200s).value_or(-1);
   EXPECT_EQ(rc, 0) << check.stdout_text() << check.stderr_text();

@@ -34,6 +34,11 @@ struct HttpStats {
   std::uint64_t injected_messages = 0;    // jobs queued through /api/v1/inject
   std::uint64_t injected_recipients = 0;
   std::uint64_t inject_failures = 0;      // spool errors (5xx)
+  // Refused before reaching a page (see http_access.h), by reason.
+  std::uint64_t unauthorized = 0;         // 401: no, wrong or unconfigured bearer token
+  std::uint64_t forbidden_host = 0;       // 403: a non-loopback Host on a loopback listener
+  std::uint64_t forbidden_origin = 0;     // 403: an Origin not allowed
+  std::uint64_t unsupported_media = 0;    // 415: an inject that is not application/json
   HttpStats& operator+=(const HttpStats& o) noexcept {
     connections += o.connections;
     refused += o.refused;
@@ -42,6 +47,10 @@ struct HttpStats {
     injected_messages += o.injected_messages;
     injected_recipients += o.injected_recipients;
     inject_failures += o.inject_failures;
+    unauthorized += o.unauthorized;
+    forbidden_host += o.forbidden_host;
+    forbidden_origin += o.forbidden_origin;
+    unsupported_media += o.unsupported_media;
     return *this;
   }
 };

@@ -31,6 +31,8 @@ class IpAddress {
   // Network order; 4 bytes used for IPv4, 16 for IPv6.
   const std::array<std::uint8_t, 16>& bytes() const noexcept { return bytes_; }
   std::string to_string() const;  // "192.0.2.1", "2001:db8::1"
+  // 127.0.0.0/8 or ::1.
+  bool is_loopback() const noexcept;
 
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
 

@@ -205,9 +205,18 @@ struct Http {
   std::optional<HostPort> address;  // unset ("") = no HTTP listener
   // Largest request accepted (headers + body); /api/v1/inject jobs beyond it get 413.
   std::uint64_t max_request_size = 64ull << 20;
+  // The bearer tokens (one a line), read by salvod at start. "" = none: then the address
+  // must be a loopback one and every path but GET /healthz answers 401.
+  std::string token_file;
+  // Origins ("https://ops.example.com", lower case, no default port) whose pages may call
+  // the API besides the server's own; a request with any other Origin header gets 403.
+  std::vector<std::string> allowed_origins;
 
+  // True when `address` is set and is a loopback address (127.0.0.0/8, ::1).
+  bool loopback() const;
   friend bool operator==(const Http&, const Http&) = default;
 };
+
 
 // [routes]: lower-case domain -> next hops, tried in order; bypasses DNS for that domain.
 using RouteTable = std::map<std::string, std::vector<HostPort>, std::less<>>;

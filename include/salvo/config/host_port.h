@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // HostPort: "host:port" as written in [[listen]] address, [dns] resolvers, [routes] and
 // [http] address. "[2001:db8::1]:25" for IPv6. Pure syntax checks; never resolves names.
+// Also the origins of [http] allowed_origins (a scheme and a HostPort).
 #pragma once
 
 #include <cstdint>
@@ -38,5 +39,11 @@ std::optional<HostPort> parse_host_port(std::string_view text, const HostPortRul
 // RFC 1035 §2.3.1 preferred name syntax, relaxed as in practice: labels of letters, digits,
 // '-' and '_' (1-63 octets, no leading/trailing '-'), total <= 253, optional trailing dot.
 bool is_domain_name(std::string_view name);
+
+// An origin as browsers send it in the Origin header (RFC 6454 §6.1): "http" or "https",
+// "://", a host name or IP literal, an optional port; nothing after ([http]
+// allowed_origins). Returns it in the form a browser sends (lower case, the scheme's
+// default port dropped), or nullopt with `why` set to a short reason.
+std::optional<std::string> normalize_origin(std::string_view text, std::string* why = nullptr);
 
 }  // namespace salvo::config

@@ -41,6 +41,8 @@ TEST(DemoConfig, LoadsWithTheWorkDirectoryFilledIn) {
   EXPECT_EQ(c.shaping[0].domain, "shop1.demo");
   EXPECT_TRUE(c.shaping[0].max_message_rate.has_value());
   EXPECT_EQ(c.shaping[0].max_connections, 4u);  // inherited from "*"
+  // The dashboard needs a token; demo.sh writes the file.
+  EXPECT_EQ(c.http.token_file, "/tmp/salvo-demo.test/http-token");
 }
 
 }  // namespace

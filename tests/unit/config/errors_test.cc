@@ -200,6 +200,37 @@ constexpr BadCase kBadCases[] = {
      "config: egress[0].addresses: needs at least one source address (line 3)"},
     {"http address", "[http]\naddress = \"127.0.0.1\"\n",
      "config: http.address: '127.0.0.1': missing ':port' (line 2)"},
+    {"http non-loopback without tokens", "[http]\naddress = \"0.0.0.0:8080\"\n",
+     "config: http.token_file: required when http.address ('0.0.0.0:8080') is not a loopback "
+     "address (line 2)"},
+    {"http v6 any without tokens", "[http]\nmax_request_size = \"1MiB\"\naddress = \"[::]:8080\"\n",
+     "config: http.token_file: required when http.address ('[::]:8080') is not a loopback "
+     "address (line 3)"},
+    {"http empty token_file off loopback",
+     "[http]\naddress = \"192.0.2.10:8080\"\ntoken_file = \"\"\n",
+     "config: http.token_file: required when http.address ('192.0.2.10:8080') is not a "
+     "loopback address (line 3)"},
+    {"http origin star", "[http]\nallowed_origins = [\"*\"]\n",
+     "config: http.allowed_origins[0]: '*': '*' would let any web page use the API; list the "
+     "origins (line 2)"},
+    {"http origin with path",
+     "[http]\nallowed_origins = [\"https://ops.example.com\",\n  \"https://x.example/\"]\n",
+     "config: http.allowed_origins[1]: 'https://x.example/': an origin has no path, query or "
+     "user name: write SCHEME://HOST[:PORT] (line 3)"},
+    {"http origin scheme", "[http]\nallowed_origins = [\"ftp://ops.example.com\"]\n",
+     "config: http.allowed_origins[0]: 'ftp://ops.example.com': the scheme must be http or "
+     "https (line 2)"},
+    {"http origin bare host", "[http]\nallowed_origins = [\"ops.example.com\"]\n",
+     "config: http.allowed_origins[0]: 'ops.example.com': expected http://HOST[:PORT] or "
+     "https://... (line 2)"},
+    {"http origin null", "[http]\nallowed_origins = [\"null\"]\n",
+     "config: http.allowed_origins[0]: 'null': 'null' is the origin of sandboxed and local "
+     "pages (line 2)"},
+    {"http origin bad port", "[http]\nallowed_origins = [\"http://ops.example.com:99999\"]\n",
+     "config: http.allowed_origins[0]: 'http://ops.example.com:99999': port must be 1-65535 "
+     "(line 2)"},
+    {"http origins not a list", "[http]\nallowed_origins = \"https://ops.example.com\"\n",
+     "config: http.allowed_origins: expected a list of strings, got a string (line 2)"},
     {"dsn_from", "[delivery]\ndsn_from = \"bounces\"\n",
      "config: delivery.dsn_from: expected an address like \"MAILER-DAEMON@example.com\" (line 2)"},
 

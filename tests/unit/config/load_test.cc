@@ -345,6 +345,30 @@ address = "127.0.0.1:8080"
   EXPECT_EQ(c->http.address->to_string(), "127.0.0.1:8080");
 }
 
+TEST(Load, HttpTokenFileAndAllowedOrigins) {
+  ConfigPtr c = load_ok(R"(
+[http]
+address = "0.0.0.0:8080"
+token_file = "/etc/salvo/http-tokens"
+allowed_origins = ["HTTPS://Ops.Example.COM:443", "http://grafana.example.net:3000",
+                   "http://[2001:DB8::1]:80", "http://192.0.2.7:8080"]
+)");
+  EXPECT_EQ(c->http.token_file, "/etc/salvo/http-tokens");
+  EXPECT_FALSE(c->http.loopback());
+  // As browsers send them: lower case, the scheme's default port left out.
+  EXPECT_EQ(c->http.allowed_origins,
+            (std::vector<std::string>{"https://ops.example.com", "http://grafana.example.net:3000",
+                                      "http://[2001:db8::1]", "http://192.0.2.7:8080"}));
+  // Loopback addresses need no token file (every page but /healthz then answers 401).
+  for (const char* address : {"127.0.0.1:8080", "127.9.8.7:0", "[::1]:8080"}) {
+    ConfigPtr l = load_ok(std::string("[http]\naddress = \"") + address + "\"\n");
+    EXPECT_TRUE(l->http.loopback()) << address;
+    EXPECT_TRUE(l->http.token_file.empty());
+    EXPECT_TRUE(l->http.allowed_origins.empty());
+  }
+  EXPECT_FALSE(load_ok("[http]\n")->http.loopback());  // no address at all
+}
+
 TEST(Load, ResultIsSharedAndImmutable) {
   ConfigPtr c = load_ok("[node]\ncores = 2\n");
   static_assert(std::is_same_v<decltype(c), std::shared_ptr<const Config>>);
