@@ -233,6 +233,7 @@ void prepare(Daemon& d) {
     s.tls = cfg.listen[i].starttls ? d.tls.get() : nullptr;
     s.users = d.users[i].get();
     s.limiter = d.limiters[i].get();
+    s.max_hops = cfg.delivery.max_hops;
     d.shared.push_back(std::move(s));
   }
 
@@ -270,6 +271,7 @@ void prepare(Daemon& d) {
     p->dir = cfg.node.pickup;
     p->hostname = cfg.node.hostname;
     p->shards = d.shards->size();
+    p->limits.max_hops = cfg.delivery.max_hops;
     d.pickup = std::move(p);
   }
   prepare_outbound(d);

@@ -22,6 +22,7 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
   commit_failures += o.commit_failures;
   orphaned_commits += o.orphaned_commits;
   relay_denied += o.relay_denied;
+  hops_exceeded += o.hops_exceeded;
   auth_ok += o.auth_ok;
   auth_failed += o.auth_failed;
   low_space += o.low_space;
@@ -142,6 +143,9 @@ constexpr metrics::Family kCommitFailures{
     "Messages answered 4xx at end of data because the spool commit failed."};
 constexpr metrics::Family kRelayDenied{"salvo_smtp_relay_denied_total", metrics::Type::Counter,
                                        "Recipients refused 554 5.7.1 (relaying denied)."};
+constexpr metrics::Family kHopsExceeded{
+    "salvo_smtp_hops_exceeded_total", metrics::Type::Counter,
+    "Messages refused 554 5.4.6 at end of data: [delivery] max_hops Received: lines (a loop)."};
 constexpr metrics::Family kAuthFailures{"salvo_smtp_auth_failures_total", metrics::Type::Counter,
                                         "Failed SMTP AUTH attempts."};
 constexpr metrics::Family kRefusedPerIp{
@@ -159,6 +163,7 @@ void InjectionListener::report(metrics::Snapshot& s) const {
   s.add(kReceivedRecipients, smtp, stats_.recipients_queued);
   s.add(kCommitFailures, {}, stats_.commit_failures);
   s.add(kRelayDenied, {}, stats_.relay_denied);
+  s.add(kHopsExceeded, {}, stats_.hops_exceeded);
   s.add(kAuthFailures, {}, stats_.auth_failed);
   s.add(kRefusedPerIp, {}, stats_.refused_per_ip);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"smtp\"",

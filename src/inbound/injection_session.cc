@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <fmt/format.h>
+
 #include <salvo/accounting/accounting.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
@@ -193,6 +195,15 @@ void InjectionSession::log_received(const PendingCommit& p) noexcept {
 bool InjectionSession::queue_message() noexcept {
   spool::SpoolWriter& writer = listener_.writer_;
   const smtp::Envelope& env = session_.envelope();
+  const std::uint32_t max_hops = listener_.shared_.max_hops;
+  if (smtp::count_received(session_.body().view(), max_hops) >= max_hops) {
+    ++listener_.stats_.hops_exceeded;
+    in_transaction_ = false;
+    session_.complete_message(554, {5, 4, 6},
+                              fmt::format("Too many hops: {} Received: lines, a mail loop",
+                                          max_hops));
+    return false;
+  }
   spool::MessageRecord m;
   m.id = writer.allocate_id();
   auto since_epoch = std::chrono::system_clock::now().time_since_epoch();

@@ -23,6 +23,7 @@
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/inbound/metrics.h>
 #include <salvo/spool/dispatch.h>
+#include <salvo/smtp/data_codec.h>
 #include <salvo/spool/errc.h>
 #include <salvo/spool/pickup_io.h>
 #include <salvo/spool/spool_reader.h>
@@ -262,6 +263,13 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
     if (auto e = parse_eml(std::string_view(buf_.data(), size_), w_.shared_.limits, &env,
                            normalised)) {
       return malformed(*e);
+    }
+    if (const std::uint32_t max = w_.shared_.limits.max_hops;
+        smtp::count_received(normalised, max) >= max) {
+      return malformed(PickupError{
+          fmt::format("{} or more Received: lines: the message is looping ([delivery] max_hops)",
+                      max),
+          0, 0, "Received"});
     }
     spool::SpoolWriter& writer = w_.writer_;
     spool::MessageId id = writer.allocate_id();

@@ -248,6 +248,31 @@ std::size_t dot_stuffed_size(std::string_view body) noexcept {
   return total;
 }
 
+std::size_t count_received(std::string_view message, std::size_t limit) noexcept {
+  constexpr std::string_view kName = "received";
+  std::size_t n = 0;
+  std::size_t pos = 0;
+  while (pos < message.size() && n < limit) {
+    std::size_t eol = message.find('\n', pos);
+    if (eol == std::string_view::npos) eol = message.size();
+    std::string_view line = message.substr(pos, eol - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;  // the end of the header section
+    if (line.size() > kName.size()) {
+      bool same = true;
+      for (std::size_t i = 0; i < kName.size() && same; ++i) {
+        const char c = line[i];
+        same = (c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) == kName[i];
+      }
+      std::size_t i = kName.size();
+      while (same && i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;  // obs-
+      if (same && i < line.size() && line[i] == ':') ++n;
+    }
+    pos = eol + 1;
+  }
+  return n;
+}
+
 std::size_t find_bare_line_ending(std::string_view body) noexcept {
   const char* const begin = body.data();
   const char* const end = begin + body.size();

@@ -164,13 +164,16 @@ TEST(Pickup, MalformedFilesMoveToFailedWithTheReason) {
   std::ofstream(dir.file("elsewhere.eml")) << eml_for(2);
   fs::create_hard_link(dir.file("elsewhere.eml"), pickup + "/hard.eml");
   ASSERT_EQ(::mkfifo((pickup + "/fifo.eml").c_str(), 0600), 0);  // never opened, never blocks
+  std::string looping = "X-Sender: s@esp.example\nX-Receiver: a@b.example\n";
+  for (int i = 0; i < 100; ++i) looping += fmt::format("Received: from h{} by h{};\n", i, i + 1);
+  drop_file(pickup, "looping.eml", looping + "Subject: x\n\nbody\n");  // [delivery] max_hops
   auto failed = [&](const std::string& name) {
     return fs::exists(pickup + "/failed/" + name) && fs::exists(pickup + "/failed/" + name + ".error");
   };
   ASSERT_TRUE(wait_until([&] {
     return failed("no-sender.eml") && failed("bad-rcpt.json") && failed("truncated.json") &&
            failed("link.eml") && failed("hard.eml") && failed("fifo.eml") &&
-           waiting(pickup) == 0;
+           failed("looping.eml") && waiting(pickup) == 0;
   }, 30s)) << d.log();
   EXPECT_EQ(read_file(pickup + "/failed/no-sender.eml.error"),
             "line 1, field X-Sender: no X-Sender line before the message\n");
@@ -183,6 +186,9 @@ TEST(Pickup, MalformedFilesMoveToFailedWithTheReason) {
   EXPECT_NE(read_file(pickup + "/failed/hard.eml.error").find("hard link"), std::string::npos);
   EXPECT_NE(read_file(pickup + "/failed/fifo.eml.error").find("not a regular file"),
             std::string::npos);
+  EXPECT_NE(read_file(pickup + "/failed/looping.eml.error").find("100 or more Received: lines"),
+            std::string::npos)
+      << read_file(pickup + "/failed/looping.eml.error");
   // The moved file is the original, byte for byte; the target of the link is untouched.
   EXPECT_EQ(read_file(pickup + "/failed/no-sender.eml"),
             "X-Receiver: a@b.example\nSubject: x\n\nbody\n");

@@ -14,9 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <salvo/smtp/data_codec.h>
 #include <salvo/spool/recovery.h>
 #include <salvo/spool/spool_reader.h>
 
@@ -345,6 +347,48 @@ TEST(Salvod, BareLfSmugglingQueuesNothing) {
   EXPECT_TRUE(starts_with(c.read_reply(), "221"));
   EXPECT_EQ(d.stop(), 0);
   EXPECT_EQ(read_spool(dir.file("spool")).messages, 0u);
+}
+
+// A mail loop (RFC 5321 §6.3): a message that has made [delivery] max_hops hops (Received:
+// lines) is refused 554 5.4.6 and not queued; one hop fewer is queued (with salvod's own
+// Received: it then carries max_hops, so the next pass through a salvod refuses it).
+TEST(Salvod, MessageOverMaxHopsIsRefusedAsALoop) {
+  TempDir dir;
+  SalvodOptions o = smtp_options("");
+  o.extra += "\n[delivery]\nmax_hops = 30\n";
+  Salvod d(dir, o);
+  auto message_with_hops = [](int hops) {
+    std::string m;
+    for (int i = 0; i < hops; ++i) {
+      m += fmt::format("Received: from hop{0}.example by hop{1}.example;\r\n"
+                       "\tSat, 5 Dec 2026 09:00:{2:02} +0000\r\n", i, i + 1, i % 60);
+    }
+    return m + "Subject: loop\r\n\r\nReceived: in the body is not a hop\r\n.\r\n";
+  };
+  RawClient c(d.socket_address());
+  c.read_reply();
+  c.send("EHLO x\r\n");
+  ASSERT_TRUE(starts_with(c.read_reply(), "250"));
+  for (int hops : {30, 29, 31}) {
+    c.send("MAIL FROM:<s@example.com>\r\nRCPT TO:<r@example.org>\r\nDATA\r\n");
+    std::string r = c.read_replies(3);
+    ASSERT_NE(r.find("354"), std::string::npos) << r;
+    c.send(message_with_hops(hops));
+    std::string end = c.read_reply();
+    if (hops >= 30) {
+      EXPECT_TRUE(starts_with(end, "554 5.4.6")) << hops << ": " << end;
+    } else {
+      EXPECT_TRUE(starts_with(end, "250 2.0.0")) << hops << ": " << end;
+    }
+  }
+  c.send("QUIT\r\n");
+  EXPECT_TRUE(starts_with(c.read_reply(), "221"));
+  Ctl s = salvoctl(dir, d.config_path(), {"status", "--json"});
+  EXPECT_EQ(s.j["metrics"].value("salvo_smtp_hops_exceeded_total", -1.0), 2.0) << s.out;
+  EXPECT_EQ(d.stop(), 0);
+  SpoolContent sp = read_spool(dir.file("spool"));
+  ASSERT_EQ(sp.messages, 1u) << "only the 29-hop message";
+  EXPECT_EQ(smtp::count_received(sp.bodies[0], 1000), 30u) << "salvod added its own";
 }
 
 TEST(Salvod, StartTlsCommandInjectionNeverRuns) {

@@ -135,6 +135,9 @@ struct Delivery {
   Duration data_block_timeout = std::chrono::minutes(3);  // §4.5.3.2.5
   Duration data_done_timeout = std::chrono::minutes(10);  // §4.5.3.2.6
   std::uint32_t max_recipients = 100;  // per outbound transaction (RFC 5321 §4.5.3.1.8)
+  // A message arriving with this many Received: fields is refused (554 5.4.6 over SMTP; a
+  // pickup file goes to failed/): it is looping (RFC 5321 §6.3).
+  std::uint32_t max_hops = 100;
   // DSN From: header (the envelope sender is always <>). Default: MAILER-DAEMON@hostname.
   std::string dsn_from;
   // NOTIFY=DELAY threshold; 0 = never send delay DSNs.

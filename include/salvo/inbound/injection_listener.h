@@ -38,6 +38,7 @@ struct ListenerShared {
   const net::TlsContext* tls = nullptr;  // server context; null = no STARTTLS
   const AuthUsers* users = nullptr;      // null or empty = AUTH off
   ClientLimiter* limiter = nullptr;      // null = no per-IP cap
+  std::uint32_t max_hops = 100;          // [delivery] max_hops: Received: lines that refuse
 };
 
 // Per-shard, per-listener counters; summed by the daemon after join().
@@ -50,6 +51,7 @@ struct InboundStats {
   std::uint64_t commit_failures = 0;     // 451 4.3.0 / 452 4.3.1 at end of data
   std::uint64_t orphaned_commits = 0;    // client gone before the commit finished
   std::uint64_t relay_denied = 0;        // 554 5.7.1 at RCPT
+  std::uint64_t hops_exceeded = 0;       // 554 5.4.6 at end of data: [delivery] max_hops
   std::uint64_t auth_ok = 0;
   std::uint64_t auth_failed = 0;
   std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL

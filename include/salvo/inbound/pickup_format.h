@@ -33,6 +33,8 @@ struct PickupLimits {
   std::uint32_t max_recipients_eml = 100'000;
   std::uint32_t max_recipients_job = 50'000'000;
   std::size_t max_recipient_bytes = 64 * 1024;  // one .json recipient object, as written
+  std::uint32_t max_hops = 100;                 // [delivery] max_hops: an .eml with this
+                                                // many Received: lines is refused (a loop)
 };
 
 // RFC 5322 text as the spool stores it: line ends become CRLF (bare LF is accepted, as

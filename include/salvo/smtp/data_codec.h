@@ -112,4 +112,9 @@ std::size_t dot_stuffed_size(std::string_view body) noexcept;
 // none: salvo never emits a bare CR or LF (a receiver could read it as end of data).
 std::size_t find_bare_line_ending(std::string_view body) noexcept;
 
+// The Received: fields in a message's header section (up to its first empty line), counting
+// no further than `limit`: the hops it has made (RFC 5321 §6.3: a loop is detected by
+// counting them). Folded continuation lines belong to their field.
+std::size_t count_received(std::string_view message, std::size_t limit) noexcept;
+
 }  // namespace salvo::smtp

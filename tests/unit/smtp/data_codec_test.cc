@@ -191,6 +191,25 @@ TEST(DotStuff, BareLineEndings) {
   EXPECT_EQ(find_bare_line_ending("a\r\rb"), 1u);
 }
 
+TEST(CountReceived, CountsTraceFieldsOfTheHeaderSectionOnly) {
+  EXPECT_EQ(count_received("", 100), 0u);
+  EXPECT_EQ(count_received("Subject: x\r\n\r\nReceived: body\r\n", 100), 0u);
+  const std::string three =
+      "Received: from a by b;\r\n\tSat, 5 Dec 2026 09:00:00 +0000\r\n"
+      "X-Received: not a hop\r\n"
+      "received:from c by d; Sat, 5 Dec 2026\r\n"
+      "ReceivedX: no\r\n"
+      "Received : obsolete form, a space before the colon\r\n"
+      " Received: a continuation line, not a field\r\n"
+      "Subject: x\r\n"
+      "\r\n"
+      "Received: in the body\r\n";
+  EXPECT_EQ(count_received(three, 100), 3u);
+  EXPECT_EQ(count_received(three, 2), 2u) << "counting stops at the limit";
+  EXPECT_EQ(count_received("Received: a\nReceived: b\n\nReceived: c\n", 100), 2u) << "bare LF";
+  EXPECT_EQ(count_received("Received: unterminated", 100), 1u);
+}
+
 // --- the scans against plain byte-at-a-time references ----------------------------------
 // The scanners look at sixteen bytes a step; these inputs put CR, LF, NUL and dots at every
 // offset of those steps, in bodies of 0 to 300 bytes.
