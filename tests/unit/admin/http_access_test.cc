@@ -147,7 +147,8 @@ TEST(HttpAccess, TokenRequiredAndCompared) {
   EXPECT_EQ(a.check(status(std::nullopt)), Access::MissingToken);
   EXPECT_EQ(a.check(status("wrong-wrong-wrong-wrong")), Access::InvalidToken);
   RequestHead basic = status(std::nullopt);
-  basic.authorization = "Basic " + kA;
+  const std::string basic_header = "Basic " + kA;  // outlives the view
+  basic.authorization = basic_header;
   EXPECT_EQ(a.check(basic), Access::InvalidToken);
   const HttpAccess none(TokenSet{}, {}, HttpAccess::Listener::Loopback);
   EXPECT_EQ(none.check(status()), Access::NoTokens);
