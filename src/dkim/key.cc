@@ -51,6 +51,18 @@ bool der_is_ed25519([[maybe_unused]] const unsigned char* der, [[maybe_unused]] 
 #endif
 }
 
+// Copies of a key kept for concurrent signing: one per hardware thread.
+std::size_t copies_per_key() {
+  return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 64);
+}
+
+// This thread's copy index (taken on its first signature, then kept).
+unsigned thread_slot() {
+  static std::atomic<unsigned> next{0};
+  thread_local const unsigned slot = next.fetch_add(1, std::memory_order_relaxed);
+  return slot;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PrivateKey>> PrivateKey::load(std::string_view pem, Algorithm algorithm) {
@@ -97,6 +109,17 @@ Status PrivateKey::load_rsa(const unsigned char* der, word32 size) {
   }
   if (EVP_PKEY_get_bits(rsa_) < 1024) return fail(errc::rsa_key_too_small);
   sig_size_ = static_cast<std::size_t>(EVP_PKEY_get_size(rsa_));
+  for (std::size_t i = 0; i < copies_per_key(); ++i) {
+    auto c = std::make_unique<RsaCopy>();
+    c->key = EVP_PKEY_dup(rsa_);
+    c->md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    c->ctx = c->key != nullptr ? EVP_PKEY_CTX_new(c->key, nullptr) : nullptr;
+    const bool ok = c->ctx != nullptr && c->md != nullptr && EVP_PKEY_sign_init(c->ctx) == 1 &&
+                    EVP_PKEY_CTX_set_rsa_padding(c->ctx, RSA_PKCS1_PADDING) == 1 &&
+                    EVP_PKEY_CTX_set_signature_md(c->ctx, c->md) == 1;
+    if (!ok) return fail(errc::unsupported_key);
+    rsa_copies_.push_back(std::move(c));
+  }
   // SubjectPublicKeyInfo, as the p= of k=rsa records carries it.
   unsigned char* pub = nullptr;
   const int pub_len = i2d_PUBKEY(rsa_, &pub);
@@ -125,8 +148,7 @@ Status PrivateKey::load_ed25519([[maybe_unused]] const unsigned char* der,
   if (rc == 0) rc = wc_ed25519_make_public(&first, pub, sizeof pub);
   wc_ed25519_free(&first);
   // One copy per hardware thread: wolfCrypt keeps per-key state while signing.
-  const std::size_t copies = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 64);
-  for (std::size_t i = 0; rc == 0 && i < copies; ++i) {
+  for (std::size_t i = 0; rc == 0 && i < copies_per_key(); ++i) {
     auto c = std::make_unique<EdCopy>();
     rc = wc_ed25519_init(&c->key);
     if (rc != 0) break;
@@ -146,15 +168,19 @@ Status PrivateKey::load_ed25519([[maybe_unused]] const unsigned char* der,
 #endif
 }
 
+PrivateKey::RsaCopy::~RsaCopy() {
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  EVP_MD_free(md);
+}
+
 Status PrivateKey::sign_rsa(const Sha256Digest& digest, unsigned char* sig,
                             std::size_t* len) const {
-  // A context per signature: the key is shared read-only by every thread that signs.
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(rsa_, nullptr);
-  bool ok = ctx != nullptr && EVP_PKEY_sign_init(ctx) == 1 &&
-            EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
-            EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
-            EVP_PKEY_sign(ctx, sig, len, digest.data(), digest.size()) == 1;
-  EVP_PKEY_CTX_free(ctx);
+  // Each thread keeps to one copy (its prepared context is reused): the mutex is only ever
+  // contended when there are more signing threads than copies.
+  RsaCopy& c = *rsa_copies_[thread_slot() % rsa_copies_.size()];
+  std::lock_guard lock(c.mu);
+  const bool ok = EVP_PKEY_sign(c.ctx, sig, len, digest.data(), digest.size()) == 1;
   return ok ? Status{} : fail(errc::sign_failed);
 }
 
@@ -164,9 +190,7 @@ Status PrivateKey::sign_ed25519([[maybe_unused]] const Sha256Digest& digest,
 #ifdef SALVO_DKIM_ED25519
   // Each thread keeps to one copy: the mutex is only ever contended when there are more
   // signing threads than copies.
-  static std::atomic<unsigned> next{0};
-  thread_local const unsigned slot = next.fetch_add(1, std::memory_order_relaxed);
-  EdCopy& c = *ed_[slot % ed_.size()];
+  EdCopy& c = *ed_[thread_slot() % ed_.size()];
   std::lock_guard lock(c.mu);
   word32 n = static_cast<word32>(*len);
   if (wc_ed25519_sign_msg(digest.data(), static_cast<word32>(digest.size()), sig, &n, &c.key) !=
