@@ -40,6 +40,12 @@ cmake -S . -B build-san -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSALVO_SANITIZE='address;undefined' -DSALVO_BUILD_BENCH=OFF -DSALVO_WERROR=ON >/dev/null
 cmake --build build-san -j"$jobs"
 took "ASan+UBSan build"
+# Reports name functions and lines when a symbolizer is there (clang-16 does not bring one).
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]; then
+  for s in /usr/lib/llvm-16/bin/llvm-symbolizer llvm-symbolizer-16 llvm-symbolizer; do
+    if command -v "$s" >/dev/null 2>&1; then export ASAN_SYMBOLIZER_PATH; ASAN_SYMBOLIZER_PATH=$(command -v "$s"); break; fi
+  done
+fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-san --output-on-failure -j"$jobs" -L 'unit|integration' --timeout 900
 took "ASan+UBSan tests"
