@@ -56,6 +56,7 @@ InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
     }
   }
   sc.auth_requires_tls = true;  // RFC 4954 §4: no plaintext passwords before STARTTLS
+  sc.max_auth_failures = 3;     // then 421 and close, pipelined guesses included
   sc.keep_body = true;
 }
 

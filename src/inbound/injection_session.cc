@@ -22,8 +22,6 @@ namespace {
 constexpr std::size_t kOutputHighWater = 256 * 1024;
 // The per-listener record scratch keeps at most this much capacity between messages.
 constexpr std::size_t kKeepScratch = 1 << 20;
-// Failed AUTH attempts per connection before 421 and close (slows password guessing).
-constexpr std::uint32_t kMaxAuthFailures = 3;
 
 }  // namespace
 
@@ -86,12 +84,6 @@ void InjectionSession::run(ByteBuffer& in) noexcept {
       return;
     }
     break;
-  }
-  if (auth_failures_ >= kMaxAuthFailures) {
-    session_.shutdown("Error: too many authentication failures");
-    flush_output();
-    close_now();
-    return;
   }
   update_timeout();
   if (conn_->pending_output() > kOutputHighWater) {
@@ -173,7 +165,6 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
     return std::nullopt;
   }
   ++listener_.stats_.auth_failed;
-  ++auth_failures_;
   return smtp::Reply(535, {5, 7, 8}, "Error: authentication failed");
 }
 

@@ -98,7 +98,6 @@ class InjectionSession final : public net::ConnectionHandler,
     std::vector<std::string> rcpts;
   };
   std::deque<PendingCommit> pending_;
-  std::uint32_t auth_failures_ = 0;
   bool relay_network_ = false;
   bool counted_ = false;
   bool in_transaction_ = false;

@@ -140,7 +140,16 @@ ServerEvent ServerSession::on_auth_response(std::string_view line) {
 
 ServerEvent ServerSession::finish_auth(AuthMechanism mech, std::string_view authzid,
                                        std::string_view authcid, std::string_view password) {
-  if (auto r = policy_.on_auth(*this, mech, authzid, authcid, password)) return policy_reject(*r);
+  if (auto r = policy_.on_auth(*this, mech, authzid, authcid, password)) {
+    const ServerEvent ev = policy_reject(*r);
+    if (ev == ServerEvent::Close) return ev;
+    if (cfg_.max_auth_failures != 0 && ++auth_failures_ >= cfg_.max_auth_failures) {
+      scratch_.assign(cfg_.hostname);
+      scratch_.append(" Error: too many authentication failures");
+      return close_with(421, st(4, 7, 0), scratch_);
+    }
+    return ev;
+  }
   auth_user_.assign(authcid);
   reply(235, st(2, 7, 0), "Authentication successful");
   return ServerEvent::None;

@@ -197,6 +197,37 @@ TEST(Salvod, AuthRefusedBeforeStartTls) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Password guessing: twenty AUTH PLAIN guesses pipelined in one write get three 535s,
+// then 421 4.7.0 and the connection closed; the policy saw only those three.
+TEST(Salvod, PipelinedAuthGuessesStopAtTheThirdFailure) {
+  ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
+  TempDir dir;
+  Salvod d(dir, smtp_options(kAuthListener, tls_section()));
+  net::TlsContextOptions to;
+  to.role = net::TlsRole::Client;
+  net::TlsContext ctx(to);
+  RawClient c(d.socket_address());
+  c.read_reply();
+  c.send("EHLO x\r\n");
+  c.read_reply();
+  c.send("STARTTLS\r\n");
+  ASSERT_TRUE(starts_with(c.read_reply(), "220"));
+  c.start_tls(ctx, "localhost");
+  c.send("EHLO x\r\n");
+  c.read_reply();
+  std::string guesses;
+  for (int i = 0; i < 20; ++i) guesses += std::string("AUTH PLAIN ") + kWrongPassword + "\r\n";
+  c.send(guesses);
+  const std::string replies = c.read_replies(4);
+  EXPECT_EQ(std::count(replies.begin(), replies.end(), '\n'), 4) << replies;
+  EXPECT_NE(replies.find("535 5.7.8"), std::string::npos) << replies;
+  EXPECT_NE(replies.find("421 4.7.0"), std::string::npos) << replies;
+  EXPECT_TRUE(c.closed_by_peer());
+  Ctl s = salvoctl(dir, d.config_path(), {"status", "--json"});
+  EXPECT_EQ(s.j["metrics"].value("salvo_smtp_auth_failures_total", -1.0), 3.0) << s.out;
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Salvod, AuthAfterStartTlsAllowsRelay) {
   ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
   TempDir dir;

@@ -57,6 +57,9 @@ struct ServerConfig {
   StarttlsInjection starttls_injection = StarttlsInjection::Discard;
   AuthMechanisms auth_mechanisms;  // empty = AUTH not offered
   bool auth_requires_tls = true;   // AUTH neither advertised nor accepted before TLS
+  // Refused AUTH attempts on one connection before 421 4.7.0 and close; the limit holds
+  // within one read too (pipelined guesses after it are never looked at). 0 = no limit.
+  std::uint32_t max_auth_failures = 3;
   bool keep_body = false;          // false: count body octets only (null sink)
   // Completions the driver may defer (defer_completion()): with N > 0 a client that
   // pipelines (RFC 2920) or uses BDAT keeps up to N messages in flight while their commits
@@ -232,6 +235,7 @@ class ServerSession {
   bool discard_cr_ = false;
   bool discard_auth_ = false;
   std::uint32_t errors_ = 0;
+  std::uint32_t auth_failures_ = 0;
   std::uint32_t rcpt_attempts_ = 0;
   std::uint64_t bdat_remaining_ = 0;
   std::uint64_t body_size_ = 0;

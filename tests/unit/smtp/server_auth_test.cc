@@ -131,6 +131,38 @@ TEST(ServerAuth, B14_CancelAndInTransaction) {
   EXPECT_EQ(codes(h.send("AUTH PLAIN " + std::string(kPlainUser) + "\r\n")), V{"503"});
 }
 
+// Three refused AUTH attempts, then 421 4.7.0 and close — also when twenty guesses arrive
+// in one read: the policy sees three of them, the rest are never looked at.
+TEST(ServerAuth, ThirdFailureClosesEvenWithPipelinedGuesses) {
+  AuthHarness h;
+  std::string guesses;
+  for (int i = 0; i < 20; ++i) guesses += "AUTH PLAIN " + std::string(kPlainWrong) + "\r\n";
+  const std::string out = h.send(guesses);
+  EXPECT_EQ(codes(out), (V{"535", "535", "535", "421"})) << out;
+  EXPECT_NE(out.find("421 4.7.0 mx.test Error: too many authentication failures"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(h.last, ServerEvent::Close);
+  EXPECT_FALSE(h.session.authenticated());
+  // One at a time, the same: the third failure closes.
+  AuthHarness slow;
+  EXPECT_EQ(codes(slow.send("AUTH PLAIN " + std::string(kPlainWrong) + "\r\n")), V{"535"});
+  EXPECT_EQ(codes(slow.send("AUTH PLAIN " + std::string(kPlainWrong) + "\r\n")), V{"535"});
+  EXPECT_EQ(codes(slow.send("AUTH PLAIN " + std::string(kPlainWrong) + "\r\n")),
+            (V{"535", "421"}));
+  EXPECT_EQ(slow.last, ServerEvent::Close);
+  // With the limit off, ten guesses get ten 535s (the hard error limit, 20, still holds).
+  auto cfg = tls_config();
+  cfg.max_auth_failures = 0;
+  Harness off(cfg);
+  off.send("EHLO c\r\nSTARTTLS\r\n");
+  off.send("EHLO c\r\n");
+  std::string ten;
+  for (int i = 0; i < 10; ++i) ten += "AUTH PLAIN " + std::string(kPlainWrong) + "\r\n";
+  EXPECT_EQ(codes(off.send(ten)), V(10, "535"));
+  EXPECT_NE(off.last, ServerEvent::Close);
+}
+
 TEST(ServerAuth, B13_LineLimit12288) {
   AuthHarness h;
   h.send("AUTH PLAIN\r\n");
