@@ -5,6 +5,7 @@
 // from what the sinks counted and kept (--maildir) and from salvod's accounting log.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -382,18 +383,22 @@ TEST(Delivery, ThrottlingRepliesPutTheDestinationInBackOff) {
   auto deferred = of_type(env.dir, "deferred");
   ASSERT_FALSE(deferred.empty());
   EXPECT_EQ(deferred.front()["code"], 421) << deferred.front().dump();
-  // Paused after the first 421: no delivery from 0.2 s to 0.9 s after it (transactions
-  // already on the wire may still finish in the first moments).
+  // Each 421 pauses the destination (1 s, doubling): the deliveries come in bursts, one
+  // per connection, with a pause of about a second or more between them. Measured between
+  // deliveries, not from the 421's own line: under a loaded sanitizer run the outcome lines
+  // can be written a few hundred milliseconds after the replies, all alike.
   auto ts = [](const json& e) {
     std::string t = e["ts"];  // 2026-11-23T00:39:36.167Z
     return std::stod(t.substr(17, 6)) + 60 * std::stod(t.substr(14, 2)) +
            3600 * std::stod(t.substr(11, 2));
   };
-  double first = ts(deferred.front());
-  for (const auto& e : of_type(env.dir, "delivered")) {
-    double dt = ts(e) - first;
-    EXPECT_FALSE(dt > 0.2 && dt < 0.9) << "delivered " << dt << " s into the back-off";
-  }
+  std::vector<double> times;
+  for (const auto& e : of_type(env.dir, "delivered")) times.push_back(ts(e));
+  std::sort(times.begin(), times.end());
+  int pauses = 0;
+  for (std::size_t i = 1; i < times.size(); ++i) pauses += times[i] - times[i - 1] > 0.7 ? 1 : 0;
+  // Nine messages, at most three a connection: at least two pauses between the bursts.
+  EXPECT_GE(pauses, 2) << "delivered at " << ::testing::PrintToString(times);
   EXPECT_EQ(count_of(env.dir, "bounced"), 0);
   EXPECT_EQ(d.stop(), 0);
 }
