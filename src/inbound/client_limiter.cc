@@ -8,7 +8,9 @@ namespace salvo::inbound {
 
 std::string ClientLimiter::key(const config::IpAddress& ip) {
   const auto& b = ip.bytes();
-  std::size_t n = ip.family() == config::IpAddress::Family::V4 ? 4 : 16;
+  // IPv6 by /64: one subscriber or host gets a whole /64, and walking its 2^64 addresses
+  // must not walk around the cap. (IPv4-mapped addresses are IPv4 already.)
+  std::size_t n = ip.family() == config::IpAddress::Family::V4 ? 4 : 8;
   std::string k(1, ip.family() == config::IpAddress::Family::V4 ? '4' : '6');
   k.append(reinterpret_cast<const char*>(b.data()), n);
   return k;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// ClientLimiter: the node-wide count of open injection connections per client IP address,
-// for [[listen]] max_connections_per_ip (docs/reliability.md B18). Thread-safe.
+// ClientLimiter: the node-wide count of open injection connections per client IPv4 address
+// or IPv6 /64, for [[listen]] max_connections_per_ip (docs/reliability.md B18). Thread-safe.
 #pragma once
 
 #include <array>

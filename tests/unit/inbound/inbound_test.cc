@@ -49,6 +49,21 @@ TEST(ClientLimiter, CountsPerAddress) {
   EXPECT_EQ(lim.open(a), 0u);
 }
 
+TEST(ClientLimiter, CountsIpv6ByItsSlash64) {
+  ClientLimiter lim(2);
+  auto one = *config::IpAddress::parse("2001:db8:0:7::1");
+  auto other_host = *config::IpAddress::parse("2001:db8:0:7:ffff:1:2:3");  // same /64
+  auto next_net = *config::IpAddress::parse("2001:db8:0:8::1");          // the next /64
+  EXPECT_TRUE(lim.try_acquire(one));
+  EXPECT_TRUE(lim.try_acquire(other_host));
+  EXPECT_FALSE(lim.try_acquire(*config::IpAddress::parse("2001:db8:0:7::99")))
+      << "a third address of the same /64 is over the cap";
+  EXPECT_EQ(lim.open(other_host), 2u);
+  EXPECT_TRUE(lim.try_acquire(next_net));
+  lim.release(one);
+  EXPECT_TRUE(lim.try_acquire(*config::IpAddress::parse("2001:db8:0:7::99")));
+}
+
 TEST(MessageBuilder, ReceivedHeader) {
   TraceInfo t;
   t.helo = "client.example (evil)\r\nX-Injected: 1";
