@@ -95,6 +95,7 @@ struct Daemon {
   std::unique_ptr<net::TlsContext> tls;
   std::vector<std::unique_ptr<inbound::AuthUsers>> users;
   std::vector<std::unique_ptr<inbound::ClientLimiter>> limiters;
+  std::unique_ptr<inbound::ConnectionBudget> node_budget;  // [node] max_connections
   std::vector<inbound::ListenerShared> shared;
   std::vector<net::SocketAddress> addresses;
   std::optional<net::SocketAddress> http;  // [http] address, port fixed
@@ -226,6 +227,9 @@ void prepare(Daemon& d) {
     // The tokens are read once, here (a rotation needs a restart, like any [http] change).
     d.http_access = std::make_unique<admin::HttpAccess>(admin::HttpAccess::from_config(cfg.http));
   }
+  if (cfg.node.max_connections != 0) {
+    d.node_budget = std::make_unique<inbound::ConnectionBudget>(cfg.node.max_connections);
+  }
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     inbound::ListenerShared s;
     s.config = &cfg.listen[i];
@@ -233,6 +237,7 @@ void prepare(Daemon& d) {
     s.tls = cfg.listen[i].starttls ? d.tls.get() : nullptr;
     s.users = d.users[i].get();
     s.limiter = d.limiters[i].get();
+    s.node_budget = d.node_budget.get();
     s.max_hops = cfg.delivery.max_hops;
     d.shared.push_back(std::move(s));
   }

@@ -17,6 +17,7 @@ constexpr std::string_view kRootKeys[] = {"node",     "listen",  "tls",    "dns"
                                           "delivery", "shaping", "egress", "dkim", "http"};
 constexpr std::string_view kNodeKeys[] = {"hostname",
                                           "cores",
+                                          "max_connections",
                                           "spool",
                                           "pickup",
                                           "control_socket",

@@ -16,6 +16,7 @@ namespace salvo::inbound {
 InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
   connections += o.connections;
   refused_per_ip += o.refused_per_ip;
+  refused_node_cap += o.refused_node_cap;
   messages_queued += o.messages_queued;
   recipients_queued += o.recipients_queued;
   bytes_queued += o.bytes_queued;
@@ -103,10 +104,20 @@ void InjectionListener::on_accept(net::Listener&, net::Connection& c) noexcept {
     c.abort();
     return;
   }
+  // The node's cap first: beyond it nobody gets in, whatever their address.
+  if (shared_.node_budget != nullptr && !shared_.node_budget->try_acquire()) {
+    ++stats_.refused_node_cap;
+    c.set_handler(&refused_);
+    c.send("421 4.7.0 " + shared_.hostname + " Error: too many connections, try again later\r\n");
+    c.close();
+    return;
+  }
+  const bool budgeted = shared_.node_budget != nullptr;
   bool counted = false;
   if (shared_.limiter != nullptr && shared_.limiter->limit() != 0) {
     if (!shared_.limiter->try_acquire(*ip)) {
       ++stats_.refused_per_ip;
+      if (budgeted) shared_.node_budget->release();
       c.set_handler(&refused_);
       c.send("421 4.7.0 " + shared_.hostname + " Error: too many connections from " +
              ip->to_string() + "\r\n");
@@ -115,7 +126,7 @@ void InjectionListener::on_accept(net::Listener&, net::Connection& c) noexcept {
     }
     counted = true;
   }
-  new InjectionSession(*this, c, *ip, counted);
+  new InjectionSession(*this, c, *ip, counted, budgeted);
 }
 
 void InjectionListener::link(InjectionSession* s) noexcept {
@@ -152,6 +163,9 @@ constexpr metrics::Family kAuthFailures{"salvo_smtp_auth_failures_total", metric
 constexpr metrics::Family kRefusedPerIp{
     "salvo_smtp_refused_connections_total", metrics::Type::Counter,
     "SMTP connections refused at connect because the client's address had too many."};
+constexpr metrics::Family kRefusedNodeCap{
+    "salvo_smtp_refused_node_cap_total", metrics::Type::Counter,
+    "SMTP connections refused at connect because the node had [node] max_connections open."};
 constexpr metrics::Family kEndOfData{
     "salvo_smtp_end_of_data_reply_seconds", metrics::Type::Histogram,
     "SMTP injection: end of DATA to the reply (250 after the group commit)."};
@@ -167,6 +181,7 @@ void InjectionListener::report(metrics::Snapshot& s) const {
   s.add(kHopsExceeded, {}, stats_.hops_exceeded);
   s.add(kAuthFailures, {}, stats_.auth_failed);
   s.add(kRefusedPerIp, {}, stats_.refused_per_ip);
+  s.add(kRefusedNodeCap, {}, stats_.refused_node_cap);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"smtp\"",
         static_cast<std::uint64_t>(session_count_));
   s.add(kEndOfData, {}, stats_.end_of_data_reply_ns);

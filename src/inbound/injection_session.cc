@@ -26,13 +26,15 @@ constexpr std::size_t kKeepScratch = 1 << 20;
 }  // namespace
 
 InjectionSession::InjectionSession(InjectionListener& listener, net::Connection& conn,
-                                   const config::IpAddress& ip, bool counted_by_limiter)
+                                   const config::IpAddress& ip, bool counted_by_limiter,
+                                   bool counted_by_node)
     : listener_(listener),
       conn_(&conn),
       session_(listener.session_config_, *this),
       ip_(ip),
       ip_text_(ip.to_string()),
-      counted_(counted_by_limiter) {
+      counted_(counted_by_limiter),
+      node_counted_(counted_by_node) {
   for (const auto& net : listener_.shared_.config->relay_networks) {
     if (net.contains(ip_)) {
       relay_network_ = true;
@@ -120,6 +122,8 @@ void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
     listener_.shared_.limiter->release(ip_);
   }
   counted_ = false;
+  if (node_counted_) listener_.shared_.node_budget->release();
+  node_counted_ = false;
   conn_ = nullptr;
   if (commit_pending()) {
     // The writer still holds this waiter: live on until on_committed (the message is

@@ -37,7 +37,8 @@ class InjectionSession final : public net::ConnectionHandler,
                                public spool::CommitWaiter {
  public:
   InjectionSession(InjectionListener& listener, net::Connection& conn,
-                   const config::IpAddress& ip, bool counted_by_limiter);
+                   const config::IpAddress& ip, bool counted_by_limiter,
+                   bool counted_by_node);
   ~InjectionSession() override;
   InjectionSession(const InjectionSession&) = delete;
   InjectionSession& operator=(const InjectionSession&) = delete;
@@ -100,6 +101,7 @@ class InjectionSession final : public net::ConnectionHandler,
   std::deque<PendingCommit> pending_;
   bool relay_network_ = false;
   bool counted_ = false;
+  bool node_counted_ = false;  // holds one of [node] max_connections
   bool in_transaction_ = false;
   bool blocked_ = false;         // reading paused until deferred answers are out
   bool close_when_answered_ = false;  // the session ended with answers still owed

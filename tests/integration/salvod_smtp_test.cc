@@ -522,6 +522,39 @@ TEST(Salvod, PerIpConnectionCapIsNodeWide) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// [node] max_connections: the node's cap over every listener and shard — beyond it 421
+// 4.7.0 at connect (not the per-address refusal: the per-IP cap is far away), and a slot
+// frees when a connection closes.
+TEST(Salvod, NodeConnectionCapRefusesBeyondIt) {
+  TempDir dir;
+  Salvod d(dir, smtp_options("", "", 2, "spool_reserve = \"0\"\nmax_connections = 3\n"));
+  std::vector<std::unique_ptr<RawClient>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<RawClient>(d.socket_address()));
+    EXPECT_TRUE(starts_with(held.back()->read_reply(), "220"));
+  }
+  for (int i = 0; i < 4; ++i) {  // whichever shard the kernel picks
+    RawClient extra(d.socket_address());
+    std::string r = extra.read_reply();
+    EXPECT_TRUE(starts_with(r, "421 4.7.0")) << r;
+    EXPECT_NE(r.find("too many connections, try again later"), std::string::npos) << r;
+    EXPECT_TRUE(extra.closed_by_peer());
+  }
+  held.pop_back();
+  bool admitted = false;  // the slot frees once the server has seen the close
+  for (int attempt = 0; attempt < 50 && !admitted; ++attempt) {
+    RawClient again(d.socket_address());
+    admitted = starts_with(again.read_reply(), "220");
+    if (!admitted) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(admitted);
+  Ctl s = salvoctl(dir, d.config_path(), {"status", "--json"});
+  EXPECT_GE(s.j["metrics"].value("salvo_smtp_refused_node_cap_total", -1.0), 4.0) << s.out;
+  EXPECT_EQ(s.j["metrics"].value("salvo_smtp_refused_connections_total", -1.0), 0.0);
+  held.clear();
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Salvod, LowSpoolSpaceGives452AtMail) {
   TempDir dir;
   // A reserve larger than any test machine's disk: free_space_ok() is false.

@@ -26,6 +26,9 @@ struct Node {
   // Default: gethostname(). The greeting, EHLO and Received name.
   std::string hostname;
   std::uint32_t cores = 0;  // shards; 0 = one per CPU
+  // Open injection connections of the whole node (every [[listen]]); more get 421 4.7.0 at
+  // connect. 0 = no cap.
+  std::uint32_t max_connections = 20000;
   std::string spool = "/var/spool/salvo";
   std::string pickup;  // "" = no pickup directory
   std::string control_socket = "/run/salvo/salvod.sock";

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -43,6 +44,33 @@ class ClientLimiter {
 
   std::uint32_t limit_;
   std::array<Stripe, kStripes> stripes_;
+};
+
+// The node-wide cap on open injection connections ([node] max_connections), shared by every
+// listener of every shard: one atomic count. Thread-safe.
+class ConnectionBudget {
+ public:
+  // limit 0 = unlimited (connections are still counted).
+  explicit ConnectionBudget(std::uint32_t limit) : limit_(limit) {}
+  ConnectionBudget(const ConnectionBudget&) = delete;
+  ConnectionBudget& operator=(const ConnectionBudget&) = delete;
+
+  // True (and counted) while fewer than limit connections are open.
+  [[nodiscard]] bool try_acquire() noexcept {
+    std::uint32_t n = open_.load(std::memory_order_relaxed);
+    do {
+      if (limit_ != 0 && n >= limit_) return false;
+    } while (!open_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
+  // Undoes one successful try_acquire.
+  void release() noexcept { open_.fetch_sub(1, std::memory_order_relaxed); }
+  std::uint32_t open() const noexcept { return open_.load(std::memory_order_relaxed); }
+  std::uint32_t limit() const noexcept { return limit_; }
+
+ private:
+  const std::uint32_t limit_;
+  std::atomic<std::uint32_t> open_{0};
 };
 
 }  // namespace salvo::inbound

@@ -28,6 +28,7 @@ namespace salvo::inbound {
 
 class AuthUsers;
 class ClientLimiter;
+class ConnectionBudget;
 class InjectionSession;
 
 // Node-wide settings of one [[listen]] entry, built by the daemon at start-up and shared
@@ -38,6 +39,7 @@ struct ListenerShared {
   const net::TlsContext* tls = nullptr;  // server context; null = no STARTTLS
   const AuthUsers* users = nullptr;      // null or empty = AUTH off
   ClientLimiter* limiter = nullptr;      // null = no per-IP cap
+  ConnectionBudget* node_budget = nullptr;  // [node] max_connections; null = no node cap
   std::uint32_t max_hops = 100;          // [delivery] max_hops: Received: lines that refuse
 };
 
@@ -45,6 +47,7 @@ struct ListenerShared {
 struct InboundStats {
   std::uint64_t connections = 0;
   std::uint64_t refused_per_ip = 0;      // 421 4.7.0 at connect: per-IP cap reached
+  std::uint64_t refused_node_cap = 0;    // 421 4.7.0 at connect: [node] max_connections
   std::uint64_t messages_queued = 0;     // 250 after a durable commit
   std::uint64_t recipients_queued = 0;
   std::uint64_t bytes_queued = 0;        // bodies as stored (Received: included)

@@ -49,6 +49,19 @@ TEST(ClientLimiter, CountsPerAddress) {
   EXPECT_EQ(lim.open(a), 0u);
 }
 
+TEST(ConnectionBudget, CapsAndFreesAndZeroIsNoCap) {
+  ConnectionBudget b(2);
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_FALSE(b.try_acquire());
+  EXPECT_EQ(b.open(), 2u);
+  b.release();
+  EXPECT_TRUE(b.try_acquire());
+  ConnectionBudget none(0);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(none.try_acquire());
+  EXPECT_EQ(none.open(), 100u);
+}
+
 TEST(ClientLimiter, CountsIpv6ByItsSlash64) {
   ClientLimiter lim(2);
   auto one = *config::IpAddress::parse("2001:db8:0:7::1");
