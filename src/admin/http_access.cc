@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <salvo/base/ascii.h>
 #include <salvo/config/cidr.h>
 
 namespace salvo::admin {
@@ -21,16 +22,8 @@ namespace {
 
 constexpr std::size_t kMaxFileSize = 1 << 20;
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool equals_nocase(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) noexcept {
-  return s.size() >= prefix.size() && equals_nocase(s.substr(0, prefix.size()), prefix);
-}
+using ascii::iequals;
+using ascii::istarts_with;
 
 // RFC 9110 §5.6.3 optional whitespace.
 std::string_view trim(std::string_view s) noexcept {
@@ -187,7 +180,7 @@ bool HttpAccess::is_loopback_host(std::string_view host) noexcept {
       if (c < '0' || c > '9') return false;
     }
   }
-  if (equals_nocase(name, "localhost") || equals_nocase(name, "localhost.")) return true;
+  if (iequals(name, "localhost") || iequals(name, "localhost.")) return true;
   const auto ip = config::IpAddress::parse(name);
   return ip && ip->is_loopback();
 }
@@ -198,26 +191,26 @@ bool HttpAccess::origin_allowed(std::string_view origin,
   // https when a TLS proxy in front of salvod passes the Host header on.
   if (host && !host->empty()) {
     for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
-      if (starts_with_nocase(origin, scheme) &&
-          equals_nocase(origin.substr(scheme.size()), *host)) {
+      if (istarts_with(origin, scheme) &&
+          iequals(origin.substr(scheme.size()), *host)) {
         return true;
       }
     }
   }
   return std::any_of(allowed_origins_.begin(), allowed_origins_.end(),
-                     [origin](const std::string& o) { return equals_nocase(o, origin); });
+                     [origin](const std::string& o) { return iequals(o, origin); });
 }
 
 bool HttpAccess::is_json(std::string_view content_type) noexcept {
   const auto semi = content_type.find(';');
-  return equals_nocase(trim(content_type.substr(0, semi)), "application/json");
+  return iequals(trim(content_type.substr(0, semi)), "application/json");
 }
 
 std::string_view HttpAccess::bearer_token(std::string_view authorization) noexcept {
   // RFC 9110 §11.4: credentials = auth-scheme [ 1*SP token68 ]; the scheme in any case.
   std::string_view v = trim(authorization);
   constexpr std::string_view kScheme = "bearer";
-  if (!starts_with_nocase(v, kScheme) || v.size() == kScheme.size() || v[kScheme.size()] != ' ') {
+  if (!istarts_with(v, kScheme) || v.size() == kScheme.size() || v[kScheme.size()] != ' ') {
     return {};
   }
   v.remove_prefix(kScheme.size());

@@ -6,12 +6,12 @@
 #include <http_parser.h>
 
 #include <algorithm>
-#include <cctype>
 #include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <salvo/base/ascii.h>
 #include <salvo/base/log.h>
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/inbound/metrics.h>
@@ -51,14 +51,7 @@ std::string_view reason_phrase(int status) {
   }
 }
 
-// ASCII case-insensitive equality (header names and the Expect token).
-bool equals_nocase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
+using ascii::iequals;  // header names and the Expect token
 
 HttpReply json_reply(int status, const json& j) {
   return HttpReply{status, "application/json", dump_json(j) + "\n"};
@@ -252,15 +245,15 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   }
   // The request headers salvod acts on itself (http-parser handles the framing ones).
   void header_done() {
-    if (equals_nocase(field_, "expect")) {
-      expect_continue_ = equals_nocase(value_, "100-continue");
-    } else if (equals_nocase(field_, "host")) {
+    if (iequals(field_, "expect")) {
+      expect_continue_ = iequals(value_, "100-continue");
+    } else if (iequals(field_, "host")) {
       keep(kHost, host_);
-    } else if (equals_nocase(field_, "origin")) {
+    } else if (iequals(field_, "origin")) {
       keep(kOrigin, origin_);
-    } else if (equals_nocase(field_, "authorization")) {
+    } else if (iequals(field_, "authorization")) {
       keep(kAuthorization, authorization_);
-    } else if (equals_nocase(field_, "content-type")) {
+    } else if (iequals(field_, "content-type")) {
       keep(kContentType, content_type_);
     }
     field_.clear();

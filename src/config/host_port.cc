@@ -3,19 +3,14 @@
 // origins of [http] allowed_origins, which are a scheme plus a HostPort.
 #include <charconv>
 
+#include <salvo/base/ascii.h>
 #include <salvo/config/cidr.h>
 #include <salvo/config/host_port.h>
 
 namespace salvo::config {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+using ascii::lower;
 
 }  // namespace
 

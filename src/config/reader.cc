@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <salvo/base/ascii.h>
 #include <salvo/base/assert.h>
 
 namespace salvo::config::detail {
@@ -149,13 +150,7 @@ std::string join_path(std::string_view prefix, std::string_view key) {
   return fmt::format("{}.{}", prefix, k);
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+std::string lower(std::string_view s) { return ascii::lower(s); }
 
 std::string show(Duration d) {
   using std::chrono::nanoseconds;

@@ -6,7 +6,13 @@
 #include <cstdint>
 #include <string_view>
 
+#include <salvo/base/ascii.h>
+
 namespace salvo::smtp {
+
+using ascii::iequals;
+using ascii::istarts_with;
+using ascii::to_lower;
 
 constexpr bool is_digit(unsigned char c) noexcept { return c >= '0' && c <= '9'; }
 constexpr bool is_alpha(unsigned char c) noexcept {
@@ -26,23 +32,10 @@ constexpr int hex_value(char ch) noexcept {
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-constexpr char to_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-}
 constexpr char to_upper(char c) noexcept {
   return (c >= 'a' && c <= 'z') ? static_cast<char>(c - ('a' - 'A')) : c;
 }
 
-// Case-insensitive ASCII comparison.
-constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
-  return true;
-}
-constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 // Parses 1*DIGIT into *out; false on empty, non-digits or overflow of uint64.
 constexpr bool parse_u64(std::string_view s, std::uint64_t* out) noexcept {

@@ -11,6 +11,8 @@
 #include <emmintrin.h>
 #endif
 
+#include <salvo/base/ascii.h>
+
 namespace salvo::smtp {
 namespace {
 
@@ -258,15 +260,10 @@ std::size_t count_received(std::string_view message, std::size_t limit) noexcept
     std::string_view line = message.substr(pos, eol - pos);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;  // the end of the header section
-    if (line.size() > kName.size()) {
-      bool same = true;
-      for (std::size_t i = 0; i < kName.size() && same; ++i) {
-        const char c = line[i];
-        same = (c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) == kName[i];
-      }
+    if (ascii::istarts_with(line, kName)) {
       std::size_t i = kName.size();
-      while (same && i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;  // obs-
-      if (same && i < line.size() && line[i] == ':') ++n;
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;  // obs- form
+      if (i < line.size() && line[i] == ':') ++n;
     }
     pos = eol + 1;
   }

@@ -171,11 +171,8 @@ SpoolWriter::Batch& SpoolWriter::batch_for(std::uint64_t framed) {
   }
   OpenSegment& seg = *segments_.at(current_.value());
   auto b = std::make_unique<Batch>();
-  if (!spare_bufs_.empty()) {
-    b->buf = std::move(spare_bufs_.back());
-    spare_bufs_.pop_back();
-    b->buf.clear();
-  }
+  b->buf.swap(spare_buf_);  // empty, or the last committed batch's storage
+  b->buf.clear();
   b->seg = current_;
   b->offset = seg.next_offset;
   ++seg.batches;
@@ -546,9 +543,7 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   auto it = segments_.find(seg.value());
   if (it != segments_.end()) --it->second->batches;
   release_segment(seg);
-  if (spare_bufs_.empty() && batch->buf.capacity() <= 2 * options_.batch_max_bytes) {
-    spare_bufs_.push_back(std::move(batch->buf));
-  }
+  if (batch->buf.capacity() <= 2 * options_.batch_max_bytes) spare_buf_.swap(batch->buf);
   batch.reset();
   run_deferred_job_commits();
   if (status) reclaim();

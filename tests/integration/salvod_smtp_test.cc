@@ -197,6 +197,18 @@ TEST(Salvod, AuthRefusedBeforeStartTls) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Greeting, EHLO, STARTTLS (220), the handshake and EHLO again; the EHLO reply is left to
+// read.
+void start_tls_and_ehlo(RawClient& c, const net::TlsContext& ctx) {
+  c.read_reply();
+  c.send("EHLO x\r\n");
+  c.read_reply();
+  c.send("STARTTLS\r\n");
+  ASSERT_TRUE(starts_with(c.read_reply(), "220"));
+  c.start_tls(ctx, "localhost");
+  c.send("EHLO x\r\n");
+}
+
 // Password guessing: twenty AUTH PLAIN guesses pipelined in one write get three 535s,
 // then 421 4.7.0 and the connection closed; the policy saw only those three.
 TEST(Salvod, PipelinedAuthGuessesStopAtTheThirdFailure) {
@@ -207,13 +219,7 @@ TEST(Salvod, PipelinedAuthGuessesStopAtTheThirdFailure) {
   to.role = net::TlsRole::Client;
   net::TlsContext ctx(to);
   RawClient c(d.socket_address());
-  c.read_reply();
-  c.send("EHLO x\r\n");
-  c.read_reply();
-  c.send("STARTTLS\r\n");
-  ASSERT_TRUE(starts_with(c.read_reply(), "220"));
-  c.start_tls(ctx, "localhost");
-  c.send("EHLO x\r\n");
+  ASSERT_NO_FATAL_FAILURE(start_tls_and_ehlo(c, ctx));
   c.read_reply();
   std::string guesses;
   for (int i = 0; i < 20; ++i) guesses += std::string("AUTH PLAIN ") + kWrongPassword + "\r\n";
@@ -236,13 +242,7 @@ TEST(Salvod, AuthAfterStartTlsAllowsRelay) {
   to.role = net::TlsRole::Client;
   net::TlsContext ctx(to);
   RawClient c(d.socket_address());
-  c.read_reply();
-  c.send("EHLO x\r\n");
-  c.read_reply();
-  c.send("STARTTLS\r\n");
-  ASSERT_TRUE(starts_with(c.read_reply(), "220"));
-  c.start_tls(ctx, "localhost");
-  c.send("EHLO x\r\n");
+  ASSERT_NO_FATAL_FAILURE(start_tls_and_ehlo(c, ctx));
   std::string caps = c.read_reply();
   EXPECT_NE(caps.find("AUTH PLAIN LOGIN"), std::string::npos) << caps;
   EXPECT_EQ(caps.find("STARTTLS"), std::string::npos) << caps;
@@ -495,22 +495,23 @@ TEST(Salvod, SigtermUnderLoadLosesNothingAcknowledged) {
   EXPECT_LE(queued, accepted + kConnections);
 }
 
-TEST(Salvod, PerIpConnectionCapIsNodeWide) {
-  TempDir dir;
-  Salvod d(dir, smtp_options("max_connections_per_ip = 3", "", 2));
+// `cap` connections are greeted; four more (whichever shard the kernel picks) get 421
+// 4.7.0 with `refusal` in the text and are closed; once one held connection closes, a new
+// one is greeted again (bounded retry: the slot frees when the server has seen the close).
+void expect_connection_cap(const Salvod& d, int cap, std::string_view refusal) {
   std::vector<std::unique_ptr<RawClient>> held;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < cap; ++i) {
     held.push_back(std::make_unique<RawClient>(d.socket_address()));
     EXPECT_TRUE(starts_with(held.back()->read_reply(), "220"));
   }
-  for (int i = 0; i < 4; ++i) {  // whichever shard the kernel picks
+  for (int i = 0; i < 4; ++i) {
     RawClient extra(d.socket_address());
     std::string r = extra.read_reply();
     EXPECT_TRUE(starts_with(r, "421 4.7.0")) << r;
+    EXPECT_NE(r.find(refusal), std::string::npos) << r;
     EXPECT_TRUE(extra.closed_by_peer());
   }
   held.pop_back();
-  // The slot frees once the server has seen the close; bounded retry.
   bool admitted = false;
   for (int attempt = 0; attempt < 50 && !admitted; ++attempt) {
     RawClient again(d.socket_address());
@@ -518,7 +519,12 @@ TEST(Salvod, PerIpConnectionCapIsNodeWide) {
     if (!admitted) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(admitted);
-  held.clear();
+}
+
+TEST(Salvod, PerIpConnectionCapIsNodeWide) {
+  TempDir dir;
+  Salvod d(dir, smtp_options("max_connections_per_ip = 3", "", 2));
+  expect_connection_cap(d, 3, "421 4.7.0");
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -528,30 +534,10 @@ TEST(Salvod, PerIpConnectionCapIsNodeWide) {
 TEST(Salvod, NodeConnectionCapRefusesBeyondIt) {
   TempDir dir;
   Salvod d(dir, smtp_options("", "", 2, "spool_reserve = \"0\"\nmax_connections = 3\n"));
-  std::vector<std::unique_ptr<RawClient>> held;
-  for (int i = 0; i < 3; ++i) {
-    held.push_back(std::make_unique<RawClient>(d.socket_address()));
-    EXPECT_TRUE(starts_with(held.back()->read_reply(), "220"));
-  }
-  for (int i = 0; i < 4; ++i) {  // whichever shard the kernel picks
-    RawClient extra(d.socket_address());
-    std::string r = extra.read_reply();
-    EXPECT_TRUE(starts_with(r, "421 4.7.0")) << r;
-    EXPECT_NE(r.find("too many connections, try again later"), std::string::npos) << r;
-    EXPECT_TRUE(extra.closed_by_peer());
-  }
-  held.pop_back();
-  bool admitted = false;  // the slot frees once the server has seen the close
-  for (int attempt = 0; attempt < 50 && !admitted; ++attempt) {
-    RawClient again(d.socket_address());
-    admitted = starts_with(again.read_reply(), "220");
-    if (!admitted) std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_TRUE(admitted);
+  expect_connection_cap(d, 3, "too many connections, try again later");
   Ctl s = salvoctl(dir, d.config_path(), {"status", "--json"});
   EXPECT_GE(s.j["metrics"].value("salvo_smtp_refused_node_cap_total", -1.0), 4.0) << s.out;
   EXPECT_EQ(s.j["metrics"].value("salvo_smtp_refused_connections_total", -1.0), 0.0);
-  held.clear();
   EXPECT_EQ(d.stop(), 0);
 }
 

@@ -140,7 +140,7 @@ class SpoolWriter final : public metrics::Source {
   CommitOp* in_flight_ = nullptr;
   // The buffer of the last committed batch, kept for the next one (if no larger than twice
   // batch_max_bytes): a fresh buffer costs a page fault per 4 KiB written into it.
-  std::vector<std::string> spare_bufs_;
+  std::string spare_buf_;
   Timer* timer_ = nullptr;
   JobMap jobs_;
   std::string scratch_;
