@@ -96,6 +96,8 @@ void parse_one(const TableReader& r, Listener& l, Diagnostics& diag) {
   r.read_duration("idle_timeout", l.idle_timeout, milliseconds(1));
   r.read_duration("command_timeout", l.command_timeout, milliseconds(1));
   r.read_duration("data_timeout", l.data_timeout, milliseconds(1));
+  r.read_u32("min_data_rate", l.min_data_rate, 0, 1'000'000'000);
+  r.read_duration("session_timeout", l.session_timeout, milliseconds(0));
   r.read_u32("hard_error_limit", l.hard_error_limit, 1, 1000);
 
   // RFC 4954 §4: PLAIN and LOGIN send the password in the clear, so AUTH is offered only

@@ -43,6 +43,8 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "idle_timeout",
                                             "command_timeout",
                                             "data_timeout",
+                                            "min_data_rate",
+                                            "session_timeout",
                                             "hard_error_limit"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "key", "ca_bundle"};
 constexpr std::string_view kDnsKeys[] = {"resolvers", "timeout", "prewarm",

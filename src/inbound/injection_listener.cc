@@ -28,6 +28,7 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
   auth_failed += o.auth_failed;
   low_space += o.low_space;
   tls_sessions += o.tls_sessions;
+  for (std::size_t i = 0; i < timeouts.size(); ++i) timeouts[i] += o.timeouts[i];
   end_of_data_reply_ns.merge(o.end_of_data_reply_ns);
   session += o.session;
   return *this;
@@ -166,6 +167,11 @@ constexpr metrics::Family kRefusedPerIp{
 constexpr metrics::Family kRefusedNodeCap{
     "salvo_smtp_refused_node_cap_total", metrics::Type::Counter,
     "SMTP connections refused at connect because the node had [node] max_connections open."};
+constexpr metrics::Family kTimeouts{
+    "salvo_smtp_timeouts_total", metrics::Type::Counter,
+    "SMTP sessions ended 421 4.4.2 by a timeout: kind=command (a command line not complete "
+    "in time), data (a pause in message text), data_rate (below min_data_rate), session."};
+constexpr std::string_view kTimeoutKinds[] = {"command", "data", "data_rate", "session"};
 constexpr metrics::Family kEndOfData{
     "salvo_smtp_end_of_data_reply_seconds", metrics::Type::Histogram,
     "SMTP injection: end of DATA to the reply (250 after the group commit)."};
@@ -184,6 +190,9 @@ void InjectionListener::report(metrics::Snapshot& s) const {
   s.add(kRefusedNodeCap, {}, stats_.refused_node_cap);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"smtp\"",
         static_cast<std::uint64_t>(session_count_));
+  for (std::size_t i = 0; i < stats_.timeouts.size(); ++i) {
+    s.add(kTimeouts, metrics::label("kind", kTimeoutKinds[i]), stats_.timeouts[i]);
+  }
   s.add(kEndOfData, {}, stats_.end_of_data_reply_ns);
 }
 

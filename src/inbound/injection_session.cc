@@ -44,6 +44,10 @@ InjectionSession::InjectionSession(InjectionListener& listener, net::Connection&
   listener_.link(this);
   ++listener_.stats_.connections;
   conn.set_handler(this);
+  const TimePoint now = listener_.shard_.clock().now();
+  command_since_ = now;
+  const Duration session_limit = listener_.shared_.config->session_timeout;
+  if (session_limit > Duration::zero()) session_deadline_ = now + session_limit;
   update_timeout();
   session_.greet();
   flush_output();
@@ -51,7 +55,13 @@ InjectionSession::InjectionSession(InjectionListener& listener, net::Connection&
 
 InjectionSession::~InjectionSession() { listener_.unlink(this); }
 
-void InjectionSession::on_data(net::Connection&, ByteBuffer& in) noexcept { run(in); }
+void InjectionSession::on_data(net::Connection&, ByteBuffer& in) noexcept {
+  // What arrived since the last call (for min_data_rate): the buffer holds what was left
+  // unconsumed then, plus the new bytes (start_tls empties it: then all of it is new).
+  rx_total_ += in.size() >= in_left_ ? in.size() - in_left_ : in.size();
+  run(in);
+  in_left_ = in.size();
+}
 
 void InjectionSession::run(ByteBuffer& in) noexcept {
   if (closing_ || close_when_answered_ || conn_ == nullptr) return;
@@ -88,14 +98,22 @@ void InjectionSession::run(ByteBuffer& in) noexcept {
     break;
   }
   update_timeout();
-  if (conn_->pending_output() > kOutputHighWater) {
+  if (output_over()) {
     output_paused_ = true;
     conn_->pause_reading();
   }
 }
 
-void InjectionSession::on_drained(net::Connection&) noexcept {
-  if (!output_paused_ || conn_ == nullptr) return;
+bool InjectionSession::output_over() const noexcept {
+  // Replies held behind a pending commit count too: a client pipelining NOOPs behind a
+  // slow fsync must not grow them without bound.
+  return conn_->pending_output() + session_.held_bytes() > kOutputHighWater;
+}
+
+void InjectionSession::on_drained(net::Connection&) noexcept { maybe_resume_output(); }
+
+void InjectionSession::maybe_resume_output() noexcept {
+  if (!output_paused_ || conn_ == nullptr || output_over()) return;
   output_paused_ = false;
   if (!blocked_ && !closing_ && !close_when_answered_) conn_->resume_reading();
 }
@@ -107,13 +125,39 @@ void InjectionSession::on_tls_ready(net::Connection&) noexcept {
 }
 
 // RFC 5321 §4.5.3.2 / §3.8: a server that times a client out says 421 before closing.
-// While a commit is pending the session owes a 250 first: close without last words then.
 bool InjectionSession::on_idle_timeout(net::Connection&) noexcept {
-  if (commit_pending() || closing_) return false;
+  if (closing_ || conn_ == nullptr) return false;
+  const TimePoint now = listener_.shard_.clock().now();
+  const Expiry kind = expiry_kind(now);
+  const char* why = kind == Expiry::DataRate  ? "Error: data rate too low"
+                    : kind == Expiry::Session ? "Error: session time limit exceeded"
+                                              : "Error: timeout exceeded";
+  if (commit_pending()) {
+    // A 250 is owed first. Give the commit one more command_timeout (the client reads no
+    // further meanwhile), then 421; if even that runs out, close without last words.
+    if (timed_out_ != nullptr) return false;
+    ++listener_.stats_.timeouts[static_cast<std::size_t>(kind)];
+    timed_out_ = why;
+    close_when_answered_ = true;
+    conn_->pause_reading();
+    const Duration grace = listener_.shared_.config->command_timeout;
+    timeout_ = grace;
+    conn_->set_idle_timeout(grace);
+    deadline_ = now + grace;
+    conn_->set_deadline(deadline_);
+    return false;
+  }
+  ++listener_.stats_.timeouts[static_cast<std::size_t>(kind)];
   closing_ = true;
-  session_.shutdown("Error: timeout exceeded");  // 421 4.4.2
+  session_.shutdown(why);  // 421 4.4.2
   flush_output();
   return true;
+}
+
+InjectionSession::Expiry InjectionSession::expiry_kind(TimePoint now) const noexcept {
+  // The fixed deadline is never later than the idle one outside message text, so an
+  // expiry that is not the fixed deadline's is a pause inside the text.
+  return now >= deadline_ ? deadline_kind_ : Expiry::Data;
 }
 
 void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
@@ -141,7 +185,6 @@ std::optional<smtp::Reply> InjectionSession::on_mail(const smtp::ServerSession&,
     ++listener_.stats_.low_space;
     return smtp::Reply(452, {4, 3, 1}, "Insufficient system storage");
   }
-  in_transaction_ = true;
   return std::nullopt;
 }
 
@@ -193,7 +236,6 @@ bool InjectionSession::queue_message() noexcept {
   const std::uint32_t max_hops = listener_.shared_.max_hops;
   if (smtp::count_received(session_.body().view(), max_hops) >= max_hops) {
     ++listener_.stats_.hops_exceeded;
-    in_transaction_ = false;
     session_.complete_message(554, {5, 4, 6},
                               fmt::format("Too many hops: {} Received: lines, a mail loop",
                                           max_hops));
@@ -230,7 +272,6 @@ bool InjectionSession::queue_message() noexcept {
   }
   if (!r) {
     ++listener_.stats_.commit_failures;
-    in_transaction_ = false;
     if (r.error() == std::errc::no_space_on_device) {
       session_.complete_message(452, {4, 3, 1}, "Insufficient system storage");
     } else {
@@ -247,7 +288,6 @@ bool InjectionSession::queue_message() noexcept {
   p.rcpts.reserve(env.recipients.size());
   for (const auto& rc : env.recipients) p.rcpts.push_back(rc.address);
   pending_.push_back(std::move(p));
-  in_transaction_ = false;
   return true;
 }
 
@@ -289,11 +329,18 @@ void InjectionSession::on_committed(Status status) noexcept {
   }
   flush_output();
   if (commit_pending()) {
+    maybe_resume_output();  // held replies went out with the answer
     // More answers owed; a blocked session may have room again.
     if (blocked_ && !session_.blocked() && !stopping_ && !close_when_answered_) {
       blocked_ = false;
       if (!output_paused_) conn_->resume_reading();
     }
+    return;
+  }
+  if (timed_out_ != nullptr) {
+    session_.shutdown(timed_out_);
+    flush_output();
+    close_now();
     return;
   }
   if (close_when_answered_) {
@@ -306,6 +353,8 @@ void InjectionSession::on_committed(Status status) noexcept {
     close_now();
     return;
   }
+  // The client waited for this answer: its time for the next command starts now.
+  command_since_ = listener_.shard_.clock().now();
   update_timeout();
   // Pipelined commands may be buffered behind a blocked one: resume re-delivers them.
   blocked_ = false;
@@ -333,15 +382,65 @@ void InjectionSession::flush_output() noexcept {
 }
 
 void InjectionSession::update_timeout() noexcept {
-  if (conn_ == nullptr) return;
+  if (conn_ == nullptr || closing_ || timed_out_ != nullptr) return;
   const config::Listener& cfg = *listener_.shared_.config;
-  // RFC 5321 §4.5.3.2.7: 5 minutes between commands; the data timeout covers DATA/BDAT.
-  // The session does not expose its phase, so inside a transaction the longer of the two.
-  Duration d = in_transaction_ ? std::max(cfg.command_timeout, cfg.data_timeout)
-                               : cfg.idle_timeout;
-  if (d == timeout_) return;
-  timeout_ = d;
-  conn_->set_idle_timeout(d);
+  const TimePoint now = listener_.shard_.clock().now();
+  // Progress: a complete command, or the end of message text, starts the next command's
+  // time. Bytes of an incomplete line do not: a trickle cannot stretch a command.
+  const bool text = session_.reading_text();
+  const bool in_transaction = session_.in_transaction();
+  const std::uint64_t commands = session_.stats().commands;
+  if (commands != commands_seen_ || (was_text_ && !text)) {
+    commands_seen_ = commands;
+    command_since_ = now;
+  }
+  was_text_ = text;
+  if (!in_transaction) {
+    rate_window_ = false;
+  } else if (text && !rate_window_) {
+    rate_window_ = true;  // the rate counts over all of the transaction's text (BDAT chunks)
+    text_since_ = now;
+    text_rx0_ = rx_total_;
+  }
+
+  Duration idle;
+  TimePoint fixed = TimePoint::max();
+  Expiry kind = Expiry::Command;
+  if (text) {
+    // RFC 5321 §4.5.3.2.5/6: data_timeout between blocks of text; and the text as a whole
+    // at min_data_rate after a data_timeout of grace (Postfix smtpd_min_data_rate).
+    idle = cfg.data_timeout;
+    if (cfg.min_data_rate > 0) {
+      const std::uint64_t bytes = rx_total_ - text_rx0_;
+      const auto earned = std::chrono::duration_cast<Duration>(
+          std::chrono::duration<double>(static_cast<double>(bytes) / cfg.min_data_rate));
+      fixed = text_since_ + cfg.data_timeout + earned;
+      kind = Expiry::DataRate;
+    }
+  } else {
+    // §4.5.3.2.7: 5 minutes for a command; outside a transaction the idle_timeout.
+    idle = in_transaction ? cfg.command_timeout : cfg.idle_timeout;
+    fixed = command_since_ + idle;
+  }
+  // session_timeout ends the session between transactions; one under way gets at most
+  // command_timeout beyond it.
+  if (session_deadline_ != TimePoint::max()) {
+    const TimePoint end = in_transaction ? session_deadline_ + cfg.command_timeout
+                                          : session_deadline_;
+    if (end < fixed) {
+      fixed = end;
+      kind = Expiry::Session;
+    }
+  }
+  deadline_kind_ = kind;
+  if (idle != timeout_) {
+    timeout_ = idle;
+    conn_->set_idle_timeout(idle);
+  }
+  if (fixed != deadline_) {
+    deadline_ = fixed;
+    conn_->set_deadline(fixed);
+  }
 }
 
 void InjectionSession::maybe_delete() noexcept {

@@ -20,10 +20,13 @@ namespace salvo::inbound {
 
 // Owner: the accepting shard. Heap object that deletes itself once the connection has
 // closed and no commit is in flight (the writer always calls on_committed, also from
-// ~SpoolWriter). Timeouts (RFC 5321 §4.5.3.2) are Connection's idle timer (inbound may not
-// use io timers itself): idle_timeout outside a transaction, the longer of command/data
-// timeout inside; on_idle_timeout says 421 4.4.2 before the close, unless a commit is
-// pending. Commits are deferred completions (smtp::ServerSession::defer_completion): a
+// ~SpoolWriter). Timeouts are Connection's idle timer and deadline (inbound may not use io
+// timers itself): a command line must be complete within idle_timeout (outside a
+// transaction) or command_timeout (inside) of the previous one, whatever trickles in
+// meanwhile; message text may pause at most data_timeout and must average min_data_rate
+// after a data_timeout of grace; session_timeout ends the session between transactions.
+// on_idle_timeout says 421 4.4.2 before the close; with answers owed it gives the commit
+// one more command_timeout, then says 421. Commits are deferred completions (smtp::ServerSession::defer_completion): a
 // pipelining or BDAT client keeps up to ServerConfig::max_deferred_completions (32) messages
 // in flight; replies stay in order behind the oldest pending commit, and the writer answers
 // this session's appends in append order (one shard, one writer).
@@ -78,6 +81,8 @@ class InjectionSession final : public net::ConnectionHandler,
   void log_received(const PendingCommit& p) noexcept;
   bool commit_pending() const noexcept { return !pending_.empty(); }
   void flush_output() noexcept;
+  bool output_over() const noexcept;
+  void maybe_resume_output() noexcept;
   void update_timeout() noexcept;
   void close_now() noexcept;
   // Deletes this when nothing refers to it any more.
@@ -102,13 +107,28 @@ class InjectionSession final : public net::ConnectionHandler,
   bool relay_network_ = false;
   bool counted_ = false;
   bool node_counted_ = false;  // holds one of [node] max_connections
-  bool in_transaction_ = false;
   bool blocked_ = false;         // reading paused until deferred answers are out
   bool close_when_answered_ = false;  // the session ended with answers still owed
   bool output_paused_ = false;
   bool stopping_ = false;
   bool closing_ = false;
+  // Timeouts (RFC 5321 §4.5.3.2; docs/message-path.md "Deadlines"): the idle timer, and a
+  // fixed deadline received bytes cannot move (whole command, data rate, session).
+  enum class Expiry : std::uint8_t { Command, Data, DataRate, Session };
+  Expiry expiry_kind(TimePoint now) const noexcept;
   Duration timeout_{};
+  TimePoint deadline_ = TimePoint::max();
+  Expiry deadline_kind_ = Expiry::Command;
+  TimePoint session_deadline_ = TimePoint::max();  // accept + session_timeout
+  TimePoint command_since_{};  // the last complete command, reply or end of message text
+  std::uint64_t commands_seen_ = 0;
+  bool was_text_ = false;
+  bool rate_window_ = false;   // the transaction's message text has begun
+  TimePoint text_since_{};     // ... at this time,
+  std::uint64_t text_rx0_ = 0;  // ... with rx_total_ at this count
+  std::uint64_t rx_total_ = 0;  // bytes received (plaintext), for min_data_rate
+  std::size_t in_left_ = 0;     // input left unconsumed after the last on_data
+  const char* timed_out_ = nullptr;  // expired with answers owed: 421 this once answered
 };
 
 }  // namespace salvo::inbound

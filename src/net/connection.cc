@@ -487,6 +487,7 @@ void KernelConnection::start_tls(const TlsContext& ctx, std::string_view server_
 TimePoint KernelConnection::deadline() const noexcept {
   TimePoint d = TimePoint::max();
   if (idle_ > Duration::zero() && phase_ == Phase::Open) d = last_rx_ + idle_;
+  if (phase_ == Phase::Open) d = std::min(d, fixed_deadline_);
   if (phase_ == Phase::Draining || phase_ == Phase::ShuttingDown) d = std::min(d, close_deadline_);
   return d;
 }
@@ -497,6 +498,7 @@ void KernelConnection::arm_timer() noexcept {
   Duration left = std::max(Duration::zero(), d - stack_.now());
   stack_.engine().timeout(left, &timer_op_);
   timer_armed_ = true;
+  armed_for_ = d;
   ++ops_;
   stack_.op_started();
 }
@@ -513,6 +515,17 @@ void KernelConnection::set_idle_timeout(Duration idle) noexcept {
   }
 }
 
+void KernelConnection::set_deadline(TimePoint when) noexcept {
+  if (phase_ != Phase::Open) return;
+  fixed_deadline_ = when;
+  if (!timer_armed_) {
+    arm_timer();
+  } else if (when < armed_for_) {
+    stack_.engine().cancel(&timer_op_);  // re-armed from its completion, earlier
+    armed_for_ = TimePoint::min();       // one cancel is enough
+  }
+}
+
 void KernelConnection::on_timer(std::int32_t, std::uint32_t) noexcept {
   op_done(timer_armed_);
   if (phase_ == Phase::Closing || phase_ == Phase::Done) {
@@ -526,6 +539,11 @@ void KernelConnection::on_timer(std::int32_t, std::uint32_t) noexcept {
       ++stack_.counters().idle_timeouts;
       if (handler_ != nullptr && handler_->on_idle_timeout(*this)) {
         begin_close(errc(std::errc::timed_out));  // flush the last words, then close
+        return;
+      }
+      // The handler gave itself more time (moved both timers): stay open.
+      if (phase_ == Phase::Open && deadline() > stack_.now()) {
+        arm_timer();
         return;
       }
     }

@@ -53,6 +53,7 @@ class KernelConnection final : public Connection, public Deferred {
   void close() noexcept override { begin_close({}); }
   void abort() noexcept override;
   void set_idle_timeout(Duration idle) noexcept override;
+  void set_deadline(TimePoint when) noexcept override;
   const SocketAddress& peer() const noexcept override { return peer_; }
   const SocketAddress& local() const noexcept override { return local_; }
   std::uint64_t id() const noexcept override { return id_; }
@@ -148,6 +149,8 @@ class KernelConnection final : public Connection, public Deferred {
   bool started_ = false;
   Duration idle_{0};
   TimePoint last_rx_{};
+  TimePoint fixed_deadline_ = TimePoint::max();  // set_deadline
+  TimePoint armed_for_ = TimePoint::max();       // what the armed timer waits for
   TimePoint close_deadline_ = TimePoint::max();
   std::size_t slot_ = 0;  // index in KernelStack::connections_
 };

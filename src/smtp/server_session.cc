@@ -483,6 +483,12 @@ void ServerSession::complete_deferred(std::uint16_t code, EnhancedStatus status,
   if (code / 100 == 2) errors_ = 0;
 }
 
+std::size_t ServerSession::held_bytes() const noexcept {
+  std::size_t n = 0;
+  for (const auto& h : held_) n += h.size();  // at most max_deferred_completions
+  return n;
+}
+
 bool ServerSession::must_wait(std::string_view buffered) const noexcept {
   if (held_.size() >= cfg_.max_deferred_completions) return true;
   // A command whose effect needs every earlier reply out first.

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,6 +74,21 @@ bool RawClient::fill() {
     pending_.append(plain.view());
     if (!plain.empty()) return true;
   }
+}
+
+bool RawClient::readable(std::chrono::milliseconds wait) {
+  if (!pending_.empty()) return true;
+  pollfd p{fd_, POLLIN, 0};
+  int n = ::poll(&p, 1, static_cast<int>(wait.count()));
+  return n > 0;
+}
+
+std::size_t RawClient::trickle(std::string_view bytes, std::chrono::milliseconds every) {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (readable(every)) return i;
+    send(bytes.substr(i, 1));
+  }
+  return bytes.size();
 }
 
 std::string RawClient::read_reply() {

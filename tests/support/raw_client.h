@@ -31,6 +31,11 @@ class RawClient {
   std::string read_replies(int n);
   // True when the peer has closed the connection (reads EOF within the timeout).
   bool closed_by_peer();
+  // True when a reply (or EOF) can be read without waiting longer than `wait`.
+  bool readable(std::chrono::milliseconds wait);
+  // A slow client: sends `bytes` one byte every `every` until the server says something
+  // (or closes). Returns the bytes sent before that; bytes.size() if it never spoke.
+  std::size_t trickle(std::string_view bytes, std::chrono::milliseconds every);
   // TLS handshake on the current stream (after a STARTTLS 220); throws on failure.
   void start_tls(const net::TlsContext& ctx, std::string_view server_name);
 

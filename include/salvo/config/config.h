@@ -67,9 +67,16 @@ struct Listener {
   // Waiting for a command outside a mail transaction (after the greeting, between
   // transactions), inside one (RFC 5321 §4.5.3.2.7: 5 minutes), and for more message text
   // during DATA / BDAT.
+  // Each is a whole-command limit a client cannot stretch by trickling bytes.
   Duration idle_timeout = std::chrono::minutes(5);
   Duration command_timeout = std::chrono::minutes(5);
-  Duration data_timeout = std::chrono::minutes(5);
+  Duration data_timeout = std::chrono::minutes(5);  // longest pause inside message text
+  // Message text must average this many bytes per second once data_timeout has passed
+  // (Postfix smtpd_min_data_rate); 0 = no minimum.
+  std::uint32_t min_data_rate = 500;
+  // A session ends (421 4.4.2) at its first moment outside a transaction after this long;
+  // a transaction under way gets at most command_timeout more. Zero = no limit.
+  Duration session_timeout = std::chrono::hours(1);
   std::uint32_t hard_error_limit = 20;  // protocol errors before 421 and close (Postfix)
   std::uint32_t line = 0;               // where the entry starts in the file, for messages
 

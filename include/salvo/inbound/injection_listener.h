@@ -4,6 +4,7 @@
 // the spool hand-off that answers 250 only after the group commit's fdatasync.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -59,6 +60,9 @@ struct InboundStats {
   std::uint64_t auth_failed = 0;
   std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL
   std::uint64_t tls_sessions = 0;
+  // Sessions ended 421 4.4.2 by a timeout, by kind: a command line not complete in time,
+  // a pause inside message text, text slower than min_data_rate, session_timeout.
+  std::array<std::uint64_t, 4> timeouts{};
   // End of DATA (or the last BDAT chunk) to the reply (250 after the group commit, or the
   // 4xx of a failed one): what a client waits for durability (/metrics).
   LatencyHistogram end_of_data_reply_ns;

@@ -45,9 +45,11 @@ class ConnectionHandler {
   // Never called from inside the handler's own call into the Connection. The Connection is
   // freed after it returns.
   virtual void on_close(Connection& c, std::error_code why) noexcept = 0;
-  // The idle timer expired. Return true after queueing last words (e.g. SMTP's
-  // "421 4.4.2 timeout"): the connection then closes gracefully (output flushed, bounded by
-  // the close linger) and on_close reports ETIMEDOUT. false (default): it closes at once.
+  // The idle timer or the deadline (set_deadline) expired. Return true after queueing last
+  // words (e.g. SMTP's "421 4.4.2 timeout"): the connection then closes gracefully (output
+  // flushed, bounded by the close linger) and on_close reports ETIMEDOUT. false (default):
+  // it closes at once, unless the handler moved both timers into the future meanwhile
+  // (set_idle_timeout restarts the idle timer; set_deadline): then it stays open.
   virtual bool on_idle_timeout(Connection&) noexcept { return false; }
 };
 
@@ -85,6 +87,11 @@ class Connection {
 
   // No bytes received for `idle`: on_close(ETIMEDOUT). Zero disables.
   virtual void set_idle_timeout(Duration idle) noexcept = 0;
+  // A point in time that received bytes do not move (a whole-session or whole-command
+  // limit a trickling peer cannot stretch); expiry is handled as the idle timer's.
+  // TimePoint::max() clears it. Cheap to call often: only an earlier deadline than the
+  // armed timer's costs a timer cancel.
+  virtual void set_deadline(TimePoint when) noexcept = 0;
 
   virtual const SocketAddress& peer() const noexcept = 0;
   virtual const SocketAddress& local() const noexcept = 0;

@@ -153,6 +153,9 @@ class ServerSession {
   void defer_completion();
   void complete_deferred(std::uint16_t code, EnhancedStatus status, std::string_view text);
   std::size_t deferred() const noexcept { return held_.size(); }
+  // Replies written behind deferred answers and not yet in output(): they count toward
+  // the driver's output budget (a NOOP flood behind a slow commit grows them).
+  std::size_t held_bytes() const noexcept;
   bool blocked() const noexcept { return blocked_; }
   void tls_established();
   // Driver-initiated shutdown (idle timeout, server stopping): queues 421 4.4.2 and the
@@ -173,6 +176,13 @@ class ServerSession {
   std::string_view authenticated_user() const noexcept { return auth_user_; }
   bool closed() const noexcept { return phase_ == Phase::Closed; }
   bool awaiting_completion() const noexcept { return phase_ == Phase::AwaitCompletion; }
+  // Between MAIL and the end of the transaction (its message, RSET, or a failure).
+  bool in_transaction() const noexcept { return in_mail_; }
+  // Reading message text (after DATA's 354, or a BDAT chunk) rather than a command line:
+  // the driver's data deadlines apply.
+  bool reading_text() const noexcept {
+    return phase_ == Phase::Data || phase_ == Phase::Bdat || phase_ == Phase::BdatSkip;
+  }
   const ServerStats& stats() const noexcept { return stats_; }
   const ServerConfig& config() const noexcept { return cfg_; }
 

@@ -93,6 +93,10 @@ constexpr BadCase kBadCases[] = {
     {"size too small", "[[listen]]\naddress = \"127.0.0.1:25\"\nmax_message_size = 10\n",
      "config: listen[0].max_message_size: must be between 1000 and 4000000000 bytes, got 10 "
      "(line 3)"},
+    {"min_data_rate", "[[listen]]\naddress = \"127.0.0.1:25\"\nmin_data_rate = \"fast\"\n",
+     "config: listen[0].min_data_rate: expected an integer, got a string (line 3)"},
+    {"session_timeout", "[[listen]]\naddress = \"127.0.0.1:25\"\nsession_timeout = 60\n",
+     "config: listen[0].session_timeout: expected a duration like \"30s\" (line 3)"},
     {"negative size", "[node]\nspool_reserve = -1\n",
      "config: node.spool_reserve: expected a size like \"50MB\" (line 2)"},
     {"size overflow", "[node]\nspool_reserve = \"99999999999GiB\"\n",

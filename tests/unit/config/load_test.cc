@@ -169,6 +169,8 @@ max_connections_per_ip = 10
 idle_timeout = "30s"
 command_timeout = "1m"
 data_timeout = "2m"
+min_data_rate = 1000
+session_timeout = "0s"
 hard_error_limit = 5
 
 [[listen]]
@@ -188,6 +190,10 @@ address = "127.0.0.1:0"
   EXPECT_EQ(l.idle_timeout, 30s);
   EXPECT_EQ(l.command_timeout, 1min);
   EXPECT_EQ(l.data_timeout, 2min);
+  EXPECT_EQ(l.min_data_rate, 1000u);
+  EXPECT_EQ(l.session_timeout, 0s);  // no limit
+  EXPECT_EQ(c->listen[1].min_data_rate, 500u);
+  EXPECT_EQ(c->listen[1].session_timeout, 1h);
   EXPECT_EQ(l.hard_error_limit, 5u);
   EXPECT_EQ(l.line, 6u);
   EXPECT_EQ(c->listen[1].address.port, 0);

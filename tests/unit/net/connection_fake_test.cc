@@ -200,6 +200,45 @@ TEST_F(FakeStackTest, IdleTimeoutOnTheTestClock) {
   EXPECT_EQ(stack_->stats().idle_timeouts, 1u);
 }
 
+// A deadline is a point in time: input that keeps the idle timer alive does not move it.
+TEST_F(FakeStackTest, DeadlineIsNotMovedByInput) {
+  accept_one();
+  rec_.conn->set_idle_timeout(10s);
+  rec_.conn->set_deadline(clock_.now() + 5s);
+  for (int i = 0; i < 4; ++i) {
+    clock_.advance(1s);
+    engine_->deliver(kFd, "x");
+    run();
+  }
+  EXPECT_EQ(rec_.closes, 0);
+  clock_.advance(1s);
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::timed_out);
+}
+
+// An earlier deadline than the armed timer's takes effect (the timer is re-armed); a
+// later one, or clearing it, leaves the idle timer in charge.
+TEST_F(FakeStackTest, DeadlineMovesBothWays) {
+  accept_one();
+  rec_.conn->set_idle_timeout(30s);
+  rec_.conn->set_deadline(clock_.now() + 20s);
+  rec_.conn->set_deadline(clock_.now() + 2s);
+  clock_.advance(1s);
+  run();
+  rec_.conn->set_deadline(TimePoint::max());
+  clock_.advance(2s);
+  run();
+  EXPECT_EQ(rec_.closes, 0);  // cleared before it expired
+  rec_.conn->set_deadline(clock_.now() + 3s);
+  clock_.advance(2s);
+  run();
+  EXPECT_EQ(rec_.closes, 0);
+  clock_.advance(2s);
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+}
+
 TEST_F(FakeStackTest, CloseThatCannotDrainTimesOut) {
   make(FakeMode::Manual);
   accept_one();

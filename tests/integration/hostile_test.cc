@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+// Hostile clients against a running salvod: clients that trickle a command, trickle message
+// text below min_data_rate, or hold a session open with NOOPs. Each case checks the reply
+// (421 4.4.2), that the connection is gone within its deadline while the client was still
+// sending, what was queued, and that salvod still serves.
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/process.h"
+#include "support/raw_client.h"
+#include "support/salvod.h"
+
+namespace salvo::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+SalvodOptions listen_options(const std::string& listen_keys) {
+  SalvodOptions o;
+  o.cores = 1;
+  o.listen_keys = listen_keys;
+  return o;
+}
+
+double metric(const TempDir& dir, const Salvod& d, const std::string& key) {
+  const nlohmann::json m = salvoctl(dir, d.config_path(), {"status", "--json"}).j["metrics"];
+  return m.contains(key) ? m[key].get<double>() : -1.0;
+}
+
+double timeouts(const TempDir& dir, const Salvod& d, const char* kind) {
+  return metric(dir, d, std::string("salvo_smtp_timeouts_total{kind=\"") + kind + "\"}");
+}
+
+// A normal transaction still works: salvod serves after the hostile client.
+void queue_one(const Salvod& d) {
+  RawClient c(d.socket_address());
+  ASSERT_TRUE(c.read_reply().starts_with("220"));
+  c.send("EHLO ok.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+  std::string r = c.read_replies(4);
+  ASSERT_NE(r.find("354"), std::string::npos) << r;
+  c.send("Subject: fine\r\n\r\nbody\r\n.\r\n");
+  EXPECT_TRUE(c.read_reply().starts_with("250 2.0.0 Ok: queued as"));
+}
+
+// A command line trickled one byte at a time: the idle timer would restart on every byte;
+// the command's time does not.
+TEST(Hostile, TrickledCommandIsCutAtItsDeadline) {
+  TempDir dir;
+  Salvod d(dir, listen_options("idle_timeout = \"800ms\"\ncommand_timeout = \"800ms\""));
+  RawClient c(d.socket_address());
+  ASSERT_TRUE(c.read_reply().starts_with("220"));
+  const auto t0 = Clock::now();
+  const std::string line = "EHLO " + std::string(200, 'x') + "\r\n";  // 20 s at 100 ms/byte
+  const std::size_t sent = c.trickle(line, 100ms);
+  const auto took = Clock::now() - t0;
+  EXPECT_LT(sent, line.size());
+  EXPECT_TRUE(c.read_reply().starts_with("421 4.4.2 "));
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_GE(took, 700ms);
+  EXPECT_LT(took, 3s);
+  // Inside a transaction (command_timeout): MAIL given, RCPT trickled.
+  RawClient t(d.socket_address());
+  ASSERT_TRUE(t.read_reply().starts_with("220"));
+  t.send("EHLO ok.example\r\nMAIL FROM:<a@example.com>\r\n");
+  ASSERT_NE(t.read_replies(2).find("250 2.1.0"), std::string::npos);
+  const auto t1 = Clock::now();
+  EXPECT_LT(t.trickle("RCPT TO:<" + std::string(200, 'y') + "@example.org>\r\n", 100ms), 200u);
+  EXPECT_LT(Clock::now() - t1, 3s);
+  EXPECT_TRUE(t.read_reply().starts_with("421 4.4.2 "));
+  EXPECT_EQ(timeouts(dir, d, "command"), 2.0);
+  ASSERT_NO_FATAL_FAILURE(queue_one(d));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Message text below min_data_rate is cut once data_timeout's grace is spent, although
+// it never pauses for data_timeout; text above the rate is queued.
+TEST(Hostile, TextBelowMinDataRateIsCut) {
+  TempDir dir;
+  Salvod d(dir, listen_options("data_timeout = \"1s\"\nmin_data_rate = 2000"));
+  RawClient c(d.socket_address());
+  ASSERT_TRUE(c.read_reply().starts_with("220"));
+  c.send("EHLO slow.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+  ASSERT_NE(c.read_replies(4).find("354"), std::string::npos);
+  // 10 bytes per 100 ms = 100 B/s: the text earns 1 s + bytes / 2000 B/s, ~1.05 s.
+  const auto t0 = Clock::now();
+  std::size_t sent = 0;
+  while (sent < 2000 && !c.readable(100ms)) {
+    c.send("0123456789");
+    sent += 10;
+  }
+  const auto took = Clock::now() - t0;
+  EXPECT_LT(sent, 2000u);
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 3s);
+  const std::string r = c.read_reply();
+  EXPECT_TRUE(r.starts_with("421 4.4.2 ")) << r;
+  EXPECT_NE(r.find("data rate"), std::string::npos) << r;
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_EQ(timeouts(dir, d, "data_rate"), 1.0);
+  // A 300 KiB message at loopback speed, with BDAT as well: both above the rate.
+  RawClient f(d.socket_address());
+  ASSERT_TRUE(f.read_reply().starts_with("220"));
+  std::string text = "Subject: big\r\n\r\n";
+  for (int i = 0; i < 4000; ++i) text += std::string(76, 'a') + "\r\n";  // ~300 KiB
+  f.send("EHLO fast.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+  ASSERT_NE(f.read_replies(4).find("354"), std::string::npos);
+  f.send(text + ".\r\n");
+  EXPECT_TRUE(f.read_reply().starts_with("250 2.0.0 Ok: queued as"));
+  f.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nBDAT " +
+         std::to_string(text.size()) + " LAST\r\n" + text);
+  const std::string b = f.read_replies(3);
+  EXPECT_NE(b.find("250 2.0.0 Ok: queued as"), std::string::npos) << b;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// NOOPs every 200 ms keep every command deadline; session_timeout ends the session all the
+// same. A transaction under way at the limit is finished (250), then 421.
+TEST(Hostile, SessionTimeoutEndsANoopLoopAndFinishesATransaction) {
+  TempDir dir;
+  Salvod d(dir, listen_options("session_timeout = \"1500ms\"\ncommand_timeout = \"5s\""));
+  RawClient c(d.socket_address());
+  ASSERT_TRUE(c.read_reply().starts_with("220"));
+  const auto t0 = Clock::now();
+  std::string last;
+  for (int i = 0; i < 50; ++i) {
+    c.send("NOOP\r\n");
+    last = c.read_reply();
+    if (!last.starts_with("250")) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  const auto took = Clock::now() - t0;
+  EXPECT_TRUE(last.starts_with("421 4.4.2 ")) << last;
+  EXPECT_NE(last.find("session time limit"), std::string::npos) << last;
+  EXPECT_GE(took, 1300ms);
+  EXPECT_LT(took, 4s);
+  EXPECT_TRUE(c.closed_by_peer());
+
+  RawClient t(d.socket_address());
+  ASSERT_TRUE(t.read_reply().starts_with("220"));
+  t.send("EHLO late.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+  ASSERT_NE(t.read_replies(4).find("354"), std::string::npos);
+  std::this_thread::sleep_for(2s);  // past session_timeout, inside the transaction
+  t.send("Subject: late\r\n\r\nbody\r\n.\r\n");
+  const std::string q = t.read_reply();
+  EXPECT_TRUE(q.starts_with("250 2.0.0 Ok: queued as")) << q;
+  const std::string end = t.read_reply();
+  EXPECT_TRUE(end.starts_with("421 4.4.2 ")) << end;
+  EXPECT_TRUE(t.closed_by_peer());
+  EXPECT_EQ(timeouts(dir, d, "session"), 2.0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace salvo::test
