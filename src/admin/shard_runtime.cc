@@ -3,6 +3,8 @@
 #include <salvo/admin/shard_runtime.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <string>
 #include <variant>
 
 #include <salvo/base/log.h>
@@ -31,6 +33,22 @@ ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
 
 ShardRuntime::~ShardRuntime() = default;
 
+namespace {
+
+// The spool's test seam (WriterOptions::test_sync_delay): integration tests emulate a
+// stalled disk with SALVO_TEST_SYNC_DELAY_MS; nothing else sets it.
+Duration test_sync_delay(std::uint32_t shard) {
+  const char* v = std::getenv("SALVO_TEST_SYNC_DELAY_MS");
+  if (v == nullptr || *v == '\0') return Duration::zero();
+  char* end = nullptr;
+  const unsigned long ms = std::strtoul(v, &end, 10);
+  if (*end != '\0' || ms == 0) return Duration::zero();
+  if (shard == 0) log::warn("SALVO_TEST_SYNC_DELAY_MS={}: every spool commit waits {} ms (tests only)", ms, ms);
+  return std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
 Status ShardRuntime::start(std::string* why) {
   const config::Node& node = config_.node;
   stack_ = net::make_kernel_stack(shard_.engine());
@@ -43,6 +61,7 @@ Status ShardRuntime::start(std::string* why) {
   wo.batch_max_delay = node.commit_interval;
   wo.sync = node.fsync ? spool::SyncMode::Fdatasync : spool::SyncMode::None;
   wo.reserve_bytes = node.spool_reserve;
+  wo.test_sync_delay = test_sync_delay(shard_.id().value());
   writer_ = std::make_unique<spool::SpoolWriter>(shard_.engine(), shard_.clock(), wo,
                                                  recovered_.index, recovered_.next_segment,
                                                  recovered_.next_id);
@@ -225,21 +244,32 @@ void ShardRuntime::begin_stop() noexcept {
 
 bool ShardRuntime::poll() noexcept {
   if (!draining_) return false;
+  // Sessions and deliveries finish what they are doing; past the grace time the rest is
+  // cut off: a client that stops reading its replies would otherwise hold the stop for
+  // the whole close linger (an answer owed is still given to the spool: the message is
+  // queued, the client retries; a delivery's recipients stay queued as after a
+  // connection loss).
+  auto cut_off_late = [this](const char* what) {
+    if (aborted_ || shard_.clock().now() - stop_started_ <= std::chrono::seconds(5)) return;
+    aborted_ = true;
+    log::warn("shard {}: {} still open 5s into the stop: closing them", shard_.id().value(),
+              what);
+    if (stack_) stack_->abort_all();
+  };
   for (auto& l : listeners_) {
-    if (!l->drained()) return false;
+    if (!l->drained()) {
+      cut_off_late("SMTP sessions");
+      return false;
+    }
   }
   if (watcher_ && !watcher_->drained()) return false;
-  if (http_ && !http_->drained()) return false;
-  // Deliveries finish their transactions; past the grace time the rest is cut off (the
-  // recipients stay queued: the attempt counts as a connection loss).
+  if (http_ && !http_->drained()) {
+    cut_off_late("HTTP connections");
+    return false;
+  }
   if (outbound_ && !outbound_drained_) {
     if (!outbound_->drained()) {
-      if (!aborted_ && shard_.clock().now() - stop_started_ > std::chrono::seconds(5)) {
-        aborted_ = true;
-        log::warn("shard {}: deliveries still running 5s into the stop: closing them",
-                  shard_.id().value());
-        if (stack_) stack_->close_all();
-      }
+      cut_off_late("deliveries");
       return false;
     }
     outbound_drained_ = true;

@@ -157,6 +157,12 @@ void KernelStack::close_all() noexcept {
   for (KernelConnection* c : std::vector<KernelConnection*>(connections_)) c->close();
 }
 
+void KernelStack::abort_all() noexcept {
+  for (auto& l : listeners_) l->close();
+  for (PendingConnect* p : std::vector<PendingConnect*>(connects_)) p->cancel();
+  for (KernelConnection* c : std::vector<KernelConnection*>(connections_)) c->abort();
+}
+
 KernelConnection* KernelStack::adopt(int fd, const SocketAddress& peer) noexcept {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -38,6 +38,7 @@ class KernelStack final : public Stack {
     return connections_.size() - parked_;
   }
   void close_all() noexcept override;
+  void abort_all() noexcept override;
   Stats stats() const noexcept override { return stats_; }
   Stats& counters() noexcept { return stats_; }
 

@@ -77,6 +77,7 @@ class SpoolWriter::CommitOp final : public io::Completion {
   int fd = -1;
   std::size_t written = 0;
   bool syncing = false;
+  bool delaying = false;  // WriterOptions::test_sync_delay is running
   bool own_fd = false;
   TimePoint sync_start{};
 };
@@ -380,10 +381,22 @@ void SpoolWriter::maybe_start_commit(bool force) noexcept {
   }
 }
 
+void SpoolWriter::start_sync(CommitOp& op) noexcept {
+  op.syncing = true;
+  op.sync_start = clock_.now();
+  engine_.fdatasync(op.fd, &op);
+}
+
 void SpoolWriter::on_io(CommitOp& op, std::int32_t res) noexcept {
   const std::string& buf = op.batch->buf;
   std::error_code err;
-  if (!op.syncing) {
+  if (op.delaying) {
+    op.delaying = false;
+    if (options_.sync == SyncMode::Fdatasync) {
+      start_sync(op);
+      return;
+    }
+  } else if (!op.syncing) {
     if (res == -EINTR || res == -EAGAIN) {
       engine_.write(op.fd, std::span<const char>(buf.data() + op.written, buf.size() - op.written),
                     op.batch->offset + op.written, &op);
@@ -398,10 +411,13 @@ void SpoolWriter::on_io(CommitOp& op, std::int32_t res) noexcept {
                       op.batch->offset + op.written, &op);
         return;
       }
+      if (options_.test_sync_delay > Duration::zero()) {
+        op.delaying = true;  // the test seam's slow disk: wait, then sync as usual
+        engine_.timeout(options_.test_sync_delay, &op);
+        return;
+      }
       if (options_.sync == SyncMode::Fdatasync) {
-        op.syncing = true;
-        op.sync_start = clock_.now();
-        engine_.fdatasync(op.fd, &op);
+        start_sync(op);
         return;
       }
     } else {

@@ -4,6 +4,7 @@
 // (421 4.4.2), that the connection is gone within its deadline while the client was still
 // sending, what was queued, and that salvod still serves.
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -25,6 +26,16 @@ SalvodOptions listen_options(const std::string& listen_keys) {
   o.cores = 1;
   o.listen_keys = listen_keys;
   return o;
+}
+
+// salvod's resident set (VmRSS) in bytes; 0 when unreadable.
+std::uint64_t rss_bytes(Salvod& d) {
+  std::ifstream f("/proc/" + std::to_string(d.process().pid()) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
 }
 
 double metric(const TempDir& dir, const Salvod& d, const std::string& key) {
@@ -153,6 +164,45 @@ TEST(Hostile, SessionTimeoutEndsANoopLoopAndFinishesATransaction) {
   EXPECT_TRUE(t.closed_by_peer());
   EXPECT_EQ(timeouts(dir, d, "session"), 2.0);
   EXPECT_EQ(d.stop(), 0);
+}
+
+// A message, then NOOPs pipelined without reading, while the message's commit is held by
+// a slow disk: the NOOP replies wait behind the 250 owed. They count toward the session's
+// output budget, so salvod stops reading (the client's writes stall in TCP) instead of
+// holding every reply; once the commit lands, all answers arrive in order.
+TEST(Hostile, NoopFloodBehindASlowCommitIsBounded) {
+  TempDir dir;
+  SalvodOptions o = listen_options("");
+  o.env = {"SALVO_TEST_SYNC_DELAY_MS=3000"};
+  Salvod d(dir, o);
+  const std::uint64_t rss_idle = rss_bytes(d);
+  RawClient c(d.socket_address(), 15s);
+  ASSERT_TRUE(c.read_reply().starts_with("220"));
+  std::string flood = "EHLO flood.example\r\nMAIL FROM:<a@example.com>\r\n"
+                      "RCPT TO:<b@example.org>\r\nDATA\r\n";
+  c.send(flood);
+  ASSERT_NE(c.read_replies(4).find("354"), std::string::npos);
+  std::string noops = "Subject: x\r\n\r\nbody\r\n.\r\n";
+  const std::size_t kNoops = 8'000'000;  // 48 MB of commands, 112 MB of replies if all held
+  noops.reserve(noops.size() + kNoops * 6);
+  for (std::size_t i = 0; i < kNoops; ++i) noops += "NOOP\r\n";
+  const std::size_t pushed = c.send_for(noops, 2s);
+  // salvod read at most its 256 KiB budget of replies' worth; the rest sits in socket
+  // buffers (a few MB on loopback).
+  EXPECT_LT(pushed, 24u << 20) << pushed;
+  EXPECT_GT(pushed, 64u << 10) << pushed;
+  const std::uint64_t rss_flood = rss_bytes(d);
+  EXPECT_LT(rss_flood, rss_idle + (64u << 20)) << rss_idle << " -> " << rss_flood;
+  // The commit lands after 3 s: the 250 first, then the NOOPs' replies.
+  const std::string q = c.read_reply();
+  EXPECT_TRUE(q.starts_with("250 2.0.0 Ok: queued as")) << q;
+  EXPECT_TRUE(c.read_reply().starts_with("250 2.0.0"));
+  ASSERT_NO_FATAL_FAILURE(queue_one(d));
+  // The flooding client still holds unread replies: the stop cuts it off after its 5 s
+  // grace instead of waiting out the 30 s close linger.
+  const auto t_stop = Clock::now();
+  EXPECT_EQ(d.stop(), 0) << d.log();
+  EXPECT_LT(Clock::now() - t_stop, 12s);
 }
 
 }  // namespace

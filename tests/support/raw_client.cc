@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -81,6 +82,23 @@ bool RawClient::readable(std::chrono::milliseconds wait) {
   pollfd p{fd_, POLLIN, 0};
   int n = ::poll(&p, 1, static_cast<int>(wait.count()));
   return n > 0;
+}
+
+std::size_t RawClient::send_for(std::string_view bytes, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds::zero()) break;
+    pollfd p{fd_, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  return sent;
 }
 
 std::size_t RawClient::trickle(std::string_view bytes, std::chrono::milliseconds every) {

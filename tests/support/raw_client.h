@@ -33,6 +33,9 @@ class RawClient {
   bool closed_by_peer();
   // True when a reply (or EOF) can be read without waiting longer than `wait`.
   bool readable(std::chrono::milliseconds wait);
+  // A client that does not wait: writes as much of `bytes` as the peer's receive window
+  // takes within `limit` (plain TCP only); returns how much that was.
+  std::size_t send_for(std::string_view bytes, std::chrono::milliseconds limit);
   // A slow client: sends `bytes` one byte every `every` until the server says something
   // (or closes). Returns the bytes sent before that; bytes.size() if it never spoke.
   std::size_t trickle(std::string_view bytes, std::chrono::milliseconds every);

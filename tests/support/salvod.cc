@@ -35,10 +35,17 @@ Salvod::Salvod(const TempDir& dir, const SalvodOptions& o) {
              "max_connections = 0\n";
     }
   }
-  proc_ = std::make_unique<Process>(
-      std::vector<std::string>{program_path("salvod"), "--config", config_, "--ready-file", ready_,
-                               "--log-level", o.log_level},
-      dir.path());
+  std::vector<std::string> argv;
+  if (!o.env.empty()) {
+    argv.push_back("/usr/bin/env");  // execs salvod: the pid stays salvod's
+    argv.insert(argv.end(), o.env.begin(), o.env.end());
+  }
+  for (const std::string& a : {program_path("salvod"), std::string("--config"), config_,
+                               std::string("--ready-file"), ready_, std::string("--log-level"),
+                               o.log_level}) {
+    argv.push_back(a);
+  }
+  proc_ = std::make_unique<Process>(argv, dir.path());
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (!wait_for_file(ready_, 5ms)) {
     if (!proc_->running() || std::chrono::steady_clock::now() > deadline) {

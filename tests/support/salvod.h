@@ -33,6 +33,7 @@ struct SalvodOptions {
   // their own [[shaping]], [dns] and [routes] in `extra`.
   bool hold_delivery = true;
   std::string log_level = "info";
+  std::vector<std::string> env;  // "NAME=value" set for salvod (e.g. SALVO_TEST_SYNC_DELAY_MS)
 };
 
 class Salvod {

@@ -137,6 +137,9 @@ class Stack {
   virtual std::size_t connection_count() const noexcept = 0;
   // Stops listening and closes every connection (graceful stop).
   virtual void close_all() noexcept = 0;
+  // Stops listening and aborts every connection, also those still draining their output
+  // to a peer that does not read (the end of a stop's grace time).
+  virtual void abort_all() noexcept = 0;
   // This stack's counters (read on its shard).
   virtual Stats stats() const noexcept { return {}; }
 };

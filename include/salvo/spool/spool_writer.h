@@ -52,6 +52,9 @@ struct WriterOptions {
   SyncMode sync = SyncMode::Fdatasync;
   // free_space_ok() is false below this many free bytes on the spool filesystem.
   std::uint64_t reserve_bytes = 256ull << 20;
+  // Tests only (salvod reads SALVO_TEST_SYNC_DELAY_MS): every commit waits this long after
+  // its write, before its fdatasync, as on a stalled disk. Zero in production.
+  Duration test_sync_delay{0};
 };
 
 // Owner: the shard whose engine it runs on; single-threaded, no locks. Lifecycle: create
@@ -116,6 +119,7 @@ class SpoolWriter final : public metrics::Source {
   Batch& batch_for(std::uint64_t framed);
   void maybe_start_commit(bool force) noexcept;
   void on_io(CommitOp& op, std::int32_t res) noexcept;
+  void start_sync(CommitOp& op) noexcept;
   void on_timer(std::int32_t res) noexcept;
   using Timer = io::DetachableOp<SpoolWriter, &SpoolWriter::on_timer>;
   void finish_batch(std::unique_ptr<Batch> batch, Status status) noexcept;

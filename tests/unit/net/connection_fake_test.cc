@@ -253,6 +253,23 @@ TEST_F(FakeStackTest, CloseThatCannotDrainTimesOut) {
   EXPECT_EQ(stack_->connection_count(), 0u);
 }
 
+// The end of a stop's grace: a connection still draining to a peer that does not read
+// goes at once instead of after the close linger.
+TEST_F(FakeStackTest, AbortAllEndsADrainingConnection) {
+  make(FakeMode::Manual);
+  accept_one();
+  rec_.conn->send("never acknowledged");
+  rec_.conn->close();
+  stack_->close_all();  // already closing: nothing changes
+  run();
+  EXPECT_EQ(rec_.closes, 0);
+  stack_->abort_all();
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::connection_aborted);
+  EXPECT_EQ(stack_->connection_count(), 0u);
+}
+
 TEST_F(FakeStackTest, AbortWithEverythingInFlight) {
   make(FakeMode::Manual);
   accept_one();
