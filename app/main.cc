@@ -138,6 +138,11 @@ void prepare_outbound(Daemon& d) {
   o->spool_dirs = d.shard_dirs;
   o->hostname = cfg.node.hostname;
   o->prewarm = read_prewarm(cfg.dns.prewarm);
+  // The listeners' ports are known by now (port 0 is reserved above), and listeners never
+  // change on reload: delivery gets this once, like the rest of OutboundShared.
+  auto interfaces = outbound::OwnListeners::interface_addresses();
+  if (!interfaces) throw std::runtime_error("getifaddrs: " + interfaces.error().message());
+  o->own_listeners = outbound::OwnListeners(d.addresses, std::move(*interfaces));
   o->delivering.store(d.shards->size());
   d.outbound = std::move(o);
 }

@@ -44,7 +44,7 @@ Destination::Destination(DestinationSide& side, std::string key)
       key_(std::move(key)),
       shaper_(shaping_for(side.config(), key_), side.config().delivery.backoff_pause),
       class_(&side.class_counters(shaper_.shaping())),
-      route_(key_) {}
+      route_(key_, side.context().own_listeners) {}
 
 TimePoint Destination::now() const noexcept { return side_.env().clock().now(); }
 WallTime Destination::wall() const noexcept { return side_.env().clock().wall_now(); }
@@ -386,6 +386,7 @@ void Destination::apply(Slot* s, Settlement&& st, const TransactionFacts& f) noe
   stats.deferred += st.tally.deferred;
   stats.bounced += st.tally.bounced;
   stats.expired += st.tally.expired;
+  if (f.local != nullptr && f.local->loop) stats.loops += st.tally.bounced;
   class_->delivered += st.tally.delivered;
   class_->deferred += st.tally.deferred;
   class_->bounced += st.tally.bounced;

@@ -63,6 +63,8 @@ struct DeliveryContext {
   std::shared_ptr<const queue::DeliveryPolicy> policy;
   std::string hostname;     // EHLO default, Reporting-MTA of DSNs
   std::uint32_t window = 4; // transactions in flight per connection
+  // This node's listeners, never connected to (OutboundShared's); null: none.
+  const OwnListeners* own_listeners = nullptr;
 };
 
 // The policy of a configuration: its classifier, retry schedule, expiry and delay notices.

@@ -28,6 +28,7 @@ OutboundStats& OutboundStats::operator+=(const OutboundStats& o) noexcept {
   deferred += o.deferred;
   bounced += o.bounced;
   expired += o.expired;
+  loops += o.loops;
   dsns += o.dsns;
   connections += o.connections;
   connect_failures += o.connect_failures;
@@ -90,6 +91,7 @@ struct Outbound::Impl final : DeliveryEnv {
     ctx.settings = std::move(settings);
     ctx.hostname = shared.hostname;
     ctx.window = shared.window;
+    ctx.own_listeners = &shared.own_listeners;
     return ctx;
   }
   void on_tick(std::int32_t res) noexcept;
@@ -252,6 +254,10 @@ namespace {
 
 constexpr metrics::Family kDsns{"salvo_dsns_total", metrics::Type::Counter,
                                 "Delivery status notifications queued."};
+constexpr metrics::Family kLoops{
+    "salvo_delivery_loops_total", metrics::Type::Counter,
+    "Recipients bounced 554 5.4.4: every next hop of their destination is one of this node's "
+    "own listeners (a mail loop)."};
 constexpr metrics::Family kTransactions{"salvo_delivery_transactions_total",
                                         metrics::Type::Counter, "SMTP transactions attempted."};
 constexpr metrics::Family kOpened{"salvo_delivery_connections_opened_total",
@@ -278,6 +284,7 @@ constexpr metrics::Family kDnsQueries{"salvo_dns_queries_total", metrics::Type::
 void Outbound::report(metrics::Snapshot& s) const {
   const OutboundStats& st = stats();
   s.add(kDsns, {}, st.dsns);
+  s.add(kLoops, {}, st.loops);
   s.add(kTransactions, {}, st.transactions);
   s.add(kOpened, {}, st.connections);
   s.add(kConnectFailures, {}, st.connect_failures);

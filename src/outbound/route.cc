@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <salvo/base/log.h>
+
 namespace salvo::outbound {
 namespace {
 
@@ -13,7 +15,8 @@ constexpr auto kRouteRetry = std::chrono::seconds(60);
 
 }  // namespace
 
-Route::Route(std::string key) : key_(std::move(key)), rollup_(key_.starts_with(kRollupPrefix)) {}
+Route::Route(std::string key, const OwnListeners* own)
+    : key_(std::move(key)), own_(own), rollup_(key_.starts_with(kRollupPrefix)) {}
 
 bool Route::stale(TimePoint now) const noexcept {
   if (state_ == State::None) return true;
@@ -42,6 +45,28 @@ void Route::fail(smtp::Reply reply, queue::Stage stage, TimePoint expires) {
   failure_ = std::move(f);
   state_ = State::Failed;
   expires_ = expires;
+}
+
+bool Route::drop_own(std::vector<Host>& hosts) const {
+  if (own_ == nullptr) return false;
+  std::string dropped;
+  std::erase_if(hosts, [&](const Host& h) {
+    if (!own_->reached_by(h.address)) return false;
+    dropped += (dropped.empty() ? "" : ", ") + h.name + " (" + h.address.to_string() + ")";
+    return true;
+  });
+  if (dropped.empty()) return false;
+  log::warn("outbound: {}: not connecting to {}: this node's own listener (a mail loop)", key_,
+            dropped);
+  return true;
+}
+
+void Route::fail_loop(TimePoint expires) {
+  // Every next hop is this node: delivering would relay the mail back to itself at every
+  // hop. A verdict about the destination (as Postfix's "loops back to myself"): it bounces.
+  fail(smtp::Reply(554, {5, 4, 4}, "mail for " + key_ + " loops back to myself"),
+       queue::Stage::Rcpt, expires);
+  failure_->loop = true;
 }
 
 std::vector<std::size_t> Route::apply_routes(const std::vector<config::HostPort>& hops,
@@ -86,6 +111,11 @@ void Route::resolve_hop(std::size_t hop, const dns::MxResult& answer, TimePoint 
   if (std::find(hop_answered_.begin(), hop_answered_.end(), false) != hop_answered_.end()) return;
   std::vector<Host> hosts;
   for (const auto& v : hop_hosts_) hosts.insert(hosts.end(), v.begin(), v.end());
+  // Only a loop when every hop answered: one that did not resolve may yet be another host.
+  if (drop_own(hosts) && hosts.empty() && hop_failure_.empty()) {
+    fail_loop(expires_);
+    return;
+  }
   if (hosts.empty()) {
     // A route whose targets do not resolve is the operator's to fix: defer, never bounce.
     fail(smtp::Reply(451, {4, 4, 3}, hop_failure_.empty() ? "route: no usable host" : hop_failure_),
@@ -160,7 +190,12 @@ bool Route::apply_mx(const dns::MxResult& a, const config::Config& config, TimeP
     }
     return false;
   }
-  hosts_ = hosts_from(a, config.delivery.smtp_port);
+  std::vector<Host> hosts = hosts_from(a, config.delivery.smtp_port);
+  if (drop_own(hosts) && hosts.empty()) {
+    fail_loop(a.expires);
+    return false;
+  }
+  hosts_ = std::move(hosts);
   if (hosts_.empty()) {
     fail(smtp::Reply(550, {5, 1, 2}, key_ + ": no usable MX host address"),
          queue::Stage::Connect, a.expires);

@@ -3,7 +3,9 @@
 // cache, or the [routes] hops in their order), per-host memory (down until, STARTTLS
 // failed until), rotation among the best usable hosts, the MX rollup a domain belongs to,
 // and the local failure that holds while no host is known. Pure: answers and time are
-// passed in; the Destination asks the resolver and applies what this decides.
+// passed in; the Destination asks the resolver and applies what this decides. An address
+// that is one of this node's own listeners is never a host: connecting there would loop
+// (a destination with only such addresses fails 554 5.4.4).
 //
 // Owner: the destination's shard.
 #pragma once
@@ -17,6 +19,7 @@
 #include <salvo/base/clock.h>
 #include <salvo/config/config.h>
 #include <salvo/dns/mx_cache.h>
+#include <salvo/outbound/own_listeners.h>
 
 #include "outbound/types.h"
 
@@ -26,8 +29,9 @@ class Route {
  public:
   enum class State : std::uint8_t { None, Resolving, Ok, Failed };
 
-  // `key`: the destination's name (a domain, or "mx:<suffix>" for a rollup).
-  explicit Route(std::string key);
+  // `key`: the destination's name (a domain, or "mx:<suffix>" for a rollup). `own`: this
+  // node's listeners, to be kept out of the hosts (it outlives the route); null: none.
+  explicit Route(std::string key, const OwnListeners* own = nullptr);
 
   bool is_rollup() const noexcept { return rollup_; }
   State state() const noexcept { return state_; }
@@ -73,10 +77,15 @@ class Route {
 
  private:
   void fail(smtp::Reply reply, queue::Stage stage, TimePoint expires);
+  // Takes the addresses that are this node's own listeners out of `hosts`; true when there
+  // were any.
+  bool drop_own(std::vector<Host>& hosts) const;
+  void fail_loop(TimePoint expires);
   std::vector<Host> hosts_from(const dns::MxResult& a, std::uint16_t port) const;
   void choose_rollup(const config::Config& config);
 
   std::string key_;
+  const OwnListeners* own_;
   bool rollup_ = false;
   State state_ = State::None;
   TimePoint expires_{};

@@ -36,6 +36,7 @@ struct LocalFailure {
   queue::Stage stage = queue::Stage::Connect;
   smtp::Reply reply;
   std::string mx;  // the host the failure concerns, if any
+  bool loop = false;  // every next hop is this node's own listener (554 5.4.4)
 };
 
 // One address of one MX host (or [routes] hop), with what we learnt about it.

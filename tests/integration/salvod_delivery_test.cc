@@ -816,6 +816,155 @@ TEST(Delivery, RoutesByHostNameAreResolved) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// --- Mail loops: a next hop that is salvod itself (SPEC §12) ---------------------------
+// Each salvod here listens on 127.0.0.1; before the loop check it relayed to itself (its own
+// address is in the default relay networks) and spooled a new copy at every hop, until
+// [delivery] max_hops refused the hundredth.
+
+// A value of salvoctl status --json's "metrics" object; -1 when it is not there.
+double status_metric(const Env& env, const Salvod& d, const std::string& name) {
+  Ctl s = salvoctl(env.dir, d.config_path(), {"status", "--json"});
+  return s.rc == 0 ? s.j["metrics"].value(name, -1.0) : -1.0;
+}
+
+// salvod listening on 127.0.0.1 at the MX hosts' port ([delivery] smtp_port), so an MX
+// host at 127.0.0.1 is salvod itself.
+SalvodOptions on_the_mx_port(const Env& env, const std::string& more = "") {
+  SalvodOptions o = env.salvod(more + fmt::format("[[listen]]\naddress = \"127.0.0.1:{}\"\n",
+                                                  env.port));
+  o.listener = false;
+  return o;
+}
+
+// One bounce of anna@<domain> as a loop: its accounting line, and the DSN the sender's MX
+// (127.0.0.4) kept.
+void expect_loop_bounce(const Env& env, const std::string& domain) {
+  auto bounced = of_type(env.dir, "bounced");
+  ASSERT_EQ(bounced.size(), 1u);
+  EXPECT_EQ(bounced[0]["rcpt"], "anna@" + domain);
+  EXPECT_EQ(bounced[0]["code"], 554);
+  EXPECT_EQ(bounced[0]["enhanced"], "5.4.4");
+  EXPECT_EQ(bounced[0]["category"], "routing");
+  EXPECT_EQ(bounced[0]["response"], "mail for " + domain + " loops back to myself");
+  // The only delivery is the DSN's, to the sender's MX.
+  auto delivered = of_type(env.dir, "delivered");
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0]["rcpt"], "shop@sender.test");
+  EXPECT_EQ(delivered[0]["source"], "dsn");
+  auto dsns = maildir_messages(env.dir.file("sender-mail"));
+  ASSERT_EQ(dsns.size(), 1u);
+  EXPECT_NE(dsns[0].find("Action: failed"), std::string::npos) << dsns[0];
+  EXPECT_NE(dsns[0].find("Status: 5.4.4"), std::string::npos) << dsns[0];
+  EXPECT_NE(dsns[0].find("554 5.4.4 mail for " + domain + " loops back to myself"),
+            std::string::npos)
+      << dsns[0];
+}
+
+constexpr const char* kLoopMessage = "From: shop@sender.test\r\nSubject: loop\r\n\r\nx\r\n";
+
+// A [routes] entry pointing a domain at salvod's own listener — bound on port 0, so the
+// route is added by a reload once the port is known — bounces 554 5.4.4 before any
+// connection, with a DSN to the sender; salvod's listener takes only the one message sent.
+TEST(Delivery, RouteToOwnListenerBouncesAsALoop) {
+  Env env;
+  Salvod d(env.dir, env.salvod());
+  std::ofstream(d.config_path(), std::ios::app)
+      << fmt::format("\n[routes]\n\"d0.self.test\" = [\"{}\"]\n", d.address());
+  Ctl reload = salvoctl(env.dir, d.config_path(), {"reload"});
+  ASSERT_EQ(reload.rc, 0) << reload.err << reload.out;
+  const std::string r = send_one(d, "shop@sender.test", "anna@d0.self.test", "", kLoopMessage);
+  ASSERT_NE(r.find("250 2.0.0"), std::string::npos) << r;
+  ASSERT_TRUE(eventually([&] { return env.senders->progress_messages() >= 1; }, 10s))
+      << d.log();
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "bounced") >= 1; }, 5s));
+  std::this_thread::sleep_for(300ms);  // a loop would go on meanwhile
+  expect_loop_bounce(env, "d0.self.test");
+  EXPECT_EQ(count_of(env.dir, "received"), 1) << "nothing came back into salvod";
+  EXPECT_EQ(status_metric(env, d, "salvo_delivery_loops_total"), 1.0);
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(d.log_number("messages_queued"), 1) << d.log();
+}
+
+// An MX record whose host is salvod's address, on the port delivery uses: the same.
+TEST(Delivery, AnMxThatIsThisNodeBouncesAsALoop) {
+  Env env(zones({"d0.self.test. 300 IN MX 10 mx.self.test.",
+                 "mx.self.test. 300 IN A 127.0.0.1"}));
+  Salvod d(env.dir, on_the_mx_port(env));
+  const std::string r = send_one(d, "shop@sender.test", "anna@d0.self.test", "", kLoopMessage);
+  ASSERT_NE(r.find("250 2.0.0"), std::string::npos) << r;
+  ASSERT_TRUE(eventually([&] { return env.senders->progress_messages() >= 1; }, 10s))
+      << d.log();
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "bounced") >= 1; }, 5s));
+  std::this_thread::sleep_for(300ms);
+  expect_loop_bounce(env, "d0.self.test");
+  EXPECT_EQ(count_of(env.dir, "received"), 1) << "nothing came back into salvod";
+  EXPECT_EQ(status_metric(env, d, "salvo_delivery_loops_total"), 1.0);
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(d.log_number("messages_queued"), 1) << d.log();
+}
+
+// Two MX hosts: the preferred one is salvod itself, the other a real server. The one that
+// is salvod is skipped and the message goes to the other; nothing bounces.
+TEST(Delivery, MxHostsThatAreThisNodeAreSkipped) {
+  Env env(zones({"d0.half.test. 300 IN MX 10 mx.self.test.",
+                 "d0.half.test. 300 IN MX 20 mx.ok.test.",
+                 "mx.self.test. 300 IN A 127.0.0.1"}));
+  Salvod d(env.dir, on_the_mx_port(env));
+  const std::string r = send_one(d, "shop@sender.test", "anna@d0.half.test", "", kLoopMessage);
+  ASSERT_NE(r.find("250 2.0.0"), std::string::npos) << r;
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "delivered") >= 1; }, 10s)) << d.log();
+  ASSERT_TRUE(env.mx->wait_messages(1, 5s));
+  std::this_thread::sleep_for(300ms);
+  auto delivered = of_type(env.dir, "delivered");
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0]["mx"], "mx.ok.test");
+  EXPECT_EQ(delivered[0]["ip"], "127.0.0.3");
+  EXPECT_EQ(count_of(env.dir, "bounced"), 0);
+  EXPECT_EQ(count_of(env.dir, "received"), 1);
+  EXPECT_EQ(status_metric(env, d, "salvo_delivery_loops_total"), 0.0);
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(d.log_number("messages_queued"), 1) << d.log();
+  EXPECT_EQ(env.mx->stop()["messages"], 1);
+}
+
+// The sender's domain loops too (its MX is salvod): the message bounces 5.4.4, its DSN
+// (from the null sender) bounces 5.4.4 in turn and is only recorded — no DSN of a DSN
+// (RFC 5321 §4.5.5) — so the loop ends with two messages spooled, none left to deliver.
+TEST(Delivery, ADsnToADomainThatLoopsIsDroppedAndTheLoopEnds) {
+  Env env(zones({"loop-sender.test. 300 IN MX 10 mx.self.test.",
+                 "mx.self.test. 300 IN A 127.0.0.1"}));
+  Salvod d(env.dir, on_the_mx_port(env, fmt::format("[routes]\n\"d0.self.test\" = "
+                                                    "[\"127.0.0.1:{}\"]\n", env.port)));
+  const std::string r = send_one(d, "shop@loop-sender.test", "anna@d0.self.test", "",
+                                 "From: shop@loop-sender.test\r\nSubject: loop\r\n\r\nx\r\n");
+  ASSERT_NE(r.find("250 2.0.0"), std::string::npos) << r;
+  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "bounced") >= 2; }, 10s)) << d.log();
+  std::this_thread::sleep_for(500ms);  // a loop would go on meanwhile
+  // Shards write their lines in turns: the two need not be in the file in this order.
+  std::map<std::string, json> bounced;
+  for (const auto& e : of_type(env.dir, "bounced")) bounced[e["rcpt"].get<std::string>()] = e;
+  ASSERT_EQ(bounced.size(), 2u);
+  const json& message = bounced["anna@d0.self.test"];
+  const json& dsn = bounced["shop@loop-sender.test"];
+  EXPECT_EQ(message["from"], "shop@loop-sender.test") << message.dump();
+  EXPECT_EQ(dsn["from"], "") << "the DSN, from the null sender: " << dsn.dump();
+  EXPECT_EQ(dsn["source"], "dsn") << dsn.dump();
+  for (const json* e : {&message, &dsn}) {
+    EXPECT_EQ((*e)["enhanced"], "5.4.4") << e->dump();
+    EXPECT_EQ((*e)["category"], "routing") << e->dump();
+  }
+  EXPECT_EQ(count_of(env.dir, "dsn"), 1) << "a DSN for the message, none for the DSN";
+  EXPECT_EQ(count_of(env.dir, "received"), 1);
+  EXPECT_EQ(count_of(env.dir, "delivered"), 0);
+  EXPECT_EQ(status_metric(env, d, "salvo_delivery_loops_total"), 2.0);
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(d.log_number("messages_queued"), 1) << d.log();
+  EXPECT_EQ(d.log_number("dsns"), 1) << d.log();
+  EXPECT_TRUE(read_spool_items(env.dir.file("spool")).empty())
+      << "both messages are final: nothing left to deliver";
+  EXPECT_EQ(env.senders->stop()["messages"], 0);
+}
+
 // A recipient domain written in capitals is one destination, named in lower case in every
 // line: the received line and the delivery line agree.
 TEST(Delivery, RecipientDomainIsLowerCaseInEveryLine) {

@@ -22,6 +22,7 @@
 #include <salvo/config/config.h>
 #include <salvo/dns/mx_cache.h>
 #include <salvo/outbound/messages.h>
+#include <salvo/outbound/own_listeners.h>
 #include <salvo/outbound/settings.h>
 #include <salvo/outbound/signers.h>
 #include <salvo/queue/verdict.h>
@@ -58,6 +59,8 @@ struct OutboundShared {
   std::vector<std::string> prewarm;               // domains resolved at start
   // Transactions kept in flight per connection (PIPELINING across messages).
   std::uint32_t window = 4;
+  // The [[listen]] addresses as bound: a next hop there is a mail loop (5.4.4).
+  OwnListeners own_listeners;
   // Stop: shards whose deliveries have not finished, and cross-shard messages not yet
   // handled. A shard may tear its spool down only when both are zero.
   std::atomic<std::uint32_t> delivering{0};
@@ -71,6 +74,7 @@ struct OutboundStats {
   std::uint64_t deferred = 0;
   std::uint64_t bounced = 0;
   std::uint64_t expired = 0;
+  std::uint64_t loops = 0;          // of the bounced: every next hop was this node (5.4.4)
   std::uint64_t dsns = 0;           // DSNs queued (as origin)
   std::uint64_t connections = 0;    // opened
   std::uint64_t connect_failures = 0;

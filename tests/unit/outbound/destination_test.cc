@@ -309,6 +309,7 @@ class DestinationTest : public ::testing::Test {
     ctx.settings = std::move(settings);
     ctx.hostname = "node.test";
     ctx.window = static_cast<std::uint32_t>(window);
+    ctx.own_listeners = &own_;
     return ctx;
   }
 
@@ -390,6 +391,7 @@ class DestinationTest : public ::testing::Test {
   }
 
   FakeEnv env_;
+  OwnListeners own_;  // this node's listeners: none unless a test sets them before start()
   std::shared_ptr<const queue::Classifier> classifier_;
   config::ConfigPtr config_;
   std::unique_ptr<DestinationSide> side_;
@@ -690,6 +692,33 @@ TEST_F(DestinationTest, NxDomainBouncesAndServfailDefers) {
   EXPECT_TRUE(env_.channels.empty());
   EXPECT_EQ(states_of(gone), std::vector{spool::RecipientState::Bounced});
   EXPECT_EQ(states_of(flaky), std::vector{spool::RecipientState::Deferred});
+}
+
+TEST_F(DestinationTest, AnMxThatIsThisNodeBouncesAsALoopWithoutConnecting) {
+  const std::vector<net::SocketAddress> listening = {*net::SocketAddress::parse("127.0.0.2:25")};
+  own_ = OwnListeners(listening, {});
+  start();  // a.test's one MX host is 127.0.0.2
+  env_.mx["b.test"] =
+      mx_answer("b.test", {{"mx.a.test", "127.0.0.2"}, {"mx2.b.test", "127.0.0.3"}}, {10, 20});
+  const auto looped = message("a.test", 2);
+  const auto other = message("b.test");
+  env_.run();
+  EXPECT_EQ(states_of(looped),
+            (std::vector{spool::RecipientState::Bounced, spool::RecipientState::Bounced}));
+  ASSERT_EQ(env_.channels.size(), 1u) << "only b.test's other host";
+  EXPECT_EQ(env_.channels[0]->host().name, "mx2.b.test");
+  EXPECT_TRUE(states_of(other).empty()) << "still on its way";
+  ASSERT_EQ(count_events(accounting::EventType::Bounced), 2u);
+  for (const auto& e : env_.events) {
+    EXPECT_EQ(e.code, 554);
+    EXPECT_EQ(e.enhanced, "5.4.4");
+    EXPECT_EQ(e.response, "mail for a.test loops back to myself");
+  }
+  const Outcomes& o = env_.outcomes.back().second;
+  EXPECT_EQ(o.dsn_to, "sender@shop.test");
+  EXPECT_NE(o.dsn.find("Status: 5.4.4"), std::string::npos);
+  EXPECT_EQ(side_->stats().loops, 2u);
+  EXPECT_EQ(side_->stats().bounced, 2u);
 }
 
 // --- [routes] -----------------------------------------------------------------------------

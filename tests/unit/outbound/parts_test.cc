@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The destination's parts on their own: Backlog (order, grouping, jobs, release,
 // rollup hand-over), Route (MX order, rotation, down marks, failures, rollup, [routes]
-// by address and by name), Shaper (limits, rates, back-off, pause) and Pool (capacity,
-// lingering places, egress rotation).
+// by address and by name, next hops that are this node), Shaper (limits, rates, back-off,
+// pause) and Pool (capacity, lingering places, egress rotation).
 #include <gtest/gtest.h>
 
 #include "outbound/backlog.h"
@@ -307,6 +307,78 @@ TEST_F(RouteTest, TlsMemoryPerHost) {
   EXPECT_EQ(r.hosts()[0].tls_failed_until, now() + 1h);
   r.tls_needed(addr);
   EXPECT_EQ(r.hosts()[0].tls_failed_until, TimePoint{});
+}
+
+// This node listening on 127.0.0.2:25, the address mx_answer gives its first host.
+OwnListeners listening_on_first_host() {
+  const std::vector<net::SocketAddress> l = {*net::SocketAddress::parse("127.0.0.2:25")};
+  return OwnListeners(l, {});
+}
+
+TEST_F(RouteTest, HostsThatAreThisNodeAreLeftOut) {
+  const OwnListeners own = listening_on_first_host();
+  Route r("example.com", &own);
+  r.apply_mx(mx_answer({{"self", 10}, {"other", 20}}, now() + 1h), cfg_, now());
+  ASSERT_EQ(r.state(), Route::State::Ok);
+  ASSERT_EQ(r.hosts().size(), 1u);
+  EXPECT_EQ(r.hosts()[0].name, "other");
+  EXPECT_EQ(r.pick(now())->name, "other") << "the preferred host is this node: skipped";
+}
+
+TEST_F(RouteTest, AnMxThatIsOnlyThisNodeFailsAsALoop) {
+  const OwnListeners own = listening_on_first_host();
+  Route r("example.com", &own);
+  r.apply_mx(mx_answer({{"self", 10}}, now() + 1h), cfg_, now());
+  ASSERT_EQ(r.state(), Route::State::Failed);
+  const LocalFailure& f = *r.failure();
+  EXPECT_EQ(f.reply.code, 554);
+  EXPECT_EQ(f.reply.status.to_string(), "5.4.4");
+  EXPECT_EQ(f.reply.text, "mail for example.com loops back to myself");
+  EXPECT_EQ(f.stage, queue::Stage::Rcpt) << "a verdict on the destination: it bounces";
+  EXPECT_TRUE(f.loop);
+  EXPECT_TRUE(r.stale(now() + 1h)) << "asked again when the answer expires";
+  // The same address on another port is another server.
+  cfg_.delivery.smtp_port = 2525;
+  Route t("example.com", &own);
+  t.apply_mx(mx_answer({{"self", 10}}, now() + 1h), cfg_, now());
+  EXPECT_EQ(t.state(), Route::State::Ok);
+}
+
+TEST_F(RouteTest, RoutesToThisNodeFailAsALoopOrAreSkipped) {
+  const OwnListeners own = listening_on_first_host();
+  Route only("example.com", &own);
+  only.apply_routes({{"127.0.0.2", 25}}, now());
+  ASSERT_EQ(only.state(), Route::State::Failed);
+  EXPECT_EQ(only.failure()->reply.status.to_string(), "5.4.4");
+  EXPECT_TRUE(only.failure()->loop);
+  Route two("example.com", &own);
+  two.apply_routes({{"127.0.0.2", 25}, {"127.0.0.8", 25}}, now());
+  ASSERT_EQ(two.state(), Route::State::Ok);
+  ASSERT_EQ(two.hosts().size(), 1u);
+  EXPECT_EQ(two.pick(now())->address.to_string(), "127.0.0.8:25");
+  // A hop by name whose address is this node.
+  Route named("example.com", &own);
+  auto names = named.apply_routes({{"relay.example.net", 25}}, now());
+  ASSERT_EQ(names.size(), 1u);
+  named.resolve_hop(names[0], mx_answer({{"relay.example.net", 0}}, now() + 1h), now());
+  ASSERT_EQ(named.state(), Route::State::Failed);
+  EXPECT_TRUE(named.failure()->loop);
+}
+
+TEST_F(RouteTest, ALoopNeedsEveryHopAnswered) {
+  // One hop is this node, the other did not resolve (it may yet be another host): defer.
+  const OwnListeners own = listening_on_first_host();
+  Route r("example.com", &own);
+  auto names = r.apply_routes({{"127.0.0.2", 25}, {"nowhere.invalid", 25}}, now());
+  ASSERT_EQ(names.size(), 1u);
+  dns::MxResult a;
+  a.status = dns::MxStatus::Temporary;
+  a.detail = "SERVFAIL";
+  a.expires = now() + 1min;
+  r.resolve_hop(names[0], a, now());
+  ASSERT_EQ(r.state(), Route::State::Failed);
+  EXPECT_EQ(r.failure()->reply.code, 451);
+  EXPECT_FALSE(r.failure()->loop);
 }
 
 config::Shaping shaping(std::uint32_t max_connections) {
