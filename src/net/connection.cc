@@ -487,6 +487,7 @@ void KernelConnection::start_tls(const TlsContext& ctx, std::string_view server_
 TimePoint KernelConnection::deadline() const noexcept {
   TimePoint d = TimePoint::max();
   if (idle_ > Duration::zero() && phase_ == Phase::Open) d = last_rx_ + idle_;
+  if (phase_ == Phase::Open) d = std::min(d, deadline_at_);
   if (phase_ == Phase::Draining || phase_ == Phase::ShuttingDown) d = std::min(d, close_deadline_);
   return d;
 }
@@ -508,6 +509,16 @@ void KernelConnection::set_idle_timeout(Duration idle) noexcept {
   // An armed timer is cancelled and re-armed from its completion with the new deadline.
   if (timer_armed_) {
     stack_.engine().cancel(&timer_op_);
+  } else {
+    arm_timer();
+  }
+}
+
+void KernelConnection::set_deadline(TimePoint at) noexcept {
+  if (phase_ != Phase::Open) return;
+  deadline_at_ = at;
+  if (timer_armed_) {
+    stack_.engine().cancel(&timer_op_);  // re-armed from its completion
   } else {
     arm_timer();
   }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // KernelConnection: one TCP socket driven through io::Engine: multishot receive into the
 // input buffer (or the TlsSession), one send in flight over double-buffered output (plain
-// send, or send_zc from buffers pinned until their notification), an idle/linger timer,
-// STARTTLS, and a teardown that waits for every completion.
+// send, or send_zc from buffers pinned until their notification), an idle/deadline/linger
+// timer, STARTTLS, and a teardown that waits for every completion.
 #pragma once
 
 #include <cstddef>
@@ -53,6 +53,7 @@ class KernelConnection final : public Connection, public Deferred {
   void close() noexcept override { begin_close({}); }
   void abort() noexcept override;
   void set_idle_timeout(Duration idle) noexcept override;
+  void set_deadline(TimePoint at) noexcept override;
   const SocketAddress& peer() const noexcept override { return peer_; }
   const SocketAddress& local() const noexcept override { return local_; }
   std::uint64_t id() const noexcept override { return id_; }
@@ -148,6 +149,7 @@ class KernelConnection final : public Connection, public Deferred {
   bool started_ = false;
   Duration idle_{0};
   TimePoint last_rx_{};
+  TimePoint deadline_at_ = TimePoint::max();  // set_deadline
   TimePoint close_deadline_ = TimePoint::max();
   std::size_t slot_ = 0;  // index in KernelStack::connections_
 };

@@ -45,9 +45,10 @@ class ConnectionHandler {
   // Never called from inside the handler's own call into the Connection. The Connection is
   // freed after it returns.
   virtual void on_close(Connection& c, std::error_code why) noexcept = 0;
-  // The idle timer expired. Return true after queueing last words (e.g. SMTP's
-  // "421 4.4.2 timeout"): the connection then closes gracefully (output flushed, bounded by
-  // the close linger) and on_close reports ETIMEDOUT. false (default): it closes at once.
+  // The idle timer or the deadline (set_deadline) expired. Return true after queueing last
+  // words (e.g. SMTP's "421 4.4.2 timeout"): the connection then closes gracefully (output
+  // flushed, bounded by the close linger) and on_close reports ETIMEDOUT. false (default):
+  // it closes at once.
   virtual bool on_idle_timeout(Connection&) noexcept { return false; }
 };
 
@@ -85,6 +86,11 @@ class Connection {
 
   // No bytes received for `idle`: on_close(ETIMEDOUT). Zero disables.
   virtual void set_idle_timeout(Duration idle) noexcept = 0;
+  // Times out at `at` whether bytes arrive or not, as the idle timer does (on_idle_timeout,
+  // then on_close(ETIMEDOUT)): a total the idle timer cannot give, since a client sending a
+  // byte now and then restarts it. `at` is on the stack's clock (KernelStackOptions::clock;
+  // the shard's in salvod). TimePoint::max(), the initial value, disables it.
+  virtual void set_deadline(TimePoint at) noexcept = 0;
 
   virtual const SocketAddress& peer() const noexcept = 0;
   virtual const SocketAddress& local() const noexcept = 0;

@@ -200,6 +200,41 @@ TEST_F(FakeStackTest, IdleTimeoutOnTheTestClock) {
   EXPECT_EQ(stack_->stats().idle_timeouts, 1u);
 }
 
+TEST_F(FakeStackTest, DeadlineHoldsWhateverArrives) {
+  accept_one();
+  rec_.conn->set_idle_timeout(5s);
+  rec_.conn->set_deadline(clock_.now() + 3s);
+  for (int i = 0; i < 5; ++i) {  // a byte every 500 ms keeps the idle timer young
+    clock_.advance(500ms);
+    engine_->deliver(kFd, "x");
+    run();
+  }
+  EXPECT_EQ(rec_.closes, 0);
+  clock_.advance(500ms);  // 3 s after the deadline was set
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::timed_out);
+  EXPECT_EQ(stack_->stats().idle_timeouts, 1u);
+
+  // Moved later, or cleared with TimePoint::max(): only the idle timer is left.
+  rec_ = Recorder{};
+  accept_one();
+  rec_.conn->set_deadline(clock_.now() + 1s);
+  rec_.conn->set_deadline(clock_.now() + 2s);
+  clock_.advance(1500ms);
+  run();
+  EXPECT_EQ(rec_.closes, 0);
+  rec_.conn->set_deadline(TimePoint::max());
+  rec_.conn->set_idle_timeout(10s);
+  clock_.advance(9s);
+  run();
+  EXPECT_EQ(rec_.closes, 0);
+  clock_.advance(2s);
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::timed_out);
+}
+
 TEST_F(FakeStackTest, CloseThatCannotDrainTimesOut) {
   make(FakeMode::Manual);
   accept_one();
