@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 namespace salvo::test {
 
@@ -101,6 +102,12 @@ std::string RawClient::read_replies(int n) {
     all += r;
   }
   return all;
+}
+
+std::string RawClient::read_all() {
+  while (fill()) {
+  }
+  return std::exchange(pending_, std::string());
 }
 
 bool RawClient::closed_by_peer() {

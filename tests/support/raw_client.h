@@ -31,6 +31,8 @@ class RawClient {
   std::string read_replies(int n);
   // True when the peer has closed the connection (reads EOF within the timeout).
   bool closed_by_peer();
+  // Everything the peer sends until it closes (or the timeout passes), through TLS if active.
+  std::string read_all();
   // TLS handshake on the current stream (after a STARTTLS 220); throws on failure.
   void start_tls(const net::TlsContext& ctx, std::string_view server_name);
 
