@@ -44,6 +44,7 @@
 
 #include <salvo/admin/control.h>
 #include <salvo/admin/http_access.h>
+#include <salvo/admin/http_shared.h>
 #include <salvo/admin/reload.h>
 #include <salvo/admin/shard_runtime.h>
 
@@ -98,8 +99,9 @@ struct Daemon {
   std::unique_ptr<inbound::ConnectionBudget> node_budget;  // [node] max_connections
   std::vector<inbound::ListenerShared> shared;
   std::vector<net::SocketAddress> addresses;
-  std::optional<net::SocketAddress> http;  // [http] address, port fixed
+  std::optional<admin::HttpShared> http;  // [http]: address (port fixed), checks, TLS, budget
   std::unique_ptr<admin::HttpAccess> http_access;  // its tokens and checks, for every shard
+  std::unique_ptr<admin::BodyBudget> http_bodies;  // [http] max_pending_body_bytes
   std::vector<net::PortReservation> reserved;
   std::unique_ptr<shard::ShardSet> shards;
   std::vector<spool::RecoveryResult> recovered;
@@ -191,7 +193,7 @@ void prepare(Daemon& d) {
   if (ec) throw std::runtime_error("spool " + spool + ": " + ec.message());
   d.lock_fd = lock_spool(spool);
 
-  bool need_tls = false;
+  bool need_tls = cfg.http.address && cfg.http.tls;
   for (const auto& l : cfg.listen) need_tls |= l.starttls;
   if (need_tls) {
     net::TlsContextOptions to;
@@ -228,9 +230,15 @@ void prepare(Daemon& d) {
       if (!r) throw std::runtime_error("[http] address " + asked + ": " + r.error().message());
       d.reserved.push_back(std::move(*r));
     }
-    d.http = *addr;
     // The tokens are read once, here (a rotation needs a restart, like any [http] change).
     d.http_access = std::make_unique<admin::HttpAccess>(admin::HttpAccess::from_config(cfg.http));
+    d.http_bodies = std::make_unique<admin::BodyBudget>(cfg.http.max_pending_body_bytes);
+    admin::HttpShared h;
+    h.address = *addr;
+    h.access = d.http_access.get();
+    h.tls = cfg.http.tls ? d.tls.get() : nullptr;
+    h.bodies = d.http_bodies.get();
+    d.http = h;
   }
   if (cfg.node.max_connections != 0) {
     d.node_budget = std::make_unique<inbound::ConnectionBudget>(cfg.node.max_connections);
@@ -375,8 +383,7 @@ int main(int argc, char** argv) {
     // Every shard's delivery exists before any shard routes mail to it.
     built.arrive_and_wait();
     if (st) {
-      st = rt->open(d.shared, d.addresses, d.http ? &*d.http : nullptr, d.http_access.get(),
-                    &why);
+      st = rt->open(d.shared, d.addresses, d.http ? &*d.http : nullptr, &why);
     }
     if (!st) {
       std::lock_guard lock(err_mu);
@@ -400,12 +407,13 @@ int main(int argc, char** argv) {
     std::string listeners;
     for (const auto& a : d.addresses) listeners += (listeners.empty() ? "" : ",") + a.to_string();
     // One parseable start-up line (tests and operators grep it).
+    std::string http_at = "off";
+    if (d.http) http_at = (d.http->tls != nullptr ? "https://" : "") + d.http->address.to_string();
     log::info("salvod started: shards={} engine={} features=[{}] listeners=[{}] http={} "
               "spool={} recovered_messages={} fsync={}",
               n, d.shards->shard(shard::ShardId(0)).engine().name(),
               d.shards->shard(shard::ShardId(0)).engine().features().describe(),
-              listeners, d.http ? d.http->to_string() : "off", cfg.node.spool, recovered,
-              cfg.node.fsync ? "on" : "OFF");
+              listeners, http_at, cfg.node.spool, recovered, cfg.node.fsync ? "on" : "OFF");
     if (d.http && d.http_access->token_count() == 0) {
       log::warn("[http] has no token_file: every page but /healthz answers 401 (see "
                 "configs/salvo.toml)");
@@ -474,11 +482,13 @@ int main(int argc, char** argv) {
     if (d.http) {
       log::info("http stopped: connections={} refused={} requests={} bad_requests={} "
                 "injected_messages={} injected_recipients={} inject_failures={} "
-                "unauthorized={} forbidden_host={} forbidden_origin={} unsupported_media={}",
+                "unauthorized={} forbidden_host={} forbidden_origin={} unsupported_media={} "
+                "request_timeouts={} body_budget={} response_timeouts={}",
                 http.connections, http.refused, http.requests, http.bad_requests,
                 http.injected_messages, http.injected_recipients, http.inject_failures,
                 http.unauthorized, http.forbidden_host, http.forbidden_origin,
-                http.unsupported_media);
+                http.unsupported_media, http.request_timeouts, http.body_budget,
+                http.response_timeouts);
     }
     if (d.pickup) {
       log::info("pickup stopped: files_queued={} jobs_queued={} recipients_queued={} "

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // HTTP on the shard's net::Stack (see http_server.h): one Conn per connection, one request
 // at a time (later pipelined requests wait in the buffer), keep-alive as the client asks.
+// One connection timer does every bound: the idle time between requests, the request's
+// deadline while it arrives, the response deadline while it waits for our work.
 #include "admin/http_server.h"
 
 #include <http_parser.h>
@@ -13,6 +15,7 @@
 
 #include <salvo/base/ascii.h>
 #include <salvo/base/log.h>
+#include <salvo/base/units.h>
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/inbound/metrics.h>
 #include <salvo/net/metrics.h>
@@ -26,6 +29,7 @@ namespace {
 
 using nlohmann::json;
 
+// Between the requests of a keep-alive connection (a request itself has request_timeout).
 constexpr Duration kIdleTimeout = std::chrono::seconds(30);
 // Per shard: an operator's browsers, scrapers and injectors, not the public (each may hold
 // up to max_request_size of body while it arrives).
@@ -43,10 +47,12 @@ std::string_view reason_phrase(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Unknown";
   }
 }
@@ -67,6 +73,9 @@ constexpr std::string_view kSecurityHeaders =
     "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n"
     "Referrer-Policy: no-referrer\r\n";
 
+// A 503 for lack of room (the body budget): a retry soon may find some.
+constexpr std::string_view kRetryAfter = "Retry-After: 5\r\n";
+
 // A header value as the checks see it: no surrounding whitespace.
 std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -81,7 +90,7 @@ std::string_view trim_ows(std::string_view s) {
 class HttpServer::Conn final : public net::ConnectionHandler {
  public:
   Conn(HttpServer& server, net::Connection& c, std::uint64_t token)
-      : server_(server), conn_(&c), token_(token) {
+      : server_(server), conn_(&c), token_(token), lease_(*server.shared_.bodies) {
     http_parser_settings_init(&settings_);
     settings_.on_message_begin = [](http_parser* p) { return self(p)->on_begin(); };
     settings_.on_url = [](http_parser* p, const char* at, std::size_t n) {
@@ -102,6 +111,10 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     parser_.data = this;
     c.set_handler(this);
     c.set_idle_timeout(kIdleTimeout);
+    // The first request's time runs from the accept: a TLS handshake, or a client that
+    // connects and trickles, spends it too.
+    c.set_deadline(server_.shard_.clock().now() + server_.request_timeout_);
+    deadline_set_ = true;
   }
 
   std::uint64_t token() const noexcept { return token_; }
@@ -109,6 +122,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   // Set when the access checks refused the request (at the end of its headers).
   std::optional<Refusal>& refusal() noexcept { return refusal_; }
   std::string& body() noexcept { return body_; }
+  BodyBudget::Lease& lease() noexcept { return lease_; }
   unsigned method() const noexcept { return parser_.method; }
   bool waiting() const noexcept { return waiting_; }
   std::string peer() const { return conn_ != nullptr ? conn_->peer().to_string() : "?"; }
@@ -117,6 +131,12 @@ class HttpServer::Conn final : public net::ConnectionHandler {
 
   void on_data(net::Connection&, ByteBuffer& in) noexcept override {
     if (waiting_ || closing_) return;
+    // The first byte of a request (not the connection's first) starts its time.
+    if (!deadline_set_) {
+      conn_->set_deadline(server_.shard_.clock().now() + server_.request_timeout_);
+      deadline_set_ = true;
+    }
+    request_started_ = true;
     const std::string_view v = in.view();
     const std::size_t used = http_parser_execute(&parser_, &settings_, v.data(), v.size());
     const auto err = HTTP_PARSER_ERRNO(&parser_);
@@ -126,10 +146,12 @@ class HttpServer::Conn final : public net::ConnectionHandler {
       waiting_ = true;
       conn_->pause_reading();
       // The wait is ours (a spool commit, the control thread), not the client's: no idle
-      // timeout meanwhile, or a slow commit would cut off a job that is then queued anyway
-      // and sent again by the client.
+      // timeout meanwhile, only response_timeout (expire() answers it).
       conn_->set_idle_timeout(Duration::zero());
       server_.route(*this);
+      if (waiting_ && !closing_) {
+        conn_->set_deadline(server_.shard_.clock().now() + server_.response_timeout_);
+      }
       return;
     }
     in.consume(used);
@@ -140,6 +162,14 @@ class HttpServer::Conn final : public net::ConnectionHandler {
                                                   "max_request_size ({} bytes)",
                                                   server_.max_request_size_)),
                       false);
+      }
+      if (over_budget_) {
+        ++server_.stats_.body_budget;
+        return finish(json_error(503, fmt::format("salvod is buffering as many request bodies "
+                                                  "as [http] max_pending_body_bytes ({} bytes) "
+                                                  "allows; retry later",
+                                                  server_.shared_.bodies->limit())),
+                      false, kRetryAfter);
       }
       return finish(json_error(400, fmt::format("malformed HTTP request: {}",
                                                 http_errno_description(err))),
@@ -165,6 +195,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     conn_->flush();
     body_.clear();
     body_.shrink_to_fit();
+    lease_.reset();
     refusal_.reset();
     if (!keep_alive) {
       closing_ = true;
@@ -172,6 +203,10 @@ class HttpServer::Conn final : public net::ConnectionHandler {
       return;
     }
     waiting_ = false;
+    request_started_ = false;
+    // The next request's time starts with its first byte; until then the idle timer.
+    conn_->set_deadline(TimePoint::max());
+    deadline_set_ = false;
     conn_->set_idle_timeout(kIdleTimeout);
     http_parser_pause(&parser_, 0);
     if (conn_->pending_output() > kOutputHighWater) {
@@ -190,6 +225,25 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   void on_close(net::Connection&, std::error_code) noexcept override {
     conn_ = nullptr;
     server_.gone(this);  // deletes this
+  }
+
+  // The connection's one timer ran out: the wait for our work (response_timeout), the
+  // request's deadline (request_timeout), or the idle time before a request. Whatever is
+  // answered now, the connection closes after it.
+  bool on_idle_timeout(net::Connection&) noexcept override {
+    if (closing_) return false;
+    answer_now_ = true;
+    if (waiting_) {
+      server_.expire(*this);
+      return true;
+    }
+    if (!request_started_) return false;  // nothing asked, nothing to answer
+    ++server_.stats_.request_timeouts;
+    finish(json_error(408, fmt::format("the request was not complete within [http] "
+                                       "request_timeout ({})",
+                                       format_duration(server_.request_timeout_))),
+           false);
+    return true;
   }
 
   void close() noexcept {
@@ -225,6 +279,8 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     duplicate_ = false;
     refusal_.reset();
     discarded_ = 0;
+    over_budget_ = false;
+    lease_.reset();
     return 0;
   }
   int on_url(const char* at, std::size_t n) {
@@ -299,6 +355,14 @@ class HttpServer::Conn final : public net::ConnectionHandler {
       too_large_ = true;
       return -1;
     }
+    // The whole declared body is reserved before a byte of it is read (a chunked one as
+    // it comes, in on_body). A refused request's body is dropped, not kept: nothing to
+    // reserve.
+    if (!refusal_ && parser_.content_length != ULLONG_MAX && parser_.content_length > 0 &&
+        !lease_.grow(parser_.content_length)) {
+      over_budget_ = true;
+      return -1;
+    }
     // RFC 9110 §10.1.1: a client that asked (curl does for larger bodies) waits for this
     // before sending the body.
     if (expect_continue_ && has_body && conn_ != nullptr) {
@@ -315,6 +379,10 @@ class HttpServer::Conn final : public net::ConnectionHandler {
     if (refusal_) {
       discarded_ += n;  // read to keep the connection in step, never kept
       return 0;
+    }
+    if (body_.size() + n > lease_.bytes() && !lease_.grow(body_.size() + n - lease_.bytes())) {
+      over_budget_ = true;
+      return -1;
     }
     body_.append(at, n);
     return 0;
@@ -337,26 +405,32 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   unsigned seen_ = 0;  // kHost | kOrigin | ...
   bool duplicate_ = false;
   std::optional<Refusal> refusal_;
-  bool answer_now_ = false;  // refused at the headers: answer, then close
+  bool answer_now_ = false;  // refused at the headers, or timed out: answer, then close
   std::uint64_t discarded_ = 0;
   bool waiting_ = false;
   bool closing_ = false;
   bool output_paused_ = false;
   bool too_large_ = false;
+  bool over_budget_ = false;  // the body does not fit in the node's BodyBudget
   bool expect_continue_ = false;
+  BodyBudget::Lease lease_;       // the bytes of body_ (all of a declared Content-Length)
+  bool deadline_set_ = false;     // the request's deadline runs
+  bool request_started_ = false;  // a byte of the request in hand has come
 };
 
 // ---- one /api/v1/inject job ------------------------------------------------------------
 
 // Owner: the server (jobs_), from the request until the job is spooled and read back. The
 // body is parsed in two passes like a pickup file (JobReader), from memory; recipients are
-// fed in chunks while the spooler wants more (the writer's back-pressure).
+// fed in chunks while the spooler wants more (the writer's back-pressure). The body's
+// share of the node's BodyBudget comes along with it and goes once the spool has it.
 class HttpServer::Inject final : public inbound::JobSpooler::Owner {
  public:
   Inject(HttpServer& server, Conn& c, std::string log_name)
       : server_(server),
         token_(c.token()),
         body_(std::move(c.body())),
+        lease_(std::move(c.lease())),
         reader_(server.inject_.limits),
         spooler_(inbound::JobSpooler::Services{server.shard_.clock(), *server.inject_.writer,
                                                *server.inject_.index, *server.reader_,
@@ -372,6 +446,39 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
   void start() noexcept {
     feeding_ = true;
     scan();
+  }
+
+  std::uint64_t token() const noexcept { return token_; }
+
+  // The client waited response_timeout without an answer. Before the commit record the
+  // job is given up (503: nothing of it will be delivered); once the commit is under way
+  // its outcome is the writer's (504: it may still be queued, under the id given). False
+  // when it was answered already.
+  bool expire() noexcept {
+    if (answered_) return false;
+    ++server_.stats_.response_timeouts;
+    const std::string waited = format_duration(server_.response_timeout_);
+    if (committing_) {
+      const std::string id = spool::format_id(spooler_.id().value());
+      answer(json_reply(504, json{{"ok", false},
+                                  {"id", id},
+                                  {"error", fmt::format("the spool commit did not finish within "
+                                                        "[http] response_timeout ({}); the job may "
+                                                        "still be queued: look for id {} "
+                                                        "(salvoctl trace) before sending it again",
+                                                        waited, id)}}));
+      return true;
+    }
+    abandoned_ = true;
+    feeding_ = false;
+    spooler_.abandon();
+    release_body();
+    ++server_.stats_.inject_failures;
+    answer(json_error(503, fmt::format("not queued: not spooled within [http] response_timeout "
+                                       "({}); retry later",
+                                       waited)));
+    maybe_done();
+    return true;
   }
 
   void on_job_progress() noexcept override {
@@ -393,6 +500,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
   static constexpr std::size_t kChunk = 256 * 1024;
 
   void scan() noexcept {
+    if (abandoned_) return maybe_done();
     const std::size_t n = std::min(kChunk, body_.size() - off_);
     if (auto e = reader_.scan(std::string_view(body_).substr(off_, n))) return refuse(*e);
     off_ += n;
@@ -413,6 +521,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
 
   void feed() noexcept {
     if (stepping_) return;  // a step is already scheduled
+    if (abandoned_) return maybe_done();
     if (!reader_.recipients_done() && off_ < body_.size()) {
       if (!spooler_.wants_more()) return;  // on_job_progress() continues
       const std::size_t n = std::min(kChunk, body_.size() - off_);
@@ -435,8 +544,14 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
       spooler_.abandon();
       return refuse({"the recipients array is not closed", 0, body_.size(), "recipients"});
     }
-    body_ = std::string();  // the spool has it now
+    release_body();  // the spool has it now
     if (auto st = spooler_.finish(nullptr); !st) return spool_failed(st.error());
+    committing_ = true;
+  }
+
+  void release_body() noexcept {
+    body_ = std::string();
+    lease_.reset();
   }
 
   // Bad input: 400 naming the place, nothing queued.
@@ -475,6 +590,7 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
   HttpServer& server_;
   std::uint64_t token_;
   std::string body_;
+  BodyBudget::Lease lease_;  // body_'s bytes
   inbound::JobReader reader_;
   inbound::JobSpooler spooler_;
   std::uint64_t off_ = 0;
@@ -482,27 +598,30 @@ class HttpServer::Inject final : public inbound::JobSpooler::Owner {
   bool stepping_ = false;  // a scan/feed step is deferred (it holds `this`)
   bool answered_ = false;
   bool done_ = false;
+  bool abandoned_ = false;   // expired before its commit
+  bool committing_ = false;  // finish() succeeded: on_job_committed will come
 };
 
 // ---- the server ------------------------------------------------------------------------
 
 HttpServer::HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway,
-                       InjectDeps inject, std::uint64_t max_request_size,
-                       const HttpAccess& access)
+                       InjectDeps inject, const config::Http& config, const HttpShared& shared)
     : shard_(shard),
       stack_(stack),
       gateway_(gateway),
       inject_(std::move(inject)),
-      max_request_size_(max_request_size),
-      access_(access) {}
+      max_request_size_(config.max_request_size),
+      request_timeout_(config.request_timeout),
+      response_timeout_(config.response_timeout),
+      shared_(shared) {}
 
 HttpServer::~HttpServer() {
   if (listener_ != nullptr) listener_->close();
 }
 
-Status HttpServer::start(const net::SocketAddress& addr) {
+Status HttpServer::start() {
   reader_ = std::make_unique<spool::SpoolReader>(shard_.engine(), inject_.spool_dir);
-  auto l = stack_.listen(addr, net::ReusePort::Yes, *this);
+  auto l = stack_.listen(shared_.address, net::ReusePort::Yes, *this);
   if (!l) return std::unexpected(l.error());
   listener_ = *l;
   return {};
@@ -521,6 +640,9 @@ void HttpServer::on_accept(net::Listener&, net::Connection& c) noexcept {
   }
   const std::uint64_t token = next_token_++;
   conns_.emplace(token, new Conn(*this, c, token));
+  // HTTPS: TLS from the first byte. A client that speaks plain HTTP here fails the
+  // handshake, and the connection closes (net counts it in tls_failures).
+  if (shared_.tls != nullptr) c.start_tls(*shared_.tls, {});
 }
 
 void HttpServer::gone(Conn* c) noexcept {
@@ -552,7 +674,7 @@ void HttpServer::complete(std::uint64_t token, HttpReply reply) noexcept {
 
 std::optional<HttpServer::Refusal> HttpServer::admit(const RequestHead& head, bool get) noexcept {
   if (get && head.path == "/healthz") return std::nullopt;
-  const Access access = access_.check(head);
+  const Access access = shared_.access->check(head);
   auto shown = [](std::optional<std::string_view> v) {
     return std::string(v.value_or("").substr(0, 200));
   };
@@ -638,6 +760,20 @@ void HttpServer::route(Conn& c) noexcept {
   c.finish(json_error(404, fmt::format("no such resource: {}", path.substr(0, 200))), true);
 }
 
+void HttpServer::expire(Conn& c) noexcept {
+  if (c.on_gateway) {
+    c.on_gateway = false;
+    ++stats_.response_timeouts;
+    return c.finish(json_error(504, fmt::format("the page was not ready within [http] "
+                                                "response_timeout ({}); try again",
+                                                format_duration(response_timeout_))),
+                    false);
+  }
+  for (auto& [p, job] : jobs_) {
+    if (job->token() == c.token() && job->expire()) return;
+  }
+}
+
 void HttpServer::start_inject(Conn& c) noexcept {
   if (stopping_ || intake_stopped_) {
     return c.finish(json_error(503, "salvod is not taking mail (stopping or draining)"), true);
@@ -664,7 +800,12 @@ constexpr metrics::Family kRefused{
     "salvo_http_requests_refused_total", metrics::Type::Counter,
     "HTTP requests refused before reaching a page, by reason: unauthorized (401: no, wrong "
     "or no configured bearer token), forbidden_host and forbidden_origin (403), "
-    "unsupported_media (415)."};
+    "unsupported_media (415), request_timeout (408: not in whole within request_timeout), "
+    "body_budget (503: its body does not fit in what max_pending_body_bytes leaves)."};
+constexpr metrics::Family kResponseTimeouts{
+    "salvo_http_response_timeouts_total", metrics::Type::Counter,
+    "HTTP requests answered 503/504 because salvod's own work (a spool commit, a page of "
+    "every shard) took longer than response_timeout."};
 
 }  // namespace
 
@@ -677,6 +818,9 @@ void HttpServer::report(metrics::Snapshot& s) const {
   s.add(kRefused, metrics::label("reason", "forbidden_host"), stats_.forbidden_host);
   s.add(kRefused, metrics::label("reason", "forbidden_origin"), stats_.forbidden_origin);
   s.add(kRefused, metrics::label("reason", "unsupported_media"), stats_.unsupported_media);
+  s.add(kRefused, metrics::label("reason", "request_timeout"), stats_.request_timeouts);
+  s.add(kRefused, metrics::label("reason", "body_budget"), stats_.body_budget);
+  s.add(kResponseTimeouts, {}, stats_.response_timeouts);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"http\"",
         static_cast<std::uint64_t>(conns_.size()));
 }

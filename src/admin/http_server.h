@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The HTTP surface of salvod: `[http] address`, served by every shard on the same
-// port (SO_REUSEPORT) over the shard's net::Stack, parsed by nodejs/http-parser.
+// port (SO_REUSEPORT) over the shard's net::Stack, parsed by nodejs/http-parser; HTTPS
+// from the first byte with [http] tls = true.
 //
 //   GET  /healthz         "ok" (no token needed: load balancers, systemd checks)
 //   GET  /                the dashboard (one self-contained page, src/admin/dashboard.html)
@@ -16,6 +17,13 @@
 // Pages that need every shard's state go to the control thread (WebGateway); its answer
 // comes back on this shard through the ControlInbox (ShardRequest::Kind::HttpReply) and is
 // matched by token. A shard never blocks on another.
+//
+// Bounds, each answered and then closed: a request must be in whole within
+// request_timeout of its first byte (of the accept, for a connection's first request),
+// else 408; a complete request waits for salvod's own work at most response_timeout, else
+// 504 (a page, or an inject whose commit is under way: it may still be queued) or 503 (an
+// inject given up before its commit: nothing queued); a body that does not fit in what is
+// left of the node's BodyBudget gets 503 with Retry-After before any of it is read.
 #pragma once
 
 #include <cstdint>
@@ -27,11 +35,13 @@
 #include <salvo/base/clock.h>
 #include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
+#include <salvo/config/config.h>
 #include <salvo/inbound/pickup_format.h>
 #include <salvo/net/stack.h>
 #include <salvo/shard/shard.h>
 
 #include <salvo/admin/http_access.h>
+#include <salvo/admin/http_shared.h>
 #include <salvo/admin/web.h>
 
 namespace salvo::spool {
@@ -64,15 +74,16 @@ struct InjectDeps {
 // being spooled finish first: their mail is queued whether or not the client waits).
 class HttpServer final : public net::AcceptHandler, public metrics::Source {
  public:
-  // `access` is shared by every shard and outlives the server.
+  // `shared` points at what every shard shares (outliving the server); `config` is read
+  // here only.
   HttpServer(shard::Shard& shard, net::Stack& stack, WebGateway& gateway, InjectDeps inject,
-             std::uint64_t max_request_size, const HttpAccess& access);
+             const config::Http& config, const HttpShared& shared);
   ~HttpServer() override;
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds addr with SO_REUSEPORT (every shard joins the port). Start-up only.
-  [[nodiscard]] Status start(const net::SocketAddress& addr);
+  // Binds the shared address with SO_REUSEPORT (every shard joins the port). Start-up only.
+  [[nodiscard]] Status start();
   void begin_stop() noexcept;
   // salvoctl drain: /api/v1/inject answers 503 from now on; pages are still served.
   void stop_intake() noexcept { intake_stopped_ = true; }
@@ -81,7 +92,8 @@ class HttpServer final : public net::AcceptHandler, public metrics::Source {
   void complete(std::uint64_t token, HttpReply reply) noexcept;
 
   const HttpStats& stats() const noexcept { return stats_; }
-  // received (source="http"), requests, requests refused by reason, connections open.
+  // received (source="http"), requests, requests refused by reason, response timeouts,
+  // connections open.
   void report(metrics::Snapshot& s) const override;
   std::size_t connection_count() const noexcept { return conns_.size(); }
 
@@ -102,6 +114,8 @@ class HttpServer final : public net::AcceptHandler, public metrics::Source {
   // GET or HEAD (GET /healthz is not checked).
   std::optional<Refusal> admit(const RequestHead& head, bool get) noexcept;
   void route(Conn& c) noexcept;
+  // c waited for our work longer than response_timeout: answer it now (it then closes).
+  void expire(Conn& c) noexcept;
   void start_inject(Conn& c) noexcept;
   void gone(Conn* c) noexcept;
   void inject_done(Inject* job) noexcept;
@@ -111,7 +125,9 @@ class HttpServer final : public net::AcceptHandler, public metrics::Source {
   WebGateway& gateway_;
   InjectDeps inject_;
   std::uint64_t max_request_size_;
-  const HttpAccess& access_;
+  Duration request_timeout_;
+  Duration response_timeout_;
+  HttpShared shared_;
   net::Listener* listener_ = nullptr;
   std::unique_ptr<spool::SpoolReader> reader_;  // job read-back (accounting, delivery)
   std::uint64_t next_token_ = 1;

@@ -78,8 +78,7 @@ Status ShardRuntime::start(std::string* why) {
 
 Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                           const std::vector<net::SocketAddress>& addresses,
-                          const net::SocketAddress* http, const HttpAccess* http_access,
-                          std::string* why) {
+                          const HttpShared* http, std::string* why) {
   outbound_->recover(recovered_, dir_);
   for (std::size_t i = 0; i < shared.size(); ++i) {
     auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i],
@@ -102,7 +101,7 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       return st;
     }
   }
-  if (http != nullptr && http_access != nullptr && gateway_ != nullptr) {
+  if (http != nullptr && gateway_ != nullptr) {
     InjectDeps deps;
     deps.writer = writer_.get();
     deps.index = &recovered_.index;
@@ -115,10 +114,10 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       deps.batch_recipients = pickup_->job_batch_recipients;
     }
     http_ = std::make_unique<HttpServer>(shard_, *stack_, *gateway_, std::move(deps),
-                                         config_.http.max_request_size, *http_access);
+                                         config_.http, *http);
     registry_.add(http_.get());
-    if (auto st = http_->start(*http); !st) {
-      *why = "[http] address " + http->to_string() + ": " + st.error().message();
+    if (auto st = http_->start(); !st) {
+      *why = "[http] address " + http->address.to_string() + ": " + st.error().message();
       return st;
     }
   }
@@ -142,7 +141,8 @@ constexpr metrics::Family kNetEvents{
     "salvo_net_events_total", metrics::Type::Counter,
     "Socket events of the shards' network stacks: accepted, connects, connect_failures, "
     "recv_rearms, recv_enobufs (the receive buffer ring ran dry), paused_overflows, "
-    "idle_timeouts, zerocopy_fallbacks, tls_handshakes, tls_failures."};
+    "idle_timeouts (an idle timer or a deadline), zerocopy_fallbacks, tls_handshakes, "
+    "tls_failures."};
 constexpr metrics::Family kNetBytes{"salvo_net_bytes_total", metrics::Type::Counter,
                                     "Bytes received from and sent to sockets (TLS: ciphertext)."};
 

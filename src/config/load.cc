@@ -60,6 +60,9 @@ void cross_check(const toml::table& root, Config& config, Context& ctx) {
       diag.error(path, "needs [tls] certificate and key", line_at(root, path));
     }
   }
+  if (config.http.tls && (config.tls.certificate.empty() || config.tls.key.empty())) {
+    diag.error("http.tls", "needs [tls] certificate and key", line_at(root, "http.tls"));
+  }
   if (config.tls.certificate.empty() != config.tls.key.empty()) {
     const bool has_cert = !config.tls.certificate.empty();
     const char* path = has_cert ? "tls.certificate" : "tls.key";

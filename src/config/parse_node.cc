@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The single-table sections: [node], [tls], [dns], [http]. Ranges and their reasons live
 // next to the key they guard.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "config/reader.h"
@@ -108,6 +110,21 @@ void parse_http(const toml::table& root, Http& out, Context& ctx) {
   if (t == nullptr) return;
   TableReader r(*t, kHttpSection, "http", ctx.diag);
   r.read_size("max_request_size", out.max_request_size, 1024, 4 * kGB);
+  // A budget smaller than one request would answer such a request 503 ("retry later")
+  // for ever. Left out, it grows with max_request_size.
+  if (r.read_size("max_pending_body_bytes", out.max_pending_body_bytes, 1024, 1024 * kGB)) {
+    if (out.max_pending_body_bytes < out.max_request_size) {
+      r.error("max_pending_body_bytes",
+              fmt::format("{} bytes is less than http.max_request_size ({} bytes): a request "
+                          "that large could never be taken",
+                          out.max_pending_body_bytes, out.max_request_size));
+    }
+  } else {
+    out.max_pending_body_bytes = std::max(out.max_pending_body_bytes, out.max_request_size);
+  }
+  r.read("tls", out.tls);
+  r.read_duration("request_timeout", out.request_timeout, milliseconds(100), seconds(3600));
+  r.read_duration("response_timeout", out.response_timeout, milliseconds(1), seconds(3600));
   read_path(r, "token_file", out.token_file, true);
   std::vector<TableReader::Item> items;
   if (r.read_strings("allowed_origins", items)) {

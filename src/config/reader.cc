@@ -69,8 +69,14 @@ constexpr std::string_view kShapingKeys[] = {"domain",
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
 constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm",
                                           "headers"};
-constexpr std::string_view kHttpKeys[] = {"address", "max_request_size", "token_file",
-                                          "allowed_origins"};
+constexpr std::string_view kHttpKeys[] = {"address",
+                                          "max_request_size",
+                                          "token_file",
+                                          "allowed_origins",
+                                          "tls",
+                                          "request_timeout",
+                                          "response_timeout",
+                                          "max_pending_body_bytes"};
 
 bool is_bare_key(std::string_view key) {
   if (key.empty()) return false;

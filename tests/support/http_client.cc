@@ -68,8 +68,13 @@ HttpResult http_raw(std::uint16_t port, const std::string& raw, int timeout_s) {
     in.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
+  return parse_http_answer(in);
+}
+
+HttpResult parse_http_answer(const std::string& in) {
+  HttpResult r;
   auto end = in.find("\r\n\r\n");
-  if (in.size() < 12 || end == std::string::npos) return r;
+  if (in.size() < 12 || !in.starts_with("HTTP/1.") || end == std::string::npos) return r;
   r.status = std::stoi(in.substr(9, 3));
   r.headers = in.substr(0, end);
   r.body = in.substr(end + 4);

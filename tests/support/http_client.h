@@ -21,6 +21,9 @@ struct HttpResult {
   std::string header(std::string_view name) const;
 };
 
+// An answer as received (status line, headers, body); status 0 when it is not one.
+HttpResult parse_http_answer(const std::string& received);
+
 // Sends `raw` to 127.0.0.1:port and reads until the server closes (at most `timeout_s`).
 HttpResult http_raw(std::uint16_t port, const std::string& raw, int timeout_s = 10);
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 namespace salvo::test {
 
@@ -135,6 +136,12 @@ std::string RawClient::read_replies(int n) {
     all += r;
   }
   return all;
+}
+
+std::string RawClient::read_all() {
+  while (fill()) {
+  }
+  return std::exchange(pending_, std::string());
 }
 
 bool RawClient::closed_by_peer() {

@@ -39,6 +39,8 @@ class RawClient {
   // A slow client: sends `bytes` one byte every `every` until the server says something
   // (or closes). Returns the bytes sent before that; bytes.size() if it never spoke.
   std::size_t trickle(std::string_view bytes, std::chrono::milliseconds every);
+  // Everything the peer sends until it closes (or the timeout passes), through TLS if active.
+  std::string read_all();
   // TLS handshake on the current stream (after a STARTTLS 220); throws on failure.
   void start_tls(const net::TlsContext& ctx, std::string_view server_name);
 

@@ -19,7 +19,7 @@
 #include <salvo/spool/spool_writer.h>
 
 #include <salvo/admin/control.h>
-#include <salvo/admin/http_access.h>
+#include <salvo/admin/http_shared.h>
 #include <salvo/admin/web.h>
 
 namespace salvo::admin {
@@ -48,12 +48,11 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   [[nodiscard]] Status start(std::string* why);
   // Phase 2: routes what the spool still owes, listens on every address (addresses[i] for
   // listen[i], port already fixed) and watches the pickup directory. why names the
-  // address on failure; http: the [http] address (port fixed) or null, and then
-  // http_access its checks (shared by every shard, outliving them). Start-up only.
+  // address on failure; http: what [http] needs (shared by every shard, outliving them),
+  // or null without it. Start-up only.
   [[nodiscard]] Status open(const std::vector<inbound::ListenerShared>& shared,
                             const std::vector<net::SocketAddress>& addresses,
-                            const net::SocketAddress* http, const HttpAccess* http_access,
-                            std::string* why);
+                            const HttpShared* http, std::string* why);
   // The mailbox handler: null once torn down (late messages are dropped; the spool still
   // has what they described).
   outbound::Outbound* outbound() noexcept { return outbound_.get(); }

@@ -39,6 +39,10 @@ struct HttpStats {
   std::uint64_t forbidden_host = 0;       // 403: a non-loopback Host on a loopback listener
   std::uint64_t forbidden_origin = 0;     // 403: an Origin not allowed
   std::uint64_t unsupported_media = 0;    // 415: an inject that is not application/json
+  std::uint64_t request_timeouts = 0;     // 408: not in whole within request_timeout
+  std::uint64_t body_budget = 0;          // 503: the body exceeds max_pending_body_bytes left
+  // Answered 503/504 because salvod's own work took longer than response_timeout.
+  std::uint64_t response_timeouts = 0;
   HttpStats& operator+=(const HttpStats& o) noexcept {
     connections += o.connections;
     refused += o.refused;
@@ -51,6 +55,9 @@ struct HttpStats {
     forbidden_host += o.forbidden_host;
     forbidden_origin += o.forbidden_origin;
     unsupported_media += o.unsupported_media;
+    request_timeouts += o.request_timeouts;
+    body_budget += o.body_budget;
+    response_timeouts += o.response_timeouts;
     return *this;
   }
 };

@@ -224,6 +224,21 @@ struct Http {
   // Origins ("https://ops.example.com", lower case, no default port) whose pages may call
   // the API besides the server's own; a request with any other Origin header gets 403.
   std::vector<std::string> allowed_origins;
+  // HTTPS with [tls] certificate and key, from the first byte (no upgrade, no plain HTTP).
+  bool tls = false;
+  // A request must be in whole, head and body, this long after its first byte (after the
+  // accept for a connection's first request, so a TLS handshake counts): else 408 and
+  // close. Total time: a client sending a byte now and then does not stretch it.
+  Duration request_timeout = std::chrono::seconds(10);
+  // How long a complete request may wait for salvod's own work (an inject's spool commit,
+  // a page every shard contributes to) before it is answered 503 (nothing done) or 504
+  // (an inject whose commit is under way: it may still be queued) and the connection closes.
+  Duration response_timeout = std::chrono::seconds(60);
+  // Request bodies buffered by every shard's HTTP server together, at most; at least
+  // max_request_size (left out: this default or max_request_size, the larger). A request
+  // whose body does not fit in what is left is answered 503 with Retry-After before any of
+  // it is read.
+  std::uint64_t max_pending_body_bytes = 256ull << 20;
 
   // True when `address` is set and is a loopback address (127.0.0.0/8, ::1).
   bool loopback() const;

@@ -19,7 +19,7 @@ struct Stats {
   std::uint64_t recv_rearms = 0;       // multishot receive ended and was re-armed
   std::uint64_t recv_enobufs = 0;      // provided-buffer ring ran dry
   std::uint64_t paused_overflows = 0;  // receive stopped: too much input while paused
-  std::uint64_t idle_timeouts = 0;
+  std::uint64_t idle_timeouts = 0;    // the idle timer or a deadline (set_deadline) expired
   std::uint64_t tls_handshakes = 0;    // completed
   std::uint64_t tls_failures = 0;
 

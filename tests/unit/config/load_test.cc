@@ -375,6 +375,37 @@ allowed_origins = ["HTTPS://Ops.Example.COM:443", "http://grafana.example.net:30
   EXPECT_FALSE(load_ok("[http]\n")->http.loopback());  // no address at all
 }
 
+TEST(Load, HttpTlsTimeoutsAndBodyBudget) {
+  ConfigPtr d = load_ok("");
+  EXPECT_FALSE(d->http.tls);
+  EXPECT_EQ(d->http.request_timeout, 10s);
+  EXPECT_EQ(d->http.response_timeout, 60s);
+  EXPECT_EQ(d->http.max_pending_body_bytes, 256u << 20);
+  ConfigPtr c = load_ok(R"(
+[tls]
+certificate = "/etc/salvo/cert.pem"
+key = "/etc/salvo/key.pem"
+
+[http]
+address = "127.0.0.1:8443"
+tls = true
+request_timeout = "1500ms"
+response_timeout = "2m"
+max_request_size = "1MiB"
+max_pending_body_bytes = "3MiB"
+)");
+  EXPECT_TRUE(c->http.tls);
+  EXPECT_EQ(c->http.request_timeout, 1500ms);
+  EXPECT_EQ(c->http.response_timeout, 120s);
+  EXPECT_EQ(c->http.max_pending_body_bytes, 3u << 20);
+  // Equal to one request is enough; left out, the budget grows with max_request_size.
+  EXPECT_EQ(load_ok("[http]\nmax_request_size = \"1GiB\"\nmax_pending_body_bytes = \"1GiB\"\n")
+                ->http.max_pending_body_bytes,
+            1u << 30);
+  EXPECT_EQ(load_ok("[http]\nmax_request_size = \"1GiB\"\n")->http.max_pending_body_bytes,
+            1u << 30);
+}
+
 TEST(Load, ResultIsSharedAndImmutable) {
   ConfigPtr c = load_ok("[node]\ncores = 2\n");
   static_assert(std::is_same_v<decltype(c), std::shared_ptr<const Config>>);
