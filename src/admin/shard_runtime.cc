@@ -2,6 +2,7 @@
 // ShardRuntime: per-shard wiring of net, spool and inbound; drain and teardown at stop.
 #include <salvo/admin/shard_runtime.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -32,6 +33,18 @@ ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
 }
 
 ShardRuntime::~ShardRuntime() = default;
+
+namespace {
+
+constexpr metrics::Family kIntakeBytes{
+    "salvo_smtp_intake_bytes", metrics::Type::Gauge,
+    "Message text SMTP intake holds in memory now: bodies being received plus those "
+    "waiting for their spool commit ([node] max_pending_bytes caps it)."};
+constexpr metrics::Family kIntakePeak{
+    "salvo_smtp_intake_peak_bytes", metrics::Type::Gauge,
+    "The most salvo_smtp_intake_bytes has been since start (summed over shards)."};
+
+}  // namespace
 
 namespace {
 
@@ -80,9 +93,18 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                           const std::vector<net::SocketAddress>& addresses,
                           const HttpShared* http, std::string* why) {
   outbound_->recover(recovered_, dir_);
+  if (!shared.empty()) {
+    // Also without a cap (0): then it only measures (salvo_smtp_intake_bytes).
+    const std::uint64_t cap = config_.node.max_pending_bytes;
+    const spool::SpoolWriter* w = writer_.get();
+    intake_budget_ = std::make_unique<inbound::IntakeBudget>(
+        cap == 0 ? 0 : std::max<std::uint64_t>(cap / shard_.count(), 1),
+        [w] { return w->buffered_bytes(); });
+    shard_.add_poller(intake_budget_.get());
+  }
   for (std::size_t i = 0; i < shared.size(); ++i) {
     auto l = std::make_unique<inbound::InjectionListener>(shard_, *stack_, *writer_, shared[i],
-                                                          accounting_.get());
+                                                          accounting_.get(), intake_budget_.get());
     l->set_dispatch(outbound_.get());
     if (auto st = l->start(addresses[i]); !st) {
       *why = "listen " + addresses[i].to_string() + ": " + st.error().message();
@@ -158,6 +180,12 @@ Overloaded(F...) -> Overloaded<F...>;  // clang 16 does not deduce aggregates ye
 void ShardRuntime::report(metrics::Snapshot& s) const {
   s.add(kQueueMessages, {}, static_cast<std::uint64_t>(recovered_.index.message_count()));
   s.add(kSpoolRecipients, {}, static_cast<std::uint64_t>(recovered_.index.live_recipients()));
+  if (intake_budget_) {
+    const std::int64_t used =
+        intake_budget_->held() + static_cast<std::int64_t>(writer_->buffered_bytes());
+    s.add(kIntakeBytes, {}, static_cast<double>(std::max<std::int64_t>(used, 0)));
+    s.add(kIntakePeak, {}, static_cast<double>(intake_budget_->peak()));
+  }
   if (!stack_) return;
   const net::Stats n = stack_->stats();
   const std::pair<std::string_view, std::uint64_t> events[] = {
@@ -310,6 +338,10 @@ void ShardRuntime::teardown() noexcept {
     final_stats_ += l->stats();
   }
   listeners_.clear();
+  if (intake_budget_) {
+    shard_.remove_poller(intake_budget_.get());  // it reads the writer: goes before it
+    intake_budget_.reset();
+  }
   if (watcher_) {
     registry_.remove(watcher_.get());
     final_pickup_ += watcher_->stats();

@@ -44,6 +44,7 @@ void parse_node(const toml::table& root, Node& out, Context& ctx) {
   }
   r.read_u32("cores", out.cores, 0, 1024);
   r.read_u32("max_connections", out.max_connections, 0, 10'000'000);
+  r.read_size("max_pending_bytes", out.max_pending_bytes, 0, 1ull << 50);
   read_path(r, "spool", out.spool, false);
   read_path(r, "pickup", out.pickup, true);
   std::string socket = out.control_socket;

@@ -19,6 +19,7 @@ constexpr std::string_view kRootKeys[] = {"node",     "listen",  "tls",    "dns"
 constexpr std::string_view kNodeKeys[] = {"hostname",
                                           "cores",
                                           "max_connections",
+                                          "max_pending_bytes",
                                           "spool",
                                           "pickup",
                                           "control_socket",

@@ -28,6 +28,7 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
   auth_failed += o.auth_failed;
   low_space += o.low_space;
   tls_sessions += o.tls_sessions;
+  budget_pauses += o.budget_pauses;
   for (std::size_t i = 0; i < timeouts.size(); ++i) timeouts[i] += o.timeouts[i];
   end_of_data_reply_ns.merge(o.end_of_data_reply_ns);
   session += o.session;
@@ -36,8 +37,13 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
 
 InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
                                      spool::SpoolWriter& writer, const ListenerShared& shared,
-                                     accounting::Writer* accounting)
-    : shard_(shard), stack_(stack), writer_(writer), shared_(shared), accounting_(accounting) {
+                                     accounting::Writer* accounting, IntakeBudget* budget)
+    : shard_(shard),
+      stack_(stack),
+      writer_(writer),
+      shared_(shared),
+      budget_(budget),
+      accounting_(accounting) {
   const config::Listener& cfg = *shared.config;
   smtp::ServerConfig& sc = session_config_;
   sc.hostname = shared.hostname;
@@ -171,6 +177,10 @@ constexpr metrics::Family kTimeouts{
     "salvo_smtp_timeouts_total", metrics::Type::Counter,
     "SMTP sessions ended 421 4.4.2 by a timeout: kind=command (a command line not complete "
     "in time), data (a pause in message text), data_rate (below min_data_rate), session."};
+constexpr metrics::Family kBudgetPauses{
+    "salvo_smtp_budget_pauses_total", metrics::Type::Counter,
+    "SMTP sessions that stopped reading because [node] max_pending_bytes of message text "
+    "was held (being received or waiting for the spool commit)."};
 constexpr std::string_view kTimeoutKinds[] = {"command", "data", "data_rate", "session"};
 constexpr metrics::Family kEndOfData{
     "salvo_smtp_end_of_data_reply_seconds", metrics::Type::Histogram,
@@ -190,6 +200,7 @@ void InjectionListener::report(metrics::Snapshot& s) const {
   s.add(kRefusedNodeCap, {}, stats_.refused_node_cap);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"smtp\"",
         static_cast<std::uint64_t>(session_count_));
+  s.add(kBudgetPauses, {}, stats_.budget_pauses);
   for (std::size_t i = 0; i < stats_.timeouts.size(); ++i) {
     s.add(kTimeouts, metrics::label("kind", kTimeoutKinds[i]), stats_.timeouts[i]);
   }

@@ -102,6 +102,54 @@ void InjectionSession::run(ByteBuffer& in) noexcept {
     output_paused_ = true;
     conn_->pause_reading();
   }
+  account_body();
+}
+
+void InjectionSession::account_body() noexcept {
+  IntakeBudget* budget = listener_.budget_;
+  if (budget == nullptr || conn_ == nullptr) return;
+  const std::uint64_t now_held = session_.reading_text() ? session_.body().size() : 0;
+  budget->add(static_cast<std::int64_t>(now_held) - static_cast<std::int64_t>(budget_held_));
+  budget_held_ = now_held;
+  if (now_held == 0) budget->cancel(this);  // a message let through past the cap is done
+  if (budget_paused_ || closing_ || budget->may_read(this)) return;
+  budget_paused_ = true;
+  budget_paused_at_ = listener_.shard_.clock().now();
+  ++listener_.stats_.budget_pauses;
+  conn_->pause_reading();
+  // The client is waiting for salvod: no timeout runs against it meanwhile.
+  timeout_ = Duration::zero();
+  conn_->set_idle_timeout(timeout_);
+  deadline_ = TimePoint::max();
+  conn_->set_deadline(deadline_);
+  budget->wait(this);
+}
+
+void InjectionSession::on_budget() noexcept {
+  if (!budget_paused_ || conn_ == nullptr) return;
+  budget_paused_ = false;
+  const Duration waited = listener_.shard_.clock().now() - budget_paused_at_;
+  command_since_ += waited;
+  text_since_ += waited;
+  update_timeout();
+  maybe_resume_reading();
+}
+
+void InjectionSession::release_body() noexcept {
+  IntakeBudget* budget = listener_.budget_;
+  if (budget == nullptr) return;
+  budget->add(-static_cast<std::int64_t>(budget_held_));
+  budget_held_ = 0;
+  budget->cancel(this);
+  budget_paused_ = false;
+}
+
+void InjectionSession::maybe_resume_reading() noexcept {
+  if (conn_ == nullptr || blocked_ || output_paused_ || budget_paused_ || closing_ ||
+      close_when_answered_) {
+    return;
+  }
+  conn_->resume_reading();
 }
 
 bool InjectionSession::output_over() const noexcept {
@@ -115,7 +163,7 @@ void InjectionSession::on_drained(net::Connection&) noexcept { maybe_resume_outp
 void InjectionSession::maybe_resume_output() noexcept {
   if (!output_paused_ || conn_ == nullptr || output_over()) return;
   output_paused_ = false;
-  if (!blocked_ && !closing_ && !close_when_answered_) conn_->resume_reading();
+  maybe_resume_reading();
 }
 
 void InjectionSession::on_tls_ready(net::Connection&) noexcept {
@@ -162,6 +210,7 @@ InjectionSession::Expiry InjectionSession::expiry_kind(TimePoint now) const noex
 
 void InjectionSession::on_close(net::Connection&, std::error_code) noexcept {
   listener_.stats_.session += session_.stats();
+  release_body();
   if (counted_ && listener_.shared_.limiter != nullptr) {
     listener_.shared_.limiter->release(ip_);
   }
@@ -333,7 +382,7 @@ void InjectionSession::on_committed(Status status) noexcept {
     // More answers owed; a blocked session may have room again.
     if (blocked_ && !session_.blocked() && !stopping_ && !close_when_answered_) {
       blocked_ = false;
-      if (!output_paused_) conn_->resume_reading();
+      maybe_resume_reading();
     }
     return;
   }
@@ -358,7 +407,7 @@ void InjectionSession::on_committed(Status status) noexcept {
   update_timeout();
   // Pipelined commands may be buffered behind a blocked one: resume re-delivers them.
   blocked_ = false;
-  if (!output_paused_) conn_->resume_reading();
+  maybe_resume_reading();
 }
 
 void InjectionSession::stop() noexcept {

@@ -37,7 +37,8 @@ namespace salvo::inbound {
 //   session blocked (STARTTLS/QUIT, or the deferral cap reached) -> pause_reading until answered
 class InjectionSession final : public net::ConnectionHandler,
                                public smtp::ServerPolicy,
-                               public spool::CommitWaiter {
+                               public spool::CommitWaiter,
+                               public IntakeBudget::Waiter {
  public:
   InjectionSession(InjectionListener& listener, net::Connection& conn,
                    const config::IpAddress& ip, bool counted_by_limiter,
@@ -65,6 +66,9 @@ class InjectionSession final : public net::ConnectionHandler,
   // spool::CommitWaiter
   void on_committed(Status status) noexcept override;
 
+  // IntakeBudget::Waiter
+  void on_budget() noexcept override;
+
   // The listener is stopping: 421 now, or after the pending commit's answer.
   void stop() noexcept;
   bool connected() const noexcept { return conn_ != nullptr; }
@@ -83,6 +87,12 @@ class InjectionSession final : public net::ConnectionHandler,
   void flush_output() noexcept;
   bool output_over() const noexcept;
   void maybe_resume_output() noexcept;
+  // Reading resumes once nothing else holds it: commits owed (blocked_), unsent output,
+  // the intake budget, the end of the session.
+  void maybe_resume_reading() noexcept;
+  // Reports the body bytes held to the intake budget; pauses reading when it is spent.
+  void account_body() noexcept;
+  void release_body() noexcept;
   void update_timeout() noexcept;
   void close_now() noexcept;
   // Deletes this when nothing refers to it any more.
@@ -129,6 +139,12 @@ class InjectionSession final : public net::ConnectionHandler,
   std::uint64_t rx_total_ = 0;  // bytes received (plaintext), for min_data_rate
   std::size_t in_left_ = 0;     // input left unconsumed after the last on_data
   const char* timed_out_ = nullptr;  // expired with answers owed: 421 this once answered
+  // [node] max_pending_bytes: the body bytes reported to the budget; waiting for room
+  // since budget_paused_at_ (the timers stop meanwhile: the wait is salvod's, not the
+  // client's).
+  std::uint64_t budget_held_ = 0;
+  bool budget_paused_ = false;
+  TimePoint budget_paused_at_{};
 };
 
 }  // namespace salvo::inbound

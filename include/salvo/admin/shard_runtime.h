@@ -87,6 +87,7 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   const inbound::PickupShared* pickup_;
   std::unique_ptr<spool::SpoolWriter> writer_;
   std::unique_ptr<accounting::Writer> accounting_;
+  std::unique_ptr<inbound::IntakeBudget> intake_budget_;  // before the listeners that use it
   std::vector<std::unique_ptr<inbound::InjectionListener>> listeners_;
   std::unique_ptr<inbound::PickupWatcher> watcher_;
   WebGateway* gateway_;

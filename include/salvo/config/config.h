@@ -29,6 +29,11 @@ struct Node {
   // Open injection connections of the whole node (every [[listen]]); more get 421 4.7.0 at
   // connect. 0 = no cap.
   std::uint32_t max_connections = 20000;
+  // Message text SMTP intake may hold in memory, node-wide (an equal share per shard):
+  // bodies being received plus those waiting for their spool commit. Beyond it sessions
+  // stop reading until commits make room (a stalled disk slows clients, it does not grow
+  // the heap). 0 = no cap.
+  std::uint64_t max_pending_bytes = 1ull << 30;
   std::string spool = "/var/spool/salvo";
   std::string pickup;  // "" = no pickup directory
   std::string control_socket = "/run/salvo/salvod.sock";

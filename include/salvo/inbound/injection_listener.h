@@ -13,6 +13,7 @@
 #include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/config/config.h>
+#include <salvo/inbound/intake_budget.h>
 #include <salvo/net/stack.h>
 #include <salvo/shard/shard.h>
 #include <salvo/smtp/server_session.h>
@@ -60,6 +61,7 @@ struct InboundStats {
   std::uint64_t auth_failed = 0;
   std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL
   std::uint64_t tls_sessions = 0;
+  std::uint64_t budget_pauses = 0;       // reading stopped: [node] max_pending_bytes reached
   // Sessions ended 421 4.4.2 by a timeout, by kind: a command line not complete in time,
   // a pause inside message text, text slower than min_data_rate, session_timeout.
   std::array<std::uint64_t, 4> timeouts{};
@@ -79,8 +81,11 @@ struct InboundStats {
 class InjectionListener final : public net::AcceptHandler, public metrics::Source {
  public:
   // accounting may be null (no accounting log: tests).
+  // budget: this shard's share of [node] max_pending_bytes (shared by its listeners);
+  // null = no cap.
   InjectionListener(shard::Shard& shard, net::Stack& stack, spool::SpoolWriter& writer,
-                    const ListenerShared& shared, accounting::Writer* accounting = nullptr);
+                    const ListenerShared& shared, accounting::Writer* accounting = nullptr,
+                    IntakeBudget* budget = nullptr);
   ~InjectionListener() override;
   InjectionListener(const InjectionListener&) = delete;
   InjectionListener& operator=(const InjectionListener&) = delete;
@@ -124,6 +129,7 @@ class InjectionListener final : public net::AcceptHandler, public metrics::Sourc
   net::Stack& stack_;
   spool::SpoolWriter& writer_;
   const ListenerShared& shared_;
+  IntakeBudget* budget_;
   accounting::Writer* accounting_;
   spool::Dispatch* dispatch_ = nullptr;
   smtp::ServerConfig session_config_;

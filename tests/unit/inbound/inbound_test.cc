@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <salvo/inbound/auth_users.h>
+#include <salvo/inbound/intake_budget.h>
 #include <salvo/inbound/client_limiter.h>
 
 #include "inbound/message_builder.h"
@@ -75,6 +76,75 @@ TEST(ClientLimiter, CountsIpv6ByItsSlash64) {
   EXPECT_TRUE(lim.try_acquire(next_net));
   lim.release(one);
   EXPECT_TRUE(lim.try_acquire(*config::IpAddress::parse("2001:db8:0:7::99")));
+}
+
+struct BudgetWaiter final : IntakeBudget::Waiter {
+  void on_budget() noexcept override { ++woken; }
+  int woken = 0;
+};
+
+TEST(IntakeBudget, PausesAtTheLimitAndWakesOldestFirstAsCommitsFreeRoom) {
+  std::uint64_t committing = 0;
+  IntakeBudget b(1000, [&] { return committing; });
+  BudgetWaiter w1, w2;
+  b.add(600);
+  EXPECT_TRUE(b.may_read(&w1));
+  committing = 400;  // 600 being received + 400 waiting for the fsync
+  EXPECT_TRUE(b.over());
+  EXPECT_FALSE(b.may_read(&w1));
+  b.wait(&w1);
+  b.wait(&w2);
+  b.wait(&w1);  // once only
+  EXPECT_EQ(b.waiting(), 2u);
+  EXPECT_FALSE(b.poll());  // the commit is still in flight: nobody woken
+  committing = 0;          // it landed
+  EXPECT_TRUE(b.poll());   // one per loop turn, oldest first
+  EXPECT_EQ(w1.woken, 1);
+  EXPECT_EQ(w2.woken, 0);
+  b.add(300);  // w1 read what it had buffered: 900 held
+  EXPECT_TRUE(b.poll());
+  EXPECT_EQ(w2.woken, 1);
+  EXPECT_EQ(b.waiting(), 0u);
+  EXPECT_EQ(b.pauses(), 2u);
+  EXPECT_EQ(b.peak(), 900);  // as seen at the reports: 600, then 600 + 300
+}
+
+TEST(IntakeBudget, SpentOnPartialBodiesLetsOneFinishAtATime) {
+  std::uint64_t committing = 0;
+  IntakeBudget b(1000, [&] { return committing; });
+  BudgetWaiter w1, w2;
+  b.add(1200);  // bodies still arriving, nothing to commit: only finishing one frees room
+  b.wait(&w1);
+  b.wait(&w2);
+  EXPECT_TRUE(b.poll());
+  EXPECT_EQ(w1.woken, 1);
+  EXPECT_EQ(w2.woken, 0);
+  EXPECT_TRUE(b.may_read(&w1));  // let through past the cap
+  EXPECT_FALSE(b.may_read(&w2));
+  EXPECT_FALSE(b.poll());  // one at a time
+  // w1's message went to the writer: its bytes are committing now.
+  b.add(-700);
+  committing = 700;
+  b.cancel(&w1);
+  EXPECT_FALSE(b.may_read(&w1));
+  EXPECT_FALSE(b.poll());
+  committing = 0;
+  EXPECT_TRUE(b.poll());
+  EXPECT_EQ(w2.woken, 1);
+}
+
+TEST(IntakeBudget, ZeroIsNoCapAndCancelForgetsAWaiter) {
+  IntakeBudget none(0, [] { return std::uint64_t{1} << 40; });
+  none.add(std::int64_t{1} << 40);
+  EXPECT_FALSE(none.over());
+  std::uint64_t committing = 5000;
+  IntakeBudget b(1000, [&] { return committing; });
+  BudgetWaiter w;
+  b.wait(&w);
+  b.cancel(&w);
+  committing = 0;
+  EXPECT_FALSE(b.poll());
+  EXPECT_EQ(w.woken, 0);
 }
 
 TEST(MessageBuilder, ReceivedHeader) {
