@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -295,6 +296,26 @@ void prepare(Daemon& d) {
   prepare_outbound(d);
 }
 
+// Every connection is a descriptor: take the hard limit of open files (the unit file sets
+// it high; a shell's soft 1024 would refuse connections long before [node]
+// max_connections), and say so when even that is below the cap.
+void raise_open_files_limit(std::uint32_t max_connections) {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  if (r.rlim_cur < r.rlim_max) {
+    rlimit raised = r;
+    raised.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
+  }
+  // Beyond the SMTP connections: spool segments, deliveries, HTTP, the control socket.
+  constexpr rlim_t kOtherFiles = 1024;
+  if (max_connections != 0 && r.rlim_cur < max_connections + kOtherFiles) {
+    log::warn("open files limit {} is below [node] max_connections {} + {}: connections "
+              "beyond it are refused by the kernel (raise LimitNOFILE / ulimit -n)",
+              static_cast<unsigned long long>(r.rlim_cur), max_connections, kOtherFiles);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -333,6 +354,8 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+
+  raise_open_files_limit((*loaded)->node.max_connections);
 
   Daemon d;
   d.config = *loaded;

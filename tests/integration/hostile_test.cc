@@ -3,7 +3,16 @@
 // text below min_data_rate, or hold a session open with NOOPs. Each case checks the reply
 // (421 4.4.2), that the connection is gone within its deadline while the client was still
 // sending, what was queued, and that salvod still serves.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -165,6 +174,110 @@ TEST(Hostile, SessionTimeoutEndsANoopLoopAndFinishesATransaction) {
   EXPECT_TRUE(end.starts_with("421 4.4.2 ")) << end;
   EXPECT_TRUE(t.closed_by_peer());
   EXPECT_EQ(timeouts(dir, d, "session"), 2.0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// One trickling client connection, non-blocking, from a chosen source address.
+struct Trickler {
+  int fd = -1;
+  std::string got;   // what salvod said
+  bool eof = false;  // salvod closed
+};
+
+int connect_from(const std::string& source, const net::SocketAddress& to) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source.c_str(), &src.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+      (::connect(fd, to.sa(), to.len()) != 0 && errno != EINPROGRESS)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads what is there without blocking; notes EOF or an error.
+void drain(Trickler& t) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(t.fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      t.got.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) t.eof = true;
+    return;
+  }
+}
+
+// 2,000 clients from 20 addresses, each trickling a command line one byte every 250 ms
+// (the idle timer would never fire): every one is told 421 4.4.2 and closed at its
+// command deadline, a normal client is served meanwhile, and salvod's memory stays flat.
+TEST(Hostile, TwoThousandTricklersAreShedAtTheirDeadline) {
+  constexpr int kAddresses = 20;
+  constexpr int kPerAddress = 100;
+  constexpr int kClients = kAddresses * kPerAddress;
+  rlimit r{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &r), 0);
+  if (r.rlim_max < 2 * kClients + 512) {
+    GTEST_SKIP() << "open files hard limit " << r.rlim_max << " is below " << 2 * kClients + 512;
+  }
+  r.rlim_cur = std::max<rlim_t>(r.rlim_cur, 2 * kClients + 512);  // salvod inherits it
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &r), 0);
+  TempDir dir;
+  Salvod d(dir, listen_options("idle_timeout = \"3s\"\ncommand_timeout = \"3s\""));
+  const std::uint64_t rss_idle = rss_bytes(d);
+  std::vector<Trickler> ts(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    ts[i].fd = connect_from("127.0.0." + std::to_string(2 + i / kPerAddress), d.socket_address());
+    ASSERT_GE(ts[i].fd, 0) << "connect " << i << ": " << std::strerror(errno);
+  }
+  const auto t0 = Clock::now();
+  const std::string line = "EHLO " + std::string(100, 't') + "\r\n";  // 26 s of trickle
+  std::size_t pos = 0;
+  int greeted = 0, shed = 0;
+  std::uint64_t rss_peak = rss_idle;
+  Clock::duration last_shed{};
+  bool normal_done = false;
+  while (Clock::now() - t0 < 15s && shed < kClients) {
+    std::this_thread::sleep_for(250ms);
+    greeted = shed = 0;
+    for (auto& t : ts) {
+      drain(t);
+      if (t.got.starts_with("220")) ++greeted;
+      if (t.eof) {
+        ++shed;
+        continue;
+      }
+      if (pos < line.size()) (void)::send(t.fd, line.data() + pos, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    ++pos;
+    if (shed < kClients) last_shed = Clock::now() - t0;
+    rss_peak = std::max(rss_peak, rss_bytes(d));
+    if (!normal_done && Clock::now() - t0 > 1s) {
+      const auto q0 = Clock::now();
+      ASSERT_NO_FATAL_FAILURE(queue_one(d));  // served while 2,000 connections trickle
+      EXPECT_LT(Clock::now() - q0, 2s);
+      normal_done = true;
+    }
+  }
+  EXPECT_EQ(greeted, kClients);
+  EXPECT_EQ(shed, kClients);
+  int told = 0;
+  for (auto& t : ts) {
+    if (t.got.find("421 4.4.2 ") != std::string::npos) ++told;
+    ::close(t.fd);
+  }
+  EXPECT_EQ(told, kClients);
+  // The deadline is 3 s from accept; trickled bytes moved nothing.
+  EXPECT_LT(last_shed, 6s);
+  EXPECT_LT(rss_peak, rss_idle + (128u << 20)) << rss_idle << " -> " << rss_peak;
+  EXPECT_GE(timeouts(dir, d, "command"), kClients);
+  std::printf("2,000 tricklers: all shed %.1f s after connecting; salvod RSS %.1f -> %.1f MiB\n",
+              std::chrono::duration<double>(last_shed).count(), rss_idle / 1048576.0,
+              rss_peak / 1048576.0);
   EXPECT_EQ(d.stop(), 0);
 }
 
