@@ -271,6 +271,11 @@ void prepare(Daemon& d) {
                 "bytes dropped", dir, rep.segments, rep.torn_segments, rep.bad_segments,
                 rep.undecodable, rep.dropped_bytes);
     }
+    if (rep.bad_id_mark) {
+      log::warn("spool {}: the next-id file is unreadable: message ids continue above the "
+                "highest still in the spool and may repeat those of reclaimed messages",
+                dir);
+    }
     d.shard_dirs.push_back(dir);
     d.recovered.push_back(std::move(*r));
   }

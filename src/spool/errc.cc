@@ -30,6 +30,8 @@ class Category final : public std::error_category {
         return "bad spool segment";
       case errc::writer_closed:
         return "spool writer closed";
+      case errc::bad_id_mark:
+        return "unreadable next-id file";
     }
     return "unknown spool error";
   }

@@ -182,7 +182,13 @@ Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
   }
   d = std::move(kept);
   out.next_segment = SegmentSeq(max_seq + 1);
-  out.next_id = MessageId(std::max(st.max_id + 1, (std::uint64_t{shard} << 48) + 1));
+  std::uint64_t next = std::max(st.max_id + 1, (std::uint64_t{shard} << 48) + 1);
+  if (auto mark = detail::read_id_mark(dir)) {
+    next = std::max(next, *mark);
+  } else {
+    out.report.bad_id_mark = true;  // ids may repeat ones of reclaimed messages; mail is safe
+  }
+  out.next_id = MessageId(next);
   return out;
 }
 

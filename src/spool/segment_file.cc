@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include <salvo/spool/errc.h>
+
 namespace salvo::spool::detail {
 
 std::string segment_path(const std::string& dir, SegmentSeq seq) {
@@ -58,6 +60,54 @@ Status fsync_dir(const std::string& dir) {
   ::close(fd);
   if (rc != 0) return fail_errno(err);
   return {};
+}
+
+namespace {
+constexpr std::string_view kIdMarkMagic = "salvo-next-id 1 ";
+std::string id_mark_path(const std::string& dir) { return dir + "/next-id"; }
+}  // namespace
+
+Result<std::uint64_t> read_id_mark(const std::string& dir) {
+  const std::string path = id_mark_path(dir);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::uint64_t{0};
+    return fail(errc::bad_id_mark);
+  }
+  char buf[64];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  // "salvo-next-id 1 " + 16 hex digits + "\n"
+  if (n != static_cast<ssize_t>(kIdMarkMagic.size() + 17)) return fail(errc::bad_id_mark);
+  std::string_view text(buf, static_cast<std::size_t>(n));
+  if (!text.starts_with(kIdMarkMagic) || text.back() != '\n') return fail(errc::bad_id_mark);
+  std::uint64_t v = 0;
+  for (char c : text.substr(kIdMarkMagic.size(), 16)) {
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return fail(errc::bad_id_mark);
+    v = v << 4 | static_cast<std::uint64_t>(digit);
+  }
+  return v;
+}
+
+Status write_id_mark(const std::string& dir, std::uint64_t mark) {
+  const std::string path = id_mark_path(dir);
+  const std::string tmp = path + ".tmp";
+  char text[64];
+  int len = std::snprintf(text, sizeof text, "%.*s%016llx\n",
+                          static_cast<int>(kIdMarkMagic.size()), kIdMarkMagic.data(),
+                          static_cast<unsigned long long>(mark));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno(errno);
+  const bool ok = ::write(fd, text, static_cast<std::size_t>(len)) == len && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return fail_errno(err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail_errno(errno);
+  return fsync_dir(dir);
 }
 
 Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, std::uint32_t shard,

@@ -21,6 +21,14 @@ std::optional<SegmentSeq> parse_segment_name(std::string_view name);
 [[nodiscard]] Result<std::vector<SegmentSeq>> list_segments(const std::string& dir);
 [[nodiscard]] Status fsync_dir(const std::string& dir);
 
+// DIR/next-id: the id high-water mark. Every id a writer hands out is below the mark it
+// made durable first, so ids stay unique for the life of the spool even after every
+// segment that held the highest id was reclaimed.
+// 0 when the file is absent; errc::bad_id_mark when it is unreadable or malformed.
+[[nodiscard]] Result<std::uint64_t> read_id_mark(const std::string& dir);
+// Atomic and durable: a temporary file, fsync, rename over, fsync of the directory.
+[[nodiscard]] Status write_id_mark(const std::string& dir, std::uint64_t mark);
+
 struct CreatedSegment {
   int fd = -1;
   std::uint64_t header_length = 0;  // the first append offset

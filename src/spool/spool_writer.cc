@@ -128,7 +128,24 @@ SpoolWriter::~SpoolWriter() {
   }
 }
 
-MessageId SpoolWriter::allocate_id() noexcept { return MessageId(next_id_++); }
+MessageId SpoolWriter::allocate_id() noexcept {
+  if (next_id_ >= id_mark_) reserve_ids();
+  return MessageId(next_id_++);
+}
+
+// Ids are handed out below a durable high-water mark (docs/spool-format.md §6), a block at
+// a time: one small synchronous file write and fsync per kIdBlock ids.
+void SpoolWriter::reserve_ids() noexcept {
+  const std::uint64_t mark = next_id_ + kIdBlock;
+  if (auto st = detail::write_id_mark(options_.dir, mark); !st) {
+    // Not a durability matter (no mail depends on it): ids stay unique while this process
+    // runs; only a restart with every higher id reclaimed could repeat one. Try again at
+    // the next block.
+    ++stats_.id_mark_failures;
+    log::error("spool: next-id mark in {}: {}", options_.dir, st.error().message());
+  }
+  id_mark_ = mark;
+}
 
 Status SpoolWriter::ensure_segment(std::uint64_t framed) {
   if (current_.value() != 0) {

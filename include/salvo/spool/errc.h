@@ -17,6 +17,7 @@ enum class errc {
   short_write,           // the kernel wrote less than asked and continuing failed
   bad_segment,           // a segment file's header is missing or inconsistent
   writer_closed,         // append after close()
+  bad_id_mark,           // the next-id file is unreadable or malformed
 };
 
 const std::error_category& error_category() noexcept;

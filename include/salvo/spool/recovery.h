@@ -34,6 +34,7 @@ struct RecoveryReport {
   std::uint64_t uncommitted_jobs = 0;
   std::uint64_t orphan_states = 0;  // states for messages no longer in the spool
   std::uint64_t duplicate_pickups = 0;
+  bool bad_id_mark = false;  // next-id unreadable: ids continue above those found only
 };
 
 struct RecoveryResult {

@@ -138,6 +138,9 @@ class SpoolWriter final : public metrics::Source {
   SpoolIndex& index_;
   SegmentSeq next_segment_;
   std::uint64_t next_id_;
+  std::uint64_t id_mark_ = 0;  // ids below it are covered by the durable next-id mark
+  static constexpr std::uint64_t kIdBlock = 1 << 20;
+  void reserve_ids() noexcept;
   SegmentSeq current_{};
   std::map<std::uint64_t, std::unique_ptr<OpenSegment>> segments_;  // open fds
   std::deque<std::unique_ptr<Batch>> pending_;

@@ -19,6 +19,7 @@ struct Stats {
   std::uint64_t write_failures = 0;
   std::uint64_t no_space = 0;      // ENOSPC from write or segment creation
   std::uint64_t short_writes = 0;  // short writes continued
+  std::uint64_t id_mark_failures = 0;  // the next-id high-water mark could not be written
   std::uint64_t segments_created = 0;
   std::uint64_t segments_retired = 0;  // after an IO error (fsyncgate: never reused)
   std::uint64_t segments_deleted = 0;  // reclaimed
@@ -35,6 +36,7 @@ struct Stats {
     write_failures += o.write_failures;
     no_space += o.no_space;
     short_writes += o.short_writes;
+    id_mark_failures += o.id_mark_failures;
     segments_created += o.segments_created;
     segments_retired += o.segments_retired;
     segments_deleted += o.segments_deleted;

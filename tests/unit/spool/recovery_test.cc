@@ -184,3 +184,32 @@ TEST_F(RecoveryDamage, RandomGarbageSegmentsNeverCrash) {
 
 }  // namespace
 }  // namespace salvo::spool::test
+
+namespace salvo::spool::test {
+namespace {
+
+// Ids are never handed out twice over the life of a spool: once every segment holding the
+// highest ids is gone (all delivered and reclaimed), the next-id mark still carries them.
+TEST_F(RecoveryDamage, IdsStayUniqueAfterEverySegmentIsReclaimed) {
+  // The writer made its mark durable before it handed out the first id.
+  ASSERT_TRUE(fs::exists(src_ + "/next-id"));
+  fs::remove(seg_path_);  // what reclamation leaves once all five were delivered
+  auto r = recover(src_, 0);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->report.messages, 0u);
+  EXPECT_FALSE(r->report.bad_id_mark);
+  EXPECT_GT(r->next_id.value(), ids_.back().value());
+}
+
+TEST_F(RecoveryDamage, AnUnreadableIdMarkIsReportedAndTheMailIsKept) {
+  fs::copy_file(seg_path_, work_ + "/seg-0000000000000001.spool");
+  spit(work_ + "/next-id", "salvo-next-id 1 zzzz\n");
+  auto r = recover(work_, 0);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->report.bad_id_mark);
+  EXPECT_EQ(r->report.messages, 5u);
+  EXPECT_EQ(r->next_id.value(), ids_.back().value() + 1);  // above what the spool holds
+}
+
+}  // namespace
+}  // namespace salvo::spool::test
