@@ -29,6 +29,7 @@
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>
 #include <salvo/config/config.h>
+#include <salvo/inbound/auth_budget.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
 #include <salvo/inbound/injection_listener.h>
@@ -95,6 +96,7 @@ struct Daemon {
   int lock_fd = -1;
   std::unique_ptr<net::TlsContext> tls;
   std::vector<std::unique_ptr<inbound::AuthUsers>> users;
+  std::vector<std::unique_ptr<inbound::AuthBudget>> auth_budgets;
   std::vector<std::unique_ptr<inbound::ClientLimiter>> limiters;
   std::unique_ptr<inbound::ConnectionBudget> node_budget;  // [node] max_connections
   std::vector<inbound::ListenerShared> shared;
@@ -202,8 +204,16 @@ void prepare(Daemon& d) {
     to.key_file = cfg.tls.key;
     d.tls = std::make_unique<net::TlsContext>(to);
   }
-  for (const auto& l : cfg.listen) {
-    d.users.push_back(std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l)));
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    const config::Listener& l = cfg.listen[i];
+    d.users.push_back(
+        std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l, i)));
+    if (const std::size_t n = d.users.back()->plaintext(); n != 0) {
+      log::warn("{}: {} plaintext password{}; store crypt(3) hashes: mkpasswd -m yescrypt",
+                d.users.back()->source(), n, n == 1 ? "" : "s");
+    }
+    d.auth_budgets.push_back(std::make_unique<inbound::AuthBudget>(l.auth_failures_per_ip,
+                                                                   l.auth_failures_per_user));
     d.limiters.push_back(std::make_unique<inbound::ClientLimiter>(l.max_connections_per_ip));
     auto addr = net::SocketAddress::parse(l.address.to_string());
     if (!addr) {
@@ -249,6 +259,7 @@ void prepare(Daemon& d) {
     s.hostname = cfg.node.hostname;
     s.tls = cfg.listen[i].starttls ? d.tls.get() : nullptr;
     s.users = d.users[i].get();
+    s.auth_budget = d.auth_budgets[i].get();
     s.limiter = d.limiters[i].get();
     s.node_budget = d.node_budget.get();
     s.max_hops = cfg.delivery.max_hops;

@@ -35,6 +35,12 @@ namespace salvo::inbound {
 //   on_committed(ok)  -> "250 2.0.0 Ok: queued as ID" (+ replies held behind it)
 //   on_committed(err) -> 451 4.3.0 / 452 4.3.1
 //   session blocked (STARTTLS/QUIT, or the deferral cap reached) -> pause_reading until answered
+//
+// A refused AUTH (535) is held auth_failure_delay, doubled for each earlier failure on the
+// connection, before it goes out (the delay path): reading paused, the idle timer off, the
+// deadline at the release time; on_idle_timeout then sends it (and closes, after the last
+// failure allowed) and restores the timers. AUTH waits until no commit is owed, so none
+// answers meanwhile.
 class InjectionSession final : public net::ConnectionHandler,
                                public smtp::ServerPolicy,
                                public spool::CommitWaiter {
@@ -84,6 +90,10 @@ class InjectionSession final : public net::ConnectionHandler,
   bool output_over() const noexcept;
   void maybe_resume_output() noexcept;
   void update_timeout() noexcept;
+  // The delay path: hold the refused AUTH's reply (ev AuthFailed; or Close, after the last
+  // failure allowed) until auth_release_; release it from on_idle_timeout.
+  void hold_auth_reply(smtp::ServerEvent ev) noexcept;
+  bool release_auth_reply() noexcept;
   void close_now() noexcept;
   // Deletes this when nothing refers to it any more.
   void maybe_delete() noexcept;
@@ -129,6 +139,11 @@ class InjectionSession final : public net::ConnectionHandler,
   std::uint64_t rx_total_ = 0;  // bytes received (plaintext), for min_data_rate
   std::size_t in_left_ = 0;     // input left unconsumed after the last on_data
   const char* timed_out_ = nullptr;  // expired with answers owed: 421 this once answered
+  // AUTH failures (535) on this connection, and the wait on_auth chose for the latest one.
+  std::uint32_t auth_failures_ = 0;
+  Duration auth_delay_{};
+  TimePoint auth_release_ = TimePoint::max();  // a held reply goes out then
+  bool auth_close_ = false;                     // ... and the connection closes
 };
 
 }  // namespace salvo::inbound
