@@ -206,14 +206,13 @@ void prepare(Daemon& d) {
   }
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     const config::Listener& l = cfg.listen[i];
-    d.users.push_back(
-        std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l, i)));
+    d.users.push_back(std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l, i)));
     if (const std::size_t n = d.users.back()->plaintext(); n != 0) {
       log::warn("{}: {} plaintext password{}; store crypt(3) hashes: mkpasswd -m yescrypt",
                 d.users.back()->source(), n, n == 1 ? "" : "s");
     }
-    d.auth_budgets.push_back(std::make_unique<inbound::AuthBudget>(l.auth_failures_per_ip,
-                                                                   l.auth_failures_per_user));
+    d.auth_budgets.push_back(
+        std::make_unique<inbound::AuthBudget>(l.auth_failures_per_ip, l.auth_failures_per_user));
     d.limiters.push_back(std::make_unique<inbound::ClientLimiter>(l.max_connections_per_ip));
     auto addr = net::SocketAddress::parse(l.address.to_string());
     if (!addr) {

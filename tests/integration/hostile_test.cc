@@ -222,8 +222,8 @@ const std::string kHashedUsers =
 // AUTH PLAIN responses.
 constexpr const char* kInjectorRight = "AGluamVjdG9yAHMzY3JldA==";  // \0injector\0s3cret
 constexpr const char* kInjectorWrong = "AGluamVjdG9yAHdyb25n";      // \0injector\0wrong
-constexpr const char* kOtherRight = "AG90aGVyAG90aGVyLXB3";          // \0other\0other-pw
-constexpr const char* kNobodyWrong = "AG5vYm9keQB3cm9uZw==";         // \0nobody\0wrong
+constexpr const char* kOtherRight = "AG90aGVyAG90aGVyLXB3";         // \0other\0other-pw
+constexpr const char* kNobodyWrong = "AG5vYm9keQB3cm9uZw==";        // \0nobody\0wrong
 
 SalvodOptions auth_options(const std::string& keys) {
   SalvodOptions o = listen_options("starttls = true\nauth = [\"PLAIN\"]\n" + kHashedUsers + keys);
@@ -244,8 +244,7 @@ struct ClientTls {
 // A session from `from` (127.0.0.x) through STARTTLS and EHLO, ready for AUTH.
 std::unique_ptr<RawClient> tls_client(const Salvod& d, const std::string& from,
                                       const ClientTls& tls) {
-  auto c = std::make_unique<RawClient>(d.socket_address(),
-                                       *net::SocketAddress::parse(from + ":0"));
+  auto c = std::make_unique<RawClient>(d.socket_address(), *net::SocketAddress::parse(from + ":0"));
   start_tls_and_ehlo(*c, tls.ctx);
   EXPECT_TRUE(c->read_reply().starts_with("250")) << from;
   return c;
@@ -263,8 +262,8 @@ TEST(Hostile, AuthUnreadableHashStopsStartUp) {
   TempDir dir;
   const std::string users = dir.file("users");
   std::ofstream(users) << "ok:plain-pw\nbad:$6$salt$not!a!hash\n";
-  SalvodOptions o = listen_options("starttls = true\nauth = [\"PLAIN\"]\nauth_users_file = \"" +
-                                   users + "\"\n");
+  SalvodOptions o =
+      listen_options("starttls = true\nauth = [\"PLAIN\"]\nauth_users_file = \"" + users + "\"\n");
   o.extra = tls_section();
   try {
     Salvod d(dir, o);

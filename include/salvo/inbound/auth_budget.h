@@ -78,8 +78,7 @@ class AuthBudget {
       : ips_(per_ip, max_keys), users_(per_user, max_keys) {}
 
   // Which budget, if any, is spent for an AUTH from `ip` naming `user` (the client's first).
-  [[nodiscard]] Refusal refusal(const config::IpAddress& ip, std::string_view user,
-                                TimePoint now);
+  [[nodiscard]] Refusal refusal(const config::IpAddress& ip, std::string_view user, TimePoint now);
   // A wrong password or an unknown user: counted against both.
   void failed(const config::IpAddress& ip, std::string_view user, TimePoint now);
 

@@ -53,8 +53,8 @@ TEST(AuthUsers, ChecksYescryptAndSha512HashesAndPlaintext) {
   const std::string sha = hash_of("bob-pw", "$6$");
   ASSERT_TRUE(yes.starts_with("$y$")) << yes;
   ASSERT_TRUE(sha.starts_with("$6$")) << sha;
-  AuthUsers u = AuthUsers::parse_file_text(
-      "alice:" + yes + "\nbob:" + sha + "\ncarol:carol-pw\n", "/etc/salvo/users");
+  AuthUsers u = AuthUsers::parse_file_text("alice:" + yes + "\nbob:" + sha + "\ncarol:carol-pw\n",
+                                           "/etc/salvo/users");
   EXPECT_EQ(u.size(), 3u);
   EXPECT_EQ(u.plaintext(), 1u);
   EXPECT_EQ(u.source(), "auth_users_file /etc/salvo/users");
@@ -105,8 +105,7 @@ TEST(AuthUsers, MalformedHashesStopStartUpOrNeverMatch) {
       ": not a crypt(3) hash this system's libcrypt can check (a plaintext password may not "
       "begin with '$')";
   EXPECT_EQ(error_of("ok:pw\nalice:$ecret\n"), "auth_users_file /etc/salvo/users: line 2" + why);
-  EXPECT_EQ(error_of("alice:$6$salt$bad!hash\n"),
-            "auth_users_file /etc/salvo/users: line 1" + why);
+  EXPECT_EQ(error_of("alice:$6$salt$bad!hash\n"), "auth_users_file /etc/salvo/users: line 1" + why);
   EXPECT_EQ(error_of("alice:$zz$abc\n"), "auth_users_file /etc/salvo/users: line 1" + why);
   // A setting libxcrypt reads but with the hash cut off: loads, and nothing matches it.
   AuthUsers cut = AuthUsers::parse_file_text("alice:$y$j9T$tooshort\nbob:$y$\n", "f");
@@ -130,8 +129,7 @@ TEST(AuthUsers, InlineTableEntriesAreNamedByListener) {
     (void)AuthUsers::from_config(l, 2);
     FAIL() << "expected an error";
   } catch (const std::runtime_error& e) {
-    EXPECT_EQ(std::string(e.what()).substr(0, 45),
-              "listen[2].auth_users.dave: not a crypt(3) has");
+    EXPECT_EQ(std::string(e.what()).substr(0, 45), "listen[2].auth_users.dave: not a crypt(3) has");
   }
 }
 
@@ -205,9 +203,9 @@ TEST(AuthBudget, TableSizeIsBoundedAndForgetsTheOldest) {
   EXPECT_EQ(b.refusal(first, "x", clock.now()), Refusal::Ip);
   for (int i = 0; i < 10'000; ++i) {
     clock.advance(1ms);
-    b.failed(*config::IpAddress::parse(fmt::format("10.{}.{}.{}", 1 + i / 65536,
-                                                   i / 256 % 256, i % 256)),
-              "user-" + std::to_string(i), clock.now());
+    b.failed(*config::IpAddress::parse(
+                 fmt::format("10.{}.{}.{}", 1 + i / 65536, i / 256 % 256, i % 256)),
+             "user-" + std::to_string(i), clock.now());
     ASSERT_LE(b.ips_for_test().size_for_test(), kMax);
     ASSERT_LE(b.users_for_test().size_for_test(), kMax);
   }
