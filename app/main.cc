@@ -30,6 +30,7 @@
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>
 #include <salvo/config/config.h>
+#include <salvo/inbound/auth_budget.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
 #include <salvo/inbound/injection_listener.h>
@@ -96,6 +97,7 @@ struct Daemon {
   int lock_fd = -1;
   std::unique_ptr<net::TlsContext> tls;
   std::vector<std::unique_ptr<inbound::AuthUsers>> users;
+  std::vector<std::unique_ptr<inbound::AuthBudget>> auth_budgets;
   std::vector<std::unique_ptr<inbound::ClientLimiter>> limiters;
   std::unique_ptr<inbound::ConnectionBudget> node_budget;  // [node] max_connections
   std::vector<inbound::ListenerShared> shared;
@@ -203,8 +205,15 @@ void prepare(Daemon& d) {
     to.key_file = cfg.tls.key;
     d.tls = std::make_unique<net::TlsContext>(to);
   }
-  for (const auto& l : cfg.listen) {
-    d.users.push_back(std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l)));
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    const config::Listener& l = cfg.listen[i];
+    d.users.push_back(std::make_unique<inbound::AuthUsers>(inbound::AuthUsers::from_config(l, i)));
+    if (const std::size_t n = d.users.back()->plaintext(); n != 0) {
+      log::warn("{}: {} plaintext password{}; store crypt(3) hashes: mkpasswd -m yescrypt",
+                d.users.back()->source(), n, n == 1 ? "" : "s");
+    }
+    d.auth_budgets.push_back(
+        std::make_unique<inbound::AuthBudget>(l.auth_failures_per_ip, l.auth_failures_per_user));
     d.limiters.push_back(std::make_unique<inbound::ClientLimiter>(l.max_connections_per_ip));
     auto addr = net::SocketAddress::parse(l.address.to_string());
     if (!addr) {
@@ -250,6 +259,7 @@ void prepare(Daemon& d) {
     s.hostname = cfg.node.hostname;
     s.tls = cfg.listen[i].starttls ? d.tls.get() : nullptr;
     s.users = d.users[i].get();
+    s.auth_budget = d.auth_budgets[i].get();
     s.limiter = d.limiters[i].get();
     s.node_budget = d.node_budget.get();
     s.max_hops = cfg.delivery.max_hops;
@@ -312,12 +322,12 @@ void raise_open_files_limit(std::uint32_t max_connections) {
     raised.rlim_cur = r.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
   }
-  // Beyond the SMTP connections: spool segments, deliveries, HTTP, the control socket.
-  constexpr rlim_t kOtherFiles = 1024;
-  if (max_connections != 0 && r.rlim_cur < max_connections + kOtherFiles) {
-    log::warn("open files limit {} is below [node] max_connections {} + {}: connections "
-              "beyond it are refused by the kernel (raise LimitNOFILE / ulimit -n)",
-              static_cast<unsigned long long>(r.rlim_cur), max_connections, kOtherFiles);
+  // Spool segments, deliveries, HTTP and the control socket need descriptors too; this
+  // only catches the plain mistake (a shell's 1024 under a 20,000 cap).
+  if (max_connections != 0 && r.rlim_cur < max_connections) {
+    log::warn("open files limit {} is below [node] max_connections {}: connections beyond it "
+              "are refused by the kernel (raise LimitNOFILE / ulimit -n)",
+              static_cast<unsigned long long>(r.rlim_cur), max_connections);
   }
 }
 
@@ -360,8 +370,6 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  raise_open_files_limit((*loaded)->node.max_connections);
-
   Daemon d;
   d.config = *loaded;
   const config::Config& cfg = *d.config;
@@ -371,6 +379,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "salvod: %s\n", e.what());
     return 2;
   }
+  raise_open_files_limit(cfg.node.max_connections);
   if (!cfg.node.fsync) {
     log::warn("*** [node] fsync = false: the spool is NOT durable; acknowledged mail can be "
               "lost on a crash or power failure. Benchmarks only. ***");

@@ -99,6 +99,11 @@ void parse_one(const TableReader& r, Listener& l, Diagnostics& diag) {
   r.read_u32("min_data_rate", l.min_data_rate, 0, 1'000'000'000);
   r.read_duration("session_timeout", l.session_timeout, milliseconds(0));
   r.read_u32("hard_error_limit", l.hard_error_limit, 1, 1000);
+  r.read_u32("auth_failures_per_ip", l.auth_failures_per_ip, 0, 1'000'000);
+  r.read_u32("auth_failures_per_user", l.auth_failures_per_user, 0, 1'000'000);
+  // Three failures end a connection, so the longest wait is 4x this.
+  r.read_duration("auth_failure_delay", l.auth_failure_delay, milliseconds(0),
+                  std::chrono::seconds(10));
 
   // RFC 4954 §4: PLAIN and LOGIN send the password in the clear, so AUTH is offered only
   // after STARTTLS; and a mechanism with nobody to log in is a mistake.

@@ -46,7 +46,10 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "data_timeout",
                                             "min_data_rate",
                                             "session_timeout",
-                                            "hard_error_limit"};
+                                            "hard_error_limit",
+                                            "auth_failures_per_ip",
+                                            "auth_failures_per_user",
+                                            "auth_failure_delay"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "key", "ca_bundle"};
 constexpr std::string_view kDnsKeys[] = {"resolvers", "timeout", "prewarm",
                                          "min_ttl",   "max_ttl", "negative_ttl"};

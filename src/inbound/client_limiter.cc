@@ -6,10 +6,8 @@
 
 namespace salvo::inbound {
 
-std::string ClientLimiter::key(const config::IpAddress& ip) {
+std::string client_key(const config::IpAddress& ip) {
   const auto& b = ip.bytes();
-  // IPv6 by /64: one subscriber or host gets a whole /64, and walking its 2^64 addresses
-  // must not walk around the cap. (IPv4-mapped addresses are IPv4 already.)
   std::size_t n = ip.family() == config::IpAddress::Family::V4 ? 4 : 8;
   std::string k(1, ip.family() == config::IpAddress::Family::V4 ? '4' : '6');
   k.append(reinterpret_cast<const char*>(b.data()), n);
@@ -22,7 +20,7 @@ ClientLimiter::Stripe& ClientLimiter::stripe_for(const std::string& k) {
 
 bool ClientLimiter::try_acquire(const config::IpAddress& ip) {
   if (limit_ == 0) return true;
-  std::string k = key(ip);
+  std::string k = client_key(ip);
   Stripe& s = stripe_for(k);
   std::lock_guard lock(s.mu);
   std::uint32_t& n = s.open[k];
@@ -33,7 +31,7 @@ bool ClientLimiter::try_acquire(const config::IpAddress& ip) {
 
 void ClientLimiter::release(const config::IpAddress& ip) {
   if (limit_ == 0) return;
-  std::string k = key(ip);
+  std::string k = client_key(ip);
   Stripe& s = stripe_for(k);
   std::lock_guard lock(s.mu);
   auto it = s.open.find(k);
@@ -42,7 +40,7 @@ void ClientLimiter::release(const config::IpAddress& ip) {
 }
 
 std::uint32_t ClientLimiter::open(const config::IpAddress& ip) {
-  std::string k = key(ip);
+  std::string k = client_key(ip);
   Stripe& s = stripe_for(k);
   std::lock_guard lock(s.mu);
   auto it = s.open.find(k);

@@ -26,6 +26,7 @@ InboundStats& InboundStats::operator+=(const InboundStats& o) noexcept {
   hops_exceeded += o.hops_exceeded;
   auth_ok += o.auth_ok;
   auth_failed += o.auth_failed;
+  for (std::size_t i = 0; i < auth_refused.size(); ++i) auth_refused[i] += o.auth_refused[i];
   low_space += o.low_space;
   tls_sessions += o.tls_sessions;
   budget_pauses += o.budget_pauses;
@@ -65,6 +66,8 @@ InjectionListener::InjectionListener(shard::Shard& shard, net::Stack& stack,
   }
   sc.auth_requires_tls = true;  // RFC 4954 §4: no plaintext passwords before STARTTLS
   sc.max_auth_failures = 3;     // then 421 and close, pipelined guesses included
+  // The session holds each 535 for a growing delay (InjectionSession's delay path).
+  sc.pause_after_auth_failure = cfg.auth_failure_delay > Duration::zero();
   sc.keep_body = true;
 }
 
@@ -167,6 +170,11 @@ constexpr metrics::Family kHopsExceeded{
     "Messages refused 554 5.4.6 at end of data: [delivery] max_hops Received: lines (a loop)."};
 constexpr metrics::Family kAuthFailures{"salvo_smtp_auth_failures_total", metrics::Type::Counter,
                                         "Failed SMTP AUTH attempts."};
+constexpr metrics::Family kAuthRefused{
+    "salvo_smtp_auth_refused_total", metrics::Type::Counter,
+    "SMTP AUTH answered 454 4.7.0 without a password check: reason=ip_budget (the client's "
+    "auth_failures_per_ip spent) or user_budget (the user's auth_failures_per_user)."};
+constexpr std::string_view kAuthRefusedReasons[] = {"ip_budget", "user_budget"};
 constexpr metrics::Family kRefusedPerIp{
     "salvo_smtp_refused_connections_total", metrics::Type::Counter,
     "SMTP connections refused at connect because the client's address had too many."};
@@ -196,6 +204,9 @@ void InjectionListener::report(metrics::Snapshot& s) const {
   s.add(kRelayDenied, {}, stats_.relay_denied);
   s.add(kHopsExceeded, {}, stats_.hops_exceeded);
   s.add(kAuthFailures, {}, stats_.auth_failed);
+  for (std::size_t i = 0; i < stats_.auth_refused.size(); ++i) {
+    s.add(kAuthRefused, metrics::label("reason", kAuthRefusedReasons[i]), stats_.auth_refused[i]);
+  }
   s.add(kRefusedPerIp, {}, stats_.refused_per_ip);
   s.add(kRefusedNodeCap, {}, stats_.refused_node_cap);
   s.add(net::kConnectionsOpen, "direction=\"in\",protocol=\"smtp\"",

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <salvo/accounting/accounting.h>
+#include <salvo/inbound/auth_budget.h>
 #include <salvo/inbound/auth_users.h>
 #include <salvo/inbound/client_limiter.h>
 #include <salvo/spool/dispatch.h>
@@ -65,6 +66,7 @@ void InjectionSession::on_data(net::Connection&, ByteBuffer& in) noexcept {
 
 void InjectionSession::run(ByteBuffer& in) noexcept {
   if (closing_ || close_when_answered_ || conn_ == nullptr) return;
+  if (auth_release_ != TimePoint::max()) return;  // a held AUTH reply: nothing is read
   for (;;) {
     smtp::ServerEvent ev = session_.feed(in);
     if (ev == smtp::ServerEvent::MessageReady) {
@@ -72,6 +74,12 @@ void InjectionSession::run(ByteBuffer& in) noexcept {
       if (queue_message()) session_.defer_completion();
       continue;  // pipelined commands may follow
     }
+    if (auth_delay_ > Duration::zero() &&
+        (ev == smtp::ServerEvent::AuthFailed || ev == smtp::ServerEvent::Close)) {
+      hold_auth_reply(ev);
+      return;
+    }
+    if (ev == smtp::ServerEvent::AuthFailed) continue;  // refused without a delay: read on
     flush_output();
     if (session_.blocked()) {
       // STARTTLS, QUIT or too many answers owed: wait for the commits (resume re-delivers).
@@ -146,7 +154,7 @@ void InjectionSession::release_body() noexcept {
 
 void InjectionSession::maybe_resume_reading() noexcept {
   if (conn_ == nullptr || blocked_ || output_paused_ || budget_paused_ || closing_ ||
-      close_when_answered_) {
+      close_when_answered_ || auth_release_ != TimePoint::max()) {
     return;
   }
   conn_->resume_reading();
@@ -175,6 +183,7 @@ void InjectionSession::on_tls_ready(net::Connection&) noexcept {
 // RFC 5321 §4.5.3.2 / §3.8: a server that times a client out says 421 before closing.
 bool InjectionSession::on_idle_timeout(net::Connection&) noexcept {
   if (closing_ || conn_ == nullptr) return false;
+  if (auth_release_ != TimePoint::max()) return release_auth_reply();
   const TimePoint now = listener_.shard_.clock().now();
   const Expiry kind = expiry_kind(now);
   const char* why = kind == Expiry::DataRate  ? "Error: data rate too low"
@@ -254,6 +263,20 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
                                                      std::string_view authcid,
                                                      std::string_view password) {
   const AuthUsers* users = listener_.shared_.users;
+  AuthBudget* budget = listener_.shared_.auth_budget;
+  const TimePoint now = listener_.shard_.clock().now();
+  // A spent budget refuses before the password is looked at, so a right guess cannot get
+  // through meanwhile and no hashing time goes into it. 454 4.7.0 is RFC 4954 §6's
+  // temporary failure (Postfix's AUTH rate limit says 450 4.7.1 and keeps the session too):
+  // a legitimate client behind the same address retries later; an attacker's connection
+  // still ends at its third refusal (max_auth_failures).
+  if (budget != nullptr) {
+    const AuthBudget::Refusal r = budget->refusal(ip_, authcid, now);
+    if (r != AuthBudget::Refusal::None) {
+      ++listener_.stats_.auth_refused[r == AuthBudget::Refusal::Ip ? 0 : 1];
+      return smtp::Reply(454, {4, 7, 0}, "Temporary authentication failure, try again later");
+    }
+  }
   // Same reply, same work, for an unknown user and a wrong password (no user enumeration).
   bool ok = users != nullptr && users->check(authcid, password);
   if (ok && (authzid.empty() || authzid == authcid)) {
@@ -261,7 +284,41 @@ std::optional<smtp::Reply> InjectionSession::on_auth(const smtp::ServerSession&,
     return std::nullopt;
   }
   ++listener_.stats_.auth_failed;
+  if (budget != nullptr) budget->failed(ip_, authcid, now);
+  // The 535 waits: 1x, 2x, 4x auth_failure_delay for this connection's 1st, 2nd, 3rd failure
+  // (the 3rd closes; capped at 16x should max_auth_failures grow).
+  auth_delay_ = listener_.shared_.config->auth_failure_delay *
+                (std::int64_t{1} << std::min(auth_failures_, 4u));
+  ++auth_failures_;
   return smtp::Reply(535, {5, 7, 8}, "Error: authentication failed");
+}
+
+// The delay path. The session stopped at the refusal (pause_after_auth_failure) with its
+// reply in output() and the rest of the input unread; no commit is owed (AUTH waits for
+// them). Only the release timer runs meanwhile; update_timeout() restores both timers.
+void InjectionSession::hold_auth_reply(smtp::ServerEvent ev) noexcept {
+  auth_release_ = listener_.shard_.clock().now() + auth_delay_;
+  auth_delay_ = Duration::zero();
+  auth_close_ = ev == smtp::ServerEvent::Close;
+  conn_->pause_reading();
+  timeout_ = Duration::zero();
+  conn_->set_idle_timeout(timeout_);
+  deadline_ = auth_release_;
+  conn_->set_deadline(deadline_);
+}
+
+bool InjectionSession::release_auth_reply() noexcept {
+  auth_release_ = TimePoint::max();
+  flush_output();
+  if (auth_close_) {
+    closing_ = true;
+    return true;  // the 535 and the 421 are the last words: close once they are out
+  }
+  // The client's time for its next command starts with the reply.
+  command_since_ = listener_.shard_.clock().now();
+  update_timeout();
+  maybe_resume_reading();  // re-delivers what was left unread
+  return false;
 }
 
 // Accounting: one "received" event per recipient, once the message is durable.

@@ -35,6 +35,12 @@ namespace salvo::inbound {
 //   on_committed(ok)  -> "250 2.0.0 Ok: queued as ID" (+ replies held behind it)
 //   on_committed(err) -> 451 4.3.0 / 452 4.3.1
 //   session blocked (STARTTLS/QUIT, or the deferral cap reached) -> pause_reading until answered
+//
+// A refused AUTH (535) is held auth_failure_delay, doubled for each earlier failure on the
+// connection, before it goes out (the delay path): reading paused, the idle timer off, the
+// deadline at the release time; on_idle_timeout then sends it (and closes, after the last
+// failure allowed) and restores the timers. AUTH waits until no commit is owed, so none
+// answers meanwhile.
 class InjectionSession final : public net::ConnectionHandler,
                                public smtp::ServerPolicy,
                                public spool::CommitWaiter,
@@ -88,12 +94,16 @@ class InjectionSession final : public net::ConnectionHandler,
   bool output_over() const noexcept;
   void maybe_resume_output() noexcept;
   // Reading resumes once nothing else holds it: commits owed (blocked_), unsent output,
-  // the intake budget, the end of the session.
+  // the intake budget, a held AUTH reply, the end of the session.
   void maybe_resume_reading() noexcept;
   // Reports the body bytes held to the intake budget; pauses reading when it is spent.
   void account_body() noexcept;
   void release_body() noexcept;
   void update_timeout() noexcept;
+  // The delay path: hold the refused AUTH's reply (ev AuthFailed; or Close, after the last
+  // failure allowed) until auth_release_; release it from on_idle_timeout.
+  void hold_auth_reply(smtp::ServerEvent ev) noexcept;
+  bool release_auth_reply() noexcept;
   void close_now() noexcept;
   // Deletes this when nothing refers to it any more.
   void maybe_delete() noexcept;
@@ -145,6 +155,11 @@ class InjectionSession final : public net::ConnectionHandler,
   std::uint64_t budget_held_ = 0;
   bool budget_paused_ = false;
   TimePoint budget_paused_at_{};
+  // AUTH failures (535) on this connection, and the wait on_auth chose for the latest one.
+  std::uint32_t auth_failures_ = 0;
+  Duration auth_delay_{};
+  TimePoint auth_release_ = TimePoint::max();  // a held reply goes out then
+  bool auth_close_ = false;                     // ... and the connection closes
 };
 
 }  // namespace salvo::inbound

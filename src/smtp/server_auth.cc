@@ -148,7 +148,7 @@ ServerEvent ServerSession::finish_auth(AuthMechanism mech, std::string_view auth
       scratch_.append(" Error: too many authentication failures");
       return close_with(421, st(4, 7, 0), scratch_);
     }
-    return ev;
+    return cfg_.pause_after_auth_failure ? ServerEvent::AuthFailed : ev;
   }
   auth_user_.assign(authcid);
   reply(235, st(2, 7, 0), "Authentication successful");

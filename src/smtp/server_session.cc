@@ -491,8 +491,10 @@ std::size_t ServerSession::held_bytes() const noexcept {
 
 bool ServerSession::must_wait(std::string_view buffered) const noexcept {
   if (held_.size() >= cfg_.max_deferred_completions) return true;
-  // A command whose effect needs every earlier reply out first.
-  return istarts_with(buffered, "STARTTLS") || istarts_with(buffered, "QUIT");
+  // A command whose effect needs every earlier reply out first; and AUTH when the driver
+  // may hold its refusal (nothing may be owed behind a held reply).
+  return istarts_with(buffered, "STARTTLS") || istarts_with(buffered, "QUIT") ||
+         (cfg_.pause_after_auth_failure && istarts_with(buffered, "AUTH"));
 }
 
 void ServerSession::complete_message(std::uint16_t code, EnhancedStatus status,

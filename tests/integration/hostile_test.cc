@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hostile clients against a running salvod: clients that trickle a command, trickle message
-// text below min_data_rate, or hold a session open with NOOPs. Each case checks the reply
-// (421 4.4.2), that the connection is gone within its deadline while the client was still
-// sending, what was queued, and that salvod still serves.
+// text below min_data_rate, hold a session open with NOOPs, flood behind a slow commit or
+// pile large messages onto a stalled disk. Each case checks the reply (421 4.4.2), that the
+// connection is gone within its deadline while the client was still sending, what was
+// queued, and that salvod still serves. And password guessers: AUTH against
+// crypt(3)-hashed users, the per-address and per-user failure budgets, the delay.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -12,8 +14,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -22,6 +24,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <salvo/net/socket_address.h>
+#include <salvo/net/tls.h>
+
+#include "support/cert_factory.h"
 #include "support/process.h"
 #include "support/raw_client.h"
 #include "support/salvod.h"
@@ -381,6 +387,170 @@ TEST(Hostile, PendingBytesCapHoldsUnderASlowDisk) {
   EXPECT_GT(uncapped.peak, 8e6) << "the load did not pile up without the cap: no contrast";
   std::printf("intake peak: %.0f bytes with a 4 MB cap, %.0f without\n", capped.peak,
               uncapped.peak);
+}
+
+// ---- AUTH: password guessing (docs/reliability.md B12, B12c-B12e) -----------------------
+
+// injector's "s3cret" as a yescrypt hash and other's "other-pw" as a SHA-512-crypt hash
+// (both as mkpasswd makes them), and one plaintext password.
+const std::string kHashedUsers =
+    "auth_users = { injector = \"$y$j9T$vh/RW0lrgZQxOMp0z9u.I/$6333lO.SzD5ZKaJtH0r2iHHWixtNI/"
+    "eyuBQ124mgEY9\", other = \"$6$5DAeFXbk69Ta6uDX$yMilBCKLON8.8kKHxB/rMZnMCU8yfh9o3CBrevX7jKof9"
+    "oqLHtZFk1WSy4BSJQECwRUJxIc/MJdVpIsVDM7o.0\", legacy = \"plain-pw\" }\n";
+// AUTH PLAIN responses.
+constexpr const char* kInjectorRight = "AGluamVjdG9yAHMzY3JldA==";  // \0injector\0s3cret
+constexpr const char* kInjectorWrong = "AGluamVjdG9yAHdyb25n";      // \0injector\0wrong
+constexpr const char* kOtherRight = "AG90aGVyAG90aGVyLXB3";         // \0other\0other-pw
+constexpr const char* kNobodyWrong = "AG5vYm9keQB3cm9uZw==";        // \0nobody\0wrong
+
+SalvodOptions auth_options(const std::string& keys) {
+  SalvodOptions o = listen_options("starttls = true\nauth = [\"PLAIN\"]\n" + kHashedUsers + keys);
+  o.extra = tls_section();
+  return o;
+}
+
+struct ClientTls {
+  ClientTls() : ctx(options()) {}
+  static net::TlsContextOptions options() {
+    net::TlsContextOptions to;
+    to.role = net::TlsRole::Client;
+    return to;
+  }
+  net::TlsContext ctx;
+};
+
+// A session from `from` (127.0.0.x) through STARTTLS and EHLO, ready for AUTH.
+std::unique_ptr<RawClient> tls_client(const Salvod& d, const std::string& from,
+                                      const ClientTls& tls) {
+  auto c = std::make_unique<RawClient>(d.socket_address(), *net::SocketAddress::parse(from + ":0"));
+  start_tls_and_ehlo(*c, tls.ctx);
+  EXPECT_TRUE(c->read_reply().starts_with("250")) << from;
+  return c;
+}
+
+std::string auth(RawClient& c, const char* plain) {
+  c.send(std::string("AUTH PLAIN ") + plain + "\r\n");
+  return c.read_reply();
+}
+
+// A '$' field libxcrypt cannot read stops salvod at start, in one line naming the file and
+// line: a mangled hash must neither start the daemon nor become a plaintext password.
+TEST(Hostile, AuthUnreadableHashStopsStartUp) {
+  ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
+  TempDir dir;
+  const std::string users = dir.file("users");
+  std::ofstream(users) << "ok:plain-pw\nbad:$6$salt$not!a!hash\n";
+  SalvodOptions o =
+      listen_options("starttls = true\nauth = [\"PLAIN\"]\nauth_users_file = \"" + users + "\"\n");
+  o.extra = tls_section();
+  try {
+    Salvod d(dir, o);
+    ADD_FAILURE() << "salvod started";
+  } catch (const std::runtime_error& e) {
+    const std::string err = e.what();
+    EXPECT_NE(err.find("salvod: auth_users_file " + users + ": line 2: not a crypt(3) hash"),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+}
+
+// Hashed users log in; four failures spend 127.0.0.1's budget (three end one connection,
+// the fourth, for an unknown user, counts alike); then even the right password gets
+// 454 4.7.0 from there, unchecked, while 127.0.0.2 still gets in.
+TEST(Hostile, AuthPerIpBudgetRefusesEvenTheRightPassword) {
+  ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
+  TempDir dir;
+  Salvod d(dir, auth_options("auth_failures_per_ip = 4\nauth_failures_per_user = 0\n"
+                             "auth_failure_delay = \"50ms\"\n"));
+  EXPECT_NE(d.log().find("listen[0].auth_users: 1 plaintext password; store crypt(3) hashes: "
+                         "mkpasswd -m yescrypt"),
+            std::string::npos)
+      << d.log();
+  ClientTls tls;
+  auto yes = tls_client(d, "127.0.0.1", tls);
+  EXPECT_TRUE(auth(*yes, kInjectorRight).starts_with("235 2.7.0")) << "yescrypt";
+  auto sha = tls_client(d, "127.0.0.1", tls);
+  EXPECT_TRUE(auth(*sha, kOtherRight).starts_with("235 2.7.0")) << "SHA-512-crypt";
+
+  auto a = tls_client(d, "127.0.0.1", tls);
+  for (int i = 0; i < 3; ++i) {
+    const std::string r = auth(*a, kInjectorWrong);
+    EXPECT_TRUE(r.starts_with("535 5.7.8")) << i << ": " << r;
+  }
+  EXPECT_TRUE(a->read_reply().starts_with("421 4.7.0"));
+  EXPECT_TRUE(a->closed_by_peer());
+  auto b = tls_client(d, "127.0.0.1", tls);
+  EXPECT_TRUE(auth(*b, kNobodyWrong).starts_with("535 5.7.8"));
+  const std::string refused = auth(*b, kInjectorRight);
+  EXPECT_TRUE(refused.starts_with("454 4.7.0 ")) << refused;
+
+  auto other = tls_client(d, "127.0.0.2", tls);
+  EXPECT_TRUE(auth(*other, kInjectorRight).starts_with("235 2.7.0"));
+  EXPECT_EQ(metric(dir, d, "salvo_smtp_auth_failures_total"), 4.0);
+  EXPECT_EQ(metric(dir, d, "salvo_smtp_auth_refused_total{reason=\"ip_budget\"}"), 1.0);
+  EXPECT_EQ(metric(dir, d, "salvo_smtp_auth_refused_total{reason=\"user_budget\"}"), 0.0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Three wrong passwords for injector, each from another address and connection, spend its
+// budget: the right password is then refused from a fourth address, while another user
+// logs in on that connection. An unknown name is treated exactly alike.
+TEST(Hostile, AuthPerUserBudgetHoldsAcrossClients) {
+  ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
+  TempDir dir;
+  Salvod d(dir, auth_options("auth_failures_per_ip = 0\nauth_failures_per_user = 3\n"
+                             "auth_failure_delay = \"50ms\"\n"));
+  ClientTls tls;
+  for (const char* from : {"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
+    auto c = tls_client(d, from, tls);
+    EXPECT_TRUE(auth(*c, kInjectorWrong).starts_with("535 5.7.8")) << from;
+    auto n = tls_client(d, from, tls);
+    EXPECT_TRUE(auth(*n, kNobodyWrong).starts_with("535 5.7.8")) << from;
+  }
+  auto x = tls_client(d, "127.0.0.4", tls);
+  const std::string injector = auth(*x, kInjectorRight);
+  EXPECT_TRUE(injector.starts_with("454 4.7.0 ")) << injector;
+  EXPECT_EQ(auth(*x, kNobodyWrong), injector) << "the same answer for a name nobody has";
+  EXPECT_TRUE(auth(*x, kOtherRight).starts_with("235 2.7.0"));
+  EXPECT_EQ(metric(dir, d, "salvo_smtp_auth_refused_total{reason=\"user_budget\"}"), 2.0);
+  EXPECT_EQ(metric(dir, d, "salvo_smtp_auth_failures_total"), 6.0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// auth_failure_delay 500 ms on one shard: the first 535 comes 500 ms after the guess, the
+// second 1 s after (with the NOOP pipelined behind it answered only then), the third 2 s
+// after, with the 421 and the close. While the second is held another client's whole
+// transaction is served by the same shard.
+TEST(Hostile, AuthFailureDelayHoldsTheReplyNotTheShard) {
+  ASSERT_TRUE(CertFactory::shared().ok()) << CertFactory::shared().error();
+  TempDir dir;
+  Salvod d(dir, auth_options("auth_failure_delay = \"500ms\"\n"));
+  ClientTls tls;
+  auto a = tls_client(d, "127.0.0.1", tls);
+  auto t0 = Clock::now();
+  EXPECT_TRUE(auth(*a, kInjectorWrong).starts_with("535 5.7.8"));
+  EXPECT_GE(Clock::now() - t0, 500ms);
+
+  t0 = Clock::now();
+  a->send(std::string("AUTH PLAIN ") + kInjectorWrong + "\r\nNOOP\r\n");
+  ASSERT_NO_FATAL_FAILURE(queue_one(d));
+  const auto served = Clock::now() - t0;
+  const std::string second = a->read_replies(2);
+  const auto answered = Clock::now() - t0;
+  EXPECT_LT(served, 1s) << "the other client waited for the held reply";
+  EXPECT_GE(answered, 1s);
+  EXPECT_TRUE(second.starts_with("535 5.7.8")) << second;
+  EXPECT_NE(second.find("\r\n250 2.0.0"), std::string::npos) << second;
+
+  t0 = Clock::now();
+  const std::string third = auth(*a, kInjectorWrong);
+  EXPECT_GE(Clock::now() - t0, 2s);
+  EXPECT_TRUE(third.starts_with("535 5.7.8")) << third;
+  EXPECT_TRUE(a->read_reply().starts_with("421 4.7.0"));
+  EXPECT_TRUE(a->closed_by_peer());
+  EXPECT_EQ(metric(dir, d, "salvo_smtp_auth_failures_total"), 3.0);
+  EXPECT_EQ(d.stop(), 0);
 }
 
 }  // namespace

@@ -170,12 +170,6 @@ class Socket {
 
 // ---- HTTPS ---------------------------------------------------------------------------
 
-std::string tls_section() {
-  const auto& certs = CertFactory::shared();
-  return fmt::format("[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n", certs.server_cert(),
-                     certs.server_key());
-}
-
 // One request over TLS (the server's certificate verified against the test CA, for the
 // name "localhost"); the answer once the server closes.
 HttpResult https(std::uint16_t port, const std::string& request) {

@@ -14,9 +14,21 @@
 #include <stdexcept>
 #include <utility>
 
+#include <gtest/gtest.h>
+
 namespace salvo::test {
 
 RawClient::RawClient(const net::SocketAddress& to, std::chrono::milliseconds timeout) {
+  open(to, nullptr, timeout);
+}
+
+RawClient::RawClient(const net::SocketAddress& to, const net::SocketAddress& from,
+                     std::chrono::milliseconds timeout) {
+  open(to, &from, timeout);
+}
+
+void RawClient::open(const net::SocketAddress& to, const net::SocketAddress* from,
+                     std::chrono::milliseconds timeout) {
   fd_ = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::runtime_error("socket failed");
   timeval tv{static_cast<time_t>(timeout.count() / 1000),
@@ -25,6 +37,11 @@ RawClient::RawClient(const net::SocketAddress& to, std::chrono::milliseconds tim
   ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (from != nullptr && ::bind(fd_, from->sa(), from->len()) != 0) {
+    std::string why = std::strerror(errno);
+    ::close(fd_);
+    throw std::runtime_error("bind " + from->to_string() + ": " + why);
+  }
   if (::connect(fd_, to.sa(), to.len()) != 0) {
     std::string why = std::strerror(errno);
     ::close(fd_);
@@ -177,6 +194,16 @@ void RawClient::start_tls(const net::TlsContext& ctx, std::string_view server_na
     tls_->feed_ciphertext(std::string_view(buf, static_cast<std::size_t>(n)));
   }
   throw std::runtime_error("TLS handshake did not finish");
+}
+
+void start_tls_and_ehlo(RawClient& c, const net::TlsContext& ctx) {
+  c.read_reply();
+  c.send("EHLO x\r\n");
+  c.read_reply();
+  c.send("STARTTLS\r\n");
+  ASSERT_TRUE(c.read_reply().starts_with("220"));
+  c.start_tls(ctx, "localhost");
+  c.send("EHLO x\r\n");
 }
 
 }  // namespace salvo::test

@@ -20,6 +20,10 @@ class RawClient {
   // Connects (throws std::runtime_error on failure).
   explicit RawClient(const net::SocketAddress& to,
                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The same from a chosen local address (127.0.0.2, ...: another client to salvod's
+  // per-address limits).
+  RawClient(const net::SocketAddress& to, const net::SocketAddress& from,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~RawClient();
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
@@ -45,10 +49,16 @@ class RawClient {
   void start_tls(const net::TlsContext& ctx, std::string_view server_name);
 
  private:
+  void open(const net::SocketAddress& to, const net::SocketAddress* from,
+            std::chrono::milliseconds timeout);
   bool fill();  // one read into pending_ (through TLS if active)
   int fd_ = -1;
   std::string pending_;
   std::unique_ptr<net::TlsSession> tls_;
 };
+
+// SMTP over `c`: the greeting, EHLO, STARTTLS (220), the handshake and EHLO again; the
+// last EHLO's reply is left to read.
+void start_tls_and_ehlo(RawClient& c, const net::TlsContext& ctx);
 
 }  // namespace salvo::test

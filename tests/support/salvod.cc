@@ -12,10 +12,18 @@
 
 #include <salvo/spool/spool_reader.h>
 
+#include "support/cert_factory.h"
+
 namespace salvo::test {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+
+std::string tls_section() {
+  const auto& certs = CertFactory::shared();
+  return "[tls]\ncertificate = \"" + certs.server_cert() + "\"\nkey = \"" + certs.server_key() +
+         "\"\n";
+}
 
 Salvod::Salvod(const TempDir& dir, const SalvodOptions& o) {
   int n = ++seq_;

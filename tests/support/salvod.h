@@ -36,6 +36,9 @@ struct SalvodOptions {
   std::vector<std::string> env;  // "NAME=value" set for salvod (e.g. SALVO_TEST_SYNC_DELAY_MS)
 };
 
+// A [tls] table with CertFactory::shared()'s server certificate and key (for starttls).
+std::string tls_section();
+
 class Salvod {
  public:
   // Starts salvod and waits (up to 20 s) for its ready file; throws with its stderr when

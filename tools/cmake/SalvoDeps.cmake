@@ -24,6 +24,8 @@ salvo_require_pkg(wolfssl wolfssl libwolfssl-dev)
 # OpenSSL's libcrypto: DKIM RSA signing only (about 3x wolfSSL's RSA on x86-64, see README).
 salvo_require_pkg(libcrypto libcrypto libssl-dev)
 salvo_require_pkg(ldns ldns libldns-dev)
+# libxcrypt: crypt(3) hashes ($y$ yescrypt, $6$, $5$, $2b$) in SMTP AUTH user files.
+salvo_require_pkg(libcrypt libcrypt libcrypt-dev)
 salvo_require_pkg(libidn2 libidn2 libidn2-dev)
 salvo_require_pkg(tomlplusplus tomlplusplus libtomlplusplus-dev)
 salvo_require_cmake_pkg(fmt libfmt-dev)

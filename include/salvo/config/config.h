@@ -83,6 +83,14 @@ struct Listener {
   // a transaction under way gets at most command_timeout more. Zero = no limit.
   Duration session_timeout = std::chrono::hours(1);
   std::uint32_t hard_error_limit = 20;  // protocol errors before 421 and close (Postfix)
+  // Failed AUTH attempts in the last hour, node-wide, from one client (IPv4 address or IPv6
+  // /64) and naming one user; past either budget AUTH gets 454 4.7.0 without a password
+  // check. 0 = no limit.
+  std::uint32_t auth_failures_per_ip = 30;
+  std::uint32_t auth_failures_per_user = 10;
+  // A refused AUTH's 535 leaves this long after the guess, doubling with each further
+  // failure on the connection; 0 = at once.
+  Duration auth_failure_delay = std::chrono::seconds(1);
   std::uint32_t line = 0;               // where the entry starts in the file, for messages
 
   static std::vector<Cidr> default_relay_networks();  // 127.0.0.0/8, ::1/128

@@ -14,6 +14,11 @@
 
 namespace salvo::inbound {
 
+// What a per-client limit counts by: an IPv4 address, or an IPv6 /64 (one subscriber or host
+// gets a whole /64, and walking its 2^64 addresses must not walk around the limit).
+// IPv4-mapped addresses are IPv4 already. A short binary string.
+std::string client_key(const config::IpAddress& ip);
+
 // One per [[listen]] entry, shared by every shard's InjectionListener of that entry.
 // Touched twice per connection (accept, close) under one of kStripes mutexes chosen by the
 // address hash, so shards rarely contend; nothing on the per-command path. A node-wide
@@ -39,7 +44,6 @@ class ClientLimiter {
     std::mutex mu;
     std::unordered_map<std::string, std::uint32_t> open;
   };
-  static std::string key(const config::IpAddress& ip);
   Stripe& stripe_for(const std::string& key);
 
   std::uint32_t limit_;

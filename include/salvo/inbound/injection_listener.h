@@ -28,18 +28,21 @@ class Writer;
 
 namespace salvo::inbound {
 
+class AuthBudget;
 class AuthUsers;
 class ClientLimiter;
 class ConnectionBudget;
 class InjectionSession;
 
 // Node-wide settings of one [[listen]] entry, built by the daemon at start-up and shared
-// read-only by every shard (the limiter is the one thread-safe, mutable part).
+// read-only by every shard (the limiter and the AUTH budget are the thread-safe, mutable
+// parts).
 struct ListenerShared {
   const config::Listener* config = nullptr;
   std::string hostname;                  // greeting, EHLO and Received: "by"
   const net::TlsContext* tls = nullptr;  // server context; null = no STARTTLS
   const AuthUsers* users = nullptr;      // null or empty = AUTH off
+  AuthBudget* auth_budget = nullptr;     // failed AUTH per client and user; null = no budget
   ClientLimiter* limiter = nullptr;      // null = no per-IP cap
   ConnectionBudget* node_budget = nullptr;  // [node] max_connections; null = no node cap
   std::uint32_t max_hops = 100;          // [delivery] max_hops: Received: lines that refuse
@@ -59,6 +62,8 @@ struct InboundStats {
   std::uint64_t hops_exceeded = 0;       // 554 5.4.6 at end of data: [delivery] max_hops
   std::uint64_t auth_ok = 0;
   std::uint64_t auth_failed = 0;
+  // AUTH answered 454 4.7.0 unchecked: the client's, or the named user's, budget was spent.
+  std::array<std::uint64_t, 2> auth_refused{};
   std::uint64_t low_space = 0;           // 452 4.3.1 at MAIL
   std::uint64_t tls_sessions = 0;
   std::uint64_t budget_pauses = 0;       // reading stopped: [node] max_pending_bytes reached

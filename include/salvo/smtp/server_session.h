@@ -15,7 +15,9 @@
 //         StartTls     -> the 220 is queued; send it, discard ALL buffered plaintext
 //                         input (the session has already emptied `in`), handshake, then
 //                         tls_established();
-//         Close        -> send the queued output, then close the connection.
+//         Close        -> send the queued output, then close the connection;
+//         AuthFailed   -> (only with ServerConfig::pause_after_auth_failure) the refusal is
+//                         queued: send it when the driver chooses, then feed(in) again.
 // Replies to a pipelined group are appended to output() together (RFC 2920 §3.2).
 // Every protocol error becomes a reply; after ServerConfig::hard_error_limit errors the
 // session sends 421 4.7.0 and closes.
@@ -60,6 +62,11 @@ struct ServerConfig {
   // Refused AUTH attempts on one connection before 421 4.7.0 and close; the limit holds
   // within one read too (pipelined guesses after it are never looked at). 0 = no limit.
   std::uint32_t max_auth_failures = 3;
+  // true: a refused AUTH ends feed() with ServerEvent::AuthFailed (or Close, when it was the
+  // last one allowed), its reply queued and every later byte unread, so the driver can hold
+  // that reply a while against password guessing before feeding on. AUTH then also waits
+  // until every deferred completion is answered: nothing else is owed while a reply is held.
+  bool pause_after_auth_failure = false;
   bool keep_body = false;          // false: count body octets only (null sink)
   // Completions the driver may defer (defer_completion()): with N > 0 a client that
   // pipelines (RFC 2920) or uses BDAT keeps up to N messages in flight while their commits
@@ -119,6 +126,8 @@ enum class ServerEvent : std::uint8_t {
   MessageReady,  // envelope() and body() hold a complete message; call complete_message()
   StartTls,      // run the TLS handshake, then tls_established()
   Close,         // flush output(), then close
+  AuthFailed,    // ServerConfig::pause_after_auth_failure: an AUTH was refused, its reply is
+                 // queued; send it when ready, then feed() again
 };
 
 struct ServerStats {

@@ -172,6 +172,9 @@ data_timeout = "2m"
 min_data_rate = 1000
 session_timeout = "0s"
 hard_error_limit = 5
+auth_failures_per_ip = 0
+auth_failures_per_user = 3
+auth_failure_delay = "250ms"
 
 [[listen]]
 address = "127.0.0.1:0"
@@ -195,6 +198,12 @@ address = "127.0.0.1:0"
   EXPECT_EQ(c->listen[1].min_data_rate, 500u);
   EXPECT_EQ(c->listen[1].session_timeout, 1h);
   EXPECT_EQ(l.hard_error_limit, 5u);
+  EXPECT_EQ(l.auth_failures_per_ip, 0u);  // no limit
+  EXPECT_EQ(l.auth_failures_per_user, 3u);
+  EXPECT_EQ(l.auth_failure_delay, 250ms);
+  EXPECT_EQ(c->listen[1].auth_failures_per_ip, 30u);
+  EXPECT_EQ(c->listen[1].auth_failures_per_user, 10u);
+  EXPECT_EQ(c->listen[1].auth_failure_delay, 1s);
   EXPECT_EQ(l.line, 6u);
   EXPECT_EQ(c->listen[1].address.port, 0);
   EXPECT_EQ(c->listen[1].relay_networks, Listener::default_relay_networks());

@@ -163,6 +163,33 @@ TEST(ServerAuth, ThirdFailureClosesEvenWithPipelinedGuesses) {
   EXPECT_NE(off.last, ServerEvent::Close);
 }
 
+// pause_after_auth_failure (the injection listener's delay): feed() stops at each refusal
+// with its reply queued and the rest of the input unread; the third still closes.
+TEST(ServerAuth, PauseAfterEachFailureLeavesTheRestUnread) {
+  auto cfg = tls_config();
+  cfg.pause_after_auth_failure = true;
+  Harness h(cfg);
+  h.send("EHLO c\r\nSTARTTLS\r\n");
+  h.send("EHLO c\r\n");
+  const std::string guess = "AUTH PLAIN " + std::string(kPlainWrong) + "\r\n";
+  EXPECT_EQ(codes(h.send(guess + guess + guess + "NOOP\r\n")), V{"535"});
+  EXPECT_EQ(h.last, ServerEvent::AuthFailed);
+  EXPECT_EQ(h.in.size(), 2 * guess.size() + 6) << "the rest waits for the driver";
+  EXPECT_EQ(codes(h.pump()), V{"535"});
+  EXPECT_EQ(h.last, ServerEvent::AuthFailed);
+  EXPECT_EQ(codes(h.pump()), (V{"535", "421"}));
+  EXPECT_EQ(h.last, ServerEvent::Close);
+  // A success does not pause: after one refusal the right password gets in, and the
+  // commands behind it run in the same feed.
+  Harness ok(cfg);
+  ok.send("EHLO c\r\nSTARTTLS\r\n");
+  ok.send("EHLO c\r\n");
+  EXPECT_EQ(codes(ok.send(guess + "AUTH PLAIN " + kPlainUser + "\r\nNOOP\r\n")), V{"535"});
+  EXPECT_EQ(codes(ok.pump()), (V{"235", "250"}));
+  EXPECT_EQ(ok.last, ServerEvent::None);
+  EXPECT_TRUE(ok.session.authenticated());
+}
+
 TEST(ServerAuth, B13_LineLimit12288) {
   AuthHarness h;
   h.send("AUTH PLAIN\r\n");

@@ -21,7 +21,8 @@ ServerConfig deferred_config(std::uint32_t max) {
 
 // Feeds bytes, deferring every message; returns the output released so far.
 struct Deferring {
-  explicit Deferring(std::uint32_t max) : h(deferred_config(max)) { h.ehlo(); }
+  explicit Deferring(std::uint32_t max) : Deferring(deferred_config(max)) {}
+  explicit Deferring(ServerConfig c) : h(std::move(c)) { h.ehlo(); }
   std::string send(std::string_view bytes) {
     h.in.append(bytes);
     return pump();
@@ -99,6 +100,33 @@ TEST(ServerDeferred, StartTlsAndQuitWaitUntilEverythingIsAnswered) {
   out = q.complete("A");
   EXPECT_EQ(out, "250 2.0.0 Ok: queued as A\r\n221 2.0.0 Bye\r\n");
   EXPECT_EQ(q.last, ServerEvent::Close);
+}
+
+// A driver that may hold an AUTH refusal (pause_after_auth_failure) must owe nothing
+// meanwhile: AUTH waits unread until every deferred answer is out, then runs.
+TEST(ServerDeferred, AuthWaitsWhenItsRefusalMayBeHeld) {
+  ServerConfig c = deferred_config(8);
+  c.auth_mechanisms.add(AuthMechanism::Plain);
+  c.auth_requires_tls = false;
+  c.pause_after_auth_failure = true;
+  Deferring d(c);
+  EXPECT_EQ(d.send(bdat_message(1) + "AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"),  // "\0user\0wrong"
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+  EXPECT_TRUE(d.h.session.blocked());
+  EXPECT_FALSE(d.h.in.empty()) << "AUTH stays unread";
+  EXPECT_EQ(d.complete("A"),
+            "250 2.0.0 Ok: queued as A\r\n535 5.7.8 Error: authentication failed\r\n");
+  EXPECT_EQ(d.last, ServerEvent::AuthFailed);
+  EXPECT_EQ(d.h.session.deferred(), 0u);
+  // Without the flag AUTH is an ordinary pipelined command.
+  ServerConfig plain = c;
+  plain.pause_after_auth_failure = false;
+  Deferring p(plain);
+  EXPECT_EQ(p.send(bdat_message(1) + "AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"),
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+  EXPECT_FALSE(p.h.session.blocked());
+  EXPECT_EQ(p.complete("A"),
+            "250 2.0.0 Ok: queued as A\r\n535 5.7.8 Error: authentication failed\r\n");
 }
 
 TEST(ServerDeferred, TheCapStopsReadingUntilAnAnswerLeaves) {
