@@ -46,11 +46,11 @@ class ConnectionHandler {
   // freed after it returns.
   virtual void on_close(Connection& c, std::error_code why) noexcept = 0;
   // The idle timer, the deadline (set_deadline) or the write timeout expired. Return true
-  // after queueing last
-  // words (e.g. SMTP's "421 4.4.2 timeout"): the connection then closes gracefully (output
-  // flushed, bounded by the close linger) and on_close reports ETIMEDOUT. false (default):
-  // it closes at once, unless the handler moved every timer into the future meanwhile
-  // (set_idle_timeout restarts the idle timer; set_deadline): then it stays open.
+  // after queueing last words (e.g. SMTP's "421 4.4.2 timeout"): the connection then
+  // closes gracefully (output flushed, bounded by the close linger) and on_close reports
+  // ETIMEDOUT. false (default): it closes at once, unless the handler moved every timer
+  // into the future meanwhile (set_idle_timeout restarts the idle timer; set_deadline):
+  // then it stays open.
   virtual bool on_idle_timeout(Connection&) noexcept { return false; }
 };
 

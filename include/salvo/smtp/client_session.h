@@ -16,9 +16,9 @@
 //   Failed          -> session unusable (reply says why: remote or local); close;
 //   Closed          -> QUIT answered; close.
 // connection_lost() when the peer drops, or the driver gave up waiting: every unfinished
-// transaction completes with a local 451 4.4.2 (the driver's reply, if it gives one). Local
-// decisions (SIZE, SMTPUTF8, 8BITMIME, bare CR/LF) complete the
-// transaction with a local reply and never send it.
+// transaction completes with a local 451 4.4.2 (the driver's reply, if it gives one).
+// Local decisions (SIZE, SMTPUTF8, 8BITMIME, bare CR/LF) complete the transaction with a
+// local reply and never send it.
 #pragma once
 
 #include <cstddef>
