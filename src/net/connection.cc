@@ -367,6 +367,11 @@ void KernelConnection::arm_send() noexcept {
   send_armed_ = true;
   ++ops_;
   stack_.op_started();
+  // A new send, or the rest after the socket took part: the write timeout starts again.
+  if (write_stall_ > Duration::zero()) {
+    last_tx_ = stack_.now();
+    if (phase_ == Phase::Open) wake_by(last_tx_ + write_stall_);
+  }
 }
 
 void KernelConnection::on_send(std::int32_t res, std::uint32_t) noexcept {
@@ -488,6 +493,10 @@ TimePoint KernelConnection::deadline() const noexcept {
   TimePoint d = TimePoint::max();
   if (idle_ > Duration::zero() && phase_ == Phase::Open) d = last_rx_ + idle_;
   if (phase_ == Phase::Open) d = std::min(d, fixed_deadline_);
+  // A send in flight is a write the socket has not taken yet.
+  if (write_stall_ > Duration::zero() && phase_ == Phase::Open && send_armed_) {
+    d = std::min(d, last_tx_ + write_stall_);
+  }
   if (phase_ == Phase::Draining || phase_ == Phase::ShuttingDown) d = std::min(d, close_deadline_);
   return d;
 }
@@ -518,11 +527,25 @@ void KernelConnection::set_idle_timeout(Duration idle) noexcept {
 void KernelConnection::set_deadline(TimePoint when) noexcept {
   if (phase_ != Phase::Open) return;
   fixed_deadline_ = when;
+  wake_by(when);
+}
+
+void KernelConnection::set_write_timeout(Duration stalled) noexcept {
+  if (phase_ != Phase::Open) return;
+  write_stall_ = stalled;
+  last_tx_ = stack_.now();
+  if (stalled > Duration::zero() && send_armed_) wake_by(last_tx_ + stalled);
+}
+
+// The timer must fire by `when`: armed now if it is not, or cancelled when it waits for
+// something later (re-armed from its completion, earlier). A later `when` costs nothing:
+// the timer's completion finds the new deadline() and re-arms.
+void KernelConnection::wake_by(TimePoint when) noexcept {
   if (!timer_armed_) {
     arm_timer();
   } else if (when < armed_for_) {
-    stack_.engine().cancel(&timer_op_);  // re-armed from its completion, earlier
-    armed_for_ = TimePoint::min();       // one cancel is enough
+    stack_.engine().cancel(&timer_op_);
+    armed_for_ = TimePoint::min();  // one cancel is enough
   }
 }
 

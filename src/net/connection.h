@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // KernelConnection: one TCP socket driven through io::Engine: multishot receive into the
 // input buffer (or the TlsSession), one send in flight over double-buffered output (plain
-// send, or send_zc from buffers pinned until their notification), an idle/linger timer,
-// STARTTLS, and a teardown that waits for every completion.
+// send, or send_zc from buffers pinned until their notification), one timer for the idle,
+// deadline, write and linger limits, STARTTLS, and a teardown that waits for every
+// completion.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +55,7 @@ class KernelConnection final : public Connection, public Deferred {
   void abort() noexcept override;
   void set_idle_timeout(Duration idle) noexcept override;
   void set_deadline(TimePoint when) noexcept override;
+  void set_write_timeout(Duration stalled) noexcept override;
   const SocketAddress& peer() const noexcept override { return peer_; }
   const SocketAddress& local() const noexcept override { return local_; }
   std::uint64_t id() const noexcept override { return id_; }
@@ -91,6 +93,7 @@ class KernelConnection final : public Connection, public Deferred {
   void arm_recv() noexcept;
   void arm_send() noexcept;
   void arm_timer() noexcept;
+  void wake_by(TimePoint when) noexcept;
   void op_done(bool& armed) noexcept;
   bool want_recv() const noexcept;
   void ingest(std::string_view bytes) noexcept;
@@ -149,6 +152,8 @@ class KernelConnection final : public Connection, public Deferred {
   bool started_ = false;
   Duration idle_{0};
   TimePoint last_rx_{};
+  Duration write_stall_{0};  // set_write_timeout
+  TimePoint last_tx_{};      // the send in flight was submitted (after the socket took bytes)
   TimePoint fixed_deadline_ = TimePoint::max();  // set_deadline
   TimePoint armed_for_ = TimePoint::max();       // what the armed timer waits for
   TimePoint close_deadline_ = TimePoint::max();

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <salvo/base/log.h>
+#include <salvo/base/units.h>
 #include <salvo/net/tls.h>
 
 #include "outbound/delivery_connection.h"
@@ -22,6 +23,44 @@ smtp::TlsPolicy client_policy(config::TlsPolicy p) {
     case config::TlsPolicy::Opportunistic: return smtp::TlsPolicy::Opportunistic;
   }
   return smtp::TlsPolicy::Opportunistic;
+}
+
+// QUIT answered: how long the server may take to close its side.
+constexpr Duration kFinWait = std::chrono::seconds(2);
+
+// RFC 5321 §4.5.3.2: each reply has its own limit. The [delivery] key that sets it and
+// what the reply is, for the timeout's report.
+struct ReplyLimit {
+  Duration limit{0};  // zero: no reply waited for
+  std::string_view key;
+  std::string_view what;
+};
+
+ReplyLimit reply_limit(smtp::Awaiting a, bool quitting, const config::Delivery& del) {
+  switch (a) {
+    case smtp::Awaiting::Greeting:
+      return {del.greeting_timeout, "greeting_timeout", "the greeting"};
+    case smtp::Awaiting::Helo:
+      return {del.helo_timeout, "helo_timeout", "the reply to EHLO/HELO"};
+    case smtp::Awaiting::StartTls:
+      return {del.tls_timeout, "tls_timeout", "the reply to STARTTLS or the TLS handshake"};
+    case smtp::Awaiting::Mail:
+      return {del.mail_timeout, "mail_timeout", "the reply to MAIL FROM"};
+    case smtp::Awaiting::Rcpt:
+      return {del.rcpt_timeout, "rcpt_timeout", "the reply to RCPT TO"};
+    case smtp::Awaiting::Data:
+      return {del.data_init_timeout, "data_init_timeout", "the reply to DATA"};
+    case smtp::Awaiting::DataEnd:
+      return {del.data_done_timeout, "data_done_timeout",
+              "the reply to the end of the message data"};
+    case smtp::Awaiting::Other:
+      return {del.helo_timeout, "helo_timeout", "the reply to RSET"};
+    case smtp::Awaiting::Nothing:
+      break;
+  }
+  // After QUIT the session tracks no reply; the connection waits for one all the same.
+  if (quitting) return {del.helo_timeout, "helo_timeout", "the reply to QUIT"};
+  return {};
 }
 
 smtp::DsnRet client_ret(spool::Ret r) {
@@ -85,10 +124,21 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
   state_ = State::Greeting;
   session_ = std::make_unique<smtp::ClientSession>(session_config());
   c->set_handler(this);
+  // RFC 5321 §4.5.3.2.5: each write of message data; commands are small enough never to
+  // wait on a socket that reads.
+  c->set_write_timeout(d_.side().config().delivery.data_block_timeout);
   update_timeout();
 }
 
 void DeliveryConnection::on_data(net::Connection&, ByteBuffer& in) noexcept { drive(in); }
+
+void DeliveryConnection::on_drained(net::Connection& c) noexcept {
+  // Everything we wrote has left: the reply waited for is timed from now on.
+  if (wait_.reply_limit > Duration::zero() && wait_.deadline == TimePoint::max()) {
+    wait_.deadline = d_.side().env().clock().now() + wait_.reply_limit;
+    c.set_deadline(wait_.deadline);
+  }
+}
 
 void DeliveryConnection::on_tls_ready(net::Connection&) noexcept {
   ++d_.side().stats().tls_sessions;
@@ -132,7 +182,7 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         // the pool slot taken until the server has let the connection go, so a new one
         // never overlaps it there (shaping as the receiver sees it); bounded by a timer.
         state_ = State::Closing;
-        if (conn_ != nullptr) conn_->set_idle_timeout(std::chrono::seconds(2));
+        update_timeout();
         return;
     }
   }
@@ -158,10 +208,6 @@ bool DeliveryConnection::can_take() noexcept {
 }
 
 void DeliveryConnection::fill() noexcept {
-  // The idle timer is reset only when something changes: pumps run often, and a timer
-  // reset on every pump would never fire (idle_timeout, data_done_timeout).
-  const bool was_idle = slots_.empty();
-  bool changed = false;
   while (can_take()) {
     Slot* s = d_.take(this);
     if (s == nullptr) break;
@@ -170,25 +216,18 @@ void DeliveryConnection::fill() noexcept {
     slots_.push_back(s);
     ++taken_;
   }
-  changed = was_idle && !slots_.empty();  // idle -> busy
   if (slots_.empty() && state_ == State::Ready &&
       (stopping() || taken_ >= d_.shaping().max_messages_per_connection || !d_.sending())) {
     quit();
-    changed = true;
   }
-  if (changed) update_timeout();
+  update_timeout();
 }
 
 void DeliveryConnection::slot_detached(Slot* s) noexcept {
   slots_.erase(std::remove(slots_.begin(), slots_.end(), s), slots_.end());
   s->conn = nullptr;
-  if (slots_.empty() && state_ == State::Ready) {
-    if (stopping()) {
-      quit();
-    } else {
-      update_timeout();
-    }
-  }
+  if (slots_.empty() && state_ == State::Ready && stopping()) quit();
+  update_timeout();
 }
 
 void DeliveryConnection::submit(Slot* s) noexcept {
@@ -228,6 +267,7 @@ void DeliveryConnection::quit() noexcept {
   state_ = State::Quitting;
   session_->quit();
   flush();
+  update_timeout();
 }
 
 void DeliveryConnection::flush() noexcept {
@@ -241,40 +281,72 @@ void DeliveryConnection::flush() noexcept {
   conn_->flush();
 }
 
+// Called after anything that may change what we wait for. Pumps call it often, so the
+// same wait keeps its timer: a timer restarted on every call would never fire.
 void DeliveryConnection::update_timeout() noexcept {
-  if (conn_ == nullptr) return;
+  if (conn_ == nullptr || !session_) return;
+  Wait w;
+  w.awaiting = session_->awaiting();
+  w.replies = session_->replies();
+  w.state = state_;
+  w.busy = !slots_.empty();
+  if (w.same(wait_)) return;
   const auto& del = d_.side().config().delivery;
-  if (state_ == State::Closing) return;
-  // RFC 5321 §4.5.3.2: the wait for each reply has its own minimum.
-  Duration t = del.helo_timeout;
-  switch (session_ ? session_->awaiting() : smtp::Awaiting::Greeting) {
-    case smtp::Awaiting::Greeting: t = del.greeting_timeout; break;
-    case smtp::Awaiting::Helo: t = del.helo_timeout; break;
-    case smtp::Awaiting::StartTls: t = del.tls_timeout; break;
-    case smtp::Awaiting::Mail: t = del.mail_timeout; break;
-    case smtp::Awaiting::Rcpt: t = del.rcpt_timeout; break;
-    case smtp::Awaiting::Data: t = del.data_init_timeout; break;
-    case smtp::Awaiting::DataEnd: t = del.data_done_timeout; break;
-    case smtp::Awaiting::Other: t = del.helo_timeout; break;
-    case smtp::Awaiting::Nothing:
-      // Between transactions: the pool's idle time; waiting for a body read: the longest;
-      // after QUIT (no reply tracked by the session): the command timeout.
-      if (state_ == State::Quitting) {
-        t = del.helo_timeout;
-      } else {
-        t = state_ == State::Ready && slots_.empty() ? del.idle_timeout : del.data_done_timeout;
-      }
-      break;
+  w.reply_limit = reply_limit(w.awaiting, state_ == State::Quitting, del).limit;
+  if (w.reply_limit > Duration::zero()) {
+    // A total for the reply; bytes arriving do not extend it, so no idle timer. Its time
+    // starts once our output has left (on_drained, when it has not yet).
+    if (idle_ != Duration::zero()) set_idle(Duration::zero());
+    if (conn_->pending_output() == 0) {
+      w.deadline = d_.side().env().clock().now() + w.reply_limit;
+    }
+  } else if (state_ == State::Closing) {
+    set_idle(kFinWait);
+  } else {
+    // Between transactions: the pool's idle time; waiting for a body read: the longest.
+    set_idle(state_ == State::Ready && slots_.empty() ? del.idle_timeout : del.data_done_timeout);
   }
-  conn_->set_idle_timeout(t);
+  conn_->set_deadline(w.deadline);
+  wait_ = w;
+}
+
+// Restarts the idle timer.
+void DeliveryConnection::set_idle(Duration d) noexcept {
+  idle_ = d;
+  conn_->set_idle_timeout(d);
 }
 
 bool DeliveryConnection::on_idle_timeout(net::Connection&) noexcept {
-  if (state_ == State::Ready && slots_.empty() && session_) {
+  if (wait_.reply_limit == Duration::zero() && state_ == State::Ready && slots_.empty() &&
+      session_) {
     quit();
     return true;  // QUIT goes out, then the connection closes
   }
+  // A reply that did not come in time, or a server that stopped reading our data: the
+  // connection closes at once (it cannot be trusted to be in step any more), reporting
+  // which wait ran out.
+  if (!timed_out_) timed_out_ = timeout_reply(d_.side().env().clock().now());
+  if (timed_out_) log::debug("outbound: {}", timed_out_->text);
   return false;
+}
+
+// What a timeout reports: a reply whose deadline passed, or our data stalled; nothing for
+// a wait of our own (the recipients then get the plain 451 4.4.2 of a lost connection).
+std::optional<smtp::Reply> DeliveryConnection::timeout_reply(TimePoint now) const {
+  const auto& del = d_.side().config().delivery;
+  std::string why;
+  if (now >= wait_.deadline) {
+    const ReplyLimit l = reply_limit(wait_.awaiting, wait_.state == State::Quitting, del);
+    why = fmt::format("waiting for {} ({} {})", l.what, l.key, format_duration(l.limit));
+  } else if (conn_ != nullptr && conn_->pending_output() > 0) {
+    why = fmt::format("sending message data (data_block_timeout {})",
+                      format_duration(del.data_block_timeout));
+  } else {
+    return std::nullopt;
+  }
+  return smtp::Reply(451, {4, 4, 2},
+                     fmt::format("conversation with {} [{}] timed out while {}", host_.name,
+                                 host_.address.to_string(), why));
 }
 
 void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcept {
@@ -285,14 +357,16 @@ void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcep
       // plaintext (the next connection to this host skips STARTTLS for a while).
       d_.tls_failed(host_.address);
     } else if (state_ == State::Greeting) {
-      // Lost before the session was ready: count it against the host (next MX).
-      smtp::Reply r(451, {4, 4, 2},
-                    fmt::format("connection to {} [{}] lost before the session was ready{}{}",
-                                host_.name, host_.address.to_string(), why ? ": " : "",
-                                why ? why.message() : std::string()));
+      // Lost, or timed out, before the session was ready: count it against the host (next
+      // MX).
+      smtp::Reply r = timed_out_.value_or(smtp::Reply(
+          451, {4, 4, 2},
+          fmt::format("connection to {} [{}] lost before the session was ready{}{}", host_.name,
+                      host_.address.to_string(), why ? ": " : "",
+                      why ? why.message() : std::string())));
       d_.session_failed(*this, r, true, true);
     }
-    session_->connection_lost();
+    session_->connection_lost(timed_out_);
     ByteBuffer none(0);
     // Every submitted transaction completes with a local 451 4.4.2.
     for (;;) {

@@ -4,6 +4,16 @@
 // transactions pipelined up to the window, reuse up to max_messages_per_connection, QUIT
 // when idle. Reports facts to its Destination; decides nothing about replies.
 //
+// Timeouts (RFC 5321 §4.5.3.2): each reply has its stage's [delivery] limit as a deadline
+// (Connection::set_deadline) that received bytes do not move, so a server trickling a
+// multi-line reply a byte at a time is given up on at the stage's limit. A reply's time
+// starts when it becomes the one waited for (the connect, for the greeting; otherwise its
+// command sent, or the reply before it complete), or later, once the socket has taken
+// everything we wrote (on_drained): a large message's final reply is timed from its end
+// of data. While our output waits for the socket, data_block_timeout bounds each write
+// (Connection::set_write_timeout). Outside a reply the idle timer: the pool's
+// idle_timeout, the wait for a body read, the wait for the server's FIN after QUIT.
+//
 // Owner: the destination's shard. Deletes itself once closed (after connection_gone).
 #pragma once
 
@@ -47,6 +57,7 @@ class DeliveryConnection final : public Channel,
   // net
   void on_connect(net::Connection* c, std::error_code why) noexcept override;
   void on_data(net::Connection& c, ByteBuffer& in) noexcept override;
+  void on_drained(net::Connection& c) noexcept override;
   void on_tls_ready(net::Connection& c) noexcept override;
   void on_close(net::Connection& c, std::error_code why) noexcept override;
   bool on_idle_timeout(net::Connection& c) noexcept override;
@@ -71,11 +82,27 @@ class DeliveryConnection final : public Channel,
 
  private:
   enum class State : std::uint8_t { Connecting, Greeting, Ready, Quitting, Closing, Closed };
+  // What the connection waits for: a reply (the session's stage and how many replies came
+  // before it) or a pause of its own (state, transactions taken); and the timer for it.
+  struct Wait {
+    smtp::Awaiting awaiting = smtp::Awaiting::Nothing;
+    std::uint64_t replies = 0;
+    State state = State::Connecting;
+    bool busy = false;
+    Duration reply_limit{0};  // zero: not a reply; the idle timer is in charge
+    TimePoint deadline = TimePoint::max();  // max: the reply's time has not started
+    bool same(const Wait& o) const noexcept {
+      return awaiting == o.awaiting && replies == o.replies && state == o.state &&
+             busy == o.busy;
+    }
+  };
   smtp::ClientConfig session_config();
   void drive(ByteBuffer& in) noexcept;
   void on_transaction(const smtp::TransactionResult& r) noexcept;
   void flush() noexcept;
   void update_timeout() noexcept;
+  void set_idle(Duration d) noexcept;
+  std::optional<smtp::Reply> timeout_reply(TimePoint now) const;
   bool can_take() noexcept;
   bool stopping() const noexcept;
 
@@ -87,6 +114,9 @@ class DeliveryConnection final : public Channel,
   net::Connection* conn_ = nullptr;
   std::unique_ptr<smtp::ClientSession> session_;
   State state_ = State::Connecting;
+  Wait wait_;
+  Duration idle_{0};                      // the idle timeout set on conn_
+  std::optional<smtp::Reply> timed_out_;  // what a timeout that closes us reports
   std::vector<Slot*> slots_;  // taken: reading or submitted
   std::uint32_t taken_ = 0;   // transactions taken over the connection's life
   bool verified_ = false;     // the verified TLS context is in use

@@ -74,6 +74,7 @@ ClientEvent ClientSession::feed(ByteBuffer& in) {
            false);
       break;
     }
+    ++replies_;
     on_reply(reply_);
     if (discard_input_) {  // STARTTLS 220: anything else already received is injected
       discard_input_ = false;
@@ -529,7 +530,7 @@ void ClientSession::fail(const Reply& r, bool local, bool send_quit) {
   phase_ = Phase::Done;
 }
 
-void ClientSession::connection_lost() {
+void ClientSession::connection_lost(std::optional<Reply> why) {
   if (phase_ == Phase::Done) return;
   if (phase_ == Phase::Quit && unfinished_ == 0) {
     ClientEvent ev;
@@ -539,7 +540,7 @@ void ClientSession::connection_lost() {
     phase_ = Phase::Done;
     return;
   }
-  fail(local_reply(451, {4, 4, 2}, "Connection lost"), true, false);
+  fail(why ? *why : local_reply(451, {4, 4, 2}, "Connection lost"), true, false);
 }
 
 Awaiting ClientSession::awaiting() const noexcept {

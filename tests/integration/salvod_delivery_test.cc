@@ -19,15 +19,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "support/accounting_log.h"
+#include "integration/delivery_env.h"
 #include "support/cert_factory.h"
-#include "support/blast.h"
 #include "support/eventually.h"
-#include "support/process.h"
 #include "support/raw_client.h"
-#include "support/salvod.h"
-#include "support/sink.h"
-#include "support/unbound_server.h"
 
 namespace salvo::test {
 namespace {
@@ -48,94 +43,6 @@ std::vector<std::string> maildir_messages(const std::string& dir) {
   return out;
 }
 
-// The test zones. Every MX host listens on one port P ([delivery] smtp_port): 127.0.0.2 has
-// nothing listening, 127.0.0.3 is the main sink, 127.0.0.4 the senders' MX (DSNs land there).
-// salvo-blast sends to d0.<suffix>, so the domains are d0.*.
-UnboundOptions zones(std::vector<std::string> more = {}) {
-  UnboundOptions o;
-  o.static_zones = {"test."};
-  o.local_data = {
-      // MX preference and fallback: mx1 (closed) first, then mx2.
-      "d0.pref.test. 300 IN MX 10 mx1.pref.test.",
-      "d0.pref.test. 300 IN MX 20 mx2.pref.test.",
-      "mx1.pref.test. 300 IN A 127.0.0.2",
-      "mx2.pref.test. 300 IN A 127.0.0.3",
-      // Implicit MX: no MX record, an A record.
-      "d0.implicit.test. 300 IN A 127.0.0.3",
-      // RFC 7505 null MX.
-      "d0.nullmx.test. 300 IN MX 0 .",
-      // Ordinary domains on the main sink.
-      "d0.ok.test. 300 IN MX 10 mx.ok.test.",
-      "mx.ok.test. 300 IN A 127.0.0.3",
-      "d0.egress.test. 300 IN A 127.0.0.5",
-      "sender.test. 300 IN MX 10 mx.sender.test.",
-      "mx.sender.test. 300 IN A 127.0.0.4",
-  };
-  for (auto& m : more) o.local_data.push_back(std::move(m));
-  o.servfail_zones = {"servfail.example."};
-  return o;
-}
-
-struct Env {
-  TempDir dir;
-  std::unique_ptr<UnboundServer> dns;
-  std::uint16_t port = 0;
-  std::unique_ptr<Sink> mx;       // 127.0.0.3:port
-  std::unique_ptr<Sink> senders;  // 127.0.0.4:port, keeps mail (DSNs)
-
-  explicit Env(UnboundOptions z = zones(), std::vector<std::string> mx_args = {}) {
-    start_dns(std::move(z));
-    port = free_loopback_port();
-    std::vector<std::string> args = {"--cores", "1", "--maildir", dir.file("mx-mail")};
-    std::string spec = fmt::format("127.0.0.3:{}", port);
-    for (const auto& f : mx_args) {
-      if (f.starts_with("--")) {
-        args.push_back(f);
-      } else if (!args.empty() && args.back().starts_with("--tls")) {
-        args.push_back(f);
-      } else {
-        spec += "," + f;
-      }
-    }
-    args.push_back("--listen");
-    args.push_back(spec);
-    mx = std::make_unique<Sink>(dir, args);
-    senders = std::make_unique<Sink>(
-        dir, std::vector<std::string>{"--cores", "1", "--listen",
-                                      fmt::format("127.0.0.4:{}", port), "--maildir",
-                                      dir.file("sender-mail")});
-  }
-
-  void start_dns(UnboundOptions z) {
-    dns.reset();
-    dns = std::make_unique<UnboundServer>(std::move(z));
-    if (!dns->started()) throw std::runtime_error("unbound: " + dns->error());
-  }
-
-  // salvod delivering through the test DNS; more tables in `more`, more [delivery] keys in
-  // `delivery`.
-  SalvodOptions salvod(const std::string& more = "", const std::string& delivery = "") const {
-    SalvodOptions o;
-    o.hold_delivery = false;
-    o.extra = fmt::format(
-        "[dns]\nresolvers = [\"{}\"]\ntimeout = \"1s\"\n[delivery]\nsmtp_port = {}\n"
-        "retry_schedule = [\"1s\"]\n{}\n{}\n{}",
-        dns->address(), port,
-        delivery.find("backoff_pause") == std::string::npos ? "backoff_pause = \"100ms\"" : "",
-        delivery, more);
-    return o;
-  }
-};
-
-json blast_to(const TempDir& dir, const Salvod& d, int messages, const std::string& suffix,
-              std::vector<std::string> more = {}) {
-  std::vector<std::string> args = {"--connections", "2", "--messages", std::to_string(messages),
-                                   "--from", "shop@sender.test", "--domains", "1",
-                                   "--domain-suffix", suffix};
-  args.insert(args.end(), more.begin(), more.end());
-  return run_blast(dir, d.address(), args);
-}
-
 std::pair<int, std::string> run_process(const std::vector<std::string>& argv,
                                         const std::string& work) {
   Process p(argv, work);
@@ -148,16 +55,6 @@ std::string dir_file_write(const TempDir& dir, const std::string& name,
   std::string path = dir.file(name);
   std::ofstream(path) << text;
   return path;
-}
-
-// How many accounting events of `type` salvod has written so far.
-int count_of(const TempDir& dir, const std::string& type) {
-  return counts_by_type(accounting_events(dir.file("log")))[type];
-}
-
-// Every accounting event of `type`, in order.
-std::vector<json> of_type(const TempDir& dir, const std::string& type) {
-  return events_of_type(accounting_events(dir.file("log")), type);
 }
 
 TEST(Delivery, PreferredMxClosedFallsBackToTheNextOne) {
@@ -479,20 +376,6 @@ TEST(Delivery, IdlePooledConnectionsAreClosed) {
   EXPECT_EQ(d.stop(), 0);
   json s = env.mx->stop();
   EXPECT_EQ(s["connections"], 2) << "the first connection was not kept past idle_timeout";
-}
-
-TEST(Delivery, ASilentServerTimesOutAndTheRecipientIsDeferred) {
-  // Every reply comes 2 s late; the replies in a transaction may take only 500 ms.
-  Env env(zones(), {"latency=2s"});
-  Salvod d(env.dir, env.salvod("", "mail_timeout = \"500ms\"\nrcpt_timeout = \"500ms\"\n"
-                                   "data_init_timeout = \"500ms\"\n"
-                                   "data_done_timeout = \"500ms\""));
-  ASSERT_EQ(blast_to(env.dir, d, 1, "ok.test")["accepted"], 1);
-  ASSERT_TRUE(eventually([&] { return count_of(env.dir, "deferred") >= 1; }, 20s)) << d.log();
-  auto e = of_type(env.dir, "deferred").front();
-  EXPECT_EQ(e["code"], 451) << e.dump();
-  EXPECT_EQ(count_of(env.dir, "delivered"), 0);
-  EXPECT_EQ(d.stop(), 0);
 }
 
 // [[egress]]: connections leave from the pool's source address and say its EHLO name. The

@@ -121,11 +121,11 @@ int main(int argc, char** argv) {
   Faults defaults;
   std::vector<std::string> listen;
   std::string latency, duration, idle, max_size = "100MB", pin_text = "on", idle_poll_text;
-  std::string zerocopy_text, defer_status_text;
+  std::string zerocopy_text, defer_status_text, trickle, trickle_at, stall_data;
   CLI::App app{"salvo-sink: ESMTP sink with scripted faults and exact counting"};
   app.add_option("--listen", listen,
                  "ADDR[:PORT][,latency=D,defer-rate=R,defer-status=4.Y.Z,reject-rate=R,drop-rate=R,"
-                 "421-after=N]; "
+                 "421-after=N,trickle=D,trickle-at=WHICH,stall-data=D]; "
                  "repeatable; port 0 picks a free port")
       ->required();
   app.add_option("--cores", opts.cores, "shards (0 = one per CPU)");
@@ -142,6 +142,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--421-after", defaults.fail_after,
                  "after N messages on a connection, answer MAIL with 421 4.7.0 and close");
+  app.add_option("--trickle", trickle,
+                 "a tarpit: send replies one byte per D (e.g. 200ms), reading paused meanwhile");
+  app.add_option("--trickle-at", trickle_at,
+                 "which replies --trickle slows: all (default), greeting, ehlo (the EHLO/HELO "
+                 "reply), data (the batch holding the end-of-data reply)");
+  app.add_option("--stall-data", stall_data,
+                 "once message text starts (after 354, or in a BDAT chunk), stop reading for D: "
+                 "the client's writes stall (once per message)");
   app.add_option("--maildir", opts.maildir, "keep every accepted message in this maildir");
   app.add_option("--duration", duration, "exit after this long (e.g. 30s); default: on signal");
   app.add_option("--idle-timeout", idle, "close connections idle this long (default 5m)");
@@ -165,6 +173,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (!latency.empty()) defaults.latency = parse_duration_flag("--latency", latency);
+    if (!trickle.empty()) defaults.trickle = parse_duration_flag("--trickle", trickle);
+    if (!trickle_at.empty() && !parse_trickle_at(trickle_at, &defaults.trickle_at))
+      throw CLI::ValidationError("--trickle-at",
+                                 trickle_at + ": expected all, greeting, ehlo or data");
+    if (!stall_data.empty()) defaults.stall_data = parse_duration_flag("--stall-data", stall_data);
     if (!defer_status_text.empty() &&
         !parse_defer_status(defer_status_text, &defaults.defer_status))
       throw CLI::ValidationError("--defer-status",

@@ -29,6 +29,21 @@ bool parse_defer_status(std::string_view text, smtp::EnhancedStatus* out) {
   return true;
 }
 
+bool parse_trickle_at(std::string_view text, TrickleAt* out) {
+  if (text == "all") {
+    *out = TrickleAt::All;
+  } else if (text == "greeting") {
+    *out = TrickleAt::Greeting;
+  } else if (text == "ehlo") {
+    *out = TrickleAt::Ehlo;
+  } else if (text == "data") {
+    *out = TrickleAt::Data;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defaults,
                                     std::string* why) {
   ListenerSpec spec;
@@ -52,10 +67,16 @@ Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defau
     std::string_view key = kv.substr(0, eq);
     std::string_view value = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
     bool ok = eq != std::string_view::npos;
-    if (ok && key == "latency") {
+    Duration* duration = key == "latency"      ? &spec.faults.latency
+                         : key == "trickle"    ? &spec.faults.trickle
+                         : key == "stall-data" ? &spec.faults.stall_data
+                                               : nullptr;
+    if (ok && duration != nullptr) {
       auto d = parse_duration(value);
       ok = d.has_value();
-      if (ok) spec.faults.latency = *d;
+      if (ok) *duration = *d;
+    } else if (ok && key == "trickle-at") {
+      ok = parse_trickle_at(value, &spec.faults.trickle_at);
     } else if (ok && key == "defer-rate") {
       ok = parse_rate(value, &spec.faults.defer_rate);
     } else if (ok && key == "defer-status") {
@@ -70,7 +91,8 @@ Result<ListenerSpec> parse_listener(const std::string& text, const Faults& defau
       ok = ec == std::errc() && p == value.data() + value.size();
     } else {
       *why = std::string(kv) + ": unknown listener option (latency, defer-rate, "
-                               "defer-status, reject-rate, drop-rate, 421-after)";
+                               "defer-status, reject-rate, drop-rate, 421-after, trickle, "
+                               "trickle-at, stall-data)";
       return fail(std::errc::invalid_argument);
     }
     if (!ok) {

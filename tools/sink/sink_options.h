@@ -2,7 +2,7 @@
 // salvo-sink options: listen addresses, each with its fault script. A listener is
 // "ADDR[,key=value...]"; keys override the global fault flags for that listener only:
 //   latency=50ms  defer-rate=0.1  defer-status=4.3.0  reject-rate=0.05  drop-rate=0.01
-//   421-after=N
+//   421-after=N  trickle=100ms  trickle-at=all|greeting|ehlo|data  stall-data=10s
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,11 @@
 
 namespace salvo::sink {
 
+// Which replies a trickle slows down: all, or the batch holding the greeting, the EHLO
+// (HELO) reply, or the end-of-data reply (with pipelining, the MAIL/RCPT replies sent with
+// it too).
+enum class TrickleAt : std::uint8_t { All, Greeting, Ehlo, Data };
+
 // What a listener does wrong, on purpose. Rates are applied deterministically (an
 // accumulator per shard and listener: rate 0.1 = exactly every 10th), so tests can
 // predict counts exactly.
@@ -30,6 +35,13 @@ struct Faults {
   double drop_rate = 0;      // message data received, then the connection is dropped
                              // before the end-of-data reply
   std::uint64_t fail_after = 0;  // after N messages on a connection, MAIL gets 421 4.7.0
+  // A tarpit: replies go out one byte per `trickle` (after any latency), reading paused
+  // meanwhile; 0 = at once.
+  Duration trickle{0};
+  TrickleAt trickle_at = TrickleAt::All;
+  // Once message text starts (after 354, or in a BDAT chunk), stop reading for this long:
+  // the client's data fills the socket buffers and its writes stall. Once per message.
+  Duration stall_data{0};
 };
 
 struct ListenerSpec {
@@ -57,6 +69,8 @@ struct SinkOptions {
 
 // Parses a deferral's enhanced status: "4.Y.Z" only. False otherwise.
 [[nodiscard]] bool parse_defer_status(std::string_view text, smtp::EnhancedStatus* out);
+// Parses "all", "greeting", "ehlo" or "data". False otherwise.
+[[nodiscard]] bool parse_trickle_at(std::string_view text, TrickleAt* out);
 
 // Parses one --listen value, starting from the global faults. The error names the bad
 // part ("127.0.0.1:x: bad port", "defer-rate=2: must be within [0, 1]").

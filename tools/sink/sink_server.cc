@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SinkShard and SinkConnection: accept, run the ServerSession, apply the fault script,
 // count. One SinkConnection per accepted connection, deleted after on_close (or after its
-// latency timer's final completion, whichever is last).
+// timer's final completion — latency, trickle or stall — whichever is last).
 #include "sink_server.h"
 
 #include <algorithm>
@@ -54,7 +54,8 @@ class SinkConnection final : public net::ConnectionHandler,
     conn.set_handler(this);
     conn.set_idle_timeout(shard_.shared().options->idle_timeout);
     session_.greet();
-    flush_session_output();
+    trickle_batch_ = faults_.trickle_at == TrickleAt::Greeting;
+    reply(After::Nothing, Duration::zero());  // no latency before the greeting
   }
 
   void on_data(net::Connection&, ByteBuffer& in) noexcept override { run(in); }
@@ -76,18 +77,39 @@ class SinkConnection final : public net::ConnectionHandler,
     delete this;
   }
 
-  // Latency timer.
+  // The timer: the latency before a batch of replies, the next byte of a trickle, or the
+  // end of a stall.
   void on_complete(std::int32_t, std::uint32_t) noexcept override {
     timer_armed_ = false;
     if (conn_ == nullptr) {
       delete this;
       return;
     }
-    write_out(delayed_);
-    delayed_.clear();
+    if (stalling_) {
+      stalling_ = false;
+      conn_->resume_reading();
+      return;
+    }
+    if (trickling_) {
+      write_out(delayed_.view().substr(0, 1));
+      delayed_.consume(1);
+      if (!delayed_.empty()) {
+        arm(faults_.trickle);
+        return;
+      }
+      trickling_ = false;
+    } else {
+      write_out(delayed_.view());
+      delayed_.clear();
+    }
     After a = after_;
     after_ = After::Nothing;
     if (!perform(a)) conn_->resume_reading();
+  }
+
+  std::optional<smtp::Reply> on_helo(const smtp::ServerSession&, std::string_view) override {
+    if (faults_.trickle_at == TrickleAt::Ehlo) trickle_batch_ = true;
+    return std::nullopt;
   }
 
   // Fault script at RCPT time.
@@ -136,21 +158,50 @@ class SinkConnection final : public net::ConnectionHandler,
       perform(after);
       return;
     }
-    if (faults_.latency.count() > 0 && !session_.output().empty()) {
+    reply(after, faults_.latency);
+  }
+
+  // Sends the session's replies, at once or after `latency` and/or a byte at a time (the
+  // trickle; reading paused until the last byte is out), then does `after`.
+  void reply(After after, Duration latency) noexcept {
+    const bool trickle = faults_.trickle > Duration::zero() &&
+                         (faults_.trickle_at == TrickleAt::All || trickle_batch_);
+    if (!session_.output().empty()) trickle_batch_ = false;
+    if ((latency > Duration::zero() || trickle) && !session_.output().empty()) {
       delayed_.append(session_.output().view());
       session_.output().clear();
       after_ = after;
+      trickling_ = trickle;
       conn_->pause_reading();
-      timer_armed_ = true;
-      shard_.shard().engine().timeout(faults_.latency, this);
+      arm(latency > Duration::zero() ? latency : faults_.trickle);
       return;
     }
     flush_session_output();
-    perform(after);
+    if (!perform(after)) maybe_stall();
+  }
+
+  // stall-data: once message text is coming, read nothing for a while (once per message),
+  // so the client's data fills the socket buffers and its writes stall.
+  void maybe_stall() noexcept {
+    if (faults_.stall_data <= Duration::zero() || stalled_ || timer_armed_ ||
+        !session_.reading_text()) {
+      return;
+    }
+    stalled_ = true;
+    stalling_ = true;
+    conn_->pause_reading();
+    arm(faults_.stall_data);
+  }
+
+  void arm(Duration after) noexcept {
+    timer_armed_ = true;
+    shard_.shard().engine().timeout(after, this);
   }
 
   // Returns false when the connection is to be dropped instead of answering.
   bool on_message() noexcept {
+    stalled_ = false;
+    if (faults_.trickle_at == TrickleAt::Data) trickle_batch_ = true;
     const auto& env = session_.envelope();
     if (listener_.drop_acc.hit(faults_.drop_rate)) {
       ++listener_.counters.dropped;
@@ -205,13 +256,13 @@ class SinkConnection final : public net::ConnectionHandler,
 
   void flush_session_output() noexcept {
     if (session_.output().empty()) return;
-    write_out(session_.output());
+    write_out(session_.output().view());
     session_.output().clear();
   }
 
-  void write_out(const ByteBuffer& b) noexcept {
-    if (b.empty() || conn_ == nullptr) return;
-    conn_->output().append(b.view());
+  void write_out(std::string_view bytes) noexcept {
+    if (bytes.empty() || conn_ == nullptr) return;
+    conn_->output().append(bytes);
     conn_->flush();
   }
 
@@ -223,6 +274,10 @@ class SinkConnection final : public net::ConnectionHandler,
   std::uint64_t messages_ = 0;
   bool throttle_ = false;
   bool timer_armed_ = false;
+  bool trickle_batch_ = false;  // the replies due hold the ones trickle-at names
+  bool trickling_ = false;      // the timer sends delayed_ a byte at a time
+  bool stalling_ = false;       // the timer ends a stall-data pause
+  bool stalled_ = false;        // this message's text has had its stall
   After after_ = After::Nothing;
   ByteBuffer delayed_{0};
 };

@@ -139,7 +139,7 @@ struct BounceRule {
 };
 
 // [delivery]: the outbound SMTP client and the retry policy. Reply timeouts default to the
-// RFC 5321 §4.5.3.2 minimums.
+// RFC 5321 §4.5.3.2 minimums; each is a deadline for the whole reply, not an idle time.
 struct Delivery {
   std::uint16_t smtp_port = 25;
   // Waits between attempts; the last one repeats until expiry.
@@ -155,7 +155,7 @@ struct Delivery {
   Duration mail_timeout = std::chrono::minutes(5);        // §4.5.3.2.2
   Duration rcpt_timeout = std::chrono::minutes(5);        // §4.5.3.2.3
   Duration data_init_timeout = std::chrono::minutes(2);   // §4.5.3.2.4
-  Duration data_block_timeout = std::chrono::minutes(3);  // §4.5.3.2.5
+  Duration data_block_timeout = std::chrono::minutes(3);  // §4.5.3.2.5 a write, stalled
   Duration data_done_timeout = std::chrono::minutes(10);  // §4.5.3.2.6
   std::uint32_t max_recipients = 100;  // per outbound transaction (RFC 5321 §4.5.3.1.8)
   // A message arriving with this many Received: fields is refused (554 5.4.6 over SMTP; a

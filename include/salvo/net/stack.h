@@ -45,11 +45,12 @@ class ConnectionHandler {
   // Never called from inside the handler's own call into the Connection. The Connection is
   // freed after it returns.
   virtual void on_close(Connection& c, std::error_code why) noexcept = 0;
-  // The idle timer or the deadline (set_deadline) expired. Return true after queueing last
-  // words (e.g. SMTP's "421 4.4.2 timeout"): the connection then closes gracefully (output
-  // flushed, bounded by the close linger) and on_close reports ETIMEDOUT. false (default):
-  // it closes at once, unless the handler moved both timers into the future meanwhile
-  // (set_idle_timeout restarts the idle timer; set_deadline): then it stays open.
+  // The idle timer, the deadline (set_deadline) or the write timeout expired. Return true
+  // after queueing last words (e.g. SMTP's "421 4.4.2 timeout"): the connection then
+  // closes gracefully (output flushed, bounded by the close linger) and on_close reports
+  // ETIMEDOUT. false (default): it closes at once, unless the handler moved every timer
+  // into the future meanwhile (set_idle_timeout restarts the idle timer; set_deadline):
+  // then it stays open.
   virtual bool on_idle_timeout(Connection&) noexcept { return false; }
 };
 
@@ -92,6 +93,10 @@ class Connection {
   // TimePoint::max() clears it. Cheap to call often: only an earlier deadline than the
   // armed timer's costs a timer cancel.
   virtual void set_deadline(TimePoint when) noexcept = 0;
+  // Output waiting for the socket and none of it taken for `stalled` (a peer that stopped
+  // reading: its TCP window stays shut); each write the socket takes, in part or whole,
+  // starts the time again. Expiry is handled as the idle timer's. Zero disables.
+  virtual void set_write_timeout(Duration stalled) noexcept = 0;
 
   virtual const SocketAddress& peer() const noexcept = 0;
   virtual const SocketAddress& local() const noexcept = 0;

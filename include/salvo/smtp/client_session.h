@@ -15,9 +15,10 @@
 //   TransactionDone -> exactly one per submitted Transaction, with its cookie;
 //   Failed          -> session unusable (reply says why: remote or local); close;
 //   Closed          -> QUIT answered; close.
-// connection_lost() when the peer drops: every unfinished transaction completes with a
-// local 451 4.4.2. Local decisions (SIZE, SMTPUTF8, 8BITMIME, bare CR/LF) complete the
-// transaction with a local reply and never send it.
+// connection_lost() when the peer drops, or the driver gave up waiting: every unfinished
+// transaction completes with a local 451 4.4.2 (the driver's reply, if it gives one).
+// Local decisions (SIZE, SMTPUTF8, 8BITMIME, bare CR/LF) complete the transaction with a
+// local reply and never send it.
 #pragma once
 
 #include <cstddef>
@@ -121,7 +122,9 @@ class ClientSession {
   // QUIT once every submitted transaction is done.
   void quit();
   void tls_established();
-  void connection_lost();
+  // `why`: what every unfinished transaction completes with (a local reply); default
+  // 451 4.4.2 "Connection lost".
+  void connection_lost(std::optional<Reply> why = std::nullopt);
 
   bool ready() const noexcept { return phase_ == Phase::Ready; }
   bool idle() const noexcept;  // Ready and nothing queued or in flight
@@ -129,6 +132,9 @@ class ClientSession {
   std::size_t in_flight() const noexcept { return unfinished_; }
   bool tls_active() const noexcept { return tls_; }
   Awaiting awaiting() const noexcept;
+  // Complete replies received so far. With awaiting() it names the reply waited for:
+  // pipelined replies of one stage differ only in this count (a per-reply deadline).
+  std::uint64_t replies() const noexcept { return replies_; }
   const ServerCapabilities& capabilities() const noexcept { return caps_; }
   const ClientStats& stats() const noexcept { return stats_; }
 
@@ -196,6 +202,7 @@ class ClientSession {
   std::size_t unfinished_ = 0;
   std::deque<Pending> expect_;  // replies owed by the server, in order
   std::deque<ClientEvent> events_;
+  std::uint64_t replies_ = 0;
   std::string line_;
   ClientStats stats_;
 };

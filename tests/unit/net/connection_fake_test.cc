@@ -239,6 +239,47 @@ TEST_F(FakeStackTest, DeadlineMovesBothWays) {
   EXPECT_EQ(rec_.closes, 1);
 }
 
+// The write timeout counts while the socket takes none of the output: each write it takes,
+// even in part, starts it again; with nothing to send it never fires, and received bytes
+// do not move it.
+TEST_F(FakeStackTest, WriteTimeoutWhenThePeerTakesNothing) {
+  make(FakeMode::Manual);
+  accept_one();
+  rec_.conn->set_write_timeout(3s);
+  clock_.advance(10s);
+  run();
+  EXPECT_EQ(rec_.closes, 0);  // nothing to send
+  rec_.conn->send(std::string(100, 'x'));
+  run();
+  clock_.advance(2s);
+  run();
+  ASSERT_TRUE(engine_->complete_next(OpKind::Send, 40));  // the peer took a part
+  run();
+  clock_.advance(2s);
+  engine_->deliver(kFd, "input");
+  run();
+  EXPECT_EQ(rec_.closes, 0);  // 2 s since the socket last took bytes
+  clock_.advance(1s);
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::timed_out);
+  EXPECT_EQ(stack_->stats().idle_timeouts, 1u);
+}
+
+// A write timeout shorter than the armed timer's wait takes effect at once.
+TEST_F(FakeStackTest, WriteTimeoutEarlierThanTheArmedTimer) {
+  make(FakeMode::Manual);
+  accept_one();
+  rec_.conn->set_idle_timeout(60s);
+  rec_.conn->set_write_timeout(2s);
+  rec_.conn->send("stuck");
+  run();
+  clock_.advance(3s);
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::timed_out);
+}
+
 TEST_F(FakeStackTest, CloseThatCannotDrainTimesOut) {
   make(FakeMode::Manual);
   accept_one();

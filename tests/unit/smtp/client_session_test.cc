@@ -252,6 +252,37 @@ TEST(ClientSession, H7_ConnectionLost) {
   EXPECT_TRUE(evs[0].result.local);
 }
 
+// A driver that gave up waiting says why; the transactions complete with its reply.
+TEST(ClientSession, ConnectionLostWithTheDriversReason) {
+  Scripted s;
+  s.reply("220 x\r\n");
+  s.reply("250-mx\r\n250 PIPELINING\r\n");
+  s.client.submit(txn(1, "x\r\n"));
+  s.client.connection_lost(Reply(451, {4, 4, 2}, "timed out waiting for the reply to MAIL"));
+  auto evs = s.reply("");
+  ASSERT_EQ(evs.size(), 2u);
+  EXPECT_EQ(evs[0].result.final_reply.text, "timed out waiting for the reply to MAIL");
+  EXPECT_TRUE(evs[0].result.local);
+}
+
+// replies() counts complete replies only: a multi-line reply arriving a byte at a time is
+// one reply, counted when its last line is in; pipelined replies of one stage each count.
+TEST(ClientSession, RepliesCountsCompleteRepliesOnly) {
+  Scripted s;
+  s.reply("220 x\r\n");
+  EXPECT_EQ(s.client.replies(), 1u);
+  EXPECT_EQ(s.client.awaiting(), Awaiting::Helo);
+  const std::string ehlo = "250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+  for (std::size_t i = 0; i + 1 < ehlo.size(); ++i) s.reply(ehlo.substr(i, 1));
+  EXPECT_EQ(s.client.replies(), 1u);
+  s.reply(ehlo.substr(ehlo.size() - 1));
+  EXPECT_EQ(s.client.replies(), 2u);
+  s.client.submit(txn(1, "x\r\n", {"a@y.z", "b@y.z"}));
+  s.reply("250 ok\r\n250 ok\r\n");
+  EXPECT_EQ(s.client.awaiting(), Awaiting::Rcpt);  // the second RCPT's reply
+  EXPECT_EQ(s.client.replies(), 4u);
+}
+
 TEST(ClientSession, AuthPlainAndLogin) {
   ClientConfig c;
   c.auth = ClientCredentials{"", "user", "secret"};
