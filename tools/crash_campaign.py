@@ -270,32 +270,53 @@ def pickup_writer(messages, round_no, pickup_dir, rate, stop, out):
 # ---- the receiving side: the sink's maildir -------------------------------------------------
 
 class SinkMaildir:
-    """Reads what salvo-sink kept: each new/ file once (then moved to cur/, as a mail reader
-    does), giving its token and whether it is exactly the message sent for that token."""
+    """Reads what salvo-sink kept: each new/ file once, giving its token and whether it is
+    exactly the message sent for that token. A checked copy is then moved to cur/ (as a mail
+    reader does) when every copy is kept, to bad/ when something is wrong with it, and
+    otherwise removed: its content is a function of its token, and deliveries.log in the
+    work directory says what arrived when."""
 
-    def __init__(self, path, messages, known):
+    def __init__(self, path, messages, known, keep_copies):
         self.new = os.path.join(path, "new")
         self.cur = os.path.join(path, "cur")
         self.tmp = os.path.join(path, "tmp")
+        self.bad = os.path.join(path, "bad")
         self.messages = messages
         self.known = known        # token -> "smtp" | "pickup": everything ever generated
+        self.keep_copies = keep_copies
         self.files = 0
 
     def collect(self):
-        """New arrivals since the last call: a list of (token or None, problem or None)."""
+        """New arrivals since the last call: a list of (file name, token or None, problem or
+        None), in the order the sink wrote them."""
         out = []
         try:
-            names = sorted(os.listdir(self.new))
+            names = sorted(os.listdir(self.new), key=self.write_order)
         except FileNotFoundError:
             return out
         for name in names:
             src = os.path.join(self.new, name)
             with open(src, "rb") as f:
                 data = f.read()
-            os.rename(src, os.path.join(self.cur, name))
+            token, problem = self.check(name, data)
+            if self.keep_copies:
+                os.rename(src, os.path.join(self.cur, name))
+            elif problem:
+                os.makedirs(self.bad, exist_ok=True)
+                os.rename(src, os.path.join(self.bad, name))
+            else:
+                os.unlink(src)
             self.files += 1
-            out.append(self.check(name, data))
+            out.append((name, token, problem))
         return out
+
+    @staticmethod
+    def write_order(name):
+        # salvo-sink names a copy SECONDS.S<shard>Q<seq>P<pid>.sink, seq counting the copies
+        # of the whole sink in the order it began writing them.
+        q, p = name.find("Q"), name.find("P")
+        seq = name[q + 1:p] if 0 <= q < p else ""
+        return (0, int(seq), name) if seq.isdigit() else (1, 0, name)
 
     def check(self, name, data):
         head_end = data.find(b"\r\n\r\n")
@@ -350,7 +371,7 @@ class Ledger:
         self.problems = []             # torn, unknown, ... (verdict failures)
 
     def absorb(self, arrivals, window):
-        for token, problem in arrivals:
+        for _, token, problem in arrivals:
             self.arrived[window] += 1
             if problem:
                 self.problems.append(problem)
@@ -426,7 +447,9 @@ class Campaign:
         self.pickup = os.path.join(work, "pickup")
         self.config = os.path.join(work, "salvo.toml")
         self.salvod_log = os.path.join(work, "salvod.log")
-        self.maildir = SinkMaildir(os.path.join(work, "maildir"), self.messages, self.known)
+        self.maildir = SinkMaildir(os.path.join(work, "maildir"), self.messages, self.known,
+                                   args.keep)
+        self.deliveries = open(os.path.join(work, "deliveries.log"), "w")
         self.ledger = Ledger(args.rounds)
         self.rows = []
         self.acked = {}                # token -> "smtp" | "pickup"
@@ -435,6 +458,14 @@ class Campaign:
         self.failed_pickups = []
         self.final = {}
         self.extra_dirs = []           # a short directory for the control socket, if needed
+
+    def take_arrivals(self, window):
+        """Reads the sink's new copies into the ledger (window: the round, or rounds + 1 for
+        the drain) and notes each in deliveries.log."""
+        arrivals = self.maildir.collect()
+        for name, token, problem in arrivals:
+            self.deliveries.write(f"{window} {name} {token} {problem or 'ok'}\n")
+        self.ledger.absorb(arrivals, window)
 
     # -- processes
 
@@ -542,7 +573,7 @@ max_messages_per_connection = 50
         quiet_since = None
         deadline = time.monotonic() + 15
         while True:
-            self.ledger.absorb(self.maildir.collect(), window)
+            self.take_arrivals(window)
             now = time.monotonic()
             if self.maildir.quiet():
                 quiet_since = quiet_since or now
@@ -573,7 +604,7 @@ max_messages_per_connection = 50
             t.start()
         try:
             while time.monotonic() - t0 < delay:
-                self.ledger.absorb(self.maildir.collect(), k)
+                self.take_arrivals(k)
                 if self.salvod.poll() is not None:
                     raise CampaignError(f"round {k}: salvod exited by itself "
                                         f"(status {self.salvod.returncode}); see "
@@ -619,7 +650,7 @@ max_messages_per_connection = 50
 
         def drained():
             nonlocal status
-            self.ledger.absorb(self.maildir.collect(), window)
+            self.take_arrivals(window)
             if self.salvod.poll() is not None:
                 raise CampaignError(f"salvod exited by itself while draining "
                                     f"(status {self.salvod.returncode}); see {self.salvod_log}")
@@ -663,6 +694,7 @@ max_messages_per_connection = 50
                                             "while draining (the sink accepts everything)")
 
     def run(self):
+        self.t0 = time.monotonic()
         os.makedirs(os.path.join(self.pickup, "tmp"), exist_ok=True)
         self.start_sink()
         self.write_config()
@@ -675,6 +707,7 @@ max_messages_per_connection = 50
                     f"allowed {self.ledger.allowed[k]}")
         self.drain()
         self.children.stop(self.sink, 30)
+        self.deliveries.close()
         return self.verdict()
 
     def verdict(self):
@@ -707,6 +740,7 @@ max_messages_per_connection = 50
             "drain_copies": led.arrived[n + 1],
         }
         totals.update(self.final)
+        totals["elapsed_s"] = round(time.monotonic() - self.t0, 1)
         failures = []
         if lost:
             failures.append(f"LOST: {len(lost)} acknowledged messages never reached the sink "
@@ -765,7 +799,7 @@ def print_table(result, command):
           "the ones the sink already had (answered 250, not recorded); dups = later copies "
           "charged to this kill; over = copies beyond any allowance, arriving after this kill")
     print()
-    print(f"rounds                 {t['rounds']}")
+    print(f"rounds                 {t['rounds']} in {t['elapsed_s']} s")
     print(f"acknowledged           {t['acked_smtp'] + t['acked_pickup']} "
           f"({t['acked_smtp']} via SMTP, {t['acked_pickup']} via pickup)")
     print(f"sent without a 250     {t['sent_unacked']} ({t['unacked_delivered']} of them "
@@ -867,11 +901,12 @@ def main(argv):
         rc = 130
     finally:
         campaign.children.stop_all()
+        campaign.deliveries.close()
         keep = args.keep or (args.keep_failed and rc != 0)
         for d in campaign.extra_dirs:
             shutil.rmtree(d, ignore_errors=True)
         if keep:
-            log(f"kept {work} (salvod.log, spool/, maildir/cur/, pickup/, log/)")
+            log(f"kept {work} (salvod.log, spool/, deliveries.log, maildir/, pickup/, log/)")
         else:
             shutil.rmtree(work, ignore_errors=True)
     if result is not None:
