@@ -192,7 +192,7 @@ class RoundLoad:
         self.known = known         # token -> "smtp" | "pickup", set before it is sent
         self.acked_smtp = []       # 250 to the end of data seen
         self.acked_pickup = []     # renamed into pickup/
-        self.unacked = []          # content sent, no 250 seen (the kill, or a refusal)
+        self.unacked = []          # transaction begun, no reply seen (the kill)
         self.refused = []          # (token, code, text): salvod answered an error code
         self.connect_failures = 0
         self.errors = []           # a load thread that failed (not the connection's fault)
@@ -233,6 +233,10 @@ def smtp_injector(messages, round_no, idx, addr, stop, out):
                     out.acked_smtp.append(token)
         except (OSError, smtplib.SMTPException):
             pass  # the connection is gone (salvod killed) or in an unknown state: reconnect
+        except Exception as e:  # a bug here: say so rather than quietly lose an injector
+            with out.lock:
+                out.errors.append(f"SMTP injector {idx}: {e!r}")
+            return
         finally:
             try:
                 s.close()
@@ -505,6 +509,7 @@ control_socket = "{sock}"
 fsync = true
 spool_reserve = "0"
 spool_segment_size = "{self.args.segment_size}"
+max_connections = 1000
 
 [[listen]]
 address = "127.0.0.1:0"
@@ -772,7 +777,8 @@ max_messages_per_connection = 50
 
 COLUMNS = [("round", "round"), ("kill_ms", "kill ms"), ("acked_smtp", "ack smtp"),
            ("acked_pickup", "ack pickup"), ("unacked", "no 250"), ("delivered", "delivered"),
-           ("copies", "copies"), ("spool_live", "spool live"), ("allowed", "allowed"),
+           ("copies", "copies"), ("spool_live", "spool live"), ("torn_segments", "torn"),
+           ("allowed", "allowed"),
            ("duplicates", "dups"), ("over", "over")]
 
 
@@ -789,14 +795,16 @@ def print_table(result, command):
     sums = {k: sum(r[k] for r in result["rounds"]) for k, _ in COLUMNS[2:]}
     sums["delivered"] += t["drain_delivered"]
     sums["copies"] += t["drain_copies"]
-    sums.update(round="total", kill_ms="", spool_live="")
+    sums.update(round="total", kill_ms="", spool_live="", torn_segments="")
     print("  ".join(str(sums[k]).rjust(w) for (k, _), w in zip(COLUMNS, widths)))
     print()
     print("columns: ack = acknowledged (SMTP 250 seen; pickup rename done); no 250 = SMTP "
           "transactions begun but not acknowledged (the kill); delivered / copies = first copies "
           "/ all copies arriving at the sink in the round (drain: after the last restart); "
-          "spool live = recipients not final in the spool after the kill; allowed = of those, "
-          "the ones the sink already had (answered 250, not recorded); dups = later copies "
+          "spool live = recipients not final in the spool after the kill; torn = segments whose "
+          "tail the kill tore (a write under way: dropped by recovery); allowed = recipients "
+          "not final in the spool whose copy the sink already had (answered 250, not "
+          "recorded); dups = later copies "
           "charged to this kill; over = copies beyond any allowance, arriving after this kill")
     print()
     print(f"rounds                 {t['rounds']} in {t['elapsed_s']} s")
