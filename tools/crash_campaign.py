@@ -741,6 +741,8 @@ max_messages_per_connection = 50
             "over_bound": sum(led.over),
             "max_duplicates_per_round": max(led.dups[1:n + 1], default=0),
             "unused_allowances": led.unused_allowances(),
+            "kills_with_torn_tail": sum(1 for r in self.rows if r["torn_segments"]),
+            "kills_with_bad_segment": sum(1 for r in self.rows if r["bad_segments"]),
             "drain_delivered": led.first[n + 1],
             "drain_copies": led.arrived[n + 1],
         }
@@ -763,6 +765,9 @@ max_messages_per_connection = 50
         if totals["unused_allowances"]:
             warnings.append(f"{totals['unused_allowances']} delivered-but-unrecorded "
                             "transactions were never delivered again (expected: each once)")
+        if totals["kills_with_bad_segment"]:
+            warnings.append(f"after {totals['kills_with_bad_segment']} kills the spool held a "
+                            "segment with a bad header (quarantined by recovery)")
         if self.refused:
             warnings.append(f"salvod refused {len(self.refused)} SMTP transactions, e.g. "
                             f"{self.refused[:3]}")
@@ -814,6 +819,7 @@ def print_table(result, command):
           "delivered anyway)")
     print(f"delivered              {t['delivered']} messages, {t['copies']} copies at the sink "
           f"({t['drain_delivered']} first copies during the final drain of {t['drain_s']} s)")
+    print(f"torn segment tails     after {t['kills_with_torn_tail']} of {t['rounds']} kills")
     print(f"lost                   {t['lost']}")
     print(f"duplicates             {t['duplicates']} (allowed {t['allowed']}, over the bound "
           f"{t['over_bound']}, most in one round {t['max_duplicates_per_round']})")
