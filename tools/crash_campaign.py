@@ -35,7 +35,7 @@ arrive; pickup/failed/ must stay empty; the spool must end with no live recipien
 Output: a table per round and cumulative totals (or one JSON object with --json); progress
 on stderr. Every wait is bounded; everything started is stopped on exit (also on Ctrl-C or
 SIGTERM), and the children die with this process (PR_SET_PDEATHSIG). The work directory is
-removed at the end unless --keep (always) or --keep-failed (when the verdict fails).
+removed at the end unless --keep (always) or --keep-failed (on exit 1 or 3).
 Exit: 0 pass; 1 the verdict failed (loss, duplicates over the bound, a torn or unknown
 delivery, ...); 2 bad usage or missing programs; 3 the campaign could not run (a program did
 not start, a wait timed out, salvod died on its own); 130 interrupted.
@@ -863,7 +863,8 @@ def parse_args(argv):
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--keep", action="store_true", help="keep the temporary directory")
     keep.add_argument("--keep-failed", action="store_true",
-                      help="keep the temporary directory when the verdict fails")
+                      help="keep the temporary directory when the verdict fails or the "
+                           "campaign cannot run (exit 1 or 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--quiet", action="store_true", help="no progress line per round")
     a = p.parse_args(argv)
@@ -916,7 +917,7 @@ def main(argv):
     finally:
         campaign.children.stop_all()
         campaign.deliveries.close()
-        keep = args.keep or (args.keep_failed and rc != 0)
+        keep = args.keep or (args.keep_failed and rc in (1, 3))
         for d in campaign.extra_dirs:
             shutil.rmtree(d, ignore_errors=True)
         if keep:
