@@ -56,7 +56,10 @@ Duration test_sync_delay(std::uint32_t shard) {
   char* end = nullptr;
   const unsigned long ms = std::strtoul(v, &end, 10);
   if (*end != '\0' || ms == 0) return Duration::zero();
-  if (shard == 0) log::warn("SALVO_TEST_SYNC_DELAY_MS={}: every spool commit waits {} ms (tests only)", ms, ms);
+  if (shard == 0) {
+    log::warn("SALVO_TEST_SYNC_DELAY_MS={}: every spool commit waits {} ms (tests only)", ms,
+              ms);
+  }
   return std::chrono::milliseconds(ms);
 }
 

@@ -26,10 +26,11 @@ namespace salvo::inbound {
 // meanwhile; message text may pause at most data_timeout and must average min_data_rate
 // after a data_timeout of grace; session_timeout ends the session between transactions.
 // on_idle_timeout says 421 4.4.2 before the close; with answers owed it gives the commit
-// one more command_timeout, then says 421. Commits are deferred completions (smtp::ServerSession::defer_completion): a
-// pipelining or BDAT client keeps up to ServerConfig::max_deferred_completions (32) messages
-// in flight; replies stay in order behind the oldest pending commit, and the writer answers
-// this session's appends in append order (one shard, one writer).
+// one more command_timeout, then says 421. Commits are deferred completions
+// (smtp::ServerSession::defer_completion): a pipelining or BDAT client keeps up to
+// ServerConfig::max_deferred_completions (32) messages in flight; replies stay in order
+// behind the oldest pending commit, and the writer answers this session's appends in
+// append order (one shard, one writer).
 //
 //   MessageReady -> append(record, this) -> defer_completion, read on
 //   on_committed(ok)  -> "250 2.0.0 Ok: queued as ID" (+ replies held behind it)

@@ -15,9 +15,9 @@
 namespace salvo::inbound {
 
 // Owner: the shard runtime (one per shard, shared by that shard's listeners, registered as
-// the shard's poller); used on the shard's thread only. The share is exact per shard (limit / shards) rather than one
-// node-wide count, so the bytes a commit frees and the sessions that wait for them are on
-// the same thread: no cross-shard wake-up.
+// the shard's poller); used on the shard's thread only. The share is exact per shard
+// (limit / shards) rather than one node-wide count, so the bytes a commit frees and the
+// sessions that wait for them are on the same thread: no cross-shard wake-up.
 //
 // Waiters wake one per loop turn, oldest first, while there is room; a woken session
 // reads what it had buffered before the next check, so the cap is overshot by at most one

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -209,6 +210,61 @@ TEST_F(RecoveryDamage, AnUnreadableIdMarkIsReportedAndTheMailIsKept) {
   EXPECT_TRUE(r->report.bad_id_mark);
   EXPECT_EQ(r->report.messages, 5u);
   EXPECT_EQ(r->next_id.value(), ids_.back().value() + 1);  // above what the spool holds
+}
+
+}  // namespace
+}  // namespace salvo::spool::test
+
+namespace salvo::spool::test {
+namespace {
+
+// A spool written by salvod at format version 1 (tests/data/spool-v1/README.md says how):
+// every later salvo must recover it as it was. Three SMTP messages (one to two
+// recipients, one with a null sender), a pickup .eml and a pickup .json job of three;
+// the ok.test recipients were delivered before the stop, the held.test ones were not.
+TEST(FormatFixture, ASpoolWrittenAtVersion1Recovers) {
+  TempDir dir;
+  const std::string shard = dir.sub("shard-0");
+  fs::copy(fs::path(SALVO_SOURCE_DIR) / "tests/data/spool-v1/shard-0", shard);
+  auto r = recover(shard, 0);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->report.segments, 1u);
+  EXPECT_EQ(r->report.torn_segments, 0u);
+  EXPECT_EQ(r->report.bad_segments, 0u);
+  EXPECT_EQ(r->report.undecodable, 0u);
+  EXPECT_FALSE(r->report.bad_id_mark);
+  EXPECT_EQ(r->report.messages, 5u);
+  std::size_t pending = 0, delivered = 0, jobs = 0;
+  std::vector<std::string> bodies;
+  r->index.for_each([&](MessageId, const SpoolIndex::Entry& e) {
+    EXPECT_TRUE(e.committed);
+    for (std::uint8_t s : e.state) {
+      if (static_cast<RecipientState>(s) == RecipientState::Delivered) ++delivered;
+      if (static_cast<RecipientState>(s) == RecipientState::Pending) ++pending;
+    }
+    if (e.is_job) {
+      ++jobs;
+      return;
+    }
+    auto b = read_record(shard, e.loc);
+    ASSERT_TRUE(b) << b.error().message();
+    auto m = decode_message(b->raw.payload);
+    ASSERT_TRUE(m);
+    bodies.emplace_back(m->body);
+  });
+  EXPECT_EQ(jobs, 1u);
+  EXPECT_EQ(delivered, 3u);
+  EXPECT_EQ(pending, 6u);
+  ASSERT_EQ(bodies.size(), 4u);
+  const auto has = [&](std::string_view text) {
+    return std::any_of(bodies.begin(), bodies.end(),
+                       [&](const std::string& b) { return b.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("One delivered, one held.\r\n"));
+  EXPECT_TRUE(has("\r\n..leading dot\r\n"));  // the text (the client sent "...")
+  EXPECT_TRUE(has("Dropped as a file.\r\n"));
+  EXPECT_TRUE(has("Received: from "));
+  EXPECT_GT(r->next_id.value(), 6u);  // above every id the spool ever handed out
 }
 
 }  // namespace
