@@ -222,8 +222,8 @@ json trace_json(std::uint64_t id, const std::vector<ShardAnswer>& answers,
     }
     spool = json{{"found", true}, {"job", a.trace_is_job}, {"recipients", states}};
   }
-  // The accounting log, rotated files first (by time), then the current one, oldest
-  // lines first; bounded so a huge job cannot flood the answer.
+  // The accounting log, rotated files first (by time), then the current one; bounded so a
+  // huge job cannot flood the answer.
   const std::string key = fmt::format("\"id\":\"{}\"", id_hex);
   std::vector<std::filesystem::path> files;
   std::error_code ec;
@@ -251,6 +251,12 @@ json trace_json(std::uint64_t id, const std::vector<ShardAnswer>& answers,
       if (!j.is_discarded()) events.push_back(std::move(j));
     }
   }
+  // Shards append to the log through their own buffers, so one message's events (received
+  // on one shard, delivered from another) can reach the file out of order: a history is
+  // told by time (ISO 8601 to the millisecond sorts as text; ties keep the file's order).
+  std::stable_sort(events.begin(), events.end(), [](const json& a, const json& b) {
+    return a.value("ts", std::string()) < b.value("ts", std::string());
+  });
   if (!spool["found"].get<bool>() && events.empty()) {
     return json{{"ok", false},
                 {"error", fmt::format("no message {} in the spool or the accounting log", id_hex)}};
