@@ -186,7 +186,8 @@ TEST(Records, PickupIdentityWrittenBeforeClaimsStillDecodes) {
 
   // A message: the identity sits between the recipients and the body.
   test::MessageFixture fx;
-  auto d = decode_message(test::encode_with_stat_identity(fx.record(), "a.eml", 99));
+  const std::string old_message = test::encode_with_stat_identity(fx.record(), "a.eml", 99);
+  auto d = decode_message(old_message);
   ASSERT_TRUE(d) << d.error().message();
   EXPECT_EQ(d->pickup, (PickupIdentity{"a.eml", ""}));
   EXPECT_EQ(d->body, fx.body);
