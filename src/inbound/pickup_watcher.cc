@@ -697,8 +697,9 @@ void PickupWatcher::pump() noexcept {
       known_.erase(work.name);
     }
     bytes_in_flight_ += bytes;
-    // Every intake waits for an fsync of the work directory after it is made, claims left
-    // by a crash included (their rename may not have reached the disk).
+    // Every intake waits for an fsync of the work directory that starts after it is made,
+    // so its claim (made here, or at start for one left by a crash) is on disk before the
+    // commit that records it can be.
     auto* in = new Intake(*this, std::move(work), json, claims_->changed());
     in->budget_bytes = bytes;
     in->next = intakes_;
