@@ -2,7 +2,6 @@
 // salvod: the appliance daemon. Loads the config, locks and recovers the spool,
 // starts one shard per core with its SpoolWriter and injection listeners, and stops
 // gracefully on SIGTERM/SIGINT. Start-up failures: one line on stderr, exit 2.
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -152,42 +151,6 @@ void prepare_outbound(Daemon& d) {
   d.outbound = std::move(o);
 }
 
-// A pickup file whose commit record is in the spool was queued before a crash that came
-// before its unlink: remove it now, before any shard reads the directory, so it is never
-// queued twice (docs/reliability.md F5). The check spans every shard's recovery: the core
-// count may have changed since.
-void remove_queued_pickups(Daemon& d) {
-  const std::string& dir = d.config->node.pickup;
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return;  // created by the watcher
-  std::vector<std::string> names;
-  if (DIR* dp = ::fdopendir(::dup(dfd))) {
-    while (dirent* e = ::readdir(dp)) {
-      if (inbound::pickup_candidate(e->d_name)) names.emplace_back(e->d_name);
-    }
-    ::closedir(dp);
-  }
-  std::uint64_t removed = 0;
-  for (const auto& name : names) {
-    auto id = inbound::pickup_identity(dfd, name);
-    if (!id) continue;
-    for (const auto& r : d.recovered) {
-      if (r.pickup_queued(*id)) {
-        if (::unlinkat(dfd, name.c_str(), 0) == 0) {
-          ++removed;
-          log::info("pickup {}: already queued before the restart; removed", name);
-        } else {
-          throw std::runtime_error("pickup " + dir + "/" + name + " was queued before the " +
-                                   "restart but cannot be removed: " + std::strerror(errno));
-        }
-        break;
-      }
-    }
-  }
-  if (removed != 0) ::fsync(dfd);
-  ::close(dfd);
-}
-
 void prepare(Daemon& d) {
   const config::Config& cfg = *d.config;
   const std::string& spool = cfg.node.spool;
@@ -300,7 +263,6 @@ void prepare(Daemon& d) {
   d.accounting = std::move(*files);
 
   if (!cfg.node.pickup.empty()) {
-    remove_queued_pickups(d);
     auto p = std::make_unique<inbound::PickupShared>();
     p->dir = cfg.node.pickup;
     p->hostname = cfg.node.hostname;

@@ -59,14 +59,18 @@ code=$(curl -s -o "$work/inject.json" -w '%{http_code}' -X POST -H "$auth" -H 'C
 t1=$(now)
 [ "$code" = 202 ] || { echo "inject answered $code: $(cat "$work/inject.json")" >&2; exit 1; }
 
-# 2. Pickup: the same job, until the file is unlinked (after its commit).
+# 2. Pickup: the same job, until the file is unlinked (after its commit) from where the
+# shard claimed it (pickup/.work/shard-N/).
 cp "$work/job.json" "$work/pickup/tmp/job.json"
 t2=$(now)
 mv "$work/pickup/tmp/job.json" "$work/pickup/job.json"
-picked_up() { [ ! -e "$work/pickup/job.json" ]; }
+picked_up() {
+  [ ! -e "$work/pickup/job.json" ] &&
+    [ -z "$(find "$work/pickup/.work" -type f -print -quit 2>/dev/null)" ]
+}
 wait_until 60 0.01 picked_up || true
 t3=$(now)
-[ ! -e "$work/pickup/job.json" ] || { echo "pickup did not take the job within 60 s" >&2; exit 1; }
+picked_up || { echo "pickup did not take the job within 60 s" >&2; exit 1; }
 
 # 3. Scrapes: /metrics and the dashboard's /api/v1/status, sequential.
 # One curl, one keep-alive connection, every body to /dev/null (-o per URL).

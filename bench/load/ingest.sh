@@ -118,7 +118,8 @@ mkdir -p "$work/stage-json" "$work/stage-eml"
   --domains 100 --size 1024 >/dev/null
 run_salvod true
 # Moves every staged file into the pickup directory and waits until salvod took them all
-# (queued, fdatasync'ed, unlinked). Prints seconds.
+# (queued, fdatasync'ed, unlinked: gone from pickup/ and from the shards' claims in
+# pickup/.work/). Prints seconds.
 take() {  # stage-dir
   python3 - "$1" "$work/salvod/pickup" <<'EOF'
 import os, sys, time
@@ -128,7 +129,12 @@ t0 = time.monotonic()
 for n in names:
     os.rename(os.path.join(src, n), os.path.join(dst, n))
 deadline = t0 + 600
-while any(n.endswith((".eml", ".json")) for n in os.listdir(dst)):
+def waiting():
+    if any(n.endswith((".eml", ".json")) for n in os.listdir(dst)):
+        return True
+    work = os.path.join(dst, ".work")
+    return os.path.isdir(work) and any(os.listdir(os.path.join(work, s)) for s in os.listdir(work))
+while waiting():
     if time.monotonic() > deadline:
         sys.exit("pickup did not finish")
     time.sleep(0.005)

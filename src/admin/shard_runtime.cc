@@ -121,7 +121,8 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                                                         *pickup_, accounting_.get());
     watcher_->set_dispatch(outbound_.get());
     registry_.add(watcher_.get());
-    if (auto st = watcher_->start(); !st) {
+    // Needed only to settle what was claimed before the restart: given away, so freed.
+    if (auto st = watcher_->start(std::move(recovered_.pickup_claims)); !st) {
       *why = "pickup " + pickup_->dir + ": " + st.error().message();
       return st;
     }

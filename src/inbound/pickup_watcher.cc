@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// PickupWatcher: inotify + rescan discovery, per-file intake (read through the engine,
-// parse, queue through the SpoolWriter), unlink after the durable commit, failed/ with a
-// reason otherwise. Directory operations (openat, fstat, renameat, unlinkat, readdir) are
-// synchronous metadata calls on the shard thread; file contents are read with io_uring.
+// PickupWatcher: inotify + rescan discovery, the claim (rename into the shard's work
+// directory, made durable by an fsync through the engine), per-file intake (read through
+// the engine, parse, queue through the SpoolWriter), unlink after the durable commit,
+// failed/ with a reason otherwise. Directory operations (openat, fstat, renameat, unlinkat,
+// readdir) are synchronous metadata calls on the shard thread; file contents are read and
+// the work directory is fsynced with io_uring.
 #include <salvo/inbound/pickup_watcher.h>
 
 #include <dirent.h>
@@ -35,6 +37,9 @@ namespace salvo::inbound {
 namespace {
 
 constexpr std::size_t kChunk = 1 << 20;  // .json read size
+// A claim is 16 hex digits, '-', then the name, within NAME_MAX (255) bytes.
+constexpr std::size_t kIdDigits = 16;
+constexpr std::size_t kClaimedNameMax = 255 - kIdDigits - 1;
 
 bool ends_with(std::string_view s, std::string_view suffix) noexcept {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -44,6 +49,18 @@ std::int64_t unix_ns(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              clock.wall_now().time_since_epoch())
       .count();
+}
+
+// Opens the directory `name` in parent_fd, made first if missing, in which case its name is
+// made durable (fsync of the parent): claims are renamed into it and trusted after a crash.
+// -1 with errno on failure.
+int open_durable_dir(int parent_fd, const char* name) {
+  if (::mkdirat(parent_fd, name, 0750) == 0) {
+    if (::fsync(parent_fd) != 0) return -1;
+  } else if (errno != EEXIST) {
+    return -1;
+  }
+  return ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 }
 
 bool write_whole_file(int dir_fd, const std::string& name, std::string_view text) {
@@ -70,17 +87,21 @@ bool pickup_candidate(std::string_view name) noexcept {
   return ends_with(name, ".eml") || ends_with(name, ".json");
 }
 
-Result<spool::PickupIdentity> pickup_identity(int dir_fd, const std::string& name) {
-  struct stat st{};
-  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return fail_errno(errno);
-  if (!S_ISREG(st.st_mode)) return fail(std::errc::invalid_argument);
-  spool::PickupIdentity id;
-  id.name = name;
-  id.device = st.st_dev;
-  id.inode = st.st_ino;
-  id.size = static_cast<std::uint64_t>(st.st_size);
-  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  return id;
+std::string pickup_work_dir(const std::string& dir, std::uint32_t shard) {
+  return fmt::format("{}/.work/shard-{}", dir, shard);
+}
+
+std::string pickup_claim(spool::MessageId id, std::string_view name) {
+  if (name.size() > kClaimedNameMax) name = name.substr(name.size() - kClaimedNameMax);
+  return fmt::format("{}-{}", format_id(id.value()), name);
+}
+
+std::optional<std::string_view> pickup_claimed_name(std::string_view claim) noexcept {
+  if (claim.size() <= kIdDigits + 1 || claim[kIdDigits] != '-') return std::nullopt;
+  if (!spool::parse_id(claim.substr(0, kIdDigits))) return std::nullopt;
+  std::string_view name = claim.substr(kIdDigits + 1);
+  if (!pickup_candidate(name)) return std::nullopt;
+  return name;
 }
 
 PickupStats& PickupStats::operator+=(const PickupStats& o) noexcept {
@@ -98,13 +119,18 @@ PickupStats& PickupStats::operator+=(const PickupStats& o) noexcept {
 
 // ---- one file ------------------------------------------------------------------------
 
-// Owner: the watcher's shard. Lives from open to the end of its commit (or failure); a
-// read in flight always completes before it is destroyed (it is never cancelled), and a
-// .json job's JobSpooler is idle() before it is.
+// Owner: the watcher's shard. Lives from its claim to the end of its commit (or failure);
+// it starts reading once the claim is durable, a read in flight always completes before it
+// is destroyed (it is never cancelled), and a .json job's JobSpooler is idle() before it is.
 class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpooler::Owner {
  public:
-  Intake(PickupWatcher& w, std::string name, bool json)
-      : w_(w), name_(std::move(name)), json_(json), read_(w.shard_.engine(), *this) {}
+  Intake(PickupWatcher& w, Work work, bool json, std::uint64_t change)
+      : claim_change(change),
+        w_(w),
+        name_(std::move(work.name)),
+        claim_(std::move(work.claim)),
+        json_(json),
+        read_(w.shard_.engine(), *this) {}
   ~Intake() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -112,59 +138,21 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
   Intake* next = nullptr;
   Intake* prev = nullptr;
   std::uint64_t budget_bytes = 0;  // counted in the watcher's bytes_in_flight_
-  const std::string& name() const noexcept { return name_; }
+  const std::uint64_t claim_change;  // its number in the work directory's DirectorySync
   bool json() const noexcept { return json_; }
+  bool waiting_for_claim() const noexcept { return phase_ == Phase::Claimed; }
 
-  void start() noexcept {
-    // Look before opening: a FIFO or device is never opened, a link never followed.
-    struct stat pre{};
-    if (::fstatat(w_.dir_fd_, name_.c_str(), &pre, AT_SYMLINK_NOFOLLOW) != 0) {
-      return done(errno == ENOENT ? Outcome::Gone : Outcome::Retry);
-    }
-    if (S_ISLNK(pre.st_mode)) return malformed({"a symbolic link, not a file", 0, 0, {}});
-    if (!S_ISREG(pre.st_mode)) return malformed({"not a regular file", 0, 0, {}});
-    if (pre.st_nlink > 1) {
-      return malformed({"a hard link (the file has other names): copy it in instead", 0, 0, {}});
-    }
-    fd_ = ::openat(w_.dir_fd_, name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd_ < 0) {
-      int err = errno;
-      if (err == ENOENT) return done(Outcome::Gone);
-      if (err == ELOOP) return malformed({"a symbolic link, not a file", 0, 0, {}});
-      log::warn("pickup {}: open: {}", name_, std::strerror(err));
-      return done(Outcome::Retry);
-    }
-    struct stat st{};
-    if (::fstat(fd_, &st) != 0) return done(Outcome::Retry);
-    if (!S_ISREG(st.st_mode)) return malformed({"not a regular file", 0, 0, {}});
-    identity_.name = name_;
-    identity_.device = st.st_dev;
-    identity_.inode = st.st_ino;
-    identity_.size = static_cast<std::uint64_t>(st.st_size);
-    identity_.mtime_ns =
-        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    size_ = identity_.size;
-    const PickupLimits& lim = w_.shared_.limits;
-    if (!json_) {
-      // The envelope lines add little; allow them a generous margin over the message.
-      if (size_ > lim.max_message_size + 64ull * lim.max_recipients_eml + 4096) {
-        return malformed({fmt::format("file larger than the message size limit ({} bytes)",
-                                      lim.max_message_size),
-                          0, 0, {}});
-      }
-      buf_.resize(size_);
-    } else {
-      reader_ = std::make_unique<JobReader>(lim);
-      buf_.resize(std::min<std::uint64_t>(kChunk, std::max<std::uint64_t>(size_, 1)));
-    }
-    if (size_ == 0) return malformed({"empty file", 0, 0, {}});
-    phase_ = json_ ? Phase::Scan : Phase::ReadEml;
-    read_next();
+  // The claim is durable (or its fsync failed: then the file waits for a retry).
+  void claim_synced(Status st) noexcept {
+    if (!st) return done(Outcome::Retry);
+    start();
   }
 
-  // Stop requested: a job still reading gives up (its file stays for the next start).
+  // Stop requested: a job still reading gives up (its file stays claimed for the next
+  // start), and so does a file whose claim is not durable yet.
   void stop() noexcept {
     stopping_ = true;
+    if (phase_ == Phase::Claimed) return done(Outcome::Stopped);
     if (!reading_ && phase_ == Phase::Recipients && paused_) give_up_job();
   }
 
@@ -224,8 +212,50 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
   }
 
  private:
-  enum class Phase : std::uint8_t { Open, ReadEml, Scan, Recipients, Committing, Done };
+  enum class Phase : std::uint8_t { Claimed, ReadEml, Scan, Recipients, Committing, Done };
   enum class Outcome : std::uint8_t { Queued, Failed, Retry, Gone, Stopped };
+
+  // The claimed file: checked, opened, read.
+  void start() noexcept {
+    // Look before opening: a FIFO or device is never opened, a link never followed.
+    struct stat pre{};
+    if (::fstatat(w_.work_fd_, claim_.c_str(), &pre, AT_SYMLINK_NOFOLLOW) != 0) {
+      return done(errno == ENOENT ? Outcome::Gone : Outcome::Retry);
+    }
+    if (S_ISLNK(pre.st_mode)) return malformed({"a symbolic link, not a file", 0, 0, {}});
+    if (!S_ISREG(pre.st_mode)) return malformed({"not a regular file", 0, 0, {}});
+    if (pre.st_nlink > 1) {
+      return malformed({"a hard link (the file has other names): copy it in instead", 0, 0, {}});
+    }
+    fd_ = ::openat(w_.work_fd_, claim_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd_ < 0) {
+      int err = errno;
+      if (err == ENOENT) return done(Outcome::Gone);
+      if (err == ELOOP) return malformed({"a symbolic link, not a file", 0, 0, {}});
+      log::warn("pickup {}: open: {}", name_, std::strerror(err));
+      return done(Outcome::Retry);
+    }
+    struct stat st{};
+    if (::fstat(fd_, &st) != 0) return done(Outcome::Retry);
+    if (!S_ISREG(st.st_mode)) return malformed({"not a regular file", 0, 0, {}});
+    size_ = static_cast<std::uint64_t>(st.st_size);
+    const PickupLimits& lim = w_.shared_.limits;
+    if (!json_) {
+      // The envelope lines add little; allow them a generous margin over the message.
+      if (size_ > lim.max_message_size + 64ull * lim.max_recipients_eml + 4096) {
+        return malformed({fmt::format("file larger than the message size limit ({} bytes)",
+                                      lim.max_message_size),
+                          0, 0, {}});
+      }
+      buf_.resize(size_);
+    } else {
+      reader_ = std::make_unique<JobReader>(lim);
+      buf_.resize(std::min<std::uint64_t>(kChunk, std::max<std::uint64_t>(size_, 1)));
+    }
+    if (size_ == 0) return malformed({"empty file", 0, 0, {}});
+    phase_ = json_ ? Phase::Scan : Phase::ReadEml;
+    read_next();
+  }
 
   // The .eml message's commit (a job's commits go to its JobSpooler).
   struct FinalWaiter final : spool::CommitWaiter {
@@ -291,7 +321,7 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
     m.client_info = client_info_;
     m.recipients.reserve(env.receivers.size());
     for (const auto& r : env.receivers) m.recipients.push_back(spool::Recipient{r, 0, {}});
-    m.pickup = identity_;
+    m.pickup = spool::PickupIdentity{name_, claim_};
     m.body = body;
     final_waiter_.self = this;
     auto r = writer.append_message(m, &final_waiter_);
@@ -339,7 +369,8 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
 
   void finish_job() noexcept {
     // On failure the job is already given up.
-    if (auto st = job_->finish(&identity_); !st) return spool_error(st.error());
+    const spool::PickupIdentity identity{name_, claim_};
+    if (auto st = job_->finish(&identity); !st) return spool_error(st.error());
     phase_ = Phase::Committing;
   }
 
@@ -367,19 +398,16 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
   }
 
   // Counts a durable file and removes it. A crash before this unlink is caught at the next
-  // start by the identity in the commit record.
+  // start by the claim in the commit record; so is a failed unlink (the work directory is
+  // only read at start).
   void file_queued(std::uint64_t recipients) noexcept {
     auto& stats = w_.stats_;
     ++stats.files_queued;
     ++stats.messages_queued;
     stats.recipients_queued += recipients;
-    if (!still_ours()) {
-      log::warn("pickup {}: replaced while it was read; the queued copy stays, the new file "
-                "is taken on its own", name_);
-    } else if (::unlinkat(w_.dir_fd_, name_.c_str(), 0) != 0 && errno != ENOENT) {
-      log::error("pickup {}: queued, but cannot be removed ({}); it will not be queued again "
-                 "while salvod runs", name_, std::strerror(errno));
-      w_.unremovable_[name_] = {identity_.device, identity_.inode};
+    if (::unlinkat(w_.work_fd_, claim_.c_str(), 0) != 0 && errno != ENOENT) {
+      log::error("pickup {}: queued, but {}/{} cannot be removed ({}); the next start removes "
+                 "it", name_, w_.work_dir_, claim_, std::strerror(errno));
     }
   }
 
@@ -411,28 +439,17 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
     done(Outcome::Retry);
   }
 
-  // The name still refers to the file that was opened (dev, inode): a producer may have
-  // renamed a new file over it meanwhile, which must not be removed or moved for us.
-  bool still_ours() const noexcept {
-    struct stat st{};
-    if (::fstatat(w_.dir_fd_, name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
-    return st.st_dev == identity_.device && st.st_ino == identity_.inode;
-  }
-
   void malformed(const PickupError& e) noexcept {
-    if (identity_.inode != 0 && !still_ours()) {
-      log::warn("pickup {}: malformed ({}), but replaced meanwhile; the new file is taken on "
-                "its own", name_, e.describe());
-      return done(Outcome::Failed);
-    }
-    w_.move_to_failed(name_, e);
+    w_.move_to_failed(Work{name_, claim_}, e);
     done(Outcome::Failed);
   }
 
+  // Retry: the claimed file waits in the work directory (never back in pickup/, where a
+  // new file may have the name by now).
   void done(Outcome o) noexcept {
     if (o == Outcome::Retry) {
       ++w_.stats_.spool_retries;
-      w_.retry_later(name_);
+      w_.retry_later(Work{name_, claim_});
     }
     phase_ = Phase::Done;
     maybe_delete();
@@ -447,12 +464,12 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
   }
 
   PickupWatcher& w_;
-  std::string name_;
+  std::string name_;   // in pickup/: logs, failed/NAME, the identity
+  std::string claim_;  // in the work directory: the file read, the identity
   bool json_;
   spool::FileRead read_;
   int fd_ = -1;
-  Phase phase_ = Phase::Open;
-  spool::PickupIdentity identity_;
+  Phase phase_ = Phase::Claimed;
   std::uint64_t size_ = 0;
   std::uint64_t off_ = 0;
   std::string buf_;
@@ -487,29 +504,90 @@ PickupWatcher::PickupWatcher(shard::Shard& shard, spool::SpoolWriter& writer,
 
 PickupWatcher::~PickupWatcher() {
   SALVO_ASSERT(intakes_ == nullptr);
+  claims_.reset();  // before the descriptor it syncs
   if (dir_fd_ >= 0) ::close(dir_fd_);
   if (failed_fd_ >= 0) ::close(failed_fd_);
+  if (work_fd_ >= 0) ::close(work_fd_);
 }
 
-Status PickupWatcher::start() {
+Status PickupWatcher::start(std::vector<std::string> queued_claims) {
   const std::string& dir = shared_.dir;
-  for (const char* sub : {"", "/tmp", "/failed"}) {
-    std::string p = dir + sub;
-    if (::mkdir(p.c_str(), 0750) != 0 && errno != EEXIST) return fail_errno(errno);
-  }
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) return fail_errno(errno);
   dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) return fail_errno(errno);
-  failed_fd_ = ::openat(dir_fd_, "failed", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (::mkdirat(dir_fd_, "tmp", 0750) != 0 && errno != EEXIST) return fail_errno(errno);
+  failed_fd_ = open_durable_dir(dir_fd_, "failed");
   if (failed_fd_ < 0) return fail_errno(errno);
-  // Files are removed once queued: a directory salvod cannot write would queue them again.
-  if (::faccessat(dir_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0 ||
-      ::faccessat(failed_fd_, ".", W_OK | X_OK, AT_EACCESS) != 0) {
-    return fail_errno(errno);
+  const int work_parent = open_durable_dir(dir_fd_, ".work");
+  if (work_parent < 0) return fail_errno(errno);
+  work_fd_ = open_durable_dir(work_parent, fmt::format("shard-{}", me_).c_str());
+  const int err = errno;
+  ::close(work_parent);
+  if (work_fd_ < 0) return fail_errno(err);
+  work_dir_ = pickup_work_dir(dir, me_);
+  // Files are claimed out of pickup/ and removed once queued: a directory salvod cannot
+  // write would queue them again.
+  for (int fd : {dir_fd_, failed_fd_, work_fd_}) {
+    if (::faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) != 0) return fail_errno(errno);
   }
   reader_ = std::make_unique<spool::SpoolReader>(shard_.engine(), spool_dir_);
+  claims_ = std::make_unique<spool::DirectorySync>(shard_.engine(), work_fd_, *this);
+  if (auto st = settle(queued_claims); !st) return st;
   watch_ = std::make_unique<spool::DirectoryWatch>(shard_.engine(), *this);
   if (auto st = watch_->start(dir, shared_.rescan_interval); !st) return st;
   rescan(/*initial=*/true);
+  pump();  // the files claimed before the restart, when pickup/ had none to start it
+  return {};
+}
+
+// Claims are only ever made by this shard, so what its work directory holds at start was
+// claimed before the restart: queued (the claim is in the spool) or not. One not queued is
+// claimed anew (a rename in place) before it is taken: every claim in a commit record is
+// then made in the run that commits it, before the record's id is handed out, so it stays
+// below the ids the spool hands out next even if the next-id mark is lost.
+Status PickupWatcher::settle(const std::vector<std::string>& queued_claims) {
+  // Listed first: names renamed in place while the directory is read could be seen again.
+  std::vector<std::string> entries;
+  int fd = ::openat(work_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail_errno(errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return fail_errno(err);
+  }
+  while (dirent* e = ::readdir(d)) {
+    if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") {
+      entries.emplace_back(e->d_name);
+    }
+  }
+  ::closedir(d);
+  for (const std::string& entry : entries) {
+    const auto name = pickup_claimed_name(entry);
+    if (!name) {
+      log::warn("pickup {}/{}: not a claim salvod made; left alone", work_dir_, entry);
+      continue;
+    }
+    if (std::binary_search(queued_claims.begin(), queued_claims.end(), entry)) {
+      if (::unlinkat(work_fd_, entry.c_str(), 0) != 0) {
+        // Left there, it would be taken again once its message has left the spool.
+        Status st = fail_errno(errno);
+        log::error("pickup {}: queued before the restart, but {}/{} cannot be removed: {}", *name,
+                   work_dir_, entry, st.error().message());
+        return st;
+      }
+      log::info("pickup {}: queued before the restart; removed", *name);
+      continue;
+    }
+    Work work{std::string(*name), {}};
+    if (!claim(work_fd_, entry, work)) {
+      log::error("pickup {}: claimed before the restart, not queued, and cannot be claimed "
+                 "again ({}); left as {}/{}", *name, std::strerror(errno), work_dir_, entry);
+      continue;
+    }
+    log::info("pickup {}: claimed before the restart but not queued; taken again", *name);
+    queue_.push_back(std::move(work));
+  }
   return {};
 }
 
@@ -522,8 +600,24 @@ void PickupWatcher::on_overflow() noexcept {
 
 void PickupWatcher::on_tick() noexcept {
   if (stopping_) return;
+  const TimePoint now = shard_.clock().now();
+  while (!retries_.empty() && retries_.front().first <= now) {
+    queue_.push_back(std::move(retries_.front().second));
+    retries_.pop_front();
+  }
   rescan(false);
-  pump();  // files waiting for space or a slot
+  pump();  // files waiting for space, a slot or a retry
+}
+
+void PickupWatcher::on_synced(std::uint64_t upto, Status status) noexcept {
+  if (!status) {
+    log::error("pickup: fsync of {}: {}; the files claimed are retried", work_dir_,
+               status.error().message());
+  }
+  // claim_synced() never unlinks an intake at once (finished() is deferred).
+  for (Intake* in = intakes_; in != nullptr; in = in->next) {
+    if (in->waiting_for_claim() && in->claim_change <= upto) in->claim_synced(status);
+  }
 }
 
 void PickupWatcher::rescan(bool initial) noexcept {
@@ -548,18 +642,6 @@ void PickupWatcher::consider(std::string_view name, bool from_rescan) noexcept {
   if (pickup_shard(name, shared_.shards) != me_) return;
   std::string n(name);
   if (known_.contains(n)) return;
-  if (auto it = unremovable_.find(n); it != unremovable_.end()) {
-    struct stat st{};
-    if (::fstatat(dir_fd_, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        st.st_dev == it->second.first && st.st_ino == it->second.second) {
-      return;  // already queued
-    }
-    unremovable_.erase(it);
-  }
-  if (auto it = retry_at_.find(n); it != retry_at_.end()) {
-    if (shard_.clock().now() < it->second) return;
-    retry_at_.erase(it);
-  }
   if (from_rescan) {
     struct stat st{};
     if (::fstatat(dir_fd_, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
@@ -568,45 +650,76 @@ void PickupWatcher::consider(std::string_view name, bool from_rescan) noexcept {
     if (shard_.clock().wall_now() - mtime < shared_.quiet_period) return;  // next rescan
   }
   known_.insert(n);
-  queue_.push_back(std::move(n));
+  queue_.push_back(Work{std::move(n), {}});
   pump();
 }
 
 void PickupWatcher::pump() noexcept {
   if (stopping_) return;
   if (!queue_.empty() && !writer_.free_space_ok()) return;  // 452-equivalent: wait
+  bool added = false;
   std::size_t scanned = 0, limit = queue_.size();
   while (!queue_.empty() && in_flight_ < shared_.max_files_in_flight && scanned < limit) {
-    std::string name = std::move(queue_.front());
+    Work work = std::move(queue_.front());
     queue_.pop_front();
     ++scanned;
-    bool json = ends_with(name, ".json");
+    bool json = ends_with(work.name, ".json");
     if (json && jobs_in_flight_ >= shared_.max_jobs_in_flight) {
-      queue_.push_back(std::move(name));  // behind the .eml files; its turn comes
+      queue_.push_back(std::move(work));  // behind the .eml files; its turn comes
       continue;
     }
     // An .eml is held whole while it is parsed and queued: bound the bytes in flight.
     std::uint64_t bytes = 0;
     if (!json) {
+      const bool claimed = !work.claim.empty();
       struct stat st{};
-      if (::fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0) {
+      if (::fstatat(claimed ? work_fd_ : dir_fd_, (claimed ? work.claim : work.name).c_str(), &st,
+                    AT_SYMLINK_NOFOLLOW) == 0 &&
+          st.st_size > 0) {
         bytes = static_cast<std::uint64_t>(st.st_size);
       }
       if (in_flight_ > 0 && bytes_in_flight_ + bytes > shared_.max_bytes_in_flight) {
-        queue_.push_front(std::move(name));
+        queue_.push_front(std::move(work));
         break;  // resumes when an intake finishes
       }
     }
+    if (work.claim.empty()) {
+      if (!claim(dir_fd_, work.name, work)) {
+        if (errno == ENOENT) {  // its writer removed it, or another taker has it
+          known_.erase(work.name);
+        } else {
+          log::warn("pickup {}: cannot be claimed ({}); retried later", work.name,
+                    std::strerror(errno));
+          retry_later(std::move(work));  // stays in known_: rescans leave it to the retry
+        }
+        continue;
+      }
+      known_.erase(work.name);
+    }
     bytes_in_flight_ += bytes;
-    auto* in = new Intake(*this, std::move(name), json);
+    // Every intake waits for an fsync of the work directory that starts after it is made,
+    // so its claim (made here, or at start for one left by a crash) is on disk before the
+    // commit that records it can be.
+    auto* in = new Intake(*this, std::move(work), json, claims_->changed());
     in->budget_bytes = bytes;
     in->next = intakes_;
     if (intakes_ != nullptr) intakes_->prev = in;
     intakes_ = in;
     ++in_flight_;
     if (json) ++jobs_in_flight_;
-    in->start();
+    added = true;
   }
+  if (added) claims_->sync();
+}
+
+// The claim: a rename into the work directory under an id from the writer, which hands out
+// each id once over the life of the spool (docs/spool-format.md §6), so no other file is
+// ever given it; the work directory has no other writer. False (errno set): not renamed.
+bool PickupWatcher::claim(int from_fd, const std::string& from, Work& work) noexcept {
+  std::string target = pickup_claim(writer_.allocate_id(), work.name);
+  if (::renameat(from_fd, from.c_str(), work_fd_, target.c_str()) != 0) return false;
+  work.claim = std::move(target);
+  return true;
 }
 
 void PickupWatcher::finished(Intake* in) noexcept {
@@ -616,17 +729,17 @@ void PickupWatcher::finished(Intake* in) noexcept {
   --in_flight_;
   bytes_in_flight_ -= in->budget_bytes;
   if (in->json()) --jobs_in_flight_;
-  known_.erase(in->name());
   delete in;
   pump();
 }
 
-void PickupWatcher::retry_later(const std::string& name) noexcept {
-  retry_at_[name] = shard_.clock().now() + shared_.retry_delay;
+void PickupWatcher::retry_later(Work work) noexcept {
+  retries_.emplace_back(shard_.clock().now() + shared_.retry_delay, std::move(work));
 }
 
-void PickupWatcher::move_to_failed(const std::string& name, const PickupError& error) noexcept {
+void PickupWatcher::move_to_failed(const Work& work, const PickupError& error) noexcept {
   ++stats_.files_failed;
+  const std::string& name = work.name;
   std::string target = name;
   for (int i = 1; i < 1000; ++i) {
     struct stat st{};
@@ -637,22 +750,22 @@ void PickupWatcher::move_to_failed(const std::string& name, const PickupError& e
   if (!write_whole_file(failed_fd_, target + ".error", text)) {
     log::warn("pickup {}: cannot write failed/{}.error: {}", name, target, std::strerror(errno));
   }
-  if (::renameat(dir_fd_, name.c_str(), failed_fd_, target.c_str()) != 0) {
-    log::error("pickup {}: malformed ({}) and cannot be moved to failed/: {}; renaming it "
-               "aside", name, error.describe(), std::strerror(errno));
-    std::string aside = "." + name + ".failed";
-    ::renameat(dir_fd_, name.c_str(), dir_fd_, aside.c_str());
+  // Not moved, it stays claimed: read again (and refused again) at the next start only.
+  if (::renameat(work_fd_, work.claim.c_str(), failed_fd_, target.c_str()) != 0) {
+    log::error("pickup {}: malformed ({}) and cannot be moved to failed/: {}; left as {}/{}", name,
+               error.describe(), std::strerror(errno), work_dir_, work.claim);
     return;
   }
   ::fsync(failed_fd_);
-  ::fsync(dir_fd_);
+  ::fsync(work_fd_);
   log::warn("pickup {}: moved to failed/{}: {}", name, target, error.describe());
 }
 
 void PickupWatcher::begin_stop() noexcept {
   if (stopping_) return;
   stopping_ = true;
-  queue_.clear();
+  queue_.clear();  // claimed ones stay in the work directory for the next start
+  retries_.clear();
   if (watch_) watch_->stop();
   for (Intake* in = intakes_; in != nullptr; in = in->next) in->stop();
 }

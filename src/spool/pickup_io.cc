@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// DirectoryWatch (inotify + tick) and FileRead over io::Engine.
+// DirectoryWatch (inotify + tick), DirectorySync and FileRead over io::Engine.
 #include <salvo/spool/pickup_io.h>
 
 #include <sys/inotify.h>
@@ -86,6 +86,34 @@ void DirectoryWatch::on_tick(std::int32_t) noexcept {
   if (stopped_) return;
   listener_.on_tick();
   if (!stopped_) arm_tick();
+}
+
+// ---- DirectorySync -----------------------------------------------------------------------
+
+DirectorySync::DirectorySync(io::Engine& engine, int dir_fd, Listener& listener)
+    : engine_(engine), fd_(dir_fd), listener_(listener), op_(new SyncOp(this)) {}
+
+DirectorySync::~DirectorySync() { op_->release(engine_); }
+
+void DirectorySync::sync() noexcept {
+  if (op_->armed()) {
+    again_ = true;  // changes made since it started are not covered
+    return;
+  }
+  covering_ = changes_;
+  op_->arm();
+  engine_.fsync(fd_, op_);
+}
+
+void DirectorySync::on_fsync(std::int32_t res) noexcept {
+  const std::uint64_t upto = covering_;
+  if (again_) {
+    again_ = false;
+    sync();
+  }
+  Status status;
+  if (res < 0) status = std::unexpected(io::to_error_code(res));
+  listener_.on_synced(upto, status);
 }
 
 // ---- FileRead ----------------------------------------------------------------------------

@@ -16,29 +16,32 @@ constexpr std::uint32_t kMagic = 0x4C505353u;  // "SSPL" little endian
 
 using wire::Reader;
 
+// The pickup identity's kind byte (docs/spool-format.md §4). Kind 1, the file's name, device,
+// inode, size and mtime, was written before claims: two different files can share all five
+// (a recycled inode, `cp -p`), so only its name is kept.
+constexpr std::uint8_t kNoPickup = 0, kPickupStat = 1, kPickupClaim = 2;
+
 void put_pickup(std::string& out, const std::optional<PickupIdentity>& p) {
-  wire::put_u8(out, p ? 1 : 0);
+  wire::put_u8(out, p ? kPickupClaim : kNoPickup);
   if (!p) return;
   wire::put_str(out, p->name);
-  wire::put_u64(out, p->device);
-  wire::put_u64(out, p->inode);
-  wire::put_u64(out, p->size);
-  wire::put_i64(out, p->mtime_ns);
+  wire::put_str(out, p->claim);
 }
 
 std::optional<PickupIdentity> get_pickup(Reader& r) {
-  std::uint8_t present = r.u8();
-  if (present == 0) return std::nullopt;
-  if (present != 1) {
+  const std::uint8_t kind = r.u8();
+  if (kind == kNoPickup) return std::nullopt;
+  if (kind != kPickupStat && kind != kPickupClaim) {
     r.invalidate();
     return std::nullopt;
   }
   PickupIdentity p;
   p.name = std::string(r.str());
-  p.device = r.u64();
-  p.inode = r.u64();
-  p.size = r.u64();
-  p.mtime_ns = r.i64();
+  if (kind == kPickupClaim) {
+    p.claim = std::string(r.str());
+  } else {
+    for (int i = 0; i < 4; ++i) r.u64();  // device, inode, size, mtime
+  }
   return p;
 }
 

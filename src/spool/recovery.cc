@@ -20,8 +20,10 @@
 namespace salvo::spool {
 namespace {
 
+// Identities without a claim (written before claims) cannot tell two files apart: they are
+// not used (docs/spool-format.md §8).
 void note_pickup(ScanState& st, const std::optional<PickupIdentity>& p, MessageId id) {
-  if (p && st.pickups != nullptr) st.pickups->emplace_back(*p, id);
+  if (p && !p->claim.empty() && st.claims != nullptr) st.claims->emplace_back(p->claim, id);
 }
 
 void apply_record(const RawRecord& rec, SegmentSeq seq, ScanState& st) {
@@ -107,17 +109,13 @@ bool scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& st) {
   return true;
 }
 
-bool RecoveryResult::pickup_queued(const PickupIdentity& p) const {
-  return std::find(pickups.begin(), pickups.end(), p) != pickups.end();
-}
-
 Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno(errno);
   auto segs = detail::list_segments(dir);
   if (!segs) return std::unexpected(segs.error());
   RecoveryResult out;
-  std::vector<std::pair<PickupIdentity, MessageId>> pickups;
-  ScanState st{&out.index, &out.report, &out.deferred, &pickups, 0};
+  std::vector<std::pair<std::string, MessageId>> claims;
+  ScanState st{&out.index, &out.report, &out.deferred, &claims, 0};
   std::uint64_t max_seq = 0;
   for (SegmentSeq seq : *segs) {
     max_seq = std::max(max_seq, seq.value());
@@ -153,20 +151,19 @@ Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
   });
   for (MessageId id : uncommitted) out.index.drop(id);
   out.report.uncommitted_jobs = uncommitted.size();
-  // One queued copy per pickup file: a repeated identity keeps the latest commit.
-  std::map<std::string, std::size_t> latest;
-  for (std::size_t i = 0; i < pickups.size(); ++i) {
-    const PickupIdentity& p = pickups[i].first;
-    std::string key = p.name + '\0' + std::to_string(p.device) + ':' + std::to_string(p.inode) +
-                      ':' + std::to_string(p.size) + ':' + std::to_string(p.mtime_ns);
-    auto [it, inserted] = latest.try_emplace(key, i);
+  // One queued copy per claimed file. A claim is committed twice only when a commit that
+  // reported failure reached the disk anyway and the file was retried: keep the latest.
+  std::map<std::string, MessageId> latest;
+  for (auto& [claim, id] : claims) {
+    auto [it, inserted] = latest.try_emplace(std::move(claim), id);
     if (!inserted) {
       ++out.report.duplicate_pickups;
-      out.index.drop(pickups[it->second].second);
-      it->second = i;
+      out.index.drop(it->second);
+      it->second = id;
     }
   }
-  for (const auto& [key, i] : latest) out.pickups.push_back(pickups[i].first);
+  out.pickup_claims.reserve(latest.size());
+  for (auto& [claim, id] : latest) out.pickup_claims.push_back(claim);
   // Keep the last Deferred state per recipient that is still deferred.
   auto& d = out.deferred;
   std::stable_sort(d.begin(), d.end(), [](const PendingRecipient& a, const PendingRecipient& b) {

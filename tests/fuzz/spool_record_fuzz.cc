@@ -67,8 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   SpoolIndex index;
   RecoveryReport report;
   std::vector<PendingRecipient> deferred;
-  std::vector<std::pair<PickupIdentity, MessageId>> pickups;
-  ScanState st{&index, &report, &deferred, &pickups, 0};
+  std::vector<std::pair<std::string, MessageId>> claims;
+  ScanState st{&index, &report, &deferred, &claims, 0};
   if (!scan_segment(seg, SegmentSeq(1), st)) std::abort();
   salvo::spool::detail::SegmentScanner scan(seg);
   while (auto rec = scan.next()) check_record(*rec);

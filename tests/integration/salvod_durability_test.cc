@@ -618,9 +618,11 @@ TEST_F(SmallSpool, PickupWaitsBelowReserveAndQueuesWhenSpaceReturns) {
   EXPECT_TRUE(fs::is_empty(pickup + "/failed"));
   ASSERT_TRUE(fs::remove(filler()));
   auto deadline = Clock::now() + 15s;
-  auto waiting = [&] {
+  auto waiting = [&] {  // in pickup/, or claimed (pickup/.work/shard-N/) and not yet queued
     int n = 0;
-    for (const auto& e : fs::directory_iterator(pickup)) n += e.path().extension() == ".eml";
+    for (const auto& e : fs::recursive_directory_iterator(pickup)) {
+      n += e.path().extension() == ".eml";
+    }
     return n;
   };
   while (waiting() != 0 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);

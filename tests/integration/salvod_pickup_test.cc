@@ -68,16 +68,28 @@ std::string job_for(const std::string& name, int recipients) {
   return j.dump(1);
 }
 
-// Pickup files still waiting (not in tmp/ or failed/).
-std::size_t waiting(const std::string& pickup) {
-  std::size_t n = 0;
-  if (!fs::exists(pickup)) return 0;
+// The names of the pickup files still waiting: in pickup/ itself, or claimed by a shard and
+// not yet queued (pickup/.work/shard-N/ID-NAME, ID 16 hex digits).
+std::multiset<std::string> waiting_names(const std::string& pickup) {
+  std::multiset<std::string> names;
+  if (!fs::exists(pickup)) return names;
   for (const auto& e : fs::directory_iterator(pickup)) {
     std::string name = e.path().filename().string();
-    if (e.is_regular_file() && (name.ends_with(".eml") || name.ends_with(".json"))) ++n;
+    if (e.is_regular_file() && (name.ends_with(".eml") || name.ends_with(".json"))) {
+      names.insert(name);
+    }
   }
-  return n;
+  if (fs::exists(pickup + "/.work")) {
+    for (const auto& shard : fs::directory_iterator(pickup + "/.work")) {
+      for (const auto& e : fs::directory_iterator(shard.path())) {
+        names.insert(e.path().filename().string().substr(17));
+      }
+    }
+  }
+  return names;
 }
+
+std::size_t waiting(const std::string& pickup) { return waiting_names(pickup).size(); }
 
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   auto deadline = SteadyClock::now() + timeout;
@@ -215,6 +227,55 @@ TEST(Pickup, FilesPresentAtStartAndWrittenInPlaceAreTaken) {
   EXPECT_TRUE(fs::exists(pickup + "/ignored.txt"));
 }
 
+// Issue 15: a pickup file's identity must not match a later, different file. Here the first
+// a.eml and b.json are committed but salvod dies before removing them (every commit waits
+// 1 s between its write and its fdatasync, and salvod is killed in that wait: recovery finds
+// the records). Then a new file under each name, with the same size and mtime, written over
+// the old one in place when it is still in pickup/ (same inode, as `cp -p` onto it does).
+// The restart must queue the new files and keep the first copies, each exactly once.
+TEST(Pickup, ANewFileWithTheNameSizeAndMtimeOfAQueuedOneIsQueuedToo) {
+  TempDir dir;
+  const std::string pickup = dir.file("pickup");
+  const auto mtime = fs::file_time_type::clock::now() - 1h;
+  auto put = [&](const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    fs::last_write_time(path, mtime);
+  };
+  // Same lengths: only digits and job names differ.
+  ASSERT_EQ(eml_for(1).size(), eml_for(2).size());
+  ASSERT_EQ(job_for("one", 3).size(), job_for("two", 3).size());
+  fs::create_directories(pickup + "/tmp");
+  put(pickup + "/tmp/a.eml", eml_for(1));
+  put(pickup + "/tmp/b.json", job_for("one", 3));
+  fs::rename(pickup + "/tmp/a.eml", pickup + "/a.eml");
+  fs::rename(pickup + "/tmp/b.json", pickup + "/b.json");
+  {
+    SalvodOptions o = pickup_options(dir, 1);
+    o.env = {"SALVO_TEST_SYNC_DELAY_MS=1000"};
+    Salvod d(dir, o);
+    ASSERT_TRUE(wait_until([&] { return read_spool_items(dir.file("spool")).size() == 2; }, 20s))
+        << d.log();
+    EXPECT_EQ(d.kill(), 128 + SIGKILL);
+  }
+  put(pickup + "/a.eml", eml_for(2));
+  put(pickup + "/b.json", job_for("two", 3));
+
+  Salvod d(dir, pickup_options(dir, 1));
+  ASSERT_TRUE(wait_until([&] { return waiting(pickup) == 0; }, 30s)) << d.log();
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  std::map<std::string, int> copies;  // first recipient -> copies
+  for (const auto& it : read_spool_items(dir.file("spool"))) {
+    ASSERT_FALSE(it.recipients.empty());
+    ++copies[it.recipients[0]];
+  }
+  EXPECT_EQ(copies, (std::map<std::string, int>{{"one-0@r0.example", 1},
+                                                {"two-0@r0.example", 1},
+                                                {"user1@d1.example", 1},
+                                                {"user2@d2.example", 1}}))
+      << d.log();
+  EXPECT_TRUE(fs::is_empty(pickup + "/failed"));
+}
+
 // docs/reliability.md F5: kill -9 at random moments while files are being picked
 // up; after each restart every file is either queued exactly once or still waiting, and
 // at the end every file is queued exactly once. A soak (label "soak": 12 rounds of kills
@@ -263,8 +324,9 @@ TEST(PickupSoak, KillDuringPickupLosesNothingAndQueuesNothingTwice) {
       }
     }
     bool some_queued = false, some_waiting = false;
+    const auto left = waiting_names(pickup);
     for (const auto& name : dropped) {
-      bool still_there = fs::exists(pickup + "/" + name);
+      bool still_there = left.contains(name);
       int n = copies.count(name) ? copies[name] : 0;
       some_queued |= n == 1 && name.starts_with(fmt::format("r{}-", round));
       some_waiting |= still_there;

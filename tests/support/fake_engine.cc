@@ -139,6 +139,7 @@ std::optional<FakeEngine::Scripted> FakeEngine::auto_result(const FakeOp& op) co
     case OpKind::Shutdown:
     case OpKind::Close:
     case OpKind::Fdatasync:
+    case OpKind::Fsync:
       return Scripted{0, 0};
     default:
       return std::nullopt;
@@ -249,6 +250,10 @@ void FakeEngine::writev(int fd, std::span<const iovec> iov, std::uint64_t offset
 
 void FakeEngine::fdatasync(int fd, io::Completion* c) noexcept {
   submit(FakeOp{.kind = OpKind::Fdatasync, .fd = fd, .completion = c});
+}
+
+void FakeEngine::fsync(int fd, io::Completion* c) noexcept {
+  submit(FakeOp{.kind = OpKind::Fsync, .fd = fd, .completion = c});
 }
 
 void FakeEngine::timeout(Duration after, io::Completion* c) noexcept {

@@ -23,7 +23,7 @@ namespace salvo::test {
 
 enum class OpKind : std::uint8_t {
   AcceptMultishot, Connect, Recv, RecvMultishot, Send, SendMsg, SendZc, Shutdown, Close,
-  Read, Write, Writev, Fdatasync, Timeout,
+  Read, Write, Writev, Fdatasync, Fsync, Timeout,
 };
 
 // One submitted operation, as the code under test asked for it.
@@ -44,7 +44,7 @@ struct FakeOp {
   bool zc_result_delivered = false;  // send_zc: only the notification is still due
 };
 
-// How the engine reacts to a new op by default. Auto: sends, writes, fdatasync, close,
+// How the engine reacts to a new op by default. Auto: sends, writes, fdatasync, fsync, close,
 // shutdown and connect succeed at once (full length, res 0); recv, accept and timers wait
 // for the test. Manual: everything waits for complete_next()/deliver().
 enum class FakeMode : std::uint8_t { Auto, Manual };
@@ -107,6 +107,7 @@ class FakeEngine final : public io::Engine {
   void writev(int fd, std::span<const iovec> iov, std::uint64_t offset,
               io::Completion* c) noexcept override;
   void fdatasync(int fd, io::Completion* c) noexcept override;
+  void fsync(int fd, io::Completion* c) noexcept override;
   void timeout(Duration after, io::Completion* c) noexcept override;
   void cancel(io::Completion* c) noexcept override;
   Result<io::BufferRing*> create_buffer_ring(std::uint16_t count, std::uint32_t size) override;

@@ -115,7 +115,10 @@ std::vector<SpooledItem> read_spool_items(const std::string& spool) {
         item.body = m->body;
         item.source = static_cast<std::uint8_t>(m->source);
         for (const auto& rc : m->recipients) item.recipients.emplace_back(rc.address);
-        if (m->pickup) item.pickup_name = m->pickup->name;
+        if (m->pickup) {
+          item.pickup_name = m->pickup->name;
+          item.pickup_claim = m->pickup->claim;
+        }
       } else {
         auto t = spool::decode_job_template(rec->raw.payload);
         if (!t) throw std::runtime_error("decode_job_template failed");
@@ -138,7 +141,10 @@ std::vector<SpooledItem> read_spool_items(const std::string& spool) {
         auto c = spool::read_record(dir, e.commit_loc);
         if (c) {
           auto jc = spool::decode_job_commit(c->raw.payload);
-          if (jc && jc->pickup) item.pickup_name = jc->pickup->name;
+          if (jc && jc->pickup) {
+            item.pickup_name = jc->pickup->name;
+            item.pickup_claim = jc->pickup->claim;
+          }
         }
       }
       out.push_back(std::move(item));

@@ -75,7 +75,8 @@ struct SpooledItem {
   std::string body;  // message body or job template
   std::vector<std::string> recipients;  // every recipient, in index order
   std::vector<std::vector<std::pair<std::string, std::string>>> vars;  // jobs: per recipient
-  std::string pickup_name;  // the pickup file it came from, or ""
+  std::string pickup_name;   // the pickup file it came from, or ""
+  std::string pickup_claim;  // and its claim (docs/spool-format.md §8)
   std::uint8_t source = 0;  // spool::Source
 };
 

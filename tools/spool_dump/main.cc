@@ -68,7 +68,10 @@ json describe(const std::string& dir, const RecoveryResult& r, MessageId id,
     m["client"] = printable(msg->client_info);
     m["size"] = msg->body.size();
     m["received_unix_ns"] = msg->received_unix_ns;
-    if (msg->pickup) m["pickup"] = printable(msg->pickup->name);
+    if (msg->pickup) {
+      m["pickup"] = printable(msg->pickup->name);
+      if (!msg->pickup->claim.empty()) m["pickup_claim"] = printable(msg->pickup->claim);
+    }
     for (std::size_t i = 0; i < msg->recipients.size(); ++i) {
       rcpts.push_back(
           recipient_json(msg->recipients[i].address,

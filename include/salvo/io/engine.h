@@ -136,6 +136,8 @@ class Engine {
   virtual void writev(int fd, std::span<const iovec> iov, std::uint64_t offset,
                       Completion* c) noexcept = 0;
   virtual void fdatasync(int fd, Completion* c) noexcept = 0;
+  // Metadata too: a directory's fsync makes the names created or renamed in it durable.
+  virtual void fsync(int fd, Completion* c) noexcept = 0;
 
   // Timers: res == -ETIME when it fires, -ECANCELED when cancelled.
   virtual void timeout(Duration after, Completion* c) noexcept = 0;

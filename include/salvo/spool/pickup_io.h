@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The IO half of pickup-directory intake (here because inbound may not use io): a DirectoryWatch
-// (inotify on the directory plus a periodic tick for rescans) and FileRead (one chunk of a
-// file at a time), both through the shard's io::Engine. Parsing, queueing and the
-// failed/ directory are the caller's (inbound::PickupWatcher).
+// (inotify on the directory plus a periodic tick for rescans), DirectorySync (fsync of the
+// directory that claimed files are renamed into) and FileRead (one chunk of a file at a
+// time), all through the shard's io::Engine. Claiming, parsing, queueing and the failed/
+// directory are the caller's (inbound::PickupWatcher).
 #pragma once
 
 #include <array>
@@ -63,6 +64,47 @@ class DirectoryWatch {
   EventsOp* events_ = nullptr;
   TickOp* tick_op_ = nullptr;
   bool stopped_ = false;
+};
+
+// Makes the names renamed into one directory durable before anything relies on them (a
+// pickup claim, before the commit that records it): an fsync of the directory through the
+// engine. Changes are numbered (changed(), after each rename into it) and sync() asks for
+// them to be made durable: one fsync covers every change numbered before it started, and a
+// sync() while one runs starts another when it ends. Owner: one shard. Destroying it while
+// an fsync runs is fine: the op frees itself at its completion (let the engine run a few
+// more times).
+class DirectorySync {
+ public:
+  class Listener {
+   public:
+    // An fsync ended: every change up to `upto` is durable, or, on an error, may not be.
+    virtual void on_synced(std::uint64_t upto, Status status) noexcept = 0;
+
+   protected:
+    ~Listener() = default;
+  };
+
+  // dir_fd stays the caller's and must outlive this object.
+  DirectorySync(io::Engine& engine, int dir_fd, Listener& listener);
+  ~DirectorySync();
+  DirectorySync(const DirectorySync&) = delete;
+  DirectorySync& operator=(const DirectorySync&) = delete;
+
+  // The number of a change just made.
+  std::uint64_t changed() noexcept { return ++changes_; }
+  void sync() noexcept;
+
+ private:
+  void on_fsync(std::int32_t res) noexcept;
+  using SyncOp = io::DetachableOp<DirectorySync, &DirectorySync::on_fsync>;
+
+  io::Engine& engine_;
+  int fd_;
+  Listener& listener_;
+  SyncOp* op_;
+  std::uint64_t changes_ = 0;
+  std::uint64_t covering_ = 0;  // the newest change the running fsync covers
+  bool again_ = false;          // sync() was called while it ran
 };
 
 // One read at a time from a file through the engine. Owner: one shard. The object must

@@ -72,14 +72,16 @@ struct Recipient {
   std::string_view orcpt;  // RFC 3461 ORCPT, "addr-type;xtext" as received
 };
 
-// A pickup file's identity (docs/spool-format.md §8): stored in the commit record so a file
-// queued before a crash is recognised and unlinked, never queued twice.
+// A pickup file's identity (docs/spool-format.md §4, §8), stored in the record that commits
+// it: the name it had in pickup/, and its claim, the name the shard renamed it to in
+// pickup/.work/shard-N/ before reading it. A claim starts with an id from the shard's writer,
+// so no other file is ever given it: a file claimed before a crash whose claim is in the spool
+// was queued, and is removed instead of queued twice.
 struct PickupIdentity {
   std::string name;
-  std::uint64_t device = 0;
-  std::uint64_t inode = 0;
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
+  // Empty in records written before claims existed (read for their name only; recovery
+  // ignores them).
+  std::string claim;
   bool operator==(const PickupIdentity&) const = default;
 };
 

@@ -33,7 +33,7 @@ struct RecoveryReport {
   std::uint64_t messages = 0;     // committed messages and jobs found
   std::uint64_t uncommitted_jobs = 0;
   std::uint64_t orphan_states = 0;  // states for messages no longer in the spool
-  std::uint64_t duplicate_pickups = 0;
+  std::uint64_t duplicate_pickups = 0;  // a pickup claim committed again: the older dropped
   bool bad_id_mark = false;  // next-id unreadable: ids continue above those found only
 };
 
@@ -42,13 +42,13 @@ struct RecoveryResult {
   // Recipients whose last state is Deferred (attempts and next time); every other
   // non-final recipient of index is pending with 0 attempts. See for_each_pending().
   std::vector<PendingRecipient> deferred;  // sorted by (message, recipient)
-  // Pickup files already queued (and not to be queued again): unlink them.
-  std::vector<PickupIdentity> pickups;
+  // The claims of the pickup files this shard queued (sorted, unique): a claimed file
+  // still in pickup/.work/shard-N/ under one of these names was queued before a crash and
+  // is removed, not queued again (docs/spool-format.md §8).
+  std::vector<std::string> pickup_claims;
   SegmentSeq next_segment{1};
   MessageId next_id{};
   RecoveryReport report;
-
-  bool pickup_queued(const PickupIdentity& p) const;
 };
 
 // Scans dir (created if missing). Diagnostics: only directory-level errors (ENOENT of the
@@ -64,8 +64,8 @@ void for_each_pending(const RecoveryResult& r,
 struct ScanState {
   SpoolIndex* index = nullptr;
   RecoveryReport* report = nullptr;
-  std::vector<PendingRecipient>* deferred = nullptr;                     // may be null
-  std::vector<std::pair<PickupIdentity, MessageId>>* pickups = nullptr;  // may be null
+  std::vector<PendingRecipient>* deferred = nullptr;                 // may be null
+  std::vector<std::pair<std::string, MessageId>>* claims = nullptr;  // may be null
   std::uint64_t max_id = 0;
 };
 // Returns false when the segment header is bad (nothing else was read).

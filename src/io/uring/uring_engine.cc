@@ -175,6 +175,12 @@ void UringEngine::fdatasync(int fd, Completion* c) noexcept {
   set_completion(sqe, c);
 }
 
+void UringEngine::fsync(int fd, Completion* c) noexcept {
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_fsync(sqe, fd, 0);
+  set_completion(sqe, c);
+}
+
 void UringEngine::timeout(Duration after, Completion* c) noexcept {
   __kernel_timespec& ts = staged_ts_.emplace_back(to_timespec(after));
   io_uring_sqe* sqe = get_sqe();

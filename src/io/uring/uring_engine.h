@@ -55,6 +55,7 @@ class UringEngine final : public Engine {
   void writev(int fd, std::span<const iovec> iov, std::uint64_t offset,
               Completion* c) noexcept override;
   void fdatasync(int fd, Completion* c) noexcept override;
+  void fsync(int fd, Completion* c) noexcept override;
 
   void timeout(Duration after, Completion* c) noexcept override;
   void cancel(Completion* c) noexcept override;

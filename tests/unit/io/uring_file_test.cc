@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // UringEngine on files and pipes: positional read/write, writev, fdatasync (the spool's
-// group commit path).
+// group commit path), fsync of a directory (pickup claims).
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -65,6 +65,15 @@ TEST_F(UringFile, WritevAndFdatasync) {
   char buf[15];
   ASSERT_EQ(::pread(fd_, buf, 15, 10), 15);
   EXPECT_EQ(std::string(buf, 15), "MAIL FROM:<a@b>");
+}
+
+TEST_F(UringFile, FsyncOfADirectory) {
+  int dir = ::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  Recorder sync;
+  engine_->fsync(dir, &sync);
+  EXPECT_EQ(wait_one(sync), 0);
+  ::close(dir);
 }
 
 TEST_F(UringFile, BadFdGivesEbadf) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // DirectoryWatch and FileRead on the real io_uring engine: names of files renamed in and
 // files closed after writing, the periodic tick, chunked reads to end of file, and a
-// stop + destroy that leaves nothing behind (ASan's leak check runs these too).
+// stop + destroy that leaves nothing behind (ASan's leak check runs these too). DirectorySync
+// on the fake engine: which changes each fsync covers, one fsync at a time, errors.
 #include <salvo/spool/pickup_io.h>
 
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -18,6 +20,8 @@
 #include <salvo/io/engine.h>
 
 #include "spool_test_util.h"
+#include "support/fake_engine.h"
+#include "support/test_clock.h"
 
 namespace salvo::spool::test {
 namespace {
@@ -119,6 +123,45 @@ TEST_F(PickupIo, FileReadReadsChunksToEndOfFile) {
   reader.read(-1, std::span<char>(buf.data(), buf.size()), 0);
   ASSERT_TRUE(run_until([&] { return !reader.busy(); }));
   EXPECT_EQ(done.results.back(), -EBADF);
+}
+
+struct Synced final : DirectorySync::Listener {
+  std::vector<std::pair<std::uint64_t, bool>> calls;  // (upto, ok)
+  void on_synced(std::uint64_t upto, Status st) noexcept override {
+    calls.emplace_back(upto, st.has_value());
+  }
+};
+
+TEST(DirectorySyncFake, EachFsyncCoversTheChangesMadeBeforeItStarted) {
+  using salvo::test::OpKind;
+  salvo::test::TestClock clock;
+  salvo::test::FakeEngine engine(clock, salvo::test::FakeMode::Manual);
+  Synced synced;
+  auto sync = std::make_unique<DirectorySync>(engine, 7, synced);
+  EXPECT_EQ(sync->changed(), 1u);
+  EXPECT_EQ(sync->changed(), 2u);
+  sync->sync();
+  ASSERT_EQ(engine.pending_count(OpKind::Fsync), 1u);
+  EXPECT_EQ(engine.pending().front().fd, 7);
+  // Changes made while it runs wait for the next one; asking twice starts only one.
+  EXPECT_EQ(sync->changed(), 3u);
+  sync->sync();
+  sync->sync();
+  EXPECT_EQ(engine.pending_count(OpKind::Fsync), 1u);
+  ASSERT_TRUE(engine.complete_next(OpKind::Fsync, 0));
+  engine.run_once(0ms);
+  EXPECT_EQ(synced.calls, (std::vector<std::pair<std::uint64_t, bool>>{{2, true}}));
+  ASSERT_EQ(engine.pending_count(OpKind::Fsync), 1u);  // the one asked for meanwhile
+  ASSERT_TRUE(engine.complete_next(OpKind::Fsync, -EIO));
+  engine.run_once(0ms);
+  EXPECT_EQ(synced.calls.back(), (std::pair<std::uint64_t, bool>{3, false}));
+  EXPECT_EQ(engine.pending_count(OpKind::Fsync), 0u);  // nothing more asked
+  // Destroyed mid-fsync: the op frees itself at its final call, the listener hears nothing.
+  sync->changed();
+  sync->sync();
+  sync.reset();
+  engine.run_once(0ms);
+  EXPECT_EQ(synced.calls.size(), 2u);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <salvo/spool/errc.h>
 #include <salvo/spool/records.h>
 
+#include "spool_test_util.h"
+
 namespace salvo::spool {
 std::uint32_t crc32c_portable_for_test(std::string_view data) noexcept;
 }
@@ -76,7 +78,7 @@ TEST(Records, MessageRoundTripHostile) {
   m.client_info = big;
   m.recipients.push_back({big, kNotifySuccess | kNotifyDelay, crlf});
   m.recipients.push_back({"", 0, ""});
-  m.pickup = PickupIdentity{std::string("a\nb\0c", 5), 1, 2, 3, -4};
+  m.pickup = PickupIdentity{std::string("a\nb\0c", 5), std::string("00000000000000ff-a\n\0", 20)};
   m.body = big;
   std::string payload;
   encode(m, payload);
@@ -139,7 +141,7 @@ TEST(Records, JobRecordsRoundTrip) {
 
   JobCommitRecord c{.job_id = MessageId(7),
                     .recipient_count = 102,
-                    .pickup = PickupIdentity{"job.json", 1, 99, 5000, 123}};
+                    .pickup = PickupIdentity{"job.json", "0001000000000063-job.json"}};
   p.clear();
   encode(c, p);
   auto dc = decode_job_commit(p);
@@ -163,6 +165,38 @@ TEST(Records, JobRecordsRoundTrip) {
   ASSERT_TRUE(dh);
   EXPECT_EQ(dh->seq, SegmentSeq(9));
   EXPECT_EQ(dh->shard, 3u);
+}
+
+// Identities as salvo wrote them before claims (kind 1: name, device, inode, size, mtime)
+// still decode, for their name only: spools written then stay readable.
+TEST(Records, PickupIdentityWrittenBeforeClaimsStillDecodes) {
+  constexpr char kOldCommit[] =
+      "\x07\0\0\0\0\0\0\0"                       // job id 7
+      "\x66\0\0\0"                               // 102 recipients
+      "\x01"                                     // identity kind 1
+      "\x08\0\0\0job.json"                       // name
+      "\x01\0\0\0\0\0\0\0\x63\0\0\0\0\0\0\0"     // device 1, inode 99
+      "\x88\x13\0\0\0\0\0\0\x7b\0\0\0\0\0\0\0";  // size 5000, mtime 123
+  const std::string_view old_commit(kOldCommit, sizeof kOldCommit - 1);
+  auto c = decode_job_commit(old_commit);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->job_id, MessageId(7));
+  EXPECT_EQ(c->recipient_count, 102u);
+  EXPECT_EQ(c->pickup, (PickupIdentity{"job.json", ""}));
+
+  // A message: the identity sits between the recipients and the body.
+  test::MessageFixture fx;
+  const std::string old_message = test::encode_with_stat_identity(fx.record(), "a.eml", 99);
+  auto d = decode_message(old_message);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(d->pickup, (PickupIdentity{"a.eml", ""}));
+  EXPECT_EQ(d->body, fx.body);
+  EXPECT_EQ(d->recipients.size(), 2u);
+
+  // No other kind exists.
+  std::string unknown(old_commit);
+  unknown[12] = 3;
+  EXPECT_FALSE(decode_job_commit(unknown));
 }
 
 TEST(Records, BadEnumsAndForgedCountsRejected) {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -75,6 +76,26 @@ struct MessageFixture {
     return m;
   }
 };
+
+// The payload of m as salvo encoded it before pickup claims: in place of m.pickup, an
+// identity of kind 1 (name, device, inode, size, mtime; docs/spool-format.md §4).
+inline std::string encode_with_stat_identity(MessageRecord m, std::string_view name,
+                                             std::uint64_t inode) {
+  m.pickup.reset();
+  std::string none;
+  encode(m, none);  // ... recipients, identity kind 0, body (u32 length, bytes)
+  const std::size_t at = none.size() - 4 - m.body.size() - 1;
+  std::string id(1, '\x01');
+  auto put = [&](std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) id.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  put(name.size(), 4);
+  id.append(name);
+  for (std::uint64_t v : {std::uint64_t{1}, inode, std::uint64_t{5000}, std::uint64_t{123}}) {
+    put(v, 8);
+  }
+  return none.substr(0, at) + id + none.substr(at + 1);
+}
 
 inline bool run_until(io::Engine& e, const std::function<bool()>& pred,
                       std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 #include <salvo/spool/spool_reader.h>
 #include <salvo/spool/spool_writer.h>
 
+#include "spool/segment_file.h"
 #include "spool_test_util.h"
 
 namespace salvo::spool::test {
@@ -228,7 +230,7 @@ TEST_F(SpoolUring, HundredThousandRecipientJobWithBoundedBuffers) {
     // The producer's back-pressure: at most ~2 MiB buffered.
     ASSERT_TRUE(run_until(*engine_, [&] { return writer_->buffered_bytes() < (2u << 20); }));
   }
-  PickupIdentity pid{"big.json", 1, 77, 123456, 999};
+  PickupIdentity pid{"big.json", "000000000000004d-big.json"};
   ASSERT_TRUE(
       writer_->append_job_commit({.job_id = *id, .recipient_count = kTotal, .pickup = pid}, &w));
   drain();
@@ -240,7 +242,7 @@ TEST_F(SpoolUring, HundredThousandRecipientJobWithBoundedBuffers) {
   EXPECT_EQ(e->state.size(), kTotal);  // one byte per recipient in RAM
   EXPECT_EQ(e->batches.size(), kTotal / kBatch);
   EXPECT_EQ(pending().size(), kTotal);
-  EXPECT_TRUE(rec_->pickup_queued(pid));
+  EXPECT_EQ(rec_->pickup_claims, std::vector<std::string>{pid.claim});
   auto ref = rec_->index.recipient(*id, RecipientIndex(54321));
   ASSERT_TRUE(ref);
   auto bytes = read_record(shard_dir_, ref->record);
@@ -313,35 +315,62 @@ TEST_F(SpoolUring, UncommittedJobIsDroppedByRecovery) {
   EXPECT_TRUE(pending().empty());
 }
 
-TEST_F(SpoolUring, PickupIdentitySurvivesRecoveryAndDedupes) {
+// docs/spool-format.md §8: recovery reports the claims of the pickup files queued (a claimed
+// file found at start under one of them was queued before a crash and is removed), and
+// drops a message only for a repeated claim.
+TEST_F(SpoolUring, PickupClaimsSurviveRecoveryAndOnlyARepeatedClaimIsDeduplicated) {
   reopen();
   MessageFixture fx;
-  PickupIdentity pid{"msg1.eml", 5, 1234, 99, 1700000000};
-  std::string name = pid.name;
   Waiter w;
-  MessageRecord m = fx.record();
-  m.source = Source::Pickup;
-  m.pickup = pid;
-  ASSERT_TRUE(writer_->append_message(m, &w));
-  drain();
+  auto add_pickup = [&](const PickupIdentity& pid) {
+    MessageRecord m = fx.record();
+    m.source = Source::Pickup;
+    m.pickup = pid;
+    auto id = writer_->append_message(m, &w);
+    EXPECT_TRUE(id);
+    drain();
+    return id ? *id : MessageId{};
+  };
+  const PickupIdentity first{"a.eml", "0000000000000001-a.eml"};
+  const PickupIdentity second{"a.eml", "0000000000000005-a.eml"};
+  MessageId id1 = add_pickup(first);
+  // A later file by the same name: another claim, another message. (Identities of name,
+  // device, inode, size and mtime could be equal here, and recovery dropped the first.)
+  MessageId id2 = add_pickup(second);
+  // The first claim again: a commit that reported failure reached the disk anyway, and the
+  // claimed file was retried. One copy stays, the latest.
+  MessageId id3 = add_pickup(first);
   reopen();
-  EXPECT_TRUE(rec_->pickup_queued(pid));
-  PickupIdentity other = pid;
-  other.inode = 1235;  // same name, another file
-  EXPECT_FALSE(rec_->pickup_queued(other));
-  // The same file queued again (a watcher bug, or a retry after a failed commit that
-  // reached the disk anyway): recovery keeps exactly one copy, the latest.
-  MessageRecord again = fx.record();
-  again.source = Source::Pickup;
-  again.pickup = pid;
-  auto id2 = writer_->append_message(again, &w);
-  ASSERT_TRUE(id2);
-  drain();
-  reopen();
+  EXPECT_EQ(rec_->index.find(id1), nullptr);
+  EXPECT_NE(rec_->index.find(id2), nullptr);
+  EXPECT_NE(rec_->index.find(id3), nullptr);
   EXPECT_EQ(rec_->report.duplicate_pickups, 1u);
-  EXPECT_EQ(rec_->index.message_count(), 1u);
-  EXPECT_NE(rec_->index.find(*id2), nullptr);
-  EXPECT_EQ(rec_->pickups.size(), 1u);
+  EXPECT_EQ(rec_->pickup_claims, (std::vector<std::string>{first.claim, second.claim}));
+}
+
+// A spool written before claims: its identities (kind 1) cannot tell two files apart, so
+// recovery keeps every message and reports no claim (nothing is removed at start for them).
+TEST(RecoveryPickup, IdentitiesWrittenBeforeClaimsAreKeptAndIgnored) {
+  TempDir dir;
+  const std::string shard = dir.sub("shard-0");
+  std::filesystem::create_directories(shard);
+  std::string seg, payload;
+  encode(SegmentHeaderRecord{.seq = SegmentSeq(1), .capacity = 1 << 20}, payload);
+  frame(RecordType::SegmentHeader, payload, seg);
+  MessageFixture fx;
+  for (std::uint64_t id : {1u, 2u}) {  // one name, device, inode, size and mtime
+    MessageRecord m = fx.record();
+    m.id = MessageId(id);
+    m.source = Source::Pickup;
+    frame(RecordType::Message, encode_with_stat_identity(m, "a.eml", 99), seg);
+  }
+  std::ofstream(detail::segment_path(shard, SegmentSeq(1)), std::ios::binary) << seg;
+  auto r = recover(shard, 0);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->report.undecodable, 0u);
+  EXPECT_EQ(r->index.message_count(), 2u);
+  EXPECT_EQ(r->report.duplicate_pickups, 0u);
+  EXPECT_TRUE(r->pickup_claims.empty());
 }
 
 TEST_F(SpoolUring, OversizedMessageGetsItsOwnSegment) {
