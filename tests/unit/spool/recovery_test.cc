@@ -187,8 +187,7 @@ TEST_F(RecoveryDamage, ZeroFilledBlockIsSkippedAndTheRecordsAfterItRecovered) {
 // The review's case: a media error zeroes one record's 12-byte header. That record is lost,
 // the ones after it are not, and the report says what was skipped.
 TEST_F(RecoveryDamage, ZeroedHeaderOfAMiddleRecordLosesOnlyThatRecord) {
-  std::string bytes = header_zeroed(2);
-  auto r = recover_with(bytes);
+  auto r = recover_with(header_zeroed(2));
   ASSERT_TRUE(r);
   expect_exactly(*r, {0, 1, 3, 4});
   EXPECT_EQ(r->report.damaged_regions, 1u);
@@ -243,7 +242,8 @@ TEST_F(RecoveryDamage, FrameLookalikesInsideDamageNeverBecomeRecords) {
     EXPECT_EQ(r->index.find(forged.id), nullptr);
     EXPECT_EQ(r->report.skipped_bytes, locs_[2].length);
   }
-  // The same place, right: that is the record the writer would have put there.
+  // Bound to exactly this place, it is taken: that is the record the writer would have put
+  // there. Binding cannot tell more (docs/spool-format.md §7, what resync trusts).
   std::string right;
   frame(RecordType::Message, payload, SegmentSeq(1), at, right);
   std::string bytes = header_zeroed(2);
