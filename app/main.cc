@@ -239,10 +239,15 @@ void prepare(Daemon& d) {
     auto r = spool::recover(dir, i);
     if (!r) throw std::runtime_error("spool " + dir + ": recovery failed: " + r.error().message());
     const auto& rep = r->report;
-    if (rep.torn_segments != 0 || rep.bad_segments != 0 || rep.undecodable != 0) {
-      log::warn("spool {}: recovery: {} segments, {} torn, {} bad, {} undecodable records, {} "
-                "bytes dropped", dir, rep.segments, rep.torn_segments, rep.bad_segments,
-                rep.undecodable, rep.dropped_bytes);
+    if (rep.torn_segments != 0 || rep.bad_segments != 0 || rep.undecodable != 0 ||
+        rep.quarantined_segments != 0) {
+      log::warn(
+          "spool {}: recovery: {} segments, {} torn, {} bad, {} undecodable records, {} "
+          "bytes dropped; {} damaged (quarantined): {} stretch(es) and {} bytes skipped, "
+          "{} records recovered after the damage",
+          dir, rep.segments, rep.torn_segments, rep.bad_segments, rep.undecodable,
+          rep.dropped_bytes, rep.quarantined_segments, rep.damaged_regions, rep.skipped_bytes,
+          rep.records_after_damage);
     }
     if (rep.bad_id_mark) {
       log::warn("spool {}: the next-id file is unreadable: message ids continue above the "

@@ -95,6 +95,18 @@ void print_status(const json& s) {
   fmt::print("spool         {} bytes used in {}, {} bytes free\n",
              s["spool"]["bytes"].get<std::uint64_t>(), s["spool"]["dir"].get<std::string>(),
              s["spool"]["free_bytes"].get<std::uint64_t>());
+  const auto& rec = s["recovery"];
+  if (rec["quarantined_segments"].get<std::uint64_t>() != 0) {
+    fmt::print(
+        "recovery      DAMAGE at start: {} stretch(es), {} bytes skipped in {} quarantined "
+        "segment(s); {} records after them recovered (salvod's log names the "
+        "segments)\n",
+        rec["damaged_regions"].get<std::uint64_t>(), rec["skipped_bytes"].get<std::uint64_t>(),
+        rec["quarantined_segments"].get<std::uint64_t>(),
+        rec["records_after_damage"].get<std::uint64_t>());
+  } else {
+    fmt::print("recovery      no damage found at start\n");
+  }
   fmt::print("\n{:>5} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8} {:>11}\n", "shard", "destinations",
              "ready", "deferred", "inflight", "conn in", "conn out", "delivered");
   for (const auto& p : s["per_shard"]) {

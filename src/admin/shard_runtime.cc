@@ -184,6 +184,7 @@ Overloaded(F...) -> Overloaded<F...>;  // clang 16 does not deduce aggregates ye
 void ShardRuntime::report(metrics::Snapshot& s) const {
   s.add(kQueueMessages, {}, static_cast<std::uint64_t>(recovered_.index.message_count()));
   s.add(kSpoolRecipients, {}, static_cast<std::uint64_t>(recovered_.index.live_recipients()));
+  spool::add_metrics(recovered_.report, s);
   if (intake_budget_) {
     const std::int64_t used =
         intake_budget_->held() + static_cast<std::int64_t>(writer_->buffered_bytes());

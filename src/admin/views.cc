@@ -138,6 +138,13 @@ json status_json(const std::vector<ShardAnswer>& answers, const Sampler& sampler
        {{"in", count(node, "salvo_connections", "direction=\"in\",protocol=\"smtp\"")},
         {"out", count(node, "salvo_connections", "direction=\"out\"")}}},
       {"spool", {{"dir", spool.dir}, {"bytes", spool.bytes}, {"free_bytes", spool.free_bytes}}},
+      // What the start-up recovery skipped (docs/spool-format.md §7); the log names the
+      // segments.
+      {"recovery",
+       {{"damaged_regions", count(node, "salvo_spool_recovery_damaged_regions")},
+        {"skipped_bytes", count(node, "salvo_spool_recovery_skipped_bytes")},
+        {"records_after_damage", count(node, "salvo_spool_recovery_records_after_damage")},
+        {"quarantined_segments", count(node, "salvo_spool_quarantined_segments")}}},
       {"per_shard", shards},
       {"metrics", metrics_json(node)}};
 }

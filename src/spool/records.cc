@@ -12,14 +12,22 @@
 namespace salvo::spool {
 namespace {
 
-constexpr std::uint32_t kMagic = 0x4C505353u;  // "SSPL" little endian
-
 using wire::Reader;
 
 // The pickup identity's kind byte (docs/spool-format.md §4). Kind 1, the file's name, device,
 // inode, size and mtime, was written before claims: two different files can share all five
 // (a recycled inode, `cp -p`), so only its name is kept.
 constexpr std::uint8_t kNoPickup = 0, kPickupStat = 1, kPickupClaim = 2;
+
+// The CRC's starting value for a record bound to its place: the CRC of (segment, offset).
+std::uint32_t place_crc(SegmentSeq segment, std::uint64_t offset) noexcept {
+  char place[16];
+  wire::store_u32(place, static_cast<std::uint32_t>(segment.value()));
+  wire::store_u32(place + 4, static_cast<std::uint32_t>(segment.value() >> 32));
+  wire::store_u32(place + 8, static_cast<std::uint32_t>(offset));
+  wire::store_u32(place + 12, static_cast<std::uint32_t>(offset >> 32));
+  return crc32c(std::string_view(place, sizeof place));
+}
 
 void put_pickup(std::string& out, const std::optional<PickupIdentity>& p) {
   wire::put_u8(out, p ? kPickupClaim : kNoPickup);
@@ -285,39 +293,50 @@ Result<SegmentHeaderRecord> decode_segment_header(std::string_view payload) {
   h.seq = SegmentSeq(r.u64());
   h.created_unix_ns = r.i64();
   h.capacity = r.u64();
-  if (r.ok() && h.version != 1) return fail(errc::malformed_record);
+  if (r.ok() && h.version != 1 && h.version != kSegmentVersion) return fail(errc::malformed_record);
   return finish(r, h);
 }
 
-std::size_t frame(RecordType type, std::string_view payload, std::string& out) {
+std::size_t frame(RecordType type, std::string_view payload, SegmentSeq segment,
+                  std::uint64_t offset, std::string& out) {
   std::size_t start = out.size();
-  wire::put_u32(out, kMagic);
+  wire::put_u32(out, kFrameMagic);
   wire::put_u8(out, static_cast<std::uint8_t>(type));
-  out.append(3, '\0');
+  wire::put_u8(out, kFrameBound);
+  out.append(2, '\0');
   wire::put_u32(out, static_cast<std::uint32_t>(payload.size()));
   out.append(payload);
-  std::uint32_t c = crc32c(std::string_view(out).substr(start));
+  std::uint32_t c = crc32c(std::string_view(out).substr(start), place_crc(segment, offset));
   wire::put_u32(out, c);
   return out.size() - start;
 }
 
-Result<RawRecord> parse_framed(std::string_view bytes, std::uint64_t offset) {
+void rebind(std::span<char> framed, SegmentSeq segment, std::uint64_t offset) noexcept {
+  const std::size_t covered = framed.size() - 4;
+  wire::store_u32(framed.data() + covered,
+                  crc32c(std::string_view(framed.data(), covered), place_crc(segment, offset)));
+}
+
+Result<RawRecord> parse_framed(std::string_view bytes, SegmentSeq segment, std::uint64_t offset) {
   if (bytes.size() < kFrameOverhead) return fail(errc::malformed_record);
   const char* p = bytes.data();
-  if (wire::load_u32(p) != kMagic) return fail(errc::malformed_record);
+  if (wire::load_u32(p) != kFrameMagic) return fail(errc::malformed_record);
   auto type = static_cast<std::uint8_t>(p[4]);
-  if (p[5] != 0 || p[6] != 0 || p[7] != 0) return fail(errc::malformed_record);
+  auto flags = static_cast<std::uint8_t>(p[5]);
+  if ((flags & ~kFrameBound) != 0 || p[6] != 0 || p[7] != 0) return fail(errc::malformed_record);
   if (type < 1 || type > 6) return fail(errc::malformed_record);
   std::uint32_t len = wire::load_u32(p + 8);
   if (len > kMaxPayload || len > bytes.size() - kFrameOverhead) {
     return fail(errc::malformed_record);
   }
+  const bool bound = flags == kFrameBound;
   std::string_view covered = bytes.substr(0, kFrameHeaderSize + len);
-  if (crc32c(covered) != wire::load_u32(p + kFrameHeaderSize + len)) {
+  if (crc32c(covered, bound ? place_crc(segment, offset) : 0) !=
+      wire::load_u32(p + kFrameHeaderSize + len)) {
     return fail(errc::bad_checksum);
   }
   return RawRecord{static_cast<RecordType>(type), bytes.substr(kFrameHeaderSize, len), offset,
-                   static_cast<std::uint32_t>(len + kFrameOverhead)};
+                   static_cast<std::uint32_t>(len + kFrameOverhead), bound};
 }
 
 }  // namespace salvo::spool

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Recovery scan: segments in sequence order, records in offset order, so every state
 // record is applied after the message it names (states are only ever appended after the
-// message committed). A job counts only with its JobCommit record.
+// message committed). A job counts only with its JobCommit record. Damage is skipped to the
+// next record that verifies; the segment is then quarantined.
 #include <salvo/spool/recovery.h>
 
 #include <fcntl.h>
@@ -87,26 +88,62 @@ void apply_record(const RawRecord& rec, SegmentSeq seq, ScanState& st) {
 
 }  // namespace
 
-bool scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& st) {
-  detail::SegmentScanner scan(bytes);
+std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& st) {
+  detail::SegmentScanner scan(bytes, seq);
   auto first = scan.next();
-  if (!first || first->type != RecordType::SegmentHeader) return false;
+  if (!first || first->type != RecordType::SegmentHeader) return std::nullopt;
   auto hdr = decode_segment_header(first->payload);
-  if (!hdr || hdr->seq != seq) return false;
+  // Version 2 binds every record to its place, the header included; version 1 knew no
+  // binding.
+  if (!hdr || hdr->seq != seq || first->bound != (hdr->version == kSegmentVersion)) {
+    return std::nullopt;
+  }
+  scan.stop_at(hdr->capacity);
   st.index->add_segment(seq);
   ++st.report->records;
   while (auto rec = scan.next()) {
     ++st.report->records;
     apply_record(*rec, seq, st);
   }
-  if (scan.torn()) {
-    ++st.report->torn_segments;
-    std::string_view rest = bytes.substr(std::min<std::uint64_t>(scan.offset(), bytes.size()));
-    std::uint64_t nonzero = rest.size();
-    while (nonzero > 0 && rest[nonzero - 1] == 0) --nonzero;
-    st.report->dropped_bytes += nonzero;
+  const SegmentDamage& d = scan.damage();
+  RecoveryReport& rep = *st.report;
+  if (d.torn) {
+    ++rep.torn_segments;
+    rep.dropped_bytes += d.dropped_bytes;
   }
-  return true;
+  if (d.quarantined()) {
+    ++rep.quarantined_segments;
+    rep.damaged_regions += d.regions;
+    rep.skipped_bytes += d.skipped_bytes;
+    rep.records_after_damage += d.records_after;
+    st.index->quarantine(seq);
+  }
+  return d;
+}
+
+namespace {
+
+constexpr metrics::Family kDamagedRegions{
+    "salvo_spool_recovery_damaged_regions", metrics::Type::Gauge,
+    "Damaged stretches of spool segments that the start-up recovery skipped to the next "
+    "record that verifies."};
+constexpr metrics::Family kSkippedBytes{"salvo_spool_recovery_skipped_bytes", metrics::Type::Gauge,
+                                        "Bytes of those damaged stretches."};
+constexpr metrics::Family kRecordsAfterDamage{
+    "salvo_spool_recovery_records_after_damage", metrics::Type::Gauge,
+    "Records the start-up recovery found intact after damage in their segment."};
+constexpr metrics::Family kQuarantined{
+    "salvo_spool_quarantined_segments", metrics::Type::Gauge,
+    "Segments in which the start-up recovery found damage: kept, never deleted (renamed "
+    "*.damaged once their mail is final)."};
+
+}  // namespace
+
+void add_metrics(const RecoveryReport& r, metrics::Snapshot& s) {
+  s.add(kDamagedRegions, {}, r.damaged_regions);
+  s.add(kSkippedBytes, {}, r.skipped_bytes);
+  s.add(kRecordsAfterDamage, {}, r.records_after_damage);
+  s.add(kQuarantined, {}, r.quarantined_segments);
 }
 
 Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
@@ -124,20 +161,28 @@ Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail_errno(errno);
     struct stat sb {};
-    bool ok = false;
+    std::optional<SegmentDamage> scanned;
     if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
       auto size = static_cast<std::size_t>(sb.st_size);
       void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p != MAP_FAILED) {
-        ok = scan_segment(std::string_view(static_cast<const char*>(p), size), seq, st);
+        scanned = scan_segment(std::string_view(static_cast<const char*>(p), size), seq, st);
         ::munmap(p, size);
       }
     }
     ::close(fd);
-    if (!ok) {
+    if (!scanned) {
       // Quarantined in place: not in the index, so never appended to or deleted.
       ++out.report.bad_segments;
       log::error("spool: {}: bad or missing segment header; left for inspection", path);
+    } else if (scanned->quarantined()) {
+      log::warn(
+          "spool: {}: damaged: skipped {} stretch(es), {} bytes{}, and recovered {} "
+          "record(s) after them; the segment is quarantined (kept; renamed {}.damaged "
+          "instead of deleted once its mail is final)",
+          path, scanned->regions, scanned->skipped_bytes,
+          scanned->gave_up ? " (resync gave up: the rest is unread)" : "", scanned->records_after,
+          path);
     }
   }
   if (out.report.torn_segments > 0) {

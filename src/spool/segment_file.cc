@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Segment file helpers. Creation is the only place with directory operations: after it the
-// commit path is write + fdatasync into preallocated space.
+// commit path is write + fdatasync into preallocated space. The record scanner resynchronises
+// past damage (docs/spool-format.md §7).
 #include "spool/segment_file.h"
 
 #include <dirent.h>
@@ -10,8 +11,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include <salvo/spool/errc.h>
+
+#include "spool/wire.h"
 
 namespace salvo::spool::detail {
 
@@ -127,7 +131,7 @@ Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, st
       SegmentHeaderRecord{
           .shard = shard, .seq = seq, .created_unix_ns = now_unix_ns, .capacity = capacity},
       payload);
-  frame(RecordType::SegmentHeader, payload, header);
+  frame(RecordType::SegmentHeader, payload, seq, 0, header);
   std::size_t done = 0;
   while (done < header.size()) {
     ssize_t n = ::pwrite(fd, header.data() + done, header.size() - done, static_cast<off_t>(done));
@@ -144,18 +148,103 @@ Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, st
   return CreatedSegment{fd, header.size()};
 }
 
-std::optional<RawRecord> SegmentScanner::next() {
-  if (done_) return std::nullopt;
-  std::string_view rest = bytes_.substr(std::min<std::uint64_t>(pos_, bytes_.size()));
-  auto rec = parse_framed(rest, pos_);
-  if (rec) {
-    pos_ += rec->length;
-    return *rec;
+namespace {
+
+// Zero runs are compared a block at a time: memcmp is vectorised, a byte loop is not.
+constexpr char kZeros[4096] = {};
+
+// The first non-zero byte at or after `from`, or bytes.size().
+std::uint64_t skip_zeros(std::string_view bytes, std::uint64_t from) {
+  while (from < bytes.size()) {
+    const std::size_t n = std::min<std::uint64_t>(sizeof kZeros, bytes.size() - from);
+    if (std::memcmp(bytes.data() + from, kZeros, n) != 0) {
+      while (bytes[from] == 0) ++from;
+      return from;
+    }
+    from += n;
   }
+  return bytes.size();
+}
+
+// One past the last non-zero byte at or after `from` (`from` when there is none).
+std::uint64_t end_of_data(std::string_view bytes, std::uint64_t from) {
+  std::uint64_t end = bytes.size();
+  while (end > from) {
+    const std::size_t n = std::min<std::uint64_t>(sizeof kZeros, end - from);
+    if (std::memcmp(bytes.data() + end - n, kZeros, n) != 0) {
+      while (bytes[end - 1] == 0) --end;
+      return end;
+    }
+    end -= n;
+  }
+  return from;
+}
+
+}  // namespace
+
+void SegmentScanner::stop_at(std::uint64_t end) noexcept {
+  bytes_ = bytes_.substr(0, std::min<std::uint64_t>(end, bytes_.size()));
+}
+
+std::optional<RawRecord> SegmentScanner::verify(std::uint64_t pos) {
+  auto rec = parse_framed(bytes_.substr(pos), seq_, pos);
+  if (!rec) {
+    if (rec.error() == errc::bad_checksum) {
+      spent_ += kFrameHeaderSize + wire::load_u32(bytes_.data() + pos + 8);
+    }
+    return std::nullopt;
+  }
+  if (!bound_) bound_ = rec->bound;
+  // A version-1 frame inside a version-2 segment is not the writer's: it could be one
+  // embedded in a payload, exposed by damage to the record around it.
+  if (rec->bound != *bound_) return std::nullopt;
+  return *rec;
+}
+
+RawRecord SegmentScanner::take(const RawRecord& rec) noexcept {
+  pos_ = rec.offset + rec.length;
+  if (damage_.regions != 0) ++damage_.records_after;
+  return rec;
+}
+
+std::optional<RawRecord> SegmentScanner::resync(std::uint64_t from) {
+  char magic[4];
+  wire::store_u32(magic, kFrameMagic);
+  const std::string_view m(magic, sizeof magic);
+  const std::uint64_t budget = kResyncBudgetFactor * bytes_.size();
+  for (std::size_t at = bytes_.find(m, from); at != std::string_view::npos;
+       at = bytes_.find(m, at + 1)) {
+    if (spent_ > budget) {
+      damage_.gave_up = true;
+      return std::nullopt;
+    }
+    if (auto rec = verify(at)) return rec;
+  }
+  return std::nullopt;
+}
+
+std::optional<RawRecord> SegmentScanner::next() {
+  if (done_ || pos_ >= bytes_.size()) return std::nullopt;
+  if (auto rec = verify(pos_)) return take(*rec);
   done_ = true;
-  // Clean end: the never-written, zero-filled tail (or exactly the end of the file).
-  std::string_view head = rest.substr(0, kFrameHeaderSize);
-  torn_ = !std::all_of(head.begin(), head.end(), [](char c) { return c == 0; });
+  if (pos_ == 0) return std::nullopt;  // no segment header: the caller rejects the segment
+  const std::uint64_t data = skip_zeros(bytes_, pos_);
+  if (data == bytes_.size()) return std::nullopt;  // the zero tail: a clean end
+  // A record never starts inside a zero run (its magic is not zero).
+  if (auto rec = resync(data == pos_ ? pos_ + 1 : data)) {
+    ++damage_.regions;
+    damage_.skipped_bytes += rec->offset - pos_;
+    done_ = false;
+    return take(*rec);
+  }
+  const std::uint64_t rest = end_of_data(bytes_, pos_) - pos_;
+  if (damage_.gave_up) {
+    ++damage_.regions;  // unread, so kept whole with the segment
+    damage_.skipped_bytes += rest;
+  } else {
+    damage_.torn = true;
+    damage_.dropped_bytes = rest;
+  }
   return std::nullopt;
 }
 

@@ -11,6 +11,7 @@
 
 #include <salvo/base/result.h>
 #include <salvo/spool/records.h>
+#include <salvo/spool/recovery.h>
 
 namespace salvo::spool::detail {
 
@@ -39,20 +40,37 @@ struct CreatedSegment {
                                                     std::uint32_t shard, std::uint64_t capacity,
                                                     std::int64_t now_unix_ns);
 
-// Walks framed records from the start of a segment's bytes. Stops at the first record that
-// does not verify. A stop at zero bytes (the preallocated, never written tail) is a clean
-// end; anything else is torn or corrupt, and the rest of the segment is not trusted.
+// Walks the framed records of a segment's bytes in offset order. Where a record does not
+// verify, everything from there to the end may be zero: the preallocated, never-written tail,
+// a clean end. Otherwise the scanner resynchronises: it looks for the next offset where a
+// whole record verifies (magic, sane header, CRC over the whole frame, and the segment's
+// framing: every record of a version-2 segment is bound to its place), goes on from there
+// and counts the stretch it skipped. Bad bytes with no record after them are a torn tail.
+// The first record is taken only at offset 0 (the segment header: no resync before it).
+// Work is bounded: the CRC bytes spent on candidates that fail are capped at
+// kResyncBudgetFactor times the segment size; past that the rest counts as skipped.
 class SegmentScanner {
  public:
-  explicit SegmentScanner(std::string_view bytes) : bytes_(bytes) {}
+  static constexpr std::uint64_t kResyncBudgetFactor = 4;
+
+  SegmentScanner(std::string_view bytes, SegmentSeq seq) : bytes_(bytes), seq_(seq) {}
+  // The next record that verifies; nullopt at the end.
   std::optional<RawRecord> next();
-  bool torn() const noexcept { return torn_; }
-  std::uint64_t offset() const noexcept { return pos_; }
+  // Ignores the bytes from `end` on: past the segment's capacity nothing was ever written.
+  void stop_at(std::uint64_t end) noexcept;
+  const SegmentDamage& damage() const noexcept { return damage_; }
 
  private:
+  std::optional<RawRecord> verify(std::uint64_t pos);
+  std::optional<RawRecord> resync(std::uint64_t from);
+  RawRecord take(const RawRecord& rec) noexcept;
+
   std::string_view bytes_;
+  SegmentSeq seq_;
   std::uint64_t pos_ = 0;
-  bool torn_ = false;
+  std::uint64_t spent_ = 0;    // CRC bytes of candidates that failed
+  std::optional<bool> bound_;  // the header's framing, which every record must share
+  SegmentDamage damage_;
   bool done_ = false;
 };
 

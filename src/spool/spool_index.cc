@@ -9,6 +9,13 @@ namespace salvo::spool {
 
 void SpoolIndex::add_segment(SegmentSeq seq) { segments_.try_emplace(seq.value()); }
 
+void SpoolIndex::quarantine(SegmentSeq seq) { segments_[seq.value()].quarantined = true; }
+
+bool SpoolIndex::quarantined(SegmentSeq seq) const {
+  auto it = segments_.find(seq.value());
+  return it != segments_.end() && it->second.quarantined;
+}
+
 void SpoolIndex::change_live(SegmentSeq seq, std::int64_t delta) {
   auto& s = segments_[seq.value()];
   s.live = static_cast<std::uint64_t>(static_cast<std::int64_t>(s.live) + delta);

@@ -36,7 +36,8 @@ Result<RecordBytes> read_record(const std::string& dir, Location loc) {
     done += static_cast<std::size_t>(n);
   }
   ::close(fd);
-  auto raw = parse_framed(std::string_view(out.bytes.data(), out.bytes.size()), loc.offset);
+  auto raw =
+      parse_framed(std::string_view(out.bytes.data(), out.bytes.size()), loc.segment, loc.offset);
   if (!raw) return std::unexpected(raw.error());
   if (raw->length != loc.length) return fail(errc::malformed_record);
   out.raw = *raw;
@@ -172,7 +173,8 @@ void SpoolReader::on_io(ReadOp& op, std::int32_t res) noexcept {
   if (res < 0) {
     rec = std::unexpected(io::to_error_code(res));
   } else if (res > 0) {
-    rec = parse_framed(std::string_view(op.buf.data(), op.buf.size()), op.loc.offset);
+    rec =
+        parse_framed(std::string_view(op.buf.data(), op.buf.size()), op.loc.segment, op.loc.offset);
     if (rec && rec->length != op.loc.length) rec = fail(errc::malformed_record);
   }
   if (RecordWaiter* rw = op.record_waiter) {

@@ -206,7 +206,7 @@ Status SpoolWriter::append_record(RecordType type, Effect effect, CommitWaiter* 
   effect.rel_offset = b.buf.size();
   effect.length = static_cast<std::uint32_t>(framed);
   effect.waiter = w;
-  frame(type, scratch_, b.buf);
+  frame(type, scratch_, b.seg, b.offset + effect.rel_offset, b.buf);
   segments_.at(current_.value())->next_offset += framed;
   buffered_bytes_ += framed;
   if (type == RecordType::Message || type == RecordType::JobCommit) ++b.messages;
@@ -480,7 +480,7 @@ void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
   }
   if (bytes == 0) return;
   // A fresh segment holds the moved batches in their commit order, so no later write can
-  // land before an unwritten gap (recovery stops at the first gap).
+  // land after an unwritten gap (recovery would take the gap for damage).
   SegmentSeq keep_current = current_;
   current_ = SegmentSeq{};
   std::vector<Batch*> moved;
@@ -502,6 +502,12 @@ void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
     seg.next_offset += b->buf.size();
     ++seg.batches;
     b->sealed = true;
+    // Each record's CRC covers its place (docs/spool-format.md §3): recompute it for the
+    // new one.
+    for (const Effect& e : b->effects) {
+      rebind(std::span<char>(b->buf.data() + e.rel_offset, e.length), b->seg,
+             b->offset + e.rel_offset);
+    }
   }
   if (st && keep_current.value() != 0 && keep_current != retired) {
     // Appends continue where they were; the relocation segment is done.
@@ -592,17 +598,28 @@ void SpoolWriter::reclaim() noexcept {
   if (current_.value() != 0) keep = std::min(keep, current_);
   for (SegmentSeq seq : index_.reclaimable(keep)) {
     std::string path = detail::segment_path(options_.dir, seq);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      log::warn("spool: cannot delete {}: {}", path, std::strerror(errno));
+    // A segment recovery found damage in is kept for inspection: renamed out of recovery's
+    // way (which reads only seg-*.spool), never deleted.
+    const bool quarantined = index_.quarantined(seq);
+    const std::string damaged = path + ".damaged";
+    if ((quarantined ? ::rename(path.c_str(), damaged.c_str()) : ::unlink(path.c_str())) != 0 &&
+        errno != ENOENT) {
+      log::warn("spool: cannot {} {}: {}", quarantined ? "rename" : "delete", path,
+                std::strerror(errno));
       return;
     }
-    // Each unlink is made durable before the next: a segment holding final states for an
-    // older one is deleted after it, and a crash must not reorder the two.
+    // Each unlink or rename is made durable before the next: a segment holding final states
+    // for an older one goes after it, and a crash must not reorder the two.
     if (auto st = detail::fsync_dir(options_.dir); !st) {
       log::warn("spool: fsync of {} failed: {}", options_.dir, st.error().message());
     }
     index_.remove_segment(seq);
-    ++stats_.segments_deleted;
+    if (quarantined) {
+      ++stats_.segments_quarantined;
+      log::warn("spool: every recipient of damaged segment {} is final; kept as {}", path, damaged);
+    } else {
+      ++stats_.segments_deleted;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hostile or damaged disks (docs/reliability.md E11): arbitrary bytes as the records of a spool
-// segment, behind a valid segment header, through the recovery scan. Never a crash, and
-// every record that verifies re-encodes to the same payload (the codec is canonical).
+// segment, behind a valid segment header (version 2 and version 1), through the recovery
+// scan and its resync. Never a crash, and every record that verifies re-encodes to the same
+// payload (the codec is canonical).
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -59,24 +60,35 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     ScanState st{&index, &report, nullptr, nullptr, 0};
     scan_segment(input, SegmentSeq(1), st);
   }
-  // Behind a valid header, so the fuzzer reaches the record decoders.
-  std::string seg, payload;
-  encode(SegmentHeaderRecord{.seq = SegmentSeq(1), .capacity = 1 << 20}, payload);
-  frame(RecordType::SegmentHeader, payload, seg);
-  seg.append(input);
-  SpoolIndex index;
-  RecoveryReport report;
-  std::vector<PendingRecipient> deferred;
-  std::vector<std::pair<std::string, MessageId>> claims;
-  ScanState st{&index, &report, &deferred, &claims, 0};
-  if (!scan_segment(seg, SegmentSeq(1), st)) std::abort();
-  salvo::spool::detail::SegmentScanner scan(seg);
-  while (auto rec = scan.next()) check_record(*rec);
-  std::uint64_t live = 0;
-  index.for_each([&](MessageId, const SpoolIndex::Entry& e) {
-    if (e.state.size() > (1u << 30)) std::abort();
-    live += e.live;
-  });
-  if (live != index.live_recipients()) std::abort();
+  // Behind a valid header, so the fuzzer reaches the record decoders and the resync: a
+  // version-2 header (records must be bound to their place) and a version-1 one (unbound
+  // records, as spools written before binding hold).
+  for (std::uint16_t version : {kSegmentVersion, std::uint16_t{1}}) {
+    std::string seg, payload;
+    encode(SegmentHeaderRecord{.version = version, .seq = SegmentSeq(1), .capacity = 1 << 20},
+           payload);
+    frame(RecordType::SegmentHeader, payload, SegmentSeq(1), 0, seg);
+    if (version == 1) {  // the old framing: no flags, the CRC over the frame alone
+      seg[5] = 0;
+      const std::size_t covered = seg.size() - 4;
+      const std::uint32_t crc = crc32c(std::string_view(seg).substr(0, covered));
+      for (int i = 0; i < 4; ++i) seg[covered + i] = static_cast<char>(crc >> (8 * i));
+    }
+    seg.append(input);
+    SpoolIndex index;
+    RecoveryReport report;
+    std::vector<PendingRecipient> deferred;
+    std::vector<std::pair<std::string, MessageId>> claims;
+    ScanState st{&index, &report, &deferred, &claims, 0};
+    if (!scan_segment(seg, SegmentSeq(1), st)) std::abort();
+    salvo::spool::detail::SegmentScanner scan(seg, SegmentSeq(1));
+    while (auto rec = scan.next()) check_record(*rec);
+    std::uint64_t live = 0;
+    index.for_each([&](MessageId, const SpoolIndex::Entry& e) {
+      if (e.state.size() > (1u << 30)) std::abort();
+      live += e.live;
+    });
+    if (live != index.live_recipients()) std::abort();
+  }
   return 0;
 }

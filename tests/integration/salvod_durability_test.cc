@@ -5,6 +5,8 @@
 //    copies are allowed and counted;
 //  - E11/E13: SIGTERM, then a torn or padded segment tail: salvod starts and recovers
 //    exactly the intact messages, and keeps working;
+//  - E11: a message record zeroed in the middle of a segment: only that message is lost,
+//    the damage is logged and shown by salvoctl status, the segment is kept;
 //  - E6: a small tmpfs (root only): 452 4.3.1 at MAIL below spool_reserve, 452 4.3.1 at
 //    end of data when the spool cannot grow (ENOSPC), queued mail unharmed.
 #include <atomic>
@@ -86,6 +88,14 @@ struct SpoolScan {
   std::vector<std::string> problems;  // the first few, for the failure message
 };
 
+// The Message-ID a test message's body carries ("" when none).
+std::string message_id_in(std::string_view body) {
+  auto pos = body.find("\r\nMessage-ID: <");
+  auto end = pos == std::string_view::npos ? pos : body.find('>', pos);
+  if (end == std::string_view::npos) return {};
+  return std::string(body.substr(pos + 15, end - pos - 15));
+}
+
 // Reads the spool the way salvod's start-up does: recover() per shard directory, then
 // every indexed message through read_record + decode_message.
 SpoolScan scan_spool(const std::string& spool) {
@@ -104,13 +114,9 @@ SpoolScan scan_spool(const std::string& spool) {
       if (!rec) return problem("read_record " + std::to_string(id.value()));
       auto m = spool::decode_message(rec->raw.payload);
       if (!m) return problem("decode_message " + std::to_string(id.value()));
-      std::string body(m->body);
-      auto pos = body.find("\r\nMessage-ID: <");
-      auto end = pos == std::string::npos ? pos : body.find('>', pos);
-      if (end == std::string::npos)
-        return problem("no Message-ID in " + std::to_string(id.value()));
-      std::string mid = body.substr(pos + 15, end - pos - 15);
-      if (!body.ends_with("\r\n" + content_for(mid))) return problem("not whole: " + mid);
+      const std::string mid = message_id_in(m->body);
+      if (mid.empty()) return problem("no Message-ID in " + std::to_string(id.value()));
+      if (!m->body.ends_with("\r\n" + content_for(mid))) return problem("not whole: " + mid);
       if (m->recipients.size() != 1 || m->recipients[0].address != mid + "@example.org") {
         return problem("wrong recipient for " + mid);
       }
@@ -446,7 +452,79 @@ INSTANTIATE_TEST_SUITE_P(Damages, TornTail,
                          });
 
 // ---------------------------------------------------------------------------------------
-// 3. A full spool filesystem (E6), on an 8 MB tmpfs mounted for the test.
+// 3. Damage inside a segment (E11): one message record zeroed whole, as a media error
+// leaves it. salvod skips it and keeps every message after it, says so in its log (naming
+// the segment) and in salvoctl status, and keeps the segment.
+
+// Where the message record with this Message-ID is.
+spool::Location record_of(const std::string& shard_dir, const std::string& mid) {
+  auto r = spool::recover(shard_dir, 0);
+  if (!r) throw std::runtime_error("recover: " + r.error().message());
+  spool::Location found{};
+  r->index.for_each([&](spool::MessageId, const spool::SpoolIndex::Entry& e) {
+    auto rec = spool::read_record(shard_dir, e.loc);
+    if (!rec) return;
+    auto m = spool::decode_message(rec->raw.payload);
+    if (m && message_id_in(m->body) == mid) found = e.loc;
+  });
+  return found;
+}
+
+TEST(SalvodDamage, AZeroedMiddleRecordCostsOnlyThatMessage) {
+  constexpr std::size_t kMessages = 12;
+  TempDir dir;
+  const std::string spool = dir.file("spool");
+  const std::string shard_dir = spool + "/shard-0";
+  const std::string keys = "spool_reserve = \"0\"\n";
+  std::vector<std::string> ids;
+  {
+    Salvod d(dir, daemon_options(spool, 1, keys));
+    auto c = open_session(d.socket_address());
+    for (std::size_t i = 0; i < kMessages; ++i) {
+      ids.push_back("mid" + std::to_string(i));
+      std::string r = send_message(*c, ids.back());
+      ASSERT_TRUE(starts_with(r, "250 2.0.0 Ok: queued as ")) << r;
+    }
+    c->send("QUIT\r\n");
+    ASSERT_EQ(d.stop(), 0) << d.log();
+  }
+  const spool::Location loc = record_of(shard_dir, "mid5");
+  ASSERT_NE(loc.length, 0u);
+  const std::string seg = segment_file(shard_dir, loc.segment);
+  pwrite_all(seg, std::string(loc.length, '\0'), static_cast<off_t>(loc.offset));
+  if (::testing::Test::HasFatalFailure()) return;
+
+  {
+    Salvod d(dir, daemon_options(spool, 1, keys));
+    EXPECT_EQ(d.log_number("recovered_messages"), static_cast<long long>(kMessages - 1)) << d.log();
+    EXPECT_NE(d.log().find(seg + ": damaged"), std::string::npos) << d.log();
+    Ctl st = salvoctl(dir, d.config_path(), {"status", "--json"});
+    ASSERT_EQ(st.rc, 0) << st.err;
+    const nlohmann::json& rec = st.j["recovery"];
+    EXPECT_EQ(rec["quarantined_segments"].get<std::uint64_t>(), 1u) << st.out;
+    EXPECT_EQ(rec["damaged_regions"].get<std::uint64_t>(), 1u);
+    EXPECT_EQ(rec["skipped_bytes"].get<std::uint64_t>(), loc.length);
+    // mid6 .. mid11, and whatever state records salvod wrote after them
+    EXPECT_GE(rec["records_after_damage"].get<std::uint64_t>(), kMessages - 6);
+    EXPECT_EQ(st.j["metrics"]["salvo_spool_recovery_skipped_bytes"].get<double>(), loc.length);
+    Ctl text = salvoctl(dir, d.config_path(), {"status"});
+    EXPECT_NE(text.out.find("recovery      DAMAGE at start: 1 stretch(es), " +
+                            std::to_string(loc.length) + " bytes skipped in 1 quarantined"),
+              std::string::npos)
+        << text.out;
+    EXPECT_EQ(d.stop(), 0) << d.log();
+  }
+  EXPECT_TRUE(fs::exists(seg));
+  SpoolScan s = scan_spool(spool);
+  EXPECT_EQ(s.bad, 0u) << ::testing::PrintToString(s.problems);
+  EXPECT_EQ(s.messages, kMessages - 1);
+  for (const std::string& id : ids) {
+    EXPECT_EQ(s.copies.count(id), id == "mid5" ? 0u : 1u) << id;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A full spool filesystem (E6), on an 8 MB tmpfs mounted for the test.
 
 class SmallSpool : public ::testing::Test {
  protected:

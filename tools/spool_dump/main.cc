@@ -169,6 +169,8 @@ int main(int argc, char** argv) {
                {"segments", r->report.segments},
                {"torn_segments", r->report.torn_segments},
                {"bad_segments", r->report.bad_segments},
+               {"damaged_segments", r->report.quarantined_segments},
+               {"skipped_bytes", r->report.skipped_bytes},
                {"messages", json::array()}};
     for (const auto& [id, e] : entries) {
       shard["messages"].push_back(describe(sd, *r, MessageId(id), *e));
@@ -180,10 +182,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const auto& shard : out) {
-    std::printf("*** %s: %zu segment(s), %zu torn, %zu bad\n",
+    std::printf("*** %s: %zu segment(s), %zu torn, %zu bad, %zu damaged (%zu bytes skipped)\n",
                 shard["dir"].get<std::string>().c_str(), shard["segments"].get<std::size_t>(),
-                shard["torn_segments"].get<std::size_t>(),
-                shard["bad_segments"].get<std::size_t>());
+                shard["torn_segments"].get<std::size_t>(), shard["bad_segments"].get<std::size_t>(),
+                shard["damaged_segments"].get<std::size_t>(),
+                shard["skipped_bytes"].get<std::size_t>());
     for (const auto& m : shard["messages"]) {
       std::printf("message %llu (segment %llu offset %llu)\n",
                   static_cast<unsigned long long>(m["id"].get<std::uint64_t>()),

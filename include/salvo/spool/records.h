@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -148,8 +149,13 @@ struct RecipientStateRecord {
   std::vector<StateUpdate> updates;
 };
 
+// The segment format (docs/spool-format.md §2): version 1 framed records with a CRC over the
+// record alone; version 2, written since, binds every record to its place (kFrameBound).
+// Recovery reads both.
+inline constexpr std::uint16_t kSegmentVersion = 2;
+
 struct SegmentHeaderRecord {
-  std::uint16_t version = 1;
+  std::uint16_t version = kSegmentVersion;
   std::uint32_t shard = 0;
   SegmentSeq seq{};
   std::int64_t created_unix_ns = 0;
@@ -172,13 +178,23 @@ void encode(const SegmentHeaderRecord& r, std::string& out);
 [[nodiscard]] Result<RecipientStateRecord> decode_recipient_state(std::string_view payload);
 [[nodiscard]] Result<SegmentHeaderRecord> decode_segment_header(std::string_view payload);
 
-// Framing: [magic u32][type u8][0 u8 x3][payload length u32][payload][crc32c u32], little
-// endian; the CRC covers header and payload.
+// Framing: [magic u32][type u8][flags u8][0 u8 x2][payload length u32][payload][crc32c u32],
+// little endian; the CRC covers header and payload. With kFrameBound in flags (every record
+// of a version-2 segment) it first covers the record's place, the segment sequence and the
+// offset (u64 each, not stored): a record then verifies only where the writer put it, never
+// as stale bytes elsewhere or as a frame embedded in another record's payload.
 inline constexpr std::size_t kFrameHeaderSize = 12;
 inline constexpr std::size_t kFrameOverhead = 16;
 inline constexpr std::uint32_t kMaxPayload = 1u << 30;
-// Appends a framed record built by encode() to out; returns the framed length.
-std::size_t frame(RecordType type, std::string_view payload, std::string& out);
+inline constexpr std::uint32_t kFrameMagic = 0x4C505353u;  // the bytes "SSPL"
+inline constexpr std::uint8_t kFrameBound = 1;
+// Appends a framed record built by encode(), bound to (segment, offset), to out; returns
+// the framed length.
+std::size_t frame(RecordType type, std::string_view payload, SegmentSeq segment,
+                  std::uint64_t offset, std::string& out);
+// The CRC of a bound framed record moved to (segment, offset) (the writer relocating a
+// batch after an IO error).
+void rebind(std::span<char> framed, SegmentSeq segment, std::uint64_t offset) noexcept;
 
 // A framed record found in segment bytes; payload views into those bytes.
 struct RawRecord {
@@ -186,11 +202,15 @@ struct RawRecord {
   std::string_view payload;
   std::uint64_t offset = 0;
   std::uint32_t length = 0;
+  bool bound = false;  // kFrameBound: a version-2 segment's record
 };
 
-// Verifies one framed record (a whole Location read back): errc::bad_checksum or
-// malformed_record when it does not verify.
-[[nodiscard]] Result<RawRecord> parse_framed(std::string_view bytes, std::uint64_t offset);
+// Verifies one framed record found at (segment, offset): a whole Location read back, or a
+// candidate of the recovery scan. errc::bad_checksum when the header is sane and the CRC
+// (over header + payload bytes, bound or not as the flags say) fails, malformed_record
+// otherwise.
+[[nodiscard]] Result<RawRecord> parse_framed(std::string_view bytes, SegmentSeq segment,
+                                             std::uint64_t offset);
 
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0) noexcept;
 

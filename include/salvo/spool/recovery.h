@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-// Recovery: the start-up scan of one shard's spool directory. Verifies every record, stops
-// a segment at its first bad or torn record (the rest is dropped, logged and counted),
-// never crashes on corrupt input, and rebuilds the SpoolIndex plus what the services need.
+// Recovery: the start-up scan of one shard's spool directory. Verifies every record, skips
+// damage to the next record that verifies (counted, logged, and the segment quarantined),
+// ends a segment at a torn tail, never crashes on corrupt input, and rebuilds the SpoolIndex
+// plus what the services need (docs/spool-format.md §7).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/spool/records.h>
 #include <salvo/spool/spool_index.h>
@@ -23,11 +26,35 @@ struct PendingRecipient {
   std::int64_t next_attempt_unix_ns = 0;  // 0: due now
 };
 
+// What the scan of one segment could not read (all zero for a sound segment).
+struct SegmentDamage {
+  // Stretches that hold no record that verifies, with records that do after them: each
+  // was skipped to the next record that verifies.
+  std::uint64_t regions = 0;
+  std::uint64_t skipped_bytes = 0;  // the bytes of those stretches
+  std::uint64_t records_after = 0;  // records that verified after the first of them
+  // Ends in bytes that are neither records nor the zero tail, with no record after them:
+  // a write cut short by a crash (or damage to the last records: the two look the same).
+  bool torn = false;
+  std::uint64_t dropped_bytes = 0;  // from the torn record to the last non-zero byte
+  // The resync budget ran out (only bytes built to look like frames cost that much): the
+  // rest counts as one region, skipped unread.
+  bool gave_up = false;
+
+  // Damage found: the segment is kept, never deleted (docs/spool-format.md §7).
+  bool quarantined() const noexcept { return regions != 0; }
+};
+
 struct RecoveryReport {
   std::uint64_t segments = 0;
   std::uint64_t bad_segments = 0;   // header missing or inconsistent: left on disk, unused
-  std::uint64_t torn_segments = 0;  // stopped before the zero-filled tail
-  std::uint64_t dropped_bytes = 0;  // non-zero bytes after a torn record (upper bound)
+  std::uint64_t torn_segments = 0;  // ended in a torn tail (SegmentDamage::torn)
+  std::uint64_t dropped_bytes = 0;  // their dropped bytes (upper bound)
+  // Damage skipped by resynchronising (SegmentDamage), summed over segments.
+  std::uint64_t damaged_regions = 0;
+  std::uint64_t skipped_bytes = 0;
+  std::uint64_t records_after_damage = 0;
+  std::uint64_t quarantined_segments = 0;  // segments with a damaged region
   std::uint64_t records = 0;
   std::uint64_t undecodable = 0;  // checksum ok but payload malformed: skipped
   std::uint64_t messages = 0;     // committed messages and jobs found
@@ -68,7 +95,12 @@ struct ScanState {
   std::vector<std::pair<std::string, MessageId>>* claims = nullptr;  // may be null
   std::uint64_t max_id = 0;
 };
-// Returns false when the segment header is bad (nothing else was read).
-bool scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& state);
+// Adds the segment's damage to the report and quarantines it in the index when damaged.
+// nullopt when the segment header is bad (nothing else was read).
+std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& state);
+
+// The report's damage counters as gauges (salvo_spool_recovery_*, salvo_spool_quarantined_
+// segments): what the start-up recovery found.
+void add_metrics(const RecoveryReport& report, metrics::Snapshot& s);
 
 }  // namespace salvo::spool

@@ -43,6 +43,10 @@ class SpoolIndex {
   // A segment file that exists on disk (recovery) or was just created (writer).
   void add_segment(SegmentSeq seq);
   bool has_segment(SegmentSeq seq) const { return segments_.contains(seq.value()); }
+  // Recovery found damage in it: when reclaimable it is renamed aside, never deleted
+  // (docs/spool-format.md §7).
+  void quarantine(SegmentSeq seq);
+  bool quarantined(SegmentSeq seq) const;
   std::size_t segment_count() const noexcept { return segments_.size(); }
 
   // Committed records. Every recipient starts Pending.
@@ -82,6 +86,7 @@ class SpoolIndex {
     // Older segments this one holds final-state records for: it must outlive them, or
     // recovery would resurrect their recipients.
     std::vector<std::uint64_t> holds_finals_for;
+    bool quarantined = false;
   };
   void change_live(SegmentSeq seq, std::int64_t delta);
   void change_pins(SegmentSeq seq, std::int64_t delta);

@@ -23,6 +23,7 @@ struct Stats {
   std::uint64_t segments_created = 0;
   std::uint64_t segments_retired = 0;  // after an IO error (fsyncgate: never reused)
   std::uint64_t segments_deleted = 0;  // reclaimed
+  std::uint64_t segments_quarantined = 0;  // reclaimable but damaged: renamed *.damaged
   LatencyHistogram fsync_latency_ns;
   LatencyHistogram messages_per_commit;  // value = messages in the batch
 
@@ -40,6 +41,7 @@ struct Stats {
     segments_created += o.segments_created;
     segments_retired += o.segments_retired;
     segments_deleted += o.segments_deleted;
+    segments_quarantined += o.segments_quarantined;
     fsync_latency_ns.merge(o.fsync_latency_ns);
     messages_per_commit.merge(o.messages_per_commit);
     return *this;

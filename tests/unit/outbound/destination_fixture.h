@@ -201,7 +201,7 @@ class FakeEnv final : public DeliveryEnv {
   // Stores a framed record; returns where it is.
   spool::Location store(std::uint32_t origin, spool::RecordType type, const std::string& payload) {
     std::string framed;
-    spool::frame(type, payload, framed);
+    spool::frame(type, payload, spool::SegmentSeq{1}, next_offset_, framed);
     spool::Location loc;
     loc.segment = spool::SegmentSeq{1};
     loc.offset = next_offset_;
@@ -237,7 +237,8 @@ class FakeEnv final : public DeliveryEnv {
     if (it == spool_.end()) return std::unexpected(make_error_code(std::errc::no_such_file_or_directory));
     spool::RecordBytes rb;
     rb.bytes.assign(it->second.begin(), it->second.end());
-    auto raw = spool::parse_framed(std::string_view(rb.bytes.data(), rb.bytes.size()), loc.offset);
+    auto raw = spool::parse_framed(std::string_view(rb.bytes.data(), rb.bytes.size()), loc.segment,
+                                   loc.offset);
     if (!raw) return std::unexpected(raw.error());
     rb.raw = *raw;
     return rb;

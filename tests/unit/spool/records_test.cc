@@ -18,6 +18,8 @@ std::uint32_t crc32c_portable_for_test(std::string_view data) noexcept;
 namespace salvo::spool {
 namespace {
 
+using test::legacy_frame;
+
 TEST(Crc32c, KnownVectors) {
   EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
   EXPECT_EQ(crc32c(""), 0u);
@@ -213,24 +215,55 @@ TEST(Records, BadEnumsAndForgedCountsRejected) {
 TEST(Records, FramingVerifies) {
   std::string payload = "payload\r\n\0x";
   std::string framed;
-  std::size_t n = frame(RecordType::Message, payload, framed);
+  std::size_t n = frame(RecordType::Message, payload, SegmentSeq(3), 100, framed);
   EXPECT_EQ(n, payload.size() + kFrameOverhead);
-  auto raw = parse_framed(framed, 100);
+  auto raw = parse_framed(framed, SegmentSeq(3), 100);
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->type, RecordType::Message);
   EXPECT_EQ(raw->payload, payload);
   EXPECT_EQ(raw->offset, 100u);
   EXPECT_EQ(raw->length, n);
+  EXPECT_TRUE(raw->bound);
   for (std::size_t i = 0; i < framed.size(); ++i) {
     for (int bit = 0; bit < 8; ++bit) {
       std::string bad = framed;
       bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
-      EXPECT_FALSE(parse_framed(bad, 0)) << i << ":" << bit;
+      EXPECT_FALSE(parse_framed(bad, SegmentSeq(3), 100)) << i << ":" << bit;
     }
   }
   for (std::size_t cut = 0; cut < framed.size(); ++cut) {
-    EXPECT_FALSE(parse_framed(std::string_view(framed).substr(0, cut), 0));
+    EXPECT_FALSE(parse_framed(std::string_view(framed).substr(0, cut), SegmentSeq(3), 100));
   }
+}
+
+// A record verifies only at the place it was framed for: the same bytes in another segment
+// or at another offset are stale, not a record. rebind() moves it.
+TEST(Records, FramesAreBoundToTheirPlace) {
+  std::string framed;
+  frame(RecordType::RecipientState, "state", SegmentSeq(7), 4096, framed);
+  EXPECT_TRUE(parse_framed(framed, SegmentSeq(7), 4096));
+  EXPECT_EQ(parse_framed(framed, SegmentSeq(8), 4096).error(), errc::bad_checksum);
+  EXPECT_EQ(parse_framed(framed, SegmentSeq(7), 4097).error(), errc::bad_checksum);
+  rebind(framed, SegmentSeq(9), 12);
+  EXPECT_TRUE(parse_framed(framed, SegmentSeq(9), 12));
+  EXPECT_FALSE(parse_framed(framed, SegmentSeq(7), 4096));
+  std::string again;
+  frame(RecordType::RecipientState, "state", SegmentSeq(9), 12, again);
+  EXPECT_EQ(framed, again);
+}
+
+// Version-1 segments (written before frames were bound) still read: flags 0, CRC over the
+// frame alone, wherever it is.
+TEST(Records, UnboundVersionOneFramesStillVerify) {
+  std::string framed = legacy_frame(RecordType::Message, "old payload");
+  for (std::uint64_t at : {0, 12, 4096}) {
+    auto raw = parse_framed(framed, SegmentSeq(1), at);
+    ASSERT_TRUE(raw) << at;
+    EXPECT_FALSE(raw->bound);
+    EXPECT_EQ(raw->payload, "old payload");
+  }
+  framed[5] = 2;  // an unknown flag
+  EXPECT_FALSE(parse_framed(framed, SegmentSeq(1), 0));
 }
 
 TEST(Records, RandomPayloadsNeverCrashDecoders) {

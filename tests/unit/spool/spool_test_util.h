@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the spool tests: a temporary spool directory, a recording CommitWaiter,
-// message builders and a bounded engine loop.
+// message builders, version-1 framing and a bounded engine loop.
 #pragma once
 
 #include <stdlib.h>
@@ -95,6 +95,23 @@ inline std::string encode_with_stat_identity(MessageRecord m, std::string_view n
     put(v, 8);
   }
   return none.substr(0, at) + id + none.substr(at + 1);
+}
+
+// A record framed as salvo wrote them before frames were bound to their place (segment
+// format version 1: flags 0, the CRC over header and payload only). Spelled out here, not
+// through frame(), so the old format stays pinned.
+inline std::string legacy_frame(RecordType type, std::string_view payload) {
+  std::string out;
+  auto put_u32 = [&](std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  put_u32(kFrameMagic);
+  out.push_back(static_cast<char>(type));
+  out.append(3, '\0');
+  put_u32(static_cast<std::uint32_t>(payload.size()));
+  out.append(payload);
+  put_u32(crc32c(out));
+  return out;
 }
 
 inline bool run_until(io::Engine& e, const std::function<bool()>& pred,

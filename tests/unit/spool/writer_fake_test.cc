@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // SpoolWriter on the FakeEngine: batching, waiters only after fdatasync, fsyncgate (EIO ->
-// every waiter fails, segment retired, the next batch goes to a new segment), short
-// writes, ENOSPC, the batch timer, fsync=false, and deferred job commits.
+// every waiter fails, segment retired, the next batch goes to a new segment, its records
+// bound to their new place), short writes, ENOSPC, the batch timer, fsync=false, and
+// deferred job commits.
 #include <cerrno>
 #include <chrono>
 
@@ -167,6 +168,13 @@ TEST_F(WriterFake, PendingBatchMovesToFreshSegmentAfterFailure) {
   const auto second = pending_write();
   EXPECT_EQ(writer_->current_segment(), SegmentSeq(2));
   EXPECT_EQ(second.offset, first.offset);  // right after the new segment's header
+  // Each moved record's CRC now covers its new place (docs/spool-format.md §3).
+  const std::string_view moved(second.data);
+  for (std::uint64_t at = 0; at < moved.size();) {
+    auto rec = parse_framed(moved.substr(at), SegmentSeq(2), second.offset + at);
+    ASSERT_TRUE(rec) << at;
+    at += rec->length;
+  }
   ASSERT_TRUE(engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(second.data.size())));
   pump(1);
   ASSERT_TRUE(engine_->complete_next(OpKind::Fdatasync, 0));
