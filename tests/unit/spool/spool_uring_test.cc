@@ -354,15 +354,16 @@ TEST(RecoveryPickup, IdentitiesWrittenBeforeClaimsAreKeptAndIgnored) {
   TempDir dir;
   const std::string shard = dir.sub("shard-0");
   std::filesystem::create_directories(shard);
+  // Kind-1 identities were written in version-1 segments (frames not bound to a place).
   std::string seg, payload;
-  encode(SegmentHeaderRecord{.seq = SegmentSeq(1), .capacity = 1 << 20}, payload);
-  frame(RecordType::SegmentHeader, payload, seg);
+  encode(SegmentHeaderRecord{.version = 1, .seq = SegmentSeq(1), .capacity = 1 << 20}, payload);
+  seg += legacy_frame(RecordType::SegmentHeader, payload);
   MessageFixture fx;
   for (std::uint64_t id : {1u, 2u}) {  // one name, device, inode, size and mtime
     MessageRecord m = fx.record();
     m.id = MessageId(id);
     m.source = Source::Pickup;
-    frame(RecordType::Message, encode_with_stat_identity(m, "a.eml", 99), seg);
+    seg += legacy_frame(RecordType::Message, encode_with_stat_identity(m, "a.eml", 99));
   }
   std::ofstream(detail::segment_path(shard, SegmentSeq(1)), std::ios::binary) << seg;
   auto r = recover(shard, 0);
