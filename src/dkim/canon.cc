@@ -8,14 +8,6 @@
 
 namespace salvo::dkim::detail {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
-}
-
 MessageParts split_message(std::string_view message) noexcept {
   if (message.starts_with("\r\n")) return {message.substr(0, 0), message.substr(2)};
   const std::size_t blank = message.find("\r\n\r\n");

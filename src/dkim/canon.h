@@ -12,15 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include <salvo/base/ascii.h>
 #include <salvo/base/result.h>
 
 namespace salvo::dkim::detail {
 
 constexpr bool is_wsp(char c) noexcept { return c == ' ' || c == '\t'; }
-constexpr char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using salvo::ascii::iequals;
+constexpr char ascii_lower(char c) noexcept { return salvo::ascii::to_lower(c); }
 
 // A message split at its first empty line. `header` keeps each field's CRLF; `body` starts
 // after the empty line. No empty line: all of it is header and the body is empty.
