@@ -214,6 +214,8 @@ write_salvod_config() {  # file dir [option...]
     echo "log_dir = \"$dir/log\""
     echo "control_socket = \"$dir/ctl.sock\""
     echo "fsync = $fsync"
+    # COMMITS_IN_FLIGHT (environment): compare spool commit pipelining depths (default 2).
+    [ -z "${COMMITS_IN_FLIGHT:-}" ] || echo "commits_in_flight = $COMMITS_IN_FLIGHT"
     echo "spool_reserve = \"0\""
     if [ -n "$listen" ]; then
       printf '[[listen]]\naddress = "127.0.0.1:%s"\nmax_connections_per_ip = 10000\n' "$listen"

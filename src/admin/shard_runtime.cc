@@ -74,6 +74,7 @@ Status ShardRuntime::start(std::string* why) {
   wo.segment_size = node.spool_segment_size;
   wo.batch_max_records = node.commit_max_messages;
   wo.batch_max_bytes = node.commit_max_bytes;
+  wo.commits_in_flight = node.commits_in_flight;
   wo.batch_max_delay = node.commit_interval;
   wo.sync = node.fsync ? spool::SyncMode::Fdatasync : spool::SyncMode::None;
   wo.reserve_bytes = node.spool_reserve;

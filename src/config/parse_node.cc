@@ -64,6 +64,7 @@ void parse_node(const toml::table& root, Node& out, Context& ctx) {
   r.read_duration("commit_interval", out.commit_interval, Duration(0), seconds(1));
   r.read_u32("commit_max_messages", out.commit_max_messages, 1, 1'000'000);
   r.read_size("commit_max_bytes", out.commit_max_bytes, 4096, 4 * kGB);
+  r.read_u32("commits_in_flight", out.commits_in_flight, 1, 16);
 }
 
 void parse_tls(const toml::table& root, Tls& out, Context& ctx) {

@@ -31,7 +31,8 @@ constexpr std::string_view kNodeKeys[] = {"hostname",
                                           "spool_reserve",
                                           "commit_interval",
                                           "commit_max_messages",
-                                          "commit_max_bytes"};
+                                          "commit_max_bytes",
+                                          "commits_in_flight"};
 constexpr std::string_view kListenKeys[] = {"address",
                                             "starttls",
                                             "relay_networks",

@@ -61,6 +61,14 @@ struct SpoolWriter::JobProgress {
   CommitWaiter* commit_waiter = nullptr;
 };
 
+namespace {
+// Closes a segment's fd once the last commit still using it after ~SpoolWriter is done.
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+}  // namespace
+
 class SpoolWriter::CommitOp final : public io::Completion {
  public:
   void on_complete(std::int32_t res, std::uint32_t) noexcept override {
@@ -68,17 +76,19 @@ class SpoolWriter::CommitOp final : public io::Completion {
       owner->on_io(*this, res);
       return;
     }
-    // The writer is gone: let the kernel finish, then free.
-    if (own_fd) ::close(fd);
+    // The writer is gone: let the kernel finish, then free (the fd with the last user).
     delete this;
   }
   SpoolWriter* owner = nullptr;
   std::unique_ptr<Batch> batch;
   int fd = -1;
   std::size_t written = 0;
+  bool write_done = false;  // the whole batch is written: a next commit may start
   bool syncing = false;
   bool delaying = false;  // WriterOptions::test_sync_delay is running
-  bool own_fd = false;
+  bool done = false;      // finished, waiting for the commits before it
+  std::error_code err;    // its outcome, or a failure of its segment
+  std::shared_ptr<FdCloser> fd_keeper;  // after ~SpoolWriter only
   TimePoint sync_start{};
 };
 
@@ -104,13 +114,17 @@ SpoolWriter::SpoolWriter(io::Engine& engine, const Clock& clock, WriterOptions o
 
 SpoolWriter::~SpoolWriter() {
   timer_->release(engine_);
-  if (in_flight_ != nullptr) {
-    in_flight_->owner = nullptr;
-    auto it = segments_.find(in_flight_->batch->seg.value());
-    if (it != segments_.end()) {
-      in_flight_->own_fd = true;
+  std::map<std::uint64_t, std::shared_ptr<FdCloser>> keepers;
+  for (CommitOp* op : in_flight_) {
+    op->owner = nullptr;
+    auto it = segments_.find(op->batch->seg.value());
+    if (it == segments_.end()) continue;
+    auto& keeper = keepers[it->first];
+    if (keeper == nullptr && it->second->fd >= 0) {
+      keeper = std::make_shared<FdCloser>(it->second->fd);
       it->second->fd = -1;
     }
+    op->fd_keeper = keeper;
   }
   Status closed = fail(errc::writer_closed);
   for (auto& b : pending_) {
@@ -215,7 +229,7 @@ Status SpoolWriter::append_record(RecordType type, Effect effect, CommitWaiter* 
     b.sealed = true;
   }
   maybe_start_commit(false);
-  if (in_flight_ == nullptr && !pending_.empty()) arm_timer();
+  if (!pending_.empty() && can_start_commit()) arm_timer();
   return {};
 }
 
@@ -358,7 +372,7 @@ void SpoolWriter::run_deferred_job_commits() noexcept {
 
 void SpoolWriter::flush() noexcept { maybe_start_commit(true); }
 
-bool SpoolWriter::idle() const noexcept { return in_flight_ == nullptr && pending_.empty(); }
+bool SpoolWriter::idle() const noexcept { return in_flight_.empty() && pending_.empty(); }
 
 void SpoolWriter::arm_timer() noexcept {
   if (timer_->armed()) return;
@@ -368,10 +382,24 @@ void SpoolWriter::arm_timer() noexcept {
 
 void SpoolWriter::on_timer(std::int32_t) noexcept { maybe_start_commit(true); }
 
+// A commit may start when none is in flight, or when fewer than commits_in_flight are, the
+// last one's write is done and the next batch is in the same segment (its fdatasync then
+// covers the earlier batch too, and a crash cannot leave a hole before written data).
+bool SpoolWriter::can_start_commit() const noexcept {
+  if (pending_.empty()) return false;
+  if (in_flight_.empty()) return true;
+  const CommitOp& last = *in_flight_.back();
+  if (in_flight_.size() >= options_.commits_in_flight || !last.write_done || last.err) {
+    return false;
+  }
+  const Batch& front = *pending_.front();
+  return !front.doom && front.seg == last.batch->seg;
+}
+
 void SpoolWriter::maybe_start_commit(bool force) noexcept {
-  while (in_flight_ == nullptr && !pending_.empty()) {
+  while (can_start_commit()) {
     Batch& front = *pending_.front();
-    if (front.doom) {
+    if (front.doom) {  // only with nothing in flight: failures are told in order too
       std::unique_ptr<Batch> b = std::move(pending_.front());
       pending_.pop_front();
       std::error_code ec = b->doom;
@@ -391,10 +419,9 @@ void SpoolWriter::maybe_start_commit(bool force) noexcept {
     op->batch = std::move(pending_.front());
     pending_.pop_front();
     op->fd = segments_.at(op->batch->seg.value())->fd;
-    in_flight_ = op;
+    in_flight_.push_back(op);
     const std::string& buf = op->batch->buf;
     engine_.write(op->fd, std::span<const char>(buf.data(), buf.size()), op->batch->offset, op);
-    return;
   }
 }
 
@@ -428,13 +455,18 @@ void SpoolWriter::on_io(CommitOp& op, std::int32_t res) noexcept {
                       op.batch->offset + op.written, &op);
         return;
       }
+      op.write_done = true;
       if (options_.test_sync_delay > Duration::zero()) {
         op.delaying = true;  // the test seam's slow disk: wait, then sync as usual
         engine_.timeout(options_.test_sync_delay, &op);
-        return;
-      }
-      if (options_.sync == SyncMode::Fdatasync) {
+      } else if (options_.sync == SyncMode::Fdatasync) {
         start_sync(op);
+      }
+      if (op.delaying || op.syncing) {
+        // The next batch is written while this one syncs (after the delay, if it is not
+        // full yet: it gathers appends meanwhile, as a batch does while nothing is in flight).
+        maybe_start_commit(false);
+        if (can_start_commit()) arm_timer();
         return;
       }
     } else {
@@ -452,25 +484,49 @@ void SpoolWriter::on_io(CommitOp& op, std::int32_t res) noexcept {
       err = io::to_error_code(res < 0 ? res : -EIO);
     }
   }
-  std::unique_ptr<Batch> batch = std::move(op.batch);
-  in_flight_ = nullptr;
-  delete &op;
-  if (err) {
-    if (err == std::errc::no_space_on_device) ++stats_.no_space;
-    SegmentSeq seg = batch->seg;
-    OpenSegment& s = *segments_.at(seg.value());
-    if (!s.retired) {
-      s.retired = true;
-      ++stats_.segments_retired;
-      log::error("spool: {} on {}; segment retired, {} records failed", err.message(),
-                 detail::segment_path(options_.dir, seg), batch->effects.size());
-    }
-    if (current_ == seg) current_ = SegmentSeq{};
-    relocate_pending(seg);
-    finish_batch(std::move(batch), std::unexpected(err));
-    return;
+  op.done = true;
+  if (err) fail_segment(op.batch->seg, err);
+  finish_in_order();
+}
+
+// A failed write or fdatasync retires its segment, and fails every commit on it still in
+// flight, before or after this one: the kernel reports a writeback error to one fdatasync
+// of the file only, so another commit's success proves nothing (fsyncgate).
+void SpoolWriter::fail_segment(SegmentSeq seg, std::error_code err) noexcept {
+  for (CommitOp* op : in_flight_) {
+    if (op->batch->seg == seg && !op->err) op->err = err;
   }
-  finish_batch(std::move(batch), Status{});
+  OpenSegment& s = *segments_.at(seg.value());
+  if (!s.retired) {
+    s.retired = true;
+    ++stats_.segments_retired;
+    std::size_t records = 0;
+    for (CommitOp* op : in_flight_) {
+      if (op->batch->seg == seg) records += op->batch->effects.size();
+    }
+    log::error("spool: {} on {}; segment retired, {} records failed", err.message(),
+               detail::segment_path(options_.dir, seg), records);
+  }
+  if (current_ == seg) current_ = SegmentSeq{};
+  relocate_pending(seg);
+}
+
+// Commits finish in the order they started, so waiters (and the index) see them in
+// append order whichever fdatasync the kernel completes first.
+void SpoolWriter::finish_in_order() noexcept {
+  while (!in_flight_.empty() && in_flight_.front()->done) {
+    CommitOp* op = in_flight_.front();
+    in_flight_.pop_front();
+    std::unique_ptr<Batch> batch = std::move(op->batch);
+    std::error_code err = op->err;
+    delete op;
+    if (err) {
+      if (err == std::errc::no_space_on_device) ++stats_.no_space;
+      finish_batch(std::move(batch), std::unexpected(err));
+    } else {
+      finish_batch(std::move(batch), Status{});
+    }
+  }
 }
 
 void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
@@ -586,8 +642,8 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   batch.reset();
   run_deferred_job_commits();
   if (status) reclaim();
-  maybe_start_commit(true);
-  if (in_flight_ == nullptr && !pending_.empty()) arm_timer();
+  maybe_start_commit(in_flight_.empty());
+  if (can_start_commit()) arm_timer();
   for (auto& [w, st] : calls) w->on_committed(st);
 }
 

@@ -68,6 +68,15 @@ bool FakeEngine::complete_next(OpKind kind, std::int32_t res, std::uint32_t flag
   return true;
 }
 
+bool FakeEngine::complete_newest(OpKind kind, std::int32_t res) {
+  auto it = std::find_if(pending_.rbegin(), pending_.rend(),
+                         [&](const FakeOp& op) { return op.kind == kind; });
+  if (it == pending_.rend()) return false;
+  ready_.push_back({it->completion, res, 0});
+  pending_.erase(std::next(it).base());
+  return true;
+}
+
 std::size_t FakeEngine::deliver(int fd, std::string_view bytes) {
   auto it = std::find_if(pending_.begin(), pending_.end(), [&](const FakeOp& op) {
     return op.fd == fd && (op.kind == OpKind::Recv || op.kind == OpKind::RecvMultishot);

@@ -66,6 +66,8 @@ class FakeEngine final : public io::Engine {
   // with kMore leaves the op pending for complete_next(SendZc, 0, kNotification), which
   // picks the oldest op awaiting its notification; cancel() no longer reaches it.
   bool complete_next(OpKind kind, std::int32_t res, std::uint32_t flags = 0);
+  // Completes the newest pending op of `kind` (the kernel may finish them in any order).
+  bool complete_newest(OpKind kind, std::int32_t res);
   // Queues a raw call for the next run_once().
   void complete(io::Completion* c, std::int32_t res, std::uint32_t flags = 0);
   // Feeds bytes to the pending recv/recv_multishot on fd. recv: copies what fits, res = n.

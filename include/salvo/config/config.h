@@ -50,6 +50,9 @@ struct Node {
   Duration commit_interval = Duration(0);
   std::uint32_t commit_max_messages = 256;
   std::uint64_t commit_max_bytes = 16'000'000;
+  // Commits in flight per shard: the next batch is written while the last one's fdatasync
+  // runs (1: one at a time).
+  std::uint32_t commits_in_flight = 2;
 
   friend bool operator==(const Node&, const Node&) = default;
 };

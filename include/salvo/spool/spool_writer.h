@@ -49,6 +49,9 @@ struct WriterOptions {
   std::uint32_t batch_max_records = 256;
   std::uint64_t batch_max_bytes = 4ull << 20;
   Duration batch_max_delay = std::chrono::milliseconds(1);
+  // Commits in flight at once (docs/spool-format.md §5): a second batch of the same segment
+  // is written while the first one's fdatasync runs. 1: one commit at a time.
+  std::uint32_t commits_in_flight = 2;
   SyncMode sync = SyncMode::Fdatasync;
   // free_space_ok() is false below this many free bytes on the spool filesystem.
   std::uint64_t reserve_bytes = 256ull << 20;
@@ -60,8 +63,10 @@ struct WriterOptions {
 // Owner: the shard whose engine it runs on; single-threaded, no locks. Lifecycle: create
 // after recovery (with its index and next ids), append from shard code, destroy on the
 // same shard (pending waiters then get errc::writer_closed; IO in flight finishes alone).
-// Limits: one commit in flight; appends made meanwhile form the next batch(es). A record
-// never spans segments; a record larger than segment_size gets a segment sized to fit.
+// Limits: options.commits_in_flight commits at once, each started once the write of the one
+// before it is done and in the same segment; waiters are told in commit order. Appends made
+// meanwhile form the next batch(es). A record never spans segments; a record larger than
+// segment_size gets a segment sized to fit.
 // Back-pressure is the caller's: watch buffered_bytes().
 class SpoolWriter final : public metrics::Source {
  public:
@@ -120,6 +125,9 @@ class SpoolWriter final : public metrics::Source {
   void maybe_start_commit(bool force) noexcept;
   void on_io(CommitOp& op, std::int32_t res) noexcept;
   void start_sync(CommitOp& op) noexcept;
+  bool can_start_commit() const noexcept;
+  void fail_segment(SegmentSeq seg, std::error_code err) noexcept;
+  void finish_in_order() noexcept;
   void on_timer(std::int32_t res) noexcept;
   using Timer = io::DetachableOp<SpoolWriter, &SpoolWriter::on_timer>;
   void finish_batch(std::unique_ptr<Batch> batch, Status status) noexcept;
@@ -144,7 +152,7 @@ class SpoolWriter final : public metrics::Source {
   SegmentSeq current_{};
   std::map<std::uint64_t, std::unique_ptr<OpenSegment>> segments_;  // open fds
   std::deque<std::unique_ptr<Batch>> pending_;
-  CommitOp* in_flight_ = nullptr;
+  std::deque<CommitOp*> in_flight_;  // in commit order; finished from the front
   // The buffer of the last committed batch, kept for the next one (if no larger than twice
   // batch_max_bytes): a fresh buffer costs a page fault per 4 KiB written into it.
   std::string spare_buf_;

@@ -115,6 +115,7 @@ TEST(Load, Defaults) {
   EXPECT_EQ(c->node.spool_segment_size, 64'000'000u);
   EXPECT_EQ(c->node.spool_reserve, 1'000'000'000u);
   EXPECT_EQ(c->node.commit_interval, Duration(0));
+  EXPECT_EQ(c->node.commits_in_flight, 2u);
   EXPECT_TRUE(c->listen.empty());
   EXPECT_EQ(c->tls.certificate, "");
   ASSERT_EQ(c->dns.resolvers.size(), 1u);  // no resolv.conf: what glibc does
@@ -318,6 +319,7 @@ spool_reserve = 0
 commit_interval = "0s"
 commit_max_messages = 1
 commit_max_bytes = 1048576
+commits_in_flight = 3
 
 [dns]
 resolvers = ["127.0.0.53", "[::1]:5353"]
@@ -347,6 +349,7 @@ address = "127.0.0.1:8080"
   EXPECT_EQ(c->node.spool_reserve, 0u);
   EXPECT_EQ(c->node.commit_interval, Duration(0));
   EXPECT_EQ(c->node.commit_max_bytes, 1u << 20);
+  EXPECT_EQ(c->node.commits_in_flight, 3u);
   EXPECT_EQ(c->delivery.dsn_from, "MAILER-DAEMON@mta1.example.com");
   ASSERT_EQ(c->dns.resolvers.size(), 2u);
   EXPECT_EQ(c->dns.resolvers[0].to_string(), "127.0.0.53:53");

@@ -55,6 +55,18 @@ class WriterFake : public ::testing::Test {
     static const salvo::test::FakeOp kNone;
     return kNone;
   }
+  // The oldest pending write completes in full, then the engine runs once.
+  void finish_write() {
+    ASSERT_TRUE(engine_->complete_next(OpKind::Write,
+                                       static_cast<std::int32_t>(pending_write().data.size())));
+    pump(1);
+  }
+  // The oldest (or newest) pending fdatasync completes with res.
+  void finish_sync(std::int32_t res, bool newest = false) {
+    ASSERT_TRUE(newest ? engine_->complete_newest(OpKind::Fdatasync, res)
+                       : engine_->complete_next(OpKind::Fdatasync, res));
+    pump(1);
+  }
   std::size_t count(OpKind k) const {
     std::size_t n = 0;
     for (const auto& op : engine_->history()) n += op.kind == k ? 1 : 0;
@@ -151,7 +163,8 @@ TEST_F(WriterFake, FdatasyncEioFailsBatchRetiresSegment) {
 }
 
 TEST_F(WriterFake, PendingBatchMovesToFreshSegmentAfterFailure) {
-  make(FakeMode::Manual, WriterOptions{.batch_max_records = 2});
+  // One commit at a time: the second batch is still pending when the first one fails.
+  make(FakeMode::Manual, WriterOptions{.batch_max_records = 2, .commits_in_flight = 1});
   Waiter a, b;
   append(2, a);  // sealed: write issued
   append(2, b);  // pending behind it, same segment
@@ -181,6 +194,84 @@ TEST_F(WriterFake, PendingBatchMovesToFreshSegmentAfterFailure) {
   pump(1);
   EXPECT_EQ(b.ok, 2);
   EXPECT_EQ(index_.message_count(), 2u);
+}
+
+// Two commits in flight (the default): the second batch is written while the first one's
+// fdatasync runs, and waiters hear of them in order whichever fdatasync returns first.
+TEST_F(WriterFake, SecondBatchIsWrittenWhileTheFirstSyncs) {
+  make(FakeMode::Manual, WriterOptions{.batch_max_records = 2});
+  Waiter a, b, c;
+  append(2, a);  // sealed: its write is issued
+  append(2, b);  // sealed, but the first write is not done
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);
+  const auto first = pending_write();
+  finish_write();
+  ASSERT_EQ(engine_->pending_count(OpKind::Fdatasync), 1u);
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);  // b's, during a's fdatasync
+  EXPECT_EQ(pending_write().offset, first.offset + first.data.size());
+  append(2, c);  // a third waits: two are in flight
+  EXPECT_EQ(engine_->pending_count(OpKind::Write), 1u);
+  finish_write();
+  ASSERT_EQ(engine_->pending_count(OpKind::Fdatasync), 2u);
+  EXPECT_EQ(engine_->pending_count(OpKind::Write), 0u);
+  finish_sync(0, /*newest=*/true);  // b's returns first
+  EXPECT_EQ(b.calls, 0);  // not before a
+  EXPECT_EQ(index_.message_count(), 0u);
+  finish_sync(0);
+  EXPECT_EQ(a.ok, 2);
+  EXPECT_EQ(b.ok, 2);
+  EXPECT_EQ(index_.message_count(), 4u);
+  EXPECT_EQ(writer_->stats().commits, 2u);
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);  // c's, now that a slot is free
+  finish_write();
+  finish_sync(0);
+  EXPECT_EQ(c.ok, 2);
+  EXPECT_TRUE(writer_->idle());
+}
+
+// fsyncgate with two in flight: the kernel reports a writeback error to one fdatasync of
+// the file, so the other commit on that segment fails too, even though its own returned 0.
+TEST_F(WriterFake, AFailedFdatasyncFailsTheOtherCommitOnItsSegment) {
+  make(FakeMode::Manual, WriterOptions{.batch_max_records = 2});
+  Waiter a, b, c;
+  append(2, a);
+  append(2, b);
+  finish_write();
+  finish_write();
+  ASSERT_EQ(engine_->pending_count(OpKind::Fdatasync), 2u);
+  finish_sync(-EIO, /*newest=*/true);  // b's sees the error
+  finish_sync(0);                      // a's "succeeds"
+  EXPECT_EQ(a.calls, 2);
+  EXPECT_EQ(a.ok, 0);
+  EXPECT_EQ(b.calls, 2);
+  EXPECT_EQ(b.ok, 0);
+  EXPECT_EQ(index_.message_count(), 0u);
+  EXPECT_EQ(writer_->stats().segments_retired, 1u);
+  append(2, c);  // later mail goes to a fresh segment and commits
+  finish_write();
+  finish_sync(0);
+  EXPECT_EQ(c.ok, 2);
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(2));
+}
+
+// A batch in a new segment waits until nothing is in flight: its fdatasync would not cover
+// the earlier segment's unsynced tail.
+TEST_F(WriterFake, ABatchInANewSegmentWaitsForTheCommitsBeforeIt) {
+  make(FakeMode::Manual, WriterOptions{.segment_size = 8192, .batch_max_records = 2});
+  fx_.body.assign(3000, 'x');
+  Waiter a, b;
+  append(2, a);  // most of the segment
+  ASSERT_EQ(writer_->current_segment(), SegmentSeq(1));
+  append(2, b);  // does not fit: a new segment
+  ASSERT_EQ(writer_->current_segment(), SegmentSeq(2));
+  finish_write();
+  EXPECT_EQ(engine_->pending_count(OpKind::Write), 0u);
+  finish_sync(0);
+  EXPECT_EQ(a.ok, 2);
+  ASSERT_EQ(engine_->pending_count(OpKind::Write), 1u);
+  finish_write();
+  finish_sync(0);
+  EXPECT_EQ(b.ok, 2);
 }
 
 TEST_F(WriterFake, ShortWriteIsContinued) {
