@@ -53,6 +53,11 @@ bool Destination::active() const noexcept {
   return !backlog_.empty() || !pool_.empty() || slots_ != 0;
 }
 
+bool Destination::forgettable() noexcept {
+  return !active() && !listed && !dirty && lookups_ == 0 && !bouncing_ && cancelled_.empty() &&
+         shaper_.at_rest(now());
+}
+
 bool Destination::due(WallTime w) const noexcept {
   return backlog_.ready() != 0 || !pool_.empty() || backlog_.next_due() <= w;
 }
@@ -189,19 +194,30 @@ void Destination::resolve() noexcept {
     }
   }
   route_.begin_lookup();
-  auto answer = side_.env().lookup_mx(route_.lookup_name(),
-                                      [this](dns::MxAnswer a) { on_mx(*a); });
-  if (answer) on_mx(*answer);
+  auto answer = side_.env().lookup_mx(route_.lookup_name(), [this](dns::MxAnswer a) {
+    --lookups_;
+    on_mx(*a);
+  });
+  if (answer) {
+    on_mx(*answer);
+  } else {
+    ++lookups_;
+  }
 }
 
 void Destination::resolve_routes(const std::vector<config::HostPort>& hops) noexcept {
   const auto named = route_.apply_routes(hops, now());
   for (std::size_t i : named) {
     auto answer = side_.env().lookup_host(hops[i].host, [this, i](dns::MxAnswer a) {
+      --lookups_;
       route_.resolve_hop(i, *a, now());
       side_.mark_dirty(*this);
     });
-    if (answer) route_.resolve_hop(i, *answer, now());
+    if (answer) {
+      route_.resolve_hop(i, *answer, now());
+    } else {
+      ++lookups_;
+    }
   }
 }
 

@@ -45,6 +45,9 @@ class Destination {
   void pump() noexcept;
   // Work queued, connections open or transactions alive.
   bool active() const noexcept;
+  // Nothing would be lost by freeing it now: not active, not listed, no lookup whose
+  // callback would find it, nothing an operator set (pause, bounce) and no back-off.
+  bool forgettable() noexcept;
   // Due for a pump on the tick: ready work, connections, or a deferred recipient now due.
   bool due(WallTime now) const noexcept;
 
@@ -87,9 +90,10 @@ class Destination {
   const Backlog& backlog() const noexcept { return backlog_; }
   std::size_t slots() const noexcept { return slots_; }
 
-  // Bookkeeping of DestinationSide's active and dirty lists.
+  // Bookkeeping of DestinationSide's active, dirty and idle lists.
   bool listed = false;
   bool dirty = false;
+  std::uint32_t idle_entries = 0;  // entries in DestinationSide's idle list
 
  private:
   TimePoint now() const noexcept;
@@ -118,6 +122,7 @@ class Destination {
   DestinationStats stats_;
   std::optional<LocalFailure> last_failure_;  // the last connection-level failure
   std::size_t slots_ = 0;  // slots of this destination alive
+  std::uint32_t lookups_ = 0;  // MX / host lookups whose callbacks are still to come
   bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
   std::deque<queue::QueuedRecipient> cancelled_;  // salvoctl bounce --id, still to fail
 };

@@ -112,15 +112,40 @@ void DestinationSide::tick() noexcept {
   }
   std::vector<Destination*> keep;
   keep.reserve(current.size() + active_.size());
+  const TimePoint now = env_.clock().now();
   for (Destination* d : current) {
     if (d->active()) {
       keep.push_back(d);
     } else {
       d->listed = false;
+      went_idle(*d, now);
     }
   }
   for (Destination* d : active_) keep.push_back(d);
   active_.swap(keep);
+  forget_idle(now);
+}
+
+void DestinationSide::went_idle(Destination& d, TimePoint now) {
+  ++d.idle_entries;
+  idle_.emplace_back(&d, now);
+}
+
+// Walks only the idle list's expired front, so a shard with many destinations pays for
+// those going away, not for all of them every tick. A destination's earlier entries come
+// before its last one, so none is left pointing at a freed destination.
+void DestinationSide::forget_idle(TimePoint now) noexcept {
+  while (!idle_.empty() && now - idle_.front().second >= kForgetAfter) {
+    Destination* d = idle_.front().first;
+    idle_.pop_front();
+    if (--d->idle_entries != 0 || d->listed) continue;  // a later entry, or busy again
+    if (!d->forgettable()) {
+      went_idle(*d, now);  // paused, backed off, a lookup out: look again later
+      continue;
+    }
+    ++forgotten_;
+    destinations_.erase(d->key());
+  }
 }
 
 void DestinationSide::reload(DeliveryContext context) {
@@ -217,6 +242,10 @@ constexpr metrics::Family kQueueRecipients{
     "next attempt; in_flight: in a transaction)."};
 constexpr metrics::Family kDestinations{"salvo_destinations", metrics::Type::Gauge,
                                         "Destinations (domains and MX rollups) known."};
+constexpr metrics::Family kDestinationsForgotten{
+    "salvo_destinations_forgotten_total", metrics::Type::Counter,
+    "Destinations freed after ten minutes with nothing queued, no connection, no pause and "
+    "no back-off."};
 constexpr metrics::Family kDkimSignatures{
     "salvo_dkim_signatures_total", metrics::Type::Counter,
     "DKIM signatures put on outgoing mail: signed (an RSA or Ed25519 operation) or reused "
@@ -248,6 +277,7 @@ void DestinationSide::report(metrics::Snapshot& s) const {
   s.add(kQueueRecipients, "state=\"deferred\"", deferred);
   s.add(kQueueRecipients, "state=\"in_flight\"", in_flight);
   s.add(kDestinations, {}, static_cast<std::uint64_t>(destinations_.size()));
+  s.add(kDestinationsForgotten, {}, forgotten_);
   s.add(kDkimSignatures, "how=\"signed\"", signing_cache_.signatures.misses());
   s.add(kDkimSignatures, "how=\"reused\"", signing_cache_.signatures.hits());
   s.add(kDkimBodyHashes, "how=\"computed\"", signing_cache_.body_hashes_computed);

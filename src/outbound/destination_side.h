@@ -6,8 +6,10 @@
 // so unit tests run it on fakes; what is configured comes as a DeliveryContext, replaced
 // whole by a reload.
 //
-// Owner: one shard. Destinations are never freed while the shard runs (their count is
-// bounded by the domains mail goes to), so callbacks may hold plain pointers to them.
+// Owner: one shard. A destination is freed only by tick(), after kForgetAfter idle, and only
+// when nothing holds a plain pointer to it: no slot (signing queue, connections), no
+// connection in its pool, no MX or host lookup whose callback is to come, not on the
+// active or dirty list. Anything else that keeps one must be counted in forgettable().
 #pragma once
 
 #include <cstdint>
@@ -88,8 +90,15 @@ class DestinationSide {
   void accept(Enqueue&& e) noexcept;
   // Pumps the destinations with work due (rates, back-off, retries); call often (10 ms
   // while any is active).
+  // Also forgets destinations idle for kForgetAfter (see forget_idle).
   void tick() noexcept;
   bool idle() const noexcept { return active_.empty(); }
+  // A destination with nothing queued, no connection, nothing an operator set and no
+  // back-off is freed after this long idle: its next mail makes a fresh one (the MX answer
+  // stays in the shard's MX cache). Only the per-destination counters of `salvoctl
+  // domains` go with it.
+  static constexpr Duration kForgetAfter = std::chrono::minutes(10);
+  std::size_t destination_count() const noexcept { return destinations_.size(); }
   void reload(DeliveryContext context);
   void begin_stop() noexcept;
   bool stopping() const noexcept { return stopping_; }
@@ -138,8 +147,14 @@ class DestinationSide {
   DeliveryEnv& env_;
   DeliveryContext ctx_;
   std::unordered_map<std::string, std::unique_ptr<Destination>> destinations_;
+  std::uint64_t forgotten_ = 0;  // destinations freed after kForgetAfter idle
   std::vector<Destination*> active_;  // destinations with work or connections
   std::vector<Destination*> dirty_;   // to pump after the current callback
+  // Destinations as they went idle, oldest first; an entry is current only if it is the
+  // destination's last one (Destination::idle_entries).
+  std::deque<std::pair<Destination*, TimePoint>> idle_;
+  void went_idle(Destination& d, TimePoint now);
+  void forget_idle(TimePoint now) noexcept;
   bool pump_scheduled_ = false;
   std::deque<Slot*> signing_;  // waiting for their signatures, oldest first
   SigningCache signing_cache_;

@@ -42,6 +42,11 @@ class Shaper {
   void pause() noexcept { operator_paused_ = true; }
   void resume() noexcept { operator_paused_ = false; }
   bool paused() const noexcept { return operator_paused_; }
+  // Neither paused by the operator nor in a back-off pause: nothing to remember (a ramp
+  // back up after a pause means nothing once the destination has been idle a while).
+  bool at_rest(TimePoint now) noexcept {
+    return !operator_paused_ && backoff_.state(now) != queue::Backoff::State::Paused;
+  }
   // "paused", "held", "backoff", "recovering", or "" (normal: the caller says active/idle).
   std::string_view state(TimePoint now) noexcept;
 

@@ -591,6 +591,72 @@ TEST_F(DestinationTest, BounceOfOneMessageLeavesTheOthersQueued) {
   EXPECT_EQ(dest("a.test").info().ready, 1u);
 }
 
+// --- forgetting idle destinations ---------------------------------------------------------
+
+TEST_F(DestinationTest, AnIdleDestinationIsForgottenAfterTenMinutesAndMadeAgainByNewMail) {
+  start();
+  message("a.test");
+  env_.run();
+  auto& c = up(0);
+  c.answer(kOk);
+  c.close();
+  env_.run();
+  tick_for(9min, 1s);
+  EXPECT_NE(side_->find("a.test"), nullptr);
+  tick_for(2min, 1s);
+  EXPECT_EQ(side_->find("a.test"), nullptr);
+  EXPECT_EQ(side_->destination_count(), 0u);
+  const auto id = message("a.test");
+  env_.run();
+  ASSERT_EQ(env_.channels.size(), 2u);
+  up(1).answer(kOk);
+  EXPECT_EQ(states_of(id), std::vector{spool::RecipientState::Delivered});
+}
+
+TEST_F(DestinationTest, APausedDestinationIsKeptUntilResumed) {
+  start();
+  EXPECT_EQ(side_->pause("b.test", 0, 1), 1u);  // ahead of its mail
+  tick_for(11min, 1s);
+  ASSERT_NE(side_->find("b.test"), nullptr);
+  EXPECT_EQ(dest("b.test").info().state, "paused");
+  EXPECT_EQ(side_->resume("b.test"), 1u);
+  tick_for(11min, 1s);
+  EXPECT_EQ(side_->find("b.test"), nullptr);
+}
+
+TEST_F(DestinationTest, ABackedOffDestinationIsKeptWhileItLasts) {
+  start("[delivery]\nbackoff_pause = \"30m\"\nretry_schedule = [\"1m\"]\n");
+  const auto id = message("a.test");
+  env_.run();
+  auto& c = up(0);
+  c.answer(kThrottle);
+  c.close();
+  env_.run();
+  ASSERT_EQ(dest("a.test").info().state, "backoff");
+  EXPECT_EQ(side_->bounce_message(id), 1u);  // nothing queued any more
+  tick_for(20min, 1s);
+  ASSERT_NE(side_->find("a.test"), nullptr);
+  tick_for(25min, 1s);  // the back-off ends, then ten idle minutes
+  EXPECT_EQ(side_->find("a.test"), nullptr);
+}
+
+TEST_F(DestinationTest, ADestinationWaitingForAnMxAnswerIsKept) {
+  start();
+  env_.hold_dns = true;
+  const auto id = message("a.test");
+  env_.run();
+  EXPECT_EQ(side_->bounce_message(id), 1u);
+  tick_for(11min, 1s);
+  // Its lookup's callback would find it gone.
+  ASSERT_NE(side_->find("a.test"), nullptr);
+  EXPECT_FALSE(dest("a.test").active());
+  env_.hold_dns = false;
+  env_.answer_mx("a.test");
+  env_.run();
+  tick_for(11min, 1s);
+  EXPECT_EQ(side_->find("a.test"), nullptr);
+}
+
 // --- reload and stop --------------------------------------------------------------------
 
 TEST_F(DestinationTest, ReloadAppliesNewLimitsToQueuedMail) {
