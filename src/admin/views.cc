@@ -144,7 +144,12 @@ json status_json(const std::vector<ShardAnswer>& answers, const Sampler& sampler
        {{"damaged_regions", count(node, "salvo_spool_recovery_damaged_regions")},
         {"skipped_bytes", count(node, "salvo_spool_recovery_skipped_bytes")},
         {"records_after_damage", count(node, "salvo_spool_recovery_records_after_damage")},
-        {"quarantined_segments", count(node, "salvo_spool_quarantined_segments")}}},
+        {"quarantined_segments", count(node, "salvo_spool_quarantined_segments")},
+        // A background recovery still scanning: shards at it, and what they have left.
+        {"running", count(node, "salvo_spool_recovery_running")},
+        {"segments_left", count(node, "salvo_spool_recovery_segments_left")},
+        {"bytes_left", count(node, "salvo_spool_recovery_bytes_left")},
+        {"messages", count(node, "salvo_spool_recovery_messages")}}},
       {"per_shard", shards},
       {"metrics", metrics_json(node)}};
 }

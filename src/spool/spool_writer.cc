@@ -143,6 +143,14 @@ void SpoolWriter::reserve_ids() noexcept {
     // the next block.
     ++stats_.id_mark_failures;
     log::error("spool: next-id mark in {}: {}", options_.dir, st.error().message());
+    // The old mark is now below ids in use. Remove it, so the next start scans the whole
+    // spool for the highest id before it takes mail instead of trusting the mark
+    // (list_spool: ids_known).
+    if (auto rm = detail::remove_id_mark(options_.dir); !rm) {
+      log::error("spool: cannot remove the stale next-id mark in {}: {}; the next start "
+                 "may repeat message ids",
+                 options_.dir, rm.error().message());
+    }
   }
   id_mark_ = mark;
 }
@@ -591,7 +599,14 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   for (auto& [w, st] : calls) w->on_committed(st);
 }
 
+void SpoolWriter::hold_reclaim(bool held) noexcept {
+  owner_.check();
+  reclaim_held_ = held;
+  if (!held) reclaim();
+}
+
 void SpoolWriter::reclaim() noexcept {
+  if (reclaim_held_) return;
   // Never the open segments (current, or with batches pending/in flight) or later ones.
   SegmentSeq keep = next_segment_;
   if (!segments_.empty()) keep = SegmentSeq(segments_.begin()->first);
