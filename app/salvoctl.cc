@@ -150,6 +150,9 @@ void print_trace(const json& t) {
       fmt::print("  #{:<6} {}\n", r["recipient"].get<std::uint64_t>(),
                  r["state"].get<std::string>());
     }
+  } else if (sp.value("recovering", false)) {
+    fmt::print("spool: not found yet: the start-up recovery is still reading the spool "
+               "(salvoctl status: recovery IN PROGRESS); try again when it is done\n");
   } else {
     fmt::print("spool: no longer queued (every recipient final)\n");
   }

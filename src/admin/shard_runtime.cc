@@ -319,6 +319,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   }
   if (!outbound_) return a;
   act(r, a);
+  a.recovering = background_ && background_->running();
   a.blocked_ns = shard_.engine().blocked_ns();
   a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();

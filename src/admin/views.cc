@@ -223,7 +223,10 @@ json dashboard_json(const std::vector<ShardAnswer>& answers, const Sampler& samp
 json trace_json(std::uint64_t id, const std::vector<ShardAnswer>& answers,
                 const std::string& log_dir) {
   const std::string id_hex = spool::format_id(id);
-  json spool = json{{"found", false}};
+  const bool recovering =
+      std::any_of(answers.begin(), answers.end(), [](const auto& a) { return a.recovering; });
+  // Not found while a background recovery runs: it may be an old message not read yet.
+  json spool = json{{"found", false}, {"recovering", recovering}};
   for (const auto& a : answers) {
     if (!a.trace_found) continue;
     json states = json::array();

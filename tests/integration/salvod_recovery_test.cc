@@ -83,11 +83,19 @@ void expect_each_delivered_once(Env& env, Salvod& d) {
 TEST(BackgroundRecovery, NewMailIsAcceptedBeforeTheOldSpoolIsReadAndAllIsDeliveredOnce) {
   Env env;
   ASSERT_NO_FATAL_FAILURE(queue_old_mail(env));
+  const auto items = read_spool_items(env.dir.file("spool"));
+  ASSERT_EQ(items.size(), static_cast<std::size_t>(kOld));
+  const std::string old_id = fmt::format("{:016x}", items.front().id);
   Salvod d(env.dir, slow_recovery(env, ""));
   EXPECT_NE(d.log().find("recovery=background"), std::string::npos) << d.log();
   const std::string reply = send_one(d, "new@d0.ok.test");
   EXPECT_TRUE(reply.starts_with("250")) << reply;
-  // Each shard has at least two segments, each waited for 1.5 s: the scan is not done.
+  // salvoctl says the scan runs, and does not call an old message final.
+  Ctl status = salvoctl(env.dir, d.config_path(), {"status"});
+  EXPECT_NE(status.out.find("recovery      IN PROGRESS"), std::string::npos) << status.out;
+  Ctl trace = salvoctl(env.dir, d.config_path(), {"trace", old_id});
+  EXPECT_NE(trace.out.find("not found yet"), std::string::npos) << trace.out;
+  // Each segment waits 1.5 s before it is read: the scan is not done.
   EXPECT_EQ(d.log().find(kFinished), std::string::npos) << d.log();
   ASSERT_TRUE(d.wait_for_log(kFinished, 30s)) << d.log();
   EXPECT_EQ(d.log_number("recovered_messages"), kOld) << d.log();
