@@ -236,7 +236,10 @@ void ControlServer::sample() noexcept {
   const Sampler::Sample s = sampler_->add(answers, steady_seconds(), wall);
   const bool all = std::all_of(answers.begin(), answers.end(),
                                [](const ShardAnswer& a) { return a.answered; });
-  if (draining_.load() && all && s.queued == 0 && s.in_flight == 0) {
+  // A background recovery still running has old mail the counts do not show yet.
+  const bool recovering = std::any_of(answers.begin(), answers.end(),
+                                      [](const ShardAnswer& a) { return a.recovering; });
+  if (draining_.load() && all && !recovering && s.queued == 0 && s.in_flight == 0) {
     log::info("salvod: drained: nothing left to deliver; stopping");
     draining_.store(false);
     ::kill(::getpid(), SIGTERM);  // main's sigwait takes it: the ordinary graceful stop

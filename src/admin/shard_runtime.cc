@@ -223,7 +223,7 @@ void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::Recove
   log::info("spool {}: recovered {} message(s), {} recipient(s) to deliver, in {:.3f} s", dir_,
             recovered_messages_, plan_.recipients.size(),
             std::chrono::duration<double>(took).count());
-  if (stop_started_ == TimePoint{}) {
+  if (stop_started_ == TimePoint{} && !intake_stopped_) {
     std::string why;
     if (auto st = start_pickup(&why); !st) {
       log::error("{}: the pickup directory is not watched", why);
@@ -319,7 +319,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   }
   if (!outbound_) return a;
   act(r, a);
-  a.recovering = background_ && background_->running();
+  a.recovering = (background_ && background_->running()) || plan_next_ < plan_.recipients.size();
   a.blocked_ns = shard_.engine().blocked_ns();
   a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();
@@ -342,6 +342,7 @@ void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
           [&](const request::BounceMessage& b) { a.touched = outbound_->bounce_message(b.id); },
           [&](const request::Drain&) {
             // No new mail; what is queued is still delivered.
+            intake_stopped_ = true;  // the pickup watcher does not start after a recovery
             for (auto& l : listeners_) l->begin_stop();
             if (watcher_) watcher_->begin_stop();
             if (http_) http_->stop_intake();

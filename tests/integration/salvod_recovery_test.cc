@@ -121,5 +121,22 @@ TEST(BackgroundRecovery, AKillDuringTheScanLosesNothing) {
   ASSERT_NO_FATAL_FAILURE(expect_each_delivered_once(env, d));
 }
 
+// salvoctl drain during the scan: salvod stops once nothing is left to deliver, and the old
+// mail it has not read yet counts (before, the drain saw an empty queue and stopped at
+// once, leaving the old mail for the next start).
+TEST(BackgroundRecovery, ADrainDuringTheScanWaitsForTheOldMail) {
+  Env env;
+  ASSERT_NO_FATAL_FAILURE(queue_old_mail(env));
+  Salvod d(env.dir, slow_recovery(env, ""));
+  Ctl dr = salvoctl(env.dir, d.config_path(), {"drain"});
+  ASSERT_EQ(dr.rc, 0) << dr.err;
+  auto rc = d.process().wait(40s);
+  ASSERT_TRUE(rc.has_value()) << "salvod did not stop after the drain\n" << d.log();
+  EXPECT_EQ(*rc, 0) << d.log();
+  EXPECT_NE(d.log().find(kFinished), std::string::npos) << d.log();
+  EXPECT_EQ(arrivals(env).size(), static_cast<std::size_t>(kOld)) << d.log();
+  EXPECT_TRUE(read_spool_items(env.dir.file("spool")).empty());
+}
+
 }  // namespace
 }  // namespace salvo::test
