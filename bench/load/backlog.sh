@@ -111,6 +111,7 @@ for line in open(f"/proc/{pid}/status"):
 print(f"{first:.2f} {full:.2f} {rss} {recovered}")
 EOF
   kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
+  grep -h "recovered .* message(s)" "$work/restart.log" | sed 's/^/   /' >&2 || true
 }
 
 declare -A row
