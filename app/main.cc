@@ -19,6 +19,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -107,6 +108,9 @@ struct Daemon {
   std::vector<net::PortReservation> reserved;
   std::unique_ptr<shard::ShardSet> shards;
   std::vector<spool::RecoveryResult> recovered;
+  // Per shard: the segments its runtime scans in the background, or none (scanned here).
+  std::vector<std::optional<spool::SpoolListing>> background;
+  std::unique_ptr<admin::RecoveryTally> tally;
   std::vector<std::string> shard_dirs;
   SystemClock clock;
   std::unique_ptr<accounting::Files> accounting;
@@ -233,29 +237,34 @@ void prepare(Daemon& d) {
   so.count = cfg.node.cores;
   d.shards = std::make_unique<shard::ShardSet>(so);
 
-  // Recovery runs here, before any shard loop: synchronous reads, one directory per shard.
+  // Recovery (docs/spool-format.md §7). Each shard's directory is listed here, before any
+  // shard loop. Where new mail can be written before the old is read (the id mark is
+  // known), the shard scans its segments in the background once it takes mail; otherwise,
+  // or with [node] background_recovery = false, they are scanned here.
+  d.tally = std::make_unique<admin::RecoveryTally>(d.shards->size());
   for (std::uint32_t i = 0; i < d.shards->size(); ++i) {
     std::string dir = spool + "/shard-" + std::to_string(i);
-    auto r = spool::recover(dir, i);
-    if (!r) throw std::runtime_error("spool " + dir + ": recovery failed: " + r.error().message());
-    const auto& rep = r->report;
-    if (rep.torn_segments != 0 || rep.bad_segments != 0 || rep.undecodable != 0 ||
-        rep.quarantined_segments != 0) {
-      log::warn(
-          "spool {}: recovery: {} segments, {} torn, {} bad, {} undecodable records, {} "
-          "bytes dropped; {} damaged (quarantined): {} stretch(es) and {} bytes skipped, "
-          "{} records recovered after the damage",
-          dir, rep.segments, rep.torn_segments, rep.bad_segments, rep.undecodable,
-          rep.dropped_bytes, rep.quarantined_segments, rep.damaged_regions, rep.skipped_bytes,
-          rep.records_after_damage);
+    auto listing = spool::list_spool(dir, i);
+    if (!listing) {
+      throw std::runtime_error("spool " + dir + ": recovery failed: " +
+                               listing.error().message());
     }
-    if (rep.bad_id_mark) {
-      log::warn("spool {}: the next-id file is unreadable: message ids continue above the "
-                "highest still in the spool and may repeat those of reclaimed messages",
-                dir);
+    if (cfg.node.background_recovery && listing->ids_known && !listing->segments.empty()) {
+      spool::RecoveryResult empty;  // new mail only, until the scan is handed over
+      empty.next_segment = listing->next_segment;
+      empty.next_id = listing->next_id;
+      d.recovered.push_back(std::move(empty));
+      d.background.push_back(std::move(*listing));
+    } else {
+      auto r = spool::recover_segments(*listing, nullptr);
+      if (!r) {
+        throw std::runtime_error("spool " + dir + ": recovery failed: " + r.error().message());
+      }
+      spool::log_report(dir, r->report);
+      d.recovered.push_back(std::move(*r));
+      d.background.push_back(std::nullopt);
     }
     d.shard_dirs.push_back(dir);
-    d.recovered.push_back(std::move(*r));
   }
 
   accounting::RotateOptions rotate;
@@ -382,6 +391,7 @@ int main(int argc, char** argv) {
     rt = std::make_unique<admin::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
                                              d.accounting.get(), d.pickup.get(), *d.outbound,
                                              mailbox, control.get());
+    rt->set_recovery(std::move(d.background[i]), d.tally.get());
     std::string why;
     auto st = rt->start(&why);
     // Every shard's delivery exists before any shard routes mail to it.
@@ -406,18 +416,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "salvod: %s\n", start_error.c_str());
     rc = 2;
   } else {
-    std::uint64_t recovered = 0;
-    for (const auto& rt : runtimes) recovered += rt->recovered_messages();
+    bool background = false;
+    for (const auto& b : d.background) background = background || b.has_value();
     std::string listeners;
     for (const auto& a : d.addresses) listeners += (listeners.empty() ? "" : ",") + a.to_string();
     // One parseable start-up line (tests and operators grep it).
     std::string http_at = "off";
     if (d.http) http_at = (d.http->tls != nullptr ? "https://" : "") + d.http->address.to_string();
     log::info("salvod started: shards={} engine={} features=[{}] listeners=[{}] http={} "
-              "spool={} recovered_messages={} fsync={}",
+              "spool={} recovery={} fsync={}",
               n, d.shards->shard(shard::ShardId(0)).engine().name(),
-              d.shards->shard(shard::ShardId(0)).engine().features().describe(),
-              listeners, http_at, cfg.node.spool, recovered, cfg.node.fsync ? "on" : "OFF");
+              d.shards->shard(shard::ShardId(0)).engine().features().describe(), listeners,
+              http_at, cfg.node.spool, background ? "background" : "done",
+              cfg.node.fsync ? "on" : "OFF");
     if (d.http && d.http_access->token_count() == 0) {
       log::warn("[http] has no token_file: every page but /healthz answers 401 (see "
                 "configs/salvo.toml)");

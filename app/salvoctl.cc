@@ -96,6 +96,13 @@ void print_status(const json& s) {
              s["spool"]["bytes"].get<std::uint64_t>(), s["spool"]["dir"].get<std::string>(),
              s["spool"]["free_bytes"].get<std::uint64_t>());
   const auto& rec = s["recovery"];
+  if (rec["running"].get<std::uint64_t>() != 0) {
+    // Counts above leave out the old mail until it is read (docs/spool-format.md §7).
+    fmt::print("recovery      IN PROGRESS on {} shard(s): {} segment(s), {} bytes left to "
+               "scan; {} messages found so far (queue counts leave them out until then)\n",
+               rec["running"].get<std::uint64_t>(), rec["segments_left"].get<std::uint64_t>(),
+               rec["bytes_left"].get<std::uint64_t>(), rec["messages"].get<std::uint64_t>());
+  }
   if (rec["quarantined_segments"].get<std::uint64_t>() != 0) {
     fmt::print(
         "recovery      DAMAGE at start: {} stretch(es), {} bytes skipped in {} quarantined "
@@ -104,7 +111,7 @@ void print_status(const json& s) {
         rec["damaged_regions"].get<std::uint64_t>(), rec["skipped_bytes"].get<std::uint64_t>(),
         rec["quarantined_segments"].get<std::uint64_t>(),
         rec["records_after_damage"].get<std::uint64_t>());
-  } else {
+  } else if (rec["running"].get<std::uint64_t>() == 0) {
     fmt::print("recovery      no damage found at start\n");
   }
   fmt::print("\n{:>5} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8} {:>11}\n", "shard", "destinations",
@@ -143,6 +150,9 @@ void print_trace(const json& t) {
       fmt::print("  #{:<6} {}\n", r["recipient"].get<std::uint64_t>(),
                  r["state"].get<std::string>());
     }
+  } else if (sp.value("recovering", false)) {
+    fmt::print("spool: not found yet: the start-up recovery is still reading the spool "
+               "(salvoctl status: recovery IN PROGRESS); try again when it is done\n");
   } else {
     fmt::print("spool: no longer queued (every recipient final)\n");
   }

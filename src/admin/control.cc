@@ -236,7 +236,10 @@ void ControlServer::sample() noexcept {
   const Sampler::Sample s = sampler_->add(answers, steady_seconds(), wall);
   const bool all = std::all_of(answers.begin(), answers.end(),
                                [](const ShardAnswer& a) { return a.answered; });
-  if (draining_.load() && all && s.queued == 0 && s.in_flight == 0) {
+  // A background recovery still running has old mail the counts do not show yet.
+  const bool recovering = std::any_of(answers.begin(), answers.end(),
+                                      [](const ShardAnswer& a) { return a.recovering; });
+  if (draining_.load() && all && !recovering && s.queued == 0 && s.in_flight == 0) {
     log::info("salvod: drained: nothing left to deliver; stopping");
     draining_.store(false);
     ::kill(::getpid(), SIGTERM);  // main's sigwait takes it: the ordinary graceful stop
@@ -380,13 +383,22 @@ json ControlServer::verb(const json& request) {
   if (!parsed) return json{{"ok", false}, {"error", parsed.error()}};
   const std::string cmd = request.value("cmd", "");
   std::size_t touched = 0;
-  for (const auto& a : ask(*parsed)) touched += a.touched;
+  bool recovering = false;
+  for (const auto& a : ask(*parsed)) {
+    touched += a.touched;
+    recovering = recovering || a.recovering;
+  }
   if (const auto* b = std::get_if<request::BounceMessage>(&*parsed)) {
     const std::string text = spool::format_id(b->id);
     if (touched == 0) {
       return json{{"ok", false},
                   {"error", fmt::format("message {} has no queued recipients (delivered, "
-                                        "bounced, in a transaction now, or unknown)", text)}};
+                                        "bounced, in a transaction now, or unknown){}",
+                                        text,
+                                        recovering ? "; the start-up recovery is still "
+                                                     "reading the spool: an older message "
+                                                     "is not known yet, try again later"
+                                                   : "")}};
     }
     return json{{"ok", true}, {"cmd", cmd}, {"id", text}, {"recipients", touched}};
   }

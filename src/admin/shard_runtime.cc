@@ -11,6 +11,7 @@
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
 
+#include "admin/background_recovery.h"
 #include "admin/http_server.h"
 
 namespace salvo::admin {
@@ -34,6 +35,21 @@ ShardRuntime::ShardRuntime(shard::Shard& shard, const config::Config& config,
 
 ShardRuntime::~ShardRuntime() = default;
 
+void RecoveryTally::shard_done(std::uint64_t recovered) noexcept {
+  const std::uint64_t total = messages.fetch_add(recovered) + recovered;
+  if (left.fetch_sub(1) != 1) return;
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+  // One parseable line (tests and operators grep it).
+  log::info("spool recovery finished: recovered_messages={} seconds={:.3f}", total,
+            took.count());
+}
+
+void ShardRuntime::set_recovery(std::optional<spool::SpoolListing> background,
+                                RecoveryTally* tally) {
+  background_listing_ = std::move(background);
+  tally_ = tally;
+}
+
 namespace {
 
 constexpr metrics::Family kIntakeBytes{
@@ -48,18 +64,17 @@ constexpr metrics::Family kIntakePeak{
 
 namespace {
 
-// The spool's test seam (WriterOptions::test_sync_delay): integration tests emulate a
-// stalled disk with SALVO_TEST_SYNC_DELAY_MS; nothing else sets it.
-Duration test_sync_delay(std::uint32_t shard) {
-  const char* v = std::getenv("SALVO_TEST_SYNC_DELAY_MS");
+// The spool's test seams, read from the environment: integration tests emulate a stalled
+// disk with SALVO_TEST_SYNC_DELAY_MS (WriterOptions::test_sync_delay) and a slow
+// background recovery with SALVO_TEST_RECOVERY_DELAY_MS (ScanProgress); nothing else sets
+// them. `what` says what the delay does, for the warning shard 0 logs.
+Duration test_delay(const char* name, std::uint32_t shard, const char* what) {
+  const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return Duration::zero();
   char* end = nullptr;
   const unsigned long ms = std::strtoul(v, &end, 10);
   if (*end != '\0' || ms == 0) return Duration::zero();
-  if (shard == 0) {
-    log::warn("SALVO_TEST_SYNC_DELAY_MS={}: every spool commit waits {} ms (tests only)", ms,
-              ms);
-  }
+  if (shard == 0) log::warn("{}={}: {} waits {} ms (tests only)", name, ms, what, ms);
   return std::chrono::milliseconds(ms);
 }
 
@@ -78,10 +93,13 @@ Status ShardRuntime::start(std::string* why) {
   wo.batch_max_delay = node.commit_interval;
   wo.sync = node.fsync ? spool::SyncMode::Fdatasync : spool::SyncMode::None;
   wo.reserve_bytes = node.spool_reserve;
-  wo.test_sync_delay = test_sync_delay(shard_.id().value());
+  wo.test_sync_delay =
+      test_delay("SALVO_TEST_SYNC_DELAY_MS", shard_.id().value(), "every spool commit");
   writer_ = std::make_unique<spool::SpoolWriter>(shard_.engine(), shard_.clock(), wo,
                                                  recovered_.index, recovered_.next_segment,
                                                  recovered_.next_id);
+  // The index knows none of the old segments yet: none may go before it does.
+  if (background_listing_) writer_->hold_reclaim(true);
   if (files_ != nullptr) {
     accounting_ = std::make_unique<accounting::Writer>(shard_.engine(), shard_.clock(), *files_);
   }
@@ -96,7 +114,10 @@ Status ShardRuntime::start(std::string* why) {
 Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                           const std::vector<net::SocketAddress>& addresses,
                           const HttpShared* http, std::string* why) {
-  outbound_->recover(recovered_, dir_);
+  if (!background_listing_) {
+    outbound_->recover(recovered_, dir_);
+    if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
+  }
   if (!shared.empty()) {
     // Also without a cap (0): then it only measures (salvo_smtp_intake_bytes).
     const std::uint64_t cap = config_.node.max_pending_bytes;
@@ -117,16 +138,9 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
     registry_.add(l.get());
     listeners_.push_back(std::move(l));
   }
-  if (pickup_ != nullptr) {
-    watcher_ = std::make_unique<inbound::PickupWatcher>(shard_, *writer_, recovered_.index, dir_,
-                                                        *pickup_, accounting_.get());
-    watcher_->set_dispatch(outbound_.get());
-    registry_.add(watcher_.get());
-    // Needed only to settle what was claimed before the restart: given away, so freed.
-    if (auto st = watcher_->start(std::move(recovered_.pickup_claims)); !st) {
-      *why = "pickup " + pickup_->dir + ": " + st.error().message();
-      return st;
-    }
+  // Claims are settled against the spool: with a background recovery, once it is read.
+  if (!background_listing_) {
+    if (auto st = start_pickup(why); !st) return st;
   }
   if (http != nullptr && gateway_ != nullptr) {
     InjectDeps deps;
@@ -148,7 +162,92 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       return st;
     }
   }
+  if (background_listing_) {
+    background_ = std::make_unique<BackgroundRecovery>(
+        shard_, [this](BackgroundRecovery::Done&& d) {
+          if (!d.recovered) {
+            log::error("spool {}: background recovery failed: {}; its mail stays on disk, "
+                       "undelivered until salvod is restarted",
+                       dir_, d.recovered.error().message());
+            return;
+          }
+          finish_recovery(std::move(*d.recovered), std::move(d.plan), d.took);
+        });
+    registry_.add(background_.get());
+    log::info("spool {}: {} segment(s), {} bytes: recovering in the background", dir_,
+              background_listing_->segments.size(), background_listing_->bytes);
+    background_->start(*background_listing_,
+                       test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
+                                  "each segment of the background recovery"));
+  }
   return {};
+}
+
+Status ShardRuntime::start_pickup(std::string* why) {
+  if (pickup_ == nullptr) return {};
+  watcher_ = std::make_unique<inbound::PickupWatcher>(shard_, *writer_, recovered_.index, dir_,
+                                                      *pickup_, accounting_.get());
+  watcher_->set_dispatch(outbound_.get());
+  registry_.add(watcher_.get());
+  // Needed only to settle what was claimed before the restart: given away, so freed.
+  if (auto st = watcher_->start(std::move(recovered_.pickup_claims)); !st) {
+    *why = "pickup " + pickup_->dir + ": " + st.error().message();
+    return st;
+  }
+  return {};
+}
+
+void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::RecoveryPlan&& plan,
+                                   Duration took) {
+  spool::log_report(dir_, old.report);
+  // The old ids are all below the mark the new mail's ids started from: no id is in both.
+  const std::vector<spool::MessageId> clashes = recovered_.index.absorb(std::move(old.index));
+  if (!clashes.empty()) {
+    log::error("spool {}: {} message id(s) of the old spool were given to new mail too (the "
+               "next-id mark was behind); their old copies are kept on disk, not delivered, "
+               "first {}",
+               dir_, clashes.size(), spool::format_id(clashes.front().value()));
+  }
+  spool::add(recovered_.report, old.report);
+  recovered_.pickup_claims = std::move(old.pickup_claims);
+  recovered_messages_ = old.report.messages;
+  writer_->hold_reclaim(false);
+  if (!clashes.empty()) {
+    std::erase_if(plan.recipients, [&](const outbound::RecoveredRecipient& r) {
+      return std::find(clashes.begin(), clashes.end(), spool::MessageId(r.message)) !=
+             clashes.end();
+    });
+  }
+  outbound_->recovery_unreadable(plan.unreadable, dir_);
+  plan_ = std::move(plan);
+  plan_next_ = 0;
+  log::info("spool {}: recovered {} message(s), {} recipient(s) to deliver, in {:.3f} s", dir_,
+            recovered_messages_, plan_.recipients.size(),
+            std::chrono::duration<double>(took).count());
+  if (stop_started_ == TimePoint{} && !intake_stopped_) {
+    std::string why;
+    if (auto st = start_pickup(&why); !st) {
+      log::error("{}: the pickup directory is not watched", why);
+    }
+  }
+  route_recovered();
+  if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
+}
+
+void ShardRuntime::route_recovered() noexcept {
+  // A slice per loop turn: IO and new mail go on between slices.
+  constexpr std::size_t kSlice = 16384;
+  if (stop_started_ != TimePoint{} || !outbound_) return;  // the spool keeps the rest
+  const std::size_t n = std::min(kSlice, plan_.recipients.size() - plan_next_);
+  outbound_->recover(std::span<const outbound::RecoveredRecipient>(
+      plan_.recipients.data() + plan_next_, n));
+  plan_next_ += n;
+  if (plan_next_ < plan_.recipients.size()) {
+    shard_.defer([this] { route_recovered(); });
+  } else {
+    plan_ = {};
+    plan_next_ = 0;
+  }
 }
 
 void ShardRuntime::attach_control(ControlInbox* inbox) {
@@ -221,6 +320,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   }
   if (!outbound_) return a;
   act(r, a);
+  a.recovering = (background_ && background_->running()) || plan_next_ < plan_.recipients.size();
   a.blocked_ns = shard_.engine().blocked_ns();
   a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();
@@ -243,6 +343,7 @@ void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
           [&](const request::BounceMessage& b) { a.touched = outbound_->bounce_message(b.id); },
           [&](const request::Drain&) {
             // No new mail; what is queued is still delivered.
+            intake_stopped_ = true;  // the pickup watcher does not start after a recovery
             for (auto& l : listeners_) l->begin_stop();
             if (watcher_) watcher_->begin_stop();
             if (http_) http_->stop_intake();
@@ -264,6 +365,7 @@ void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
 }
 
 void ShardRuntime::begin_stop() noexcept {
+  if (background_) background_->stop();  // its mail stays in the spool for the next start
   for (auto& l : listeners_) l->begin_stop();
   if (watcher_) watcher_->begin_stop();
   if (http_) http_->begin_stop();
@@ -348,6 +450,12 @@ void ShardRuntime::teardown() noexcept {
     shard_.remove_poller(intake_budget_.get());  // it reads the writer: goes before it
     intake_budget_.reset();
   }
+  if (background_) {
+    background_->stop();
+    registry_.remove(background_.get());
+    background_.reset();
+  }
+  plan_ = {};
   if (watcher_) {
     registry_.remove(watcher_.get());
     final_pickup_ += watcher_->stats();

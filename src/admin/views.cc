@@ -144,7 +144,12 @@ json status_json(const std::vector<ShardAnswer>& answers, const Sampler& sampler
        {{"damaged_regions", count(node, "salvo_spool_recovery_damaged_regions")},
         {"skipped_bytes", count(node, "salvo_spool_recovery_skipped_bytes")},
         {"records_after_damage", count(node, "salvo_spool_recovery_records_after_damage")},
-        {"quarantined_segments", count(node, "salvo_spool_quarantined_segments")}}},
+        {"quarantined_segments", count(node, "salvo_spool_quarantined_segments")},
+        // A background recovery still scanning: shards at it, and what they have left.
+        {"running", count(node, "salvo_spool_recovery_running")},
+        {"segments_left", count(node, "salvo_spool_recovery_segments_left")},
+        {"bytes_left", count(node, "salvo_spool_recovery_bytes_left")},
+        {"messages", count(node, "salvo_spool_recovery_messages")}}},
       {"per_shard", shards},
       {"metrics", metrics_json(node)}};
 }
@@ -218,7 +223,10 @@ json dashboard_json(const std::vector<ShardAnswer>& answers, const Sampler& samp
 json trace_json(std::uint64_t id, const std::vector<ShardAnswer>& answers,
                 const std::string& log_dir) {
   const std::string id_hex = spool::format_id(id);
-  json spool = json{{"found", false}};
+  const bool recovering =
+      std::any_of(answers.begin(), answers.end(), [](const auto& a) { return a.recovering; });
+  // Not found while a background recovery runs: it may be an old message not read yet.
+  json spool = json{{"found", false}, {"recovering", recovering}};
   for (const auto& a : answers) {
     if (!a.trace_found) continue;
     json states = json::array();

@@ -78,7 +78,7 @@ class DsnCommit final : public spool::CommitWaiter {
 
 void Origin::dispatch(std::uint64_t id, std::uint32_t recipient,
                       const spool::SpoolIndex::RecipientRef& ref, std::int64_t received_unix_ns,
-                      std::string_view address, std::uint32_t attempts,
+                      std::string domain, std::uint32_t attempts,
                       std::int64_t next_attempt_unix_ns) noexcept {
   Enqueue e;
   e.origin = d_.me;
@@ -93,7 +93,7 @@ void Origin::dispatch(std::uint64_t id, std::uint32_t recipient,
   e.received_unix_ns = received_unix_ns;
   e.attempts = attempts;
   e.next_attempt_unix_ns = next_attempt_unix_ns;
-  e.domain = smtp::domain_of(address);
+  e.domain = std::move(domain);
   // A recipient without a domain (RCPT TO:<postmaster>) is this host's, as Postfix
   // appends $myorigin: it goes where [node] hostname routes.
   if (e.domain.empty()) e.domain = smtp::normalize_domain(d_.hostname);
@@ -110,7 +110,7 @@ void Origin::queued(spool::MessageId id, std::int64_t received_unix_ns, std::uin
       SALVO_BUG("outbound: a queued recipient the spool index does not know");
       continue;
     }
-    dispatch(id.value(), r, *ref, received_unix_ns, addresses[i], 0, 0);
+    dispatch(id.value(), r, *ref, received_unix_ns, smtp::domain_of(addresses[i]), 0, 0);
   }
 }
 
@@ -186,29 +186,49 @@ using DeferredMap =
 
 }  // namespace
 
-void Origin::recover(const spool::RecoveryResult& recovered, const std::string& spool_dir) {
+void Origin::recover(std::span<const RecoveredRecipient> recipients) noexcept {
+  for (const RecoveredRecipient& r : recipients) {
+    dispatch(r.message, r.recipient, r.ref, r.received_unix_ns, r.domain, r.attempts,
+             r.next_attempt_unix_ns);
+  }
+}
+
+void Origin::recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept {
+  if (records == 0) return;
+  stats_.read_errors += records;
+  log::error("outbound: {}: {} spool records could not be read back; their recipients "
+             "wait for the next start", spool_dir, records);
+}
+
+RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::string& spool_dir,
+                           const std::atomic<bool>* cancel) {
   DeferredMap deferred;
   for (const auto& p : recovered.deferred) deferred[p.message.value()][p.recipient.value()] = &p;
+  RecoveryPlan plan;
+  plan.recipients.reserve(recovered.index.live_recipients());
   auto make = [&](std::uint64_t id, std::uint32_t r, spool::Location rec, std::uint32_t in_rec,
                   std::optional<spool::Location> tpl, std::int64_t received,
                   std::string_view address) {
-    spool::SpoolIndex::RecipientRef ref{rec, in_rec, tpl};
-    std::uint32_t attempts = 0;
-    std::int64_t next = 0;
+    RecoveredRecipient& out = plan.recipients.emplace_back();
+    out.message = id;
+    out.recipient = r;
+    out.ref = spool::SpoolIndex::RecipientRef{rec, in_rec, tpl};
+    out.received_unix_ns = received;
+    out.domain = smtp::domain_of(address);
     if (auto m = deferred.find(id); m != deferred.end()) {
       if (auto p = m->second.find(r); p != m->second.end()) {
-        attempts = p->second->attempts;
-        next = p->second->next_attempt_unix_ns;
+        out.attempts = p->second->attempts;
+        out.next_attempt_unix_ns = p->second->next_attempt_unix_ns;
       }
     }
-    dispatch(id, r, ref, received, address, attempts, next);
   };
   auto pending = [](const spool::SpoolIndex::Entry& entry, std::uint32_t r) {
     return r < entry.state.size() &&
            !spool::is_final(static_cast<spool::RecipientState>(entry.state[r]));
   };
-  std::uint64_t unreadable = 0;
-  d_.index->for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& entry) {
+  std::uint64_t& unreadable = plan.unreadable;
+  recovered.index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& entry) {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return;
     if (entry.is_job && !entry.committed) return;
     if (!entry.is_job) {
       auto rec = spool::read_record(spool_dir, entry.loc);
@@ -251,11 +271,8 @@ void Origin::recover(const spool::RecoveryResult& recovered, const std::string& 
       }
     }
   });
-  if (unreadable != 0) {
-    stats_.read_errors += unreadable;
-    log::error("outbound: {}: {} spool records could not be read back; their recipients "
-               "wait for the next start", spool_dir, unreadable);
-  }
+  return plan;
 }
+
 
 }  // namespace salvo::outbound

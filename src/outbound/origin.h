@@ -50,8 +50,9 @@ class Origin {
   // Committed recipients of message `id`, indexes first.. (intake, after the commit).
   void queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
               std::span<const std::string_view> addresses) noexcept;
-  // Every recipient the spool still owes (start-up; reads the records).
-  void recover(const spool::RecoveryResult& recovered, const std::string& spool_dir);
+  // Recipients the spool still owes (start-up, from plan_recovery()).
+  void recover(std::span<const RecoveredRecipient> recipients) noexcept;
+  void recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept;
   void on_outcomes(Outcomes&& o) noexcept;
 
   // DSNs waiting for their commit; stop() makes late commits do nothing.
@@ -62,7 +63,7 @@ class Origin {
   friend class DsnCommit;
   void dispatch(std::uint64_t id, std::uint32_t recipient,
                 const spool::SpoolIndex::RecipientRef& ref, std::int64_t received_unix_ns,
-                std::string_view address, std::uint32_t attempts,
+                std::string domain, std::uint32_t attempts,
                 std::int64_t next_attempt_unix_ns) noexcept;
   void write_states(std::uint64_t message, std::span<const spool::StateUpdate> states) noexcept;
   void queue_dsn(Outcomes&& o, std::vector<spool::StateUpdate> states) noexcept;

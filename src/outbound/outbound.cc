@@ -194,7 +194,17 @@ Status Outbound::start(std::string* why) {
 }
 
 void Outbound::recover(const spool::RecoveryResult& recovered, const std::string& spool_dir) {
-  impl_->origin.recover(recovered, spool_dir);
+  RecoveryPlan plan = plan_recovery(recovered, spool_dir);
+  impl_->origin.recover(plan.recipients);
+  impl_->origin.recovery_unreadable(plan.unreadable, spool_dir);
+}
+
+void Outbound::recover(std::span<const RecoveredRecipient> recipients) noexcept {
+  impl_->origin.recover(recipients);
+}
+
+void Outbound::recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept {
+  impl_->origin.recovery_unreadable(records, spool_dir);
 }
 
 void Outbound::queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,

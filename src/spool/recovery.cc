@@ -139,6 +139,42 @@ constexpr metrics::Family kQuarantined{
 
 }  // namespace
 
+void add(RecoveryReport& into, const RecoveryReport& more) {
+  into.segments += more.segments;
+  into.bad_segments += more.bad_segments;
+  into.torn_segments += more.torn_segments;
+  into.dropped_bytes += more.dropped_bytes;
+  into.damaged_regions += more.damaged_regions;
+  into.skipped_bytes += more.skipped_bytes;
+  into.records_after_damage += more.records_after_damage;
+  into.quarantined_segments += more.quarantined_segments;
+  into.records += more.records;
+  into.undecodable += more.undecodable;
+  into.messages += more.messages;
+  into.uncommitted_jobs += more.uncommitted_jobs;
+  into.orphan_states += more.orphan_states;
+  into.duplicate_pickups += more.duplicate_pickups;
+  into.bad_id_mark = into.bad_id_mark || more.bad_id_mark;
+}
+
+void log_report(const std::string& dir, const RecoveryReport& rep) {
+  if (rep.torn_segments != 0 || rep.bad_segments != 0 || rep.undecodable != 0 ||
+      rep.quarantined_segments != 0) {
+    log::warn(
+        "spool {}: recovery: {} segments, {} torn, {} bad, {} undecodable records, {} "
+        "bytes dropped; {} damaged (quarantined): {} stretch(es) and {} bytes skipped, "
+        "{} records recovered after the damage",
+        dir, rep.segments, rep.torn_segments, rep.bad_segments, rep.undecodable,
+        rep.dropped_bytes, rep.quarantined_segments, rep.damaged_regions, rep.skipped_bytes,
+        rep.records_after_damage);
+  }
+  if (rep.bad_id_mark) {
+    log::warn("spool {}: the next-id file is unreadable: message ids continue above the "
+              "highest still in the spool and may repeat those of reclaimed messages",
+              dir);
+  }
+}
+
 void add_metrics(const RecoveryReport& r, metrics::Snapshot& s) {
   s.add(kDamagedRegions, {}, r.damaged_regions);
   s.add(kSkippedBytes, {}, r.skipped_bytes);
@@ -146,24 +182,79 @@ void add_metrics(const RecoveryReport& r, metrics::Snapshot& s) {
   s.add(kQuarantined, {}, r.quarantined_segments);
 }
 
-Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
+Result<SpoolListing> list_spool(const std::string& dir, std::uint32_t shard) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno(errno);
   auto segs = detail::list_segments(dir);
   if (!segs) return std::unexpected(segs.error());
+  SpoolListing l;
+  l.dir = dir;
+  l.shard = shard;
+  l.segments = std::move(*segs);
+  std::uint64_t max_seq = 0;
+  for (SegmentSeq seq : l.segments) {
+    max_seq = std::max(max_seq, seq.value());
+    struct stat sb {};
+    if (::stat(detail::segment_path(dir, seq).c_str(), &sb) == 0 && sb.st_size > 0) {
+      l.bytes += static_cast<std::uint64_t>(sb.st_size);
+    }
+  }
+  l.next_segment = SegmentSeq(max_seq + 1);
+  const std::uint64_t first = (std::uint64_t{shard} << 48) + 1;
+  auto mark = detail::read_id_mark(dir);
+  l.bad_id_mark = !mark;
+  // A writer makes its mark durable before it hands out an id below it (and removes the
+  // mark when it cannot: SpoolWriter::reserve_ids), so a mark is above every id in the
+  // spool. Without one (a spool from before marks, or an unreadable file) only a scan
+  // can tell.
+  l.ids_known = l.segments.empty() || (mark && *mark != 0);
+  l.next_id = MessageId(std::max(first, mark ? *mark : 0));
+  return l;
+}
+
+namespace {
+
+// Waits up to `d` in short steps; false when cancelled meanwhile.
+bool test_delay(const ScanProgress& p) {
+  auto left = p.test_delay_per_segment;
+  while (left > Duration::zero()) {
+    if (p.cancel.load(std::memory_order_relaxed)) return false;
+    const auto step = std::min<Duration>(left, std::chrono::milliseconds(10));
+    ::usleep(static_cast<useconds_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(step).count()));
+    left -= step;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
+  auto listing = list_spool(dir, shard);
+  if (!listing) return std::unexpected(listing.error());
+  return recover_segments(*listing, nullptr);
+}
+
+Result<RecoveryResult> recover_segments(const SpoolListing& listing, ScanProgress* progress) {
+  const std::string& dir = listing.dir;
   RecoveryResult out;
   std::vector<std::pair<std::string, MessageId>> claims;
   ScanState st{&out.index, &out.report, &out.deferred, &claims, 0};
-  std::uint64_t max_seq = 0;
-  for (SegmentSeq seq : *segs) {
-    max_seq = std::max(max_seq, seq.value());
+  for (SegmentSeq seq : listing.segments) {
+    if (progress != nullptr) {
+      if (progress->cancel.load(std::memory_order_relaxed) || !test_delay(*progress)) {
+        return fail(std::errc::operation_canceled);
+      }
+    }
     ++out.report.segments;
     std::string path = detail::segment_path(dir, seq);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail_errno(errno);
     struct stat sb {};
     std::optional<SegmentDamage> scanned;
+    std::uint64_t size_scanned = 0;
     if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
       auto size = static_cast<std::size_t>(sb.st_size);
+      size_scanned = size;
       void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p != MAP_FAILED) {
         scanned = scan_segment(std::string_view(static_cast<const char*>(p), size), seq, st);
@@ -171,6 +262,11 @@ Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
       }
     }
     ::close(fd);
+    if (progress != nullptr) {
+      progress->segments_done.fetch_add(1, std::memory_order_relaxed);
+      progress->bytes_done.fetch_add(size_scanned, std::memory_order_relaxed);
+      progress->messages.store(out.report.messages, std::memory_order_relaxed);
+    }
     if (!scanned) {
       // Quarantined in place: not in the index, so never appended to or deleted.
       ++out.report.bad_segments;
@@ -223,14 +319,12 @@ Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard) {
     }
   }
   d = std::move(kept);
-  out.next_segment = SegmentSeq(max_seq + 1);
-  std::uint64_t next = std::max(st.max_id + 1, (std::uint64_t{shard} << 48) + 1);
-  if (auto mark = detail::read_id_mark(dir)) {
-    next = std::max(next, *mark);
-  } else {
-    out.report.bad_id_mark = true;  // ids may repeat ones of reclaimed messages; mail is safe
-  }
-  out.next_id = MessageId(next);
+  out.next_segment = listing.next_segment;
+  // listing.next_id is the mark (or the shard's first id); bad_id_mark: ids may repeat
+  // ones of reclaimed messages, mail is safe.
+  out.next_id = MessageId(std::max(st.max_id + 1, listing.next_id.value()));
+  out.report.bad_id_mark = listing.bad_id_mark;
+  if (progress != nullptr) progress->messages.store(out.report.messages);
   return out;
 }
 

@@ -114,6 +114,11 @@ Status write_id_mark(const std::string& dir, std::uint64_t mark) {
   return fsync_dir(dir);
 }
 
+Status remove_id_mark(const std::string& dir) {
+  if (::unlink(id_mark_path(dir).c_str()) != 0 && errno != ENOENT) return fail_errno(errno);
+  return fsync_dir(dir);
+}
+
 Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, std::uint32_t shard,
                                       std::uint64_t capacity, std::int64_t now_unix_ns) {
   std::string path = segment_path(dir, seq);

@@ -29,6 +29,9 @@ std::optional<SegmentSeq> parse_segment_name(std::string_view name);
 [[nodiscard]] Result<std::uint64_t> read_id_mark(const std::string& dir);
 // Atomic and durable: a temporary file, fsync, rename over, fsync of the directory.
 [[nodiscard]] Status write_id_mark(const std::string& dir, std::uint64_t mark);
+// Removes the mark (absent already is fine) and fsyncs the directory: after a failed
+// write_id_mark the old mark is below ids in use and must not be trusted.
+[[nodiscard]] Status remove_id_mark(const std::string& dir);
 
 struct CreatedSegment {
   int fd = -1;

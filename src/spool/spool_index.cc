@@ -183,6 +183,36 @@ std::vector<SegmentSeq> SpoolIndex::reclaimable(SegmentSeq keep) const {
   return out;
 }
 
+std::vector<MessageId> SpoolIndex::absorb(SpoolIndex&& older) {
+  for (auto& [seq, seg] : older.segments_) {
+    auto [it, inserted] = segments_.try_emplace(seq, std::move(seg));
+    if (inserted) continue;
+    Segment& s = it->second;  // not expected: the writer's segments are all newer
+    s.live += seg.live;
+    s.pins += seg.pins;
+    s.quarantined = s.quarantined || seg.quarantined;
+    for (std::uint64_t d : seg.holds_finals_for) {
+      if (std::find(s.holds_finals_for.begin(), s.holds_finals_for.end(), d) ==
+          s.holds_finals_for.end()) {
+        s.holds_finals_for.push_back(d);
+      }
+    }
+  }
+  live_recipients_ += older.live_recipients_;
+  messages_.merge(older.messages_);
+  // What is left shares an id with an entry here. Its live counts stay in its segments
+  // (never reclaimed while this process runs); it is not counted as live here.
+  std::vector<MessageId> clashes;
+  for (const auto& [id, e] : older.messages_) {
+    live_recipients_ -= e.live;
+    clashes.emplace_back(id);
+  }
+  older.messages_.clear();
+  older.segments_.clear();
+  older.live_recipients_ = 0;
+  return clashes;
+}
+
 void SpoolIndex::remove_segment(SegmentSeq seq) { segments_.erase(seq.value()); }
 
 std::uint64_t SpoolIndex::segment_live(SegmentSeq seq) const {

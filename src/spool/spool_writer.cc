@@ -157,6 +157,14 @@ void SpoolWriter::reserve_ids() noexcept {
     // the next block.
     ++stats_.id_mark_failures;
     log::error("spool: next-id mark in {}: {}", options_.dir, st.error().message());
+    // The old mark is now below ids in use. Remove it, so the next start scans the whole
+    // spool for the highest id before it takes mail instead of trusting the mark
+    // (list_spool: ids_known).
+    if (auto rm = detail::remove_id_mark(options_.dir); !rm) {
+      log::error("spool: cannot remove the stale next-id mark in {}: {}; the next start "
+                 "may repeat message ids",
+                 options_.dir, rm.error().message());
+    }
   }
   id_mark_ = mark;
 }
@@ -530,28 +538,34 @@ void SpoolWriter::finish_in_order() noexcept {
 }
 
 void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
+  // Every batch queued behind the failed one moves, in order: those of the retired segment
+  // and those of a later segment the writer had already gone on to (they commit after the
+  // retired segment's). A fresh segment then holds them in commit order, so no write lands
+  // after an unwritten gap (recovery would take the gap for damage), and no record sits in
+  // an earlier segment than one committed before it (recovery reads segments in order: a
+  // state, or a job's batches and commit, read before what they name would be dropped).
   std::uint64_t bytes = 0;
+  bool retired_pending = false;
   for (auto& b : pending_) {
-    if (b->seg == retired) bytes += b->buf.size();
+    bytes += b->buf.size();
+    retired_pending = retired_pending || b->seg == retired;
   }
-  if (bytes == 0) return;
-  // A fresh segment holds the moved batches in their commit order, so no later write can
-  // land after an unwritten gap (recovery would take the gap for damage).
-  SegmentSeq keep_current = current_;
+  if (!retired_pending) return;
   current_ = SegmentSeq{};
-  std::vector<Batch*> moved;
-  for (auto& b : pending_) {
-    if (b->seg == retired) moved.push_back(b.get());
-  }
   Status st = ensure_segment(bytes);
-  for (Batch* b : moved) {
-    OpenSegment& old = *segments_.at(retired.value());
-    --old.batches;
-    if (!st) {
-      b->doom = st.error();
-      ++old.batches;  // still counted until finished
-      continue;
+  if (!st) {
+    // Nothing of the retired segment will commit; what waits on later segments stays there.
+    for (auto& b : pending_) {
+      if (b->seg == retired) b->doom = st.error();
     }
+    return;
+  }
+  std::vector<SegmentSeq> left;
+  for (auto& b : pending_) {
+    if (b->seg == current_) continue;  // none yet: ensure_segment sealed the last batch
+    OpenSegment& old = *segments_.at(b->seg.value());
+    --old.batches;
+    if (std::find(left.begin(), left.end(), b->seg) == left.end()) left.push_back(b->seg);
     OpenSegment& seg = *segments_.at(current_.value());
     b->seg = current_;
     b->offset = seg.next_offset;
@@ -565,12 +579,9 @@ void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
              b->offset + e.rel_offset);
     }
   }
-  if (st && keep_current.value() != 0 && keep_current != retired) {
-    // Appends continue where they were; the relocation segment is done.
-    SegmentSeq reloc = current_;
-    current_ = keep_current;
-    release_segment(reloc);
-  }
+  // The segments left behind close once nothing of theirs is in flight (the retired one
+  // when its failed batch is finished).
+  for (SegmentSeq seq : left) release_segment(seq);
 }
 
 void SpoolWriter::release_segment(SegmentSeq seq) noexcept {
@@ -647,7 +658,14 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   for (auto& [w, st] : calls) w->on_committed(st);
 }
 
+void SpoolWriter::hold_reclaim(bool held) noexcept {
+  owner_.check();
+  reclaim_held_ = held;
+  if (!held) reclaim();
+}
+
 void SpoolWriter::reclaim() noexcept {
+  if (reclaim_held_) return;
   // Never the open segments (current, or with batches pending/in flight) or later ones.
   SegmentSeq keep = next_segment_;
   if (!segments_.empty()) keep = SegmentSeq(segments_.begin()->first);

@@ -5,6 +5,9 @@
 // accounting log.
 #pragma once
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -111,6 +114,19 @@ inline nlohmann::json blast_to(const TempDir& dir, const Salvod& d, int messages
                                    "--domain-suffix", suffix};
   args.insert(args.end(), more.begin(), more.end());
   return run_blast(dir, d.address(), args);
+}
+
+// Every message a sink kept under `dir` (--maildir), whole.
+inline std::vector<std::string> maildir_messages(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
 }
 
 // How many accounting events of `type` salvod has written so far.

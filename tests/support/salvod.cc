@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,22 @@ Salvod::Salvod(const TempDir& dir, const SalvodOptions& o) {
     }
   }
   for (const auto& a : nlohmann::json::parse(read_file(ready_))) address_ = a.get<std::string>();
+  const bool logs_info = o.log_level == "info" || o.log_level == "debug";
+  if (o.wait_recovery && logs_info && !wait_for_log("spool recovery finished", 20s)) {
+    throw std::runtime_error("salvod did not finish its spool recovery: " +
+                             proc_->stderr_text());
+  }
+}
+
+bool Salvod::wait_for_log(const std::string& text, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (log().find(text) == std::string::npos) {
+    if (!proc_->running() || std::chrono::steady_clock::now() > deadline) {
+      return log().find(text) != std::string::npos;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
 }
 
 Salvod::~Salvod() = default;

@@ -34,6 +34,10 @@ struct SalvodOptions {
   bool hold_delivery = true;
   std::string log_level = "info";
   std::vector<std::string> env;  // "NAME=value" set for salvod (e.g. SALVO_TEST_SYNC_DELAY_MS)
+  // Also wait (up to 20 s) for "spool recovery finished" (logged at info): the old mail is
+  // then in the index and routed, and the pickup directory watched. Tests of the
+  // background recovery itself set it false.
+  bool wait_recovery = true;
 };
 
 // A [tls] table with CertFactory::shared()'s server certificate and key (for starttls).
@@ -57,8 +61,10 @@ class Salvod {
   int kill();
   std::string log() const { return proc_->stderr_text(); }
   Process& process() { return *proc_; }
-  // "key=N" from salvod's start-up or stop lines; -1 when missing.
+  // "key=N" from salvod's start-up or stop lines (the last one); -1 when missing.
   long long log_number(const std::string& key) const;
+  // Waits up to `limit` for text in salvod's log; false when it did not appear.
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds limit);
 
  private:
   static inline int seq_ = 0;

@@ -77,6 +77,10 @@ struct ShardAnswer {
   metrics::Snapshot metrics;
   outbound::OutboundSnapshot outbound;
   std::size_t touched = 0;    // destinations (verbs) or recipients (BounceMessage) affected
+  // A background recovery still reads this shard's old spool, or routes what it found:
+  // older messages are not known yet or not counted yet (trace, bounce by id, the drain's
+  // end; docs/spool-format.md §7).
+  bool recovering = false;
   // Trace: the message's recipient states in this shard's spool (spool::RecipientState).
   bool trace_found = false;
   bool trace_is_job = false;

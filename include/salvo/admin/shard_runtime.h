@@ -4,7 +4,10 @@
 // accounting writer — and its graceful stop.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,18 @@
 namespace salvo::admin {
 
 class HttpServer;
+class BackgroundRecovery;
+
+// The start-up recovery over every shard, for the one log line that ends it. Thread-safe.
+struct RecoveryTally {
+  explicit RecoveryTally(std::uint32_t shards) : left(shards) {}
+  std::atomic<std::uint32_t> left;
+  std::atomic<std::uint64_t> messages{0};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Each shard once its recovered mail is in its index (messages: how many it found); the
+  // last logs "spool recovery finished: recovered_messages=N seconds=S".
+  void shard_done(std::uint64_t recovered) noexcept;
+};
 
 // Owner: its shard. Built on the shard thread in ShardSet::start's init (the rings are
 // SINGLE_ISSUER: engine-bound objects are created, used and destroyed on that thread).
@@ -43,13 +58,18 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   ShardRuntime(const ShardRuntime&) = delete;
   ShardRuntime& operator=(const ShardRuntime&) = delete;
 
+  // Before start(): the segments to scan in the background (then the recovery result
+  // given to the constructor is empty but for the next segment and id), or nullopt when
+  // they were scanned before the shards started. tally: node-wide, outlives the shards.
+  void set_recovery(std::optional<spool::SpoolListing> background, RecoveryTally* tally);
   // Phase 1: the writer, the accounting writer and delivery (every shard runs this before
   // any shard takes mail, so cross-shard deliveries always find their receiver).
   [[nodiscard]] Status start(std::string* why);
   // Phase 2: routes what the spool still owes, listens on every address (addresses[i] for
   // listen[i], port already fixed) and watches the pickup directory. why names the
   // address on failure; http: what [http] needs (shared by every shard, outliving them),
-  // or null without it. Start-up only.
+  // or null without it. Start-up only. With a background recovery, the old mail is routed
+  // and the pickup directory watched once the scan is handed over (finish_recovery).
   [[nodiscard]] Status open(const std::vector<inbound::ListenerShared>& shared,
                             const std::vector<net::SocketAddress>& addresses,
                             const HttpShared* http, std::string* why);
@@ -75,6 +95,12 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
 
  private:
   void teardown() noexcept;
+  Status start_pickup(std::string* why);
+  // The background scan is done: its index joins the live one, the pickup watcher starts,
+  // reclamation resumes and its recipients are routed, a slice per loop turn.
+  void finish_recovery(spool::RecoveryResult&& old, outbound::RecoveryPlan&& plan,
+                       Duration took);
+  void route_recovered() noexcept;
   // A verb or the trace, on this shard's objects.
   void act(const ShardRequest& r, ShardAnswer& a);
 
@@ -108,6 +134,12 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   spool::Stats final_spool_;
   HttpStats final_http_;
   std::uint64_t recovered_messages_ = 0;
+  std::optional<spool::SpoolListing> background_listing_;
+  RecoveryTally* tally_ = nullptr;
+  std::unique_ptr<BackgroundRecovery> background_;
+  outbound::RecoveryPlan plan_;  // recovered recipients not routed yet, from plan_next_ on
+  std::size_t plan_next_ = 0;
+  bool intake_stopped_ = false;  // salvoctl drain
   bool draining_ = false;
   bool polling_ = false;
 };

@@ -42,6 +42,10 @@ struct Node {
   std::uint64_t accounting_max_size = 1ull << 30;
   Duration accounting_max_age = std::chrono::hours(24);
   bool fsync = true;  // false: benchmarks only; the daemon says so loudly at start
+  // Listeners open before the spool's segments are read; they are scanned on a thread of
+  // each shard's own and their mail is delivered once the scan is done. false: scanned
+  // before anything opens (as before; start-up then takes as long as the scan).
+  bool background_recovery = true;
   std::uint64_t spool_segment_size = 64'000'000;
   // Free bytes on the spool's file system below which new mail gets 452 4.3.1.
   std::uint64_t spool_reserve = 1'000'000'000;

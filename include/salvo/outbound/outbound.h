@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,27 @@ struct OutboundSnapshot {
   static constexpr std::size_t kRecentBounces = 50;
 };
 
+// One recipient the spool still owes, as start-up recovery read it from its records: what
+// delivery needs to queue it (docs/spool-format.md §7).
+struct RecoveredRecipient {
+  std::uint64_t message = 0;
+  std::uint32_t recipient = 0;
+  spool::SpoolIndex::RecipientRef ref;
+  std::int64_t received_unix_ns = 0;
+  std::string domain;  // smtp::domain_of(address): empty for RCPT TO:<postmaster>
+  std::uint32_t attempts = 0;
+  std::int64_t next_attempt_unix_ns = 0;
+};
+struct RecoveryPlan {
+  std::vector<RecoveredRecipient> recipients;
+  std::uint64_t unreadable = 0;  // records that could not be read back or decoded
+};
+// Reads the records of every recipient of `recovered` that is not final. Touches no shard
+// state, only files: a background recovery runs it on its own thread, and may cancel it
+// (then the plan is incomplete: cancel is for stopping only).
+RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::string& spool_dir,
+                           const std::atomic<bool>* cancel = nullptr);
+
 // Owner: one shard; every call on its thread. Lifecycle: construct in the shard's init
 // after the SpoolWriter, start(), recover() once, then intake calls queued() and the mailbox
 // handler calls on_message(); begin_stop() from the stop hook; destroy once drained() and
@@ -151,6 +173,10 @@ class Outbound final : public spool::Dispatch, public metrics::Source {
   [[nodiscard]] Status start(std::string* why);
   // Routes every recipient the spool still owes (start-up; reads the records).
   void recover(const spool::RecoveryResult& recovered, const std::string& spool_dir);
+  // The same in steps, for a background recovery: routes part of a plan (any number of
+  // calls), and reports its unreadable records once.
+  void recover(std::span<const RecoveredRecipient> recipients) noexcept;
+  void recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept;
 
   void queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
               std::span<const std::string_view> addresses) noexcept override;

@@ -5,6 +5,7 @@
 // plus what the services need (docs/spool-format.md §7).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include <salvo/base/clock.h>
 #include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/spool/records.h>
@@ -81,7 +83,46 @@ struct RecoveryResult {
 // Scans dir (created if missing). Diagnostics: only directory-level errors (ENOENT of the
 // parent, EACCES ...) fail; bad data is reported in RecoveryReport, never an error. Ids
 // for the shard start above (shard << 48) so they are unique across shards.
+// Equivalent to list_spool() followed by recover_segments().
 [[nodiscard]] Result<RecoveryResult> recover(const std::string& dir, std::uint32_t shard);
+
+// Start-up in two steps (docs/spool-format.md §7, "Background recovery"). The first step
+// gives what a writer needs to begin at once: the next segment number (from the directory
+// listing) and the next id (the durable id mark, which is above every id the spool holds).
+struct SpoolListing {
+  std::string dir;
+  std::uint32_t shard = 0;
+  std::vector<SegmentSeq> segments;  // the segment files, ascending
+  std::uint64_t bytes = 0;           // their sizes, summed
+  SegmentSeq next_segment{1};
+  MessageId next_id{};  // the id mark (or the shard's first id for an empty spool)
+  // True when next_id is known to be above every id in `segments`: the mark is present
+  // and readable, or there are no segments. Only then may new mail be written before the
+  // segments are scanned; otherwise recover_segments() must run first.
+  bool ids_known = false;
+  bool bad_id_mark = false;
+};
+// Creates dir if missing and lists it; reads no segment. Errors as recover().
+[[nodiscard]] Result<SpoolListing> list_spool(const std::string& dir, std::uint32_t shard);
+
+// Progress of recover_segments(), shared between the thread that scans and any reader.
+struct ScanProgress {
+  std::atomic<std::uint64_t> segments_done{0};
+  std::atomic<std::uint64_t> bytes_done{0};
+  std::atomic<std::uint64_t> messages{0};  // messages and jobs found so far
+  // Set by any thread: the scan stops before its next segment with
+  // std::errc::operation_canceled.
+  std::atomic<bool> cancel{false};
+  // Tests only (salvod reads SALVO_TEST_RECOVERY_DELAY_MS): each segment waits this long
+  // before it is scanned (in short steps, so cancel still stops it promptly).
+  Duration test_delay_per_segment{0};
+};
+
+// The second step: scans the listed segments in sequence order (the same scan as
+// recover(); it uses no shard state, so it may run on any thread). progress may be null.
+// next_segment and next_id are computed from the listing as recover() does.
+[[nodiscard]] Result<RecoveryResult> recover_segments(const SpoolListing& listing,
+                                                      ScanProgress* progress);
 
 // Every non-final recipient, with its attempts when deferred.
 void for_each_pending(const RecoveryResult& r,
@@ -98,6 +139,12 @@ struct ScanState {
 // Adds the segment's damage to the report and quarantines it in the index when damaged.
 // nullopt when the segment header is bad (nothing else was read).
 std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& state);
+
+// Adds the counts of `more` (another scan of the same shard) to `into`.
+void add(RecoveryReport& into, const RecoveryReport& more);
+// The warnings salvod logs about a shard's recovery (damage, torn or bad segments, an
+// unreadable id mark); nothing when the spool was sound.
+void log_report(const std::string& dir, const RecoveryReport& report);
 
 // The report's damage counters as gauges (salvo_spool_recovery_*, salvo_spool_quarantined_
 // segments): what the start-up recovery found.

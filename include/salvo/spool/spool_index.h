@@ -74,6 +74,14 @@ class SpoolIndex {
   std::vector<SegmentSeq> reclaimable(SegmentSeq keep) const;
   void remove_segment(SegmentSeq seq);
 
+  // Takes over what a background recovery found (docs/spool-format.md §7): the segments
+  // and entries of `older`, which was built by recover_segments() from segments that are
+  // all older than any this index knows, while this index took new mail (ids above the
+  // id mark). The two never share an id; if they did, this index's entry is kept and the
+  // other's recipients keep their segments from being reclaimed. Returns such ids (none
+  // unless a failed id mark went unnoticed): their recipients are not delivered.
+  std::vector<MessageId> absorb(SpoolIndex&& older);
+
   std::size_t message_count() const noexcept { return messages_.size(); }
   std::uint64_t live_recipients() const noexcept { return live_recipients_; }
   // Live recipients whose record lives in seq (tests, spool-dump).

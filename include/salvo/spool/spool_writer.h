@@ -110,6 +110,9 @@ class SpoolWriter final : public metrics::Source {
   // Commits, bytes, failed batches, the fdatasync latency histogram.
   void report(metrics::Snapshot& s) const override;
   SegmentSeq current_segment() const noexcept { return current_; }
+  // While held, no segment is reclaimed: a background recovery is still scanning segments
+  // the index does not know yet (docs/spool-format.md §7). Releasing reclaims at once.
+  void hold_reclaim(bool held) noexcept;
 
  private:
   struct Batch;
@@ -160,6 +163,7 @@ class SpoolWriter final : public metrics::Source {
   JobMap jobs_;
   std::string scratch_;
   std::uint64_t buffered_bytes_ = 0;
+  bool reclaim_held_ = false;
   Stats stats_;
   mutable TimePoint space_checked_{};
   mutable bool space_ok_ = true;

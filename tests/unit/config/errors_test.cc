@@ -72,6 +72,8 @@ constexpr BadCase kBadCases[] = {
      "config: node.cores: expected an integer, got a number (line 2)"},
     {"bool as string", "[node]\nfsync = \"no\"\n",
      "config: node.fsync: expected true or false, got a string (line 2)"},
+    {"background_recovery as string", "[node]\nbackground_recovery = \"yes\"\n",
+     "config: node.background_recovery: expected true or false, got a string (line 2)"},
     {"string as int", "[node]\nspool = 5\n",
      "config: node.spool: expected a string, got an integer (line 2)"},
     {"list expected", "[[listen]]\naddress = \"127.0.0.1:25\"\nrelay_networks = \"10.0.0.0/8\"\n",

@@ -112,6 +112,7 @@ TEST(Load, Defaults) {
   EXPECT_EQ(c->node.spool, "/var/spool/salvo");
   EXPECT_EQ(c->node.pickup, "");
   EXPECT_TRUE(c->node.fsync);
+  EXPECT_TRUE(c->node.background_recovery);
   EXPECT_EQ(c->node.spool_segment_size, 64'000'000u);
   EXPECT_EQ(c->node.spool_reserve, 1'000'000'000u);
   EXPECT_EQ(c->node.commit_interval, Duration(0));
@@ -314,6 +315,7 @@ cores = 4
 spool = "spool"
 pickup = "pickup"
 fsync = false
+background_recovery = false
 spool_segment_size = "128MiB"
 spool_reserve = 0
 commit_interval = "0s"
@@ -345,6 +347,7 @@ address = "127.0.0.1:8080"
   EXPECT_EQ(c->node.hostname, "mta1.example.com");
   EXPECT_EQ(c->node.cores, 4u);
   EXPECT_FALSE(c->node.fsync);
+  EXPECT_FALSE(c->node.background_recovery);
   EXPECT_EQ(c->node.spool_segment_size, 128u << 20);
   EXPECT_EQ(c->node.spool_reserve, 0u);
   EXPECT_EQ(c->node.commit_interval, Duration(0));

@@ -274,6 +274,50 @@ TEST_F(WriterFake, ABatchInANewSegmentWaitsForTheCommitsBeforeIt) {
   EXPECT_EQ(b.ok, 2);
 }
 
+// The writer had gone on to a new segment while batches of the full one still waited; the
+// full one's commit fails. Everything queued behind the failure moves to one fresh segment
+// in commit order, and appends continue there: no record is ever in an earlier segment than
+// one committed before it (recovery reads segments in order; before, the writer went back
+// to the segment it had gone on to, so states and job records committed after the moved
+// batches sat in an earlier segment than what they name, and recovery dropped them).
+TEST_F(WriterFake, BatchesOfALaterSegmentMoveWithTheRetiredOnesInCommitOrder) {
+  // One commit at a time: the second batch is still queued when the first one fails.
+  make(FakeMode::Manual, WriterOptions{.batch_max_records = 1, .commits_in_flight = 1});
+  fx_.body = std::string(400 * 1024, 'x');  // two per 1 MiB segment
+  Waiter w1, w2, w3, w4;
+  append(1, w1);  // segment 1, in flight
+  append(1, w2);  // segment 1, waiting
+  append(1, w3);  // does not fit: segment 2, waiting
+  ASSERT_EQ(writer_->current_segment(), SegmentSeq(2));
+  const auto first = pending_write();
+  ASSERT_TRUE(engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(first.data.size())));
+  pump(1);
+  ASSERT_TRUE(engine_->complete_next(OpKind::Fdatasync, -EIO));
+  pump(1);
+  EXPECT_EQ(w1.calls, 1);
+  EXPECT_EQ(w1.ok, 0);
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(3));
+  fx_.body = "small\r\n";
+  append(1, w4);  // after the moved ones, in the same segment
+  for (Waiter* w : {&w2, &w3, &w4}) {
+    const auto next = pending_write();
+    ASSERT_TRUE(engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(next.data.size())));
+    pump(1);
+    ASSERT_TRUE(engine_->complete_next(OpKind::Fdatasync, 0));
+    pump(1);
+    EXPECT_EQ(w->ok, 1);
+  }
+  std::vector<Location> at;
+  for (std::uint64_t id : {2, 3, 4}) {
+    const auto* e = index_.find(MessageId(id));
+    ASSERT_NE(e, nullptr) << id;
+    at.push_back(e->loc);
+  }
+  for (const Location& l : at) EXPECT_EQ(l.segment, SegmentSeq(3));
+  EXPECT_LT(at[0].offset, at[1].offset);
+  EXPECT_LT(at[1].offset, at[2].offset);
+}
+
 TEST_F(WriterFake, ShortWriteIsContinued) {
   make(FakeMode::Auto);
   engine_->script(OpKind::Write, 10);

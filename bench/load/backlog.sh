@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Backlog restart benchmark (issue 15, its first part): how soon salvod takes mail again
+# after a kill -9 over a big spool, and how long until the whole spool is recovered.
+#   1. salvod, delivery held ([[shaping]] "*" max_connections = 0), takes MESSAGES messages
+#      of SIZE over SMTP (salvo-blast, 50 connections, BDAT, 16 in flight); then kill -9.
+#   2. For background_recovery = false (the old start-up: the spool is read before anything
+#      opens) and then true: start salvod, send one message with Python's smtplib, retried
+#      every 10 ms until it is answered 250 (time to the first 250 from the exec), wait for
+#      "spool recovery finished" (time to full recovery), note the RSS, kill -9.
+# The page cache is warm (the spool was just written); with --cold each start is preceded
+# by `echo 3 > /proc/sys/vm/drop_caches` (needs root; the run says when it could not).
+# Work files live under $BUILD/bench-backlog (the real disk), removed at the end; the run
+# checks the free space first (the spool takes ~1.15 x MESSAGES x SIZE).
+# Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold]
+#        (defaults: 1,000,000 messages of 2KiB)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+. bench/load/lib.sh
+MESSAGES=1000000
+SIZE=2KiB
+COLD=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --messages) MESSAGES=$2; shift 2 ;;
+    --size) SIZE=$2; shift 2 ;;
+    --cold) COLD=1; shift ;;
+    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold])" ;;
+  esac
+done
+BUILD=${BUILD:-build}
+TIMEOUT=${TIMEOUT:-1800}
+
+ensure_built salvod salvo-blast
+
+work="$root/$BUILD/bench-backlog"
+rm -rf "$work"; mkdir -p "$work"
+cleanup() { stop_all; rm -rf "$work"; }
+on_exit cleanup
+
+size_bytes=$(python3 -c "
+import re, sys
+m = re.fullmatch(r'(\d+)\s*(KiB|KB|MiB|MB|)', '$SIZE')
+if not m: sys.exit('bad --size')
+print(int(m[1]) * {'': 1, 'KB': 1000, 'KiB': 1024, 'MB': 10**6, 'MiB': 2**20}[m[2]])")
+need=$((MESSAGES * size_bytes * 115 / 100 + (1 << 30)))
+free=$(($(stat -f -c '%a * %S' "$work")))
+[ "$free" -gt "$need" ] ||
+  die "needs ~$((need >> 20)) MiB free under $work, has $((free >> 20)) MiB"
+
+port=$(free_port)
+write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --hold
+
+echo "== filling the spool: $MESSAGES messages of $SIZE over SMTP (delivery held)"
+start_salvod "$work/salvo.toml" --log-level info || die_start
+t0=$EPOCHREALTIME
+timeout "$TIMEOUT" "$BUILD/salvo-blast" --smtp "127.0.0.1:$port" --size "$SIZE" \
+  --connections 50 --chunking --window 16 --messages "$MESSAGES" --domains 100 --json \
+  > "$work/blast.json"
+python3 - "$work/blast.json" "$MESSAGES" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["accepted"] == int(sys.argv[2]), j
+EOF
+fill_s=$(python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')")
+rss_filled=$(awk '/^VmRSS/ {print $2}' "/proc/$salvod_pid/status")
+kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
+spool_mb=$(du -sm "$work/spool" | cut -f1)
+echo "   took ${fill_s}s; RSS $((rss_filled / 1024)) MiB; spool $spool_mb MiB; killed -9"
+
+# One restart: prints "first_250_s full_s rss_mib recovered" on stdout.
+restart() {  # background_recovery(true|false)
+  sed -i '/^background_recovery = /d' "$work/salvo.toml"
+  sed -i "/^\[node\]\$/a background_recovery = $1" "$work/salvo.toml"
+  if [ "$COLD" = 1 ]; then
+    sync
+    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "   (could not drop the page cache)" >&2
+  fi
+  : > "$work/restart.log"
+  local t_exec=$EPOCHREALTIME
+  "$BUILD/salvod" --config "$work/salvo.toml" 2> "$work/restart.log" &
+  salvod_pid=$!
+  python3 - "$port" "$t_exec" "$work/restart.log" "$salvod_pid" "$TIMEOUT" <<'EOF'
+import os, re, smtplib, sys, time
+port, t_exec, log = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+pid, limit = int(sys.argv[4]), float(sys.argv[5])
+deadline = time.time() + limit
+first = None
+while first is None:
+    if time.time() > deadline:
+        sys.exit("no 250 within the time limit")
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.sendmail("probe@bench.test", ["probe@d0.example"], "Subject: probe\r\n\r\nprobe\r\n")
+            first = time.time() - t_exec
+    except (OSError, smtplib.SMTPException):
+        time.sleep(0.01)
+full, recovered = None, None
+while full is None:
+    if time.time() > deadline:
+        sys.exit("no 'spool recovery finished' within the time limit")
+    m = re.search(r"spool recovery finished: recovered_messages=(\d+)", open(log).read())
+    if m:
+        full, recovered = time.time() - t_exec, int(m[1])
+    else:
+        time.sleep(0.01)
+rss = 0
+for line in open(f"/proc/{pid}/status"):
+    if line.startswith("VmRSS"):
+        rss = int(line.split()[1]) // 1024
+print(f"{first:.2f} {full:.2f} {rss} {recovered}")
+EOF
+  kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
+  grep -h "recovered .* message(s)" "$work/restart.log" | sed 's/^/   /' >&2 || true
+}
+
+declare -A row
+for mode in false true; do
+  echo "== restart, background_recovery = $mode"
+  row[$mode]=$(restart "$mode")
+  echo "   ${row[$mode]}"
+done
+
+cache=warm; [ "$COLD" = 0 ] || cache=cold
+echo
+echo "restart after kill -9 over $MESSAGES messages of $SIZE" \
+  "(spool $spool_mb MiB, page cache $cache)"
+printf '| %-26s | %14s | %16s | %8s | %11s |\n' "start-up" "first 250 (s)" "all recovered (s)" \
+  "RSS MiB" "recovered"
+printf '|%s|%s|%s|%s|%s|\n' "----------------------------" "----------------" \
+  "------------------" "----------" "-------------"
+for mode in false true; do
+  read -r first full rss recovered <<< "${row[$mode]}"
+  label="background_recovery=$mode"
+  printf '| %-26s | %14s | %16s | %8s | %11s |\n' "$label" "$first" "$full" "$rss" "$recovered"
+done
