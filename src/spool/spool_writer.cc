@@ -530,28 +530,35 @@ void SpoolWriter::finish_in_order() noexcept {
 }
 
 void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
+  const bool hit = std::any_of(pending_.begin(), pending_.end(),
+                               [&](const auto& b) { return b->seg == retired && !b->doom; });
+  if (!hit) return;
+  // Every queued batch moves to one fresh segment, in queue order: those of the retired
+  // segment, and those queued behind them in a newer one. Recovery reads records in
+  // (segment, offset) order and relies on it being the order of the appends: a job's
+  // commit after its template, a message's states after it, a recipient's later state after
+  // its earlier one. Moving only the retired segment's batches put them after newer ones
+  // (a higher sequence number): a job commit was read before its template (the job was
+  // dropped), states before their message (the recipient pending again), and a recipient's
+  // older state after its newer one. One fresh segment also means no write lands after an
+  // unwritten gap (which recovery would take for damage). Appends then continue there.
   std::uint64_t bytes = 0;
-  for (auto& b : pending_) {
-    if (b->seg == retired) bytes += b->buf.size();
+  for (const auto& b : pending_) {
+    if (!b->doom) bytes += b->buf.size();
   }
-  if (bytes == 0) return;
-  // A fresh segment holds the moved batches in their commit order, so no later write can
-  // land after an unwritten gap (recovery would take the gap for damage).
-  SegmentSeq keep_current = current_;
+  const SegmentSeq keep_current = current_;
   current_ = SegmentSeq{};
-  std::vector<Batch*> moved;
-  for (auto& b : pending_) {
-    if (b->seg == retired) moved.push_back(b.get());
-  }
   Status st = ensure_segment(bytes);
-  for (Batch* b : moved) {
-    OpenSegment& old = *segments_.at(retired.value());
-    --old.batches;
+  std::vector<SegmentSeq> left;
+  for (auto& b : pending_) {
+    if (b->doom) continue;
     if (!st) {
-      b->doom = st.error();
-      ++old.batches;  // still counted until finished
+      // Never written: fail them. Those of newer segments stay there, still in order.
+      if (b->seg == retired) b->doom = st.error();
       continue;
     }
+    if (left.empty() || left.back() != b->seg) left.push_back(b->seg);
+    --segments_.at(b->seg.value())->batches;
     OpenSegment& seg = *segments_.at(current_.value());
     b->seg = current_;
     b->offset = seg.next_offset;
@@ -565,12 +572,14 @@ void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
              b->offset + e.rel_offset);
     }
   }
-  if (st && keep_current.value() != 0 && keep_current != retired) {
-    // Appends continue where they were; the relocation segment is done.
-    SegmentSeq reloc = current_;
-    current_ = keep_current;
-    release_segment(reloc);
+  if (!st) {
+    if (keep_current != retired) current_ = keep_current;
+    return;
   }
+  // Nothing was written to the newer segments after their headers (their batches were
+  // queued behind the retired segment's): they are closed, and reclaimed like any segment
+  // without live mail. The retired one closes once its failed batch is finished.
+  for (SegmentSeq seq : left) release_segment(seq);
 }
 
 void SpoolWriter::release_segment(SegmentSeq seq) noexcept {
