@@ -371,9 +371,17 @@ Status write_image(const std::string& dir, const std::map<std::string, std::stri
     const std::string path = dir + "/" + name;
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail_errno(errno);
+    // The zero tail is left to ftruncate (a hole reads as zeros): most of a segment.
+    std::size_t end = data.size();
+    while (end > 0 && data[end - 1] == '\0') --end;
+    if (::ftruncate(fd, static_cast<off_t>(data.size())) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return fail_errno(err);
+    }
     std::size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    while (done < end) {
+      ssize_t n = ::write(fd, data.data() + done, end - done);
       if (n <= 0) {
         const int err = n < 0 ? errno : EIO;
         ::close(fd);
