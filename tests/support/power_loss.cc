@@ -299,7 +299,12 @@ std::map<std::string, std::string> power_cut(const IoRecording& rec, Tick cut, s
     if (undo_last && f.removed == cut - 1) here = true;
     if (undo_last && f.created == cut - 1) {
       ++stats.files_lost;
-      if (rng() % 2 == 0) continue;  // not there at all
+      // A file renamed over another was complete before the rename, which is atomic: the
+      // old one is there instead.
+      const bool renamed = std::any_of(rec.files.begin(), rec.files.end(), [&](const auto& o) {
+        return &o != &f && o.name == f.name && o.removed == f.created;
+      });
+      if (renamed || rng() % 2 == 0) continue;  // not there at all
       here = true;
       loose.push_back({i, 0, f.initial});  // there, but its first bytes may not be
       bytes[i].assign(f.size, '\0');
