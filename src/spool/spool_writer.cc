@@ -538,34 +538,35 @@ void SpoolWriter::finish_in_order() noexcept {
 }
 
 void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
-  // Every batch queued behind the failed one moves, in order: those of the retired segment
-  // and those of a later segment the writer had already gone on to (they commit after the
-  // retired segment's). A fresh segment then holds them in commit order, so no write lands
-  // after an unwritten gap (recovery would take the gap for damage), and no record sits in
-  // an earlier segment than one committed before it (recovery reads segments in order: a
-  // state, or a job's batches and commit, read before what they name would be dropped).
+  const bool hit = std::any_of(pending_.begin(), pending_.end(),
+                               [&](const auto& b) { return b->seg == retired && !b->doom; });
+  if (!hit) return;
+  // Every queued batch moves to one fresh segment, in queue order: those of the retired
+  // segment, and those queued behind them in a newer one. Recovery reads records in
+  // (segment, offset) order and relies on it being the order of the appends: a job's
+  // commit after its template, a message's states after it, a recipient's later state after
+  // its earlier one. Moving only the retired segment's batches put them after newer ones
+  // (a higher sequence number): a job commit was read before its template (the job was
+  // dropped), states before their message (the recipient pending again), and a recipient's
+  // older state after its newer one. One fresh segment also means no write lands after an
+  // unwritten gap (which recovery would take for damage). Appends then continue there.
   std::uint64_t bytes = 0;
-  bool retired_pending = false;
-  for (auto& b : pending_) {
-    bytes += b->buf.size();
-    retired_pending = retired_pending || b->seg == retired;
+  for (const auto& b : pending_) {
+    if (!b->doom) bytes += b->buf.size();
   }
-  if (!retired_pending) return;
+  const SegmentSeq keep_current = current_;
   current_ = SegmentSeq{};
   Status st = ensure_segment(bytes);
-  if (!st) {
-    // Nothing of the retired segment will commit; what waits on later segments stays there.
-    for (auto& b : pending_) {
-      if (b->seg == retired) b->doom = st.error();
-    }
-    return;
-  }
   std::vector<SegmentSeq> left;
   for (auto& b : pending_) {
-    if (b->seg == current_) continue;  // none yet: ensure_segment sealed the last batch
-    OpenSegment& old = *segments_.at(b->seg.value());
-    --old.batches;
-    if (std::find(left.begin(), left.end(), b->seg) == left.end()) left.push_back(b->seg);
+    if (b->doom) continue;
+    if (!st) {
+      // Never written: fail them. Those of newer segments stay there, still in order.
+      if (b->seg == retired) b->doom = st.error();
+      continue;
+    }
+    if (left.empty() || left.back() != b->seg) left.push_back(b->seg);
+    --segments_.at(b->seg.value())->batches;
     OpenSegment& seg = *segments_.at(current_.value());
     b->seg = current_;
     b->offset = seg.next_offset;
@@ -579,8 +580,13 @@ void SpoolWriter::relocate_pending(SegmentSeq retired) noexcept {
              b->offset + e.rel_offset);
     }
   }
-  // The segments left behind close once nothing of theirs is in flight (the retired one
-  // when its failed batch is finished).
+  if (!st) {
+    if (keep_current != retired) current_ = keep_current;
+    return;
+  }
+  // Nothing was written to the newer segments after their headers (their batches were
+  // queued behind the retired segment's): they are closed, and reclaimed like any segment
+  // without live mail. The retired one closes once its failed batch is finished.
   for (SegmentSeq seq : left) release_segment(seq);
 }
 
