@@ -69,6 +69,7 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "max_message_rate",
                                              "max_connection_rate",
                                              "tls",
+                                             "tls_verify",
                                              "egress"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
 constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm",
