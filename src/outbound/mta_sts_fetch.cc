@@ -2,13 +2,12 @@
 // StsFetch: the HTTPS GET of an MTA-STS policy (see mta_sts_fetch.h).
 #include "outbound/mta_sts_fetch.h"
 
-#include <http_parser.h>
-
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <salvo/base/ascii.h>
+#include <salvo/net/http_callbacks.h>
 #include <salvo/net/tls.h>
 
 #include "outbound/mta_sts.h"
@@ -20,18 +19,7 @@ class StsFetch final : public net::ConnectHandler, public net::ConnectionHandler
  public:
   StsFetch(StsFetchRequest r, StsFetchCallback done)
       : req_(std::move(r)), done_(std::move(done)) {
-    http_parser_settings_init(&settings_);
-    settings_.on_header_field = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_header_field(at, n);
-    };
-    settings_.on_header_value = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_header_value(at, n);
-    };
-    settings_.on_headers_complete = [](http_parser* p) { return self(p)->on_headers(); };
-    settings_.on_body = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_body(at, n);
-    };
-    settings_.on_message_complete = [](http_parser* p) { return self(p)->on_complete(); };
+    net::HttpCallbacks<StsFetch>::bind(settings_);
     http_parser_init(&parser_, HTTP_RESPONSE);
     parser_.data = this;
   }
@@ -106,7 +94,7 @@ class StsFetch final : public net::ConnectHandler, public net::ConnectionHandler
   }
 
  private:
-  static StsFetch* self(http_parser* p) { return static_cast<StsFetch*>(p->data); }
+  friend struct net::HttpCallbacks<StsFetch>;
 
   int on_header_field(const char* at, std::size_t n) {
     if (!in_field_) field_.clear();
