@@ -133,8 +133,14 @@ void DeliveryConnection::on_drained(net::Connection& c) noexcept {
   }
 }
 
-void DeliveryConnection::on_tls_ready(net::Connection&) noexcept {
+void DeliveryConnection::on_tls_ready(net::Connection& c) noexcept {
   ++d_.side().stats().tls_sessions;
+  // MTA-STS testing: a certificate enforce would have refused is reported.
+  const net::TlsSession* t = c.tls();
+  if (demand_.sts_testing && demand_.testing_failure.empty() && t != nullptr &&
+      !t->verify_error().empty()) {
+    demand_.testing_failure = "verify-failed: " + t->verify_error();
+  }
   if (!verified_) {
     tls_decided(TlsOutcome::Opportunistic);
   } else if (demand_.authority == TlsAuthority::MtaSts) {
@@ -165,7 +171,9 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
       case smtp::ClientEventKind::NeedTls: {
         flush();
         tls_started_ = true;
-        const net::TlsContext* ctx = verified_ ? tls_.verified() : tls_.plain();
+        const net::TlsContext* ctx = verified_            ? tls_.verified()
+                                     : demand_.sts_testing ? tls_.report()
+                                                           : tls_.plain();
         if (conn_ != nullptr && ctx != nullptr) conn_->start_tls(*ctx, host_.name);
         if (conn_ != nullptr && ctx == nullptr) conn_->abort();
         update_timeout();

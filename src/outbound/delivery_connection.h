@@ -46,6 +46,10 @@ struct ClientTls {
   const net::TlsContext* verified() const noexcept {
     return settings ? settings->tls_verified.get() : nullptr;
   }
+  // Checks as verified() does but only reports a failure (MTA-STS testing mode).
+  const net::TlsContext* report() const noexcept {
+    return settings ? settings->tls_report.get() : nullptr;
+  }
 };
 
 class DeliveryConnection final : public Channel,

@@ -29,6 +29,8 @@ std::expected<SettingsPtr, std::string> DeliverySettings::build(config::ConfigPt
     to.verify = net::TlsVerify::Peer;
     to.ca_file = c.tls.ca_bundle;
     s->tls_verified = std::make_shared<const net::TlsContext>(to);
+    to.verify = net::TlsVerify::Report;
+    s->tls_report = std::make_shared<const net::TlsContext>(to);
   } catch (const std::exception& e) {
     return std::unexpected(std::string("delivery TLS: ") + e.what());
   }

@@ -44,10 +44,12 @@ struct StsWorld {
   std::unique_ptr<Process> https;
   std::unique_ptr<Salvod> salvod;
 
-  explicit StsWorld(const std::string& body, const std::string& id = "1") {
+  // The sink's certificate names `mx_cert` (mx.sts.test: the MX's own name).
+  explicit StsWorld(const std::string& body, const std::string& id = "1",
+                    const std::string& mx_cert = "mx.sts.test") {
     const auto& certs = CertFactory::shared();
     if (!certs.ok()) throw std::runtime_error(certs.error());
-    static const CertFactory::Issued mx = certs.issue("mx-sts-test", {"DNS:mx.sts.test"});
+    const CertFactory::Issued mx = certs.issue("sink-" + mx_cert, {"DNS:" + mx_cert});
     static const CertFactory::Issued web =
         certs.issue("mta-sts-d0-sts-test", {"DNS:mta-sts.d0.sts.test"});
     env = std::make_unique<Env>(sts_zones(id),
@@ -135,6 +137,17 @@ TEST(MtaSts, TestingModeDeliversAndReportsTheFailure) {
   }
   EXPECT_NE(w.salvod->log().find("MTA-STS policy (mode testing) not met"), std::string::npos)
       << w.salvod->log();
+  EXPECT_EQ(w.salvod->stop(), 0);
+}
+
+TEST(MtaSts, TestingModeReportsACertificateEnforceWouldRefuse) {
+  // The MX is listed, but its certificate names another host.
+  StsWorld w(policy("testing", "*.sts.test"), "1", "other.example.test");
+  ASSERT_EQ(w.send(1)["accepted"], 1);
+  ASSERT_TRUE(eventually([&] { return w.count("delivered") == 1; }, 15s)) << w.salvod->log();
+  const json e = w.events("delivered").front();
+  EXPECT_TRUE(field(e, "tls_policy").starts_with("mta-sts-testing: verify-failed: ")) << e.dump();
+  EXPECT_FALSE(field(e, "tls").empty()) << e.dump();
   EXPECT_EQ(w.salvod->stop(), 0);
 }
 
