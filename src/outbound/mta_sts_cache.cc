@@ -104,6 +104,7 @@ void MtaStsCache::on_fetch(const std::string& domain, const std::string& id, Dur
   const TimePoint now = clock_.now();
   std::expected<StsPolicy, std::string> p =
       r ? parse_sts_policy(*r) : std::unexpected(std::move(r.error()));
+  // Counted as failed: no response, or one that is not a valid policy.
   if (!p) {
     ++stats_.fetch_failures;
     log::warn("outbound: MTA-STS policy of {} not fetched: {}{}", domain, p.error(),

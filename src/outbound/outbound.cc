@@ -336,6 +336,12 @@ constexpr metrics::Family kMxLookups{
 constexpr metrics::Family kMxResolutions{
     "salvo_dns_mx_resolutions_total", metrics::Type::Counter,
     "MX resolutions started (misses, prewarm and refresh-ahead)."};
+constexpr metrics::Family kStsLookups{
+    "salvo_mta_sts_lookups_total", metrics::Type::Counter,
+    "MTA-STS policy cache lookups by result (miss: the delivery waited for DNS and HTTPS)."};
+constexpr metrics::Family kStsFetches{
+    "salvo_mta_sts_fetches_total", metrics::Type::Counter,
+    "MTA-STS policy fetches (HTTPS GET of mta-sts.<domain>) by result."};
 constexpr metrics::Family kDnsQueries{"salvo_dns_queries_total", metrics::Type::Counter,
                                       "DNS queries sent."};
 
@@ -360,6 +366,11 @@ void Outbound::report(metrics::Snapshot& s) const {
   s.add(kMxLookups, "result=\"miss\"", mx.misses);
   s.add(kMxResolutions, {}, mx.resolutions);
   s.add(kDnsQueries, {}, mx.queries);
+  const MtaStsStats sts = impl_->sts ? impl_->sts->stats() : MtaStsStats{};
+  s.add(kStsLookups, "result=\"hit\"", sts.hits);
+  s.add(kStsLookups, "result=\"miss\"", sts.misses);
+  s.add(kStsFetches, "result=\"ok\"", sts.fetches - sts.fetch_failures);
+  s.add(kStsFetches, "result=\"failed\"", sts.fetch_failures);
 }
 
 std::size_t Outbound::pause(std::string_view domain) noexcept {
