@@ -458,10 +458,7 @@ bool Destination::mta_sts_known() noexcept {
     sts_.reset();
     return true;
   }
-  DestinationSide* side = &side_;
-  auto p = side_.env().mta_sts(key_, [side, key = key_] {
-    if (Destination* d = side->find(key)) side->mark_dirty(*d);
-  });
+  auto p = side_.env().mta_sts(key_);
   if (!p) return false;
   if (*p != sts_) {
     // A new policy (or none any more): idle connections made under the old one go.
@@ -497,9 +494,9 @@ TlsDemand Destination::tls_demand(const Host& h) const {
     d.verify = true;
     d.authority = TlsAuthority::MtaSts;
   } else if (sts_ && sts_->mode == StsMode::Testing) {
-    // §5: delivered all the same; what would have failed is reported.
+    // §5: delivered as without a policy ([[shaping]] tls as it is); what enforce would
+    // have refused is reported.
     d.sts_testing = true;
-    if (d.starttls == smtp::TlsPolicy::Off) d.starttls = smtp::TlsPolicy::Opportunistic;
     if (!mx_allowed(*sts_, h.name)) d.testing_failure = "mx-mismatch: " + h.name;
   }
   // DANE goes here (RFC 8461 §2): a usable TLSA record of h overrides the above with

@@ -56,10 +56,9 @@ class DeliveryEnv {
   virtual void forward(Enqueue&& e) noexcept = 0;
   virtual void account(const accounting::Event& ev) noexcept = 0;
   // The MTA-STS policy of `domain` from the shard's cache (null: none); nullopt: being
-  // looked up, `cb` runs once it is known. Default (unit-test fakes): none.
-  virtual std::optional<StsPolicyPtr> mta_sts(std::string_view, std::function<void()>) {
-    return StsPolicyPtr();
-  }
+  // looked up, and the destination is marked dirty once it is known. Default (unit-test
+  // fakes): none.
+  virtual std::optional<StsPolicyPtr> mta_sts(std::string_view) { return StsPolicyPtr(); }
 };
 
 // The configuration in force for every destination of the shard: the settings (held, so

@@ -9,8 +9,13 @@
 
 namespace salvo::outbound {
 
-MtaStsCache::MtaStsCache(const Clock& clock, MtaStsCacheOptions o, TxtQuery txt, Fetch fetch)
-    : clock_(clock), options_(o), txt_(std::move(txt)), fetch_(std::move(fetch)) {}
+MtaStsCache::MtaStsCache(const Clock& clock, MtaStsCacheOptions o, TxtQuery txt, Fetch fetch,
+                         Known known)
+    : clock_(clock),
+      options_(o),
+      txt_(std::move(txt)),
+      fetch_(std::move(fetch)),
+      known_(std::move(known)) {}
 
 MtaStsCache::~MtaStsCache() = default;
 
@@ -22,9 +27,10 @@ Duration MtaStsCache::clamp_ttl(std::uint32_t ttl) const noexcept {
   return std::clamp<Duration>(std::chrono::seconds(ttl), options_.min_ttl, options_.max_ttl);
 }
 
-std::optional<StsPolicyPtr> MtaStsCache::get(std::string_view domain, Callback cb) {
+std::optional<StsPolicyPtr> MtaStsCache::get(std::string_view domain) {
   const TimePoint now = clock_.now();
-  auto [it, fresh] = entries_.try_emplace(std::string(domain));
+  auto it = entries_.find(domain);
+  if (it == entries_.end()) it = entries_.emplace(std::string(domain), Entry{}).first;
   Entry& e = it->second;
   // An expired policy is never used (§5.1): until a new one comes, the caller waits.
   if (e.policy && !usable(e, now)) {
@@ -38,7 +44,7 @@ std::optional<StsPolicyPtr> MtaStsCache::get(std::string_view domain, Callback c
     return e.policy;
   }
   ++stats_.misses;
-  e.waiting.push_back(std::move(cb));
+  e.waited = true;
   if (!e.busy) refresh(it->first, e);
   return std::nullopt;
 }
@@ -131,10 +137,9 @@ void MtaStsCache::settle(const std::string& domain, Duration recheck) {
   e.known = true;
   e.recheck = clock_.now() + recheck;
   if (e.policy && !usable(e, clock_.now())) e.policy.reset();
-  auto waiting = std::move(e.waiting);
-  e.waiting.clear();
-  for (auto& cb : waiting) {
-    if (cb) cb();
+  if (e.waited) {
+    e.waited = false;
+    if (known_) known_(domain);
   }
 }
 

@@ -4,7 +4,7 @@
 // policy is fetched once per node in practice).
 //
 //   get(domain) ── known and fresh ──► the policy (or none), at once
-//        │ unknown: start refresh, the caller waits (callback)
+//        │ unknown: start refresh, the caller waits (known(domain) once it is)
 //        │ known, recheck due: start refresh, answer with what is cached meanwhile
 //   refresh: TXT _mta-sts.<domain> ─► no valid record: keep an unexpired cached policy,
 //            else none for the negative TTL
@@ -57,16 +57,19 @@ class MtaStsCache {
   // lookup included).
   using TxtQuery = std::function<void(std::string_view name, dns::Querier::Callback cb)>;
   using Fetch = std::function<void(const std::string& domain, StsFetchCallback cb)>;
-  using Callback = std::function<void()>;
+  // A domain whose get() had to wait is known now (called from a seam's callback).
+  using Known = std::function<void(const std::string& domain)>;
 
-  MtaStsCache(const Clock& clock, MtaStsCacheOptions o, TxtQuery txt, Fetch fetch);
+  MtaStsCache(const Clock& clock, MtaStsCacheOptions o, TxtQuery txt, Fetch fetch,
+              Known known);
   ~MtaStsCache();
   MtaStsCache(const MtaStsCache&) = delete;
   MtaStsCache& operator=(const MtaStsCache&) = delete;
 
   // The policy in force for `domain` (lower case): a policy, or null for none (mode none
-  // counts as none). nullopt: not known yet; `cb` runs once when it is.
-  std::optional<StsPolicyPtr> get(std::string_view domain, Callback cb);
+  // counts as none). nullopt: not known yet; known(domain) follows. No allocation when
+  // the domain is cached (it is asked on every pump of its destination).
+  std::optional<StsPolicyPtr> get(std::string_view domain);
   void set_options(MtaStsCacheOptions o) { options_ = o; }
   const MtaStsStats& stats() const noexcept { return stats_; }
 
@@ -77,7 +80,13 @@ class MtaStsCache {
     TimePoint recheck{};          // the next TXT check
     bool known = false;           // answered at least once
     bool busy = false;            // a refresh is under way
-    std::vector<Callback> waiting;
+    bool waited = false;          // a get() is waiting for the refresh
+  };
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
   };
   void refresh(const std::string& domain, Entry& e);
   void on_txt(const std::string& domain, Result<dns::Answer> a);
@@ -92,8 +101,9 @@ class MtaStsCache {
   MtaStsCacheOptions options_;
   TxtQuery txt_;
   Fetch fetch_;
+  Known known_;
   MtaStsStats stats_;
-  std::unordered_map<std::string, Entry> entries_;
+  std::unordered_map<std::string, Entry, NameHash, std::equal_to<>> entries_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // callbacks check it
 };
 

@@ -93,10 +93,9 @@ struct Outbound::Impl final : DeliveryEnv {
   void account(const accounting::Event& ev) noexcept override {
     if (accounting != nullptr) accounting->append(ev);
   }
-  std::optional<StsPolicyPtr> mta_sts(std::string_view domain,
-                                      std::function<void()> cb) override {
+  std::optional<StsPolicyPtr> mta_sts(std::string_view domain) override {
     if (!sts) return StsPolicyPtr();
-    return sts->get(domain, std::move(cb));
+    return sts->get(domain);
   }
   // The HTTPS fetch of mta-sts.<domain>'s policy: its first address, the configuration in
   // force (port, [dns] timeout for the whole exchange, the verifying TLS context).
@@ -233,6 +232,9 @@ Status Outbound::start(std::string* why) {
       },
       [&ob](const std::string& domain, StsFetchCallback cb) {
         ob.fetch_policy(domain, std::move(cb));
+      },
+      [&ob](const std::string& domain) {
+        if (Destination* d = ob.destinations.find(domain)) ob.destinations.mark_dirty(*d);
       });
   for (const auto& dir : ob.shared.spool_dirs) {
     ob.readers.push_back(std::make_unique<spool::SpoolReader>(ob.shard.engine(), dir));
