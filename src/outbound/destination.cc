@@ -44,7 +44,15 @@ Destination::Destination(DestinationSide& side, std::string key)
       key_(std::move(key)),
       shaper_(shaping_for(side.config(), key_), side.config().delivery.backoff_pause),
       class_(&side.class_counters(shaper_.shaping())),
-      route_(key_, side.context().own_listeners) {}
+      route_(key_, side.context().own_listeners),
+      mta_sts_(mta_sts_applies()) {}
+
+// MTA-STS is for recipient domains whose MX comes from DNS: never [routes] destinations or
+// MX rollups, nor with [[shaping]] mta_sts = false. Decided per configuration.
+bool Destination::mta_sts_applies() const {
+  return shaping().mta_sts && !key_.starts_with(kRollupPrefix) &&
+         side_.config().find_route(key_) == nullptr;
+}
 
 TimePoint Destination::now() const noexcept { return side_.env().clock().now(); }
 WallTime Destination::wall() const noexcept { return side_.env().clock().wall_now(); }
@@ -61,6 +69,7 @@ bool Destination::sending() noexcept { return shaper_.allowed_connections(now())
 
 void Destination::reconfigure() noexcept {
   shaper_.reconfigure(shaping_for(side_.config(), key_), side_.config().delivery.backoff_pause);
+  mta_sts_ = mta_sts_applies();
   class_ = &side_.class_counters(shaper_.shaping());
   // Routes, and which rollup a domain belongs to, may have changed: look them up again.
   // Connections already open finish their work and take no more (DeliveryConnection:
@@ -449,12 +458,10 @@ void Destination::session_failed(Channel& c, const smtp::Reply& reply, bool befo
   last_failure_ = std::move(f);
 }
 
-// The MTA-STS policy (RFC 8461) before sending: from the shard's cache at once, or a wait
-// for its lookup (the pump runs again when it is known). Only for domains whose MX
-// came from DNS: never [routes] destinations or MX rollups, nor with [[shaping]]
-// mta_sts = false.
+// The MTA-STS policy (RFC 8461) before sending, where it applies: from the shard's cache at
+// once, or a wait for its lookup (the pump runs again when it is known).
 bool Destination::mta_sts_known() noexcept {
-  if (!shaping().mta_sts || route_.is_rollup() || side_.config().find_route(key_) != nullptr) {
+  if (!mta_sts_) {
     sts_.reset();
     return true;
   }

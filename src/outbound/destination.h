@@ -107,6 +107,7 @@ class Destination {
   void resolve_routes(const std::vector<config::HostPort>& hops) noexcept;
   void on_mx(const dns::MxResult& a) noexcept;
   void open_connections() noexcept;
+  bool mta_sts_applies() const;
   bool mta_sts_known() noexcept;
   bool sts_refuses(const Host& h) noexcept;
   void forward_to_rollup() noexcept;
@@ -128,6 +129,7 @@ class Destination {
   std::optional<LocalFailure> last_failure_;  // the last connection-level failure
   StsPolicyPtr sts_;  // the MTA-STS policy in force (enforce or testing), or null
   std::uint32_t tls_epoch_ = 0;
+  bool mta_sts_ = false;  // MTA-STS applies to this destination (mta_sts_applies)
   std::size_t slots_ = 0;  // slots of this destination alive
   bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
   std::deque<queue::QueuedRecipient> cancelled_;  // salvoctl bounce --id, still to fail
