@@ -62,7 +62,7 @@ constexpr std::string_view kDeliveryKeys[] = {
     "data_init_timeout", "data_block_timeout", "data_done_timeout",
     "max_recipients",    "dsn_from",           "delay_dsn_after",
     "bounce_rules",      "idle_timeout",       "tls_verify",
-    "backoff_pause",     "max_hops"};
+    "backoff_pause",     "max_hops",           "mta_sts_port"};
 constexpr std::string_view kBounceRuleKeys[] = {"pattern", "category"};
 constexpr std::string_view kShapingKeys[] = {"domain",
                                              "mx_suffix",
@@ -71,6 +71,8 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "max_message_rate",
                                              "max_connection_rate",
                                              "tls",
+                                             "tls_verify",
+                                             "mta_sts",
                                              "egress"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
 constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm",

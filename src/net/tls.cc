@@ -95,6 +95,15 @@ struct TlsIo {
     return static_cast<int>(n);
   }
 
+  // TlsVerify::Report: note the first failed check and let the handshake go on.
+  static int report(int ok, WOLFSSL_X509_STORE_CTX* store) noexcept {
+    if (ok == 0 && store != nullptr) {
+      auto* s = static_cast<TlsSession*>(store->userCtx);
+      if (s != nullptr && s->verify_error_.empty()) s->verify_error_ = error_string(store->error);
+    }
+    return 1;
+  }
+
   static int send(WOLFSSL*, char* buf, int sz, void* ctx) noexcept {
     auto* s = static_cast<TlsSession*>(ctx);
     // ByteBuffer growth may throw bad_alloc; running out of memory is fatal.
@@ -162,7 +171,7 @@ TlsContext::TlsContext(const TlsContextOptions& options)
     }
   }
 
-  if (options.verify == TlsVerify::Peer) {
+  if (options.verify != TlsVerify::None) {
     int rc = options.ca_file.empty()
                  ? wolfSSL_CTX_load_system_CA_certs(ctx)
                  : wolfSSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr);
@@ -170,7 +179,8 @@ TlsContext::TlsContext(const TlsContextOptions& options)
       fail("cannot load CA " + (options.ca_file.empty() ? "(system store)" : options.ca_file) +
            ": " + error_string(rc));
     }
-    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, nullptr);
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER,
+                           options.verify == TlsVerify::Report ? &TlsIo::report : nullptr);
   } else {
     // Opportunistic TLS (RFC 7435): encrypt, do not authenticate.
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, nullptr);
@@ -207,7 +217,8 @@ TlsSession::TlsSession(const TlsContext& ctx, std::string_view server_name)
       error_ = "tls: cannot set SNI";
       return;
     }
-    if (ctx.verify() == TlsVerify::Peer) {
+    if (ctx.verify() == TlsVerify::Report) wolfSSL_SetCertCbCtx(ssl, this);
+    if (ctx.verify() != TlsVerify::None) {
       int rc = WOLFSSL_SUCCESS;
       if (ip) {
         WOLFSSL_X509_VERIFY_PARAM* param = wolfSSL_get0_param(ssl);

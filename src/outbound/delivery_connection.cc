@@ -16,15 +16,6 @@
 namespace salvo::outbound {
 namespace {
 
-smtp::TlsPolicy client_policy(config::TlsPolicy p) {
-  switch (p) {
-    case config::TlsPolicy::Required: return smtp::TlsPolicy::Required;
-    case config::TlsPolicy::Off: return smtp::TlsPolicy::Off;
-    case config::TlsPolicy::Opportunistic: return smtp::TlsPolicy::Opportunistic;
-  }
-  return smtp::TlsPolicy::Opportunistic;
-}
-
 // QUIT answered: how long the server may take to close its side.
 constexpr Duration kFinWait = std::chrono::seconds(2);
 
@@ -93,16 +84,18 @@ smtp::ClientConfig DeliveryConnection::session_config() {
   cfg.use_pipelining = true;
   cfg.pipeline_across_messages = true;
   cfg.use_chunking = true;
-  const config::Shaping& sh = d_.shaping();
-  cfg.tls = tls_.plain() != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
+  demand_ = d_.tls_demand(host_);
+  tls_epoch_ = d_.tls_epoch();
+  cfg.tls = tls_.plain() != nullptr ? demand_.starttls : smtp::TlsPolicy::Off;
   tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
   if (cfg.tls == smtp::TlsPolicy::Opportunistic &&
       host_.tls_failed_until > d_.side().env().clock().now()) {
     cfg.tls = smtp::TlsPolicy::Off;
     plaintext_fallback_ = true;
   }
-  verified_ = sh.tls == config::TlsPolicy::Required && d_.side().config().delivery.tls_verify &&
-              tls_.verified() != nullptr;
+  // Without a verifying context a demanded check cannot be made: the handshake is not
+  // started (NeedTls fails the session) rather than made unverified.
+  verified_ = tls_required_ && demand_.verify;
   return cfg;
 }
 
@@ -140,8 +133,23 @@ void DeliveryConnection::on_drained(net::Connection& c) noexcept {
   }
 }
 
-void DeliveryConnection::on_tls_ready(net::Connection&) noexcept {
+void DeliveryConnection::on_tls_ready(net::Connection& c) noexcept {
   ++d_.side().stats().tls_sessions;
+  // MTA-STS testing: a certificate enforce would have refused is reported.
+  const net::TlsSession* t = c.tls();
+  if (demand_.sts_testing && demand_.testing_failure.empty() && t != nullptr &&
+      !t->verify_error().empty()) {
+    demand_.testing_failure = "verify-failed: " + t->verify_error();
+  }
+  if (!verified_) {
+    tls_decided(TlsOutcome::Opportunistic);
+  } else if (demand_.authority == TlsAuthority::MtaSts) {
+    tls_decided(TlsOutcome::MtaSts);
+  } else if (demand_.authority == TlsAuthority::Dane) {
+    tls_decided(TlsOutcome::Dane);
+  } else {
+    tls_decided(TlsOutcome::Verified);
+  }
   session_->tls_established();
   ByteBuffer none(0);
   drive(none);
@@ -156,14 +164,18 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         update_timeout();
         return;
       case smtp::ClientEventKind::Ready:
+        if (!outcome_) tls_decided(TlsOutcome::None);
         state_ = State::Ready;
         d_.on_ready(*this);
         break;
       case smtp::ClientEventKind::NeedTls: {
         flush();
         tls_started_ = true;
-        const net::TlsContext* ctx = verified_ ? tls_.verified() : tls_.plain();
-        if (conn_ != nullptr) conn_->start_tls(*ctx, host_.name);
+        const net::TlsContext* ctx = verified_            ? tls_.verified()
+                                     : demand_.sts_testing ? tls_.report()
+                                                           : tls_.plain();
+        if (conn_ != nullptr && ctx != nullptr) conn_->start_tls(*ctx, host_.name);
+        if (conn_ != nullptr && ctx == nullptr) conn_->abort();
         update_timeout();
         return;
       }
@@ -172,6 +184,11 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         if (state_ == State::Ready) fill();
         break;
       case smtp::ClientEventKind::Failed:
+        // Required TLS that never started: STARTTLS not offered, or refused.
+        if (state_ != State::Ready && tls_required_ && !outcome_ &&
+            (ev.local || wait_.awaiting == smtp::Awaiting::StartTls)) {
+          tls_decided(TlsOutcome::Failed, "starttls-failed: " + ev.reply.text);
+        }
         d_.session_failed(*this, ev.reply, state_ != State::Ready, ev.local);
         flush();
         state_ = State::Quitting;
@@ -200,8 +217,14 @@ void DeliveryConnection::on_transaction(const smtp::TransactionResult& r) noexce
   d_.finish(s, &r);
 }
 
+// A reload since the connection opened (its TLS policy, CA bundle, shaping may differ), or
+// a new MTA-STS policy: it finishes what it has and takes nothing new.
+bool DeliveryConnection::outdated() const noexcept {
+  return tls_.settings != d_.side().context().settings || tls_epoch_ != d_.tls_epoch();
+}
+
 bool DeliveryConnection::can_take() noexcept {
-  if (state_ != State::Ready || stopping()) return false;
+  if (state_ != State::Ready || stopping() || outdated()) return false;
   if (slots_.size() >= d_.side().context().window) return false;
   if (taken_ >= d_.shaping().max_messages_per_connection) return false;
   return d_.sending();
@@ -217,7 +240,8 @@ void DeliveryConnection::fill() noexcept {
     ++taken_;
   }
   if (slots_.empty() && state_ == State::Ready &&
-      (stopping() || taken_ >= d_.shaping().max_messages_per_connection || !d_.sending())) {
+      (stopping() || outdated() || taken_ >= d_.shaping().max_messages_per_connection ||
+       !d_.sending())) {
     quit();
   }
   update_timeout();
@@ -349,13 +373,16 @@ std::optional<smtp::Reply> DeliveryConnection::timeout_reply(TimePoint now) cons
                                  host_.address.to_string(), why));
 }
 
-void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcept {
+void DeliveryConnection::on_close(net::Connection& c, std::error_code why) noexcept {
   conn_ = nullptr;
   if (session_) {
     if (state_ == State::Greeting && tls_started_ && !tls_required_) {
       // RFC 7435 / RFC 3207 practice: a failed opportunistic handshake is retried in
       // plaintext (the next connection to this host skips STARTTLS for a while).
       d_.tls_failed(host_.address);
+    } else if (auto tf = state_ == State::Greeting ? tls_failure_reply(c) : std::nullopt) {
+      // Required TLS whose handshake (or certificate check) failed: next MX.
+      d_.session_failed(*this, *tf, true, true);
     } else if (state_ == State::Greeting) {
       // Lost, or timed out, before the session was ready: count it against the host (next
       // MX).
@@ -381,6 +408,41 @@ void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcep
   state_ = State::Closed;
   d_.connection_gone(this);
   delete this;
+}
+
+// A required handshake that failed (the connection closes before on_tls_ready): the
+// reason wolfSSL gave, as the session's TLS outcome and the recipients' reply.
+std::optional<smtp::Reply> DeliveryConnection::tls_failure_reply(const net::Connection& c) {
+  if (!tls_started_ || !tls_required_ || outcome_ || timed_out_) return std::nullopt;
+  const net::TlsSession* t = c.tls();
+  std::string why = t != nullptr && !t->error().empty() ? t->error() : "the handshake failed";
+  tls_decided(TlsOutcome::Failed, (verified_ ? "verify-failed: " : "starttls-failed: ") + why);
+  return smtp::Reply(451, {4, 7, 5},
+                     fmt::format("TLS with {} [{}] failed{}: {}", host_.name,
+                                 host_.address.to_string(),
+                                 verified_ ? " (certificate verified against the MX name)" : "",
+                                 why));
+}
+
+void DeliveryConnection::tls_decided(TlsOutcome o, std::string failure) noexcept {
+  if (o != TlsOutcome::Failed && !demand_.testing_failure.empty()) {
+    o = TlsOutcome::TestingFailed;
+    failure = demand_.testing_failure;
+  } else if (o == TlsOutcome::None && demand_.sts_testing) {
+    o = TlsOutcome::TestingFailed;
+    failure = "starttls-failed: no TLS";
+  }
+  if (o == TlsOutcome::TestingFailed) {
+    log::info("outbound: {} [{}]: MTA-STS policy (mode testing) not met, delivering all the "
+              "same: {}", host_.name, host_.address.to_string(), failure);
+  }
+  outcome_ = o;
+  tls_failure_ = std::move(failure);
+  ++d_.side().stats().tls_outcomes[static_cast<std::size_t>(o)];
+}
+
+std::string DeliveryConnection::tls_policy() const {
+  return outcome_ ? tls_policy_text(*outcome_, tls_failure_) : std::string();
 }
 
 std::string DeliveryConnection::tls_version() const {

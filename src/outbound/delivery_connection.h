@@ -27,6 +27,7 @@
 #include <salvo/smtp/client_session.h>
 
 #include "outbound/pool.h"
+#include "outbound/tls_policy.h"
 
 namespace salvo::net {
 class TlsContext;
@@ -41,9 +42,13 @@ class Destination;
 struct ClientTls {
   SettingsPtr settings;
   const net::TlsContext* plain() const noexcept { return settings ? settings->tls.get() : nullptr; }
-  // Verifies (tls_verify); may be null.
+  // Verifies the chain against [tls] ca_bundle and the name; null only without settings.
   const net::TlsContext* verified() const noexcept {
     return settings ? settings->tls_verified.get() : nullptr;
+  }
+  // Checks as verified() does but only reports a failure (MTA-STS testing mode).
+  const net::TlsContext* report() const noexcept {
+    return settings ? settings->tls_report.get() : nullptr;
   }
 };
 
@@ -75,6 +80,7 @@ class DeliveryConnection final : public Channel,
   void slot_detached(Slot* s) noexcept override;
   std::string tls_version() const override;
   bool plaintext_fallback() const noexcept override { return plaintext_fallback_; }
+  std::string tls_policy() const override;
   // The server offered DSN (RFC 3461): NOTIFY/ORCPT/ENVID went on with the message.
   bool remote_dsn() const noexcept override {
     return session_ && session_->capabilities().extensions.has(smtp::Extension::Dsn);
@@ -104,6 +110,9 @@ class DeliveryConnection final : public Channel,
   void set_idle(Duration d) noexcept;
   std::optional<smtp::Reply> timeout_reply(TimePoint now) const;
   bool can_take() noexcept;
+  bool outdated() const noexcept;
+  void tls_decided(TlsOutcome o, std::string failure = {}) noexcept;
+  std::optional<smtp::Reply> tls_failure_reply(const net::Connection& c);
   bool stopping() const noexcept;
 
   Destination& d_;
@@ -119,6 +128,10 @@ class DeliveryConnection final : public Channel,
   std::optional<smtp::Reply> timed_out_;  // what a timeout that closes us reports
   std::vector<Slot*> slots_;  // taken: reading or submitted
   std::uint32_t taken_ = 0;   // transactions taken over the connection's life
+  TlsDemand demand_;          // what TLS the destination asks of this host
+  std::uint32_t tls_epoch_ = 0;  // the destination's tls_epoch() it was asked under
+  std::optional<TlsOutcome> outcome_;  // set once the session's TLS is decided
+  std::string tls_failure_;   // why the demand was not met (Failed / TestingFailed)
   bool verified_ = false;     // the verified TLS context is in use
   bool tls_started_ = false;  // STARTTLS accepted: a close now is a handshake failure
   bool plaintext_fallback_ = false;  // STARTTLS skipped after a failed handshake

@@ -44,7 +44,15 @@ Destination::Destination(DestinationSide& side, std::string key)
       key_(std::move(key)),
       shaper_(shaping_for(side.config(), key_), side.config().delivery.backoff_pause),
       class_(&side.class_counters(shaper_.shaping())),
-      route_(key_, side.context().own_listeners) {}
+      route_(key_, side.context().own_listeners),
+      mta_sts_(mta_sts_applies()) {}
+
+// MTA-STS is for recipient domains whose MX comes from DNS: never [routes] destinations or
+// MX rollups, nor with [[shaping]] mta_sts = false. Decided per configuration.
+bool Destination::mta_sts_applies() const {
+  return shaping().mta_sts && !key_.starts_with(kRollupPrefix) &&
+         side_.config().find_route(key_) == nullptr;
+}
 
 TimePoint Destination::now() const noexcept { return side_.env().clock().now(); }
 WallTime Destination::wall() const noexcept { return side_.env().clock().wall_now(); }
@@ -66,10 +74,13 @@ bool Destination::sending() noexcept { return shaper_.allowed_connections(now())
 
 void Destination::reconfigure() noexcept {
   shaper_.reconfigure(shaping_for(side_.config(), key_), side_.config().delivery.backoff_pause);
+  mta_sts_ = mta_sts_applies();
   class_ = &side_.class_counters(shaper_.shaping());
-  // Routes, and which rollup a domain belongs to, may have changed: look them up again
-  // (connections already open finish their work).
+  // Routes, and which rollup a domain belongs to, may have changed: look them up again.
+  // Connections already open finish their work and take no more (DeliveryConnection:
+  // outdated), so new TLS settings apply to the next mail; idle ones go now.
   route_.reset();
+  pool_.quit_idle();
   side_.mark_dirty(*this);
 }
 
@@ -110,8 +121,15 @@ void Destination::pump() noexcept {
   backlog_.promote(wall());
   if (!cancelled_.empty()) fail_cancelled();
   if (pump_bouncing()) return;
-  for (Channel* c : std::vector<Channel*>(pool_.channels())) {
-    if (c->ready()) c->fill();
+  // The MTA-STS policy before anything is sent: from the cache at once (a due refresh runs
+  // meanwhile), or, while it is being looked up, nothing goes — not even over a connection
+  // already open (the policy it was opened under may have expired).
+  const bool sts_known =
+      backlog_.ready() == 0 || shaper_.sending_stopped() || mta_sts_known();
+  if (sts_known) {
+    for (Channel* c : std::vector<Channel*>(pool_.channels())) {
+      if (c->ready()) c->fill();
+    }
   }
   if (backlog_.ready() == 0) return;
   if (pump_stopped()) return;
@@ -126,6 +144,7 @@ void Destination::pump() noexcept {
     forward_to_rollup();
     return;
   }
+  if (!sts_known) return;
   open_connections();
 }
 
@@ -161,6 +180,7 @@ void Destination::open_connections() noexcept {
   while (pool_.held(t) < allowed && backlog_.ready() > capacity) {
     const Host* h = route_.pick(t);
     if (h == nullptr) break;
+    if (sts_refuses(*h)) continue;
     if (!shaper_.try_connection(t)) break;
     Channel* c = side_.env().open(
         *this, *h, pool_.next_origination(side_.config(), shaping(), side_.context().hostname));
@@ -367,19 +387,22 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
   f.rcpt_data = s->rcpt_data;
   f.local = s->local ? &*s->local : nullptr;
   f.result = result;
-  std::string ip, tls;
+  std::string ip, tls, tls_policy;
   if (s->conn != nullptr) {
     f.over_connection = true;
     f.mx = s->conn->host().name;
     ip = s->conn->host().address.ip();
     tls = s->conn->tls_version();
+    tls_policy = s->conn->tls_policy();
     f.plaintext_fallback = s->conn->plaintext_fallback();
     f.remote_dsn = s->conn->remote_dsn();
   } else if (s->local) {
     f.mx = s->local->mx;
+    tls_policy = s->local->tls_policy;
   }
   f.ip = ip;
   f.tls = tls;
+  f.tls_policy = tls_policy;
   f.reverse_path = s->reverse_path;
   f.envid = s->envid;
   f.job = s->job;
@@ -447,7 +470,61 @@ void Destination::session_failed(Channel& c, const smtp::Reply& reply, bool befo
   f.stage = queue::Stage::Connect;
   f.reply = sf.deferral;
   f.mx = c.host().name;
+  f.tls_policy = c.tls_policy();
   last_failure_ = std::move(f);
+}
+
+// The MTA-STS policy (RFC 8461) before sending, where it applies: from the shard's cache at
+// once, or a wait for its lookup (the pump runs again when it is known).
+bool Destination::mta_sts_known() noexcept {
+  if (!mta_sts_) {
+    sts_.reset();
+    return true;
+  }
+  auto p = side_.env().mta_sts(key_);
+  if (!p) return false;
+  if (*p != sts_) {
+    // A new policy (or none any more): idle connections made under the old one go.
+    if (sts_ || *p) pool_.quit_idle();
+    sts_ = std::move(*p);
+    ++tls_epoch_;
+  }
+  return true;
+}
+
+// Under an enforced policy only the MX hosts it lists are used (§4.1, §5): another one is
+// skipped (marked down a minute), and when none is left the attempt is deferred saying so.
+bool Destination::sts_refuses(const Host& h) noexcept {
+  if (!sts_ || sts_->mode != StsMode::Enforce || mx_allowed(*sts_, h.name)) return false;
+  route_.mark_down(h.address, now() + std::chrono::minutes(1));
+  LocalFailure f;
+  f.stage = queue::Stage::Connect;
+  f.reply = smtp::Reply(451, {4, 7, 5},
+                        fmt::format("MX {} is not listed in the MTA-STS policy of {} (mode "
+                                    "enforce)", h.name, key_));
+  f.mx = h.name;
+  f.tls_policy = "mx-mismatch: " + h.name;
+  log::info("outbound: {}: {}", key_, f.reply.text);
+  last_failure_ = std::move(f);
+  return true;
+}
+
+TlsDemand Destination::tls_demand(const Host& h) const {
+  TlsDemand d = configured_demand(side_.config(), shaping());
+  if (sts_ && sts_->mode == StsMode::Enforce) {
+    // §5: TLS required, the certificate verified against the MX host name.
+    d.starttls = smtp::TlsPolicy::Required;
+    d.verify = true;
+    d.authority = TlsAuthority::MtaSts;
+  } else if (sts_ && sts_->mode == StsMode::Testing) {
+    // §5: delivered as without a policy ([[shaping]] tls as it is); what enforce would
+    // have refused is reported.
+    d.sts_testing = true;
+    if (!mx_allowed(*sts_, h.name)) d.testing_failure = "mx-mismatch: " + h.name;
+  }
+  // DANE goes here (RFC 8461 §2): a usable TLSA record of h overrides the above with
+  // starttls Required, verify by TLSA, authority Dane.
+  return d;
 }
 
 void Destination::connection_gone(Channel* c) noexcept {

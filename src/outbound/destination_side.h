@@ -32,6 +32,7 @@
 #include <salvo/queue/policy.h>
 #include <salvo/spool/spool_reader.h>
 
+#include "outbound/mta_sts.h"
 #include "outbound/pool.h"
 #include "outbound/signing_pace.h"
 
@@ -56,6 +57,10 @@ class DeliveryEnv {
   virtual void to_origin(std::uint32_t origin, Outcomes&& o) noexcept = 0;
   virtual void forward(Enqueue&& e) noexcept = 0;
   virtual void account(const accounting::Event& ev) noexcept = 0;
+  // The MTA-STS policy of `domain` from the shard's cache (null: none); nullopt: being
+  // looked up, and the destination is marked dirty once it is known. Default (unit-test
+  // fakes): none.
+  virtual std::optional<StsPolicyPtr> mta_sts(std::string_view) { return StsPolicyPtr(); }
 };
 
 // The configuration in force for every destination of the shard: the settings (held, so

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/hash.h>
 #include <salvo/base/log.h>
@@ -18,6 +20,8 @@
 #include "outbound/delivery_connection.h"
 #include "outbound/destination.h"
 #include "outbound/destination_side.h"
+#include "outbound/mta_sts_cache.h"
+#include "outbound/mta_sts_fetch.h"
 #include "outbound/origin.h"
 
 namespace salvo::outbound {
@@ -33,6 +37,7 @@ OutboundStats& OutboundStats::operator+=(const OutboundStats& o) noexcept {
   connections += o.connections;
   connect_failures += o.connect_failures;
   tls_sessions += o.tls_sessions;
+  for (std::size_t i = 0; i < kTlsOutcomes; ++i) tls_outcomes[i] += o.tls_outcomes[i];
   transactions += o.transactions;
   state_errors += o.state_errors;
   read_errors += o.read_errors;
@@ -42,6 +47,18 @@ OutboundStats& OutboundStats::operator+=(const OutboundStats& o) noexcept {
 std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept {
   return shard_of_name(domain, shards);
 }
+
+namespace {
+
+MtaStsCacheOptions sts_options(const config::Config& c) {
+  MtaStsCacheOptions o;
+  o.min_ttl = c.dns.min_ttl;
+  o.max_ttl = c.dns.max_ttl;
+  o.negative_ttl = c.dns.negative_ttl;
+  return o;
+}
+
+}  // namespace
 
 // The DeliveryEnv of a running shard.
 struct Outbound::Impl final : DeliveryEnv {
@@ -76,6 +93,33 @@ struct Outbound::Impl final : DeliveryEnv {
   void account(const accounting::Event& ev) noexcept override {
     if (accounting != nullptr) accounting->append(ev);
   }
+  std::optional<StsPolicyPtr> mta_sts(std::string_view domain) override {
+    if (!sts) return StsPolicyPtr();
+    return sts->get(domain);
+  }
+  // The HTTPS fetch of mta-sts.<domain>'s policy: its first address, the configuration in
+  // force (port, [dns] timeout for the whole exchange, the verifying TLS context).
+  void fetch_policy(const std::string& domain, StsFetchCallback done) {
+    const std::string host = "mta-sts." + domain;
+    auto go = [this, host, done](const dns::MxResult& a) {
+      if (a.status != dns::MxStatus::Ok || a.hosts.empty() || a.hosts[0].addresses.empty()) {
+        const std::string why = a.detail.empty() ? std::string("no address") : a.detail;
+        defer([done, host, why] { done(std::unexpected(host + ": " + why)); });
+        return;
+      }
+      const config::Config& c = destinations.config();
+      StsFetchRequest r;
+      r.host = host;
+      r.address = a.hosts[0].addresses[0];
+      r.address.set_port(c.delivery.mta_sts_port);
+      r.settings = destinations.context().settings;
+      r.timeout = c.dns.timeout;
+      r.clock = &shard.clock();
+      start_sts_fetch(stack, std::move(r), done);
+    };
+    auto answer = mx->lookup_host(host, [go](dns::MxAnswer a) { go(*a); });
+    if (answer) go(*answer);
+  }
 
   void route(Enqueue&& e) noexcept {
     const std::uint32_t to = shard_for(e.key.empty() ? e.domain : e.key, shared.shards);
@@ -105,6 +149,7 @@ struct Outbound::Impl final : DeliveryEnv {
   std::uint32_t me;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<dns::MxCache> mx;
+  std::unique_ptr<MtaStsCache> sts;
   std::vector<std::unique_ptr<spool::SpoolReader>> readers;  // per origin shard
   OutboundStats origin_stats;
   OutboundStats total;  // origin_stats + the destination side's, as of stats()
@@ -180,6 +225,17 @@ Status Outbound::start(std::string* why) {
   mo.negative_ttl = c.dns.negative_ttl;
   mo.failure_ttl = std::min<Duration>(mo.failure_ttl, c.dns.negative_ttl);
   ob.mx = std::make_unique<dns::MxCache>(*ob.resolver, ob.shard.clock(), mo);
+  ob.sts = std::make_unique<MtaStsCache>(
+      ob.shard.clock(), sts_options(c),
+      [&ob](std::string_view name, dns::Querier::Callback cb) {
+        ob.resolver->query(name, dns::RrType::Txt, std::move(cb));
+      },
+      [&ob](const std::string& domain, StsFetchCallback cb) {
+        ob.fetch_policy(domain, std::move(cb));
+      },
+      [&ob](const std::string& domain) {
+        if (Destination* d = ob.destinations.find(domain)) ob.destinations.mark_dirty(*d);
+      });
   for (const auto& dir : ob.shared.spool_dirs) {
     ob.readers.push_back(std::make_unique<spool::SpoolReader>(ob.shard.engine(), dir));
   }
@@ -223,6 +279,7 @@ void Outbound::on_message(shard::ShardId, Message&& m) noexcept {
 }
 
 void Outbound::reload(SettingsPtr settings) {
+  if (impl_->sts) impl_->sts->set_options(sts_options(*settings->config));
   impl_->destinations.reload(impl_->context_of(std::move(settings)));
 }
 
@@ -242,6 +299,7 @@ void Outbound::shutdown() noexcept {
     ob.timer->release(ob.shard.engine());
     ob.timer = nullptr;
   }
+  ob.sts.reset();
   ob.mx.reset();
   if (ob.resolver) ob.resolver->stop();
   ob.resolver.reset();
@@ -278,6 +336,10 @@ constexpr metrics::Family kConnectFailures{
 constexpr metrics::Family kTlsSessions{"salvo_delivery_tls_sessions_total",
                                        metrics::Type::Counter,
                                        "Outbound sessions that used STARTTLS."};
+constexpr metrics::Family kTlsPolicy{
+    "salvo_delivery_tls_policy_total", metrics::Type::Counter,
+    "Outbound sessions by what their TLS policy came to (failed: nothing sent; "
+    "mta-sts-testing-failed: an MTA-STS testing policy not met, sent all the same)."};
 constexpr metrics::Family kReadErrors{"salvo_delivery_read_errors_total", metrics::Type::Counter,
                                       "Spool records that could not be read back for delivery."};
 constexpr metrics::Family kMxLookups{
@@ -286,6 +348,12 @@ constexpr metrics::Family kMxLookups{
 constexpr metrics::Family kMxResolutions{
     "salvo_dns_mx_resolutions_total", metrics::Type::Counter,
     "MX resolutions started (misses, prewarm and refresh-ahead)."};
+constexpr metrics::Family kStsLookups{
+    "salvo_mta_sts_lookups_total", metrics::Type::Counter,
+    "MTA-STS policy cache lookups by result (miss: the delivery waited for DNS and HTTPS)."};
+constexpr metrics::Family kStsFetches{
+    "salvo_mta_sts_fetches_total", metrics::Type::Counter,
+    "MTA-STS policy fetches (HTTPS GET of mta-sts.<domain>) by result."};
 constexpr metrics::Family kDnsQueries{"salvo_dns_queries_total", metrics::Type::Counter,
                                       "DNS queries sent."};
 
@@ -299,6 +367,10 @@ void Outbound::report(metrics::Snapshot& s) const {
   s.add(kOpened, {}, st.connections);
   s.add(kConnectFailures, {}, st.connect_failures);
   s.add(kTlsSessions, {}, st.tls_sessions);
+  for (std::size_t i = 0; i < kTlsOutcomes; ++i) {
+    s.add(kTlsPolicy, fmt::format("outcome=\"{}\"", to_string(static_cast<TlsOutcome>(i))),
+          st.tls_outcomes[i]);
+  }
   s.add(kReadErrors, {}, st.read_errors);
   impl_->destinations.report(s);
   const dns::MxCacheStats mx = impl_->mx ? impl_->mx->stats() : dns::MxCacheStats{};
@@ -306,6 +378,11 @@ void Outbound::report(metrics::Snapshot& s) const {
   s.add(kMxLookups, "result=\"miss\"", mx.misses);
   s.add(kMxResolutions, {}, mx.resolutions);
   s.add(kDnsQueries, {}, mx.queries);
+  const MtaStsStats sts = impl_->sts ? impl_->sts->stats() : MtaStsStats{};
+  s.add(kStsLookups, "result=\"hit\"", sts.hits);
+  s.add(kStsLookups, "result=\"miss\"", sts.misses);
+  s.add(kStsFetches, "result=\"ok\"", sts.fetches - sts.fetch_failures);
+  s.add(kStsFetches, "result=\"failed\"", sts.fetch_failures);
 }
 
 std::size_t Outbound::pause(std::string_view domain) noexcept {

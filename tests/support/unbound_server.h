@@ -28,6 +28,8 @@ struct UnboundOptions {
   // Extra lines for the server: clause, verbatim.
   std::vector<std::string> extra;
   std::chrono::milliseconds start_timeout{10000};
+  // The port to listen on (a restarted server keeping its address); 0: a free one.
+  std::uint16_t port = 0;
 };
 
 class UnboundServer {

@@ -176,9 +176,13 @@ struct Delivery {
   // A pooled connection with no work for this long is closed (QUIT).
   Duration idle_timeout = std::chrono::seconds(5);
   // Verify the certificate (chain against [tls] ca_bundle, and the MX host name) of servers
-  // of destinations whose tls policy is "required"; opportunistic TLS never verifies
-  // (RFC 7435: any encryption beats none).
-  bool tls_verify = false;
+  // of destinations whose tls policy is "required", unless set to false (then "required"
+  // only encrypts); [[shaping]] tls_verify overrides it per destination. Opportunistic TLS
+  // never verifies (RFC 7435: any encryption beats none).
+  bool tls_verify = true;
+  // MTA-STS (RFC 8461): the port of the HTTPS policy host mta-sts.<domain> (443; tests
+  // point it at a local server).
+  std::uint16_t mta_sts_port = 443;
   // Back-off (421 / 4.7.x throttling): the first pause of the destination; it doubles
   // with each further throttle while backed off, up to 30 times this.
   Duration backoff_pause = std::chrono::minutes(1);
@@ -200,6 +204,10 @@ struct Shaping {
   std::optional<Rate> max_message_rate;     // unset = unlimited
   std::optional<Rate> max_connection_rate;  // unset = unlimited
   TlsPolicy tls = TlsPolicy::Opportunistic;
+  // Verify the certificate when tls is "required"; unset: [delivery] tls_verify.
+  std::optional<bool> tls_verify;
+  // Look up and apply the destination's MTA-STS policy (RFC 8461); never for [routes].
+  bool mta_sts = true;
   std::string egress;  // [[egress]] pool name; "" = the kernel's source address, node.hostname
   std::uint32_t line = 0;
 

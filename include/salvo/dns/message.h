@@ -18,7 +18,7 @@
 namespace salvo::dns {
 
 // Record types the module asks for (RFC 1035 §3.2.2, RFC 3596).
-enum class RrType : std::uint16_t { A = 1, Cname = 5, Soa = 6, Mx = 15, Aaaa = 28 };
+enum class RrType : std::uint16_t { A = 1, Cname = 5, Soa = 6, Mx = 15, Txt = 16, Aaaa = 28 };
 
 // Response codes (RFC 1035 §4.1.1); other values pass through as their number.
 enum class Rcode : std::uint16_t {
@@ -57,6 +57,12 @@ struct MxRecord {
   friend bool operator==(const MxRecord&, const MxRecord&) = default;
 };
 
+// One TXT record: its character-strings joined (RFC 7208 §3.3, RFC 8461 §3.1 read it so).
+struct TxtRecord {
+  std::string text;
+  std::uint32_t ttl = 0;
+};
+
 struct AddressRecord {
   net::SocketAddress address;  // port 0
   std::uint32_t ttl = 0;
@@ -71,10 +77,13 @@ struct Answer {
   std::string canonical_name;            // end of the CNAME chain; "" when the answer had no CNAME
   std::vector<MxRecord> mx;              // for an MX question
   std::vector<AddressRecord> addresses;  // for an A or AAAA question
+  std::vector<TxtRecord> txt;            // for a TXT question
   // RFC 2308 §5: min(SOA TTL, SOA MINIMUM) of the authority-section SOA, if there is one.
   std::optional<std::uint32_t> negative_ttl;
 
-  bool has_records() const noexcept { return !mx.empty() || !addresses.empty(); }
+  bool has_records() const noexcept {
+    return !mx.empty() || !addresses.empty() || !txt.empty();
+  }
 };
 
 // Decodes a response to `q`. Diagnostics:

@@ -17,7 +17,10 @@
 namespace salvo::net {
 
 enum class TlsRole { Client, Server };
-enum class TlsVerify { None, Peer };  // Peer: verify the server chain (and name) against ca_file
+// Peer: verify the server chain (and name) against ca_file. Report: the same checks, but a
+// failure does not stop the handshake; TlsSession::verify_error() says what failed (MTA-STS
+// testing mode reports what enforce would have refused).
+enum class TlsVerify { None, Peer, Report };
 
 struct TlsContextOptions {
   TlsRole role = TlsRole::Client;
@@ -77,6 +80,8 @@ class TlsSession {
 
   State state() const noexcept { return state_; }
   const std::string& error() const noexcept { return error_; }
+  // TlsVerify::Report: the first certificate check that failed ("" when all passed).
+  const std::string& verify_error() const noexcept { return verify_error_; }
   std::string version() const;  // "TLSv1.3"
   std::string cipher() const;
 
@@ -87,6 +92,7 @@ class TlsSession {
   ByteBuffer out_;
   State state_ = State::Handshaking;
   std::string error_;
+  std::string verify_error_;
 };
 
 }  // namespace salvo::net

@@ -211,6 +211,30 @@ TEST_F(TlsTest, RejectsTheWrongName) {
   }
 }
 
+TEST_F(TlsTest, ReportModeCompletesAndSaysWhatFailed) {
+  TlsContext sctx(server_options());
+  // The right CA and name: nothing to report.
+  TlsContext good(client_options(TlsVerify::Report, certs().ca_cert()));
+  {
+    TlsSession server(sctx, "");
+    TlsSession client(good, "localhost");
+    Pipe p(client, server);
+    p.pump();
+    EXPECT_EQ(client.state(), TlsSession::State::Established) << client.error();
+    EXPECT_EQ(client.verify_error(), "");
+  }
+  // A wrong name, and an unknown CA: established all the same, the failure reported.
+  TlsContext other(client_options(TlsVerify::Report, certs().other_ca_cert()));
+  for (TlsContext* ctx : {&good, &other}) {
+    TlsSession server(sctx, "");
+    TlsSession client(*ctx, ctx == &good ? "mx.example.com" : "localhost");
+    Pipe p(client, server);
+    p.pump();
+    EXPECT_EQ(client.state(), TlsSession::State::Established) << client.error();
+    EXPECT_NE(client.verify_error(), "");
+  }
+}
+
 TEST_F(TlsTest, NoVerificationAcceptsAnyCertificate) {
   TlsContext sctx(server_options());
   TlsContext cctx(client_options(TlsVerify::None, ""));
