@@ -206,6 +206,7 @@ void format_line(const Event& ev, std::string& out) {
   if (!ev.response.empty()) append_field(out, ",\"response\":", ev.response);
   if (ev.attempt != 0) append_int(out, ",\"attempt\":", ev.attempt);
   if (!ev.tls.empty()) append_field(out, ",\"tls\":", ev.tls);
+  if (!ev.tls_policy.empty()) append_field(out, ",\"tls_policy\":", ev.tls_policy);
   if (ev.size != 0) append_int(out, ",\"size\":", ev.size);
   // NaN fails the comparison and is left out; inf would not be JSON, so clamp (~31,000 years).
   if (ev.queued_s >= 0) {

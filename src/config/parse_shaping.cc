@@ -57,6 +57,7 @@ void read_limits(const TableReader& r, const std::vector<Egress>& egress, Shapin
       r.error("tls", fmt::format("unknown value '{}' (opportunistic, required or off)", tls));
     }
   }
+  r.read("dane", s.dane);
   // Only where the key is written: an inherited one is reported at the "*" entry.
   if (r.read("egress", s.egress) && !s.egress.empty()) {
     const bool known = std::any_of(egress.begin(), egress.end(),

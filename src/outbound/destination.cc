@@ -357,6 +357,7 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
     f.mx = s->conn->host().name;
     ip = s->conn->host().address.ip();
     tls = s->conn->tls_version();
+    f.tls_policy = s->conn->tls_policy();
     f.plaintext_fallback = s->conn->plaintext_fallback();
     f.remote_dsn = s->conn->remote_dsn();
   } else if (s->local) {

@@ -10,6 +10,7 @@
 #include <salvo/base/hash.h>
 #include <salvo/base/log.h>
 #include <salvo/dns/resolver.h>
+#include <salvo/dns/tlsa_cache.h>
 #include <salvo/io/detachable_op.h>
 #include <salvo/io/engine.h>
 #include <salvo/net/stack.h>
@@ -59,6 +60,9 @@ struct Outbound::Impl final : DeliveryEnv {
   dns::MxAnswer lookup_host(std::string_view host, dns::MxCache::Callback cb) override {
     return mx->lookup_host(host, std::move(cb));
   }
+  dns::TlsaAnswer lookup_tlsa(std::string_view host, dns::TlsaCache::Callback cb) override {
+    return tlsa->lookup(host, std::move(cb));
+  }
   Channel* open(Destination& d, const Host& h, const Origination& o) override {
     auto* c = new DeliveryConnection(d, h, o, ClientTls{destinations.context().settings});
     c->start(stack);
@@ -105,6 +109,7 @@ struct Outbound::Impl final : DeliveryEnv {
   std::uint32_t me;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<dns::MxCache> mx;
+  std::unique_ptr<dns::TlsaCache> tlsa;  // DANE; built whether or not [dns] validating
   std::vector<std::unique_ptr<spool::SpoolReader>> readers;  // per origin shard
   OutboundStats origin_stats;
   OutboundStats total;  // origin_stats + the destination side's, as of stats()
@@ -180,6 +185,12 @@ Status Outbound::start(std::string* why) {
   mo.negative_ttl = c.dns.negative_ttl;
   mo.failure_ttl = std::min<Duration>(mo.failure_ttl, c.dns.negative_ttl);
   ob.mx = std::make_unique<dns::MxCache>(*ob.resolver, ob.shard.clock(), mo);
+  dns::TlsaCacheOptions to;
+  to.min_ttl = mo.min_ttl;
+  to.max_ttl = mo.max_ttl;
+  to.negative_ttl = mo.negative_ttl;
+  to.failure_ttl = mo.failure_ttl;
+  ob.tlsa = std::make_unique<dns::TlsaCache>(*ob.resolver, ob.shard.clock(), to);
   for (const auto& dir : ob.shared.spool_dirs) {
     ob.readers.push_back(std::make_unique<spool::SpoolReader>(ob.shard.engine(), dir));
   }
@@ -233,6 +244,8 @@ void Outbound::shutdown() noexcept {
     ob.timer = nullptr;
   }
   ob.mx.reset();
+  if (ob.tlsa) ob.tlsa->cancel();
+  ob.tlsa.reset();
   if (ob.resolver) ob.resolver->stop();
   ob.resolver.reset();
   ob.readers.clear();

@@ -42,6 +42,8 @@ class Channel {
   virtual std::string tls_version() const = 0;
   virtual bool plaintext_fallback() const noexcept = 0;
   virtual bool remote_dsn() const noexcept = 0;
+  // The accounting's "tls_policy": "none", "opportunistic", "verified" or "dane"; "" unknown.
+  virtual std::string_view tls_policy() const noexcept { return {}; }
 };
 
 // Where a new connection comes from: an egress source address and the EHLO name.

@@ -202,6 +202,7 @@ accounting::Event to_event(const AttemptLine& line, const TransactionFacts& f,
   ev.response = line.response;
   ev.attempt = line.attempt;
   ev.tls = f.tls;
+  ev.tls_policy = f.tls_policy;
   ev.size = f.original.size();
   ev.queued_s = static_cast<double>(f.now_unix_ns - f.received_unix_ns) / 1e9;
   ev.source = spool::to_string(f.source);

@@ -40,6 +40,7 @@ struct TransactionFacts {
   // The connection it went over (empty for local failures).
   bool over_connection = false;
   std::string_view mx, ip, tls;
+  std::string_view tls_policy;  // Channel::tls_policy
   bool plaintext_fallback = false;
   bool remote_dsn = false;  // the next hop offered DSN and took our NOTIFY
   // The message.

@@ -4,7 +4,6 @@
 // data is computed by the openssl CLI, independently of the code under test.
 #include <salvo/net/dane.h>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include <salvo/net/tls.h>
 
 #include "support/cert_factory.h"
+#include "support/signed_zone.h"
 #include "tls_pipe.h"
 
 namespace salvo::net {
@@ -22,30 +22,10 @@ using test::CertFactory;
 
 const CertFactory& certs() { return CertFactory::shared(); }
 
-// Runs a shell command and returns its standard output ("" on failure).
-std::string output_of(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+std::string der_of(const std::string& pem) { return test::openssl_tlsa_data(pem, 0, ""); }
 
-std::string der_of(const std::string& pem) {
-  return output_of("openssl x509 -in '" + pem + "' -outform DER");
-}
-
-// openssl's digest of the certificate (selector 0) or its SPKI (selector 1).
 std::string openssl_association(const std::string& pem, int selector, const char* digest) {
-  const std::string source = selector == 0
-                                 ? "openssl x509 -in '" + pem + "' -outform DER"
-                                 : "openssl x509 -in '" + pem +
-                                       "' -pubkey -noout | openssl pkey -pubin -outform DER";
-  if (digest == nullptr) return output_of(source);
-  return output_of(source + " | openssl dgst -" + digest + " -binary");
+  return test::openssl_tlsa_data(pem, selector, digest == nullptr ? "" : digest);
 }
 
 class DaneTest : public ::testing::Test {
