@@ -25,7 +25,9 @@ constexpr const char* kZone = "signed.example.";
 
 // signed.example, signed once per binary: d0.signed.example's MX has a TLSA record that
 // matches the sink's certificate (DANE-EE, SPKI, SHA-256); d0.bad.signed.example's MX one
-// that does not (the digest of another CA's key); both MX hosts are the main sink.
+// that does not (the digest of another CA's key); d0.bogus.signed.example's MX one whose
+// signature was broken after signing (unbound answers SERVFAIL). Every MX host is the
+// main sink.
 const SignedZone& zone() {
   static const std::unique_ptr<SignedZone> z = [] {
     const auto& certs = CertFactory::shared();
@@ -39,8 +41,14 @@ const SignedZone& zone() {
                    "d0.bad.signed.example. 300 IN MX 10 mxbad.signed.example.",
                    "mxbad.signed.example. 300 IN A 127.0.0.3",
                    "_25._tcp.mxbad.signed.example. 300 IN TLSA 3 1 1 " + bad,
+                   "d0.bogus.signed.example. 300 IN MX 10 mxbogus.signed.example.",
+                   "mxbogus.signed.example. 300 IN A 127.0.0.3",
+                   "_25._tcp.mxbogus.signed.example. 300 IN TLSA 3 1 1 " + good,
                });
   }();
+  static const bool broken =
+      z->ok() && z->break_signature("_25._tcp.mxbogus.signed.example.", "TLSA");
+  (void)broken;
   return *z;
 }
 
@@ -92,6 +100,22 @@ TEST_F(Dane, MismatchingTlsaDefersAndDeliversNothing) {
   }
   EXPECT_EQ(count_of(env_->dir, "delivered"), 0);
   EXPECT_EQ(count_of(env_->dir, "bounced"), 0);
+  EXPECT_EQ(d->stop(), 0);
+  EXPECT_EQ(env_->mx->stop()["messages"], 0);
+}
+
+// RFC 7672 §2.2: the host's addresses validated but its TLSA lookup failed (bogus:
+// SERVFAIL); an attacker may be hiding the records, so nothing is sent to it.
+TEST_F(Dane, FailedTlsaLookupDefers) {
+  auto d = start(true);
+  ASSERT_EQ(blast_to(env_->dir, *d, 2, "bogus.signed.example")["accepted"], 2);
+  ASSERT_TRUE(eventually([&] { return count_of(env_->dir, "deferred") >= 2; }, 15s)) << d->log();
+  for (const auto& e : events("deferred")) {
+    const std::string why = e["response"];
+    EXPECT_NE(why.find("TLSA lookup for mxbogus.signed.example failed"), std::string::npos)
+        << e.dump();
+  }
+  EXPECT_EQ(count_of(env_->dir, "delivered"), 0);
   EXPECT_EQ(d->stop(), 0);
   EXPECT_EQ(env_->mx->stop()["messages"], 0);
 }

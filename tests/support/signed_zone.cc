@@ -56,6 +56,25 @@ SignedZone::SignedZone(std::string zone, const std::vector<std::string>& records
   ds_file_ = base + ".ds";
 }
 
+bool SignedZone::break_signature(const std::string& owner, const std::string& type) {
+  std::ifstream in(signed_file_);
+  std::string line, text;
+  bool changed = false;
+  while (std::getline(in, line)) {
+    // ldns-signzone writes "owner<TAB>ttl<TAB>IN<TAB>TYPE<TAB>rdata".
+    if (line.rfind(owner + "\t", 0) == 0 && line.find("\tIN\t" + type + "\t") != std::string::npos &&
+        !line.empty()) {
+      char& last = line.back();
+      last = last == '0' ? '1' : '0';
+      changed = true;
+    }
+    text += line + "\n";
+  }
+  in.close();
+  std::ofstream(signed_file_, std::ios::trunc) << text;
+  return changed;
+}
+
 bool SignedZone::run(const std::vector<std::string>& argv, std::string* out) {
   Process p(argv, dir_.path());
   const auto status = p.wait(10000ms);

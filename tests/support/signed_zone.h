@@ -28,6 +28,11 @@ class SignedZone {
   const std::string& signed_file() const noexcept { return signed_file_; }
   const std::string& ds_file() const noexcept { return ds_file_; }  // the trust anchor
 
+  // Changes the data of the signed record(s) of `owner` (absolute) and `type` ("TLSA") after
+  // signing, so their signature no longer verifies: a validating resolver answers SERVFAIL
+  // (bogus). False when no such record is in the signed file.
+  bool break_signature(const std::string& owner, const std::string& type);
+
  private:
   bool run(const std::vector<std::string>& argv, std::string* out);
 
