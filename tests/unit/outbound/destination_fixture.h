@@ -294,6 +294,10 @@ inline const smtp::Reply kThrottle(421, {4, 7, 0}, "too many connections, slow d
 
 class DestinationTest : public ::testing::Test {
  protected:
+  static std::shared_ptr<const net::TlsContext> client_tls() {
+    static const auto ctx = std::make_shared<const net::TlsContext>(net::TlsContextOptions{});
+    return ctx;
+  }
   DestinationTest()
       : classifier_(std::make_shared<const queue::Classifier>(*queue::Classifier::create({}))) {}
 
@@ -317,6 +321,9 @@ class DestinationTest : public ::testing::Test {
     settings->config = config;
     settings->classifier = classifier_;
     settings->signers = std::move(signers);
+    // A client context as production has (STARTTLS is tried only when a test's server
+    // offers it).
+    settings->tls = client_tls();
     DeliveryContext ctx;
     ctx.policy = make_policy(*config, *classifier_);
     ctx.settings = std::move(settings);
