@@ -24,7 +24,10 @@ nlohmann::json Reloader::reload() {
   const config::Config& cur = *current_;
   if (!(next.node == cur.node)) warnings.push_back("[node] changes wait for a restart");
   if (!(next.listen == cur.listen)) warnings.push_back("[[listen]] changes wait for a restart");
-  if (!(next.tls == cur.tls)) warnings.push_back("[tls] changes wait for a restart");
+  // [tls] ca_bundle is delivery's: the client contexts above are built from it.
+  if (next.tls.certificate != cur.tls.certificate || next.tls.key != cur.tls.key) {
+    warnings.push_back("[tls] certificate and key changes wait for a restart");
+  }
   if (!(next.dns == cur.dns)) warnings.push_back("[dns] changes wait for a restart");
   if (!(next.http == cur.http)) warnings.push_back("[http] changes wait for a restart");
   // Validated whole above, so no shard can refuse it: every shard applies it, each when it

@@ -57,6 +57,8 @@ void read_limits(const TableReader& r, const std::vector<Egress>& egress, Shapin
       r.error("tls", fmt::format("unknown value '{}' (opportunistic, required or off)", tls));
     }
   }
+  bool verify = false;
+  if (r.read("tls_verify", verify)) s.tls_verify = verify;
   r.read("dane", s.dane);
   // Only where the key is written: an inherited one is reported at the "*" entry.
   if (r.read("egress", s.egress) && !s.egress.empty()) {

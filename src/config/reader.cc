@@ -70,6 +70,7 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "max_message_rate",
                                              "max_connection_rate",
                                              "tls",
+                                             "tls_verify",
                                              "egress",
                                              "dane"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};

@@ -16,15 +16,6 @@
 namespace salvo::outbound {
 namespace {
 
-smtp::TlsPolicy client_policy(config::TlsPolicy p) {
-  switch (p) {
-    case config::TlsPolicy::Required: return smtp::TlsPolicy::Required;
-    case config::TlsPolicy::Off: return smtp::TlsPolicy::Off;
-    case config::TlsPolicy::Opportunistic: return smtp::TlsPolicy::Opportunistic;
-  }
-  return smtp::TlsPolicy::Opportunistic;
-}
-
 // QUIT answered: how long the server may take to close its side.
 constexpr Duration kFinWait = std::chrono::seconds(2);
 
@@ -126,6 +117,7 @@ void DeliveryConnection::on_tlsa(const dns::TlsaAnswer& a) noexcept {
       // attacker could be suppressing it. The host is not used this time.
       smtp::Reply r(451, {4, 7, 5},
                     fmt::format("TLSA lookup for {} failed (DANE): {}", host_.name, a->detail));
+      tls_decided(TlsOutcome::Failed, "tlsa-lookup-failed: " + a->detail);
       fail_before_connect(r);
       return;
     }
@@ -152,19 +144,26 @@ smtp::ClientConfig DeliveryConnection::session_config() {
   cfg.use_pipelining = true;
   cfg.pipeline_across_messages = true;
   cfg.use_chunking = true;
-  const config::Shaping& sh = d_.shaping();
-  cfg.tls = tls_.plain() != nullptr ? client_policy(sh.tls) : smtp::TlsPolicy::Off;
+  demand_ = d_.tls_demand(host_);
+  cfg.tls = tls_.plain() != nullptr ? demand_.starttls : smtp::TlsPolicy::Off;
   tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
   if (cfg.tls == smtp::TlsPolicy::Opportunistic &&
       host_.tls_failed_until > d_.side().env().clock().now()) {
     cfg.tls = smtp::TlsPolicy::Off;
     plaintext_fallback_ = true;
   }
-  verified_ = sh.tls == config::TlsPolicy::Required && d_.side().config().delivery.tls_verify &&
-              tls_.verified() != nullptr;
+  // Without a verifying context a demanded check cannot be made: the handshake is not
+  // started (NeedTls fails the session) rather than made unverified.
+  verified_ = tls_required_ && demand_.verify;
   if (!dane_.empty()) {
-    // RFC 7672 §2.2: usable TLSA records make TLS mandatory, authenticated by them alone
-    // (the handshake itself does not verify; check_dane() does once it is done).
+    // RFC 7672 §2.2: usable TLSA records make TLS mandatory, authenticated by them alone,
+    // over whatever the destination's own policy or MTA-STS asked (RFC 8461 §2). The
+    // handshake itself does not verify; check_dane() does once it is done.
+    demand_.starttls = smtp::TlsPolicy::Required;
+    demand_.verify = false;
+    demand_.authority = TlsAuthority::Dane;
+    demand_.testing_failure.clear();
+    demand_.sts_testing = false;
     cfg.tls = smtp::TlsPolicy::Required;
     tls_required_ = true;
     plaintext_fallback_ = false;
@@ -205,7 +204,16 @@ void DeliveryConnection::on_drained(net::Connection& c) noexcept {
 
 void DeliveryConnection::on_tls_ready(net::Connection&) noexcept {
   ++d_.side().stats().tls_sessions;
-  if (!dane_.empty() && !check_dane()) return;
+  if (!dane_.empty()) {
+    if (!check_dane()) return;
+    tls_decided(TlsOutcome::Dane);
+  } else if (!verified_) {
+    tls_decided(TlsOutcome::Opportunistic);
+  } else if (demand_.authority == TlsAuthority::MtaSts) {
+    tls_decided(TlsOutcome::MtaSts);
+  } else {
+    tls_decided(TlsOutcome::Verified);
+  }
   session_->tls_established();
   ByteBuffer none(0);
   drive(none);
@@ -218,10 +226,8 @@ bool DeliveryConnection::check_dane() noexcept {
   const std::vector<std::string> chain =
       tls != nullptr ? tls->peer_chain() : std::vector<std::string>{};
   const net::DaneMatch m = net::dane_match(dane_, chain, host_.name);
-  if (m.matched) {
-    dane_matched_ = true;
-    return true;
-  }
+  if (m.matched) return true;
+  tls_decided(TlsOutcome::Failed, "dane-mismatch: " + m.detail);
   smtp::Reply r(451, {4, 7, 5},
                 fmt::format("DANE: the certificate of {} [{}] does not match its TLSA records: {}",
                             host_.name, host_.address.to_string(), m.detail));
@@ -241,6 +247,7 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         update_timeout();
         return;
       case smtp::ClientEventKind::Ready:
+        if (!outcome_) tls_decided(TlsOutcome::None);
         state_ = State::Ready;
         d_.on_ready(*this);
         break;
@@ -248,7 +255,8 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         flush();
         tls_started_ = true;
         const net::TlsContext* ctx = verified_ ? tls_.verified() : tls_.plain();
-        if (conn_ != nullptr) conn_->start_tls(*ctx, host_.name);
+        if (conn_ != nullptr && ctx != nullptr) conn_->start_tls(*ctx, host_.name);
+        if (conn_ != nullptr && ctx == nullptr) conn_->abort();
         update_timeout();
         return;
       }
@@ -257,6 +265,11 @@ void DeliveryConnection::drive(ByteBuffer& in) noexcept {
         if (state_ == State::Ready) fill();
         break;
       case smtp::ClientEventKind::Failed:
+        // Required TLS that never started: STARTTLS not offered, or refused.
+        if (state_ != State::Ready && tls_required_ && !outcome_ &&
+            (ev.local || wait_.awaiting == smtp::Awaiting::StartTls)) {
+          tls_decided(TlsOutcome::Failed, "starttls-failed: " + ev.reply.text);
+        }
         d_.session_failed(*this, ev.reply, state_ != State::Ready, ev.local);
         flush();
         state_ = State::Quitting;
@@ -285,8 +298,14 @@ void DeliveryConnection::on_transaction(const smtp::TransactionResult& r) noexce
   d_.finish(s, &r);
 }
 
+// A reload since the connection opened (its TLS policy, CA bundle, shaping may differ):
+// it finishes what it has and takes nothing new.
+bool DeliveryConnection::outdated() const noexcept {
+  return tls_.settings != d_.side().context().settings;
+}
+
 bool DeliveryConnection::can_take() noexcept {
-  if (state_ != State::Ready || stopping()) return false;
+  if (state_ != State::Ready || stopping() || outdated()) return false;
   if (slots_.size() >= d_.side().context().window) return false;
   if (taken_ >= d_.shaping().max_messages_per_connection) return false;
   return d_.sending();
@@ -302,7 +321,8 @@ void DeliveryConnection::fill() noexcept {
     ++taken_;
   }
   if (slots_.empty() && state_ == State::Ready &&
-      (stopping() || taken_ >= d_.shaping().max_messages_per_connection || !d_.sending())) {
+      (stopping() || outdated() || taken_ >= d_.shaping().max_messages_per_connection ||
+       !d_.sending())) {
     quit();
   }
   update_timeout();
@@ -434,13 +454,16 @@ std::optional<smtp::Reply> DeliveryConnection::timeout_reply(TimePoint now) cons
                                  host_.address.to_string(), why));
 }
 
-void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcept {
+void DeliveryConnection::on_close(net::Connection& c, std::error_code why) noexcept {
   conn_ = nullptr;
   if (session_) {
     if (state_ == State::Greeting && tls_started_ && !tls_required_) {
       // RFC 7435 / RFC 3207 practice: a failed opportunistic handshake is retried in
       // plaintext (the next connection to this host skips STARTTLS for a while).
       d_.tls_failed(host_.address);
+    } else if (auto tf = state_ == State::Greeting ? tls_failure_reply(c) : std::nullopt) {
+      // Required TLS whose handshake (or certificate check) failed: next MX.
+      d_.session_failed(*this, *tf, true, true);
     } else if (state_ == State::Greeting) {
       // Lost, or timed out, before the session was ready: count it against the host (next
       // MX).
@@ -468,10 +491,39 @@ void DeliveryConnection::on_close(net::Connection&, std::error_code why) noexcep
   delete this;
 }
 
-std::string_view DeliveryConnection::tls_policy() const noexcept {
-  if (dane_matched_) return "dane";
-  if (conn_ == nullptr || conn_->tls() == nullptr) return "none";
-  return verified_ ? "verified" : "opportunistic";
+// A required handshake that failed (the connection closes before on_tls_ready): the
+// reason wolfSSL gave, as the session's TLS outcome and the recipients' reply.
+std::optional<smtp::Reply> DeliveryConnection::tls_failure_reply(const net::Connection& c) {
+  if (!tls_started_ || !tls_required_ || outcome_ || timed_out_) return std::nullopt;
+  const net::TlsSession* t = c.tls();
+  std::string why = t != nullptr && !t->error().empty() ? t->error() : "the handshake failed";
+  tls_decided(TlsOutcome::Failed, (verified_ ? "verify-failed: " : "starttls-failed: ") + why);
+  return smtp::Reply(451, {4, 7, 5},
+                     fmt::format("TLS with {} [{}] failed{}: {}", host_.name,
+                                 host_.address.to_string(),
+                                 verified_ ? " (certificate verified against the MX name)" : "",
+                                 why));
+}
+
+void DeliveryConnection::tls_decided(TlsOutcome o, std::string failure) noexcept {
+  if (o != TlsOutcome::Failed && !demand_.testing_failure.empty()) {
+    o = TlsOutcome::TestingFailed;
+    failure = demand_.testing_failure;
+  } else if (o == TlsOutcome::None && demand_.sts_testing) {
+    o = TlsOutcome::TestingFailed;
+    failure = "starttls-failed: no TLS";
+  }
+  if (o == TlsOutcome::TestingFailed) {
+    log::info("outbound: {} [{}]: MTA-STS policy (mode testing) not met, delivering all the "
+              "same: {}", host_.name, host_.address.to_string(), failure);
+  }
+  outcome_ = o;
+  tls_failure_ = std::move(failure);
+  ++d_.side().stats().tls_outcomes[static_cast<std::size_t>(o)];
+}
+
+std::string DeliveryConnection::tls_policy() const {
+  return outcome_ ? tls_policy_text(*outcome_, tls_failure_) : std::string();
 }
 
 std::string DeliveryConnection::tls_version() const {

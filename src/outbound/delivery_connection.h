@@ -36,6 +36,7 @@
 #include <salvo/smtp/client_session.h>
 
 #include "outbound/pool.h"
+#include "outbound/tls_policy.h"
 
 namespace salvo::net {
 class TlsContext;
@@ -50,7 +51,7 @@ class Destination;
 struct ClientTls {
   SettingsPtr settings;
   const net::TlsContext* plain() const noexcept { return settings ? settings->tls.get() : nullptr; }
-  // Verifies (tls_verify); may be null.
+  // Verifies the chain against [tls] ca_bundle and the name; null only without settings.
   const net::TlsContext* verified() const noexcept {
     return settings ? settings->tls_verified.get() : nullptr;
   }
@@ -84,9 +85,7 @@ class DeliveryConnection final : public Channel,
   void slot_detached(Slot* s) noexcept override;
   std::string tls_version() const override;
   bool plaintext_fallback() const noexcept override { return plaintext_fallback_; }
-  // "dane" once the server's chain matched its TLSA records; else "verified" or
-  // "opportunistic" over TLS, "none" in plaintext.
-  std::string_view tls_policy() const noexcept override;
+  std::string tls_policy() const override;
   // The server offered DSN (RFC 3461): NOTIFY/ORCPT/ENVID went on with the message.
   bool remote_dsn() const noexcept override {
     return session_ && session_->capabilities().extensions.has(smtp::Extension::Dsn);
@@ -121,6 +120,9 @@ class DeliveryConnection final : public Channel,
   void set_idle(Duration d) noexcept;
   std::optional<smtp::Reply> timeout_reply(TimePoint now) const;
   bool can_take() noexcept;
+  bool outdated() const noexcept;
+  void tls_decided(TlsOutcome o, std::string failure = {}) noexcept;
+  std::optional<smtp::Reply> tls_failure_reply(const net::Connection& c);
   bool stopping() const noexcept;
 
   Destination& d_;
@@ -130,7 +132,6 @@ class DeliveryConnection final : public Channel,
   ClientTls tls_;
   net::Stack* stack_ = nullptr;
   std::vector<net::Tlsa> dane_;  // usable TLSA records in force; empty: no DANE
-  bool dane_matched_ = false;
   net::Connection* conn_ = nullptr;
   std::unique_ptr<smtp::ClientSession> session_;
   State state_ = State::Connecting;
@@ -139,6 +140,9 @@ class DeliveryConnection final : public Channel,
   std::optional<smtp::Reply> timed_out_;  // what a timeout that closes us reports
   std::vector<Slot*> slots_;  // taken: reading or submitted
   std::uint32_t taken_ = 0;   // transactions taken over the connection's life
+  TlsDemand demand_;          // what TLS the destination asks of this host
+  std::optional<TlsOutcome> outcome_;  // set once the session's TLS is decided
+  std::string tls_failure_;   // why the demand was not met (Failed / TestingFailed)
   bool verified_ = false;     // the verified TLS context is in use
   bool tls_started_ = false;  // STARTTLS accepted: a close now is a handshake failure
   bool plaintext_fallback_ = false;  // STARTTLS skipped after a failed handshake

@@ -62,9 +62,11 @@ bool Destination::sending() noexcept { return shaper_.allowed_connections(now())
 void Destination::reconfigure() noexcept {
   shaper_.reconfigure(shaping_for(side_.config(), key_), side_.config().delivery.backoff_pause);
   class_ = &side_.class_counters(shaper_.shaping());
-  // Routes, and which rollup a domain belongs to, may have changed: look them up again
-  // (connections already open finish their work).
+  // Routes, and which rollup a domain belongs to, may have changed: look them up again.
+  // Connections already open finish their work and take no more (DeliveryConnection:
+  // outdated), so new TLS settings apply to the next mail; idle ones go now.
   route_.reset();
+  pool_.quit_idle();
   side_.mark_dirty(*this);
 }
 
@@ -351,20 +353,22 @@ void Destination::finish(Slot* s, const smtp::TransactionResult* result) noexcep
   f.rcpt_data = s->rcpt_data;
   f.local = s->local ? &*s->local : nullptr;
   f.result = result;
-  std::string ip, tls;
+  std::string ip, tls, tls_policy;
   if (s->conn != nullptr) {
     f.over_connection = true;
     f.mx = s->conn->host().name;
     ip = s->conn->host().address.ip();
     tls = s->conn->tls_version();
-    f.tls_policy = s->conn->tls_policy();
+    tls_policy = s->conn->tls_policy();
     f.plaintext_fallback = s->conn->plaintext_fallback();
     f.remote_dsn = s->conn->remote_dsn();
   } else if (s->local) {
     f.mx = s->local->mx;
+    tls_policy = s->local->tls_policy;
   }
   f.ip = ip;
   f.tls = tls;
+  f.tls_policy = tls_policy;
   f.reverse_path = s->reverse_path;
   f.envid = s->envid;
   f.job = s->job;
@@ -432,7 +436,13 @@ void Destination::session_failed(Channel& c, const smtp::Reply& reply, bool befo
   f.stage = queue::Stage::Connect;
   f.reply = sf.deferral;
   f.mx = c.host().name;
+  f.tls_policy = c.tls_policy();
   last_failure_ = std::move(f);
+}
+
+TlsDemand Destination::tls_demand(const Host&) const {
+  // MTA-STS and DANE decide here once built; today [[shaping]] alone.
+  return configured_demand(side_.config(), shaping());
 }
 
 void Destination::connection_gone(Channel* c) noexcept {

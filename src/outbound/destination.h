@@ -27,6 +27,7 @@
 #include "outbound/route.h"
 #include "outbound/shaper.h"
 #include "outbound/slot.h"
+#include "outbound/tls_policy.h"
 
 namespace salvo::outbound {
 
@@ -64,6 +65,9 @@ class Destination {
   void session_failed(Channel& c, const smtp::Reply& reply, bool before_ready,
                       bool local) noexcept;
   void connection_gone(Channel* c) noexcept;
+  // What TLS a connection to `h` must use: [[shaping]], then the MTA-STS policy, then
+  // (DANE, to come) a usable TLSA record of h, which overrides both.
+  TlsDemand tls_demand(const Host& h) const;
   // An opportunistic TLS handshake with this host failed: plaintext for a while.
   void tls_failed(const net::SocketAddress& a) noexcept;
   // The recipients of a slot that was never sent go back to the queue (no attempt used).

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/hash.h>
 #include <salvo/base/log.h>
@@ -34,6 +36,7 @@ OutboundStats& OutboundStats::operator+=(const OutboundStats& o) noexcept {
   connections += o.connections;
   connect_failures += o.connect_failures;
   tls_sessions += o.tls_sessions;
+  for (std::size_t i = 0; i < kTlsOutcomes; ++i) tls_outcomes[i] += o.tls_outcomes[i];
   transactions += o.transactions;
   state_errors += o.state_errors;
   read_errors += o.read_errors;
@@ -80,7 +83,6 @@ struct Outbound::Impl final : DeliveryEnv {
   void account(const accounting::Event& ev) noexcept override {
     if (accounting != nullptr) accounting->append(ev);
   }
-
   void route(Enqueue&& e) noexcept {
     const std::uint32_t to = shard_for(e.key.empty() ? e.domain : e.key, shared.shards);
     if (to == me) {
@@ -281,6 +283,10 @@ constexpr metrics::Family kConnectFailures{
 constexpr metrics::Family kTlsSessions{"salvo_delivery_tls_sessions_total",
                                        metrics::Type::Counter,
                                        "Outbound sessions that used STARTTLS."};
+constexpr metrics::Family kTlsPolicy{
+    "salvo_delivery_tls_policy_total", metrics::Type::Counter,
+    "Outbound sessions by what their TLS policy came to (failed: nothing sent; "
+    "mta-sts-testing-failed: an MTA-STS testing policy not met, sent all the same)."};
 constexpr metrics::Family kReadErrors{"salvo_delivery_read_errors_total", metrics::Type::Counter,
                                       "Spool records that could not be read back for delivery."};
 constexpr metrics::Family kMxLookups{
@@ -302,6 +308,10 @@ void Outbound::report(metrics::Snapshot& s) const {
   s.add(kOpened, {}, st.connections);
   s.add(kConnectFailures, {}, st.connect_failures);
   s.add(kTlsSessions, {}, st.tls_sessions);
+  for (std::size_t i = 0; i < kTlsOutcomes; ++i) {
+    s.add(kTlsPolicy, fmt::format("outcome=\"{}\"", to_string(static_cast<TlsOutcome>(i))),
+          st.tls_outcomes[i]);
+  }
   s.add(kReadErrors, {}, st.read_errors);
   impl_->destinations.report(s);
   const dns::MxCacheStats mx = impl_->mx ? impl_->mx->stats() : dns::MxCacheStats{};

@@ -42,8 +42,8 @@ class Channel {
   virtual std::string tls_version() const = 0;
   virtual bool plaintext_fallback() const noexcept = 0;
   virtual bool remote_dsn() const noexcept = 0;
-  // The accounting's "tls_policy": "none", "opportunistic", "verified" or "dane"; "" unknown.
-  virtual std::string_view tls_policy() const noexcept { return {}; }
+  // The accounting line's tls_policy ("verified", "verify-failed: ..."); "" while undecided.
+  virtual std::string tls_policy() const { return {}; }
 };
 
 // Where a new connection comes from: an egress source address and the EHLO name.

@@ -24,11 +24,11 @@ std::expected<SettingsPtr, std::string> DeliverySettings::build(config::ConfigPt
     net::TlsContextOptions to;
     to.role = net::TlsRole::Client;
     s->tls = std::make_shared<const net::TlsContext>(to);
-    if (c.delivery.tls_verify) {
-      to.verify = net::TlsVerify::Peer;
-      to.ca_file = c.tls.ca_bundle;
-      s->tls_verified = std::make_shared<const net::TlsContext>(to);
-    }
+    // Always: tls = "required" verifies by default, and an MTA-STS policy may ask any
+    // destination for it. A CA bundle that does not load refuses the configuration.
+    to.verify = net::TlsVerify::Peer;
+    to.ca_file = c.tls.ca_bundle;
+    s->tls_verified = std::make_shared<const net::TlsContext>(to);
   } catch (const std::exception& e) {
     return std::unexpected(std::string("delivery TLS: ") + e.what());
   }

@@ -39,8 +39,7 @@ struct TransactionFacts {
   const smtp::TransactionResult* result = nullptr;  // the session's answer otherwise
   // The connection it went over (empty for local failures).
   bool over_connection = false;
-  std::string_view mx, ip, tls;
-  std::string_view tls_policy;  // Channel::tls_policy
+  std::string_view mx, ip, tls, tls_policy;
   bool plaintext_fallback = false;
   bool remote_dsn = false;  // the next hop offered DSN and took our NOTIFY
   // The message.

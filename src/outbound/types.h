@@ -36,6 +36,7 @@ struct LocalFailure {
   queue::Stage stage = queue::Stage::Connect;
   smtp::Reply reply;
   std::string mx;  // the host the failure concerns, if any
+  std::string tls_policy;  // a TLS policy failure of that host ("verify-failed: ..."), or ""
   bool loop = false;  // every next hop is this node's own listener (554 5.4.4)
 };
 

@@ -97,6 +97,7 @@ TEST_F(Dane, MismatchingTlsaDefersAndDeliversNothing) {
     const std::string why = e["response"];
     EXPECT_NE(why.find("DANE"), std::string::npos) << e.dump();
     EXPECT_EQ(e["enhanced"], "4.7.5") << e.dump();
+    EXPECT_EQ(e.value("tls_policy", "").rfind("dane-mismatch: ", 0), 0u) << e.dump();
   }
   EXPECT_EQ(count_of(env_->dir, "delivered"), 0);
   EXPECT_EQ(count_of(env_->dir, "bounced"), 0);
@@ -114,6 +115,7 @@ TEST_F(Dane, FailedTlsaLookupDefers) {
     const std::string why = e["response"];
     EXPECT_NE(why.find("TLSA lookup for mxbogus.signed.example failed"), std::string::npos)
         << e.dump();
+    EXPECT_EQ(e.value("tls_policy", "").rfind("tlsa-lookup-failed: ", 0), 0u) << e.dump();
   }
   EXPECT_EQ(count_of(env_->dir, "delivered"), 0);
   EXPECT_EQ(d->stop(), 0);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
@@ -77,28 +78,56 @@ bool CertFactory::make_ca(const std::string& name, const std::string& key,
 }
 
 bool CertFactory::make_server() {
-  std::string csr = dir_ + "/server.csr";
-  std::string ext = dir_ + "/server.ext";
+  return sign({"DNS:localhost", "IP:127.0.0.1"}, server_key_, server_cert_, error_);
+}
+
+CertFactory::Issued CertFactory::issue(const std::string& file,
+                                       const std::vector<std::string>& names) const {
+  Issued out{dir_ + "/" + file + ".pem", dir_ + "/" + file + ".key"};
+  std::string error;
+  if (!sign(names, out.key, out.cert, error)) throw std::runtime_error(error);
+  return out;
+}
+
+// A P-256 key and a certificate for `names` signed by the test CA; the CN is the first
+// name (without its "DNS:" prefix).
+bool CertFactory::sign(const std::vector<std::string>& names, const std::string& key,
+                       const std::string& cert, std::string& error) const {
+  std::string csr = key + ".csr";
+  std::string ext = key + ".ext";
+  std::string san;
+  for (const auto& n : names) san += (san.empty() ? "" : ",") + n;
   {
     std::ofstream out(ext);
     out << "basicConstraints=CA:FALSE\n"
            "keyUsage=critical,digitalSignature,keyEncipherment\n"
            "extendedKeyUsage=serverAuth\n"
-           "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+           "subjectAltName="
+        << san << "\n";
     if (!out) {
-      error_ = "cannot write " + ext;
+      error = "cannot write " + ext;
       return false;
     }
   }
-  if (!run({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", server_key_, "-out", csr, "-subj", "/CN=localhost"})) {
+  std::string cn = names.empty() ? "localhost" : names.front();
+  if (cn.starts_with("DNS:") || cn.starts_with("IP:")) cn = cn.substr(cn.find(':') + 1);
+  if (!run_into({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", key, "-out", csr, "-subj", "/CN=" + cn},
+                error)) {
     return false;
   }
-  return run({"x509", "-req", "-in", csr, "-CA", ca_cert_, "-CAkey", ca_key_, "-set_serial",
-              "4242", "-days", "3", "-sha256", "-extfile", ext, "-out", server_cert_});
+  static int serial = 4242;
+  return run_into({"x509", "-req", "-in", csr, "-CA", ca_cert_, "-CAkey", ca_key_, "-set_serial",
+                   std::to_string(serial++), "-days", "3", "-sha256", "-extfile", ext, "-out",
+                   cert},
+                  error);
 }
 
 bool CertFactory::run(const std::initializer_list<std::string>& args) {
+  return run_into(std::vector<std::string>(args), error_);
+}
+
+bool CertFactory::run_into(const std::vector<std::string>& args, std::string& error) const {
   std::vector<std::string> storage;
   storage.emplace_back("openssl");
   storage.insert(storage.end(), args.begin(), args.end());
@@ -117,18 +146,18 @@ bool CertFactory::run(const std::initializer_list<std::string>& args) {
   int rc = posix_spawnp(&pid, "openssl", &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
-    error_ = "cannot run openssl: " + std::system_category().message(rc);
+    error = "cannot run openssl: " + std::system_category().message(rc);
     return false;
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
-      error_ = "waitpid failed";
+      error = "waitpid failed";
       return false;
     }
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    error_ = "openssl " + storage[1] + " failed: " + read_tail(log);
+    error = "openssl " + storage[1] + " failed: " + read_tail(log);
     return false;
   }
   return true;

@@ -6,6 +6,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace salvo::test {
 
@@ -30,10 +31,21 @@ class CertFactory {
   const std::string& server_key() const noexcept { return server_key_; }
   const std::string& other_ca_cert() const noexcept { return other_ca_cert_; }
 
+  // A server certificate signed by the test CA for `names` (subjectAltName entries:
+  // "DNS:mx.a.test", "IP:127.0.0.3"), in DIR/<file>.pem and DIR/<file>.key. Throws
+  // std::runtime_error with openssl's output when it cannot be made.
+  struct Issued {
+    std::string cert, key;
+  };
+  Issued issue(const std::string& file, const std::vector<std::string>& names) const;
+
  private:
   bool make_ca(const std::string& name, const std::string& key, const std::string& cert);
   bool make_server();
   bool run(const std::initializer_list<std::string>& args);
+  bool sign(const std::vector<std::string>& names, const std::string& key,
+            const std::string& cert, std::string& error) const;
+  bool run_into(const std::vector<std::string>& args, std::string& error) const;
 
   std::string dir_;
   std::string error_;

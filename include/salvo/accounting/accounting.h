@@ -41,8 +41,8 @@ struct Event {
   std::string_view response;     // reply text (control characters escaped)
   std::uint32_t attempt = 0;     // 0 = unset
   std::string_view tls;          // "TLSv1.3" / "" (none)
-  // How the session was protected: "none", "opportunistic", "verified", "dane"; "" = unset.
-  std::string_view tls_policy;
+  std::string_view tls_policy;   // attempts: "none", "opportunistic", "verified", "mta-sts",
+                                 // "dane", or the failure ("verify-failed: ...")
   std::uint64_t size = 0;        // message size in bytes; 0 = unset
   double queued_s = -1;          // seconds since received; < 0 = unset
   std::string_view source;       // "smtp" | "pickup" | "http" | "dsn"

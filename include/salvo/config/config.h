@@ -173,9 +173,10 @@ struct Delivery {
   // A pooled connection with no work for this long is closed (QUIT).
   Duration idle_timeout = std::chrono::seconds(5);
   // Verify the certificate (chain against [tls] ca_bundle, and the MX host name) of servers
-  // of destinations whose tls policy is "required"; opportunistic TLS never verifies
-  // (RFC 7435: any encryption beats none).
-  bool tls_verify = false;
+  // of destinations whose tls policy is "required", unless set to false (then "required"
+  // only encrypts); [[shaping]] tls_verify overrides it per destination. Opportunistic TLS
+  // never verifies (RFC 7435: any encryption beats none).
+  bool tls_verify = true;
   // Back-off (421 / 4.7.x throttling): the first pause of the destination; it doubles
   // with each further throttle while backed off, up to 30 times this.
   Duration backoff_pause = std::chrono::minutes(1);
@@ -197,6 +198,8 @@ struct Shaping {
   std::optional<Rate> max_message_rate;     // unset = unlimited
   std::optional<Rate> max_connection_rate;  // unset = unlimited
   TlsPolicy tls = TlsPolicy::Opportunistic;
+  // Verify the certificate when tls is "required"; unset: [delivery] tls_verify.
+  std::optional<bool> tls_verify;
   std::string egress;  // [[egress]] pool name; "" = the kernel's source address, node.hostname
   // DANE (RFC 7672) for this destination's MX hosts when [dns] validating; never for
   // [routes] destinations.

@@ -10,7 +10,9 @@
 //    locks (every mutable object has one owner shard).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,6 +69,9 @@ struct OutboundShared {
   std::atomic<std::int64_t> in_transit{0};
 };
 
+// The outcomes a session's TLS is counted by (TlsOutcome, src/outbound/tls_policy.h).
+inline constexpr std::size_t kTlsOutcomes = 7;
+
 // Per-shard counters, summed over shards on demand.
 struct OutboundStats {
   std::uint64_t dispatched = 0;     // recipients routed from this shard's spool
@@ -79,6 +84,7 @@ struct OutboundStats {
   std::uint64_t connections = 0;    // opened
   std::uint64_t connect_failures = 0;
   std::uint64_t tls_sessions = 0;
+  std::array<std::uint64_t, kTlsOutcomes> tls_outcomes{};  // sessions by TLS policy outcome
   std::uint64_t transactions = 0;
   std::uint64_t state_errors = 0;   // outcome states the spool refused (logged)
   std::uint64_t read_errors = 0;    // records that could not be read back (logged)

@@ -22,7 +22,9 @@ struct DeliverySettings {
   std::shared_ptr<const queue::Classifier> classifier;
   SignersPtr signers;
   std::shared_ptr<const net::TlsContext> tls;           // client, no verification
-  std::shared_ptr<const net::TlsContext> tls_verified;  // verifies ([delivery] tls_verify); may be null
+  // Verifies the chain against [tls] ca_bundle and the server's name: tls = "required" (unless
+  // tls_verify = false), MTA-STS and DANE.
+  std::shared_ptr<const net::TlsContext> tls_verified;
 
   // Compiles the bounce rules, reads the DKIM keys and the CA bundle (blocking file IO: call
   // it before the shards run or from a control thread). The error is one line naming what
