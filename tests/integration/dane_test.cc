@@ -5,6 +5,7 @@
 // with the openssl CLI. A matching record delivers over DANE, a mismatching one defers and
 // delivers nothing, an unsigned domain keeps the other policy, and without `validating` the
 // AD bit is ignored.
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -26,13 +27,15 @@ constexpr const char* kZone = "signed.example.";
 // signed.example, signed once per binary: d0.signed.example's MX has a TLSA record that
 // matches the sink's certificate (DANE-EE, SPKI, SHA-256); d0.bad.signed.example's MX one
 // that does not (the digest of another CA's key); d0.bogus.signed.example's MX one whose
-// signature was broken after signing (unbound answers SERVFAIL). Every MX host is the
-// main sink.
+// signature was broken after signing (unbound answers SERVFAIL); d0.ta and d0.taname
+// have DANE-TA records naming the test CA (their MX hosts must send a chain up to it, and
+// only mxta is named in that certificate). Every MX host is the main sink.
 const SignedZone& zone() {
   static const std::unique_ptr<SignedZone> z = [] {
     const auto& certs = CertFactory::shared();
     const std::string good = to_hex(openssl_tlsa_data(certs.server_cert(), 1, "sha256"));
     const std::string bad = to_hex(openssl_tlsa_data(certs.other_ca_cert(), 1, "sha256"));
+    const std::string ca = to_hex(openssl_tlsa_data(certs.ca_cert(), 0, "sha256"));
     return std::make_unique<SignedZone>(
         kZone, std::vector<std::string>{
                    "d0.signed.example. 300 IN MX 10 mx.signed.example.",
@@ -44,6 +47,12 @@ const SignedZone& zone() {
                    "d0.bogus.signed.example. 300 IN MX 10 mxbogus.signed.example.",
                    "mxbogus.signed.example. 300 IN A 127.0.0.3",
                    "_25._tcp.mxbogus.signed.example. 300 IN TLSA 3 1 1 " + good,
+                   "d0.ta.signed.example. 300 IN MX 10 mxta.signed.example.",
+                   "mxta.signed.example. 300 IN A 127.0.0.3",
+                   "_25._tcp.mxta.signed.example. 300 IN TLSA 2 0 1 " + ca,
+                   "d0.taname.signed.example. 300 IN MX 10 mxtaname.signed.example.",
+                   "mxtaname.signed.example. 300 IN A 127.0.0.3",
+                   "_25._tcp.mxtaname.signed.example. 300 IN TLSA 2 0 1 " + ca,
                });
   }();
   static const bool broken =
@@ -58,11 +67,15 @@ class Dane : public ::testing::Test {
     const auto& certs = CertFactory::shared();
     if (!certs.ok()) GTEST_SKIP() << certs.error();
     if (!zone().ok()) GTEST_SKIP() << zone().error();
+    start_env(certs.server_cert(), certs.server_key());
+  }
+  // unbound validating signed.example, the main sink serving STARTTLS with `cert` (PEM,
+  // possibly a chain) and `key`.
+  void start_env(const std::string& cert, const std::string& key) {
+    env_.reset();
     UnboundOptions z = zones();
     z.signed_zones.push_back({kZone, zone().signed_file(), zone().ds_file()});
-    env_ = std::make_unique<Env>(
-        z, std::vector<std::string>{"--tls-cert", certs.server_cert(), "--tls-key",
-                                    certs.server_key()});
+    env_ = std::make_unique<Env>(z, std::vector<std::string>{"--tls-cert", cert, "--tls-key", key});
   }
   std::unique_ptr<Salvod> start(bool validating) {
     return std::make_unique<Salvod>(
@@ -103,6 +116,31 @@ TEST_F(Dane, MismatchingTlsaDefersAndDeliversNothing) {
   EXPECT_EQ(count_of(env_->dir, "bounced"), 0);
   EXPECT_EQ(d->stop(), 0);
   EXPECT_EQ(env_->mx->stop()["messages"], 0);
+}
+
+// DANE-TA (RFC 7672 §3.1.2, §3.2.2): the sink sends its leaf and the test CA; the TLSA
+// record names the CA. The leaf names mxta.signed.example: delivered there, refused (name
+// check) at mxtaname.signed.example.
+TEST_F(Dane, DaneTaChecksTheChainAndTheName) {
+  const auto& certs = CertFactory::shared();
+  const auto leaf = certs.issue("dane-ta", {"DNS:mxta.signed.example"});
+  const TempDir files;  // outlives the Env started below
+  const std::string chain = files.file("chain.pem");
+  {
+    std::ofstream out(chain);
+    out << read_file(leaf.cert) << read_file(certs.ca_cert());
+  }
+  start_env(chain, leaf.key);
+  auto d = start(true);
+  expect_delivered(*d, "ta.signed.example", "dane");
+  ASSERT_EQ(blast_to(env_->dir, *d, 2, "taname.signed.example")["accepted"], 2);
+  ASSERT_TRUE(eventually([&] { return count_of(env_->dir, "deferred") >= 2; }, 15s)) << d->log();
+  for (const auto& e : events("deferred")) {
+    const std::string why = e["response"];
+    EXPECT_NE(why.find("does not name mxtaname.signed.example"), std::string::npos) << e.dump();
+  }
+  EXPECT_EQ(count_of(env_->dir, "delivered"), 3);
+  EXPECT_EQ(d->stop(), 0);
 }
 
 // RFC 7672 §2.2: the host's addresses validated but its TLSA lookup failed (bogus:
