@@ -18,6 +18,7 @@
 #include <salvo/base/units.h>
 #include <salvo/inbound/job_spooler.h>
 #include <salvo/inbound/metrics.h>
+#include <salvo/net/http_callbacks.h>
 #include <salvo/net/metrics.h>
 #include <salvo/spool/spool_reader.h>
 
@@ -91,22 +92,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
  public:
   Conn(HttpServer& server, net::Connection& c, std::uint64_t token)
       : server_(server), conn_(&c), token_(token), lease_(*server.shared_.bodies) {
-    http_parser_settings_init(&settings_);
-    settings_.on_message_begin = [](http_parser* p) { return self(p)->on_begin(); };
-    settings_.on_url = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_url(at, n);
-    };
-    settings_.on_header_field = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_header_field(at, n);
-    };
-    settings_.on_header_value = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_header_value(at, n);
-    };
-    settings_.on_headers_complete = [](http_parser* p) { return self(p)->on_headers(); };
-    settings_.on_body = [](http_parser* p, const char* at, std::size_t n) {
-      return self(p)->on_body(at, n);
-    };
-    settings_.on_message_complete = [](http_parser* p) { return self(p)->on_complete(); };
+    net::HttpCallbacks<Conn>::bind(settings_);
     http_parser_init(&parser_, HTTP_REQUEST);
     parser_.data = this;
     c.set_handler(this);
@@ -261,7 +247,7 @@ class HttpServer::Conn final : public net::ConnectionHandler {
   }
 
  private:
-  static Conn* self(http_parser* p) { return static_cast<Conn*>(p->data); }
+  friend struct net::HttpCallbacks<Conn>;
 
   int on_begin() {
     path_.clear();

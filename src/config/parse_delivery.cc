@@ -120,6 +120,7 @@ void parse_delivery(const toml::table& root, Delivery& out, Context& ctx) {
   r.read_duration("delay_dsn_after", out.delay_dsn_after, Duration(0));
   r.read_duration("idle_timeout", out.idle_timeout, milliseconds(1));
   r.read("tls_verify", out.tls_verify);
+  r.read_port("mta_sts_port", out.mta_sts_port);
   r.read_duration("backoff_pause", out.backoff_pause, milliseconds(1));
   read_bounce_rules(r, out, ctx.diag);
 }

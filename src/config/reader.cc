@@ -61,7 +61,7 @@ constexpr std::string_view kDeliveryKeys[] = {
     "data_init_timeout", "data_block_timeout", "data_done_timeout",
     "max_recipients",    "dsn_from",           "delay_dsn_after",
     "bounce_rules",      "idle_timeout",       "tls_verify",
-    "backoff_pause",     "max_hops"};
+    "backoff_pause",     "max_hops",           "mta_sts_port"};
 constexpr std::string_view kBounceRuleKeys[] = {"pattern", "category"};
 constexpr std::string_view kShapingKeys[] = {"domain",
                                              "mx_suffix",
@@ -71,6 +71,7 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "max_connection_rate",
                                              "tls",
                                              "tls_verify",
+                                             "mta_sts",
                                              "egress",
                                              "dane"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};

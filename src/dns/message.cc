@@ -128,6 +128,8 @@ std::string_view to_string(RrType type) noexcept {
       return "SOA";
     case RrType::Mx:
       return "MX";
+    case RrType::Txt:
+      return "TXT";
     case RrType::Aaaa:
       return "AAAA";
     case RrType::Tlsa:
@@ -288,6 +290,19 @@ Result<Answer> decode_response(std::span<const char> wire, const Question& q) {
         auto tlsa = tlsa_record(rr, ttl);
         if (!tlsa) return std::unexpected(tlsa.error());
         a.tlsa.push_back(std::move(*tlsa));
+        break;
+      }
+      case RrType::Txt: {
+        // Each rdf is one character-string: a length octet, then that many octets.
+        TxtRecord t;
+        t.ttl = ttl;
+        for (std::size_t k = 0; k < ldns_rr_rd_count(rr); ++k) {
+          const ldns_rdf* r = ldns_rr_rdf(rr, k);
+          const std::size_t size = r != nullptr ? ldns_rdf_size(r) : 0;
+          if (size == 0 || ldns_rdf_data(r)[0] != size - 1) return fail(errc::malformed);
+          t.text.append(reinterpret_cast<const char*>(ldns_rdf_data(r)) + 1, size - 1);
+        }
+        a.txt.push_back(std::move(t));
         break;
       }
       case RrType::Cname:

@@ -145,6 +145,7 @@ smtp::ClientConfig DeliveryConnection::session_config() {
   cfg.pipeline_across_messages = true;
   cfg.use_chunking = true;
   demand_ = d_.tls_demand(host_);
+  tls_epoch_ = d_.tls_epoch();
   cfg.tls = tls_.plain() != nullptr ? demand_.starttls : smtp::TlsPolicy::Off;
   tls_required_ = cfg.tls == smtp::TlsPolicy::Required;
   if (cfg.tls == smtp::TlsPolicy::Opportunistic &&
@@ -298,10 +299,10 @@ void DeliveryConnection::on_transaction(const smtp::TransactionResult& r) noexce
   d_.finish(s, &r);
 }
 
-// A reload since the connection opened (its TLS policy, CA bundle, shaping may differ):
-// it finishes what it has and takes nothing new.
+// A reload since the connection opened (its TLS policy, CA bundle, shaping may differ), or
+// a new MTA-STS policy: it finishes what it has and takes nothing new.
 bool DeliveryConnection::outdated() const noexcept {
-  return tls_.settings != d_.side().context().settings;
+  return tls_.settings != d_.side().context().settings || tls_epoch_ != d_.tls_epoch();
 }
 
 bool DeliveryConnection::can_take() noexcept {

@@ -141,6 +141,7 @@ class DeliveryConnection final : public Channel,
   std::vector<Slot*> slots_;  // taken: reading or submitted
   std::uint32_t taken_ = 0;   // transactions taken over the connection's life
   TlsDemand demand_;          // what TLS the destination asks of this host
+  std::uint32_t tls_epoch_ = 0;  // the destination's tls_epoch() it was asked under
   std::optional<TlsOutcome> outcome_;  // set once the session's TLS is decided
   std::string tls_failure_;   // why the demand was not met (Failed / TestingFailed)
   bool verified_ = false;     // the verified TLS context is in use

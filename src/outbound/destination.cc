@@ -107,8 +107,15 @@ void Destination::pump() noexcept {
   backlog_.promote(wall());
   if (!cancelled_.empty()) fail_cancelled();
   if (pump_bouncing()) return;
-  for (Channel* c : std::vector<Channel*>(pool_.channels())) {
-    if (c->ready()) c->fill();
+  // The MTA-STS policy before anything is sent: from the cache at once (a due refresh runs
+  // meanwhile), or, while it is being looked up, nothing goes — not even over a connection
+  // already open (the policy it was opened under may have expired).
+  const bool sts_known =
+      backlog_.ready() == 0 || shaper_.sending_stopped() || mta_sts_known();
+  if (sts_known) {
+    for (Channel* c : std::vector<Channel*>(pool_.channels())) {
+      if (c->ready()) c->fill();
+    }
   }
   if (backlog_.ready() == 0) return;
   if (pump_stopped()) return;
@@ -123,6 +130,7 @@ void Destination::pump() noexcept {
     forward_to_rollup();
     return;
   }
+  if (!sts_known) return;
   open_connections();
 }
 
@@ -158,6 +166,7 @@ void Destination::open_connections() noexcept {
   while (pool_.held(t) < allowed && backlog_.ready() > capacity) {
     const Host* h = route_.pick(t);
     if (h == nullptr) break;
+    if (sts_refuses(*h)) continue;
     if (!shaper_.try_connection(t)) break;
     Channel* c = side_.env().open(
         *this, *h, pool_.next_origination(side_.config(), shaping(), side_.context().hostname));
@@ -440,9 +449,62 @@ void Destination::session_failed(Channel& c, const smtp::Reply& reply, bool befo
   last_failure_ = std::move(f);
 }
 
-TlsDemand Destination::tls_demand(const Host&) const {
-  // MTA-STS and DANE decide here once built; today [[shaping]] alone.
-  return configured_demand(side_.config(), shaping());
+// The MTA-STS policy (RFC 8461) before sending: from the shard's cache at once, or a wait
+// for its lookup (the pump runs again when it is known). Only for domains whose MX
+// came from DNS: never [routes] destinations or MX rollups, nor with [[shaping]]
+// mta_sts = false.
+bool Destination::mta_sts_known() noexcept {
+  if (!shaping().mta_sts || route_.is_rollup() || side_.config().find_route(key_) != nullptr) {
+    sts_.reset();
+    return true;
+  }
+  DestinationSide* side = &side_;
+  auto p = side_.env().mta_sts(key_, [side, key = key_] {
+    if (Destination* d = side->find(key)) side->mark_dirty(*d);
+  });
+  if (!p) return false;
+  if (*p != sts_) {
+    // A new policy (or none any more): idle connections made under the old one go.
+    if (sts_ || *p) pool_.quit_idle();
+    sts_ = std::move(*p);
+    ++tls_epoch_;
+  }
+  return true;
+}
+
+// Under an enforced policy only the MX hosts it lists are used (§4.1, §5): another one is
+// skipped (marked down a minute), and when none is left the attempt is deferred saying so.
+bool Destination::sts_refuses(const Host& h) noexcept {
+  if (!sts_ || sts_->mode != StsMode::Enforce || mx_allowed(*sts_, h.name)) return false;
+  route_.mark_down(h.address, now() + std::chrono::minutes(1));
+  LocalFailure f;
+  f.stage = queue::Stage::Connect;
+  f.reply = smtp::Reply(451, {4, 7, 5},
+                        fmt::format("MX {} is not listed in the MTA-STS policy of {} (mode "
+                                    "enforce)", h.name, key_));
+  f.mx = h.name;
+  f.tls_policy = "mx-mismatch: " + h.name;
+  log::info("outbound: {}: {}", key_, f.reply.text);
+  last_failure_ = std::move(f);
+  return true;
+}
+
+TlsDemand Destination::tls_demand(const Host& h) const {
+  TlsDemand d = configured_demand(side_.config(), shaping());
+  if (sts_ && sts_->mode == StsMode::Enforce) {
+    // §5: TLS required, the certificate verified against the MX host name.
+    d.starttls = smtp::TlsPolicy::Required;
+    d.verify = true;
+    d.authority = TlsAuthority::MtaSts;
+  } else if (sts_ && sts_->mode == StsMode::Testing) {
+    // §5: delivered all the same; what would have failed is reported.
+    d.sts_testing = true;
+    if (d.starttls == smtp::TlsPolicy::Off) d.starttls = smtp::TlsPolicy::Opportunistic;
+    if (!mx_allowed(*sts_, h.name)) d.testing_failure = "mx-mismatch: " + h.name;
+  }
+  // DANE goes here (RFC 8461 §2): a usable TLSA record of h overrides the above with
+  // starttls Required, verify by TLSA, authority Dane.
+  return d;
 }
 
 void Destination::connection_gone(Channel* c) noexcept {

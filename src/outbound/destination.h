@@ -23,6 +23,7 @@
 
 #include "outbound/backlog.h"
 #include "outbound/destination_stats.h"
+#include "outbound/mta_sts.h"
 #include "outbound/pool.h"
 #include "outbound/route.h"
 #include "outbound/shaper.h"
@@ -68,6 +69,8 @@ class Destination {
   // What TLS a connection to `h` must use: [[shaping]], then the MTA-STS policy, then
   // (DANE, to come) a usable TLSA record of h, which overrides both.
   TlsDemand tls_demand(const Host& h) const;
+  // Changes with the MTA-STS policy in force: a connection opened before takes no more.
+  std::uint32_t tls_epoch() const noexcept { return tls_epoch_; }
   // An opportunistic TLS handshake with this host failed: plaintext for a while.
   void tls_failed(const net::SocketAddress& a) noexcept;
   // The recipients of a slot that was never sent go back to the queue (no attempt used).
@@ -104,6 +107,8 @@ class Destination {
   void resolve_routes(const std::vector<config::HostPort>& hops) noexcept;
   void on_mx(const dns::MxResult& a) noexcept;
   void open_connections() noexcept;
+  bool mta_sts_known() noexcept;
+  bool sts_refuses(const Host& h) noexcept;
   void forward_to_rollup() noexcept;
   void fail_ready(const LocalFailure& f) noexcept;
   void fail_cancelled() noexcept;
@@ -121,6 +126,8 @@ class Destination {
   Pool pool_;
   DestinationStats stats_;
   std::optional<LocalFailure> last_failure_;  // the last connection-level failure
+  StsPolicyPtr sts_;  // the MTA-STS policy in force (enforce or testing), or null
+  std::uint32_t tls_epoch_ = 0;
   std::size_t slots_ = 0;  // slots of this destination alive
   bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
   std::deque<queue::QueuedRecipient> cancelled_;  // salvoctl bounce --id, still to fail

@@ -31,6 +31,7 @@
 #include <salvo/queue/policy.h>
 #include <salvo/spool/spool_reader.h>
 
+#include "outbound/mta_sts.h"
 #include "outbound/pool.h"
 #include "outbound/signing_pace.h"
 
@@ -57,6 +58,11 @@ class DeliveryEnv {
   virtual void to_origin(std::uint32_t origin, Outcomes&& o) noexcept = 0;
   virtual void forward(Enqueue&& e) noexcept = 0;
   virtual void account(const accounting::Event& ev) noexcept = 0;
+  // The MTA-STS policy of `domain` from the shard's cache (null: none); nullopt: being
+  // looked up, `cb` runs once it is known. Default (unit-test fakes): none.
+  virtual std::optional<StsPolicyPtr> mta_sts(std::string_view, std::function<void()>) {
+    return StsPolicyPtr();
+  }
 };
 
 // The configuration in force for every destination of the shard: the settings (held, so

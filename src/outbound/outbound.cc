@@ -21,6 +21,8 @@
 #include "outbound/delivery_connection.h"
 #include "outbound/destination.h"
 #include "outbound/destination_side.h"
+#include "outbound/mta_sts_cache.h"
+#include "outbound/mta_sts_fetch.h"
 #include "outbound/origin.h"
 
 namespace salvo::outbound {
@@ -46,6 +48,18 @@ OutboundStats& OutboundStats::operator+=(const OutboundStats& o) noexcept {
 std::uint32_t shard_for(std::string_view domain, std::uint32_t shards) noexcept {
   return shard_of_name(domain, shards);
 }
+
+namespace {
+
+MtaStsCacheOptions sts_options(const config::Config& c) {
+  MtaStsCacheOptions o;
+  o.min_ttl = c.dns.min_ttl;
+  o.max_ttl = c.dns.max_ttl;
+  o.negative_ttl = c.dns.negative_ttl;
+  return o;
+}
+
+}  // namespace
 
 // The DeliveryEnv of a running shard.
 struct Outbound::Impl final : DeliveryEnv {
@@ -83,6 +97,35 @@ struct Outbound::Impl final : DeliveryEnv {
   void account(const accounting::Event& ev) noexcept override {
     if (accounting != nullptr) accounting->append(ev);
   }
+  std::optional<StsPolicyPtr> mta_sts(std::string_view domain,
+                                      std::function<void()> cb) override {
+    if (!sts) return StsPolicyPtr();
+    return sts->get(domain, std::move(cb));
+  }
+  // The HTTPS fetch of mta-sts.<domain>'s policy: its first address, the configuration in
+  // force (port, [dns] timeout for the whole exchange, the verifying TLS context).
+  void fetch_policy(const std::string& domain, StsFetchCallback done) {
+    const std::string host = "mta-sts." + domain;
+    auto go = [this, host, done](const dns::MxResult& a) {
+      if (a.status != dns::MxStatus::Ok || a.hosts.empty() || a.hosts[0].addresses.empty()) {
+        const std::string why = a.detail.empty() ? std::string("no address") : a.detail;
+        defer([done, host, why] { done(std::unexpected(host + ": " + why)); });
+        return;
+      }
+      const config::Config& c = destinations.config();
+      StsFetchRequest r;
+      r.host = host;
+      r.address = a.hosts[0].addresses[0];
+      r.address.set_port(c.delivery.mta_sts_port);
+      r.settings = destinations.context().settings;
+      r.timeout = c.dns.timeout;
+      r.clock = &shard.clock();
+      start_sts_fetch(stack, std::move(r), done);
+    };
+    auto answer = mx->lookup_host(host, [go](dns::MxAnswer a) { go(*a); });
+    if (answer) go(*answer);
+  }
+
   void route(Enqueue&& e) noexcept {
     const std::uint32_t to = shard_for(e.key.empty() ? e.domain : e.key, shared.shards);
     if (to == me) {
@@ -112,6 +155,7 @@ struct Outbound::Impl final : DeliveryEnv {
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<dns::MxCache> mx;
   std::unique_ptr<dns::TlsaCache> tlsa;  // DANE; built whether or not [dns] validating
+  std::unique_ptr<MtaStsCache> sts;
   std::vector<std::unique_ptr<spool::SpoolReader>> readers;  // per origin shard
   OutboundStats origin_stats;
   OutboundStats total;  // origin_stats + the destination side's, as of stats()
@@ -187,6 +231,14 @@ Status Outbound::start(std::string* why) {
   mo.negative_ttl = c.dns.negative_ttl;
   mo.failure_ttl = std::min<Duration>(mo.failure_ttl, c.dns.negative_ttl);
   ob.mx = std::make_unique<dns::MxCache>(*ob.resolver, ob.shard.clock(), mo);
+  ob.sts = std::make_unique<MtaStsCache>(
+      ob.shard.clock(), sts_options(c),
+      [&ob](std::string_view name, dns::Querier::Callback cb) {
+        ob.resolver->query(name, dns::RrType::Txt, std::move(cb));
+      },
+      [&ob](const std::string& domain, StsFetchCallback cb) {
+        ob.fetch_policy(domain, std::move(cb));
+      });
   dns::TlsaCacheOptions to;
   to.min_ttl = mo.min_ttl;
   to.max_ttl = mo.max_ttl;
@@ -226,6 +278,7 @@ void Outbound::on_message(shard::ShardId, Message&& m) noexcept {
 }
 
 void Outbound::reload(SettingsPtr settings) {
+  if (impl_->sts) impl_->sts->set_options(sts_options(*settings->config));
   impl_->destinations.reload(impl_->context_of(std::move(settings)));
 }
 
@@ -245,6 +298,7 @@ void Outbound::shutdown() noexcept {
     ob.timer->release(ob.shard.engine());
     ob.timer = nullptr;
   }
+  ob.sts.reset();
   ob.mx.reset();
   if (ob.tlsa) ob.tlsa->cancel();
   ob.tlsa.reset();

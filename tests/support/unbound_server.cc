@@ -132,7 +132,7 @@ bool UnboundServer::try_start(const UnboundOptions& options) {
     process_->wait(3000ms);
     process_.reset();
   }
-  port_ = free_loopback_port();
+  port_ = options.port != 0 ? options.port : free_loopback_port();
   if (port_ == 0) {
     error_ = "no free loopback port";
     return false;

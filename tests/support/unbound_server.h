@@ -39,6 +39,8 @@ struct UnboundOptions {
   };
   std::vector<Signed> signed_zones;
   std::chrono::milliseconds start_timeout{10000};
+  // The port to listen on (a restarted server keeping its address); 0: a free one.
+  std::uint16_t port = 0;
 };
 
 class UnboundServer {

@@ -177,6 +177,9 @@ struct Delivery {
   // only encrypts); [[shaping]] tls_verify overrides it per destination. Opportunistic TLS
   // never verifies (RFC 7435: any encryption beats none).
   bool tls_verify = true;
+  // MTA-STS (RFC 8461): the port of the HTTPS policy host mta-sts.<domain> (443; tests
+  // point it at a local server).
+  std::uint16_t mta_sts_port = 443;
   // Back-off (421 / 4.7.x throttling): the first pause of the destination; it doubles
   // with each further throttle while backed off, up to 30 times this.
   Duration backoff_pause = std::chrono::minutes(1);
@@ -200,6 +203,8 @@ struct Shaping {
   TlsPolicy tls = TlsPolicy::Opportunistic;
   // Verify the certificate when tls is "required"; unset: [delivery] tls_verify.
   std::optional<bool> tls_verify;
+  // Look up and apply the destination's MTA-STS policy (RFC 8461); never for [routes].
+  bool mta_sts = true;
   std::string egress;  // [[egress]] pool name; "" = the kernel's source address, node.hostname
   // DANE (RFC 7672) for this destination's MX hosts when [dns] validating; never for
   // [routes] destinations.

@@ -19,7 +19,9 @@
 namespace salvo::dns {
 
 // Record types the module asks for (RFC 1035 §3.2.2, RFC 3596, RFC 6698 §7.1).
-enum class RrType : std::uint16_t { A = 1, Cname = 5, Soa = 6, Mx = 15, Aaaa = 28, Tlsa = 52 };
+enum class RrType : std::uint16_t {
+  A = 1, Cname = 5, Soa = 6, Mx = 15, Txt = 16, Aaaa = 28, Tlsa = 52
+};
 
 // Response codes (RFC 1035 §4.1.1); other values pass through as their number.
 enum class Rcode : std::uint16_t {
@@ -68,6 +70,12 @@ struct TlsaRecord {
   friend bool operator==(const TlsaRecord&, const TlsaRecord&) = default;
 };
 
+// One TXT record: its character-strings joined (RFC 7208 §3.3, RFC 8461 §3.1 read it so).
+struct TxtRecord {
+  std::string text;
+  std::uint32_t ttl = 0;
+};
+
 struct AddressRecord {
   net::SocketAddress address;  // port 0
   std::uint32_t ttl = 0;
@@ -86,11 +94,12 @@ struct Answer {
   std::vector<MxRecord> mx;              // for an MX question
   std::vector<AddressRecord> addresses;  // for an A or AAAA question
   std::vector<TlsaRecord> tlsa;          // for a TLSA question
+  std::vector<TxtRecord> txt;            // for a TXT question
   // RFC 2308 §5: min(SOA TTL, SOA MINIMUM) of the authority-section SOA, if there is one.
   std::optional<std::uint32_t> negative_ttl;
 
   bool has_records() const noexcept {
-    return !mx.empty() || !addresses.empty() || !tlsa.empty();
+    return !mx.empty() || !addresses.empty() || !tlsa.empty() || !txt.empty();
   }
 };
 

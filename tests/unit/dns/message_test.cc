@@ -119,6 +119,25 @@ TEST(DecodeResponse, Aaaa) {
   EXPECT_EQ(a->addresses[0].address.family(), AF_INET6);
 }
 
+TEST(DecodeResponse, TxtStringsAreJoined) {
+  const Question q{"_mta-sts.example.com", RrType::Txt, 5};
+  auto a = decode_response(
+      make_wire({.id = 5,
+                 .qname = "_mta-sts.example.com",
+                 .qtype = RrType::Txt,
+                 .answer = {"_mta-sts.example.com. 600 IN TXT \"v=STSv1; \" \"id=20190429;\"",
+                            "_mta-sts.example.com. 60 IN TXT \"\"",
+                            "other.example.com. 60 IN TXT \"not ours\""}}),
+      q);
+  ASSERT_TRUE(a) << a.error().message();
+  ASSERT_EQ(a->txt.size(), 2u);
+  EXPECT_EQ(a->txt[0].text, "v=STSv1; id=20190429;");
+  EXPECT_EQ(a->txt[0].ttl, 600u);
+  EXPECT_EQ(a->txt[1].text, "");
+  EXPECT_TRUE(a->has_records());
+  EXPECT_EQ(to_string(RrType::Txt), "TXT");
+}
+
 TEST(DecodeResponse, NxDomainWithSoaNegativeTtl) {
   const Question q{"nope.example", RrType::Mx, 5};
   auto a = decode_response(
