@@ -10,7 +10,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-16 libclang-rt-16-dev
   libhttp-parser-dev
-  swaks libnet-ssleay-perl unbound python3-dkim python3-prometheus-client
+  swaks libnet-ssleay-perl unbound ldnsutils python3-dkim python3-prometheus-client
   chromium-headless-shell fonts-dejavu-core
 )
 

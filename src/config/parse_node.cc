@@ -98,6 +98,7 @@ void parse_dns(const toml::table& root, Dns& out, Context& ctx) {
   }
   r.read_duration("timeout", out.timeout, milliseconds(1), seconds(60));
   read_path(r, "prewarm", out.prewarm, true);
+  r.read("validating", out.validating);
   const bool min_set = r.read_duration("min_ttl", out.min_ttl, Duration(0));
   r.read_duration("max_ttl", out.max_ttl, seconds(1));
   r.read_duration("negative_ttl", out.negative_ttl, Duration(0));

@@ -60,6 +60,7 @@ void read_limits(const TableReader& r, const std::vector<Egress>& egress, Shapin
   bool verify = false;
   if (r.read("tls_verify", verify)) s.tls_verify = verify;
   r.read("mta_sts", s.mta_sts);
+  r.read("dane", s.dane);
   // Only where the key is written: an inherited one is reported at the "*" entry.
   if (r.read("egress", s.egress) && !s.egress.empty()) {
     const bool known = std::any_of(egress.begin(), egress.end(),

@@ -53,8 +53,9 @@ constexpr std::string_view kListenKeys[] = {"address",
                                             "auth_failures_per_user",
                                             "auth_failure_delay"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "key", "ca_bundle"};
-constexpr std::string_view kDnsKeys[] = {"resolvers", "timeout", "prewarm",
-                                         "min_ttl",   "max_ttl", "negative_ttl"};
+constexpr std::string_view kDnsKeys[] = {"resolvers", "timeout",      "prewarm",
+                                         "min_ttl",   "max_ttl",      "negative_ttl",
+                                         "validating"};
 constexpr std::string_view kDeliveryKeys[] = {
     "smtp_port",         "retry_schedule",     "expiry",
     "connect_timeout",   "greeting_timeout",   "helo_timeout",
@@ -73,7 +74,8 @@ constexpr std::string_view kShapingKeys[] = {"domain",
                                              "tls",
                                              "tls_verify",
                                              "mta_sts",
-                                             "egress"};
+                                             "egress",
+                                             "dane"};
 constexpr std::string_view kEgressKeys[] = {"name", "addresses", "ehlo"};
 constexpr std::string_view kDkimKeys[] = {"domain", "selector", "key_file", "algorithm",
                                           "headers"};

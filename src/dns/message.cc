@@ -79,6 +79,24 @@ std::uint32_t read_u32(const std::uint8_t* p) noexcept {
          std::uint32_t{p[3]};
 }
 
+// RFC 6698 §2.1: three one-octet fields, then the association data (at least one octet
+// on the wire per §2.1.4's presentation rules; an empty one is refused as malformed).
+Result<TlsaRecord> tlsa_record(const ldns_rr* rr, std::uint32_t ttl) {
+  if (ldns_rr_rd_count(rr) != 4) return fail(errc::malformed);
+  TlsaRecord t;
+  t.ttl = ttl;
+  std::uint8_t* fields[3] = {&t.tlsa.usage, &t.tlsa.selector, &t.tlsa.matching_type};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const ldns_rdf* r = ldns_rr_rdf(rr, i);
+    if (r == nullptr || ldns_rdf_size(r) != 1) return fail(errc::malformed);
+    *fields[i] = ldns_rdf_data(r)[0];
+  }
+  const ldns_rdf* d = ldns_rr_rdf(rr, 3);
+  if (d == nullptr || ldns_rdf_size(d) == 0) return fail(errc::malformed);
+  t.tlsa.data.assign(reinterpret_cast<const char*>(ldns_rdf_data(d)), ldns_rdf_size(d));
+  return t;
+}
+
 Result<RdfPtr> make_dname(std::string_view name) {
   std::string text = normalize_name(name);
   if (text.empty() || text.size() > 253) return fail(errc::bad_name);
@@ -114,6 +132,8 @@ std::string_view to_string(RrType type) noexcept {
       return "TXT";
     case RrType::Aaaa:
       return "AAAA";
+    case RrType::Tlsa:
+      return "TLSA";
   }
   return "TYPE?";
 }
@@ -153,6 +173,7 @@ Result<std::string> encode_query(const Question& q, std::uint16_t edns_payload) 
                                 LDNS_RR_CLASS_IN, LDNS_RD));
   if (!pkt) return fail(errc::bad_name);
   ldns_pkt_set_id(pkt.get(), q.id);
+  ldns_pkt_set_ad(pkt.get(), true);
   if (edns_payload != 0) ldns_pkt_set_edns_udp_size(pkt.get(), edns_payload);
   std::uint8_t* wire = nullptr;
   std::size_t size = 0;
@@ -193,6 +214,7 @@ Result<Answer> decode_response(std::span<const char> wire, const Question& q) {
   a.id = q.id;
   a.rcode = static_cast<Rcode>(ldns_pkt_get_rcode(pkt.get()));
   a.truncated = ldns_pkt_tc(pkt.get());
+  a.authenticated = ldns_pkt_ad(pkt.get());
 
   const ldns_rr_list* answer = ldns_pkt_answer(pkt.get());
   const std::size_t count = answer != nullptr ? ldns_rr_list_rr_count(answer) : 0;
@@ -262,6 +284,12 @@ Result<Answer> decode_response(std::span<const char> wire, const Question& q) {
         a.addresses.push_back({net::SocketAddress::from_sockaddr(
                                    reinterpret_cast<const sockaddr*>(&sin6), sizeof(sin6)),
                                ttl});
+        break;
+      }
+      case RrType::Tlsa: {
+        auto tlsa = tlsa_record(rr, ttl);
+        if (!tlsa) return std::unexpected(tlsa.error());
+        a.tlsa.push_back(std::move(*tlsa));
         break;
       }
       case RrType::Txt: {

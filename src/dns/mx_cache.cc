@@ -84,12 +84,14 @@ struct MxCache::Job {
     std::vector<net::SocketAddress> v4, v6;
     bool temporary = false;  // an address query failed for a reason that may pass
     std::string why;
+    bool authenticated = true;  // every address answer had AD set
   };
   std::string domain;
   std::vector<Callback> waiters;
   bool refresh = false;
   bool prewarm = false;
   bool implicit = false;
+  bool authenticated = true;  // the MX answer had AD set (or there was no MX query)
   int outstanding = 0;
   std::uint32_t ttl = 0xffffffffu;
   std::vector<Host> hosts;
@@ -252,7 +254,7 @@ MxCache::Job& MxCache::start_job(const std::string& domain) {
   if (domain.starts_with(kHostKey)) {
     // A host name: its own addresses, as an MX host's are resolved (no MX query).
     ref.implicit = true;
-    ref.hosts.push_back({domain.substr(kHostKey.size()), 0, {}, {}, false, {}});
+    ref.hosts.push_back({domain.substr(kHostKey.size()), 0, {}, {}, false, {}, true});
     resolve_hosts(ref);
     return ref;
   }
@@ -303,6 +305,7 @@ void MxCache::on_mx(Job& job, Result<Answer> result) {
     return;
   }
   Answer& a = *result;
+  job.authenticated = a.authenticated;
   if (a.rcode == Rcode::NxDomain) {
     finish(job,
            failure(job.domain, MxStatus::Permanent, make_error_code(errc::nxdomain), "NXDOMAIN"),
@@ -319,7 +322,7 @@ void MxCache::on_mx(Job& job, Result<Answer> result) {
   if (a.mx.empty()) {
     // RFC 5321 §5.1: no MX records: the domain itself is the implicit MX, preference 0.
     job.implicit = true;
-    job.hosts.push_back({job.domain, 0, {}, {}, false, {}});
+    job.hosts.push_back({job.domain, 0, {}, {}, false, {}, true});
     if (a.negative_ttl) job.ttl = std::min(job.ttl, *a.negative_ttl);
     resolve_hosts(job);
     return;
@@ -346,7 +349,7 @@ void MxCache::on_mx(Job& job, Result<Answer> result) {
                                  [&](const Job::Host& h) { return h.name == r.exchange; });
     if (dup) continue;
     if (job.hosts.size() >= options_.max_mx_hosts) break;
-    job.hosts.push_back({r.exchange, r.preference, {}, {}, false, {}});
+    job.hosts.push_back({r.exchange, r.preference, {}, {}, false, {}, true});
   }
   if (job.hosts.empty()) {
     finish(job,
@@ -369,6 +372,7 @@ void MxCache::resolve_hosts(Job& job) {
 void MxCache::on_address(Job& job, int host, RrType type, Result<Answer> result) {
   --job.outstanding;
   auto& h = job.hosts[static_cast<std::size_t>(host)];
+  if (!result || !result->authenticated) h.authenticated = false;
   if (!result) {
     h.temporary = true;
     h.why = std::string(to_string(type)) + " lookup of " + h.name + ": " + result.error().message();
@@ -404,6 +408,7 @@ void MxCache::finish_addresses(Job& job) {
     MxHost out;
     out.name = h.name;
     out.preference = h.preference;
+    out.authenticated = job.authenticated && h.authenticated;
     out.addresses = std::move(h.v4);
     out.addresses.insert(out.addresses.end(), h.v6.begin(), h.v6.end());
     r.hosts.push_back(std::move(out));

@@ -10,16 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-// wolfSSL's headers and macros trip our warning set (old-style casts, shadowing); they are
-// included in this file only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <wolfssl/options.h>
-#include <wolfssl/ssl.h>
-#include <wolfssl/wolfcrypt/ecc.h>
-#pragma GCC diagnostic pop
+#include "net/wolf.h"
 
 namespace salvo::net {
 namespace {
@@ -321,6 +312,20 @@ std::string TlsSession::cipher() const {
   if (ssl_ == nullptr || state_ == State::Handshaking) return {};
   const char* c = wolfSSL_get_cipher_name(as_ssl(ssl_));
   return c ? c : "";
+}
+
+std::vector<std::string> TlsSession::peer_chain() const {
+  std::vector<std::string> out;
+  if (ssl_ == nullptr || state_ == State::Handshaking || state_ == State::Failed) return out;
+  WOLFSSL_X509_CHAIN* chain = wolfSSL_get_peer_chain(as_ssl(ssl_));
+  const int count = chain != nullptr ? wolfSSL_get_chain_count(chain) : 0;
+  for (int i = 0; i < count; ++i) {
+    const unsigned char* der = wolfSSL_get_chain_cert(chain, i);
+    const int len = wolfSSL_get_chain_length(chain, i);
+    if (der == nullptr || len <= 0) break;
+    out.emplace_back(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len));
+  }
+  return out;
 }
 
 }  // namespace salvo::net

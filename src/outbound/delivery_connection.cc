@@ -72,8 +72,68 @@ DeliveryConnection::DeliveryConnection(Destination& d, const Host& host, const O
 }
 
 void DeliveryConnection::start(net::Stack& stack) noexcept {
+  stack_ = &stack;
+  if (!dane_wanted()) {
+    connect();
+    return;
+  }
+  // The cache answers now or calls back later; the connection waits for it in Connecting
+  // (quit() has no session to end yet). The lookup is bounded by the resolver's timeouts.
+  // A cached answer is acted on after this call: the pool has not taken the connection in
+  // yet, and a failure deletes it.
+  DeliveryEnv& env = d_.side().env();
+  dns::TlsaAnswer now = env.lookup_tlsa(host_.name, [this](dns::TlsaAnswer a) { on_tlsa(a); });
+  if (now) env.defer([this, now] { on_tlsa(now); });
+}
+
+void DeliveryConnection::connect() noexcept {
   const auto& del = d_.side().config().delivery;
-  stack.connect(host_.address, source_ ? &*source_ : nullptr, del.connect_timeout, *this);
+  stack_->connect(host_.address, source_ ? &*source_ : nullptr, del.connect_timeout, *this);
+}
+
+// RFC 7672 §2.2: DANE needs a validating resolver we trust, and an MX host name and
+// addresses that validated (a forged MX could name a host with TLSA records of its own).
+bool DeliveryConnection::dane_wanted() const noexcept {
+  const config::Config& c = d_.side().config();
+  return c.dns.validating && d_.shaping().dane && d_.shaping().tls != config::TlsPolicy::Off &&
+         host_.authenticated;
+}
+
+void DeliveryConnection::on_tlsa(const dns::TlsaAnswer& a) noexcept {
+  switch (a->status) {
+    case dns::TlsaStatus::Secure:
+      for (const net::Tlsa& r : a->records) {
+        if (net::tlsa_usable(r)) dane_.push_back(r);
+      }
+      // RFC 7672 §2.2: only unusable records (PKIX usages, unknown fields): no DANE.
+      if (!dane_.empty() && tls_.plain() == nullptr) {
+        fail_before_connect(smtp::Reply(
+            451, {4, 7, 5}, fmt::format("DANE for {}: no client TLS context", host_.name)));
+        return;
+      }
+      break;
+    case dns::TlsaStatus::Failed: {
+      // RFC 7672 §2.2: the host's addresses validated, so its TLSA RRset may exist; an
+      // attacker could be suppressing it. The host is not used this time.
+      smtp::Reply r(451, {4, 7, 5},
+                    fmt::format("TLSA lookup for {} failed (DANE): {}", host_.name, a->detail));
+      tls_decided(TlsOutcome::Failed, "tlsa-lookup-failed: " + a->detail);
+      fail_before_connect(r);
+      return;
+    }
+    case dns::TlsaStatus::Insecure:
+    case dns::TlsaStatus::Absent:
+      break;
+  }
+  connect();
+}
+
+void DeliveryConnection::fail_before_connect(const smtp::Reply& r) noexcept {
+  log::debug("outbound: {} [{}]: {}", host_.name, host_.address.to_string(), r.text);
+  d_.session_failed(*this, r, true, true);
+  state_ = State::Closed;
+  d_.connection_gone(this);
+  delete this;
 }
 
 bool DeliveryConnection::stopping() const noexcept { return d_.side().stopping(); }
@@ -96,6 +156,20 @@ smtp::ClientConfig DeliveryConnection::session_config() {
   // Without a verifying context a demanded check cannot be made: the handshake is not
   // started (NeedTls fails the session) rather than made unverified.
   verified_ = tls_required_ && demand_.verify;
+  if (!dane_.empty()) {
+    // RFC 7672 §2.2: usable TLSA records make TLS mandatory, authenticated by them alone,
+    // over whatever the destination's own policy or MTA-STS asked (RFC 8461 §2). The
+    // handshake itself does not verify; check_dane() does once it is done.
+    demand_.starttls = smtp::TlsPolicy::Required;
+    demand_.verify = false;
+    demand_.authority = TlsAuthority::Dane;
+    demand_.testing_failure.clear();
+    demand_.sts_testing = false;
+    cfg.tls = smtp::TlsPolicy::Required;
+    tls_required_ = true;
+    plaintext_fallback_ = false;
+    verified_ = false;
+  }
   return cfg;
 }
 
@@ -104,13 +178,9 @@ void DeliveryConnection::on_connect(net::Connection* c, std::error_code why) noe
     ++d_.side().stats().connect_failures;
     log::debug("outbound: {} [{}]: connect failed: {}", host_.name, host_.address.to_string(),
                why.message());
-    smtp::Reply r(451, {4, 4, 1},
-                  fmt::format("connect to {} [{}] failed: {}", host_.name,
-                              host_.address.to_string(), why.message()));
-    d_.session_failed(*this, r, true, true);
-    state_ = State::Closed;
-    d_.connection_gone(this);
-    delete this;
+    fail_before_connect(smtp::Reply(451, {4, 4, 1},
+                                    fmt::format("connect to {} [{}] failed: {}", host_.name,
+                                                host_.address.to_string(), why.message())));
     return;
   }
   conn_ = c;
@@ -141,18 +211,38 @@ void DeliveryConnection::on_tls_ready(net::Connection& c) noexcept {
       !t->verify_error().empty()) {
     demand_.testing_failure = "verify-failed: " + t->verify_error();
   }
-  if (!verified_) {
+  if (!dane_.empty()) {
+    if (!check_dane()) return;
+    tls_decided(TlsOutcome::Dane);
+  } else if (!verified_) {
     tls_decided(TlsOutcome::Opportunistic);
   } else if (demand_.authority == TlsAuthority::MtaSts) {
     tls_decided(TlsOutcome::MtaSts);
-  } else if (demand_.authority == TlsAuthority::Dane) {
-    tls_decided(TlsOutcome::Dane);
   } else {
     tls_decided(TlsOutcome::Verified);
   }
   session_->tls_established();
   ByteBuffer none(0);
   drive(none);
+}
+
+// RFC 7672 §3: the server's chain must match a usable TLSA record. A mismatch fails the
+// session before it is ready: the host is skipped and, with no other, recipients deferred.
+bool DeliveryConnection::check_dane() noexcept {
+  const net::TlsSession* tls = conn_ != nullptr ? conn_->tls() : nullptr;
+  const std::vector<std::string> chain =
+      tls != nullptr ? tls->peer_chain() : std::vector<std::string>{};
+  const net::DaneMatch m = net::dane_match(dane_, chain, host_.name);
+  if (m.matched) return true;
+  tls_decided(TlsOutcome::Failed, "dane-mismatch: " + m.detail);
+  smtp::Reply r(451, {4, 7, 5},
+                fmt::format("DANE: the certificate of {} [{}] does not match its TLSA records: {}",
+                            host_.name, host_.address.to_string(), m.detail));
+  log::info("outbound: {}", r.text);
+  d_.session_failed(*this, r, true, true);
+  state_ = State::Quitting;
+  if (conn_ != nullptr) conn_->close();
+  return false;
 }
 
 void DeliveryConnection::drive(ByteBuffer& in) noexcept {

@@ -14,6 +14,13 @@
 // (Connection::set_write_timeout). Outside a reply the idle timer: the pool's
 // idle_timeout, the wait for a body read, the wait for the server's FIN after QUIT.
 //
+// DANE (RFC 7672): when [dns] validating, the destination's `dane` switch and a host whose MX
+// and address answers validated, the host's TLSA records are looked up (cached per shard)
+// before connecting. A usable secure set makes STARTTLS mandatory, and the server's chain
+// must match it once the handshake is done (net::dane_match) or the session fails 4.7.5
+// before it is ready (next MX; the recipients are deferred). A failed TLSA lookup fails the
+// host the same way; insecure, absent or unusable records leave the other policies in force.
+//
 // Owner: the destination's shard. Deletes itself once closed (after connection_gone).
 #pragma once
 
@@ -22,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <salvo/dns/tlsa_cache.h>
+#include <salvo/net/dane.h>
 #include <salvo/net/stack.h>
 #include <salvo/outbound/settings.h>
 #include <salvo/smtp/client_session.h>
@@ -103,6 +112,11 @@ class DeliveryConnection final : public Channel,
     }
   };
   smtp::ClientConfig session_config();
+  bool dane_wanted() const noexcept;
+  void on_tlsa(const dns::TlsaAnswer& a) noexcept;
+  void connect() noexcept;
+  void fail_before_connect(const smtp::Reply& r) noexcept;
+  bool check_dane() noexcept;
   void drive(ByteBuffer& in) noexcept;
   void on_transaction(const smtp::TransactionResult& r) noexcept;
   void flush() noexcept;
@@ -120,6 +134,8 @@ class DeliveryConnection final : public Channel,
   std::optional<net::SocketAddress> source_;
   std::string helo_;
   ClientTls tls_;
+  net::Stack* stack_ = nullptr;
+  std::vector<net::Tlsa> dane_;  // usable TLSA records in force; empty: no DANE
   net::Connection* conn_ = nullptr;
   std::unique_ptr<smtp::ClientSession> session_;
   State state_ = State::Connecting;

@@ -26,6 +26,7 @@
 #include <salvo/base/clock.h>
 #include <salvo/config/config.h>
 #include <salvo/dns/mx_cache.h>
+#include <salvo/dns/tlsa_cache.h>
 #include <salvo/outbound/messages.h>
 #include <salvo/outbound/outbound.h>
 #include <salvo/outbound/settings.h>
@@ -51,6 +52,8 @@ class DeliveryEnv {
   // As dns::MxCache::lookup / lookup_host.
   virtual dns::MxAnswer lookup_mx(std::string_view domain, dns::MxCache::Callback cb) = 0;
   virtual dns::MxAnswer lookup_host(std::string_view host, dns::MxCache::Callback cb) = 0;
+  // As dns::TlsaCache::lookup: the TLSA records of an MX host (DANE).
+  virtual dns::TlsaAnswer lookup_tlsa(std::string_view host, dns::TlsaCache::Callback cb) = 0;
   // A new connection of d's pool to h; it reports to d.
   virtual Channel* open(Destination& d, const Host& h, const Origination& o) = 0;
   // Outcomes to the message's own shard; a recipient to the shard that owns e.key.

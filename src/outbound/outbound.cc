@@ -12,6 +12,7 @@
 #include <salvo/base/hash.h>
 #include <salvo/base/log.h>
 #include <salvo/dns/resolver.h>
+#include <salvo/dns/tlsa_cache.h>
 #include <salvo/io/detachable_op.h>
 #include <salvo/io/engine.h>
 #include <salvo/net/stack.h>
@@ -75,6 +76,9 @@ struct Outbound::Impl final : DeliveryEnv {
   }
   dns::MxAnswer lookup_host(std::string_view host, dns::MxCache::Callback cb) override {
     return mx->lookup_host(host, std::move(cb));
+  }
+  dns::TlsaAnswer lookup_tlsa(std::string_view host, dns::TlsaCache::Callback cb) override {
+    return tlsa->lookup(host, std::move(cb));
   }
   Channel* open(Destination& d, const Host& h, const Origination& o) override {
     auto* c = new DeliveryConnection(d, h, o, ClientTls{destinations.context().settings});
@@ -149,6 +153,7 @@ struct Outbound::Impl final : DeliveryEnv {
   std::uint32_t me;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<dns::MxCache> mx;
+  std::unique_ptr<dns::TlsaCache> tlsa;  // DANE; built whether or not [dns] validating
   std::unique_ptr<MtaStsCache> sts;
   std::vector<std::unique_ptr<spool::SpoolReader>> readers;  // per origin shard
   OutboundStats origin_stats;
@@ -236,6 +241,12 @@ Status Outbound::start(std::string* why) {
       [&ob](const std::string& domain) {
         if (Destination* d = ob.destinations.find(domain)) ob.destinations.mark_dirty(*d);
       });
+  dns::TlsaCacheOptions to;
+  to.min_ttl = mo.min_ttl;
+  to.max_ttl = mo.max_ttl;
+  to.negative_ttl = mo.negative_ttl;
+  to.failure_ttl = mo.failure_ttl;
+  ob.tlsa = std::make_unique<dns::TlsaCache>(*ob.resolver, ob.shard.clock(), to);
   for (const auto& dir : ob.shared.spool_dirs) {
     ob.readers.push_back(std::make_unique<spool::SpoolReader>(ob.shard.engine(), dir));
   }
@@ -301,6 +312,8 @@ void Outbound::shutdown() noexcept {
   }
   ob.sts.reset();
   ob.mx.reset();
+  if (ob.tlsa) ob.tlsa->cancel();
+  ob.tlsa.reset();
   if (ob.resolver) ob.resolver->stop();
   ob.resolver.reset();
   ob.readers.clear();

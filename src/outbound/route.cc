@@ -140,6 +140,7 @@ std::vector<Host> Route::hosts_from(const dns::MxResult& a, std::uint16_t port) 
     for (const auto& addr : h.addresses) {
       Host host{h.name, addr, h.preference, {}, {}};
       host.address.set_port(port);
+      host.authenticated = h.authenticated;
       // A host's down and TLS marks survive refreshes.
       for (const auto& old : hosts_) {
         if (old.address == host.address) {

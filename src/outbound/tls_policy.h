@@ -4,7 +4,8 @@
 // TlsOutcome, counted per session, and the accounting line's `tls_policy` text).
 //
 // Who decides, strongest first (RFC 8461 §2: a usable DANE TLSA record wins over MTA-STS):
-//   DANE (TLSA through a validating resolver; not built yet: demand_for has its place)
+//   DANE (TLSA through a validating resolver; applied by DeliveryConnection::session_config,
+//   which holds the host's TLSA answer: docs/outbound-tls.md §5)
 //   MTA-STS (the destination's policy in enforce or testing mode, see mta_sts.h)
 //   [[shaping]] tls / tls_verify ([delivery] tls_verify when the entry does not say)
 //

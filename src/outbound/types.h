@@ -47,6 +47,9 @@ struct Host {
   std::uint16_t preference = 0;
   TimePoint down_until{};
   TimePoint tls_failed_until{};  // opportunistic STARTTLS failed: plaintext until then
+  // The MX and address answers were DNSSEC-validated (dns::MxHost::authenticated); never
+  // for [routes] hops. DANE looks up this host's TLSA records only then.
+  bool authenticated = false;
 };
 
 // One recipient of a transaction, decoded from its spool record (views into the record).

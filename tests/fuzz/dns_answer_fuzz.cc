@@ -19,7 +19,11 @@ using salvo::Result;
 void check(const Result<Answer>& a, std::size_t size) {
   if (!a) return;
   // Every record came from the input: a decoder that invents records is broken.
-  if (a->mx.size() + a->addresses.size() > size / 11) std::abort();
+  if (a->mx.size() + a->addresses.size() + a->tlsa.size() > size / 11) std::abort();
+  for (const auto& t : a->tlsa) {
+    if (t.tlsa.data.empty() || t.tlsa.data.size() > size) std::abort();
+    if (t.ttl & 0x80000000u) std::abort();
+  }
   for (const auto& m : a->mx) {
     if (m.exchange.size() > 4 * 255) std::abort();
     if (m.ttl & 0x80000000u) std::abort();
@@ -37,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint16_t id = size >= 2 ? static_cast<std::uint16_t>((data[0] << 8) | data[1]) : 0;
 
   // A fixed question, as a resolver would have asked.
-  for (RrType t : {RrType::Mx, RrType::A, RrType::Aaaa}) {
+  for (RrType t : {RrType::Mx, RrType::A, RrType::Aaaa, RrType::Tlsa}) {
     check(decode_response(wire, {"example.com", t, id}), size);
   }
 

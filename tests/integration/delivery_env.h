@@ -92,14 +92,15 @@ struct Env {
   }
 
   // salvod delivering through the test DNS; more tables in `more`, more [delivery] keys in
-  // `delivery`.
-  SalvodOptions salvod(const std::string& more = "", const std::string& delivery = "") const {
+  // `delivery`, more [dns] keys in `dns_keys`.
+  SalvodOptions salvod(const std::string& more = "", const std::string& delivery = "",
+                       const std::string& dns_keys = "") const {
     SalvodOptions o;
     o.hold_delivery = false;
     o.extra = fmt::format(
-        "[dns]\nresolvers = [\"{}\"]\ntimeout = \"1s\"\n[delivery]\nsmtp_port = {}\n"
+        "[dns]\nresolvers = [\"{}\"]\ntimeout = \"1s\"\n{}\n[delivery]\nsmtp_port = {}\n"
         "retry_schedule = [\"1s\"]\n{}\n{}\n{}",
-        dns->address(), port,
+        dns->address(), dns_keys, port,
         delivery.find("backoff_pause") == std::string::npos ? "backoff_pause = \"100ms\"" : "",
         delivery, more);
     return o;

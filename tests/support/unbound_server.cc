@@ -156,7 +156,8 @@ bool UnboundServer::try_start(const UnboundOptions& options) {
         << "  use-syslog: no\n"
         << "  logfile: \"\"\n"
         << "  verbosity: 1\n"
-        << "  module-config: \"iterator\"\n"
+        << "  module-config: "
+        << (options.signed_zones.empty() ? "\"iterator\"" : "\"validator iterator\"") << "\n"
         << "  access-control: 127.0.0.0/8 allow\n"
         // Nothing leaves the host: unknown names are refused, no root priming happens.
         << "  local-zone: \".\" refuse\n"
@@ -179,7 +180,15 @@ bool UnboundServer::try_start(const UnboundOptions& options) {
     for (const auto& zone : options.servfail_zones) {
       out << "  local-zone: " << quoted(zone) << " transparent\n";
     }
+    for (const auto& z : options.signed_zones) {
+      out << "  local-zone: " << quoted(z.zone) << " transparent\n"
+          << "  trust-anchor-file: " << quoted(z.ds_file) << "\n";
+    }
     for (const auto& line : options.extra) out << "  " << line << "\n";
+    for (const auto& z : options.signed_zones) {
+      out << "auth-zone:\n  name: " << quoted(z.zone) << "\n  zonefile: " << quoted(z.file)
+          << "\n  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n";
+    }
     for (const auto& zone : options.servfail_zones) {
       // Unbound may not query 127.0.0.1 (do-not-query-localhost): no usable server, SERVFAIL.
       out << "stub-zone:\n  name: " << quoted(zone) << "\n  stub-addr: 127.0.0.1@" << port_ << "\n";

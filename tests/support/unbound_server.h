@@ -27,6 +27,17 @@ struct UnboundOptions {
   std::uint32_t soa_minimum = 300;
   // Extra lines for the server: clause, verbatim.
   std::vector<std::string> extra;
+  // DNSSEC-signed zones ({zone name, signed zone file, DS file}) served as auth-zones that
+  // only the resolver side sees (for-upstream), so its answers go through the validator with
+  // the DS as trust anchor and come back with AD set (tests/support/signed_zone.h).
+  // Non-empty turns the validator on (module-config "validator iterator"); the other zones
+  // stay local data, answered without AD.
+  struct Signed {
+    std::string zone;
+    std::string file;
+    std::string ds_file;
+  };
+  std::vector<Signed> signed_zones;
   std::chrono::milliseconds start_timeout{10000};
   // The port to listen on (a restarted server keeping its address); 0: a free one.
   std::uint16_t port = 0;

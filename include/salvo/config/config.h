@@ -124,6 +124,10 @@ struct Dns {
   Duration min_ttl = std::chrono::minutes(1);
   Duration max_ttl = std::chrono::hours(24);
   Duration negative_ttl = std::chrono::minutes(5);
+  // The resolvers validate DNSSEC and the path to them is trusted (loopback, or a secured
+  // link): their AD bit is believed, which DANE needs (RFC 7672 §2.1; Postfix's
+  // smtp_dns_support_level = dnssec). False: AD is ignored and DANE never applies.
+  bool validating = false;
 
   friend bool operator==(const Dns&, const Dns&) = default;
 };
@@ -209,6 +213,9 @@ struct Shaping {
   // Look up and apply the destination's MTA-STS policy (RFC 8461); never for [routes].
   bool mta_sts = true;
   std::string egress;  // [[egress]] pool name; "" = the kernel's source address, node.hostname
+  // DANE (RFC 7672) for this destination's MX hosts when [dns] validating; never for
+  // [routes] destinations.
+  bool dane = true;
   std::uint32_t line = 0;
 
   friend bool operator==(const Shaping&, const Shaping&) = default;

@@ -38,6 +38,10 @@ struct MxHost {
   std::string name;  // A-label host name (the domain itself for an implicit MX)
   std::uint16_t preference = 0;
   std::vector<net::SocketAddress> addresses;  // port 0; IPv4 (A) first, then IPv6 (AAAA)
+  // The MX answer (or NODATA, for an implicit MX) and both address answers of this host had
+  // AD set (RFC 7672 §2.2: only then may its TLSA records be looked up). Meaningful only
+  // from a validating resolver ([dns] validating).
+  bool authenticated = false;
 };
 
 struct MxResult {

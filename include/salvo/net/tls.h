@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <salvo/base/byte_buffer.h>
 #include <salvo/base/result.h>
@@ -84,6 +85,10 @@ class TlsSession {
   const std::string& verify_error() const noexcept { return verify_error_; }
   std::string version() const;  // "TLSv1.3"
   std::string cipher() const;
+  // The certificates the server sent (DER, leaf first), after the handshake; empty before
+  // it or when there were none. Kept whether or not the context verifies (DANE checks the
+  // chain itself: net/dane.h).
+  std::vector<std::string> peer_chain() const;
 
  private:
   friend struct TlsIo;

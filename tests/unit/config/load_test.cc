@@ -122,6 +122,8 @@ TEST(Load, Defaults) {
   ASSERT_EQ(c->dns.resolvers.size(), 1u);  // no resolv.conf: what glibc does
   EXPECT_EQ(c->dns.resolvers[0].to_string(), "127.0.0.1:53");
   EXPECT_EQ(c->dns.min_ttl, 1min);
+  EXPECT_FALSE(c->dns.validating);
+  EXPECT_TRUE(c->default_shaping.dane);
   EXPECT_EQ(c->delivery.smtp_port, 25);
   EXPECT_EQ(c->delivery.retry_schedule.size(), 6u);
   EXPECT_EQ(c->delivery.expiry, 96h);
@@ -257,12 +259,14 @@ max_connections = 5
 max_message_rate = "100/s"
 tls = "required"
 egress = "pool-a"
+dane = false
 
 [[shaping]]
 mx_suffix = "google.com"
 max_connections = 50
 tls = "off"
 egress = ""
+dane = true
 
 [[shaping]]
 mx_suffix = ".l.google.com"
@@ -286,6 +290,8 @@ ehlo = "Out-B.example.com"
   EXPECT_EQ(gmail->max_message_rate, (Rate{100, 1s}));
   EXPECT_EQ(gmail->tls, TlsPolicy::Required);
   EXPECT_EQ(gmail->egress, "pool-a");
+  EXPECT_FALSE(gmail->dane);  // inherited
+  EXPECT_TRUE(c->default_shaping.dane == false);
   EXPECT_EQ(gmail->line, 2u);
   EXPECT_EQ(c->find_shaping_for_domain("yahoo.com"), nullptr);
   const auto* google = c->find_shaping_for_mx("mx1.google.com.");
@@ -294,6 +300,7 @@ ehlo = "Out-B.example.com"
   EXPECT_EQ(google->max_connections, 50u);
   EXPECT_EQ(google->tls, TlsPolicy::Off);
   EXPECT_EQ(google->egress, "");
+  EXPECT_TRUE(google->dane);
   EXPECT_EQ(c->find_shaping_for_mx("google.com"), google);
   const auto* longest = c->find_shaping_for_mx("aspmx.l.google.com");
   ASSERT_NE(longest, nullptr);
@@ -326,6 +333,7 @@ commits_in_flight = 3
 [dns]
 resolvers = ["127.0.0.53", "[::1]:5353"]
 timeout = "500ms"
+validating = true
 min_ttl = "0s"
 max_ttl = "1h"
 negative_ttl = "30s"
@@ -358,6 +366,7 @@ address = "127.0.0.1:8080"
   EXPECT_EQ(c->dns.resolvers[0].to_string(), "127.0.0.53:53");
   EXPECT_EQ(c->dns.resolvers[1].to_string(), "[::1]:5353");
   EXPECT_EQ(c->dns.timeout, 500ms);
+  EXPECT_TRUE(c->dns.validating);
   ASSERT_EQ(c->dkim.size(), 2u);
   EXPECT_EQ(c->dkim[0].domain, "example.com");
   EXPECT_EQ(c->dkim[0].algorithm, DkimAlgorithm::RsaSha256);

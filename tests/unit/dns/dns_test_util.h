@@ -23,6 +23,7 @@ struct WireSpec {
   Rcode rcode = Rcode::NoError;
   bool tc = false;
   bool qr = true;
+  bool ad = false;
   std::vector<std::string> answer;  // zone-file lines: "example.com. 300 IN MX 10 mx."
   std::vector<std::string> authority;
 };
@@ -37,6 +38,7 @@ inline std::string make_wire(const WireSpec& s) {
   ldns_pkt_set_qr(p, s.qr);
   ldns_pkt_set_ra(p, true);
   ldns_pkt_set_tc(p, s.tc);
+  ldns_pkt_set_ad(p, s.ad);
   ldns_pkt_set_rcode(p, static_cast<std::uint8_t>(s.rcode));
   auto push = [&](const std::vector<std::string>& lines, ldns_pkt_section section) {
     for (const auto& line : lines) {

@@ -23,6 +23,8 @@ TEST(EncodeQuery, RecursiveWithEdnsAndId) {
             LDNS_STATUS_OK);
   EXPECT_EQ(ldns_pkt_id(p), 0xbeef);
   EXPECT_TRUE(ldns_pkt_rd(p));
+  EXPECT_TRUE(ldns_pkt_ad(p));  // RFC 6840 §5.7: ask for AD in the answer
+  EXPECT_FALSE(ldns_pkt_edns_do(p));
   EXPECT_FALSE(ldns_pkt_qr(p));
   EXPECT_TRUE(ldns_pkt_edns(p));
   EXPECT_EQ(ldns_pkt_edns_udp_size(p), kEdnsPayload);
@@ -228,6 +230,82 @@ TEST(DecodeResponse, CnameLoopIsBounded) {
                            q);
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error(), errc::cname_chain);
+}
+
+const std::string kSha256Hex(64, 'a');
+
+TEST(DecodeResponse, TlsaRecordsAndTheAdBit) {
+  const Question q{"_25._tcp.mx.example", RrType::Tlsa, 7};
+  auto a = decode_response(
+      make_wire({.id = 7,
+                 .qname = "_25._tcp.mx.example",
+                 .qtype = RrType::Tlsa,
+                 .ad = true,
+                 .answer = {"_25._tcp.mx.example. 600 IN TLSA 3 1 1 " + kSha256Hex,
+                            "_25._tcp.mx.example. 300 IN TLSA 2 0 0 3082ff"}}),
+      q);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_TRUE(a->authenticated);
+  ASSERT_EQ(a->tlsa.size(), 2u);
+  EXPECT_EQ(a->tlsa[0].tlsa.usage, 3);
+  EXPECT_EQ(a->tlsa[0].tlsa.selector, 1);
+  EXPECT_EQ(a->tlsa[0].tlsa.matching_type, 1);
+  EXPECT_EQ(a->tlsa[0].tlsa.data, std::string(32, '\xaa'));
+  EXPECT_EQ(a->tlsa[0].ttl, 600u);
+  EXPECT_EQ(a->tlsa[1].tlsa.usage, 2);
+  EXPECT_EQ(a->tlsa[1].tlsa.data, std::string("\x30\x82\xff", 3));
+  EXPECT_TRUE(a->has_records());
+
+  auto plain = decode_response(
+      make_wire({.id = 7, .qname = "_25._tcp.mx.example", .qtype = RrType::Tlsa}), q);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->authenticated);
+  EXPECT_TRUE(plain->tlsa.empty());
+}
+
+TEST(DecodeResponse, TlsaBehindCname) {
+  const Question q{"_25._tcp.mx.example", RrType::Tlsa, 8};
+  auto a = decode_response(
+      make_wire({.id = 8,
+                 .qname = "_25._tcp.mx.example",
+                 .qtype = RrType::Tlsa,
+                 .answer = {"_25._tcp.mx.example. 60 IN CNAME tlsa.hoster.example.",
+                            "tlsa.hoster.example. 600 IN TLSA 3 0 1 " + kSha256Hex}}),
+      q);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->tlsa.size(), 1u);
+  EXPECT_EQ(a->tlsa[0].ttl, 60u);  // the chain's smallest TTL
+  EXPECT_EQ(a->canonical_name, "tlsa.hoster.example");
+}
+
+// A TLSA answer whose record's RDATA is cut to `keep` octets (RDLENGTH rewritten): what a
+// hostile server could send.
+std::string short_tlsa(std::size_t keep) {
+  std::string wire = make_wire({.id = 9,
+                                .qname = "_25._tcp.mx.example",
+                                .qtype = RrType::Tlsa,
+                                .answer = {"_25._tcp.mx.example. 60 IN TLSA 3 1 1 " + kSha256Hex}});
+  const std::size_t rdlen = 3 + 32;  // the record is the last thing in the packet
+  const std::size_t at = wire.size() - rdlen;
+  wire.resize(at + keep);
+  wire[at - 2] = static_cast<char>(keep >> 8);
+  wire[at - 1] = static_cast<char>(keep & 0xff);
+  return wire;
+}
+
+TEST(DecodeResponse, MalformedTlsaIsAnErrorNotACrash) {
+  const Question q{"_25._tcp.mx.example", RrType::Tlsa, 9};
+  ASSERT_TRUE(decode_response(short_tlsa(35), q));  // the untouched record decodes
+  for (std::size_t keep : {0u, 1u, 2u, 3u}) {
+    auto a = decode_response(short_tlsa(keep), q);
+    ASSERT_FALSE(a) << keep;
+    EXPECT_EQ(a.error(), errc::malformed) << keep;
+  }
+  // Any shorter association data still decodes: its length is judged by the DANE matcher.
+  auto four = decode_response(short_tlsa(4), q);
+  ASSERT_TRUE(four);
+  ASSERT_EQ(four->tlsa.size(), 1u);
+  EXPECT_EQ(four->tlsa[0].tlsa.data.size(), 1u);
 }
 
 TEST(NormalizeName, LowerCaseNoFinalDot) {

@@ -14,6 +14,7 @@
 
 #include <salvo/dns/errc.h>
 
+#include "fake_querier.h"
 #include "support/test_clock.h"
 
 namespace salvo::dns::test {
@@ -21,50 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using salvo::test::TestClock;
-
-// Answers from a map of (name, type) -> result when the test calls run(); unknown names
-// get NXDOMAIN. Records every query.
-class FakeQuerier final : public Querier {
- public:
-  void query(std::string_view name, RrType type, Callback cb) override {
-    asked.emplace_back(std::string(name), type);
-    pending.push_back({std::string(name), type, std::move(cb)});
-  }
-  // Delivers every pending answer (and those queued meanwhile). Returns how many.
-  int run() {
-    int n = 0;
-    while (!pending.empty()) {
-      auto batch = std::move(pending);
-      pending.clear();
-      for (auto& p : batch) {
-        ++n;
-        auto it = zone.find({p.name, p.type});
-        if (it != zone.end()) {
-          p.cb(it->second);
-        } else {
-          Answer a;
-          a.rcode = Rcode::NxDomain;
-          p.cb(a);
-        }
-      }
-    }
-    return n;
-  }
-  int count(const std::string& name, RrType type) const {
-    int n = 0;
-    for (const auto& q : asked) n += (q.first == name && q.second == type) ? 1 : 0;
-    return n;
-  }
-
-  struct Pending {
-    std::string name;
-    RrType type;
-    Callback cb;
-  };
-  std::map<std::pair<std::string, RrType>, Result<Answer>> zone;
-  std::vector<Pending> pending;
-  std::vector<std::pair<std::string, RrType>> asked;
-};
 
 Answer mx(std::vector<std::pair<int, std::string>> records, std::uint32_t ttl = 3600) {
   Answer a;
@@ -211,6 +168,30 @@ TEST_F(MxCacheTest, ImplicitMxFromAddresses) {
   EXPECT_EQ(a->hosts[0].name, "plain.example");
   EXPECT_EQ(a->hosts[0].preference, 0);
   EXPECT_EQ(a->hosts[0].addresses.size(), 2u);
+}
+
+// RFC 7672 §2.2: a host is authenticated only when its MX answer and both of its address
+// answers carried AD.
+TEST_F(MxCacheTest, HostAuthenticatedOnlyWhenMxAndAddressesAre) {
+  auto secure = [](Answer a) {
+    a.authenticated = true;
+    return a;
+  };
+  q_.zone[{"signed.example", RrType::Mx}] =
+      secure(mx({{10, "mx1.signed.example"}, {20, "mx2.signed.example"}}));
+  q_.zone[{"mx1.signed.example", RrType::A}] = secure(addr({"192.0.2.1"}));
+  q_.zone[{"mx1.signed.example", RrType::Aaaa}] = secure(nodata());
+  q_.zone[{"mx2.signed.example", RrType::A}] = secure(addr({"192.0.2.2"}));
+  q_.zone[{"mx2.signed.example", RrType::Aaaa}] = nodata();  // not AD
+  q_.zone[{"unsigned.example", RrType::Mx}] = mx({{10, "mx1.signed.example"}});
+  MxCache c(q_, clock_, opts());
+  auto a = resolve(c, "signed.example");
+  ASSERT_EQ(a->hosts.size(), 2u);
+  EXPECT_TRUE(a->hosts[0].authenticated);
+  EXPECT_FALSE(a->hosts[1].authenticated);
+  auto b = resolve(c, "unsigned.example");
+  ASSERT_EQ(b->hosts.size(), 1u);
+  EXPECT_FALSE(b->hosts[0].authenticated);  // the MX name itself cannot be trusted
 }
 
 TEST_F(MxCacheTest, NoMxNoAddressIsPermanent) {

@@ -256,5 +256,96 @@ TEST_F(DeliveryConnectionTest, AnIdleConnectionQuitsAfterIdleTimeout) {
   EXPECT_NE(wire_.find("QUIT"), std::string::npos);
 }
 
+// DANE (RFC 7672) decisions, before and around the connection. The TLS handshake and the
+// chain match itself are in unit/net/dane_test.cc and integration/dane_test.cc.
+class DaneConnectionTest : public DeliveryConnectionTest {
+ protected:
+  // a.test's one MX host, its MX and addresses DNSSEC-validated (or not).
+  void authenticated_mx(bool authenticated) {
+    auto r = std::make_shared<dns::MxResult>(*env_.mx["a.test"]);
+    for (auto& h : r->hosts) h.authenticated = authenticated;
+    env_.mx["a.test"] = r;
+  }
+  void tlsa(dns::TlsaStatus status, std::vector<net::Tlsa> records = {}) {
+    auto r = std::make_shared<dns::TlsaResult>();
+    r->status = status;
+    r->records = std::move(records);
+    r->detail = "_25._tcp.mx.a.test: SERVFAIL";
+    env_.tlsa["mx.a.test"] = r;
+  }
+  static net::Tlsa usable() { return {3, 1, 1, std::string(32, 'x')}; }
+};
+
+TEST_F(DaneConnectionTest, FailedTlsaLookupDefersWithoutConnecting) {
+  start("validating = true\n");
+  authenticated_mx(true);
+  tlsa(dns::TlsaStatus::Failed);
+  message("a.test");
+  settle();
+  EXPECT_EQ(env_.tlsa_lookups, 1);
+  EXPECT_LT(fd(), 0);  // no connection was made
+  EXPECT_TRUE(wire_.empty());
+  const Accounted* e = deferral();
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, 451);
+  EXPECT_EQ(e->enhanced, "4.7.5");
+  EXPECT_NE(e->response.find("TLSA lookup for mx.a.test failed (DANE)"), std::string::npos)
+      << e->response;
+}
+
+// Usable TLSA records make STARTTLS mandatory: a server that does not offer it gets nothing.
+TEST_F(DaneConnectionTest, UsableTlsaMakesStartTlsMandatory) {
+  start("validating = true\n");
+  authenticated_mx(true);
+  tlsa(dns::TlsaStatus::Secure, {usable()});
+  message("a.test");
+  settle();
+  up();  // EHLO without STARTTLS
+  EXPECT_EQ(wire_.find("MAIL FROM"), std::string::npos) << wire_;
+  const Accounted* e = deferral();
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code / 100, 4);
+  EXPECT_TRUE(std::none_of(env_.events.begin(), env_.events.end(), [](const Accounted& a) {
+    return a.type == accounting::EventType::Delivered;
+  }));
+}
+
+// Only PKIX usages (RFC 7672 §3.1.3: unusable for SMTP): no DANE, plaintext is allowed.
+TEST_F(DaneConnectionTest, OnlyUnusableRecordsLeaveTheOtherPolicy) {
+  start("validating = true\n");
+  authenticated_mx(true);
+  tlsa(dns::TlsaStatus::Secure, {{1, 1, 1, std::string(32, 'x')}, {0, 0, 1, std::string(32, 'y')}});
+  message("a.test");
+  settle();
+  up();
+  EXPECT_NE(wire_.find("MAIL FROM"), std::string::npos) << wire_;
+}
+
+// RFC 7672 §2.2: no TLSA lookup for a host whose MX or addresses did not validate, nor
+// when the resolvers are not marked validating, nor with tls = "off" or dane = false.
+TEST_F(DaneConnectionTest, NoLookupUnlessEverythingAllowsIt) {
+  const char* configs[] = {
+      "validating = true\n",   // the host is not authenticated
+      "validating = false\n",  // authenticated, but AD is not believed
+      "validating = true\n[[shaping]]\ndomain = \"a.test\"\ndane = false\n",
+      "validating = true\n[[shaping]]\ndomain = \"a.test\"\ntls = \"off\"\n",
+  };
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE(configs[i]);
+    if (i > 0) {  // a fresh stack and destination side for each
+      TearDown();
+      SetUp();
+    }
+    env_.tlsa_lookups = 0;
+    start(configs[i]);
+    authenticated_mx(i != 0);
+    tlsa(dns::TlsaStatus::Failed);  // would defer, were it asked
+    message("a.test");
+    settle();
+    EXPECT_EQ(env_.tlsa_lookups, 0);
+    EXPECT_GE(fd(), 0);  // connected
+  }
+}
+
 }  // namespace
 }  // namespace salvo::outbound

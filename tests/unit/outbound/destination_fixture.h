@@ -151,6 +151,15 @@ class FakeEnv final : public DeliveryEnv {
     ++host_lookups;
     return lookup_mx(host, std::move(cb));
   }
+  // DANE: the answer for a host from `tlsa` (none: Insecure, no DANE), given at once.
+  dns::TlsaAnswer lookup_tlsa(std::string_view host, dns::TlsaCache::Callback) override {
+    ++tlsa_lookups;
+    auto it = tlsa.find(std::string(host));
+    if (it != tlsa.end()) return it->second;
+    auto insecure = std::make_shared<dns::TlsaResult>();
+    insecure->status = dns::TlsaStatus::Insecure;
+    return insecure;
+  }
   Channel* open(Destination& d, const Host& h, const Origination& o) override {
     if (open_with) return open_with(d, h, o);
     channels.push_back(std::make_unique<ScriptedChannel>(d, h, o, window));
@@ -221,6 +230,8 @@ class FakeEnv final : public DeliveryEnv {
   std::map<std::string, std::vector<dns::MxCache::Callback>> mx_waiting;
   int mx_lookups = 0;
   int host_lookups = 0;
+  int tlsa_lookups = 0;
+  std::map<std::string, dns::TlsaAnswer> tlsa;  // by MX host name
   std::vector<std::unique_ptr<ScriptedChannel>> channels;
   std::vector<std::pair<std::uint32_t, Outcomes>> outcomes;
   std::vector<Enqueue> forwarded;
@@ -283,6 +294,10 @@ inline const smtp::Reply kThrottle(421, {4, 7, 0}, "too many connections, slow d
 
 class DestinationTest : public ::testing::Test {
  protected:
+  static std::shared_ptr<const net::TlsContext> client_tls() {
+    static const auto ctx = std::make_shared<const net::TlsContext>(net::TlsContextOptions{});
+    return ctx;
+  }
   DestinationTest()
       : classifier_(std::make_shared<const queue::Classifier>(*queue::Classifier::create({}))) {}
 
@@ -306,6 +321,9 @@ class DestinationTest : public ::testing::Test {
     settings->config = config;
     settings->classifier = classifier_;
     settings->signers = std::move(signers);
+    // A client context as production has (STARTTLS is tried only when a test's server
+    // offers it).
+    settings->tls = client_tls();
     DeliveryContext ctx;
     ctx.policy = make_policy(*config, *classifier_);
     ctx.settings = std::move(settings);
