@@ -244,6 +244,9 @@ void prepare(Daemon& d) {
   d.tally = std::make_unique<admin::RecoveryTally>(d.shards->size());
   for (std::uint32_t i = 0; i < d.shards->size(); ++i) {
     std::string dir = spool + "/shard-" + std::to_string(i);
+    if (auto st = spool::remove_unfinished_segments(dir); !st) {
+      throw std::runtime_error("spool " + dir + ": " + st.error().message());
+    }
     auto listing = spool::list_spool(dir, i);
     if (!listing) {
       throw std::runtime_error("spool " + dir + ": recovery failed: " +

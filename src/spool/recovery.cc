@@ -182,6 +182,10 @@ void add_metrics(const RecoveryReport& r, metrics::Snapshot& s) {
   s.add(kQuarantined, {}, r.quarantined_segments);
 }
 
+Status remove_unfinished_segments(const std::string& dir) {
+  return detail::remove_unfinished_segments(dir);
+}
+
 Result<SpoolListing> list_spool(const std::string& dir, std::uint32_t shard) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return fail_errno(errno);
   auto segs = detail::list_segments(dir);

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include <salvo/base/log.h>
 #include <salvo/spool/errc.h>
 
 #include "spool/wire.h"
@@ -54,6 +55,27 @@ Result<std::vector<SegmentSeq>> list_segments(const std::string& dir) {
   ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+Status remove_unfinished_segments(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return errno == ENOENT ? Status{} : fail_errno(errno);
+  std::vector<std::string> names;
+  while (dirent* ent = ::readdir(d)) {
+    std::string_view name(ent->d_name);
+    if (name.ends_with(kUnfinishedSuffix) &&
+        parse_segment_name(name.substr(0, name.size() - kUnfinishedSuffix.size()))) {
+      names.emplace_back(name);
+    }
+  }
+  ::closedir(d);
+  for (const auto& n : names) {
+    const std::string p = dir + "/" + n;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) return fail_errno(errno);
+    log::warn("spool: removed {}: a segment whose creation was cut short (it held no mail)", p);
+  }
+  if (names.empty()) return {};
+  return fsync_dir(dir);
 }
 
 Status fsync_dir(const std::string& dir) {
@@ -119,14 +141,23 @@ Status remove_id_mark(const std::string& dir) {
   return fsync_dir(dir);
 }
 
+std::string unfinished_path(const std::string& dir, SegmentSeq seq) {
+  return segment_path(dir, seq).append(kUnfinishedSuffix);
+}
+
+// Made under a temporary name and linked into place only once its header is durable, so a
+// crash half-way leaves no segment without a header (recovery would keep that for
+// inspection and complain at every start), only a *.new file the next start removes. link
+// fails if the name exists, as O_EXCL did.
 Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, std::uint32_t shard,
                                       std::uint64_t capacity, std::int64_t now_unix_ns) {
-  std::string path = segment_path(dir, seq);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const std::string path = segment_path(dir, seq);
+  const std::string tmp = unfinished_path(dir, seq);
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno(errno);
   auto bail = [&](int err) -> Result<CreatedSegment> {
     ::close(fd);
-    ::unlink(path.c_str());
+    ::unlink(tmp.c_str());
     return fail_errno(err);
   };
   int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(capacity));
@@ -145,6 +176,8 @@ Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, st
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0) return bail(errno);
+  if (::link(tmp.c_str(), path.c_str()) != 0) return bail(errno);
+  ::unlink(tmp.c_str());
   if (auto st = fsync_dir(dir); !st) {
     ::close(fd);
     ::unlink(path.c_str());

@@ -17,6 +17,12 @@ namespace salvo::spool::detail {
 
 // DIR/seg-<16 hex digits>.spool
 std::string segment_path(const std::string& dir, SegmentSeq seq);
+// Where create_segment makes a segment before linking it into place: segment_path + ".new".
+inline constexpr std::string_view kUnfinishedSuffix = ".new";
+std::string unfinished_path(const std::string& dir, SegmentSeq seq);
+// Removes the seg-*.spool.new files a crash left half-made (never read: they hold no mail)
+// and fsyncs the directory if it removed any. Only while no writer runs on dir.
+[[nodiscard]] Status remove_unfinished_segments(const std::string& dir);
 std::optional<SegmentSeq> parse_segment_name(std::string_view name);
 // Segment files in dir, ascending. Other files are ignored.
 [[nodiscard]] Result<std::vector<SegmentSeq>> list_segments(const std::string& dir);

@@ -104,6 +104,10 @@ struct SpoolListing {
 };
 // Creates dir if missing and lists it; reads no segment. Errors as recover().
 [[nodiscard]] Result<SpoolListing> list_spool(const std::string& dir, std::uint32_t shard);
+// The daemon's start, before list_spool: removes segments whose creation a crash cut short
+// (seg-*.spool.new: a segment is linked into place only once its header is durable, so
+// these hold no mail). Never while a writer runs on dir (spool-dump does not call it).
+[[nodiscard]] Status remove_unfinished_segments(const std::string& dir);
 
 // Progress of recover_segments(), shared between the thread that scans and any reader.
 struct ScanProgress {

@@ -280,6 +280,28 @@ TEST_F(RecoveryDamage, SegmentCopiedUnderAnotherNameIsRejected) {
   EXPECT_EQ(r->index.message_count(), 0u);
 }
 
+// A crash while a segment was being made leaves seg-N.spool.new (the segment is linked into
+// place only once its header is durable). Start-up removes it; recovery never sees it, and
+// nothing else is touched. Before, the half-made file had the final name: a zero-filled
+// segment kept for inspection, with an error at every start.
+TEST_F(RecoveryDamage, ASegmentWhoseCreationWasCutShortIsRemovedAtStart) {
+  EXPECT_FALSE(fs::exists(seg_path_ + ".new")) << "the writer left its temporary name";
+  spit(work_ + "/seg-0000000000000001.spool", pristine_);
+  spit(work_ + "/seg-0000000000000002.spool.new", std::string(64 * 1024, '\0'));
+  spit(work_ + "/notes.new", "an operator's file");
+  ASSERT_TRUE(remove_unfinished_segments(work_));
+  EXPECT_FALSE(fs::exists(work_ + "/seg-0000000000000002.spool.new"));
+  EXPECT_TRUE(fs::exists(work_ + "/notes.new"));
+  auto r = recover(work_, 0);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->report.bad_segments, 0u);
+  EXPECT_EQ(r->index.message_count(), 5u);
+  EXPECT_EQ(r->next_segment, SegmentSeq(2));
+  // Nothing to remove is not an error, nor is a missing directory.
+  EXPECT_TRUE(remove_unfinished_segments(work_));
+  EXPECT_TRUE(remove_unfinished_segments(work_ + "/absent"));
+}
+
 TEST_F(RecoveryDamage, RandomGarbageSegmentsNeverCrash) {
   std::mt19937 rng(99);
   for (int trial = 0; trial < 100; ++trial) {
