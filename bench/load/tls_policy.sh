@@ -44,7 +44,8 @@
 #   --quick: 5,000 messages, one round.
 # Environment: BUILD (default build), WORK_DIR (default $BUILD/bench-tls-policy; removed at
 #   the end unless KEEP=1), SIZE (1024), CONNS (50), WINDOW (16), DOMAINS (100), TIMEOUT
-#   (300 s per wait), FSYNC (true), ROWS (the rows to run, default all three), PER_DEST (1).
+#   (300 s per wait), FSYNC (true), ROWS (the rows to run, default all three), PER_DEST (1),
+#   PERF (a directory: perf record -g of salvod during each timed run, kept there).
 # Exit: 0 when every row completed, 1 otherwise (the table is printed either way).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -90,6 +91,7 @@ rm -rf "$work"; mkdir -p "$work"
 dns_pid=""
 https_pid=""
 cleanup() {
+  stop_perf
   stop_all
   stop_pid "$https_pid" "policy server" 5
   stop_pid "$dns_pid" unbound 5
@@ -268,6 +270,23 @@ idle_percent() {  # "busy idle" before, after
   read -r -a b <<< "$2"
   calc "round(100 * ($((b[1] - a[1]))) / max(1, $((b[0] - a[0] + b[1] - a[1]))))"
 }
+# PERF=DIR: `perf record -g` of salvod during each timed run, into DIR/ROW.ROUND.data
+# (perf takes CPU too: rates measured so are not comparable with a run without it).
+perf_pid=""
+start_perf() {  # key
+  [ -n "${PERF:-}" ] || return 0
+  mkdir -p "$PERF"
+  perf record -q -g -p "$salvod_pid" -o "$PERF/$1.data" 2> "$PERF/$1.log" &
+  perf_pid=$!
+  sleep 0.3  # perf attached before the blast starts
+}
+stop_perf() {
+  [ -n "$perf_pid" ] || return 0
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait_until 30 0.1 gone "$perf_pid" || kill -KILL "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  perf_pid=""
+}
 blast_why() { tail -c 300 "$work/blast.json" "$work/blast.err" | tr '\n' ' '; }
 
 policy_row() {  # row round
@@ -290,19 +309,21 @@ policy_row() {  # row round
   fi
   metrics "$work/m0" || : > "$work/m0"
   # The timed run.
+  start_perf "$key"
   base=$(sink_messages)
   t0=$(now)
   cpu0=$(cpu_times)
   if ! blast "$MESSAGES"; then
     fail_row "$key" "salvo-blast did not get $MESSAGES accepted: $(blast_why)"
-    stop_salvod; return
+    stop_perf; stop_salvod; return
   fi
   if ! wait_sink $((base + MESSAGES)) "$TIMEOUT"; then
     fail_row "$key" \
       "timeout: the sinks got $(( $(sink_messages) - base )) of $MESSAGES in ${TIMEOUT}s"
-    stop_salvod; return
+    stop_perf; stop_salvod; return
   fi
   d=$(calc "$MESSAGES / ($reached_at - $t0)")
+  stop_perf
   result "$key.idle" "$(idle_percent "$cpu0" "$(cpu_times)")"
   metrics "$work/m1" || : > "$work/m1"
   stop_salvod
