@@ -405,6 +405,10 @@ for row in rows:
     for name, what in (("  TLS sessions", "sessions"), ("  CPU idle %", "idle")):
         cells = [r.get(f"{row}.{i}.{what}", "n/a") for i in range(1, rounds + 1)]
         print(f"{name:<18}" + "".join(f"{c:>{w}}" for c in cells))
+    if row != "opportunistic":  # the same round's rows side by side: the run's spread
+        pairs = [(num(f"{row}.{i}"), num(f"opportunistic.{i}")) for i in range(1, rounds + 1)]
+        cells = ["n/a" if a is None or not b else f"{a / b:.3f}" for a, b in pairs]
+        print(f"{'  round ratio':<18}" + "".join(f"{c:>{w}}" for c in cells))
 print()
 print("Target: mta-sts / opportunistic >= 0.98 (cached policies); the same for dane")
 for row in rows[1:]:
@@ -415,7 +419,8 @@ hits = [r.get(f"mta-sts.{i}.sts_hits") for i in range(1, rounds + 1)]
 print(f"MTA-STS policy fetches (HTTPS GETs, all rows): {gets}; cache hits per timed mta-sts row: "
       f"{', '.join(h or 'n/a' for h in hits)} (misses: 0 or the row failed)")
 print("TLS sessions: salvod's sessions opened during the timed run (each a handshake, verified "
-      "in the mta-sts row, matched in the dane row); CPU idle: the whole machine's, timed run")
+      "in the mta-sts row, matched in the dane row); CPU idle: the whole machine's, timed run; "
+      "round ratio: the row / opportunistic in the same round (their spread is the run's noise)")
 print(f"load average at the end: {load}")
 notes = [f"  {k[:-4]}: {v}" for k, v in r.items() if k.endswith(".why")]
 if notes:
