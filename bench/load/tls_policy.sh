@@ -81,9 +81,16 @@ while [ $# -gt 0 ]; do
     *) echo "$me: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-for v in "$MESSAGES" "$ROUNDS" "$DOMAINS"; do
+for v in "$MESSAGES" "$ROUNDS" "$DOMAINS" "$PER_DEST" "$PER_CONN"; do
   case $v in
-    ''|*[!0-9]*|0) echo "$me: message, round and domain counts must be positive" >&2; exit 2 ;;
+    ''|*[!0-9]*|0) echo "$me: MESSAGES, ROUNDS, DOMAINS, PER_DEST and PER_CONN must be" \
+      "positive numbers" >&2; exit 2 ;;
+  esac
+done
+for row in $ROWS; do
+  case $row in
+    opportunistic|mta-sts|dane) ;;
+    *) echo "$me: ROWS: '$row' is not one of opportunistic, mta-sts, dane" >&2; exit 2 ;;
   esac
 done
 for tool in unbound ldns-keygen ldns-signzone drill openssl python3; do
