@@ -88,48 +88,12 @@ rm -rf "$work"; mkdir -p "$work"
 cleanup() { stop_all; rm -rf "$work"; }
 on_exit cleanup
 
-now() { date +%s.%N; }
-calc() { python3 -c "print($1)"; }
-json_field() { python3 -c "import json; j=json.load(open('$1')); print($2)"; }
-
 # Results: key=value lines, formatted at the end.
 results="$work/results"
 : > "$results"
-failures=0
-result() { echo "$1=$2" >> "$results"; }
-fail_row() {  # key reason
-  echo "e2e.sh: $1: $2" >&2
-  result "$1" "n/a"
-  result "$1.why" "$2"
-  failures=$((failures + 1))
-}
 
 # ---- the MX hosts: one salvo-sink on 127.0.0.2 .. 127.0.0.11 ---------------------------
-mx_addrs=()
-for i in $(seq 0 $((MX_HOSTS - 1))); do mx_addrs+=("127.0.0.$((2 + i))"); done
-sink_port=""
-for _ in $(seq 1 20); do
-  p=$(free_port)
-  if port_free "$p" "${mx_addrs[@]}"; then sink_port=$p; break; fi
-done
-[ -n "$sink_port" ] || die "no port free on all of 127.0.0.2-11"
-listen_args=()
-for a in "${mx_addrs[@]}"; do listen_args+=(--listen "$a:$sink_port"); done
-start_sink "$work" "${listen_args[@]}" --progress-file "$work/sink.progress" || die_start
-
-sink_messages() {  # the sinks' running total
-  local text
-  text=$(cat "$work/sink.progress" 2>/dev/null || true)
-  if [[ $text =~ \"messages\":\ ([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo 0; fi
-}
-# Polls the progress file until it shows at least $1 messages; sets reached_at (epoch s).
-# Bounded: gives up after $2 seconds (returns 1).
-reached_at=""
-sink_reached() { [ "$(sink_messages)" -ge "$1" ]; }
-wait_sink() {  # target seconds
-  wait_until "$2" 0.02 sink_reached "$1" || return 1
-  reached_at=$(now)
-}
+start_mx_sinks "$work" "$MX_HOSTS"
 
 # ---- salvod --------------------------------------------------------------------------------
 # Every domain has a route to its MX host; the resolver is the loopback, so nothing may
@@ -348,19 +312,13 @@ fi
 stop_sink
 
 # ---- report ----------------------------------------------------------------------------------
-python3 - "$results" "$(nproc)" "$MESSAGES" "$PFX_MESSAGES" "$SIZES" "$pfx_mode" "$CONNS" "$WINDOW" "$DKIM" <<'EOF'
-import sys
+report "$results" "$(nproc)" "$MESSAGES" "$PFX_MESSAGES" "$SIZES" "$pfx_mode" "$CONNS" "$WINDOW" "$DKIM" <<'EOF'
+import results, sys
 path, cores, n, pn, sizes, pfx_mode, conns, window, dkim = sys.argv[1:10]
 cores, sizes = int(cores), [int(s) for s in sizes.split()]
-r = {}
-for line in open(path):
-    k, _, v = line.rstrip("\n").partition("=")
-    r[k] = v
+r = results.read(path)
 def num(k):
-    try:
-        return float(r[k])
-    except (KeyError, ValueError):
-        return None
+    return results.number(r, k)
 def fmt(v, suffix=""):
     return "n/a" if v is None else f"{v:,.0f}{suffix}"
 label = lambda s: f"{s // 1024} KiB" if s % 1024 == 0 else f"{s} B"

@@ -159,6 +159,67 @@ sign_rate() {  # rsa|ed25519
   python3 -c "print(max(float('${speed:-0}'), float('${own:-0}')))"
 }
 
+# ---- results and the MX hosts of the relay benchmarks (e2e.sh, tls_policy.sh) ---------------
+
+now() { date +%s.%N; }
+calc() { python3 -c "print($1)"; }
+json_field() { python3 -c "import json; j=json.load(open('$1')); print($2)"; }
+
+# Results: key=value lines in the file $results (the caller sets it), formatted at the end;
+# failures counts the rows that failed.
+results=""
+failures=0
+result() { echo "$1=$2" >> "$results"; }
+fail_row() {  # key reason
+  echo "$me: $1: $2" >&2
+  result "$1" "n/a"
+  result "$1.why" "$2"
+  failures=$((failures + 1))
+}
+
+# Runs the Python report on stdin with the arguments given; it may `import results`
+# (bench/load/results.py: reads the results file).
+report() {  # argument...
+  PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$lib_root/bench/load" python3 - "$@"
+}
+
+# One salvo-sink listening on 127.0.0.2 .. 127.0.0.(1 + COUNT) (mx_addrs), on one port free
+# on all of them (sink_port), with the options given and its progress file DIR/sink.progress
+# (sink_messages reads it); exits (die) when no port is free or it does not start.
+mx_addrs=()
+sink_port=""
+sink_progress=""
+start_mx_sinks() {  # dir count [salvo-sink option...]
+  local dir=$1 count=$2 p a i
+  local -a listen_args=()
+  shift 2
+  mx_addrs=()
+  for i in $(seq 0 $((count - 1))); do mx_addrs+=("127.0.0.$((2 + i))"); done
+  sink_port=""
+  for _ in $(seq 1 20); do
+    p=$(free_port)
+    if port_free "$p" "${mx_addrs[@]}"; then sink_port=$p; break; fi
+  done
+  [ -n "$sink_port" ] || die "no port free on all of 127.0.0.2-$((1 + count))"
+  for a in "${mx_addrs[@]}"; do listen_args+=(--listen "$a:$sink_port"); done
+  sink_progress=$dir/sink.progress
+  start_sink "$dir" "${listen_args[@]}" --progress-file "$sink_progress" "$@" || die_start
+}
+sink_messages() {  # the sinks' running total
+  local text
+  text=$(cat "$sink_progress" 2>/dev/null || true)
+  if [[ $text =~ \"messages\":\ ([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo 0; fi
+}
+# Polls the progress file until it shows at least TARGET messages; sets reached_at (epoch s).
+# Bounded: gives up after SECONDS (returns 1).
+reached_at=""
+sink_reached() { [ "$(sink_messages)" -ge "$1" ]; }
+wait_sink() {  # target seconds
+  wait_until "$2" 0.02 sink_reached "$1" || return 1
+  # shellcheck disable=SC2034  # read by the scripts
+  reached_at=$(now)
+}
+
 # ---- salvod ----------------------------------------------------------------------------------
 
 # Writes a salvod config for a run whose spool, log_dir and control socket live in DIR.
@@ -177,10 +238,13 @@ sign_rate() {  # rsa|ed25519
 #                                if missing): send "Authorization: Bearer $(cat DIR/http-token)"
 #   --route DOMAIN HOST:PORT     a [routes] entry (repeatable)
 #   --dkim DOMAIN SELECTOR KEY ALG   a [[dkim]] key (repeatable; ALG rsa-sha256|ed25519-sha256)
+#   --dns LINE / --delivery LINE / --shaping LINE   a "key = value" line more in [dns],
+#                                [delivery] or the [[shaping]] "*" entry (repeatable)
+#   --table TEXT                 TOML appended as it is (a whole table: "[tls]\nca_bundle = ...")
 write_salvod_config() {  # file dir [option...]
   local file=$1 dir=$2 cores=0 fsync=true pickup=0 listen="" resolver="" smtp_port="" retry=""
   local max_conns="" max_msgs="" http=""
-  local -a routes=() dkim=()
+  local -a routes=() dkim=() dns_lines=() delivery_lines=() shaping_lines=() tables=()
   shift 2
   while [ $# -gt 0 ]; do
     case $1 in
@@ -197,6 +261,10 @@ write_salvod_config() {  # file dir [option...]
       --http) http=$2; shift 2 ;;
       --route) routes+=("\"$2\" = [\"$3\"]"); shift 3 ;;
       --dkim) dkim+=("$2" "$3" "$4" "$5"); shift 5 ;;  # domain selector key_file algorithm
+      --dns) dns_lines+=("$2"); shift 2 ;;
+      --delivery) delivery_lines+=("$2"); shift 2 ;;
+      --shaping) shaping_lines+=("$2"); shift 2 ;;
+      --table) tables+=("$2"); shift 2 ;;
       *) echo "$me: write_salvod_config: unknown option '$1'" >&2; return 2 ;;
     esac
   done
@@ -220,14 +288,18 @@ write_salvod_config() {  # file dir [option...]
     if [ -n "$listen" ]; then
       printf '[[listen]]\naddress = "127.0.0.1:%s"\nmax_connections_per_ip = 10000\n' "$listen"
     fi
-    [ -z "$resolver" ] || printf '[dns]\nresolvers = ["%s"]\n' "$resolver"
-    [ -z "$smtp_port$retry" ] || echo "[delivery]"
+    [ -z "$resolver${dns_lines[*]}" ] || echo "[dns]"
+    [ -z "$resolver" ] || echo "resolvers = [\"$resolver\"]"
+    [ ${#dns_lines[@]} = 0 ] || printf '%s\n' "${dns_lines[@]}"
+    [ -z "$smtp_port$retry${delivery_lines[*]}" ] || echo "[delivery]"
     [ -z "$smtp_port" ] || echo "smtp_port = $smtp_port"
     [ -z "$retry" ] || echo "retry_schedule = [\"$retry\"]"
-    if [ -n "$max_conns$max_msgs" ]; then
+    [ ${#delivery_lines[@]} = 0 ] || printf '%s\n' "${delivery_lines[@]}"
+    if [ -n "$max_conns$max_msgs${shaping_lines[*]}" ]; then
       printf '[[shaping]]\ndomain = "*"\n'
       [ -z "$max_conns" ] || echo "max_connections = $max_conns"
       [ -z "$max_msgs" ] || echo "max_messages_per_connection = $max_msgs"
+      [ ${#shaping_lines[@]} = 0 ] || printf '%s\n' "${shaping_lines[@]}"
     fi
     [ -z "$http" ] || printf '[http]\naddress = "%s"\nmax_request_size = "256MiB"\ntoken_file = "%s"\n' \
       "$http" "$dir/http-token"
@@ -240,6 +312,7 @@ write_salvod_config() {  # file dir [option...]
       printf '[[dkim]]\ndomain = "%s"\nselector = "%s"\nkey_file = "%s"\nalgorithm = "%s"\n' \
         "${dkim[i]}" "${dkim[i + 1]}" "${dkim[i + 2]}" "${dkim[i + 3]}"
     done
+    [ ${#tables[@]} = 0 ] || printf '%s\n' "${tables[@]}"
   } > "$file"
 }
 

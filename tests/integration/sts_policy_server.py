@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-# The MTA-STS policy host of the integration tests: HTTPS on one loopback address with a
-# certificate from the test CA, serving GET /.well-known/mta-sts.txt from a file that is
-# read again for each request (so a test can change the policy), text/plain; anything else
-# is 404. Each GET of the policy appends a line to the log file. The ready file appears
-# once the socket listens. Loopback only; exits on SIGTERM.
+# The MTA-STS policy host of the integration tests and bench/load/tls_policy.sh: HTTPS on
+# one loopback address with a certificate from the test CA, serving GET
+# /.well-known/mta-sts.txt from a file that is read again for each request (so a test can
+# change the policy), text/plain; anything else is 404. Each GET of the policy appends a
+# line to the log file. The ready file appears once the socket listens. Loopback only;
+# exits on SIGTERM.
 import argparse
 import http.server
 import os
@@ -47,7 +48,12 @@ def main():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer((a.address, a.port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        # A node fetching many domains' policies at once (bench/load/tls_policy.sh) opens
+        # that many connections together; the default backlog (5) would drop their SYNs.
+        request_queue_size = 256
+
+    server = Server((a.address, a.port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
