@@ -43,7 +43,7 @@ std::optional<StsPolicyPtr> MtaStsCache::get(std::string_view domain) {
     if (!e.policy || e.policy->mode == StsMode::None) return StsPolicyPtr();
     return e.policy;
   }
-  ++stats_.misses;
+  if (!e.waited) ++stats_.misses;  // one per wait, however often its pumps ask
   e.waited = true;
   if (!e.busy) refresh(it->first, e);
   return std::nullopt;

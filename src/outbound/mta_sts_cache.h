@@ -48,7 +48,7 @@ struct MtaStsStats {
   std::uint64_t fetches = 0;
   std::uint64_t fetch_failures = 0;
   std::uint64_t hits = 0;    // get() answered from the cache
-  std::uint64_t misses = 0;  // get() had to wait
+  std::uint64_t misses = 0;  // waits: get() found no answer yet (once per wait)
 };
 
 class MtaStsCache {

@@ -93,6 +93,7 @@ TEST_F(MtaStsCacheTest, FirstLookupWaitsThenTheCachedPolicyAnswersAtOnce) {
   EXPECT_EQ((*p)->mode, StsMode::Enforce);
   EXPECT_EQ((*p)->id, "1");
   EXPECT_EQ(cache_.stats().hits, 1u);
+  EXPECT_EQ(cache_.stats().misses, 1u);  // one wait, though asked twice
   EXPECT_EQ(txt_names_.size(), 1u);
 }
 
