@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -122,7 +123,12 @@ class SpoolWriter final : public metrics::Source {
   class CommitOp;
   friend class CommitOp;
 
+  // Appends the record whose payload is in scratch_.
   Status append_record(RecordType type, Effect effect, CommitWaiter* w);
+  // Appends a record whose payload `put` writes (payload_size bytes) straight into the batch.
+  Status append_record(RecordType type, std::size_t payload_size,
+                       const std::function<void(std::string&)>& put, Effect effect,
+                       CommitWaiter* w);
   Status ensure_segment(std::uint64_t framed);
   Batch& batch_for(std::uint64_t framed);
   void maybe_start_commit(bool force) noexcept;
