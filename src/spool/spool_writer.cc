@@ -211,7 +211,10 @@ SpoolWriter::Batch& SpoolWriter::batch_for(std::uint64_t framed) {
   }
   OpenSegment& seg = *segments_.at(current_.value());
   auto b = std::make_unique<Batch>();
-  b->buf.swap(spare_buf_);  // empty, or the last committed batch's storage
+  if (!spare_bufs_.empty()) {  // a committed batch's storage, pages already mapped
+    b->buf.swap(spare_bufs_.back());
+    spare_bufs_.pop_back();
+  }
   b->buf.clear();
   b->seg = current_;
   b->offset = seg.next_offset;
@@ -664,7 +667,10 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   auto it = segments_.find(seg.value());
   if (it != segments_.end()) --it->second->batches;
   release_segment(seg);
-  if (batch->buf.capacity() <= 2 * options_.batch_max_bytes) spare_buf_.swap(batch->buf);
+  if (batch->buf.capacity() <= 2 * options_.batch_max_bytes &&
+      spare_bufs_.size() <= options_.commits_in_flight) {
+    spare_bufs_.push_back(std::move(batch->buf));
+  }
   batch.reset();
   run_deferred_job_commits();
   if (status) reclaim();

@@ -164,7 +164,10 @@ class SpoolWriter final : public metrics::Source {
   std::deque<CommitOp*> in_flight_;  // in commit order; finished from the front
   // The buffer of the last committed batch, kept for the next one (if no larger than twice
   // batch_max_bytes): a fresh buffer costs a page fault per 4 KiB written into it.
-  std::string spare_buf_;
+  // Storage of committed batches, kept for the next ones (one per commit that can be in
+  // flight, plus the one filling): a batch never fills fresh memory, whose page faults cost
+  // more than the copy itself.
+  std::vector<std::string> spare_bufs_;
   Timer* timer_ = nullptr;
   JobMap jobs_;
   std::string scratch_;
