@@ -42,7 +42,8 @@ rm -rf "$work"; mkdir -p "$work"
 cleanup() { stop_all; rm -rf "$work"; }
 on_exit cleanup
 
-start_mx_sinks "$work" 1 --defer-rate "$DEFER" --cores 1
+# 4.2.1 (mailbox busy): the recipient is deferred, the destination not throttled.
+start_mx_sinks "$work" 1 --defer-rate "$DEFER" --defer-status 4.2.1 --cores 1
 port=$(free_port)
 routes=()
 for i in $(seq 0 99); do routes+=(--route "d$i.bench.test" "127.0.0.2:$sink_port"); done
@@ -61,6 +62,10 @@ sizes() {  # label: du's allocated size and the apparent size of the spool
   local alloc apparent
   alloc=$(du -sk "$work/spool" | cut -f1)
   apparent=$(du -sk --apparent-size "$work/spool" | cut -f1)
+  # Per segment and note: allocated bytes, size, name.
+  for f in "$work"/spool/shard-*/seg-*; do
+    echo "   $(($(stat -c '%b * %B' "$f"))) $(stat -c '%s' "$f") ${f#"$work"/spool/}"
+  done
   echo "$1: allocated $((alloc / 1024)) MiB ($(du -sh "$work/spool" | cut -f1)), apparent" \
     "$((apparent / 1024)) MiB"
 }

@@ -127,17 +127,30 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
   for (const ByteRange& r : ranges) out.noted_bytes += r.size();
   const std::uint64_t before = whole_blocks(note.ranges, block);
   const std::uint64_t after = whole_blocks(ranges, block);
-  if (after < before + std::max<std::uint64_t>(min_new_bytes, 1)) return out;
-  note.ranges = std::move(ranges);
-  // The note first: a range may be deallocated only once recovery is sure to skip it.
-  if (auto st = detail::write_punch_note(dir, note); !st) return std::unexpected(st.error());
-  for (const ByteRange& r : note.ranges) {
-    const ByteRange p = punchable(r, block);
-    if (::fallocate(m.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(p.begin),
-                    static_cast<off_t>(p.size())) != 0) {
-      return fail_errno(errno);  // noted, so recovery skips it punched or not
+  // The never-written tail (preallocated zeros; a segment closed by a restart or an IO
+  // error keeps most of its capacity there) reads as zeros punched or not: the clean end
+  // recovery expects. It needs no note.
+  const ByteRange tail =
+      punchable({items.back().bytes.end, std::min<std::uint64_t>(hdr->capacity, m.size)}, block);
+  const off_t data =
+      tail.size() == 0 ? -1 : ::lseek(m.fd, static_cast<off_t>(tail.begin), SEEK_DATA);
+  const bool tail_allocated = data >= 0 && static_cast<std::uint64_t>(data) < tail.end;
+  const std::uint64_t gain = after - std::min(after, before) + (tail_allocated ? tail.size() : 0);
+  if (gain < std::max<std::uint64_t>(min_new_bytes, 1)) return out;
+  auto punch = [&](ByteRange p) {
+    return ::fallocate(m.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                       static_cast<off_t>(p.begin), static_cast<off_t>(p.size())) == 0;
+  };
+  if (after > before) {
+    note.ranges = std::move(ranges);
+    // The note first: a range may be deallocated only once recovery is sure to skip it.
+    if (auto st = detail::write_punch_note(dir, note); !st) return std::unexpected(st.error());
+    for (const ByteRange& r : note.ranges) {
+      // Noted, so recovery skips it punched or not.
+      if (!punch(punchable(r, block))) return fail_errno(errno);
     }
   }
+  if (tail_allocated && !punch(tail)) return fail_errno(errno);
   out.punched = true;
   if (::fstat(m.fd, &sb) == 0) {
     out.allocated_bytes = static_cast<std::uint64_t>(sb.st_blocks) * 512;

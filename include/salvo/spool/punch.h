@@ -60,10 +60,12 @@ struct PunchOutcome {
 // Punches segment seq of dir: every Message, JobTemplate and JobRecipients record whose
 // offset is not in live_offsets (sorted) is dead. Does nothing (punched = false) when the
 // segment is gone, its header does not verify, the scan finds damage, or the new dead
-// blocks come to less than min_new_bytes. Otherwise writes the note (the union with the
-// old one; durable: temporary file, fsync, rename, directory fsync) and only then
-// deallocates. Idempotent; a crash at any point leaves ranges that are noted and dead,
-// punched or not, which recovery skips alike. The caller guarantees that seq is closed
+// blocks (with the never-written tail, if still allocated) come to less than
+// min_new_bytes. Otherwise writes the note (the union with the old one; durable: temporary
+// file, fsync, rename, directory fsync) and only then deallocates; and deallocates the
+// whole blocks of the never-written tail (zeros either way: no note needed). Idempotent; a
+// crash at any point leaves ranges that are noted and dead, punched or not, which recovery
+// skips alike. The caller guarantees that seq is closed
 // (never appended to again) and that the live set is a superset of what is live.
 [[nodiscard]] Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
                                                  std::span<const std::uint64_t> live_offsets,

@@ -267,6 +267,47 @@ TEST_F(PunchRecovery, PunchedSegmentsShrinkKeepTheirSizeAndRecoverWithoutDamage)
   EXPECT_EQ(punch_all(), 0u);
 }
 
+TEST_F(PunchRecovery, TheNeverWrittenTailOfAClosedSegmentIsGivenBackWithoutANote) {
+  // The writer's last segment, closed (as a restart or an IO error closes one) with most of
+  // its preallocated capacity never written.
+  writer_.reset();
+  for (int i = 0; i < 5; ++i) engine_->run_once(std::chrono::milliseconds(1));
+  const SegmentSeq last = rec_.index.punch_candidates(SegmentSeq(~0ull)).back().first;
+  const std::string path = detail::segment_path(spool_, last);
+  const std::string bytes = slurp(path);
+  detail::SegmentScanner scan(bytes, last);
+  std::uint64_t data_end = 0;
+  while (auto r = scan.next()) data_end = r->offset + r->length;
+  ASSERT_LT(data_end + 2 * kBlock, bytes.size()) << "the test wants a tail";
+  struct stat sb {};
+  ASSERT_EQ(::stat(path.c_str(), &sb), 0);
+  ASSERT_EQ(static_cast<std::uint64_t>(sb.st_blocks) * 512, bytes.size()) << "preallocated";
+  // Everything in it live: only the tail can go, and no note is needed for it.
+  std::map<std::uint64_t, SpoolIndex::LiveRecords> live;
+  live[last.value()];
+  rec_.index.live_records(live);
+  std::vector<std::uint64_t> all;
+  detail::SegmentScanner again(bytes, last);
+  while (auto r = again.next()) all.push_back(r->offset);
+  auto r = punch_segment(spool_, last, all, 1);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->punched);
+  ASSERT_EQ(::stat(path.c_str(), &sb), 0);
+  EXPECT_EQ(static_cast<std::uint64_t>(sb.st_size), bytes.size());
+  EXPECT_LE(static_cast<std::uint64_t>(sb.st_blocks) * 512, (data_end / kBlock + 1) * kBlock);
+  EXPECT_FALSE(fs::exists(detail::punch_note_path(spool_, last)));
+  // A second time finds nothing new to give back.
+  auto twice = punch_segment(spool_, last, all, 1);
+  ASSERT_TRUE(twice);
+  EXPECT_FALSE(twice->punched);
+  // The tail reads as the clean end it was; with the live set the dead ones go too.
+  r = punch_segment(spool_, last, live[last.value()].offsets, 1);
+  ASSERT_TRUE(r);
+  RecoveryResult rec = expect_recovers_everything_live();
+  EXPECT_EQ(rec.report.torn_segments, 0u);
+  EXPECT_EQ(rec.report.quarantined_segments, 0u);
+}
+
 TEST_F(PunchRecovery, ACrashAnywhereInAPunchLosesNothingLive) {
   // Every segment's note written, then only some of its ranges deallocated (the punch
   // cut off by a crash), or none: recovery skips noted ranges punched or not.
