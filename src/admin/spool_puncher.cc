@@ -71,7 +71,15 @@ void SpoolPuncher::begin_round() {
     if (look && due.size() < options_.max_segments_per_round) due.emplace(seq.value(), live);
   }
   seen_ = std::move(seen);  // forgets reclaimed segments
-  if (due.empty()) return;
+  if (!due.empty()) pick(due);
+  // Also without segments to punch: the thread measures the disk use
+  // (salvo_spool_allocated_bytes) on its way.
+  done_ = {};
+  finished_.store(false, std::memory_order_relaxed);
+  thread_.emplace([this] { run(); });
+}
+
+void SpoolPuncher::pick(const std::map<std::uint64_t, std::uint64_t>& due) {
   std::map<std::uint64_t, spool::SpoolIndex::LiveRecords> live;
   for (const auto& [seq, n] : due) live[seq];
   index_.live_records(live);
@@ -86,10 +94,6 @@ void SpoolPuncher::begin_round() {
     }
     jobs_.push_back({spool::SegmentSeq(seq), n, std::move(lr.offsets)});
   }
-  if (jobs_.empty()) return;
-  done_ = {};
-  finished_.store(false, std::memory_order_relaxed);
-  thread_.emplace([this] { run(); });
 }
 
 void SpoolPuncher::run() noexcept {

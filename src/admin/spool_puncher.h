@@ -75,6 +75,8 @@ class SpoolPuncher final : public shard::Poller, public metrics::Source {
     spool::SpoolDiskUse disk;
   };
   void begin_round();
+  // Snapshots the live records of the due segments (seq -> live recipients) into jobs_.
+  void pick(const std::map<std::uint64_t, std::uint64_t>& due);
   void run() noexcept;
 
   shard::Shard& shard_;
