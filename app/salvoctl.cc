@@ -92,9 +92,12 @@ void print_status(const json& s) {
              num(out["rate_1m"].get<double>()));
   fmt::print("connections   {} in, {} out\n", s["connections"]["in"].get<std::uint64_t>(),
              s["connections"]["out"].get<std::uint64_t>());
-  fmt::print("spool         {} bytes used in {}, {} bytes free\n",
-             s["spool"]["bytes"].get<std::uint64_t>(), s["spool"]["dir"].get<std::string>(),
-             s["spool"]["free_bytes"].get<std::uint64_t>());
+  const auto& sp = s["spool"];
+  fmt::print("spool         {} bytes used in {} ({} allocated on disk, {} given back by "
+             "punching dead records), {} bytes free\n",
+             sp["bytes"].get<std::uint64_t>(), sp["dir"].get<std::string>(),
+             sp["allocated_bytes"].get<std::uint64_t>(), sp["punched_bytes"].get<std::uint64_t>(),
+             sp["free_bytes"].get<std::uint64_t>());
   const auto& rec = s["recovery"];
   if (rec["running"].get<std::uint64_t>() != 0) {
     // Counts above leave out the old mail until it is read (docs/spool-format.md §7).

@@ -242,13 +242,15 @@ wait_sink() {  # target seconds
 #                                if missing): send "Authorization: Bearer $(cat DIR/http-token)"
 #   --route DOMAIN HOST:PORT     a [routes] entry (repeatable)
 #   --dkim DOMAIN SELECTOR KEY ALG   a [[dkim]] key (repeatable; ALG rsa-sha256|ed25519-sha256)
-#   --dns LINE / --delivery LINE / --shaping LINE   a "key = value" line more in [dns],
-#                                [delivery] or the [[shaping]] "*" entry (repeatable)
+#   --node LINE / --dns LINE / --delivery LINE / --shaping LINE   a "key = value" line more
+#                                in [node], [dns], [delivery] or the [[shaping]] "*" entry
+#                                (repeatable)
 #   --table TEXT                 TOML appended as it is (a whole table: "[tls]\nca_bundle = ...")
 write_salvod_config() {  # file dir [option...]
   local file=$1 dir=$2 cores=0 fsync=true pickup=0 listen="" resolver="" smtp_port="" retry=""
   local max_conns="" max_msgs="" http=""
   local -a routes=() dkim=() dns_lines=() delivery_lines=() shaping_lines=() tables=()
+  local -a node_lines=()
   shift 2
   while [ $# -gt 0 ]; do
     case $1 in
@@ -266,6 +268,7 @@ write_salvod_config() {  # file dir [option...]
       --route) routes+=("\"$2\" = [\"$3\"]"); shift 3 ;;
       --dkim) dkim+=("$2" "$3" "$4" "$5"); shift 5 ;;  # domain selector key_file algorithm
       --dns) dns_lines+=("$2"); shift 2 ;;
+      --node) node_lines+=("$2"); shift 2 ;;
       --delivery) delivery_lines+=("$2"); shift 2 ;;
       --shaping) shaping_lines+=("$2"); shift 2 ;;
       --table) tables+=("$2"); shift 2 ;;
@@ -289,6 +292,7 @@ write_salvod_config() {  # file dir [option...]
     # COMMITS_IN_FLIGHT (environment): compare spool commit pipelining depths (default 2).
     [ -z "${COMMITS_IN_FLIGHT:-}" ] || echo "commits_in_flight = $COMMITS_IN_FLIGHT"
     echo "spool_reserve = \"0\""
+    [ ${#node_lines[@]} = 0 ] || printf '%s\n' "${node_lines[@]}"
     if [ -n "$listen" ]; then
       printf '[[listen]]\naddress = "127.0.0.1:%s"\nmax_connections_per_ip = 10000\n' "$listen"
     fi
@@ -323,12 +327,12 @@ write_salvod_config() {  # file dir [option...]
 # Starts salvod on CONFIG with --ready-file; its stderr is appended to salvod.log next to
 # the config (salvod.ready is there too). Sets salvod_pid; 0 once it is ready, 1 if it
 # exited or was not ready within 60 s (start_failure, start_log; it is stopped).
-start_salvod() {  # config [salvod option...]
+start_salvod() {  # config [salvod option...]   (SALVOD: another salvod binary)
   local config=$1 dir
   shift
   dir=$(dirname "$config")
   rm -f "$dir/salvod.ready"
-  "$BUILD/salvod" --config "$config" --ready-file "$dir/salvod.ready" "$@" \
+  "${SALVOD:-$BUILD/salvod}" --config "$config" --ready-file "$dir/salvod.ready" "$@" \
     2>> "$dir/salvod.log" &
   salvod_pid=$!
   wait_ready "$salvod_pid" salvod "$dir/salvod.ready" "$dir/salvod.log" 60 || {

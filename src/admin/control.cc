@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -43,15 +44,19 @@ double steady_seconds() {
 // A control client's request line is at most this long.
 constexpr std::size_t kMaxRequestLine = 65536;
 
-std::uint64_t directory_bytes(const std::string& dir) {
-  std::uint64_t total = 0;
+// The sizes of every file under dir, and the disk space they take (st_blocks: less than
+// the sizes where segments were punched).
+std::pair<std::uint64_t, std::uint64_t> directory_bytes(const std::string& dir) {
+  std::uint64_t total = 0, allocated = 0;
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code e2;
-    if (it->is_regular_file(e2)) total += it->file_size(e2);
+    struct stat sb {};
+    if (::lstat(it->path().c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+    total += static_cast<std::uint64_t>(sb.st_size);
+    allocated += static_cast<std::uint64_t>(sb.st_blocks) * 512;
   }
-  return total;
+  return {total, allocated};
 }
 
 }  // namespace
@@ -221,7 +226,7 @@ std::vector<ShardAnswer> ControlServer::ask(const ShardRequest& r) {
 SpoolFacts ControlServer::spool_facts() const {
   SpoolFacts f;
   f.dir = spool_dir_;
-  f.bytes = directory_bytes(spool_dir_);
+  std::tie(f.bytes, f.allocated_bytes) = directory_bytes(spool_dir_);
   struct statvfs vfs{};
   if (::statvfs(spool_dir_.c_str(), &vfs) == 0) {
     f.free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;

@@ -13,6 +13,7 @@
 
 #include "admin/background_recovery.h"
 #include "admin/http_server.h"
+#include "admin/spool_puncher.h"
 
 namespace salvo::admin {
 
@@ -106,6 +107,14 @@ Status ShardRuntime::start(std::string* why) {
   outbound_ = std::make_unique<outbound::Outbound>(shard_, outbound_shared_, mailbox_, *writer_,
                                                    recovered_.index, *stack_, accounting_.get());
   registry_.add(writer_.get());
+  SpoolPuncher::Options po;
+  po.dir = dir_;
+  po.interval = node.spool_punch_interval;
+  po.segment_size = node.spool_segment_size;
+  po.min_new_bytes = std::min<std::uint64_t>(po.min_new_bytes, node.spool_segment_size / 16);
+  puncher_ = std::make_unique<SpoolPuncher>(shard_, *writer_, recovered_.index, po);
+  registry_.add(puncher_.get());
+  puncher_->start();
   registry_.add(outbound_.get());
   registry_.add(this);
   return outbound_->start(why);
@@ -366,6 +375,7 @@ void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
 
 void ShardRuntime::begin_stop() noexcept {
   if (background_) background_->stop();  // its mail stays in the spool for the next start
+  if (puncher_) puncher_->stop();
   for (auto& l : listeners_) l->begin_stop();
   if (watcher_) watcher_->begin_stop();
   if (http_) http_->begin_stop();
@@ -456,6 +466,11 @@ void ShardRuntime::teardown() noexcept {
     background_.reset();
   }
   plan_ = {};
+  if (puncher_) {
+    puncher_->stop();
+    registry_.remove(puncher_.get());
+    puncher_.reset();
+  }
   if (watcher_) {
     registry_.remove(watcher_.get());
     final_pickup_ += watcher_->stats();

@@ -137,7 +137,15 @@ json status_json(const std::vector<ShardAnswer>& answers, const Sampler& sampler
       {"connections",
        {{"in", count(node, "salvo_connections", "direction=\"in\",protocol=\"smtp\"")},
         {"out", count(node, "salvo_connections", "direction=\"out\"")}}},
-      {"spool", {{"dir", spool.dir}, {"bytes", spool.bytes}, {"free_bytes", spool.free_bytes}}},
+      {"spool",
+       {{"dir", spool.dir},
+        {"bytes", spool.bytes},
+        {"allocated_bytes", spool.allocated_bytes},
+        // Live records in the closed segments the last punch round looked at, and the
+        // disk space punching gave back (docs/spool-format.md §7).
+        {"live_bytes", count(node, "salvo_spool_live_bytes")},
+        {"punched_bytes", count(node, "salvo_spool_punched_bytes_total")},
+        {"free_bytes", spool.free_bytes}}},
       // What the start-up recovery skipped (docs/spool-format.md §7); the log names the
       // segments.
       {"recovery",

@@ -23,6 +23,7 @@ struct SpoolFacts {
   std::string dir;
   std::uint64_t bytes = 0;       // every file under the spool directory
   std::uint64_t free_bytes = 0;  // for unprivileged users
+  std::uint64_t allocated_bytes = 0;  // the disk space `bytes` take (st_blocks: punched holes)
 };
 
 // salvoctl status --json: queue, intake and delivery totals with their rates, connections,

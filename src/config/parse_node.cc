@@ -62,6 +62,8 @@ void parse_node(const toml::table& root, Node& out, Context& ctx) {
   r.read("background_recovery", out.background_recovery);
   r.read_size("spool_segment_size", out.spool_segment_size, 1 * kMB, 4 * kGB);
   r.read_size("spool_reserve", out.spool_reserve, 0, UINT64_MAX);
+  r.read_duration("spool_punch_interval", out.spool_punch_interval, Duration(0),
+                  std::chrono::hours(24));
   r.read_duration("commit_interval", out.commit_interval, Duration(0), seconds(1));
   r.read_u32("commit_max_messages", out.commit_max_messages, 1, 1'000'000);
   r.read_size("commit_max_bytes", out.commit_max_bytes, 4096, 4 * kGB);

@@ -32,6 +32,8 @@ class Category final : public std::error_category {
         return "spool writer closed";
       case errc::bad_id_mark:
         return "unreadable next-id file";
+      case errc::bad_punch_note:
+        return "unreadable punch note";
     }
     return "unknown spool error";
   }

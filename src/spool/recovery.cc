@@ -88,7 +88,8 @@ void apply_record(const RawRecord& rec, SegmentSeq seq, ScanState& st) {
 
 }  // namespace
 
-std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& st) {
+std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& st,
+                                          const PunchNote* punched) {
   detail::SegmentScanner scan(bytes, seq);
   auto first = scan.next();
   if (!first || first->type != RecordType::SegmentHeader) return std::nullopt;
@@ -99,6 +100,16 @@ std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq
     return std::nullopt;
   }
   scan.stop_at(hdr->capacity);
+  if (punched != nullptr) {
+    // A note names its segment's creation: one left by another segment of this number
+    // (numbers restart once all were reclaimed) never applies.
+    if (punched->seq == seq && punched->created_unix_ns == hdr->created_unix_ns &&
+        detail::punch_note_fits(*punched, first->offset + first->length, hdr->capacity)) {
+      scan.skip(punched->ranges);
+    } else {
+      ++st.report->bad_punch_notes;
+    }
+  }
   st.index->add_segment(seq);
   ++st.report->records;
   while (auto rec = scan.next()) {
@@ -107,6 +118,7 @@ std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq
   }
   const SegmentDamage& d = scan.damage();
   RecoveryReport& rep = *st.report;
+  rep.punched_bytes += d.punched_bytes;
   if (d.torn) {
     ++rep.torn_segments;
     rep.dropped_bytes += d.dropped_bytes;
@@ -154,6 +166,8 @@ void add(RecoveryReport& into, const RecoveryReport& more) {
   into.uncommitted_jobs += more.uncommitted_jobs;
   into.orphan_states += more.orphan_states;
   into.duplicate_pickups += more.duplicate_pickups;
+  into.punched_bytes += more.punched_bytes;
+  into.bad_punch_notes += more.bad_punch_notes;
   into.bad_id_mark = into.bad_id_mark || more.bad_id_mark;
 }
 
@@ -167,6 +181,11 @@ void log_report(const std::string& dir, const RecoveryReport& rep) {
         dir, rep.segments, rep.torn_segments, rep.bad_segments, rep.undecodable,
         rep.dropped_bytes, rep.quarantined_segments, rep.damaged_regions, rep.skipped_bytes,
         rep.records_after_damage);
+  }
+  if (rep.bad_punch_notes != 0) {
+    log::warn("spool {}: {} punch note(s) unreadable or not matching their segment: the "
+              "punched ranges there were read as damage",
+              dir, rep.bad_punch_notes);
   }
   if (rep.bad_id_mark) {
     log::warn("spool {}: the next-id file is unreadable: message ids continue above the "
@@ -256,12 +275,22 @@ Result<RecoveryResult> recover_segments(const SpoolListing& listing, ScanProgres
     struct stat sb {};
     std::optional<SegmentDamage> scanned;
     std::uint64_t size_scanned = 0;
+    // Unreadable: the punched ranges read as damage (the segment is quarantined, its live
+    // records still found).
+    auto note = detail::read_punch_note(dir, seq);
+    if (!note) {
+      ++out.report.bad_punch_notes;
+      log::warn("spool: {}: {}; its punched ranges will count as damage", path,
+                note.error().message());
+    }
+    const PunchNote* punched = note && *note ? &**note : nullptr;
     if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
       auto size = static_cast<std::size_t>(sb.st_size);
       size_scanned = size;
       void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p != MAP_FAILED) {
-        scanned = scan_segment(std::string_view(static_cast<const char*>(p), size), seq, st);
+        scanned = scan_segment(std::string_view(static_cast<const char*>(p), size), seq, st,
+                               punched);
         ::munmap(p, size);
       }
     }

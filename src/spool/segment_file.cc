@@ -60,19 +60,32 @@ Result<std::vector<SegmentSeq>> list_segments(const std::string& dir) {
 Status remove_unfinished_segments(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return errno == ENOENT ? Status{} : fail_errno(errno);
-  std::vector<std::string> names;
+  std::vector<std::string> names, notes;
+  auto segment_of = [](std::string_view name, std::string_view suffix) {
+    return name.ends_with(suffix) ? parse_segment_name(name.substr(0, name.size() - suffix.size()))
+                                  : std::nullopt;
+  };
   while (dirent* ent = ::readdir(d)) {
     std::string_view name(ent->d_name);
-    if (name.ends_with(kUnfinishedSuffix) &&
-        parse_segment_name(name.substr(0, name.size() - kUnfinishedSuffix.size()))) {
-      names.emplace_back(name);
-    }
+    if (segment_of(name, kUnfinishedSuffix)) names.emplace_back(name);
+    // A punch note whose segment was reclaimed (or a temporary one a crash left).
+    if (segment_of(name, kPunchNoteSuffix)) notes.emplace_back(name);
+    if (name.ends_with(".punched.tmp")) names.emplace_back(name);
   }
   ::closedir(d);
   for (const auto& n : names) {
     const std::string p = dir + "/" + n;
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) return fail_errno(errno);
-    log::warn("spool: removed {}: a segment whose creation was cut short (it held no mail)", p);
+    if (n.ends_with(kUnfinishedSuffix)) {
+      log::warn("spool: removed {}: a segment whose creation was cut short (it held no mail)",
+                p);
+    }
+  }
+  for (const auto& n : notes) {
+    const std::string seg = dir + "/" + n.substr(0, n.size() - kPunchNoteSuffix.size());
+    if (::access(seg.c_str(), F_OK) == 0 || errno != ENOENT) continue;
+    if (::unlink((dir + "/" + n).c_str()) != 0 && errno != ENOENT) return fail_errno(errno);
+    names.push_back(n);
   }
   if (names.empty()) return {};
   return fsync_dir(dir);
@@ -116,19 +129,28 @@ Result<std::uint64_t> read_id_mark(const std::string& dir) {
   return v;
 }
 
-Status write_id_mark(const std::string& dir, std::uint64_t mark) {
-  const std::string path = id_mark_path(dir);
+namespace {
+
+// Replaces path (in dir) with bytes, atomically and durably: path.tmp written and fsynced,
+// renamed over path, then the directory fsynced.
+Status replace_file(const std::string& dir, const std::string& path, std::string_view bytes) {
   const std::string tmp = path + ".tmp";
-  char text[64];
-  int len = std::snprintf(text, sizeof text, "%.*s%016llx\n",
-                          static_cast<int>(kIdMarkMagic.size()), kIdMarkMagic.data(),
-                          static_cast<unsigned long long>(mark));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno(errno);
-  const bool ok = ::write(fd, text, static_cast<std::size_t>(len)) == len && ::fsync(fd) == 0;
-  const int err = errno;
+  std::size_t done = 0;
+  int err = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
   ::close(fd);
-  if (!ok) {
+  if (err != 0) {
     ::unlink(tmp.c_str());
     return fail_errno(err);
   }
@@ -136,9 +158,97 @@ Status write_id_mark(const std::string& dir, std::uint64_t mark) {
   return fsync_dir(dir);
 }
 
+}  // namespace
+
+Status write_id_mark(const std::string& dir, std::uint64_t mark) {
+  char text[64];
+  int len = std::snprintf(text, sizeof text, "%.*s%016llx\n",
+                          static_cast<int>(kIdMarkMagic.size()), kIdMarkMagic.data(),
+                          static_cast<unsigned long long>(mark));
+  const std::string_view bytes(text, static_cast<std::size_t>(len));
+  return replace_file(dir, id_mark_path(dir), bytes);
+}
+
 Status remove_id_mark(const std::string& dir) {
   if (::unlink(id_mark_path(dir).c_str()) != 0 && errno != ENOENT) return fail_errno(errno);
   return fsync_dir(dir);
+}
+
+std::string punch_note_path(const std::string& dir, SegmentSeq seq) {
+  return segment_path(dir, seq).append(kPunchNoteSuffix);
+}
+
+namespace {
+// "SPUNCHv1", seq u64, created i64, count u32, count * (begin u64, end u64), CRC32C u32 of
+// everything before it. Little-endian, as records.
+constexpr std::string_view kPunchNoteMagic = "SPUNCHv1";
+constexpr std::size_t kPunchNoteFixed = 8 + 8 + 8 + 4;
+constexpr std::uint64_t kMaxNoteBytes = kPunchNoteFixed + 16ull * (1u << 24) + 4;
+}  // namespace
+
+bool punch_note_fits(const PunchNote& note, std::uint64_t header_end,
+                     std::uint64_t capacity) noexcept {
+  std::uint64_t at = header_end;
+  for (const ByteRange& r : note.ranges) {
+    if (r.begin < at || r.end <= r.begin || r.end > capacity) return false;
+    at = r.end;
+  }
+  return true;
+}
+
+Result<std::optional<PunchNote>> read_punch_note(const std::string& dir, SegmentSeq seq) {
+  const std::string path = punch_note_path(dir, seq);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<PunchNote>{};
+    return fail(errc::bad_punch_note);
+  }
+  std::string buf;
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || buf.size() > kMaxNoteBytes) {
+      if (n < 0) buf.clear();
+      break;
+    }
+    buf.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  std::string_view in(buf);
+  if (in.size() < kPunchNoteFixed + 4 || !in.starts_with(kPunchNoteMagic) ||
+      crc32c(in.substr(0, in.size() - 4)) != wire::load_u32(in.data() + in.size() - 4)) {
+    return fail(errc::bad_punch_note);
+  }
+  wire::Reader r(in.substr(kPunchNoteMagic.size(), in.size() - 4 - kPunchNoteMagic.size()));
+  PunchNote note;
+  note.seq = SegmentSeq(r.u64());
+  note.created_unix_ns = r.i64();
+  const std::uint32_t count = r.count(16);
+  note.ranges.reserve(count);
+  for (std::uint32_t i = 0; i < count && r.ok(); ++i) {
+    const std::uint64_t begin = r.u64();
+    note.ranges.push_back({begin, r.u64()});
+  }
+  if (!r.ok() || !r.at_end() || note.seq != seq) return fail(errc::bad_punch_note);
+  return std::optional<PunchNote>(std::move(note));
+}
+
+Status write_punch_note(const std::string& dir, const PunchNote& note) {
+  std::string buf(kPunchNoteMagic);
+  wire::put_u64(buf, note.seq.value());
+  wire::put_i64(buf, note.created_unix_ns);
+  wire::put_u32(buf, static_cast<std::uint32_t>(note.ranges.size()));
+  for (const ByteRange& r : note.ranges) {
+    wire::put_u64(buf, r.begin);
+    wire::put_u64(buf, r.end);
+  }
+  wire::put_u32(buf, crc32c(buf));
+  return replace_file(dir, punch_note_path(dir, note.seq), buf);
+}
+
+void remove_punch_note(const std::string& dir, SegmentSeq seq) noexcept {
+  ::unlink(punch_note_path(dir, seq).c_str());
 }
 
 std::string unfinished_path(const std::string& dir, SegmentSeq seq) {
@@ -176,6 +286,9 @@ Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, st
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0) return bail(errno);
+  // A note left by an earlier segment of this number (numbers restart once every segment
+  // was reclaimed) names that one's creation time, so it would be ignored; remove it anyway.
+  remove_punch_note(dir, seq);
   if (::link(tmp.c_str(), path.c_str()) != 0) return bail(errno);
   ::unlink(tmp.c_str());
   if (auto st = fsync_dir(dir); !st) {
@@ -239,6 +352,12 @@ std::optional<RawRecord> SegmentScanner::verify(std::uint64_t pos) {
   return *rec;
 }
 
+const ByteRange* SegmentScanner::skip_at(std::uint64_t pos) const noexcept {
+  auto it = std::upper_bound(skips_.begin(), skips_.end(), pos,
+                             [](std::uint64_t p, const ByteRange& r) { return p < r.end; });
+  return it != skips_.end() && it->begin <= pos ? &*it : nullptr;
+}
+
 RawRecord SegmentScanner::take(const RawRecord& rec) noexcept {
   pos_ = rec.offset + rec.length;
   if (damage_.regions != 0) ++damage_.records_after;
@@ -256,13 +375,23 @@ std::optional<RawRecord> SegmentScanner::resync(std::uint64_t from) {
       damage_.gave_up = true;
       return std::nullopt;
     }
+    // Inside a noted range only dead records (or their remains) can be.
+    if (const ByteRange* r = skip_at(at)) {
+      at = r->end - 1;
+      continue;
+    }
     if (auto rec = verify(at)) return rec;
   }
   return std::nullopt;
 }
 
 std::optional<RawRecord> SegmentScanner::next() {
-  if (done_ || pos_ >= bytes_.size()) return std::nullopt;
+  if (done_) return std::nullopt;
+  while (const ByteRange* r = pos_ == 0 ? nullptr : skip_at(pos_)) {
+    damage_.punched_bytes += r->end - pos_;
+    pos_ = r->end;
+  }
+  if (pos_ >= bytes_.size()) return std::nullopt;
   if (auto rec = verify(pos_)) return take(*rec);
   done_ = true;
   if (pos_ == 0) return std::nullopt;  // no segment header: the caller rejects the segment

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <salvo/base/result.h>
+#include <salvo/spool/punch.h>
 #include <salvo/spool/records.h>
 #include <salvo/spool/recovery.h>
 
@@ -39,6 +40,21 @@ std::optional<SegmentSeq> parse_segment_name(std::string_view name);
 // write_id_mark the old mark is below ids in use and must not be trusted.
 [[nodiscard]] Status remove_id_mark(const std::string& dir);
 
+// DIR/seg-<16 hex digits>.spool.punched: the punch note of a segment (punch.h). Removed
+// with its segment; one whose segment is gone is removed at start.
+inline constexpr std::string_view kPunchNoteSuffix = ".punched";
+std::string punch_note_path(const std::string& dir, SegmentSeq seq);
+// nullopt when there is none; errc::bad_punch_note when it is malformed or fails its CRC.
+[[nodiscard]] Result<std::optional<PunchNote>> read_punch_note(const std::string& dir,
+                                                               SegmentSeq seq);
+// Atomic and durable, as write_id_mark.
+[[nodiscard]] Status write_punch_note(const std::string& dir, const PunchNote& note);
+// Best effort (a stray note is harmless: it names its segment's creation time).
+void remove_punch_note(const std::string& dir, SegmentSeq seq) noexcept;
+// The note's ranges are sorted, disjoint, after the header and within the capacity.
+bool punch_note_fits(const PunchNote& note, std::uint64_t header_end,
+                     std::uint64_t capacity) noexcept;
+
 struct CreatedSegment {
   int fd = -1;
   std::uint64_t header_length = 0;  // the first append offset
@@ -67,12 +83,17 @@ class SegmentScanner {
   std::optional<RawRecord> next();
   // Ignores the bytes from `end` on: past the segment's capacity nothing was ever written.
   void stop_at(std::uint64_t end) noexcept;
+  // Ranges a punch noted (sorted, disjoint, on record boundaries): the walk steps over
+  // them unread, and resync never takes a candidate inside one.
+  void skip(std::vector<ByteRange> ranges) noexcept { skips_ = std::move(ranges); }
   const SegmentDamage& damage() const noexcept { return damage_; }
 
  private:
   std::optional<RawRecord> verify(std::uint64_t pos);
   std::optional<RawRecord> resync(std::uint64_t from);
   RawRecord take(const RawRecord& rec) noexcept;
+  // The noted range holding pos, or null.
+  const ByteRange* skip_at(std::uint64_t pos) const noexcept;
 
   std::string_view bytes_;
   SegmentSeq seq_;
@@ -80,6 +101,7 @@ class SegmentScanner {
   std::uint64_t spent_ = 0;    // CRC bytes of candidates that failed
   std::optional<bool> bound_;  // the header's framing, which every record must share
   SegmentDamage damage_;
+  std::vector<ByteRange> skips_;
   bool done_ = false;
 };
 

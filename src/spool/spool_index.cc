@@ -213,6 +213,32 @@ std::vector<MessageId> SpoolIndex::absorb(SpoolIndex&& older) {
   return clashes;
 }
 
+std::vector<std::pair<SegmentSeq, std::uint64_t>> SpoolIndex::punch_candidates(
+    SegmentSeq keep) const {
+  std::vector<std::pair<SegmentSeq, std::uint64_t>> out;
+  for (const auto& [seq, s] : segments_) {
+    if (seq >= keep.value()) break;
+    if (!s.quarantined) out.emplace_back(SegmentSeq(seq), s.live);
+  }
+  return out;
+}
+
+void SpoolIndex::live_records(std::map<std::uint64_t, LiveRecords>& by_segment) const {
+  auto note = [&](const Location& loc) {
+    auto it = by_segment.find(loc.segment.value());
+    if (it == by_segment.end()) return;
+    it->second.offsets.push_back(loc.offset);
+    it->second.bytes += loc.length;
+  };
+  for (const auto& [id, e] : messages_) {
+    note(e.loc);
+    if (!e.is_job) continue;
+    if (e.committed) note(e.commit_loc);
+    for (const JobBatch& b : e.batches) note(b.loc);
+  }
+  for (auto& [seq, lr] : by_segment) std::sort(lr.offsets.begin(), lr.offsets.end());
+}
+
 void SpoolIndex::remove_segment(SegmentSeq seq) { segments_.erase(seq.value()); }
 
 std::uint64_t SpoolIndex::segment_live(SegmentSeq seq) const {

@@ -685,13 +685,17 @@ void SpoolWriter::hold_reclaim(bool held) noexcept {
   if (!held) reclaim();
 }
 
-void SpoolWriter::reclaim() noexcept {
-  if (reclaim_held_) return;
-  // Never the open segments (current, or with batches pending/in flight) or later ones.
+SegmentSeq SpoolWriter::first_open_segment() const noexcept {
   SegmentSeq keep = next_segment_;
   if (!segments_.empty()) keep = SegmentSeq(segments_.begin()->first);
   if (current_.value() != 0) keep = std::min(keep, current_);
-  for (SegmentSeq seq : index_.reclaimable(keep)) {
+  return keep;
+}
+
+void SpoolWriter::reclaim() noexcept {
+  if (reclaim_held_) return;
+  // Never the open segments (current, or with batches pending/in flight) or later ones.
+  for (SegmentSeq seq : index_.reclaimable(first_open_segment())) {
     std::string path = detail::segment_path(options_.dir, seq);
     // A segment recovery found damage in is kept for inspection: renamed out of recovery's
     // way (which reads only seg-*.spool), never deleted.
@@ -709,6 +713,7 @@ void SpoolWriter::reclaim() noexcept {
       log::warn("spool: fsync of {} failed: {}", options_.dir, st.error().message());
     }
     index_.remove_segment(seq);
+    detail::remove_punch_note(options_.dir, seq);
     if (quarantined) {
       ++stats_.segments_quarantined;
       log::warn("spool: every recipient of damaged segment {} is final; kept as {}", path, damaged);

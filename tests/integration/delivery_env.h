@@ -19,6 +19,7 @@
 #include "support/accounting_log.h"
 #include "support/blast.h"
 #include "support/process.h"
+#include "support/raw_client.h"
 #include "support/salvod.h"
 #include "support/sink.h"
 #include "support/unbound_server.h"
@@ -115,6 +116,20 @@ inline nlohmann::json blast_to(const TempDir& dir, const Salvod& d, int messages
                                    "--domain-suffix", suffix};
   args.insert(args.end(), more.begin(), more.end());
   return run_blast(dir, d.address(), args);
+}
+
+// One message over SMTP from shop@sender.test to rcpt; `text` is its header and body
+// (CRLF line ends, the last line ended) without the final dot. The reply to the data.
+inline std::string send_message(const Salvod& d, const std::string& rcpt,
+                                const std::string& text) {
+  RawClient c(d.socket_address());
+  c.read_reply();
+  c.send("EHLO client.example\r\n");
+  c.read_reply();
+  c.send("MAIL FROM:<shop@sender.test>\r\nRCPT TO:<" + rcpt + ">\r\nDATA\r\n");
+  c.read_replies(3);
+  c.send(text + ".\r\n");
+  return c.read_reply();
 }
 
 // Every message a sink kept under `dir` (--maildir), whole.

@@ -12,7 +12,6 @@
 
 #include "integration/delivery_env.h"
 #include "support/eventually.h"
-#include "support/raw_client.h"
 
 namespace salvo::test {
 namespace {
@@ -44,14 +43,7 @@ SalvodOptions slow_recovery(const Env& env, const std::string& more) {
 
 // One message to `rcpt` over SMTP: the reply to the end of DATA.
 std::string send_one(const Salvod& d, const std::string& rcpt) {
-  RawClient c(d.socket_address());
-  c.read_reply();
-  c.send("EHLO client.example\r\n");
-  c.read_reply();
-  c.send("MAIL FROM:<shop@sender.test>\r\nRCPT TO:<" + rcpt + ">\r\nDATA\r\n");
-  c.read_replies(3);
-  c.send("Subject: new\r\n\r\nsent while the old spool was being read\r\n.\r\n");
-  return c.read_reply();
+  return send_message(d, rcpt, "Subject: new\r\n\r\nsent while the old spool was being read\r\n");
 }
 
 // Copies the sink kept, per Delivered-To address.

@@ -29,6 +29,7 @@ namespace salvo::admin {
 
 class HttpServer;
 class BackgroundRecovery;
+class SpoolPuncher;
 
 // The start-up recovery over every shard, for the one log line that ends it. Thread-safe.
 struct RecoveryTally {
@@ -137,6 +138,7 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   std::optional<spool::SpoolListing> background_listing_;
   RecoveryTally* tally_ = nullptr;
   std::unique_ptr<BackgroundRecovery> background_;
+  std::unique_ptr<SpoolPuncher> puncher_;
   outbound::RecoveryPlan plan_;  // recovered recipients not routed yet, from plan_next_ on
   std::size_t plan_next_ = 0;
   bool intake_stopped_ = false;  // salvoctl drain

@@ -47,6 +47,9 @@ struct Node {
   // before anything opens (as before; start-up then takes as long as the scan).
   bool background_recovery = true;
   std::uint64_t spool_segment_size = 64'000'000;
+  // How often each shard looks for closed segments whose dead records can be punched out
+  // (docs/spool-format.md §7); 0: never.
+  Duration spool_punch_interval = std::chrono::seconds(30);
   // Free bytes on the spool's file system below which new mail gets 452 4.3.1.
   std::uint64_t spool_reserve = 1'000'000'000;
   // Group commit: one fsync once the oldest waiting message has waited commit_interval,

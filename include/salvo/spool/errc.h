@@ -18,6 +18,7 @@ enum class errc {
   bad_segment,           // a segment file's header is missing or inconsistent
   writer_closed,         // append after close()
   bad_id_mark,           // the next-id file is unreadable or malformed
+  bad_punch_note,        // a seg-*.spool.punched file is unreadable or malformed
 };
 
 const std::error_category& error_category() noexcept;

@@ -16,6 +16,7 @@
 #include <salvo/base/clock.h>
 #include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
+#include <salvo/spool/punch.h>
 #include <salvo/spool/records.h>
 #include <salvo/spool/spool_index.h>
 
@@ -42,6 +43,8 @@ struct SegmentDamage {
   // The resync budget ran out (only bytes built to look like frames cost that much): the
   // rest counts as one region, skipped unread.
   bool gave_up = false;
+  // Not damage: bytes of dead records a punch noted (punch.h), stepped over unread.
+  std::uint64_t punched_bytes = 0;
 
   // Damage found: the segment is kept, never deleted (docs/spool-format.md §7).
   bool quarantined() const noexcept { return regions != 0; }
@@ -63,6 +66,8 @@ struct RecoveryReport {
   std::uint64_t uncommitted_jobs = 0;
   std::uint64_t orphan_states = 0;  // states for messages no longer in the spool
   std::uint64_t duplicate_pickups = 0;  // a pickup claim committed again: the older dropped
+  std::uint64_t punched_bytes = 0;  // dead bytes noted by punches, stepped over (not damage)
+  std::uint64_t bad_punch_notes = 0;  // notes unreadable or not matching their segment
   bool bad_id_mark = false;  // next-id unreadable: ids continue above those found only
 };
 
@@ -141,8 +146,11 @@ struct ScanState {
   std::uint64_t max_id = 0;
 };
 // Adds the segment's damage to the report and quarantines it in the index when damaged.
-// nullopt when the segment header is bad (nothing else was read).
-std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& state);
+// nullopt when the segment header is bad (nothing else was read). punched: the segment's
+// punch note, if it has one; used only when it names this segment (sequence and creation
+// time) and its ranges fit, else the punched ranges read as damage (nothing is lost).
+std::optional<SegmentDamage> scan_segment(std::string_view bytes, SegmentSeq seq, ScanState& state,
+                                          const PunchNote* punched = nullptr);
 
 // Adds the counts of `more` (another scan of the same shard) to `into`.
 void add(RecoveryReport& into, const RecoveryReport& more);

@@ -82,6 +82,17 @@ class SpoolIndex {
   // unless a failed id mark went unnoticed): their recipients are not delivered.
   std::vector<MessageId> absorb(SpoolIndex&& older);
 
+  // Punching (punch.h): the segments before `keep` that are not quarantined, with their
+  // live recipients, oldest first; and, for each segment asked (the keys of by_segment),
+  // the offsets of its live records (messages, job templates, batches and commits),
+  // sorted, and their bytes. One pass over the index.
+  std::vector<std::pair<SegmentSeq, std::uint64_t>> punch_candidates(SegmentSeq keep) const;
+  struct LiveRecords {
+    std::vector<std::uint64_t> offsets;
+    std::uint64_t bytes = 0;  // their lengths, summed
+  };
+  void live_records(std::map<std::uint64_t, LiveRecords>& by_segment) const;
+
   std::size_t message_count() const noexcept { return messages_.size(); }
   std::uint64_t live_recipients() const noexcept { return live_recipients_; }
   // Live recipients whose record lives in seq (tests, spool-dump).

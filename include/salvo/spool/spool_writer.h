@@ -114,6 +114,10 @@ class SpoolWriter final : public metrics::Source {
   // While held, no segment is reclaimed: a background recovery is still scanning segments
   // the index does not know yet (docs/spool-format.md §7). Releasing reclaims at once.
   void hold_reclaim(bool held) noexcept;
+  bool reclaim_held() const noexcept { return reclaim_held_; }
+  // The oldest segment still open (current, or with batches queued or in flight): every
+  // segment before it is closed for good, so it may be punched (punch.h).
+  SegmentSeq first_open_segment() const noexcept;
 
  private:
   struct Batch;

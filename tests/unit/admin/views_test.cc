@@ -62,7 +62,7 @@ TEST(Status, AddsTheShardsUpAndKeepsARowForEach) {
               .conns_in = 1, .conns_out = 4}),
       answer({.received = 5, .delivered = 5, .in_flight = 1, .conns_out = 2})};
   Sampler sampler;
-  SpoolFacts spool{"/var/spool/salvo", 4096, 1 << 20};
+  SpoolFacts spool{"/var/spool/salvo", 4096, 1 << 20, 2048};
   const json j = status_json(answers, sampler, spool);
   EXPECT_EQ(j["shards"], 2);
   EXPECT_EQ(j["in"]["recipients"], 15);
@@ -74,6 +74,7 @@ TEST(Status, AddsTheShardsUpAndKeepsARowForEach) {
   EXPECT_EQ(j["connections"]["in"], 1);
   EXPECT_EQ(j["connections"]["out"], 6);
   EXPECT_EQ(j["spool"]["free_bytes"], 1 << 20);
+  EXPECT_EQ(j["spool"]["allocated_bytes"], 2048);
   ASSERT_EQ(j["per_shard"].size(), 2u);
   EXPECT_EQ(j["per_shard"][1]["delivered"], 5);
   EXPECT_EQ(j["per_shard"][0]["connections_out"], 4);

@@ -122,6 +122,8 @@ constexpr BadCase kBadCases[] = {
      "config: delivery.connect_timeout: must be at least 1ms (line 2)"},
     {"duration too long", "[node]\ncommit_interval = \"2s\"\n",
      "config: node.commit_interval: must be at most 1s (line 2)"},
+    {"punch interval not a duration", "[node]\nspool_punch_interval = \"often\"\n",
+     "config: node.spool_punch_interval: expected a duration like \"30s\" (line 2)"},
     {"no commit in flight", "[node]\ncommits_in_flight = 0\n",
      "config: node.commits_in_flight: must be between 1 and 16, got 0 (line 2)"},
     {"duration overflow", "[delivery]\nexpiry = \"999999999d\"\n",

@@ -115,6 +115,7 @@ TEST(Load, Defaults) {
   EXPECT_TRUE(c->node.background_recovery);
   EXPECT_EQ(c->node.spool_segment_size, 64'000'000u);
   EXPECT_EQ(c->node.spool_reserve, 1'000'000'000u);
+  EXPECT_EQ(c->node.spool_punch_interval, std::chrono::seconds(30));
   EXPECT_EQ(c->node.commit_interval, Duration(0));
   EXPECT_EQ(c->node.commits_in_flight, 2u);
   EXPECT_TRUE(c->listen.empty());
@@ -325,6 +326,7 @@ fsync = false
 background_recovery = false
 spool_segment_size = "128MiB"
 spool_reserve = 0
+spool_punch_interval = "0s"
 commit_interval = "0s"
 commit_max_messages = 1
 commit_max_bytes = 1048576
@@ -358,6 +360,7 @@ address = "127.0.0.1:8080"
   EXPECT_FALSE(c->node.background_recovery);
   EXPECT_EQ(c->node.spool_segment_size, 128u << 20);
   EXPECT_EQ(c->node.spool_reserve, 0u);
+  EXPECT_EQ(c->node.spool_punch_interval, Duration(0));
   EXPECT_EQ(c->node.commit_interval, Duration(0));
   EXPECT_EQ(c->node.commit_max_bytes, 1u << 20);
   EXPECT_EQ(c->node.commits_in_flight, 3u);
