@@ -2,7 +2,8 @@
 """crash_campaign: kill -9 salvod at random moments under load, judged at the receiving side.
 
 Usage: tools/crash_campaign.py [--rounds N] [--seed S] [--min-kill SEC] [--max-kill SEC]
-                               [--injectors N] [--pickup-rate PER_S] [--size BYTES]
+                               [--injectors N] [--pickup-rate PER_S] [--job-rate PER_S]
+                               [--job-size N] [--size BYTES]
                                [--build DIR] [--work-dir DIR] [--keep | --keep-failed] [--json]
 
 What it runs (the real programs from --build, default ./build): one salvo-sink as the MX
@@ -12,11 +13,14 @@ allowing several connections, small spool segments (so segments are created and 
 under the kills), and its control socket in the work directory.
 
 Each round: salvod starts on the same spool; SMTP injector threads (smtplib, one message
-and one recipient per transaction) and a pickup writer (pickup/tmp/NAME.eml, then rename
-into pickup/) add mail while salvod delivers to the sink; after a random delay (seeded:
+and one recipient per transaction), a pickup writer (pickup/tmp/NAME.eml, then rename
+into pickup/) and, with --job-rate, a writer of .json bulk jobs (--job-size recipients, one
+template with per-recipient variables, so each copy is the template expanded) add mail while
+salvod delivers to the sink; after a random delay (seeded:
 --seed) salvod gets SIGKILL. Every message carries a unique token (recipient local part,
 Subject, X-Crash-Token header). A token counts as acknowledged only after its 250 to the end
-of data arrived (SMTP), or once the rename into pickup/ returned (pickup: the hand-over).
+of data arrived (SMTP), or once the rename into pickup/ returned (pickup and jobs: the
+hand-over; every recipient of a job is a token).
 
 After each kill, before the restart: the sink is left to go quiet, every new maildir file
 is read (token, and the whole message compared byte for byte with what was sent), and
@@ -181,6 +185,37 @@ class Messages:
         env = f"X-Sender: {SENDER}\r\nX-Receiver: {self.recipient(token)}\r\n"
         return env.encode() + self.content(token)
 
+    def job_content(self, token, rcpt=None):
+        """What a job recipient's copy ends with: the job's template expanded with its
+        variables t (the token) and rcpt (the address). Lines are not cut at a fixed width,
+        so the same text with "{{t}}" and "{{rcpt}}" in it is the template."""
+        rcpt = self.recipient(token) if rcpt is None else rcpt
+        head = (f"From: Crash Campaign <{SENDER}>\r\n"
+                f"To: <{rcpt}>\r\n"
+                f"Subject: crash campaign job {token}\r\n"
+                f"Date: {self.date}\r\n"
+                f"Message-ID: <{token}@{DOMAIN_SUFFIX}>\r\n"
+                f"X-Crash-Token: {token}\r\n"
+                "\r\n")
+        filler = "abcdefghijklmnopqrstuvwxyz0123456789"
+        n = max(1, (self.size - 300) // 64)  # never from the token: the template has none
+        lines = "".join(f"{token} {i:05d} {filler}\r\n" for i in range(n))
+        return head + lines
+
+    def expected(self, token, kind):
+        if kind == "job":
+            return self.job_content(token).encode()
+        return self.content(token)
+
+    def job_file(self, job, tokens):
+        """A .json bulk job: one template, one recipient per token."""
+        return json.dumps({
+            "from": SENDER, "job": job,
+            "content": self.job_content("{{t}}", "{{rcpt}}"),
+            "recipients": [{"email": self.recipient(t),
+                            "vars": {"t": t, "rcpt": self.recipient(t)}} for t in tokens],
+        }).encode()
+
 
 # ---- load: SMTP injectors and the pickup writer --------------------------------------------
 
@@ -189,9 +224,10 @@ class RoundLoad:
 
     def __init__(self, known):
         self.lock = threading.Lock()
-        self.known = known         # token -> "smtp" | "pickup", set before it is sent
+        self.known = known         # token -> "smtp" | "pickup" | "job", set before it is sent
         self.acked_smtp = []       # 250 to the end of data seen
         self.acked_pickup = []     # renamed into pickup/
+        self.acked_jobs = []       # recipients of .json jobs renamed into pickup/
         self.unacked = []          # transaction begun, no reply seen (the kill)
         self.refused = []          # (token, code, text): salvod answered an error code
         self.connect_failures = 0
@@ -271,6 +307,36 @@ def pickup_writer(messages, round_no, pickup_dir, rate, stop, out):
             out.errors.append(f"pickup writer: {e}")
 
 
+def job_writer(messages, round_no, pickup_dir, rate, size, stop, out):
+    """Bulk jobs: RATE .json files a second into pickup/, SIZE recipients each."""
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    seq = 0
+    try:
+        while not stop.is_set():
+            job = f"r{round_no:04d}j{seq:04d}"
+            seq += 1
+            tokens = [f"{job}k{i:05d}" for i in range(size)]
+            for t in tokens:
+                out.known[t] = "job"
+            name = job + ".json"
+            tmp = os.path.join(pickup_dir, "tmp", name)
+            with open(tmp, "wb") as f:
+                f.write(messages.job_file(job, tokens))
+            os.rename(tmp, os.path.join(pickup_dir, name))
+            with out.lock:
+                out.acked_jobs.extend(tokens)  # handed over: the rename returned
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+            else:
+                next_at = time.monotonic()
+    except OSError as e:
+        with out.lock:
+            out.errors.append(f"job writer: {e}")
+
+
 # ---- the receiving side: the sink's maildir -------------------------------------------------
 
 class SinkMaildir:
@@ -286,7 +352,7 @@ class SinkMaildir:
         self.tmp = os.path.join(path, "tmp")
         self.bad = os.path.join(path, "bad")
         self.messages = messages
-        self.known = known        # token -> "smtp" | "pickup": everything ever generated
+        self.known = known        # token -> "smtp" | "pickup" | "job": everything ever generated
         self.keep_copies = keep_copies
         self.files = 0
 
@@ -339,7 +405,7 @@ class SinkMaildir:
             return token, f"{name}: token {token} was never sent"
         if delivered_to != [self.messages.recipient(token)]:
             return token, f"{name}: Delivered-To {delivered_to} for token {token}"
-        if not data.endswith(self.messages.content(token)):
+        if not data.endswith(self.messages.expected(token, self.known[token])):
             return token, f"{name}: token {token}: not the message sent (torn or altered)"
         return token, None
 
@@ -456,7 +522,7 @@ class Campaign:
         self.deliveries = open(os.path.join(work, "deliveries.log"), "w")
         self.ledger = Ledger(args.rounds)
         self.rows = []
-        self.acked = {}                # token -> "smtp" | "pickup"
+        self.acked = {}                # token -> "smtp" | "pickup" | "job"
         self.unacked = set()
         self.refused = []
         self.failed_pickups = []
@@ -604,6 +670,11 @@ max_messages_per_connection = 50
             threads.append(threading.Thread(target=pickup_writer, name="pickup", daemon=True,
                                             args=(self.messages, k, self.pickup,
                                                   self.args.pickup_rate, stop, load)))
+        if self.args.job_rate > 0:
+            threads.append(threading.Thread(target=job_writer, name="jobs", daemon=True,
+                                            args=(self.messages, k, self.pickup,
+                                                  self.args.job_rate, self.args.job_size,
+                                                  stop, load)))
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -630,6 +701,8 @@ max_messages_per_connection = 50
             self.acked[t] = "smtp"
         for t in load.acked_pickup:
             self.acked[t] = "pickup"
+        for t in load.acked_jobs:
+            self.acked[t] = "job"
         self.unacked.update(load.unacked)
         self.refused.extend((k,) + r for r in load.refused)
 
@@ -639,6 +712,7 @@ max_messages_per_connection = 50
         self.ledger.after_kill(k, live)
         row = {"round": k, "kill_ms": round(killed_after * 1000),
                "acked_smtp": len(load.acked_smtp), "acked_pickup": len(load.acked_pickup),
+               "acked_jobs": len(load.acked_jobs),
                "unacked": len(load.unacked), "refused": len(load.refused),
                "spool_live": counts["live"], "torn_segments": counts["torn_segments"],
                "bad_segments": counts["bad_segments"]}
@@ -707,7 +781,8 @@ max_messages_per_connection = 50
             row = self.run_round(k)
             if not self.args.quiet:
                 log(f"round {k}/{self.args.rounds}: killed after {row['kill_ms']} ms; acked "
-                    f"{row['acked_smtp']} smtp + {row['acked_pickup']} pickup; spool live "
+                    f"{row['acked_smtp']} smtp + {row['acked_pickup']} pickup + "
+                    f"{row['acked_jobs']} job recipients; spool live "
                     f"{row['spool_live']}; sink copies {self.maildir.files}; "
                     f"allowed {self.ledger.allowed[k]}")
         self.drain()
@@ -719,6 +794,7 @@ max_messages_per_connection = 50
         led = self.ledger
         lost = sorted(t for t in self.acked if led.copies.get(t, 0) == 0)
         lost_smtp = sum(1 for t in lost if self.acked[t] == "smtp")
+        lost_jobs = sum(1 for t in lost if self.acked[t] == "job")
         n = self.args.rounds
         for row in self.rows:
             k = row["round"]
@@ -728,6 +804,7 @@ max_messages_per_connection = 50
             "rounds": n,
             "acked_smtp": sum(1 for v in self.acked.values() if v == "smtp"),
             "acked_pickup": sum(1 for v in self.acked.values() if v == "pickup"),
+            "acked_jobs": sum(1 for v in self.acked.values() if v == "job"),
             "sent_unacked": len(self.unacked),
             "unacked_delivered": sum(1 for t in self.unacked if led.copies.get(t, 0) > 0),
             "refused": len(self.refused),
@@ -735,7 +812,8 @@ max_messages_per_connection = 50
             "copies": sum(led.copies.values()),
             "lost": len(lost),
             "lost_smtp": lost_smtp,
-            "lost_pickup": len(lost) - lost_smtp,
+            "lost_pickup": len(lost) - lost_smtp - lost_jobs,
+            "lost_jobs": lost_jobs,
             "duplicates": sum(led.dups) + sum(led.over),
             "allowed": sum(led.allowed),
             "over_bound": sum(led.over),
@@ -751,7 +829,8 @@ max_messages_per_connection = 50
         failures = []
         if lost:
             failures.append(f"LOST: {len(lost)} acknowledged messages never reached the sink "
-                            f"({lost_smtp} smtp, {len(lost) - lost_smtp} pickup), e.g. "
+                            f"({lost_smtp} smtp, {len(lost) - lost_smtp - lost_jobs} pickup, "
+                            f"{lost_jobs} job recipients), e.g. "
                             f"{lost[:8]}")
         if led.over_tokens:
             where = ", ".join(f"{t} (after kill {r})" if r else f"{t} (before any kill)"
@@ -771,7 +850,7 @@ max_messages_per_connection = 50
         if self.refused:
             warnings.append(f"salvod refused {len(self.refused)} SMTP transactions, e.g. "
                             f"{self.refused[:3]}")
-        if totals["acked_smtp"] + totals["acked_pickup"] == 0:
+        if totals["acked_smtp"] + totals["acked_pickup"] + totals["acked_jobs"] == 0:
             failures.append("nothing was acknowledged: the load never reached salvod")
         return {"seed": self.args.seed, "rounds": self.rows, "totals": totals,
                 "failures": failures, "warnings": warnings,
@@ -781,7 +860,7 @@ max_messages_per_connection = 50
 # ---- output --------------------------------------------------------------------------------
 
 COLUMNS = [("round", "round"), ("kill_ms", "kill ms"), ("acked_smtp", "ack smtp"),
-           ("acked_pickup", "ack pickup"), ("unacked", "no 250"), ("delivered", "delivered"),
+           ("acked_pickup", "ack pickup"), ("acked_jobs", "ack job"), ("unacked", "no 250"), ("delivered", "delivered"),
            ("copies", "copies"), ("spool_live", "spool live"), ("torn_segments", "torn"),
            ("allowed", "allowed"),
            ("duplicates", "dups"), ("over", "over")]
@@ -813,8 +892,9 @@ def print_table(result, command):
           "charged to this kill; over = copies beyond any allowance, arriving after this kill")
     print()
     print(f"rounds                 {t['rounds']} in {t['elapsed_s']} s")
-    print(f"acknowledged           {t['acked_smtp'] + t['acked_pickup']} "
-          f"({t['acked_smtp']} via SMTP, {t['acked_pickup']} via pickup)")
+    print(f"acknowledged           {t['acked_smtp'] + t['acked_pickup'] + t['acked_jobs']} "
+          f"({t['acked_smtp']} via SMTP, {t['acked_pickup']} via pickup, {t['acked_jobs']} "
+          "job recipients)")
     print(f"sent without a 250     {t['sent_unacked']} ({t['unacked_delivered']} of them "
           "delivered anyway)")
     print(f"delivered              {t['delivered']} messages, {t['copies']} copies at the sink "
@@ -847,6 +927,10 @@ def parse_args(argv):
                    help="SMTP injector threads, one connection each (default 4)")
     p.add_argument("--pickup-rate", type=float, default=100,
                    help=".eml files per second into pickup/; 0 = none (default 100)")
+    p.add_argument("--job-rate", type=float, default=0,
+                   help=".json bulk jobs per second into pickup/; 0 = none (default 0)")
+    p.add_argument("--job-size", type=int, default=40,
+                   help="recipients per .json job (default 40)")
     p.add_argument("--size", type=int, default=2048, help="message size in bytes (default 2048)")
     p.add_argument("--domains", type=int, default=4,
                    help="recipient domains, each a destination routed to the sink (default 4)")
@@ -873,10 +957,12 @@ def parse_args(argv):
                 "--cores at least 0")
     if not 0 <= a.min_kill <= a.max_kill:
         p.error("need 0 <= --min-kill <= --max-kill")
-    if a.size < 256 or a.pickup_rate < 0 or a.drain_timeout <= 0:
-        p.error("--size at least 256, --pickup-rate at least 0, --drain-timeout above 0")
-    if a.injectors == 0 and a.pickup_rate == 0:
-        p.error("no load: give --injectors or --pickup-rate")
+    if a.size < 256 or a.pickup_rate < 0 or a.job_rate < 0 or a.job_size < 1 or \
+            a.drain_timeout <= 0:
+        p.error("--size at least 256, --pickup-rate and --job-rate at least 0, --job-size "
+                "at least 1, --drain-timeout above 0")
+    if a.injectors == 0 and a.pickup_rate == 0 and a.job_rate == 0:
+        p.error("no load: give --injectors, --pickup-rate or --job-rate")
     if a.seed is None:
         a.seed = int.from_bytes(os.urandom(4), "little")
     return a

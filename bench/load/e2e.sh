@@ -152,6 +152,9 @@ salvod_row() {  # size [key (salvod | signed)]
   result "${key}_accept.$size" "$(json_field "$work/blast.json" "j['msgs_per_s']")"
   if wait_sink $((base + MESSAGES)) "$TIMEOUT"; then
     result "$key.$size" "$(calc "$MESSAGES / ($reached_at - $t0)")"
+    # salvod's own CPU time (user + system, all threads) per message, intake and delivery:
+    # unlike the rates it hardly moves when other work shares the box.
+    result "${key}_cpu_us.$size" "$(calc "$(cpu_seconds "$salvod_pid") * 1e6 / $MESSAGES")"
     sleep 0.3  # anything beyond N (duplicates) would show now
     result "${key}_extra.$size" "$(( $(sink_messages) - base - MESSAGES ))"
   else
@@ -343,6 +346,10 @@ rows = [
     (f"salvod accepted, {dkim}-signed", "signed_accept"),
     (f"salvod delivered, {dkim}-signed", "signed"),
 ]
+cpu_rows = [
+    ("salvod CPU us per message", "salvod_cpu_us"),
+    (f"  {dkim}-signed", "signed_cpu_us"),
+]
 for name, key, *div in rows:
     if all(num(f"{key}.{s}") is None and f"{key}.{s}.why" not in r for s in sizes):
         continue  # not run (--only)
@@ -359,6 +366,10 @@ def ratio_row(name, top, bottom, form):  # one cell per size: r[top.size] / r[bo
         a, b = num(f"{top}.{s}"), num(f"{bottom}.{s}")
         cells.append("n/a" if a is None or not b else form.format(a / b))
     print(f"{name:<34}" + "".join(f"{c:>{w}}" for c in cells))
+for name, key in cpu_rows:
+    if all(num(f"{key}.{s}") is None for s in sizes):
+        continue
+    print(f"{name:<34}" + "".join(f"{fmt(num(f'{key}.{s}')):>{w}}" for s in sizes))
 ratio_row("salvod / Postfix (delivered)", "salvod", "pfx", "{:.1f}x")
 if any(num(f"onehop.{s}") is not None for s in sizes):
     cells = [fmt(num(f"onehop.{s}")) for s in sizes]

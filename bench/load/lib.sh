@@ -162,6 +162,10 @@ sign_rate() {  # rsa|ed25519
 # ---- results and the MX hosts of the relay benchmarks (e2e.sh, tls_policy.sh) ---------------
 
 now() { date +%s.%N; }
+# CPU seconds (user + system, all threads) a live process has used so far.
+cpu_seconds() {  # pid
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
 calc() { python3 -c "print($1)"; }
 json_field() { python3 -c "import json; j=json.load(open('$1')); print($2)"; }
 

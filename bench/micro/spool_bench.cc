@@ -244,6 +244,7 @@ BENCHMARK(BM_GroupCommit)
     ->Args({10240, 1, 256, 1})
     ->Args({1024, 1, 16, 1})
     ->Args({1024, 1, 256, 0})
+    ->Args({102400, 0, 256, 0})  // the CPU cost of a 100 KiB message: encode, frame, CRC, write
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -361,20 +361,21 @@ bool InjectionSession::queue_message() noexcept {
   t.id = m.id.value();
   t.unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
   std::string info = client_info(t, session_.authenticated_user());
-  std::string& body = listener_.record_scratch();
-  body.clear();
-  append_received(t, body);
-  body.append(session_.body().view());
+  std::string& received = listener_.record_scratch();
+  received.clear();
+  append_received(t, received);
   fill_record(env, m);
   m.client_info = info;
-  m.body = body;
-  // The writer encodes the record into its batch now; the scratch is free afterwards.
+  m.body_head = received;
+  m.body = session_.body().view();
+  // The writer encodes the record into its batch now (the body's one copy on its way to
+  // the disk); the scratch is free afterwards.
   Result<spool::MessageId> r = writer.append_message(m, this);
-  const std::uint64_t stored_bytes = body.size();
-  if (body.capacity() > kKeepScratch) {
-    std::string().swap(body);
+  const std::uint64_t stored_bytes = m.body_head.size() + m.body.size();
+  if (received.capacity() > kKeepScratch) {
+    std::string().swap(received);
   } else {
-    body.clear();
+    received.clear();
   }
   if (!r) {
     ++listener_.stats_.commit_failures;

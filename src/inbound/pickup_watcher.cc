@@ -304,11 +304,9 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
     spool::SpoolWriter& writer = w_.writer_;
     spool::MessageId id = writer.allocate_id();
     received_ns_ = now_ns();
-    std::string body;
-    body.reserve(normalised.size() + 200);
+    std::string received;
     append_local_received(w_.shared_.hostname, "pickup", id.value(), received_ns_ / 1'000'000'000,
-                          body);
-    body += normalised;
+                          received);
     client_info_ = "pickup=" + name_;
     spool::MessageRecord m;
     m.id = id;
@@ -322,12 +320,13 @@ class PickupWatcher::Intake final : public spool::FileRead::Done, public JobSpoo
     m.recipients.reserve(env.receivers.size());
     for (const auto& r : env.receivers) m.recipients.push_back(spool::Recipient{r, 0, {}});
     m.pickup = spool::PickupIdentity{name_, claim_};
-    m.body = body;
+    m.body_head = received;
+    m.body = normalised;
     final_waiter_.self = this;
     auto r = writer.append_message(m, &final_waiter_);
     if (!r) return spool_error(r.error());
     message_id_ = *r;
-    size_stored_ = body.size();
+    size_stored_ = received.size() + normalised.size();
     envelope_ = std::move(env);
     buf_ = std::string();  // the spool has it now
     phase_ = Phase::Committing;

@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include <salvo/base/assert.h>
 #include <salvo/spool/errc.h>
 
 #include "spool/wire.h"
@@ -127,7 +128,19 @@ void encode(const MessageRecord& m, std::string& out) {
     wire::put_str(out, rc.orcpt);
   }
   put_pickup(out, m.pickup);
-  wire::put_str(out, m.body);
+  wire::put_u32(out, static_cast<std::uint32_t>(m.body_head.size() + m.body.size()));
+  out.append(m.body_head);
+  out.append(m.body);
+}
+
+std::size_t encoded_size(const MessageRecord& m) noexcept {
+  auto str = [](std::string_view s) { return 4 + s.size(); };
+  std::size_t n = 8 + 8 + 3 + str(m.job) + str(m.reverse_path) + str(m.envid) +
+                  str(m.client_info) + 4;
+  for (const Recipient& rc : m.recipients) n += str(rc.address) + 1 + str(rc.orcpt);
+  n += 1;
+  if (m.pickup) n += str(m.pickup->name) + str(m.pickup->claim);
+  return n + 4 + m.body_head.size() + m.body.size();
 }
 
 Result<MessageRecord> decode_message(std::string_view payload) {
@@ -297,18 +310,26 @@ Result<SegmentHeaderRecord> decode_segment_header(std::string_view payload) {
   return finish(r, h);
 }
 
-std::size_t frame(RecordType type, std::string_view payload, SegmentSeq segment,
+std::size_t frame(RecordType type, std::size_t payload_size,
+                  const std::function<void(std::string&)>& put, SegmentSeq segment,
                   std::uint64_t offset, std::string& out) {
   std::size_t start = out.size();
   wire::put_u32(out, kFrameMagic);
   wire::put_u8(out, static_cast<std::uint8_t>(type));
   wire::put_u8(out, kFrameBound);
   out.append(2, '\0');
-  wire::put_u32(out, static_cast<std::uint32_t>(payload.size()));
-  out.append(payload);
+  wire::put_u32(out, static_cast<std::uint32_t>(payload_size));
+  put(out);
+  SALVO_ASSERT(out.size() - start == kFrameHeaderSize + payload_size);
   std::uint32_t c = crc32c(std::string_view(out).substr(start), place_crc(segment, offset));
   wire::put_u32(out, c);
   return out.size() - start;
+}
+
+std::size_t frame(RecordType type, std::string_view payload, SegmentSeq segment,
+                  std::uint64_t offset, std::string& out) {
+  return frame(type, payload.size(), [payload](std::string& o) { o.append(payload); }, segment,
+               offset, out);
 }
 
 void rebind(std::span<char> framed, SegmentSeq segment, std::uint64_t offset) noexcept {

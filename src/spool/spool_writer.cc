@@ -211,7 +211,10 @@ SpoolWriter::Batch& SpoolWriter::batch_for(std::uint64_t framed) {
   }
   OpenSegment& seg = *segments_.at(current_.value());
   auto b = std::make_unique<Batch>();
-  b->buf.swap(spare_buf_);  // empty, or the last committed batch's storage
+  if (!spare_bufs_.empty()) {  // a committed batch's storage, pages already mapped
+    b->buf.swap(spare_bufs_.back());
+    spare_bufs_.pop_back();
+  }
   b->buf.clear();
   b->seg = current_;
   b->offset = seg.next_offset;
@@ -221,14 +224,22 @@ SpoolWriter::Batch& SpoolWriter::batch_for(std::uint64_t framed) {
 }
 
 Status SpoolWriter::append_record(RecordType type, Effect effect, CommitWaiter* w) {
-  if (scratch_.size() > kMaxPayload) return fail(errc::record_too_large);
-  std::uint64_t framed = scratch_.size() + kFrameOverhead;
+  return append_record(
+      type, scratch_.size(), [this](std::string& out) { out.append(scratch_); },
+      std::move(effect), w);
+}
+
+Status SpoolWriter::append_record(RecordType type, std::size_t payload_size,
+                                  const std::function<void(std::string&)>& put, Effect effect,
+                                  CommitWaiter* w) {
+  if (payload_size > kMaxPayload) return fail(errc::record_too_large);
+  std::uint64_t framed = payload_size + kFrameOverhead;
   if (auto st = ensure_segment(framed); !st) return st;
   Batch& b = batch_for(framed);
   effect.rel_offset = b.buf.size();
   effect.length = static_cast<std::uint32_t>(framed);
   effect.waiter = w;
-  frame(type, scratch_, b.seg, b.offset + effect.rel_offset, b.buf);
+  frame(type, payload_size, put, b.seg, b.offset + effect.rel_offset, b.buf);
   segments_.at(current_.value())->next_offset += framed;
   buffered_bytes_ += framed;
   if (type == RecordType::Message || type == RecordType::JobCommit) ++b.messages;
@@ -244,12 +255,13 @@ Status SpoolWriter::append_record(RecordType type, Effect effect, CommitWaiter* 
 Result<MessageId> SpoolWriter::append_message(MessageRecord& m, CommitWaiter* w) {
   owner_.check();
   if (m.id.value() == 0) m.id = allocate_id();
-  scratch_.clear();
-  encode(m, scratch_);
   Effect e{.kind = Effect::Kind::Message,
            .id = m.id,
            .count = static_cast<std::uint32_t>(m.recipients.size())};
-  if (auto st = append_record(RecordType::Message, std::move(e), w); !st) {
+  // Encoded straight into the batch: the body is copied once on its way to the disk.
+  if (auto st = append_record(RecordType::Message, encoded_size(m),
+                              [&m](std::string& out) { encode(m, out); }, std::move(e), w);
+      !st) {
     return std::unexpected(st.error());
   }
   return m.id;
@@ -655,7 +667,10 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   auto it = segments_.find(seg.value());
   if (it != segments_.end()) --it->second->batches;
   release_segment(seg);
-  if (batch->buf.capacity() <= 2 * options_.batch_max_bytes) spare_buf_.swap(batch->buf);
+  if (batch->buf.capacity() <= 2 * options_.batch_max_bytes &&
+      spare_bufs_.size() <= options_.commits_in_flight) {
+    spare_bufs_.push_back(std::move(batch->buf));
+  }
   batch.reset();
   run_deferred_job_commits();
   if (status) reclaim();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -98,6 +99,10 @@ struct MessageRecord {
   std::string_view client_info;  // "helo=... addr=... auth=..." for Received/accounting
   std::vector<Recipient> recipients;
   std::optional<PickupIdentity> pickup;
+  // The message as stored: body_head (e.g. the Received: line salvod adds), then body. On
+  // disk they are one string: decode() gives all of it in body and leaves body_head empty.
+  // Two views, so a caller never joins them in a buffer of its own.
+  std::string_view body_head;
   std::string_view body;
 };
 
@@ -192,6 +197,13 @@ inline constexpr std::uint8_t kFrameBound = 1;
 // the framed length.
 std::size_t frame(RecordType type, std::string_view payload, SegmentSeq segment,
                   std::uint64_t offset, std::string& out);
+// The same, with the payload written by `put` straight into out (it must append exactly
+// payload_size bytes): a large record is then copied once, not encoded and copied again.
+std::size_t frame(RecordType type, std::size_t payload_size,
+                  const std::function<void(std::string&)>& put, SegmentSeq segment,
+                  std::uint64_t offset, std::string& out);
+// What encode(m, out) appends, in bytes.
+std::size_t encoded_size(const MessageRecord& m) noexcept;
 // The CRC of a bound framed record moved to (segment, offset) (the writer relocating a
 // batch after an IO error).
 void rebind(std::span<char> framed, SegmentSeq segment, std::uint64_t offset) noexcept;

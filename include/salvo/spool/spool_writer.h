@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -122,7 +123,12 @@ class SpoolWriter final : public metrics::Source {
   class CommitOp;
   friend class CommitOp;
 
+  // Appends the record whose payload is in scratch_.
   Status append_record(RecordType type, Effect effect, CommitWaiter* w);
+  // Appends a record whose payload `put` writes (payload_size bytes) straight into the batch.
+  Status append_record(RecordType type, std::size_t payload_size,
+                       const std::function<void(std::string&)>& put, Effect effect,
+                       CommitWaiter* w);
   Status ensure_segment(std::uint64_t framed);
   Batch& batch_for(std::uint64_t framed);
   void maybe_start_commit(bool force) noexcept;
@@ -158,7 +164,10 @@ class SpoolWriter final : public metrics::Source {
   std::deque<CommitOp*> in_flight_;  // in commit order; finished from the front
   // The buffer of the last committed batch, kept for the next one (if no larger than twice
   // batch_max_bytes): a fresh buffer costs a page fault per 4 KiB written into it.
-  std::string spare_buf_;
+  // Storage of committed batches, kept for the next ones (one per commit that can be in
+  // flight, plus the one filling): a batch never fills fresh memory, whose page faults cost
+  // more than the copy itself.
+  std::vector<std::string> spare_bufs_;
   Timer* timer_ = nullptr;
   JobMap jobs_;
   std::string scratch_;
