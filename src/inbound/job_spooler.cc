@@ -23,6 +23,10 @@ namespace {
 // Enough batches for a few group commits in flight, bounded in memory whatever the job.
 constexpr std::uint32_t kMaxOutstandingBatches = 16;
 constexpr std::uint64_t kMaxWriterBacklog = 16ull << 20;
+// The read-back waits while the accounting writer could not take another batch's lines
+// (a batch of 1000 recipients is about 250 KB of lines): none is dropped, however fast
+// the spool reads and however slow the log's disk.
+constexpr std::size_t kReplayRoom = 4u << 20;
 
 }  // namespace
 
@@ -32,6 +36,7 @@ JobSpooler::JobSpooler(const Services& services, const Origin& origin, Owner& ow
   batch_waiter_.self = this;
   final_waiter_.self = this;
   replay_waiter_.self = this;
+  room_waiter_.self = this;
 }
 
 JobSpooler::~JobSpooler() {
@@ -141,7 +146,7 @@ void JobSpooler::abandon() noexcept {
 }
 
 bool JobSpooler::idle() const noexcept {
-  return outstanding_ == 0 && !reading_ && state_ != State::Committing &&
+  return outstanding_ == 0 && !reading_ && !waiting_room_ && state_ != State::Committing &&
          state_ != State::Replay;
 }
 
@@ -180,6 +185,11 @@ bool JobSpooler::start_replay() noexcept {
   return true;
 }
 
+void JobSpooler::on_room() noexcept {
+  waiting_room_ = false;
+  next_replay();
+}
+
 void JobSpooler::next_replay() noexcept {
   reading_ = true;
   svc_.reader.read(replay_[replay_next_++], &replay_waiter_);
@@ -205,7 +215,11 @@ void JobSpooler::on_replay(Result<spool::RawRecord> rec) noexcept {
   // batches itself, a window at a time, well behind this replay at disk speed.
   hand_to_delivery();
   // The reader always answers from the engine: no recursion.
-  if (replay_next_ < replay_.size()) return next_replay();
+  if (replay_next_ < replay_.size()) {
+    if (svc_.accounting->has_room(kReplayRoom)) return next_replay();
+    waiting_room_ = true;
+    return svc_.accounting->wait_for_room(&room_waiter_);  // on_room() reads on
+  }
   state_ = State::Ended;
   replay_ = {};
   owner_.on_job_progress();  // last: the owner may destroy us now

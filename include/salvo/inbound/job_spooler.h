@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include <salvo/accounting/accounting.h>
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
 #include <salvo/inbound/pickup_format.h>
@@ -28,9 +29,6 @@ class SpoolIndex;
 class Dispatch;
 }  // namespace salvo::spool
 
-namespace salvo::accounting {
-class Writer;
-}
 
 namespace salvo::inbound {
 
@@ -142,6 +140,7 @@ class JobSpooler {
   void on_batch(Status st) noexcept;
   void on_final(Status st) noexcept;
   bool start_replay() noexcept;
+  void on_room() noexcept;
   void hand_to_delivery() noexcept;
   void next_replay() noexcept;
   void on_replay(Result<spool::RawRecord> rec) noexcept;
@@ -162,9 +161,15 @@ class JobSpooler {
   std::error_code batch_failed_;
   bool reading_ = false;
   bool handed_ = false;  // job_queued() was called
+  bool waiting_room_ = false;  // the accounting writer is full: the next read waits
   BatchWaiter batch_waiter_;
   FinalWaiter final_waiter_;
   ReplayWaiter replay_waiter_;
+  struct RoomWaiter final : accounting::RoomWaiter {
+    JobSpooler* self = nullptr;
+    void on_room() noexcept override { self->on_room(); }
+  };
+  RoomWaiter room_waiter_;
   std::vector<spool::Location> replay_;
   std::size_t replay_next_ = 0;
   std::string replay_id_;
