@@ -11,7 +11,12 @@
 # by `echo 3 > /proc/sys/vm/drop_caches` (needs root; the run says when it could not).
 # Work files live under $BUILD/bench-backlog (the real disk), removed at the end; the run
 # checks the free space first (the spool takes ~1.15 x MESSAGES x SIZE).
+# With --job N instead: one .json bulk job of N recipients (1,000 domains), written by a
+# small generator into pickup/ of a salvod with delivery held; once it is queued (the file
+# gone) and salvod's RSS has settled, the RSS is noted; kill -9; salvod restarts (background
+# recovery) and its RSS is noted again once recovery has finished and the RSS settled.
 # Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold]
+#        bench/load/backlog.sh --job N
 #        (defaults: 1,000,000 messages of 2KiB)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,14 +25,17 @@ cd "$root"
 MESSAGES=1000000
 SIZE=2KiB
 COLD=0
+JOB=0
 while [ $# -gt 0 ]; do
   case $1 in
     --messages) MESSAGES=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
-    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold])" ;;
+    --job) JOB=$2; shift 2 ;;
+    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold] | --job N)" ;;
   esac
 done
+[[ "$JOB" =~ ^[0-9]+$ ]] || die "--job takes a recipient count, got '$JOB'"
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-1800}
 
@@ -37,6 +45,85 @@ work="$root/$BUILD/bench-backlog"
 rm -rf "$work"; mkdir -p "$work"
 cleanup() { stop_all; rm -rf "$work"; }
 on_exit cleanup
+
+# The RSS of salvod (KiB) once it has held still (within 1 MiB) for 2 s.
+settled_rss() {
+  local last=-1 now still=0
+  while [ "$still" -lt 4 ]; do
+    sleep 0.5
+    now=$(awk '/^VmRSS/ {print $2}' "/proc/$salvod_pid/status")
+    if [ $((now - last)) -lt 1024 ] && [ $((last - now)) -lt 1024 ]; then
+      still=$((still + 1))
+    else
+      still=0
+    fi
+    last=$now
+  done
+  echo "$last"
+}
+
+if [ "$JOB" -gt 0 ]; then
+  # ~40 bytes a recipient in the file, ~35 in the spool, ~250 in the accounting log.
+  need=$((JOB * 330 + (1 << 30)))
+  free=$(($(stat -f -c '%a * %S' "$work")))
+  [ "$free" -gt "$need" ] ||
+    die "needs ~$((need >> 20)) MiB free under $work, has $((free >> 20)) MiB"
+  port=$(free_port)
+  write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --hold --pickup
+  mkdir -p "$work/pickup/tmp"
+  echo "== writing a job of $JOB recipients"
+  python3 - "$work/pickup/tmp/job.json" "$JOB" <<'PY'
+import sys
+n = int(sys.argv[2])
+with open(sys.argv[1], "w") as f:
+    f.write('{"from": "bounces@esp.example", "job": "bench", "content": '
+            '"From: Shop <shop@esp.example>\\nSubject: Hi {{n}}\\n\\nHello {{n}}\\n", '
+            '"recipients": [\n')
+    for i in range(0, n, 10000):
+        f.write(",\n".join(f'{{"email": "u{k}@d{k % 1000}.example", "vars": {{"n": "{k}"}}}}'
+                           for k in range(i, min(n, i + 10000))))
+        f.write(",\n" if i + 10000 < n else "\n")
+    f.write("]}\n")
+PY
+  job_mb=$(du -sm "$work/pickup/tmp/job.json" | cut -f1)
+  start_salvod "$work/salvo.toml" --log-level info || die_start
+  t0=$EPOCHREALTIME
+  mv "$work/pickup/tmp/job.json" "$work/pickup/job.json"
+  deadline=$((SECONDS + TIMEOUT))
+  while [ -e "$work/pickup/job.json" ] ||
+    [ -n "$(find "$work/pickup/.work" -type f 2>/dev/null | head -n 1)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the job was not queued within ${TIMEOUT}s"
+    [ ! -e "$work/pickup/failed/job.json" ] || die "the job went to pickup/failed/"
+    sleep 0.2
+  done
+  intake_s=$(python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')")
+  rss_intake=$(settled_rss)
+  kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
+  spool_mb=$(du -sm "$work/spool" | cut -f1)
+  echo "   queued in ${intake_s}s; RSS $((rss_intake / 1024)) MiB; spool $spool_mb MiB;" \
+    "job file $job_mb MiB; killed -9"
+  : > "$work/restart.log"
+  t0=$EPOCHREALTIME
+  "$BUILD/salvod" --config "$work/salvo.toml" --log-level info 2> "$work/restart.log" &
+  salvod_pid=$!
+  until grep -q "spool recovery finished" "$work/restart.log"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "no 'spool recovery finished' within ${TIMEOUT}s"
+    kill -0 "$salvod_pid" 2>/dev/null || die "salvod exited: $(tail -n 5 "$work/restart.log")"
+    sleep 0.1
+  done
+  recovered_s=$(python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')")
+  rss_restart=$(settled_rss)
+  kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
+  echo
+  echo "one .json job of $JOB recipients, delivery held (spool $spool_mb MiB)"
+  printf '| %-12s | %10s | %16s | %13s | %17s |\n' "recipients" "intake (s)" \
+    "RSS queued (MiB)" "recovered (s)" "RSS restart (MiB)"
+  printf '|%s|%s|%s|%s|%s|\n' "--------------" "------------" "------------------" \
+    "---------------" "-------------------"
+  printf '| %-12s | %10s | %16s | %13s | %17s |\n' "$JOB" "$intake_s" \
+    "$((rss_intake / 1024))" "$recovered_s" "$((rss_restart / 1024))"
+  exit 0
+fi
 
 size_bytes=$(python3 -c "
 import re, sys

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/assert.h>
@@ -75,6 +76,18 @@ struct Writer::Core {
   void on_written(std::int32_t res) noexcept;
   void on_timer(std::int32_t res) noexcept;
   void arm_timer() noexcept;
+  // Tells the room waiters once the buffer is down to half the bound; keeps them waiting
+  // on a write or the timer otherwise.
+  void tell_room() noexcept {
+    if (room_waiters.empty() || detached) return;
+    if (buffer.size() > max_buffered / 2) {
+      if (!writing && !timer_armed) arm_timer();
+      return;
+    }
+    std::vector<RoomWaiter*> told;
+    told.swap(room_waiters);
+    for (RoomWaiter* w : told) w->on_room();  // may append: a write or the timer follows
+  }
   void reopen_if_rotated() noexcept;
   void fail_in_flight(std::int32_t res) noexcept;
   void release_in_flight() noexcept;
@@ -98,6 +111,7 @@ struct Writer::Core {
   bool timer_armed = false;  // the timer op is outstanding (maybe being cancelled)
   bool cancel_sent = false;
   bool flush_due = false;    // write buffer as soon as no write is in flight
+  std::vector<RoomWaiter*> room_waiters;  // told once the buffer is down to half the bound
   bool detached = false;     // the Writer is gone
   bool error_burst = false;  // a write error was logged; cleared by the next success
   bool drop_burst = false;   // a full buffer was logged; cleared once it drains
@@ -163,6 +177,7 @@ void Writer::Core::on_timer(std::int32_t res) noexcept {
       if (!writing) start_write();
     }
   }
+  tell_room();
   maybe_free();
 }
 
@@ -262,6 +277,7 @@ void Writer::Core::on_written(std::int32_t res) noexcept {
       arm_timer();
     }
   }
+  tell_room();
   maybe_free();
 }
 
@@ -284,6 +300,24 @@ void Writer::flush() noexcept {
 }
 
 bool Writer::idle() const noexcept { return core_->idle(); }
+
+bool Writer::has_room(std::size_t bytes) const noexcept {
+  return core_->buffer.size() + bytes <= core_->max_buffered;
+}
+
+void Writer::wait_for_room(RoomWaiter* w) noexcept {
+  owner_.check();
+  Core& c = *core_;
+  c.room_waiters.push_back(w);
+  // A completion must come to tell it: a write, or else the timer.
+  if (!c.writing && !c.buffer.empty()) c.start_write();
+  if (!c.writing && !c.timer_armed && !c.detached) c.arm_timer();
+}
+
+void Writer::cancel_wait(RoomWaiter* w) noexcept {
+  owner_.check();
+  std::erase(core_->room_waiters, w);
+}
 
 const WriterStats& Writer::stats() const noexcept { return core_->stats; }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <variant>
 
 #include <salvo/base/log.h>
@@ -226,12 +227,16 @@ void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::Recove
       return std::find(clashes.begin(), clashes.end(), spool::MessageId(r.message)) !=
              clashes.end();
     });
+    std::erase_if(plan.jobs, [&](const outbound::RecoveredJob& j) {
+      return std::find(clashes.begin(), clashes.end(), spool::MessageId(j.id)) != clashes.end();
+    });
   }
   outbound_->recovery_unreadable(plan.unreadable, dir_);
   plan_ = std::move(plan);
   plan_next_ = 0;
-  log::info("spool {}: recovered {} message(s), {} recipient(s) to deliver, in {:.3f} s", dir_,
-            recovered_messages_, plan_.recipients.size(),
+  log::info("spool {}: recovered {} message(s), {} recipient(s) and {} job(s) to deliver, in "
+            "{:.3f} s",
+            dir_, recovered_messages_, plan_.recipients.size(), plan_.jobs.size(),
             std::chrono::duration<double>(took).count());
   if (stop_started_ == TimePoint{} && !intake_stopped_) {
     std::string why;
@@ -247,6 +252,8 @@ void ShardRuntime::route_recovered() noexcept {
   // A slice per loop turn: IO and new mail go on between slices.
   constexpr std::size_t kSlice = 16384;
   if (stop_started_ != TimePoint{} || !outbound_) return;  // the spool keeps the rest
+  // Jobs are cursors, not lists: all of them at once; their window paces them.
+  if (!plan_.jobs.empty()) outbound_->recover_jobs(std::exchange(plan_.jobs, {}));
   const std::size_t n = std::min(kSlice, plan_.recipients.size() - plan_next_);
   outbound_->recover(std::span<const outbound::RecoveredRecipient>(
       plan_.recipients.data() + plan_next_, n));

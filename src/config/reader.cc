@@ -64,7 +64,8 @@ constexpr std::string_view kDeliveryKeys[] = {
     "data_init_timeout", "data_block_timeout", "data_done_timeout",
     "max_recipients",    "dsn_from",           "delay_dsn_after",
     "bounce_rules",      "idle_timeout",       "tls_verify",
-    "backoff_pause",     "max_hops",           "mta_sts_port"};
+    "backoff_pause",     "max_hops",           "mta_sts_port",
+    "job_window"};
 constexpr std::string_view kBounceRuleKeys[] = {"pattern", "category"};
 constexpr std::string_view kShapingKeys[] = {"domain",
                                              "mx_suffix",

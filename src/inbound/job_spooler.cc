@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // JobSpooler: one bulk job through the SpoolWriter (template, recipient batches with
 // back-pressure, commit), then its batches read back through the SpoolReader for the
-// "received" accounting lines and spool::Dispatch.
+// "received" accounting lines; delivery (spool::Dispatch::job_queued) reads them itself.
 #include <salvo/inbound/job_spooler.h>
 
 #include <chrono>
@@ -23,6 +23,10 @@ namespace {
 // Enough batches for a few group commits in flight, bounded in memory whatever the job.
 constexpr std::uint32_t kMaxOutstandingBatches = 16;
 constexpr std::uint64_t kMaxWriterBacklog = 16ull << 20;
+// The read-back waits while the accounting writer could not take another batch's lines
+// (a batch of 1000 recipients is about 250 KB of lines): none is dropped, however fast
+// the spool reads and however slow the log's disk.
+constexpr std::size_t kReplayRoom = 4u << 20;
 
 }  // namespace
 
@@ -32,6 +36,7 @@ JobSpooler::JobSpooler(const Services& services, const Origin& origin, Owner& ow
   batch_waiter_.self = this;
   final_waiter_.self = this;
   replay_waiter_.self = this;
+  room_waiter_.self = this;
 }
 
 JobSpooler::~JobSpooler() {
@@ -141,7 +146,7 @@ void JobSpooler::abandon() noexcept {
 }
 
 bool JobSpooler::idle() const noexcept {
-  return outstanding_ == 0 && !reading_ && state_ != State::Committing &&
+  return outstanding_ == 0 && !reading_ && !waiting_room_ && state_ != State::Committing &&
          state_ != State::Replay;
 }
 
@@ -153,15 +158,23 @@ void JobSpooler::on_batch(Status st) noexcept {
 
 void JobSpooler::on_final(Status st) noexcept {
   state_ = st && start_replay() ? State::Replay : State::Ended;
+  // Without accounting there is nothing to write first: delivery may start now.
+  if (st && state_ == State::Ended) hand_to_delivery();
   owner_.on_job_committed(st);  // last: the owner may destroy us once idle()
 }
 
-// Accounting and delivery for the job: its recipients are read back from the spool (what
-// was queued), batch by batch, so memory stays flat however large the job. False when
-// there is nothing to do. The first read completes from the engine, after the caller has
-// told the owner about the commit.
+void JobSpooler::hand_to_delivery() noexcept {
+  if (svc_.dispatch == nullptr || handed_) return;
+  handed_ = true;
+  svc_.dispatch->job_queued(job_id_, received_ns_);
+}
+
+// The "received" accounting lines: the job's recipients are read back from the spool
+// (what was queued), batch by batch, so memory stays flat however large the job. False
+// when there is nothing to do. The first read completes from the engine, after the caller
+// has told the owner about the commit.
 bool JobSpooler::start_replay() noexcept {
-  if (svc_.accounting == nullptr && svc_.dispatch == nullptr) return false;
+  if (svc_.accounting == nullptr) return false;
   const spool::SpoolIndex::Entry* e = svc_.index.find(job_id_);
   if (e == nullptr || e->batches.empty()) return false;
   replay_.clear();
@@ -170,6 +183,11 @@ bool JobSpooler::start_replay() noexcept {
   replay_id_ = format_id(job_id_.value());
   next_replay();
   return true;
+}
+
+void JobSpooler::on_room() noexcept {
+  waiting_room_ = false;
+  next_replay();
 }
 
 void JobSpooler::next_replay() noexcept {
@@ -188,21 +206,20 @@ void JobSpooler::on_replay(Result<spool::RawRecord> rec) noexcept {
       ev.size = size_stored_;
       ev.source = origin_.via;
       ev.job = job_;
-      if (svc_.accounting != nullptr) {
-        for (const auto& r : b->recipients) account_received(*svc_.accounting, ev, r.address);
-      }
-      if (svc_.dispatch != nullptr) {
-        std::vector<std::string_view> rcpts;
-        rcpts.reserve(b->recipients.size());
-        for (const auto& r : b->recipients) rcpts.push_back(r.address);
-        svc_.dispatch->queued(job_id_, received_ns_, b->first_index, rcpts);
-      }
+      for (const auto& r : b->recipients) account_received(*svc_.accounting, ev, r.address);
     }
   } else {
     log::warn("{}: accounting read-back: {}", log_name_, rec.error().message());
   }
+  // Delivery starts once the first batch's "received" lines are written: it reads the
+  // batches itself, a window at a time, well behind this replay at disk speed.
+  hand_to_delivery();
   // The reader always answers from the engine: no recursion.
-  if (replay_next_ < replay_.size()) return next_replay();
+  if (replay_next_ < replay_.size()) {
+    if (svc_.accounting->has_room(kReplayRoom)) return next_replay();
+    waiting_room_ = true;
+    return svc_.accounting->wait_for_room(&room_waiter_);  // on_room() reads on
+  }
   state_ = State::Ended;
   replay_ = {};
   owner_.on_job_progress();  // last: the owner may destroy us now

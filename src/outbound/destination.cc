@@ -63,7 +63,7 @@ bool Destination::active() const noexcept {
 
 bool Destination::forgettable() noexcept {
   return !active() && !listed && !dirty && lookups_ == 0 && !bouncing_ && cancelled_.empty() &&
-         shaper_.at_rest(now());
+         cancel_on_pump_.empty() && shaper_.at_rest(now());
 }
 
 bool Destination::due(WallTime w) const noexcept {
@@ -113,12 +113,19 @@ DestinationInfo Destination::info() noexcept {
 void Destination::add(Enqueue&& e) noexcept {
   route_.note_domain(e.domain);
   backlog_.add(e, wall());
+  // A job's recipient dispatched after salvoctl bounce --id: failed on the next pump with
+  // whatever of its job is queued here (one extract per job and pump, not per recipient).
+  if (e.cancelled && (cancel_on_pump_.empty() || cancel_on_pump_.back() != e.message)) {
+    cancel_on_pump_.push_back(e.message);
+  }
   side_.mark_dirty(*this);
 }
 
 void Destination::pump() noexcept {
   if (side_.stopping()) return;
   backlog_.promote(wall());
+  for (std::uint64_t m : cancel_on_pump_) cancel(m);
+  cancel_on_pump_.clear();
   if (!cancelled_.empty()) fail_cancelled();
   if (pump_bouncing()) return;
   // The MTA-STS policy before anything is sent: from the cache at once (a due refresh runs

@@ -138,6 +138,7 @@ class Destination {
   std::uint32_t lookups_ = 0;  // MX / host lookups whose callbacks are still to come
   bool bouncing_ = false;  // salvoctl bounce: what is queued bounces until the queue empties
   std::deque<queue::QueuedRecipient> cancelled_;  // salvoctl bounce --id, still to fail
+  std::vector<std::uint64_t> cancel_on_pump_;  // jobs whose recipients came cancelled
 };
 
 }  // namespace salvo::outbound

@@ -10,6 +10,7 @@
 #include <salvo/accounting/accounting.h>
 #include <salvo/base/log.h>
 #include <salvo/smtp/address.h>
+#include <salvo/spool/errc.h>
 #include <salvo/spool/spool_reader.h>
 #include <salvo/spool/spool_writer.h>
 
@@ -79,8 +80,9 @@ class DsnCommit final : public spool::CommitWaiter {
 void Origin::dispatch(std::uint64_t id, std::uint32_t recipient,
                       const spool::SpoolIndex::RecipientRef& ref, std::int64_t received_unix_ns,
                       std::string domain, std::uint32_t attempts,
-                      std::int64_t next_attempt_unix_ns) noexcept {
+                      std::int64_t next_attempt_unix_ns, bool cancelled) noexcept {
   Enqueue e;
+  e.cancelled = cancelled;
   e.origin = d_.me;
   e.message = id;
   e.recipient = recipient;
@@ -125,6 +127,12 @@ void Origin::write_states(std::uint64_t message,
 }
 
 void Origin::on_outcomes(Outcomes&& o) noexcept {
+  const bool freed = settle_job(o);
+  record_outcomes(std::move(o));
+  if (freed) pump_jobs();
+}
+
+void Origin::record_outcomes(Outcomes&& o) noexcept {
   std::vector<spool::StateUpdate> updates;
   updates.reserve(o.recipients.size());
   for (const auto& r : o.recipients) {
@@ -177,6 +185,161 @@ void Origin::queue_dsn(Outcomes&& o, std::vector<spool::StateUpdate> states) noe
   ++dsn_commits_;
 }
 
+
+// --- Bulk jobs: a cursor per job, a window per shard ----------------------------------
+
+void Origin::job_queued(spool::MessageId id, std::int64_t received_unix_ns) noexcept {
+  add_job(id.value(), received_unix_ns, {});
+  pump_jobs();
+}
+
+void Origin::recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept {
+  for (const RecoveredJob& j : jobs) add_job(j.id, j.received_unix_ns, j.deferred);
+  jobs = {};
+  pump_jobs();
+}
+
+void Origin::add_job(std::uint64_t id, std::int64_t received_unix_ns,
+                     const std::vector<RecoveredJob::Deferred>& deferred) noexcept {
+  auto [it, added] = jobs_.try_emplace(id);
+  if (!added) {
+    SALVO_BUG("outbound: a job handed to delivery twice");
+    return;
+  }
+  it->second = std::make_unique<JobCursor>();
+  JobCursor& c = *it->second;
+  c.self = this;
+  c.id = id;
+  c.received_unix_ns = received_unix_ns;
+  c.deferred.reserve(deferred.size());
+  for (const auto& d : deferred) {
+    c.deferred.emplace(d.recipient, std::make_pair(d.attempts, d.next_attempt_unix_ns));
+  }
+}
+
+// Serves the jobs in turn while the window has room: each turn dispatches one recipient
+// of one job (or starts reading its next batch). Bounded: every pass either dispatches
+// (at most the window's room), or passes over a job that cannot go on (at most all jobs
+// in a row), or ends a job.
+void Origin::pump_jobs() noexcept {
+  if (pumping_ || stopped_ || stopping_) return;
+  pumping_ = true;
+  const std::size_t window = d_.job_window ? d_.job_window() : 1;
+  std::size_t passed = 0;  // jobs in a row that could not dispatch
+  while (in_flight_ < window && passed < jobs_.size()) {
+    auto it = jobs_.upper_bound(turn_);
+    if (it == jobs_.end()) it = jobs_.begin();
+    turn_ = it->first;
+    JobCursor& c = *it->second;
+    if (step(c)) {
+      passed = 0;
+    } else if (c.done && c.in_flight == 0) {
+      jobs_.erase(it);
+    } else {
+      ++passed;
+    }
+  }
+  pumping_ = false;
+}
+
+// Dispatches the cursor's next recipient that is not final (true); or, at the end of its
+// batch, starts reading the next one, or finds the job at its end (false).
+bool Origin::step(JobCursor& c) noexcept {
+  if (c.reading || c.done) return false;
+  const spool::SpoolIndex::Entry* e = d_.index->find(spool::MessageId(c.id));
+  if (e == nullptr) {  // every recipient is final: the index let the job go
+    c.done = true;
+    c.domains = {};
+    return false;
+  }
+  while (c.next_in_batch < c.domains.size()) {
+    const std::uint32_t k = c.next_in_batch++;
+    const std::uint32_t r = c.first + k;
+    c.next_recipient = r + 1;
+    if (r >= e->state.size() ||
+        spool::is_final(static_cast<spool::RecipientState>(e->state[r]))) {
+      continue;  // done before a restart, or by an operator
+    }
+    std::uint32_t attempts = 0;
+    std::int64_t next_attempt = 0;
+    if (auto d = c.deferred.find(r); d != c.deferred.end()) {
+      attempts = d->second.first;
+      next_attempt = d->second.second;
+      c.deferred.erase(d);
+    }
+    ++c.in_flight;
+    ++in_flight_;
+    const spool::SpoolIndex::RecipientRef ref{c.batch, k, e->loc};
+    dispatch(c.id, r, ref, c.received_unix_ns, std::move(c.domains[k]), attempts,
+             next_attempt, c.cancelled);
+    return true;
+  }
+  c.domains = {};
+  if (c.next_batch >= e->batches.size()) {
+    c.done = true;
+    c.deferred = {};
+    return false;
+  }
+  c.batch = e->batches[c.next_batch].loc;
+  c.first = e->batches[c.next_batch].first;
+  ++c.next_batch;
+  c.reading = true;
+  ++reads_;
+  d_.read(c.batch, &c);
+  return false;
+}
+
+void Origin::on_batch(JobCursor& c, Result<spool::RawRecord> rec) noexcept {
+  c.reading = false;
+  --reads_;
+  if (stopped_) return;
+  auto b = rec ? spool::decode_job_recipients(rec->payload)
+               : Result<spool::JobRecipientsRecord>(std::unexpected(rec.error()));
+  if (b && b->first_index != c.first) b = fail(spool::errc::malformed_record);
+  if (!b) {
+    // Its recipients stay pending in the spool: the next start tries again.
+    ++stats_.read_errors;
+    log::error("outbound: job {}: recipients {}.. not read back: {}; they wait for the next "
+               "start", spool::format_id(c.id), c.first, b.error().message());
+  } else {
+    c.domains.reserve(b->recipients.size());
+    for (const auto& r : b->recipients) c.domains.push_back(smtp::domain_of(r.address));
+  }
+  c.next_in_batch = 0;
+  c.next_recipient = c.first;
+  pump_jobs();
+}
+
+bool Origin::settle_job(const Outcomes& o) noexcept {
+  if (jobs_.empty()) return false;
+  auto it = jobs_.find(o.message);
+  if (it == jobs_.end()) return false;
+  JobCursor& c = *it->second;
+  bool freed = false;
+  for (const auto& r : o.recipients) {
+    if (!spool::is_final(r.state) || c.in_flight == 0) continue;
+    --c.in_flight;
+    --in_flight_;
+    freed = true;
+  }
+  if (c.done && c.in_flight == 0) jobs_.erase(it);
+  return freed;
+}
+
+std::size_t Origin::cancel_job(std::uint64_t id) noexcept {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return 0;
+  JobCursor& c = *it->second;
+  c.cancelled = true;
+  const spool::SpoolIndex::Entry* e = d_.index->find(spool::MessageId(id));
+  if (e == nullptr || c.done) return 0;
+  std::size_t n = 0;
+  for (std::size_t r = c.next_recipient; r < e->state.size(); ++r) {
+    n += spool::is_final(static_cast<spool::RecipientState>(e->state[r])) ? 0 : 1;
+  }
+  return n;
+}
+
 namespace {
 
 // The spool's record of a deferred recipient, by message and index.
@@ -202,26 +365,20 @@ void Origin::recovery_unreadable(std::uint64_t records, const std::string& spool
 
 RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::string& spool_dir,
                            const std::atomic<bool>* cancel) {
+  // Deferred recipients of messages by message and index; of jobs, per job (a job is not
+  // expanded: its cursor looks them up when it reaches them).
   DeferredMap deferred;
-  for (const auto& p : recovered.deferred) deferred[p.message.value()][p.recipient.value()] = &p;
-  RecoveryPlan plan;
-  plan.recipients.reserve(recovered.index.live_recipients());
-  auto make = [&](std::uint64_t id, std::uint32_t r, spool::Location rec, std::uint32_t in_rec,
-                  std::optional<spool::Location> tpl, std::int64_t received,
-                  std::string_view address) {
-    RecoveredRecipient& out = plan.recipients.emplace_back();
-    out.message = id;
-    out.recipient = r;
-    out.ref = spool::SpoolIndex::RecipientRef{rec, in_rec, tpl};
-    out.received_unix_ns = received;
-    out.domain = smtp::domain_of(address);
-    if (auto m = deferred.find(id); m != deferred.end()) {
-      if (auto p = m->second.find(r); p != m->second.end()) {
-        out.attempts = p->second->attempts;
-        out.next_attempt_unix_ns = p->second->next_attempt_unix_ns;
-      }
+  std::unordered_map<std::uint64_t, std::vector<RecoveredJob::Deferred>> job_deferred;
+  for (const auto& p : recovered.deferred) {
+    const spool::SpoolIndex::Entry* e = recovered.index.find(p.message);
+    if (e != nullptr && e->is_job) {
+      job_deferred[p.message.value()].push_back(
+          {p.recipient.value(), p.attempts, p.next_attempt_unix_ns});
+    } else {
+      deferred[p.message.value()][p.recipient.value()] = &p;
     }
-  };
+  }
+  RecoveryPlan plan;
   auto pending = [](const spool::SpoolIndex::Entry& entry, std::uint32_t r) {
     return r < entry.state.size() &&
            !spool::is_final(static_cast<spool::RecipientState>(entry.state[r]));
@@ -230,49 +387,46 @@ RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::st
   recovered.index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& entry) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return;
     if (entry.is_job && !entry.committed) return;
-    if (!entry.is_job) {
-      auto rec = spool::read_record(spool_dir, entry.loc);
-      auto m = rec ? spool::decode_message(rec->raw.payload)
-                   : Result<spool::MessageRecord>(std::unexpected(rec.error()));
-      if (!m) {
+    if (entry.is_job) {
+      auto trec = spool::read_record(spool_dir, entry.loc);
+      auto t = trec ? spool::decode_job_template(trec->raw.payload)
+                    : Result<spool::JobTemplateRecord>(std::unexpected(trec.error()));
+      if (!t) {
         ++unreadable;
         return;
       }
-      for (std::uint32_t r = 0; r < m->recipients.size(); ++r) {
-        if (pending(entry, r)) {
-          make(id.value(), r, entry.loc, r, std::nullopt, m->received_unix_ns,
-               m->recipients[r].address);
-        }
+      RecoveredJob& j = plan.jobs.emplace_back();
+      j.id = id.value();
+      j.received_unix_ns = t->received_unix_ns;
+      if (auto d = job_deferred.find(id.value()); d != job_deferred.end()) {
+        j.deferred = std::move(d->second);
       }
       return;
     }
-    auto trec = spool::read_record(spool_dir, entry.loc);
-    auto t = trec ? spool::decode_job_template(trec->raw.payload)
-                  : Result<spool::JobTemplateRecord>(std::unexpected(trec.error()));
-    if (!t) {
+    auto rec = spool::read_record(spool_dir, entry.loc);
+    auto m = rec ? spool::decode_message(rec->raw.payload)
+                 : Result<spool::MessageRecord>(std::unexpected(rec.error()));
+    if (!m) {
       ++unreadable;
       return;
     }
-    for (const auto& b : entry.batches) {
-      auto brec = spool::read_record(spool_dir, b.loc);
-      auto batch = brec ? spool::decode_job_recipients(brec->raw.payload)
-                        : Result<spool::JobRecipientsRecord>(std::unexpected(brec.error()));
-      if (!batch) {
-        ++unreadable;
-        continue;
-      }
-      for (std::uint32_t k = 0; k < batch->recipients.size(); ++k) {
-        const std::uint32_t r = batch->first_index + k;
-        if (r >= entry.state.size()) break;
-        if (pending(entry, r)) {
-          make(id.value(), r, b.loc, k, entry.loc, t->received_unix_ns,
-               batch->recipients[k].address);
+    for (std::uint32_t r = 0; r < m->recipients.size(); ++r) {
+      if (!pending(entry, r)) continue;
+      RecoveredRecipient& out = plan.recipients.emplace_back();
+      out.message = id.value();
+      out.recipient = r;
+      out.ref = spool::SpoolIndex::RecipientRef{entry.loc, r, std::nullopt};
+      out.received_unix_ns = m->received_unix_ns;
+      out.domain = smtp::domain_of(m->recipients[r].address);
+      if (auto dm = deferred.find(id.value()); dm != deferred.end()) {
+        if (auto p = dm->second.find(r); p != dm->second.end()) {
+          out.attempts = p->second->attempts;
+          out.next_attempt_unix_ns = p->second->next_attempt_unix_ns;
         }
       }
     }
   });
   return plan;
 }
-
 
 }  // namespace salvo::outbound

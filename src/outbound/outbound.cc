@@ -176,7 +176,11 @@ Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::Sp
       me(s.id().value()),
       origin(OriginDeps{me, sh.hostname, &s.clock(), &w, &idx, acc,
                         [this](Enqueue&& e) { route(std::move(e)); },
-                        [this] { return destinations.config().delivery.retry_schedule.front(); }},
+                        [this] { return destinations.config().delivery.retry_schedule.front(); },
+                        [this](spool::Location loc, spool::ReadWaiter* waiter) {
+                          readers[me]->read(loc, waiter);
+                        },
+                        [this] { return destinations.config().delivery.job_window; }},
              origin_stats),
       destinations(*this, context_of(sh.settings)) {}
 
@@ -263,11 +267,16 @@ Status Outbound::start(std::string* why) {
 void Outbound::recover(const spool::RecoveryResult& recovered, const std::string& spool_dir) {
   RecoveryPlan plan = plan_recovery(recovered, spool_dir);
   impl_->origin.recover(plan.recipients);
+  impl_->origin.recover_jobs(std::move(plan.jobs));
   impl_->origin.recovery_unreadable(plan.unreadable, spool_dir);
 }
 
 void Outbound::recover(std::span<const RecoveredRecipient> recipients) noexcept {
   impl_->origin.recover(recipients);
+}
+
+void Outbound::recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept {
+  impl_->origin.recover_jobs(std::move(jobs));
 }
 
 void Outbound::recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept {
@@ -277,6 +286,10 @@ void Outbound::recovery_unreadable(std::uint64_t records, const std::string& spo
 void Outbound::queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
                       std::span<const std::string_view> addresses) noexcept {
   impl_->origin.queued(id, received_unix_ns, first, addresses);
+}
+
+void Outbound::job_queued(spool::MessageId id, std::int64_t received_unix_ns) noexcept {
+  impl_->origin.job_queued(id, received_unix_ns);
 }
 
 void Outbound::on_message(shard::ShardId, Message&& m) noexcept {
@@ -294,10 +307,14 @@ void Outbound::reload(SettingsPtr settings) {
   impl_->destinations.reload(impl_->context_of(std::move(settings)));
 }
 
-void Outbound::begin_stop() noexcept { impl_->destinations.begin_stop(); }
+void Outbound::begin_stop() noexcept {
+  impl_->origin.begin_stop();
+  impl_->destinations.begin_stop();
+}
 
 bool Outbound::drained() const noexcept {
-  return impl_->origin.pending_dsns() == 0 && impl_->destinations.drained();
+  return impl_->origin.pending_dsns() == 0 && !impl_->origin.reading() &&
+         impl_->destinations.drained();
 }
 
 void Outbound::shutdown() noexcept {
@@ -367,6 +384,12 @@ constexpr metrics::Family kStsLookups{
 constexpr metrics::Family kStsFetches{
     "salvo_mta_sts_fetches_total", metrics::Type::Counter,
     "MTA-STS policy fetches (HTTPS GET of mta-sts.<domain>) by result."};
+constexpr metrics::Family kJobWindow{
+    "salvo_job_window_recipients", metrics::Type::Gauge,
+    "Recipients of bulk jobs dispatched by their origin shard and not final yet (at most "
+    "[delivery] job_window per shard; the rest of each job waits in the spool)."};
+constexpr metrics::Family kJobsLive{"salvo_jobs_dispatching", metrics::Type::Gauge,
+                                    "Bulk jobs whose recipients are being dispatched."};
 constexpr metrics::Family kDnsQueries{"salvo_dns_queries_total", metrics::Type::Counter,
                                       "DNS queries sent."};
 
@@ -385,6 +408,8 @@ void Outbound::report(metrics::Snapshot& s) const {
           st.tls_outcomes[i]);
   }
   s.add(kReadErrors, {}, st.read_errors);
+  s.add(kJobWindow, {}, static_cast<std::uint64_t>(impl_->origin.jobs_in_flight()));
+  s.add(kJobsLive, {}, static_cast<std::uint64_t>(impl_->origin.live_jobs()));
   impl_->destinations.report(s);
   const dns::MxCacheStats mx = impl_->mx ? impl_->mx->stats() : dns::MxCacheStats{};
   s.add(kMxLookups, "result=\"hit\"", mx.hits);
@@ -411,7 +436,7 @@ std::size_t Outbound::bounce(std::string_view domain) noexcept {
   return impl_->destinations.bounce(domain);
 }
 std::size_t Outbound::bounce_message(std::uint64_t id) noexcept {
-  return impl_->destinations.bounce_message(id);
+  return impl_->destinations.bounce_message(id) + impl_->origin.cancel_job(id);
 }
 
 }  // namespace salvo::outbound

@@ -120,6 +120,15 @@ struct WriterStats {
   std::uint64_t reopened = 0;
 };
 
+// Told when a Writer has room again (Writer::wait_for_room).
+class RoomWaiter {
+ public:
+  virtual void on_room() noexcept = 0;
+
+ protected:
+  ~RoomWaiter() = default;
+};
+
 // Owner: one shard (all calls on its thread, on its engine). append() formats into a
 // buffer; writes go out on the engine (one in flight; the rest waits in a second
 // buffer). Accounting is a record, not the durability boundary: no fsync per line; a
@@ -139,6 +148,14 @@ class Writer {
   void append(const Event& ev);
   void flush() noexcept;        // start writing what is buffered now
   bool idle() const noexcept;   // nothing buffered, nothing in flight, no timer armed
+  // Producers that can wait (a job's read-back of its recipients) pace themselves so no
+  // line is dropped: has_room(bytes) says whether `bytes` more fit under the bound now;
+  // wait_for_room(w) calls w->on_room() once, from a write's completion, when the buffer
+  // has drained to half the bound (never from inside this call). A waiter must outlive
+  // its call or be cancelled (cancel_wait) first.
+  bool has_room(std::size_t bytes) const noexcept;
+  void wait_for_room(RoomWaiter* w) noexcept;
+  void cancel_wait(RoomWaiter* w) noexcept;
   const WriterStats& stats() const noexcept;
 
  private:

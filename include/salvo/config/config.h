@@ -175,6 +175,9 @@ struct Delivery {
   // A message arriving with this many Received: fields is refused (554 5.4.6 over SMTP; a
   // pickup file goes to failed/): it is looping (RFC 5321 §6.3).
   std::uint32_t max_hops = 100;
+  // Recipients of bulk jobs each shard keeps dispatched and not yet final; the rest of a
+  // job stays in the spool until places free (outbound::Origin).
+  std::uint32_t job_window = 20'000;
   // DSN From: header (the envelope sender is always <>). Default: MAILER-DAEMON@hostname.
   std::string dsn_from;
   // NOTIFY=DELAY threshold; 0 = never send delay DSNs.

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // JobSpooler: puts one bulk job (.json pickup file / HTTP inject) into the shard's spool:
 // template with a Received: line, recipient batches with back-pressure on the writer, the
-// commit record, then the "received" accounting lines and the hand-off to delivery, read
-// back from the spool (what was queued, not what was parsed). The caller parses; this only
+// commit record, then the "received" accounting lines, read back from the spool (what was
+// queued, not what was parsed), and the hand-off to delivery (spool::Dispatch::job_queued:
+// delivery reads the batches itself, a window at a time). The caller parses; this only
 // spools, so every way in queues a job the same way.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include <salvo/accounting/accounting.h>
 #include <salvo/base/clock.h>
 #include <salvo/base/result.h>
 #include <salvo/inbound/pickup_format.h>
@@ -27,9 +29,6 @@ class SpoolIndex;
 class Dispatch;
 }  // namespace salvo::spool
 
-namespace salvo::accounting {
-class Writer;
-}
 
 namespace salvo::inbound {
 
@@ -141,6 +140,8 @@ class JobSpooler {
   void on_batch(Status st) noexcept;
   void on_final(Status st) noexcept;
   bool start_replay() noexcept;
+  void on_room() noexcept;
+  void hand_to_delivery() noexcept;
   void next_replay() noexcept;
   void on_replay(Result<spool::RawRecord> rec) noexcept;
 
@@ -159,9 +160,16 @@ class JobSpooler {
   std::uint32_t outstanding_ = 0;  // batch commits not yet come back
   std::error_code batch_failed_;
   bool reading_ = false;
+  bool handed_ = false;  // job_queued() was called
+  bool waiting_room_ = false;  // the accounting writer is full: the next read waits
   BatchWaiter batch_waiter_;
   FinalWaiter final_waiter_;
   ReplayWaiter replay_waiter_;
+  struct RoomWaiter final : accounting::RoomWaiter {
+    JobSpooler* self = nullptr;
+    void on_room() noexcept override { self->on_room(); }
+  };
+  RoomWaiter room_waiter_;
   std::vector<spool::Location> replay_;
   std::size_t replay_next_ = 0;
   std::string replay_id_;

@@ -35,6 +35,9 @@ struct Enqueue {
   // The destination that queues it: "" = the domain itself; "mx:<suffix>" = an MX rollup
   // ([[shaping]] mx_suffix), forwarded there by the domain's shard once its MX is known.
   std::string key;
+  // salvoctl bounce --id of its job reached the origin before this recipient was
+  // dispatched: the destination fails it at once, as it fails what it had queued.
+  bool cancelled = false;
 };
 
 // What happened to one recipient in one attempt.

@@ -151,8 +151,22 @@ struct RecoveredRecipient {
   std::uint32_t attempts = 0;
   std::int64_t next_attempt_unix_ns = 0;
 };
+// A committed job the spool still owes recipients of: it is not expanded; its origin reads
+// its batches a window at a time (Origin), skipping the recipients already final. Only the
+// deferred ones carry their attempts here.
+struct RecoveredJob {
+  struct Deferred {
+    std::uint32_t recipient = 0;
+    std::uint32_t attempts = 0;
+    std::int64_t next_attempt_unix_ns = 0;
+  };
+  std::uint64_t id = 0;
+  std::int64_t received_unix_ns = 0;
+  std::vector<Deferred> deferred;
+};
 struct RecoveryPlan {
-  std::vector<RecoveredRecipient> recipients;
+  std::vector<RecoveredRecipient> recipients;  // of messages
+  std::vector<RecoveredJob> jobs;
   std::uint64_t unreadable = 0;  // records that could not be read back or decoded
 };
 // Reads the records of every recipient of `recovered` that is not final. Touches no shard
@@ -182,10 +196,12 @@ class Outbound final : public spool::Dispatch, public metrics::Source {
   // The same in steps, for a background recovery: routes part of a plan (any number of
   // calls), and reports its unreadable records once.
   void recover(std::span<const RecoveredRecipient> recipients) noexcept;
+  void recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept;
   void recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept;
 
   void queued(spool::MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
               std::span<const std::string_view> addresses) noexcept override;
+  void job_queued(spool::MessageId id, std::int64_t received_unix_ns) noexcept override;
   void on_message(shard::ShardId from, Message&& m) noexcept;
 
   // No new connections or transactions; connections QUIT once their transactions finish.
@@ -211,7 +227,8 @@ class Outbound final : public spool::Dispatch, public metrics::Source {
   std::size_t bounce(std::string_view domain) noexcept;
   // bounce --id: every recipient of the message (or job) queued on this shard's
   // destinations bounces now (5.0.0, with DSNs); returns how many. Recipients inside a
-  // transaction at that moment finish it.
+  // transaction at that moment finish it. A job this shard spooled also has its recipients
+  // not dispatched yet bounce as its window reaches them (counted in the return).
   std::size_t bounce_message(std::uint64_t id) noexcept;
 
   // Hot reload (SIGHUP, salvoctl reload): shaping, routes, DKIM keys, egress pools, the

@@ -19,6 +19,10 @@ class Dispatch {
   // received_unix_ns, are committed and due now. The views are read during the call only.
   virtual void queued(MessageId id, std::int64_t received_unix_ns, std::uint32_t first,
                       std::span<const std::string_view> addresses) noexcept = 0;
+  // Bulk job `id`, received at received_unix_ns, is committed: delivery reads its recipient
+  // batches from the spool itself, a bounded window at a time (it never takes the whole job
+  // into memory).
+  virtual void job_queued(MessageId id, std::int64_t received_unix_ns) noexcept = 0;
 
  protected:
   ~Dispatch() = default;

@@ -280,6 +280,44 @@ TEST_F(WriterFake, SlowWriteBoundsMemoryAndDropsNewLines) {
   EXPECT_TRUE(w.idle());
 }
 
+// A producer that can wait (a job's read-back) stops before the bound and is told, from a
+// write's completion, once there is room: nothing is dropped.
+TEST_F(WriterFake, ARoomWaiterIsToldFromACompletionAndNothingIsDropped) {
+  FakeEngine eng(clock_, FakeMode::Manual);
+  constexpr std::size_t kBuf = 512;
+  Writer w(eng, clock_, *files_, {.buffer_bytes = kBuf, .flush_interval = 100ms});
+  struct Told final : RoomWaiter {
+    void on_room() noexcept override { ++n; }
+    int n = 0;
+  } told;
+  int appended = 0;
+  while (w.has_room(2048) && appended < 1000) {
+    append(w, 1);
+    ++appended;
+  }
+  ASSERT_FALSE(w.has_room(2048));
+  ASSERT_GT(appended, 50);  // 64 x 512 bytes of ~400-byte lines, the first write hanging
+  w.wait_for_room(&told);
+  EXPECT_EQ(told.n, 0);  // never from inside the call
+  eng.run_once(0ms);
+  EXPECT_EQ(told.n, 0);  // the write still hangs
+  std::string all;
+  for (int guard = 0; guard < 100 && told.n == 0; ++guard) {
+    if (eng.pending_count(OpKind::Write) > 0) all += complete_write(eng);
+    eng.run_once(0ms);
+  }
+  EXPECT_EQ(told.n, 1);
+  EXPECT_TRUE(w.has_room(2048));
+  for (int guard = 0; guard < 100 && !w.idle(); ++guard) {
+    if (eng.pending_count(OpKind::Write) > 0) all += complete_write(eng);
+    w.flush();
+    eng.run_once(0ms);
+  }
+  EXPECT_EQ(told.n, 1);  // once
+  EXPECT_EQ(w.stats().dropped, 0u);
+  EXPECT_EQ(ids_of(all).size(), static_cast<std::size_t>(appended));
+}
+
 TEST_F(WriterFake, ReopensAfterRotation) {
   FakeEngine eng(clock_);
   Writer w(eng, clock_, *files_, {.buffer_bytes = 1 << 20, .flush_interval = 100ms});

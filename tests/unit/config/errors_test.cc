@@ -146,6 +146,8 @@ constexpr BadCase kBadCases[] = {
     {"zero not allowed", "[[shaping]]\ndomain = \"a.com\"\nmax_messages_per_connection = 0\n",
      "config: shaping[0].max_messages_per_connection: must be between 1 and 1000000, got 0 "
      "(line 3)"},
+    {"job window", "[delivery]\njob_window = 0\n",
+     "config: delivery.job_window: must be between 1 and 10000000, got 0 (line 2)"},
     {"port", "[delivery]\nsmtp_port = 65536\n",
      "config: delivery.smtp_port: must be between 1 and 65535, got 65536 (line 2)"},
     {"tls enum", "[[shaping]]\ndomain = \"a.com\"\ntls = \"yes\"\n",

@@ -128,6 +128,7 @@ TEST(Load, Defaults) {
   EXPECT_EQ(c->delivery.smtp_port, 25);
   EXPECT_EQ(c->delivery.retry_schedule.size(), 6u);
   EXPECT_EQ(c->delivery.expiry, 96h);
+  EXPECT_EQ(c->delivery.job_window, 20'000u);
   // RFC 5321 §4.5.3.2 minimums.
   EXPECT_EQ(c->delivery.greeting_timeout, 5min);
   EXPECT_EQ(c->delivery.mail_timeout, 5min);
@@ -223,6 +224,7 @@ retry_schedule = ["1s", "30s", "4d"]
 expiry = "1h"
 delay_dsn_after = "0s"
 dsn_from = "postmaster@bounces.example.com"
+job_window = 50
 
 [[delivery.bounce_rules]]
 pattern = "mailbox (is )?full"
@@ -236,6 +238,7 @@ category = "quota"
   EXPECT_EQ(c->delivery.expiry, 1h);
   EXPECT_EQ(c->delivery.delay_dsn_after, Duration(0));
   EXPECT_EQ(c->delivery.dsn_from, "postmaster@bounces.example.com");
+  EXPECT_EQ(c->delivery.job_window, 50u);
   ASSERT_EQ(c->delivery.bounce_rules.size(), 1u);
   EXPECT_EQ(c->delivery.bounce_rules[0].category, "quota");
   const auto* hops = c->find_route("example.com");

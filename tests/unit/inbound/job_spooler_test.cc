@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // JobSpooler on real spool files with the io_uring engine: a job in several batches is
-// committed, then handed to delivery batch by batch from the spool; an abandoned job never
-// commits and never reaches delivery.
+// committed, then handed to delivery once (delivery reads its batches itself); an abandoned
+// job never commits and never reaches delivery.
 #include <salvo/inbound/job_spooler.h>
 
 #include <chrono>
@@ -32,6 +32,10 @@ struct RecordingDispatch final : spool::Dispatch {
     firsts.push_back(first);
     for (auto a : addresses) rcpts.emplace_back(a);
   }
+  void job_queued(spool::MessageId id, std::int64_t received) noexcept override {
+    jobs.emplace_back(id, received);
+  }
+  std::vector<std::pair<spool::MessageId, std::int64_t>> jobs;
   spool::MessageId last_id{};
   std::vector<std::uint32_t> firsts;
   std::vector<std::string> rcpts;
@@ -54,24 +58,18 @@ class JobSpoolerTest : public ::testing::Test {
     engine_ = spool::test::make_uring();
     if (!engine_) GTEST_SKIP() << "io_uring unavailable";
     dir_ = tmp_.sub("shard-0");
-    auto r = spool::recover(dir_, 0);
-    ASSERT_TRUE(r) << r.error().message();
-    rec_ = std::make_unique<spool::RecoveryResult>(std::move(*r));
-    spool::WriterOptions o;
-    o.dir = dir_;
-    o.segment_size = 1u << 20;
-    writer_ = std::make_unique<spool::SpoolWriter>(*engine_, clock_, o, rec_->index,
-                                                   rec_->next_segment, rec_->next_id);
-    reader_ = std::make_unique<spool::SpoolReader>(*engine_, dir_);
+    spool_ = spool::test::open_spool(*engine_, clock_, dir_);
+    ASSERT_TRUE(spool_.rec);
   }
   void TearDown() override {
     spooler_.reset();
-    reader_.reset();
-    writer_.reset();
+    spool_.reader.reset();
+    spool_.writer.reset();
     for (int i = 0; engine_ && i < 5; ++i) engine_->run_once(std::chrono::milliseconds(1));
   }
   void make(std::uint32_t batch) {
-    JobSpooler::Services svc{clock_, *writer_, rec_->index, *reader_, nullptr, &dispatch_};
+    JobSpooler::Services svc{clock_,         *spool_.writer, spool_.rec->index,
+                             *spool_.reader, nullptr,        &dispatch_};
     JobSpooler::Origin origin{spool::Source::Http, "http", "mx.test", batch};
     spooler_ = std::make_unique<JobSpooler>(svc, origin, owner_, "http test");
   }
@@ -86,7 +84,7 @@ class JobSpoolerTest : public ::testing::Test {
   void feed(std::uint32_t n) {
     for (std::uint32_t i = 0; i < n; ++i) {
       if (!spooler_->wants_more()) {
-        writer_->flush();
+        spool_.writer->flush();
         ASSERT_TRUE(run_until(*engine_, [&] { return spooler_->wants_more(); }));
       }
       JobRecipientData r;
@@ -100,15 +98,13 @@ class JobSpoolerTest : public ::testing::Test {
   std::string dir_;
   SystemClock clock_;
   std::unique_ptr<io::Engine> engine_;
-  std::unique_ptr<spool::RecoveryResult> rec_;
-  std::unique_ptr<spool::SpoolWriter> writer_;
-  std::unique_ptr<spool::SpoolReader> reader_;
+  spool::test::OpenSpool spool_;
   RecordingDispatch dispatch_;
   RecordingOwner owner_;
   std::unique_ptr<JobSpooler> spooler_;
 };
 
-TEST_F(JobSpoolerTest, CommittedJobIsDispatchedBatchByBatchFromTheSpool) {
+TEST_F(JobSpoolerTest, CommittedJobIsHandedToDeliveryOnceWithItsBatchesIndexed) {
   make(1000);
   JobHeader h = header();
   ASSERT_TRUE(spooler_->begin(h));
@@ -116,19 +112,27 @@ TEST_F(JobSpoolerTest, CommittedJobIsDispatchedBatchByBatchFromTheSpool) {
   feed(2500);
   ASSERT_TRUE(spooler_->finish(nullptr));
   EXPECT_FALSE(spooler_->idle());
-  writer_->flush();
+  spool_.writer->flush();
   ASSERT_TRUE(run_until(*engine_, [&] { return owner_.committed == 1 && spooler_->idle(); }));
   EXPECT_TRUE(owner_.ok);
   EXPECT_EQ(spooler_->recipients(), 2500u);
-  EXPECT_EQ(dispatch_.last_id, spooler_->id());
-  EXPECT_EQ(dispatch_.firsts, (std::vector<std::uint32_t>{0, 1000, 2000}));
-  ASSERT_EQ(dispatch_.rcpts.size(), 2500u);
-  EXPECT_EQ(dispatch_.rcpts.front(), "r0@example.com");
-  EXPECT_EQ(dispatch_.rcpts.back(), "r2499@example.com");
-  // The template says where the job came from.
-  const spool::SpoolIndex::Entry* e = rec_->index.find(spooler_->id());
+  // Not one recipient expanded: delivery gets the job and reads the batches itself.
+  EXPECT_TRUE(dispatch_.rcpts.empty());
+  ASSERT_EQ(dispatch_.jobs.size(), 1u);
+  EXPECT_EQ(dispatch_.jobs[0].first, spooler_->id());
+  EXPECT_EQ(dispatch_.jobs[0].second, spooler_->received_unix_ns());
+  const spool::SpoolIndex::Entry* e = spool_.rec->index.find(spooler_->id());
   ASSERT_NE(e, nullptr);
   EXPECT_TRUE(e->committed);
+  std::vector<std::uint32_t> firsts;
+  for (const auto& b : e->batches) firsts.push_back(b.first);
+  EXPECT_EQ(firsts, (std::vector<std::uint32_t>{0, 1000, 2000}));
+  auto last = spool::read_record(dir_, e->batches.back().loc);
+  ASSERT_TRUE(last);
+  auto lb = spool::decode_job_recipients(last->raw.payload);
+  ASSERT_TRUE(lb);
+  EXPECT_EQ(lb->recipients.back().address, "r2499@example.com");
+  // The template says where the job came from.
   auto bytes = spool::read_record(dir_, e->loc);
   ASSERT_TRUE(bytes);
   auto t = spool::decode_job_template(bytes->raw.payload);
@@ -145,10 +149,11 @@ TEST_F(JobSpoolerTest, AbandonedJobNeverCommitsNorDispatches) {
   ASSERT_TRUE(spooler_->begin(h));
   feed(25);
   spooler_->abandon();
-  writer_->flush();
+  spool_.writer->flush();
   ASSERT_TRUE(run_until(*engine_, [&] { return spooler_->idle(); }));
   EXPECT_EQ(owner_.committed, 0);
   EXPECT_TRUE(dispatch_.rcpts.empty());
+  EXPECT_TRUE(dispatch_.jobs.empty());
 }
 
 }  // namespace

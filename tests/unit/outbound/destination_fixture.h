@@ -348,7 +348,9 @@ class DestinationTest : public ::testing::Test {
 
   // A message of `rcpts` recipients at `domain` on origin shard 0, queued now (or received
   // `age` ago); returns its id.
-  std::uint64_t message(const std::string& domain, int rcpts = 1, Duration age = 0s) {
+  // cancelled: as the origin dispatches a job's recipients after salvoctl bounce --id.
+  std::uint64_t message(const std::string& domain, int rcpts = 1, Duration age = 0s,
+                        bool cancelled = false) {
     const std::uint64_t id = next_id_++;
     std::vector<std::string> addrs;
     for (int i = 0; i < rcpts; ++i) addrs.push_back(fmt::format("u{}@{}", i, domain));
@@ -370,6 +372,7 @@ class DestinationTest : public ::testing::Test {
       e.record = loc;
       e.received_unix_ns = m.received_unix_ns;
       e.domain = domain;
+      e.cancelled = cancelled;
       side_->accept(std::move(e));
     }
     locations_[id] = loc;

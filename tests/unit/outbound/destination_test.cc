@@ -591,6 +591,18 @@ TEST_F(DestinationTest, BounceOfOneMessageLeavesTheOthersQueued) {
   EXPECT_EQ(dest("a.test").info().ready, 1u);
 }
 
+TEST_F(DestinationTest, RecipientsThatArriveCancelledFailAtOnceEvenWhenHeld) {
+  start("[[shaping]]\ndomain = \"a.test\"\nmax_connections = 0\n");
+  const auto a = message("a.test", 2, 0s, true);
+  const auto b = message("a.test");
+  tick_for(20ms);
+  EXPECT_EQ(states_of(a),
+            (std::vector{spool::RecipientState::Bounced, spool::RecipientState::Bounced}));
+  EXPECT_EQ(env_.events.back().response, "delivery cancelled by the operator");
+  EXPECT_TRUE(states_of(b).empty());
+  EXPECT_EQ(dest("a.test").info().ready, 1u);
+}
+
 // --- forgetting idle destinations ---------------------------------------------------------
 
 TEST_F(DestinationTest, AnIdleDestinationIsForgottenAfterTenMinutesAndMadeAgainByNewMail) {

@@ -17,7 +17,10 @@
 #include <gtest/gtest.h>
 
 #include <salvo/io/engine.h>
+#include <salvo/base/clock.h>
 #include <salvo/spool/records.h>
+#include <salvo/spool/recovery.h>
+#include <salvo/spool/spool_reader.h>
 #include <salvo/spool/spool_writer.h>
 
 namespace salvo::spool::test {
@@ -58,6 +61,29 @@ class Waiter final : public CommitWaiter {
   std::vector<std::error_code> errors;
   std::function<void(const Status&)> hook;
 };
+
+// A shard's spool on real files, opened as salvod opens it: recovered, then a writer
+// (1 MiB segments) and a reader on `engine`. Empty (a failed expectation) when the
+// recovery fails.
+struct OpenSpool {
+  std::unique_ptr<RecoveryResult> rec;
+  std::unique_ptr<SpoolWriter> writer;
+  std::unique_ptr<SpoolReader> reader;
+};
+inline OpenSpool open_spool(io::Engine& engine, const Clock& clock, const std::string& dir) {
+  OpenSpool s;
+  auto r = recover(dir, 0);
+  EXPECT_TRUE(r) << r.error().message();
+  if (!r) return s;
+  s.rec = std::make_unique<RecoveryResult>(std::move(*r));
+  WriterOptions o;
+  o.dir = dir;
+  o.segment_size = 1u << 20;
+  s.writer = std::make_unique<SpoolWriter>(engine, clock, o, s.rec->index, s.rec->next_segment,
+                                           s.rec->next_id);
+  s.reader = std::make_unique<SpoolReader>(engine, dir);
+  return s;
+}
 
 // Owns the strings a MessageRecord views.
 struct MessageFixture {
