@@ -162,8 +162,8 @@ void JobSpooler::on_final(Status st) noexcept {
 // told the owner about the commit.
 bool JobSpooler::start_replay() noexcept {
   if (svc_.accounting == nullptr && svc_.dispatch == nullptr) return false;
-  const spool::SpoolIndex::Entry* e = svc_.index.find(job_id_);
-  if (e == nullptr || e->batches.empty()) return false;
+  const auto e = svc_.index.find(job_id_);
+  if (!e || e->batches.empty()) return false;
   replay_.clear();
   for (const auto& b : e->batches) replay_.push_back(b.loc);
   replay_next_ = 0;

@@ -126,8 +126,8 @@ TEST_F(JobSpoolerTest, CommittedJobIsDispatchedBatchByBatchFromTheSpool) {
   EXPECT_EQ(dispatch_.rcpts.front(), "r0@example.com");
   EXPECT_EQ(dispatch_.rcpts.back(), "r2499@example.com");
   // The template says where the job came from.
-  const spool::SpoolIndex::Entry* e = rec_->index.find(spooler_->id());
-  ASSERT_NE(e, nullptr);
+  const auto e = rec_->index.find(spooler_->id());
+  ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->committed);
   auto bytes = spool::read_record(dir_, e->loc);
   ASSERT_TRUE(bytes);
