@@ -62,8 +62,8 @@ std::optional<MsgInfo> Backlog::info(std::uint64_t message, std::uint32_t recipi
 
 std::optional<MsgInfo> Backlog::peek() noexcept {
   for (;;) {
-    const queue::QueuedRecipient* head = queue_.peek_ready();
-    if (head == nullptr) return std::nullopt;
+    const std::optional<queue::QueuedRecipient> head = queue_.peek_ready();
+    if (!head) return std::nullopt;
     if (auto it = msgs_.find(head->message); it != msgs_.end()) {
       return expand(head->message, it->second);
     }

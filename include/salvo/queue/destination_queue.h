@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // DestinationQueue: the recipients waiting for one destination on its owner shard: a FIFO
 // of recipients due now and a min-heap of deferred ones keyed by their next attempt time.
-// Entries are small (24 bytes): the message stays in the spool. Transactions take up to N
+// Entries are small (24 bytes in either): the message stays in the spool. Transactions take up to N
 // due recipients of the same message together (one MAIL, many RCPT). Pure: time is passed
 // in. Owner: the destination's shard.
 #pragma once
@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <queue>
 #include <vector>
 
@@ -40,8 +41,8 @@ class DestinationQueue {
   // Takes the oldest ready recipient and up to max_recipients - 1 more ready recipients of
   // the same message (a transaction's RCPT list). Empty when nothing is ready.
   std::vector<QueuedRecipient> take_transaction(std::size_t max_recipients);
-  // The recipient take_transaction would start with, or null when nothing is ready.
-  const QueuedRecipient* peek_ready() noexcept;
+  // The recipient take_transaction would start with, or nullopt when nothing is ready.
+  std::optional<QueuedRecipient> peek_ready() noexcept;
   // Flush (salvoctl flush): every deferred recipient becomes ready now.
   std::size_t flush_deferred();
   // Removes every queued recipient (ready or deferred) of `message` and returns them
@@ -59,10 +60,17 @@ class DestinationQueue {
       return a.next_attempt > b.next_attempt;
     }
   };
+  // A ready recipient in 24 bytes (a QueuedRecipient and a flag would take 32).
   struct Slot {
-    QueuedRecipient r;
-    bool taken = false;  // taken out of order by take_transaction
+    explicit Slot(const QueuedRecipient& q) noexcept;
+    QueuedRecipient get() const noexcept;
+    std::uint64_t message = 0;
+    std::int64_t next_attempt_ns = 0;  // kept: flush_deferred() makes future ones ready
+    std::uint32_t recipient = 0;
+    std::uint32_t attempts : 31 = 0;  // saturates (an attempt takes minutes)
+    std::uint32_t taken : 1 = 0;      // taken out of order by take_transaction
   };
+  static_assert(sizeof(Slot) == 24);
   void compact_front() noexcept;
 
   std::deque<Slot> ready_;
