@@ -96,43 +96,38 @@ void Backlog::release(std::uint64_t message) {
 std::vector<Enqueue> Backlog::drain_to(std::string_view domain, std::string_view key,
                                        WallTime now) {
   std::vector<Enqueue> out;
-  queue_.flush_deferred();
-  for (;;) {
-    auto batch = queue_.take_transaction(1000);
-    if (batch.empty()) break;
-    for (const auto& q : batch) {
-      const std::optional<MsgInfo> m = info(q.message, q.recipient);
-      if (!m) {
-        SALVO_BUG("outbound: a queued recipient without its message info");
-        continue;  // it stays in the spool: the next start routes it
-      }
-      Enqueue e;
-      e.origin = m->origin;
-      e.message = q.message;
-      e.recipient = q.recipient;
-      e.is_job = m->is_job;
-      e.received_unix_ns = m->received_unix_ns;
-      e.attempts = q.attempts;
-      if (q.attempts != 0 && q.next_attempt > now) e.next_attempt_unix_ns = to_ns(q.next_attempt);
-      bool located = true;
-      if (m->is_job) {
-        e.job_template = m->job_template;
-        located = !m->batches.empty();
-        if (located) {
-          e.record = m->batches.begin()->second;
-          e.index_in_record = q.recipient - m->batches.begin()->first;
-        } else {
-          SALVO_BUG("outbound: a job recipient without its batch");
-        }
-      } else {
-        e.record = m->record;
-        e.index_in_record = q.recipient;
-      }
-      e.domain = std::string(domain);
-      e.key = std::string(key);
-      release(q.message);
-      if (located) out.push_back(std::move(e));
+  for (const queue::QueuedRecipient& q : queue_.take_all()) {
+    const std::optional<MsgInfo> m = info(q.message, q.recipient);
+    if (!m) {
+      SALVO_BUG("outbound: a queued recipient without its message info");
+      continue;  // it stays in the spool: the next start routes it
     }
+    Enqueue e;
+    e.origin = m->origin;
+    e.message = q.message;
+    e.recipient = q.recipient;
+    e.is_job = m->is_job;
+    e.received_unix_ns = m->received_unix_ns;
+    e.attempts = q.attempts;
+    if (q.attempts != 0 && q.next_attempt > now) e.next_attempt_unix_ns = to_ns(q.next_attempt);
+    bool located = true;
+    if (m->is_job) {
+      e.job_template = m->job_template;
+      located = !m->batches.empty();
+      if (located) {
+        e.record = m->batches.begin()->second;
+        e.index_in_record = q.recipient - m->batches.begin()->first;
+      } else {
+        SALVO_BUG("outbound: a job recipient without its batch");
+      }
+    } else {
+      e.record = m->record;
+      e.index_in_record = q.recipient;
+    }
+    e.domain = std::string(domain);
+    e.key = std::string(key);
+    release(q.message);
+    if (located) out.push_back(std::move(e));
   }
   return out;
 }

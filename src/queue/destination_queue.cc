@@ -16,9 +16,6 @@ constexpr std::size_t kBatchWindow = 1024;
 
 DestinationQueue::Slot::Slot(const QueuedRecipient& q) noexcept
     : message(q.message),
-      next_attempt_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          q.next_attempt.time_since_epoch())
-                          .count()),
       recipient(q.recipient),
       attempts(std::min<std::uint32_t>(q.attempts, (1u << 31) - 1)) {}
 
@@ -27,8 +24,6 @@ QueuedRecipient DestinationQueue::Slot::get() const noexcept {
   q.message = message;
   q.recipient = recipient;
   q.attempts = attempts;
-  q.next_attempt = WallTime(std::chrono::duration_cast<WallTime::duration>(
-      std::chrono::nanoseconds(next_attempt_ns)));
   return q;
 }
 
@@ -115,6 +110,21 @@ std::size_t DestinationQueue::flush_deferred() {
     ++n;
   }
   return n;
+}
+
+std::vector<QueuedRecipient> DestinationQueue::take_all() {
+  std::vector<QueuedRecipient> out;
+  out.reserve(size());
+  for (const Slot& s : ready_) {
+    if (!s.taken) out.push_back(s.get());
+  }
+  ready_.clear();
+  ready_count_ = 0;
+  while (!deferred_.empty()) {
+    out.push_back(deferred_.top());
+    deferred_.pop();
+  }
+  return out;
 }
 
 }  // namespace salvo::queue
