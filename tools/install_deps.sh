@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config python3 openssl dpkg-dev
   liburing-dev libwolfssl-dev libssl-dev libldns-dev libidn2-dev libcrypt-dev libmimalloc-dev
+  libabsl-dev
   libtomlplusplus-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-16 libclang-rt-16-dev

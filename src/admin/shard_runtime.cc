@@ -370,10 +370,10 @@ void ShardRuntime::act(const ShardRequest& r, ShardAnswer& a) {
             a.touched = 1;
           },
           [&](const request::Trace& t) {
-            if (const auto* e = recovered_.index.find(spool::MessageId(t.id))) {
+            if (const auto e = recovered_.index.find(spool::MessageId(t.id))) {
               a.trace_found = true;
               a.trace_is_job = e->is_job;
-              a.trace_states = e->state;
+              a.trace_states.assign(e->state.begin(), e->state.end());
             }
           },
       },

@@ -175,8 +175,8 @@ void JobSpooler::hand_to_delivery() noexcept {
 // has told the owner about the commit.
 bool JobSpooler::start_replay() noexcept {
   if (svc_.accounting == nullptr) return false;
-  const spool::SpoolIndex::Entry* e = svc_.index.find(job_id_);
-  if (e == nullptr || e->batches.empty()) return false;
+  const auto e = svc_.index.find(job_id_);
+  if (!e || e->batches.empty()) return false;
   replay_.clear();
   for (const auto& b : e->batches) replay_.push_back(b.loc);
   replay_next_ = 0;

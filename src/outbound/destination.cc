@@ -170,8 +170,8 @@ bool Destination::pump_stopped() noexcept {
   if (!shaper_.sending_stopped()) return false;
   // Held or paused: queued, not sent; but what passes its expiry still bounces.
   while (slots_ < kMaxLocalSlots) {
-    const MsgInfo* m = backlog_.peek();
-    if (m == nullptr || !side_.policy().expired(from_ns(m->received_unix_ns), wall())) break;
+    const std::optional<MsgInfo> m = backlog_.peek();
+    if (!m || !side_.policy().expired(from_ns(m->received_unix_ns), wall())) break;
     LocalFailure f;
     f.reply = queue::DeliveryPolicy::expired_reply(shaper_.held());
     start_slot(nullptr, std::move(f), false);
@@ -267,7 +267,7 @@ Slot* Destination::take(Channel* c) noexcept {
 
 Slot* Destination::start_slot(Channel* c, std::optional<LocalFailure> local,
                               bool spend_rate) noexcept {
-  if (backlog_.peek() == nullptr) return nullptr;
+  if (!backlog_.peek()) return nullptr;
   if (spend_rate && !shaper_.try_message(now())) return nullptr;  // the tick retries
   Batch b = backlog_.take(side_.config().delivery.max_recipients);
   if (b.rcpts.empty()) return nullptr;
@@ -317,8 +317,8 @@ void Destination::fail_cancelled() noexcept {
   while (!cancelled_.empty() && slots_ < kMaxLocalSlots) {
     Batch b;
     const std::uint64_t message = cancelled_.front().message;
-    const MsgInfo* m = backlog_.info(message);
-    if (m == nullptr) {
+    std::optional<MsgInfo> m = backlog_.info(message, cancelled_.front().recipient);
+    if (!m) {
       SALVO_BUG("outbound: a cancelled recipient without its message info");
       cancelled_.pop_front();
       continue;
@@ -328,12 +328,7 @@ void Destination::fail_cancelled() noexcept {
       b.rcpts.push_back(cancelled_.front());
       cancelled_.pop_front();
     }
-    b.info = *m;
-    if (m->is_job) {
-      auto it = m->batches.upper_bound(b.rcpts.front().recipient);
-      b.info.batches.clear();
-      if (it != m->batches.begin()) b.info.batches.emplace(*std::prev(it));
-    }
+    b.info = std::move(*m);
     make_slot(nullptr, cancelled_by_operator(), std::move(b));
   }
 }

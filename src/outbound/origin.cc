@@ -246,8 +246,10 @@ void Origin::pump_jobs() noexcept {
 // batch, starts reading the next one, or finds the job at its end (false).
 bool Origin::step(JobCursor& c) noexcept {
   if (c.reading || c.done) return false;
-  const spool::SpoolIndex::Entry* e = d_.index->find(spool::MessageId(c.id));
-  if (e == nullptr) {  // every recipient is final: the index let the job go
+  // A view into the index: nothing below changes the index (states are applied when their
+  // commit completes, never inside a dispatch).
+  const auto e = d_.index->find(spool::MessageId(c.id));
+  if (!e) {  // every recipient is final: the index let the job go
     c.done = true;
     c.domains = {};
     return false;
@@ -331,8 +333,8 @@ std::size_t Origin::cancel_job(std::uint64_t id) noexcept {
   if (it == jobs_.end()) return 0;
   JobCursor& c = *it->second;
   c.cancelled = true;
-  const spool::SpoolIndex::Entry* e = d_.index->find(spool::MessageId(id));
-  if (e == nullptr || c.done) return 0;
+  const auto e = d_.index->find(spool::MessageId(id));
+  if (!e || c.done) return 0;
   std::size_t n = 0;
   for (std::size_t r = c.next_recipient; r < e->state.size(); ++r) {
     n += spool::is_final(static_cast<spool::RecipientState>(e->state[r])) ? 0 : 1;
@@ -370,8 +372,8 @@ RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::st
   DeferredMap deferred;
   std::unordered_map<std::uint64_t, std::vector<RecoveredJob::Deferred>> job_deferred;
   for (const auto& p : recovered.deferred) {
-    const spool::SpoolIndex::Entry* e = recovered.index.find(p.message);
-    if (e != nullptr && e->is_job) {
+    const auto e = recovered.index.find(p.message);
+    if (e && e->is_job) {
       job_deferred[p.message.value()].push_back(
           {p.recipient.value(), p.attempts, p.next_attempt_unix_ns});
     } else {

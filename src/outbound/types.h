@@ -19,7 +19,8 @@
 
 namespace salvo::outbound {
 
-// Where one message's records are (per destination, shared by its queued recipients).
+// Where one message's records are, for one transaction (a job: with the batch of its
+// recipient). The backlog keeps a compact form per message and builds this (backlog.h).
 struct MsgInfo {
   std::uint32_t origin = 0;
   bool is_job = false;

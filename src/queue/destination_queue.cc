@@ -14,8 +14,21 @@ namespace {
 constexpr std::size_t kBatchWindow = 1024;
 }  // namespace
 
+DestinationQueue::Slot::Slot(const QueuedRecipient& q) noexcept
+    : message(q.message),
+      recipient(q.recipient),
+      attempts(std::min<std::uint32_t>(q.attempts, (1u << 31) - 1)) {}
+
+QueuedRecipient DestinationQueue::Slot::get() const noexcept {
+  QueuedRecipient q;
+  q.message = message;
+  q.recipient = recipient;
+  q.attempts = attempts;
+  return q;
+}
+
 void DestinationQueue::push_ready(QueuedRecipient r) {
-  ready_.push_back({r, false});
+  ready_.emplace_back(r);
   ++ready_count_;
 }
 
@@ -39,9 +52,10 @@ void DestinationQueue::compact_front() noexcept {
   while (!ready_.empty() && ready_.front().taken) ready_.pop_front();
 }
 
-const QueuedRecipient* DestinationQueue::peek_ready() noexcept {
+std::optional<QueuedRecipient> DestinationQueue::peek_ready() noexcept {
   compact_front();
-  return ready_.empty() ? nullptr : &ready_.front().r;
+  if (ready_.empty()) return std::nullopt;
+  return ready_.front().get();
 }
 
 std::vector<QueuedRecipient> DestinationQueue::take_transaction(std::size_t max_recipients) {
@@ -49,15 +63,15 @@ std::vector<QueuedRecipient> DestinationQueue::take_transaction(std::size_t max_
   compact_front();
   if (ready_.empty() || max_recipients == 0) return out;
   Slot& head = ready_.front();
-  out.push_back(head.r);
+  out.push_back(head.get());
   head.taken = true;
   --ready_count_;
-  const std::uint64_t message = head.r.message;
+  const std::uint64_t message = head.message;
   std::size_t limit = std::min(ready_.size(), kBatchWindow);
   for (std::size_t i = 1; i < limit && out.size() < max_recipients; ++i) {
     Slot& s = ready_[i];
-    if (s.taken || s.r.message != message) continue;
-    out.push_back(s.r);
+    if (s.taken || s.message != message) continue;
+    out.push_back(s.get());
     s.taken = true;
     --ready_count_;
   }
@@ -68,8 +82,8 @@ std::vector<QueuedRecipient> DestinationQueue::take_transaction(std::size_t max_
 std::vector<QueuedRecipient> DestinationQueue::extract(std::uint64_t message) {
   std::vector<QueuedRecipient> out;
   for (Slot& s : ready_) {
-    if (s.taken || s.r.message != message) continue;
-    out.push_back(s.r);
+    if (s.taken || s.message != message) continue;
+    out.push_back(s.get());
     s.taken = true;
     --ready_count_;
   }
@@ -96,6 +110,21 @@ std::size_t DestinationQueue::flush_deferred() {
     ++n;
   }
   return n;
+}
+
+std::vector<QueuedRecipient> DestinationQueue::take_all() {
+  std::vector<QueuedRecipient> out;
+  out.reserve(size());
+  for (const Slot& s : ready_) {
+    if (!s.taken) out.push_back(s.get());
+  }
+  ready_.clear();
+  ready_count_ = 0;
+  while (!deferred_.empty()) {
+    out.push_back(deferred_.top());
+    deferred_.pop();
+  }
+  return out;
 }
 
 }  // namespace salvo::queue

@@ -73,7 +73,7 @@ void apply_record(const RawRecord& rec, SegmentSeq seq, ScanState& st) {
       if (!s) break;
       for (const StateUpdate& u : s->updates) {
         if (!index.apply(u, seq)) {
-          if (index.find(u.message) == nullptr) ++rep.orphan_states;
+          if (!index.contains(u.message)) ++rep.orphan_states;
           continue;
         }
         if (u.state == RecipientState::Deferred && st.deferred != nullptr) {

@@ -26,39 +26,102 @@ void SpoolIndex::change_pins(SegmentSeq seq, std::int64_t delta) {
   s.pins = static_cast<std::uint64_t>(static_cast<std::int64_t>(s.pins) + delta);
 }
 
+namespace {
+
+constexpr auto kPending = static_cast<std::uint8_t>(RecipientState::Pending);
+
+bool final_state(std::uint8_t s) { return is_final(static_cast<RecipientState>(s)); }
+
+}  // namespace
+
+std::span<const std::uint8_t> SpoolIndex::states(std::uint64_t id, const Slot& s) const {
+  if (s.count != kWide) return std::span(s.states.data(), s.count);
+  if ((s.flags & kJob) != 0) return jobs_.find(id)->second.states;
+  const Wide& w = wide_.find(id)->second;
+  return std::span(w.states.get(), w.size);
+}
+
+std::span<std::uint8_t> SpoolIndex::states(std::uint64_t id, Slot& s) {
+  if (s.count != kWide) return std::span(s.states.data(), s.count);
+  if ((s.flags & kJob) != 0) return jobs_.find(id)->second.states;
+  Wide& w = wide_.find(id)->second;
+  return std::span(w.states.get(), w.size);
+}
+
+std::uint32_t* SpoolIndex::live_counter(std::uint64_t id, const Slot& s) {
+  if (s.count != kWide) return nullptr;
+  if ((s.flags & kJob) != 0) return &jobs_.find(id)->second.live;
+  return &wide_.find(id)->second.live;
+}
+
+std::uint32_t SpoolIndex::live(std::uint64_t id, const Slot& s) const {
+  if (s.count == kWide) {
+    return (s.flags & kJob) != 0 ? jobs_.find(id)->second.live : wide_.find(id)->second.live;
+  }
+  return static_cast<std::uint32_t>(
+      std::count_if(s.states.begin(), s.states.begin() + s.count,
+                    [](std::uint8_t st) { return !final_state(st); }));
+}
+
+SpoolIndex::Entry SpoolIndex::view(std::uint64_t id, const Slot& s) const {
+  Entry e;
+  e.loc = s.loc.unpack();
+  e.is_job = (s.flags & kJob) != 0;
+  e.committed = (s.flags & kCommitted) != 0;
+  e.state = states(id, s);
+  e.live = live(id, s);
+  if (e.is_job) {
+    const Job& j = jobs_.find(id)->second;
+    e.commit_loc = j.commit_loc;
+    e.batches = j.batches;
+  }
+  return e;
+}
+
 void SpoolIndex::add_message(MessageId id, Location loc, std::uint32_t recipients) {
   if (recipients == 0 || messages_.contains(id.value())) return;
-  Entry e;
-  e.loc = loc;
-  e.live = recipients;
-  e.committed = true;
-  e.state.assign(recipients, static_cast<std::uint8_t>(RecipientState::Pending));
-  messages_.emplace(id.value(), std::move(e));
+  Slot s;
+  s.loc = PackedLocation(loc);
+  s.flags = kCommitted;
+  if (recipients <= kInlineRecipients) {
+    s.count = static_cast<std::uint8_t>(recipients);
+    std::fill_n(s.states.begin(), recipients, kPending);
+  } else {
+    s.count = kWide;
+    Wide& w = wide_[id.value()];
+    w.live = recipients;
+    w.size = recipients;
+    w.states = std::make_unique<std::uint8_t[]>(recipients);  // zeroed: Pending
+    static_assert(kPending == 0);
+  }
+  messages_.emplace(id.value(), s);
   change_live(loc.segment, recipients);
   live_recipients_ += recipients;
 }
 
 void SpoolIndex::add_job_template(MessageId id, Location loc) {
   if (messages_.contains(id.value())) return;
-  Entry e;
-  e.loc = loc;
-  e.is_job = true;
-  messages_.emplace(id.value(), std::move(e));
+  Slot s;
+  s.loc = PackedLocation(loc);
+  s.count = kWide;
+  s.flags = kJob;
+  jobs_[id.value()] = Job{};
+  messages_.emplace(id.value(), s);
   change_pins(loc.segment, 1);
 }
 
 bool SpoolIndex::add_job_batch(MessageId id, std::uint32_t first, std::uint32_t count,
                                Location loc) {
   auto it = messages_.find(id.value());
-  if (it == messages_.end() || !it->second.is_job || it->second.committed) return false;
-  Entry& e = it->second;
+  if (it == messages_.end() || it->second.flags != kJob) return false;
+  Job& j = jobs_.find(id.value())->second;
   // Batches continue the job's indexes in order; a gap is allowed only where reclaimed
   // batches were (recovery), so only require monotonic indexes.
-  if (first < e.state.size() || count == 0) return false;
-  e.state.resize(first, static_cast<std::uint8_t>(RecipientState::Delivered));  // reclaimed
-  e.state.resize(std::size_t{first} + count, static_cast<std::uint8_t>(RecipientState::Pending));
-  e.batches.push_back({first, count, loc});
-  e.live += count;
+  if (first < j.states.size() || count == 0) return false;
+  j.states.resize(first, static_cast<std::uint8_t>(RecipientState::Delivered));  // reclaimed
+  j.states.resize(std::size_t{first} + count, kPending);
+  j.batches.push_back({first, count, loc});
+  j.live += count;
   change_live(loc.segment, count);
   live_recipients_ += count;
   return true;
@@ -66,19 +129,24 @@ bool SpoolIndex::add_job_batch(MessageId id, std::uint32_t first, std::uint32_t 
 
 bool SpoolIndex::commit_job(MessageId id, Location commit_loc) {
   auto it = messages_.find(id.value());
-  if (it == messages_.end() || !it->second.is_job || it->second.committed) return false;
-  it->second.committed = true;
-  it->second.commit_loc = commit_loc;
+  if (it == messages_.end() || it->second.flags != kJob) return false;
+  it->second.flags |= kCommitted;
+  Job& j = jobs_.find(id.value())->second;
+  j.commit_loc = commit_loc;
   change_pins(commit_loc.segment, 1);
-  if (it->second.live == 0) release(it);
+  if (j.live == 0) release(it);
   return true;
 }
 
-void SpoolIndex::release(std::unordered_map<std::uint64_t, Entry>::iterator it) {
-  Entry& e = it->second;
-  if (e.is_job) {
-    change_pins(e.loc.segment, -1);
-    if (e.committed) change_pins(e.commit_loc.segment, -1);
+void SpoolIndex::release(Messages::iterator it) {
+  const Slot& s = it->second;
+  if ((s.flags & kJob) != 0) {
+    auto j = jobs_.find(it->first);
+    change_pins(s.loc.segment(), -1);
+    if ((s.flags & kCommitted) != 0) change_pins(j->second.commit_loc.segment, -1);
+    jobs_.erase(j);
+  } else if (s.count == kWide) {
+    wide_.erase(it->first);
   }
   messages_.erase(it);
 }
@@ -86,19 +154,21 @@ void SpoolIndex::release(std::unordered_map<std::uint64_t, Entry>::iterator it) 
 void SpoolIndex::drop(MessageId id) {
   auto it = messages_.find(id.value());
   if (it == messages_.end()) return;
-  Entry& e = it->second;
-  if (e.is_job) {
-    for (const JobBatch& b : e.batches) {
+  const Slot& s = it->second;
+  if ((s.flags & kJob) != 0) {
+    const Job& j = jobs_.find(id.value())->second;
+    for (const JobBatch& b : j.batches) {
       for (std::uint32_t i = 0; i < b.count; ++i) {
-        if (!is_final(static_cast<RecipientState>(e.state[b.first + i]))) {
+        if (!final_state(j.states[b.first + i])) {
           change_live(b.loc.segment, -1);
           --live_recipients_;
         }
       }
     }
   } else {
-    change_live(e.loc.segment, -static_cast<std::int64_t>(e.live));
-    live_recipients_ -= e.live;
+    const std::uint32_t n = live(id.value(), s);
+    change_live(s.loc.segment(), -static_cast<std::int64_t>(n));
+    live_recipients_ -= n;
   }
   release(it);
 }
@@ -106,47 +176,49 @@ void SpoolIndex::drop(MessageId id) {
 bool SpoolIndex::apply(const StateUpdate& u, SegmentSeq record_segment) {
   auto it = messages_.find(u.message.value());
   if (it == messages_.end()) return false;
-  Entry& e = it->second;
+  Slot& s = it->second;
+  const std::span<std::uint8_t> st = states(it->first, s);
   std::uint32_t idx = u.recipient.value();
-  if (idx >= e.state.size()) return false;
-  auto cur = static_cast<RecipientState>(e.state[idx]);
-  if (is_final(cur)) return false;
+  if (idx >= st.size()) return false;
+  if (final_state(st[idx])) return false;
   if (!is_final(u.state)) {
-    e.state[idx] = static_cast<std::uint8_t>(u.state);
+    st[idx] = static_cast<std::uint8_t>(u.state);
     return true;
   }
-  Location where = e.loc;
-  if (e.is_job) {
-    auto b = std::upper_bound(e.batches.begin(), e.batches.end(), idx,
+  SegmentSeq where = s.loc.segment();
+  if ((s.flags & kJob) != 0) {
+    const std::vector<JobBatch>& batches = jobs_.find(it->first)->second.batches;
+    auto b = std::upper_bound(batches.begin(), batches.end(), idx,
                               [](std::uint32_t v, const JobBatch& jb) { return v < jb.first; });
-    if (b == e.batches.begin()) return false;
+    if (b == batches.begin()) return false;
     --b;
     if (idx >= b->first + b->count) return false;
-    where = b->loc;
+    where = b->loc.segment;
   }
-  e.state[idx] = static_cast<std::uint8_t>(u.state);
-  --e.live;
+  st[idx] = static_cast<std::uint8_t>(u.state);
+  if (std::uint32_t* n = live_counter(it->first, s)) --*n;
   --live_recipients_;
-  change_live(where.segment, -1);
-  if (where.segment != record_segment) {
+  change_live(where, -1);
+  if (where != record_segment) {
     auto& deps = segments_[record_segment.value()].holds_finals_for;
-    if (std::find(deps.begin(), deps.end(), where.segment.value()) == deps.end()) {
-      deps.push_back(where.segment.value());
+    if (std::find(deps.begin(), deps.end(), where.value()) == deps.end()) {
+      deps.push_back(where.value());
     }
   }
-  if (e.live == 0 && e.committed) release(it);
+  if ((s.flags & kCommitted) != 0 && live(it->first, s) == 0) release(it);
   return true;
 }
 
-const SpoolIndex::Entry* SpoolIndex::find(MessageId id) const {
+std::optional<SpoolIndex::Entry> SpoolIndex::find(MessageId id) const {
   auto it = messages_.find(id.value());
-  return it == messages_.end() ? nullptr : &it->second;
+  if (it == messages_.end()) return std::nullopt;
+  return view(it->first, it->second);
 }
 
 std::optional<SpoolIndex::RecipientRef> SpoolIndex::recipient(MessageId id,
                                                               RecipientIndex r) const {
-  const Entry* e = find(id);
-  if (e == nullptr || r.value() >= e->state.size()) return std::nullopt;
+  const std::optional<Entry> e = find(id);
+  if (!e || r.value() >= e->state.size()) return std::nullopt;
   if (!e->is_job) return RecipientRef{e->loc, r.value(), std::nullopt};
   auto b = std::upper_bound(e->batches.begin(), e->batches.end(), r.value(),
                             [](std::uint32_t v, const JobBatch& jb) { return v < jb.first; });
@@ -157,14 +229,16 @@ std::optional<SpoolIndex::RecipientRef> SpoolIndex::recipient(MessageId id,
 }
 
 RecipientState SpoolIndex::state(MessageId id, RecipientIndex r) const {
-  const Entry* e = find(id);
+  auto it = messages_.find(id.value());
   // Unknown messages were fully final and reclaimed (or never committed).
-  if (e == nullptr || r.value() >= e->state.size()) return RecipientState::Delivered;
-  return static_cast<RecipientState>(e->state[r.value()]);
+  if (it == messages_.end()) return RecipientState::Delivered;
+  const std::span<const std::uint8_t> st = states(it->first, it->second);
+  return r.value() < st.size() ? static_cast<RecipientState>(st[r.value()])
+                               : RecipientState::Delivered;
 }
 
 void SpoolIndex::for_each(const std::function<void(MessageId, const Entry&)>& fn) const {
-  for (const auto& [id, e] : messages_) fn(MessageId(id), e);
+  for (const auto& [id, s] : messages_) fn(MessageId(id), view(id, s));
 }
 
 std::vector<SegmentSeq> SpoolIndex::reclaimable(SegmentSeq keep) const {
@@ -203,11 +277,19 @@ std::vector<MessageId> SpoolIndex::absorb(SpoolIndex&& older) {
   // What is left shares an id with an entry here. Its live counts stay in its segments
   // (never reclaimed while this process runs); it is not counted as live here.
   std::vector<MessageId> clashes;
-  for (const auto& [id, e] : older.messages_) {
-    live_recipients_ -= e.live;
+  for (const auto& [id, s] : older.messages_) {
+    live_recipients_ -= older.live(id, s);
     clashes.emplace_back(id);
   }
+  for (auto& [id, w] : older.wide_) {
+    if (!older.messages_.contains(id)) wide_.emplace(id, std::move(w));
+  }
+  for (auto& [id, j] : older.jobs_) {
+    if (!older.messages_.contains(id)) jobs_.emplace(id, std::move(j));
+  }
   older.messages_.clear();
+  older.wide_.clear();
+  older.jobs_.clear();
   older.segments_.clear();
   older.live_recipients_ = 0;
   return clashes;
@@ -230,9 +312,10 @@ void SpoolIndex::live_records(std::map<std::uint64_t, LiveRecords>& by_segment) 
     it->second.offsets.push_back(loc.offset);
     it->second.bytes += loc.length;
   };
-  for (const auto& [id, e] : messages_) {
-    note(e.loc);
-    if (!e.is_job) continue;
+  for (const auto& [id, s] : messages_) {
+    note(s.loc.unpack());
+    if ((s.flags & kJob) == 0) continue;
+    const Entry e = view(id, s);
     if (e.committed) note(e.commit_loc);
     for (const JobBatch& b : e.batches) note(b.loc);
   }

@@ -33,6 +33,9 @@ salvo_require_cmake_pkg(spdlog libspdlog-dev)
 salvo_require_cmake_pkg(CLI11 libcli11-dev)
 salvo_require_cmake_pkg(nlohmann_json nlohmann-json3-dev)
 salvo_require_cmake_pkg(mimalloc libmimalloc-dev)
+# Abseil's flat_hash_map: the per-message tables (spool index, backlogs) at ~1 byte of
+# overhead per slot, where std::unordered_map spends a heap node and a bucket per entry.
+salvo_require_cmake_pkg(absl libabsl-dev)
 # nodejs/http-parser (Debian ships no pkg-config or CMake file for it).
 find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h)
 find_library(HTTP_PARSER_LIBRARY http_parser)

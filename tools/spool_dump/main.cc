@@ -161,10 +161,12 @@ int main(int argc, char** argv) {
   for (const std::string& sd : shard_dirs) {
     auto r = recover(sd, 0);
     if (!r) return usage_error(sd + ": " + r.error().message());
-    std::vector<std::pair<std::uint64_t, const SpoolIndex::Entry*>> entries;
+    // Views into the index, which does not change while they are used.
+    std::vector<std::pair<std::uint64_t, SpoolIndex::Entry>> entries;
     r->index.for_each(
-        [&](MessageId id, const SpoolIndex::Entry& e) { entries.emplace_back(id.value(), &e); });
-    std::sort(entries.begin(), entries.end());
+        [&](MessageId id, const SpoolIndex::Entry& e) { entries.emplace_back(id.value(), e); });
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     json shard{{"dir", sd},
                {"segments", r->report.segments},
                {"torn_segments", r->report.torn_segments},
@@ -173,7 +175,7 @@ int main(int argc, char** argv) {
                {"skipped_bytes", r->report.skipped_bytes},
                {"messages", json::array()}};
     for (const auto& [id, e] : entries) {
-      shard["messages"].push_back(describe(sd, *r, MessageId(id), *e));
+      shard["messages"].push_back(describe(sd, *r, MessageId(id), e));
     }
     out.push_back(std::move(shard));
   }

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // DestinationQueue: the recipients waiting for one destination on its owner shard: a FIFO
 // of recipients due now and a min-heap of deferred ones keyed by their next attempt time.
-// Entries are small (24 bytes): the message stays in the spool. Transactions take up to N
-// due recipients of the same message together (one MAIL, many RCPT). Pure: time is passed
-// in. Owner: the destination's shard.
+// Entries are small (16 bytes ready, 24 deferred): the message stays in the spool.
+// Transactions take up to N due recipients of the same message together (one MAIL, many
+// RCPT). Pure: time is passed in. Owner: the destination's shard.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <queue>
 #include <vector>
 
@@ -40,10 +41,14 @@ class DestinationQueue {
   // Takes the oldest ready recipient and up to max_recipients - 1 more ready recipients of
   // the same message (a transaction's RCPT list). Empty when nothing is ready.
   std::vector<QueuedRecipient> take_transaction(std::size_t max_recipients);
-  // The recipient take_transaction would start with, or null when nothing is ready.
-  const QueuedRecipient* peek_ready() noexcept;
-  // Flush (salvoctl flush): every deferred recipient becomes ready now.
+  // The recipient take_transaction would start with, or nullopt when nothing is ready.
+  std::optional<QueuedRecipient> peek_ready() noexcept;
+  // Flush (salvoctl flush): every deferred recipient becomes ready now (its due time is
+  // dropped: a ready recipient has none).
   std::size_t flush_deferred();
+  // Empties the queue: the ready recipients in order, then the deferred ones in due order
+  // with their due times (an MX rollup takes them over).
+  std::vector<QueuedRecipient> take_all();
   // Removes every queued recipient (ready or deferred) of `message` and returns them
   // (salvoctl bounce --id). O(queue length).
   std::vector<QueuedRecipient> extract(std::uint64_t message);
@@ -59,10 +64,17 @@ class DestinationQueue {
       return a.next_attempt > b.next_attempt;
     }
   };
+  // A ready recipient in 16 bytes (a QueuedRecipient and a flag would take 32): it is due,
+  // so it needs no time.
   struct Slot {
-    QueuedRecipient r;
-    bool taken = false;  // taken out of order by take_transaction
+    explicit Slot(const QueuedRecipient& q) noexcept;
+    QueuedRecipient get() const noexcept;
+    std::uint64_t message = 0;
+    std::uint32_t recipient = 0;
+    std::uint32_t attempts : 31 = 0;  // saturates (an attempt takes minutes)
+    std::uint32_t taken : 1 = 0;      // taken out of order by take_transaction
   };
+  static_assert(sizeof(Slot) == 16);
   void compact_front() noexcept;
 
   std::deque<Slot> ready_;

@@ -3,15 +3,26 @@
 // its records and one state byte per recipient; per segment the count of live recipients,
 // pins and ordering constraints that decide when the segment file may be deleted. Bodies
 // stay on disk. Owner: the shard that owns the spool directory (not thread-safe).
+//
+// Memory (issue 15): a message of up to kInlineRecipients recipients is one 32-byte slot
+// of an open-addressing table (its id, a PackedLocation, its states inline); a bigger
+// message also has a 24-byte Wide record in a second table (its live count and state
+// array), a job a Job record in a third (states, commit location, batches). See
+// src/spool/README.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
-#include <unordered_map>
+#include <span>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
+#include <salvo/spool/packed_location.h>
 #include <salvo/spool/records.h>
 
 namespace salvo::spool {
@@ -23,14 +34,18 @@ class SpoolIndex {
     std::uint32_t count = 0;
     Location loc;
   };
+  // Recipients whose states live in the message's own slot; more get a Wide record.
+  static constexpr std::size_t kInlineRecipients = 6;
+  // A view of one message or job, built by find() and for_each(): valid until the index
+  // next changes (its spans point into the index).
   struct Entry {
     Location loc;         // the Message record, or the JobTemplate record of a job
     Location commit_loc;  // jobs: the JobCommit record
     std::uint32_t live = 0;
     bool is_job = false;
     bool committed = false;
-    std::vector<std::uint8_t> state;  // RecipientState per recipient index
-    std::vector<JobBatch> batches;    // jobs: sorted by first
+    std::span<const std::uint8_t> state;  // RecipientState per recipient index
+    std::span<const JobBatch> batches;    // jobs: sorted by first
   };
   // Where one recipient's data sits: the message record (index_in_record = recipient
   // index), or for a job the batch record plus the template.
@@ -63,7 +78,9 @@ class SpoolIndex {
   // has no live recipient left its entry is erased.
   bool apply(const StateUpdate& u, SegmentSeq record_segment);
 
-  const Entry* find(MessageId id) const;
+  // The view of a message or job; nullopt when unknown.
+  std::optional<Entry> find(MessageId id) const;
+  bool contains(MessageId id) const { return messages_.contains(id.value()); }
   std::optional<RecipientRef> recipient(MessageId id, RecipientIndex r) const;
   RecipientState state(MessageId id, RecipientIndex r) const;
   void for_each(const std::function<void(MessageId, const Entry&)>& fn) const;
@@ -107,11 +124,47 @@ class SpoolIndex {
     std::vector<std::uint64_t> holds_finals_for;
     bool quarantined = false;
   };
+  // 24 bytes (32 with its key in the table): all a message of up to kInlineRecipients
+  // recipients needs. Live recipients of an inline message are counted from its states.
+  struct Slot {
+    PackedLocation loc;  // the Message record, or the JobTemplate record of a job
+    std::array<std::uint8_t, kInlineRecipients> states{};  // inline ones
+    std::uint8_t count = 0;  // inline recipients; kWide: the states are in wide_ or jobs_
+    std::uint8_t flags = 0;  // kJob, kCommitted
+  };
+  static constexpr std::uint8_t kWide = 0xff;
+  static constexpr std::uint8_t kJob = 1;
+  static constexpr std::uint8_t kCommitted = 2;
+  // A message of more than kInlineRecipients recipients.
+  struct Wide {
+    std::uint32_t live = 0;
+    std::uint32_t size = 0;
+    std::unique_ptr<std::uint8_t[]> states;
+  };
+  // A job: its recipients arrive batch by batch.
+  struct Job {
+    std::uint32_t live = 0;
+    std::vector<std::uint8_t> states;
+    Location commit_loc;
+    std::vector<JobBatch> batches;  // sorted by first
+  };
+  using Messages = absl::flat_hash_map<std::uint64_t, Slot>;
+  static_assert(sizeof(Slot) == 24);
+
   void change_live(SegmentSeq seq, std::int64_t delta);
   void change_pins(SegmentSeq seq, std::int64_t delta);
-  void release(std::unordered_map<std::uint64_t, Entry>::iterator it);
+  void release(Messages::iterator it);
+  Entry view(std::uint64_t id, const Slot& s) const;
+  // The slot's state bytes (inline, in wide_ or in jobs_).
+  std::span<const std::uint8_t> states(std::uint64_t id, const Slot& s) const;
+  std::span<std::uint8_t> states(std::uint64_t id, Slot& s);
+  // The live count kept for a wide message or a job; null for an inline one (counted).
+  std::uint32_t* live_counter(std::uint64_t id, const Slot& s);
+  std::uint32_t live(std::uint64_t id, const Slot& s) const;
 
-  std::unordered_map<std::uint64_t, Entry> messages_;
+  Messages messages_;
+  absl::flat_hash_map<std::uint64_t, Wide> wide_;
+  absl::flat_hash_map<std::uint64_t, Job> jobs_;
   std::map<std::uint64_t, Segment> segments_;
   std::uint64_t live_recipients_ = 0;
 };

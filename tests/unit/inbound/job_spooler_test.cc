@@ -121,8 +121,8 @@ TEST_F(JobSpoolerTest, CommittedJobIsHandedToDeliveryOnceWithItsBatchesIndexed) 
   ASSERT_EQ(dispatch_.jobs.size(), 1u);
   EXPECT_EQ(dispatch_.jobs[0].first, spooler_->id());
   EXPECT_EQ(dispatch_.jobs[0].second, spooler_->received_unix_ns());
-  const spool::SpoolIndex::Entry* e = spool_.rec->index.find(spooler_->id());
-  ASSERT_NE(e, nullptr);
+  const auto e = spool_.rec->index.find(spooler_->id());
+  ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->committed);
   std::vector<std::uint32_t> firsts;
   for (const auto& b : e->batches) firsts.push_back(b.first);

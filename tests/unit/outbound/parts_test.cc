@@ -81,9 +81,9 @@ TEST(Backlog, MessageInfoLivesUntilItsLastRecipientIsReleased) {
   b.add(rcpt(1, 1), kNow);
   b.take(100);
   b.release(1);
-  EXPECT_NE(b.info(1), nullptr);
+  EXPECT_TRUE(b.info(1, 0).has_value());
   b.release(1);
-  EXPECT_EQ(b.info(1), nullptr);
+  EXPECT_FALSE(b.info(1, 0).has_value());
 }
 
 TEST(Backlog, RequeueUsesNoAttempt) {

@@ -52,6 +52,31 @@ TEST(DestinationQueue, DeferredComeBackInDueOrder) {
   EXPECT_EQ(t[0].attempts, 1u);
 }
 
+// The ready FIFO keeps entries in 16 bytes: attempts survive (saturating), a due time
+// does not; take_all() hands deferred recipients over with theirs (a rollup's drain).
+TEST(DestinationQueue, TakeAllKeepsDueTimesAndAttempts) {
+  DestinationQueue q;
+  const WallTime due = at(90) + 123ns;
+  q.push_deferred({(1ull << 63) + 5, 0xfffffffeu, 3, due});
+  q.push_ready({9, 1, 0xffffffffu, at(1)});
+  q.push_ready({9, 2, 1, at(1)});
+  ASSERT_EQ(q.peek_ready()->message, 9u);
+  ASSERT_EQ(q.take_transaction(1).size(), 1u);  // recipient 1
+  auto all = q.take_all();
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.peek_ready().has_value());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], (QueuedRecipient{9, 2}));
+  EXPECT_EQ(all[0].attempts, 1u);
+  EXPECT_EQ(all[1].message, (1ull << 63) + 5);
+  EXPECT_EQ(all[1].recipient, 0xfffffffeu);
+  EXPECT_EQ(all[1].attempts, 3u);
+  EXPECT_EQ(all[1].next_attempt, due);
+  q.push_ready({9, 1, 0xffffffffu, at(1)});
+  EXPECT_EQ(q.take_transaction(1).front().attempts, (1u << 31) - 1)
+      << "saturated, not wrapped to zero";
+}
+
 TEST(DestinationQueue, ExtractTakesOneMessagesReadyAndDeferredRecipients) {
   DestinationQueue q;
   q.push_ready({7, 0});

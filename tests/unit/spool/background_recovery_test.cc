@@ -87,7 +87,9 @@ class BackgroundRecoveryTest : public ::testing::Test {
   // Per message, the recipient states; per segment on disk, its live recipients.
   static std::map<std::uint64_t, std::vector<std::uint8_t>> states_of(const SpoolIndex& index) {
     std::map<std::uint64_t, std::vector<std::uint8_t>> out;
-    index.for_each([&](MessageId id, const SpoolIndex::Entry& e) { out[id.value()] = e.state; });
+    index.for_each([&](MessageId id, const SpoolIndex::Entry& e) {
+      out[id.value()].assign(e.state.begin(), e.state.end());
+    });
     return out;
   }
 
@@ -214,7 +216,7 @@ TEST_F(BackgroundRecoveryTest, AnAbsorbedScanEqualsOneScanOfEverything) {
   auto after = recover(spool_, 0);
   ASSERT_TRUE(after);
   EXPECT_EQ(after->index.message_count(), 2u) << "the job and `fresh`";
-  ASSERT_NE(after->index.find(old_job), nullptr);
+  ASSERT_TRUE(after->index.contains(old_job));
   EXPECT_EQ(after->index.state(old_job, RecipientIndex(3)), RecipientState::Bounced);
 }
 

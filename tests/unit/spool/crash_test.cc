@@ -91,8 +91,8 @@ TEST(SpoolCrash, KilledWriterLosesNoAcknowledgedMessage) {
     auto r = recover(dir, 0);
     ASSERT_TRUE(r);
     for (std::uint64_t id : acked) {
-      const auto* e = r->index.find(MessageId(id));
-      ASSERT_NE(e, nullptr) << "trial " << trial << ": acknowledged message " << id << " lost";
+      const auto e = r->index.find(MessageId(id));
+      ASSERT_TRUE(e.has_value()) << "trial " << trial << ": acknowledged message " << id << " lost";
       auto b = read_record(dir, e->loc);
       ASSERT_TRUE(b);
       ASSERT_TRUE(decode_message(b->raw.payload));

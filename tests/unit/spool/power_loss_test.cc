@@ -482,8 +482,8 @@ void check(const Workload& w, Tick cut, const std::string& dir, const RecoveryRe
     if (s.returned < cut) max_id = std::max(max_id, id);
     if (s.acked >= cut) continue;
     ++v.acked_seen;
-    const auto* e = r.index.find(MessageId(id));
-    if ((e == nullptr || !e->committed) && !all_final(s, cut)) {
+    const auto e = r.index.find(MessageId(id));
+    if ((!e || !e->committed) && !all_final(s, cut)) {
       ++v.lost;
       v.note(where + ": acknowledged " + (s.job ? "job " : "message ") + format_id(id) +
              " not recovered");
@@ -518,7 +518,7 @@ void check(const Workload& w, Tick cut, const std::string& dir, const RecoveryRe
         const std::uint64_t dsn = i < s.dsn.size() ? s.dsn[i] : 0;
         auto ds = sent.find(dsn);
         if (dsn == 0 || ds == sent.end() ||
-            (r.index.find(MessageId(dsn)) == nullptr && !all_final(ds->second, cut))) {
+            (!r.index.contains(MessageId(dsn)) && !all_final(ds->second, cut))) {
           ++v.missing_dsn;
           v.note(where + ": " + format_id(id.value()) + " recipient " + std::to_string(i) +
                  " bounced, its DSN not recovered");
@@ -748,8 +748,8 @@ TEST_F(PowerLoss, RecordsKeepTheirOrderWhenQueuedBatchesMove) {
   auto r = recover(tmp.sub("after"), 0);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->report.uncommitted_jobs, 0u);
-  const auto* j = r->index.find(*job);
-  EXPECT_TRUE(j != nullptr && j->committed) << "the acknowledged job was dropped";
+  const auto j = r->index.find(*job);
+  EXPECT_TRUE(j && j->committed) << "the acknowledged job was dropped";
   EXPECT_EQ(r->index.state(m2, RecipientIndex(0)), RecipientState::Delivered);
   EXPECT_EQ(r->report.orphan_states, 0u);
   EXPECT_EQ(r->index.state(x, RecipientIndex(0)), RecipientState::Deferred);

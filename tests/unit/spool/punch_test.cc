@@ -195,7 +195,8 @@ class PunchRecovery : public ::testing::Test {
     index.for_each([&](MessageId id, const SpoolIndex::Entry& e) {
       auto b = read_record(spool_, e.loc);
       EXPECT_TRUE(b) << b.error().message();
-      out[id.value()] = {e.state, b ? std::string(b->bytes.begin(), b->bytes.end()) : ""};
+      out[id.value()] = {std::vector<std::uint8_t>(e.state.begin(), e.state.end()),
+                         b ? std::string(b->bytes.begin(), b->bytes.end()) : ""};
     });
     return out;
   }

@@ -85,7 +85,7 @@ class RecoveryDamage : public ::testing::Test {
   // Recovery found exactly these of the five messages, each readable.
   void expect_exactly(const RecoveryResult& r, std::initializer_list<std::size_t> which) {
     EXPECT_EQ(r.index.message_count(), which.size());
-    for (std::size_t i : which) EXPECT_NE(r.index.find(ids_[i]), nullptr) << "message " << i;
+    for (std::size_t i : which) EXPECT_TRUE(r.index.contains(ids_[i])) << "message " << i;
     expect_all_readable(r);
   }
   // Every message recovery reports reads back with a valid CRC and decodes.
@@ -112,7 +112,7 @@ TEST_F(RecoveryDamage, TornLastRecordAtEveryByte) {
     auto r = recover_with(zeroed);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->index.message_count(), 4u) << cut;
-    EXPECT_EQ(r->index.find(ids_.back()), nullptr) << cut;
+    EXPECT_FALSE(r->index.contains(ids_.back())) << cut;
     EXPECT_EQ(r->report.torn_segments, cut == last.offset ? 0u : 1u) << cut;
     // ... and a file truncated at the cut.
     auto t = recover_with(pristine_.substr(0, cut));
@@ -143,7 +143,7 @@ TEST_F(RecoveryDamage, RandomBitFlipsNeverYieldBadRecords) {
     // Every message wholly before the first flip is still there.
     for (std::size_t i = 0; i < ids_.size(); ++i) {
       if (locs_[i].offset + locs_[i].length <= first_flip && first_flip >= locs_[0].offset) {
-        EXPECT_NE(r->index.find(ids_[i]), nullptr) << trial << " msg " << i;
+        EXPECT_TRUE(r->index.contains(ids_[i])) << trial << " msg " << i;
       }
     }
   }
@@ -240,7 +240,7 @@ TEST_F(RecoveryDamage, FrameLookalikesInsideDamageNeverBecomeRecords) {
     auto r = recover_with(bytes);
     ASSERT_TRUE(r);
     expect_exactly(*r, {0, 1, 3, 4});
-    EXPECT_EQ(r->index.find(forged.id), nullptr);
+    EXPECT_FALSE(r->index.contains(forged.id));
     EXPECT_EQ(r->report.skipped_bytes, locs_[2].length);
   }
   // Bound to exactly this place, it is taken: that is the record the writer would have put
@@ -251,7 +251,7 @@ TEST_F(RecoveryDamage, FrameLookalikesInsideDamageNeverBecomeRecords) {
   bytes.replace(at, right.size(), right);
   auto r = recover_with(bytes);
   ASSERT_TRUE(r);
-  EXPECT_NE(r->index.find(forged.id), nullptr);
+  EXPECT_TRUE(r->index.contains(forged.id));
 }
 
 TEST_F(RecoveryDamage, BadHeaderQuarantinesSegment) {
@@ -402,7 +402,7 @@ TEST_F(RecoveryDamage, AVersionOneSegmentRecoversAndResyncs) {
   auto r = recover_with(seg);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->index.message_count(), 3u);
-  EXPECT_EQ(r->index.find(MessageId(101)), nullptr);
+  EXPECT_FALSE(r->index.contains(MessageId(101)));
   EXPECT_EQ(r->report.skipped_bytes, at[2] - at[1]);
   EXPECT_EQ(r->report.quarantined_segments, 1u);
   expect_all_readable(*r);

@@ -108,8 +108,8 @@ TEST_F(SpoolUring, MessageRoundTripThroughRecovery) {
   EXPECT_EQ(p[0].next_attempt_unix_ns, 12345);
   EXPECT_EQ(p[1].recipient, RecipientIndex(2));
   EXPECT_GT(rec_->next_id, id);
-  const auto* e = rec_->index.find(id);
-  ASSERT_NE(e, nullptr);
+  const auto e = rec_->index.find(id);
+  ASSERT_TRUE(e.has_value());
   auto bytes = read_record(shard_dir_, e->loc);
   ASSERT_TRUE(bytes) << bytes.error().message();
   auto m = decode_message(bytes->raw.payload);
@@ -237,8 +237,8 @@ TEST_F(SpoolUring, HundredThousandRecipientJobWithBoundedBuffers) {
   EXPECT_EQ(w.ok, 1 + kTotal / kBatch + 1);
   EXPECT_LT(max_buffered, 3u << 20);  // independent of the job's size
   reopen();
-  const auto* e = rec_->index.find(*id);
-  ASSERT_NE(e, nullptr);
+  const auto e = rec_->index.find(*id);
+  ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->state.size(), kTotal);  // one byte per recipient in RAM
   EXPECT_EQ(e->batches.size(), kTotal / kBatch);
   EXPECT_EQ(pending().size(), kTotal);
@@ -311,7 +311,7 @@ TEST_F(SpoolUring, UncommittedJobIsDroppedByRecovery) {
   drain();  // killed before the commit record
   reopen();
   EXPECT_EQ(rec_->report.uncommitted_jobs, 1u);
-  EXPECT_EQ(rec_->index.find(*id), nullptr);
+  EXPECT_FALSE(rec_->index.contains(*id));
   EXPECT_TRUE(pending().empty());
 }
 
@@ -341,9 +341,9 @@ TEST_F(SpoolUring, PickupClaimsSurviveRecoveryAndOnlyARepeatedClaimIsDeduplicate
   // claimed file was retried. One copy stays, the latest.
   MessageId id3 = add_pickup(first);
   reopen();
-  EXPECT_EQ(rec_->index.find(id1), nullptr);
-  EXPECT_NE(rec_->index.find(id2), nullptr);
-  EXPECT_NE(rec_->index.find(id3), nullptr);
+  EXPECT_FALSE(rec_->index.contains(id1));
+  EXPECT_TRUE(rec_->index.contains(id2));
+  EXPECT_TRUE(rec_->index.contains(id3));
   EXPECT_EQ(rec_->report.duplicate_pickups, 1u);
   EXPECT_EQ(rec_->pickup_claims, (std::vector<std::string>{first.claim, second.claim}));
 }
@@ -385,8 +385,8 @@ TEST_F(SpoolUring, OversizedMessageGetsItsOwnSegment) {
   drain();
   ASSERT_EQ(w.ok, 2);
   reopen(WriterOptions{.segment_size = 64 * 1024});
-  const auto* e = rec_->index.find(id);
-  ASSERT_NE(e, nullptr);
+  const auto e = rec_->index.find(id);
+  ASSERT_TRUE(e.has_value());
   auto bytes = read_record(shard_dir_, e->loc);
   ASSERT_TRUE(bytes);
   EXPECT_EQ(decode_message(bytes->raw.payload)->body.size(), 300u * 1024);

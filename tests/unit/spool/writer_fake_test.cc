@@ -309,8 +309,8 @@ TEST_F(WriterFake, BatchesOfALaterSegmentMoveWithTheRetiredOnesInCommitOrder) {
   }
   std::vector<Location> at;
   for (std::uint64_t id : {2, 3, 4}) {
-    const auto* e = index_.find(MessageId(id));
-    ASSERT_NE(e, nullptr) << id;
+    const auto e = index_.find(MessageId(id));
+    ASSERT_TRUE(e.has_value()) << id;
     at.push_back(e->loc);
   }
   for (const Location& l : at) EXPECT_EQ(l.segment, SegmentSeq(3));
@@ -403,8 +403,8 @@ TEST_F(WriterFake, JobCommitWaitsForItsRecords) {
   EXPECT_EQ(wb.ok, 2);
   EXPECT_EQ(wc.ok, 1);
   EXPECT_EQ(count(OpKind::Fdatasync), 2u);  // the commit record went in a later batch
-  const auto* e = index_.find(*id);
-  ASSERT_NE(e, nullptr);
+  const auto e = index_.find(*id);
+  ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->committed);
   EXPECT_EQ(e->state.size(), 4u);
   EXPECT_EQ(e->batches.size(), 2u);
@@ -432,7 +432,7 @@ TEST_F(WriterFake, JobCommitAfterRecordsDurableGoesStraightIn) {
   pump();
   EXPECT_EQ(wc.ok, 1);
   EXPECT_EQ(wc.calls, 1);
-  ASSERT_NE(index_.find(*id), nullptr);
+  ASSERT_TRUE(index_.contains(*id));
   EXPECT_TRUE(index_.find(*id)->committed);
 }
 
@@ -451,7 +451,7 @@ TEST_F(WriterFake, JobWithFailedRecordNeverCommits) {
   pump();
   ASSERT_EQ(wc.errors.size(), 1u);
   EXPECT_EQ(wc.errors[0], make_error_code(errc::job_failed));
-  EXPECT_EQ(index_.find(*id), nullptr);
+  EXPECT_FALSE(index_.contains(*id));
   EXPECT_EQ(count(OpKind::Fdatasync), 1u);
 }
 
@@ -470,7 +470,7 @@ TEST_F(WriterFake, AbandonedJobLeavesNothingInTheIndex) {
   writer_->flush();
   pump();
   EXPECT_EQ(w.ok, 2);  // the records themselves were written
-  EXPECT_EQ(index_.find(*id), nullptr);
+  EXPECT_FALSE(index_.contains(*id));
   EXPECT_FALSE(writer_->append_job_commit({.job_id = *id, .recipient_count = 1}, &wc));
   EXPECT_FALSE(writer_->abandon_job(*id));
   EXPECT_EQ(wc.calls, 0);
@@ -479,9 +479,9 @@ TEST_F(WriterFake, AbandonedJobLeavesNothingInTheIndex) {
   ASSERT_TRUE(id2);
   writer_->flush();
   pump();
-  ASSERT_NE(index_.find(*id2), nullptr);
+  ASSERT_TRUE(index_.contains(*id2));
   ASSERT_TRUE(writer_->abandon_job(*id2));
-  EXPECT_EQ(index_.find(*id2), nullptr);
+  EXPECT_FALSE(index_.contains(*id2));
 }
 
 TEST_F(WriterFake, DestroyWithPendingAppendsFailsWaiters) {
