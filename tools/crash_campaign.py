@@ -280,22 +280,23 @@ def smtp_injector(messages, round_no, idx, addr, stop, out):
                 pass
 
 
-def pickup_writer(messages, round_no, pickup_dir, rate, stop, out):
+def paced_drops(what, pickup_dir, rate, stop, out, make):
+    """RATE files a second into pickup/: make(seq) gives (name, content, tokens, acked list);
+    each is written under pickup/tmp/ and renamed in, and its tokens count as acknowledged
+    once the rename returned (the hand-over)."""
     interval = 1.0 / rate
     next_at = time.monotonic()
     seq = 0
     try:
         while not stop.is_set():
-            token = f"r{round_no:04d}p{seq:06d}"
+            name, content, tokens, acked = make(seq)
             seq += 1
-            out.known[token] = "pickup"
-            name = token + ".eml"
             tmp = os.path.join(pickup_dir, "tmp", name)
             with open(tmp, "wb") as f:
-                f.write(messages.pickup_file(token))
+                f.write(content)
             os.rename(tmp, os.path.join(pickup_dir, name))
             with out.lock:
-                out.acked_pickup.append(token)  # handed over: the rename returned
+                acked.extend(tokens)
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -304,37 +305,26 @@ def pickup_writer(messages, round_no, pickup_dir, rate, stop, out):
                 next_at = time.monotonic()
     except OSError as e:
         with out.lock:
-            out.errors.append(f"pickup writer: {e}")
+            out.errors.append(f"{what}: {e}")
+
+
+def pickup_writer(messages, round_no, pickup_dir, rate, stop, out):
+    def make(seq):
+        token = f"r{round_no:04d}p{seq:06d}"
+        out.known[token] = "pickup"
+        return token + ".eml", messages.pickup_file(token), [token], out.acked_pickup
+    paced_drops("pickup writer", pickup_dir, rate, stop, out, make)
 
 
 def job_writer(messages, round_no, pickup_dir, rate, size, stop, out):
     """Bulk jobs: RATE .json files a second into pickup/, SIZE recipients each."""
-    interval = 1.0 / rate
-    next_at = time.monotonic()
-    seq = 0
-    try:
-        while not stop.is_set():
-            job = f"r{round_no:04d}j{seq:04d}"
-            seq += 1
-            tokens = [f"{job}k{i:05d}" for i in range(size)]
-            for t in tokens:
-                out.known[t] = "job"
-            name = job + ".json"
-            tmp = os.path.join(pickup_dir, "tmp", name)
-            with open(tmp, "wb") as f:
-                f.write(messages.job_file(job, tokens))
-            os.rename(tmp, os.path.join(pickup_dir, name))
-            with out.lock:
-                out.acked_jobs.extend(tokens)  # handed over: the rename returned
-            next_at += interval
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-            else:
-                next_at = time.monotonic()
-    except OSError as e:
-        with out.lock:
-            out.errors.append(f"job writer: {e}")
+    def make(seq):
+        job = f"r{round_no:04d}j{seq:04d}"
+        tokens = [f"{job}k{i:05d}" for i in range(size)]
+        for t in tokens:
+            out.known[t] = "job"
+        return job + ".json", messages.job_file(job, tokens), tokens, out.acked_jobs
+    paced_drops("job writer", pickup_dir, rate, stop, out, make)
 
 
 # ---- the receiving side: the sink's maildir -------------------------------------------------
