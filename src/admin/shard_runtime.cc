@@ -233,7 +233,6 @@ void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::Recove
   }
   outbound_->recovery_unreadable(plan.unreadable, dir_);
   plan_ = std::move(plan);
-  plan_next_ = 0;
   log::info("spool {}: recovered {} message(s), {} recipient(s) and {} job(s) to deliver, in "
             "{:.3f} s",
             dir_, recovered_messages_, plan_.recipients.size(), plan_.jobs.size(),
@@ -254,15 +253,17 @@ void ShardRuntime::route_recovered() noexcept {
   if (stop_started_ != TimePoint{} || !outbound_) return;  // the spool keeps the rest
   // Jobs are cursors, not lists: all of them at once; their window paces them.
   if (!plan_.jobs.empty()) outbound_->recover_jobs(std::exchange(plan_.jobs, {}));
-  const std::size_t n = std::min(kSlice, plan_.recipients.size() - plan_next_);
-  outbound_->recover(std::span<const outbound::RecoveredRecipient>(
-      plan_.recipients.data() + plan_next_, n));
-  plan_next_ += n;
-  if (plan_next_ < plan_.recipients.size()) {
+  // Routed from the front, each one's storage freed as it goes (the deque gives back its
+  // blocks): the plan shrinks while the destinations' queues grow.
+  for (std::size_t i = 0; i < kSlice && !plan_.recipients.empty(); ++i) {
+    outbound_->recover(
+        std::span<const outbound::RecoveredRecipient>(&plan_.recipients.front(), 1));
+    plan_.recipients.pop_front();
+  }
+  if (!plan_.recipients.empty()) {
     shard_.defer([this] { route_recovered(); });
   } else {
     plan_ = {};
-    plan_next_ = 0;
   }
 }
 
@@ -336,7 +337,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   }
   if (!outbound_) return a;
   act(r, a);
-  a.recovering = (background_ && background_->running()) || plan_next_ < plan_.recipients.size();
+  a.recovering = (background_ && background_->running()) || !plan_.recipients.empty();
   a.blocked_ns = shard_.engine().blocked_ns();
   a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();

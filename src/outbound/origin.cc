@@ -353,7 +353,8 @@ using DeferredMap =
 
 void Origin::recover(std::span<const RecoveredRecipient> recipients) noexcept {
   for (const RecoveredRecipient& r : recipients) {
-    dispatch(r.message, r.recipient, r.ref, r.received_unix_ns, r.domain, r.attempts,
+    const spool::SpoolIndex::RecipientRef ref{r.record.unpack(), r.recipient, std::nullopt};
+    dispatch(r.message, r.recipient, ref, r.received_unix_ns, r.domain, r.attempts,
              r.next_attempt_unix_ns);
   }
 }
@@ -417,7 +418,7 @@ RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::st
       RecoveredRecipient& out = plan.recipients.emplace_back();
       out.message = id.value();
       out.recipient = r;
-      out.ref = spool::SpoolIndex::RecipientRef{entry.loc, r, std::nullopt};
+      out.record = spool::PackedLocation(entry.loc);
       out.received_unix_ns = m->received_unix_ns;
       out.domain = smtp::domain_of(m->recipients[r].address);
       if (auto dm = deferred.find(id.value()); dm != deferred.end()) {

@@ -266,7 +266,9 @@ Status Outbound::start(std::string* why) {
 
 void Outbound::recover(const spool::RecoveryResult& recovered, const std::string& spool_dir) {
   RecoveryPlan plan = plan_recovery(recovered, spool_dir);
-  impl_->origin.recover(plan.recipients);
+  for (const RecoveredRecipient& r : plan.recipients) {
+    impl_->origin.recover(std::span<const RecoveredRecipient>(&r, 1));
+  }
   impl_->origin.recover_jobs(std::move(plan.jobs));
   impl_->origin.recovery_unreadable(plan.unreadable, spool_dir);
 }

@@ -273,19 +273,38 @@ std::vector<MessageId> SpoolIndex::absorb(SpoolIndex&& older) {
     }
   }
   live_recipients_ += older.live_recipients_;
-  messages_.merge(older.messages_);
-  // What is left shares an id with an entry here. Its live counts stay in its segments
-  // (never reclaimed while this process runs); it is not counted as live here.
+  // The bigger tables take the smaller ones' entries. After a restart over millions of
+  // messages the scanned index is the big one: growing the new one to its size would hold
+  // two full tables at once, at the moment the recovery's plan is largest too.
+  const bool swapped = older.messages_.size() > messages_.size();
+  if (swapped) {
+    messages_.swap(older.messages_);
+    wide_.swap(older.wide_);
+    jobs_.swap(older.jobs_);
+  }
+  // An id in both (none unless a failed id mark went unnoticed): the newer entry is kept.
+  // The other's live counts stay in its segments (never reclaimed while this process runs);
+  // it is not counted as live here.
   std::vector<MessageId> clashes;
   for (const auto& [id, s] : older.messages_) {
-    live_recipients_ -= older.live(id, s);
-    clashes.emplace_back(id);
-  }
-  for (auto& [id, w] : older.wide_) {
-    if (!older.messages_.contains(id)) wide_.emplace(id, std::move(w));
-  }
-  for (auto& [id, j] : older.jobs_) {
-    if (!older.messages_.contains(id)) jobs_.emplace(id, std::move(j));
+    auto [it, inserted] = messages_.try_emplace(id, s);
+    if (!inserted) {
+      clashes.emplace_back(id);
+      if (!swapped) {  // the entry here is the newer one
+        live_recipients_ -= older.live(id, s);
+        continue;
+      }
+      live_recipients_ -= live(id, it->second);  // the older one gives way
+      wide_.erase(id);
+      jobs_.erase(id);
+      it->second = s;
+    }
+    if (auto w = older.wide_.find(id); w != older.wide_.end()) {
+      wide_.insert_or_assign(id, std::move(w->second));
+    }
+    if (auto j = older.jobs_.find(id); j != older.jobs_.end()) {
+      jobs_.insert_or_assign(id, std::move(j->second));
+    }
   }
   older.messages_.clear();
   older.wide_.clear();

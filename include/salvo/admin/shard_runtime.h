@@ -139,8 +139,7 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   RecoveryTally* tally_ = nullptr;
   std::unique_ptr<BackgroundRecovery> background_;
   std::unique_ptr<SpoolPuncher> puncher_;
-  outbound::RecoveryPlan plan_;  // recovered recipients not routed yet, from plan_next_ on
-  std::size_t plan_next_ = 0;
+  outbound::RecoveryPlan plan_;  // recovered recipients not routed yet
   bool intake_stopped_ = false;  // salvoctl drain
   bool draining_ = false;
   bool polling_ = false;

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -142,14 +143,16 @@ struct OutboundSnapshot {
 
 // One recipient the spool still owes, as start-up recovery read it from its records: what
 // delivery needs to queue it (docs/spool-format.md §7).
+// 80 bytes: a restart over ten million queued messages holds one per recipient until it
+// is routed (a deque, freed as routing goes on).
 struct RecoveredRecipient {
   std::uint64_t message = 0;
-  std::uint32_t recipient = 0;
-  spool::SpoolIndex::RecipientRef ref;
+  spool::PackedLocation record;  // the Message record (the recipient's index in it: recipient)
   std::int64_t received_unix_ns = 0;
-  std::string domain;  // smtp::domain_of(address): empty for RCPT TO:<postmaster>
-  std::uint32_t attempts = 0;
   std::int64_t next_attempt_unix_ns = 0;
+  std::uint32_t recipient = 0;
+  std::uint32_t attempts = 0;
+  std::string domain;  // smtp::domain_of(address): empty for RCPT TO:<postmaster>
 };
 // A committed job the spool still owes recipients of: it is not expanded; its origin reads
 // its batches a window at a time (Origin), skipping the recipients already final. Only the
@@ -165,7 +168,7 @@ struct RecoveredJob {
   std::vector<Deferred> deferred;
 };
 struct RecoveryPlan {
-  std::vector<RecoveredRecipient> recipients;  // of messages
+  std::deque<RecoveredRecipient> recipients;  // of messages
   std::vector<RecoveredJob> jobs;
   std::uint64_t unreadable = 0;  // records that could not be read back or decoded
 };

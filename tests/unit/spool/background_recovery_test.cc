@@ -240,6 +240,34 @@ TEST(SpoolIndexAbsorb, AnIdInBothIsReportedAndItsSegmentKept) {
   EXPECT_TRUE(live.reclaimable(SegmentSeq(5)).empty());
 }
 
+// absorb() merges the smaller tables into the bigger ones, whichever side is bigger; the
+// newer entry of a clashing id wins either way, with its own recipient states (a message of
+// more recipients than fit inline keeps them in a side table).
+TEST(SpoolIndexAbsorb, TheNewerEntryWinsWhicheverSideIsBigger) {
+  for (bool older_bigger : {false, true}) {
+    SpoolIndex live, older;
+    live.add_segment(SegmentSeq(5));
+    older.add_segment(SegmentSeq(2));
+    live.add_message(MessageId(7), Location{SegmentSeq(5), 64, 100}, 9);  // wide
+    older.add_message(MessageId(7), Location{SegmentSeq(2), 64, 100}, 1);
+    SpoolIndex& bigger = older_bigger ? older : live;
+    const SegmentSeq seg = older_bigger ? SegmentSeq(2) : SegmentSeq(5);
+    for (std::uint64_t i = 0; i < 5; ++i) {
+      bigger.add_message(MessageId(100 + i), Location{seg, 1000 + 100 * i, 100}, 8);
+    }
+    auto clashes = live.absorb(std::move(older));
+    ASSERT_EQ(clashes, std::vector<MessageId>{MessageId(7)}) << older_bigger;
+    EXPECT_EQ(live.message_count(), 6u);
+    EXPECT_EQ(live.live_recipients(), 9u + 5 * 8) << older_bigger;
+    const auto e = live.find(MessageId(7));
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->loc.segment, SegmentSeq(5));
+    EXPECT_EQ(e->state.size(), 9u) << older_bigger;
+    EXPECT_EQ(e->live, 9u);
+    for (std::uint64_t i = 0; i < 5; ++i) EXPECT_EQ(live.find(MessageId(100 + i))->live, 8u);
+  }
+}
+
 // Stopping salvod stops the scan: before its next segment, and during the test seam's
 // wait.
 TEST_F(BackgroundRecoveryTest, ACancelledScanStopsPromptly) {
