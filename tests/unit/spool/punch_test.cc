@@ -166,7 +166,8 @@ class PunchRecovery : public ::testing::Test {
     JobTemplateRecord t;
     t.job = "j";
     t.from = "shop@example.org";
-    t.content = "Subject: {{ name }}\r\n\r\n" + std::string(3000, 'j') + "\r\n";
+    const std::string content = "Subject: {{ name }}\r\n\r\n" + std::string(3000, 'j') + "\r\n";
+    t.content = content;  // a view: the string must outlive the append
     auto id = writer_->append_job_template(t, nullptr);
     EXPECT_TRUE(id);
     for (std::uint32_t first = 0; first < n; first += 10) {
