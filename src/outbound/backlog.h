@@ -4,7 +4,7 @@
 // the message's recipients). It hands out transactions: up to N ready recipients of one
 // message (one for a job: each recipient gets its own expansion).
 //
-// Memory (issue 15): per queued message one 40-byte slot of an open-addressing table
+// Memory: per queued message one 40-byte slot of an open-addressing table
 // (id, received time, a PackedLocation, origin, refs); a job's template and batch locations
 // sit in a second table only jobs use. MsgInfo, with its std::map of batches, is built for
 // a transaction, never stored per message.

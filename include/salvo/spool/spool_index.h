@@ -4,7 +4,7 @@
 // pins and ordering constraints that decide when the segment file may be deleted. Bodies
 // stay on disk. Owner: the shard that owns the spool directory (not thread-safe).
 //
-// Memory (issue 15): a message of up to kInlineRecipients recipients is one 32-byte slot
+// Memory: a message of up to kInlineRecipients recipients is one 32-byte slot
 // of an open-addressing table (its id, a PackedLocation, its states inline); a bigger
 // message also has a 24-byte Wide record in a second table (its live count and state
 // array), a job a Job record in a third (states, commit location, batches). See
