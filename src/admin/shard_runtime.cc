@@ -256,8 +256,7 @@ void ShardRuntime::route_recovered() noexcept {
   // Routed from the front, each one's storage freed as it goes (the deque gives back its
   // blocks): the plan shrinks while the destinations' queues grow.
   for (std::size_t i = 0; i < kSlice && !plan_.recipients.empty(); ++i) {
-    outbound_->recover(
-        std::span<const outbound::RecoveredRecipient>(&plan_.recipients.front(), 1));
+    outbound_->recover(plan_.recipients.front());
     plan_.recipients.pop_front();
   }
   if (!plan_.recipients.empty()) {

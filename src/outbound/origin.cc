@@ -351,12 +351,10 @@ using DeferredMap =
 
 }  // namespace
 
-void Origin::recover(std::span<const RecoveredRecipient> recipients) noexcept {
-  for (const RecoveredRecipient& r : recipients) {
-    const spool::SpoolIndex::RecipientRef ref{r.record.unpack(), r.recipient, std::nullopt};
-    dispatch(r.message, r.recipient, ref, r.received_unix_ns, r.domain, r.attempts,
-             r.next_attempt_unix_ns);
-  }
+void Origin::recover(const RecoveredRecipient& r) noexcept {
+  const spool::SpoolIndex::RecipientRef ref{r.record.unpack(), r.recipient, std::nullopt};
+  dispatch(r.message, r.recipient, ref, r.received_unix_ns, r.domain, r.attempts,
+           r.next_attempt_unix_ns);
 }
 
 void Origin::recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept {

@@ -69,7 +69,7 @@ class Origin {
   // Job `id` is committed: its recipients are dispatched through the window.
   void job_queued(spool::MessageId id, std::int64_t received_unix_ns) noexcept;
   // Recipients the spool still owes (start-up, from plan_recovery()).
-  void recover(std::span<const RecoveredRecipient> recipients) noexcept;
+  void recover(const RecoveredRecipient& r) noexcept;
   void recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept;
   // salvoctl bounce --id of a job of this shard: its recipients not dispatched yet go out
   // marked cancelled (their destination fails them at once, with DSNs). Returns how many.

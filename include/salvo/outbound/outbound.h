@@ -196,9 +196,9 @@ class Outbound final : public spool::Dispatch, public metrics::Source {
   [[nodiscard]] Status start(std::string* why);
   // Routes every recipient the spool still owes (start-up; reads the records).
   void recover(const spool::RecoveryResult& recovered, const std::string& spool_dir);
-  // The same in steps, for a background recovery: routes part of a plan (any number of
-  // calls), and reports its unreadable records once.
-  void recover(std::span<const RecoveredRecipient> recipients) noexcept;
+  // The same in steps, for a background recovery: routes one recipient of a plan (taken
+  // from its front, so the plan gives its storage back as it goes).
+  void recover(const RecoveredRecipient& r) noexcept;
   void recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept;
   void recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept;
 
