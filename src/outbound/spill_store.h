@@ -14,7 +14,8 @@
 // routes them from the spool again (counted, logged).
 //
 // IO is plain pwrite/pread on the shard thread, a chunk (at most kMaxChunk entries,
-// 320 KiB) at a time, from a pump or tick; not io_uring.
+// 320 KiB) at a time: a write when a destination's buffer fills (one per chunk of
+// arrivals or far deferrals), reads from its pump; not io_uring.
 //
 // Owner: one shard (DestinationSide). Unit tests: tests/unit/outbound/spill_test.cc.
 #pragma once
