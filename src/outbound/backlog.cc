@@ -32,9 +32,14 @@ SpillEntry entry_of_enqueue(const Enqueue& e) {
 }  // namespace
 
 Backlog::~Backlog() {
-  if (spill_ == nullptr || spill_->store == nullptr) return;
-  for (const SpillChunk& c : ready_chunks_) spill_->store->drop(c);
-  for (const SpillChunk& c : later_chunks_) spill_->store->drop(c);
+  if (sp_ == nullptr || spill_ == nullptr || spill_->store == nullptr) return;
+  for (const SpillChunk& c : sp_->ready_chunks) spill_->store->drop(c);
+  for (const SpillChunk& c : sp_->later_chunks) spill_->store->drop(c);
+}
+
+Backlog::Spilled& Backlog::spilled_state() {
+  if (!sp_) sp_ = std::make_unique<Spilled>();
+  return *sp_;
 }
 
 queue::QueuedRecipient Backlog::hold(const SpillEntry& e) {
@@ -76,35 +81,36 @@ void Backlog::add(const Enqueue& e, WallTime now) {
 
 void Backlog::push_ready_entry(const SpillEntry& e) {
   if (spill_ != nullptr && spill_->on() &&
-      (queue_.ready() >= spill_->in_memory || !ready_chunks_.empty() || !tail_.empty())) {
-    tail_.push_back(e);
-    if (tail_.size() >= spill_->chunk()) spill_tail();
+      (queue_.ready() >= spill_->in_memory ||
+       (sp_ && (!sp_->ready_chunks.empty() || !sp_->tail.empty())))) {
+    spilled_state().tail.push_back(e);
+    if (sp_->tail.size() >= spill_->chunk()) spill_tail();
     return;
   }
   queue_.push_ready(hold(e));
 }
 
 void Backlog::push_later(const SpillEntry& e) {
-  later_.push_back(e);
-  later_min_ = std::min(later_min_, from_ns(e.next_attempt_unix_ns));
-  if (later_.size() >= spill_->chunk()) spill_later();
+  spilled_state().later.push_back(e);
+  sp_->later_min = std::min(sp_->later_min, from_ns(e.next_attempt_unix_ns));
+  if (sp_->later.size() >= spill_->chunk()) spill_later();
 }
 
 void Backlog::spill_tail() {
-  std::vector<SpillEntry> entries = std::exchange(tail_, {});
+  std::vector<SpillEntry> entries = std::exchange(sp_->tail, {});
   if (auto c = spill_->store->write(entries)) {
-    ready_chunks_.push_back(*c);
-    ready_on_disk_ += c->count;
+    sp_->ready_chunks.push_back(*c);
+    sp_->ready_on_disk += c->count;
     return;
   }
   for (const SpillEntry& e : entries) queue_.push_ready(hold(e));  // the disk refused them
 }
 
 void Backlog::spill_later() {
-  std::vector<SpillEntry> entries = std::exchange(later_, {});
+  std::vector<SpillEntry> entries = std::exchange(sp_->later, {});
   if (auto c = spill_->store->write(entries)) {
-    later_chunks_.push_back(*c);
-    later_on_disk_ += c->count;
+    sp_->later_chunks.push_back(*c);
+    sp_->later_on_disk += c->count;
   } else {
     for (const SpillEntry& e : entries) queue_.push_deferred(hold(e));
   }
@@ -112,17 +118,17 @@ void Backlog::spill_later() {
 }
 
 void Backlog::refresh_later_min() noexcept {
-  later_min_ = WallTime::max();
-  for (const SpillChunk& c : later_chunks_) later_min_ = std::min(later_min_, c.earliest);
-  for (const SpillEntry& e : later_) {
-    later_min_ = std::min(later_min_, from_ns(e.next_attempt_unix_ns));
+  sp_->later_min = WallTime::max();
+  for (const SpillChunk& c : sp_->later_chunks) sp_->later_min = std::min(sp_->later_min, c.earliest);
+  for (const SpillEntry& e : sp_->later) {
+    sp_->later_min = std::min(sp_->later_min, from_ns(e.next_attempt_unix_ns));
   }
 }
 
 void Backlog::bring_back(const SpillEntry& e, bool ready) {
   const queue::QueuedRecipient q = hold(e);
-  if (!cancelled_.empty() && cancelled_.contains(e.message)) {
-    cancelled_back_.push_back(q);
+  if (!sp_->cancelled.empty() && sp_->cancelled.contains(e.message)) {
+    sp_->cancelled_back.push_back(q);
   } else if (ready) {
     queue_.push_ready(q);
   } else {
@@ -131,23 +137,23 @@ void Backlog::bring_back(const SpillEntry& e, bool ready) {
 }
 
 void Backlog::read_ready_chunk() {
-  const SpillChunk c = ready_chunks_.front();
-  ready_chunks_.pop_front();
-  ready_on_disk_ -= c.count;
+  const SpillChunk c = sp_->ready_chunks.front();
+  sp_->ready_chunks.pop_front();
+  sp_->ready_on_disk -= c.count;
   auto entries = spill_->store->read(c);
   if (!entries) return;  // logged; the spool still has them for the next start
   for (const SpillEntry& e : *entries) bring_back(e, true);
 }
 
 bool Backlog::read_later_chunk(WallTime edge) {
-  auto first = std::min_element(later_chunks_.begin(), later_chunks_.end(),
+  auto first = std::min_element(sp_->later_chunks.begin(), sp_->later_chunks.end(),
                                 [](const SpillChunk& a, const SpillChunk& b) {
                                   return a.earliest < b.earliest;
                                 });
-  if (first == later_chunks_.end() || first->earliest > edge) return false;
+  if (first == sp_->later_chunks.end() || first->earliest > edge) return false;
   const SpillChunk c = *first;
-  later_chunks_.erase(first);
-  later_on_disk_ -= c.count;
+  sp_->later_chunks.erase(first);
+  sp_->later_on_disk -= c.count;
   auto entries = spill_->store->read(c);
   if (entries) {
     for (const SpillEntry& e : *entries) {
@@ -163,56 +169,62 @@ bool Backlog::read_later_chunk(WallTime edge) {
 }
 
 void Backlog::promote(WallTime now) {
-  if (spill_ != nullptr) {
+  if (spill_ == nullptr || sp_ == nullptr) {
+    queue_.promote(now);
+    return;
+  }
+  {
     const WallTime edge = now + spill_->horizon;
-    for (int i = 0; i < kReadsPerPromote && later_min_ <= edge; ++i) {
+    for (int i = 0; i < kReadsPerPromote && sp_->later_min <= edge; ++i) {
       if (!read_later_chunk(edge)) break;
     }
-    if (!later_.empty() && later_min_ <= edge) {
+    if (!sp_->later.empty() && sp_->later_min <= edge) {
       std::vector<SpillEntry> keep;
-      for (const SpillEntry& e : later_) {
+      for (const SpillEntry& e : sp_->later) {
         if (from_ns(e.next_attempt_unix_ns) <= edge) {
           bring_back(e, false);
         } else {
           keep.push_back(e);
         }
       }
-      later_ = std::move(keep);
+      sp_->later = std::move(keep);
       refresh_later_min();
     }
   }
   queue_.promote(now);
-  if (spill_ != nullptr) {
+  {
     const std::size_t low = std::max<std::size_t>(spill_->low_water(), 1);
     for (int i = 0; i < kReadsPerPromote && queue_.ready() < low; ++i) {
-      if (!ready_chunks_.empty()) {
+      if (!sp_->ready_chunks.empty()) {
         read_ready_chunk();
         continue;
       }
-      for (const SpillEntry& e : std::exchange(tail_, {})) bring_back(e, true);
+      for (const SpillEntry& e : std::exchange(sp_->tail, {})) bring_back(e, true);
       break;
     }
   }
-  if (ready_chunks_.empty() && later_chunks_.empty()) cancelled_.clear();
+  if (!sp_->has_chunks()) sp_->cancelled.clear();
+  if (sp_->empty()) sp_.reset();
 }
 
 bool Backlog::promote_wanted(WallTime now) const noexcept {
-  if (spill_ == nullptr) return false;
-  if (later_min_ != WallTime::max() && later_min_ - spill_->horizon <= now) return true;
+  if (spill_ == nullptr || sp_ == nullptr) return false;
+  if (sp_->later_min != WallTime::max() && sp_->later_min - spill_->horizon <= now) return true;
   return queue_.ready() < std::max<std::size_t>(spill_->low_water(), 1) &&
-         (!ready_chunks_.empty() || !tail_.empty());
+         (!sp_->ready_chunks.empty() || !sp_->tail.empty());
 }
 
 WallTime Backlog::next_due() const noexcept {
   WallTime t = queue_.next_due();
-  if (spill_ != nullptr && later_min_ != WallTime::max()) {
-    t = std::min(t, later_min_ - spill_->horizon);
+  if (spill_ != nullptr && sp_ != nullptr && sp_->later_min != WallTime::max()) {
+    t = std::min(t, sp_->later_min - spill_->horizon);
   }
   return t;
 }
 
 std::vector<queue::QueuedRecipient> Backlog::take_cancelled() {
-  return std::exchange(cancelled_back_, {});
+  if (sp_ == nullptr) return {};
+  return std::exchange(sp_->cancelled_back, {});
 }
 
 std::optional<SpillEntry> Backlog::entry_of(const queue::QueuedRecipient& q) const {
@@ -251,6 +263,7 @@ void Backlog::defer(const queue::QueuedRecipient& r, WallTime now) {
 
 std::vector<queue::QueuedRecipient> Backlog::extract(std::uint64_t message) {
   std::vector<queue::QueuedRecipient> out = queue_.extract(message);
+  if (sp_ == nullptr) return out;
   const auto take = [&](std::vector<SpillEntry>& from) {
     std::erase_if(from, [&](const SpillEntry& e) {
       if (e.message != message) return false;
@@ -258,22 +271,24 @@ std::vector<queue::QueuedRecipient> Backlog::extract(std::uint64_t message) {
       return true;
     });
   };
-  take(tail_);
-  take(later_);
+  take(sp_->tail);
+  take(sp_->later);
   refresh_later_min();
-  if (!ready_chunks_.empty() || !later_chunks_.empty()) cancelled_.insert(message);
+  if (sp_->has_chunks()) sp_->cancelled.insert(message);
   return out;
 }
 
 std::size_t Backlog::flush_deferred() {
-  std::size_t n = queue_.flush_deferred() + later_.size() + later_on_disk_;
-  for (const SpillEntry& e : std::exchange(later_, {})) push_ready_entry(e);
+  std::size_t n = queue_.flush_deferred();
+  if (sp_ == nullptr) return n;
+  n += sp_->later.size() + sp_->later_on_disk;
+  for (const SpillEntry& e : std::exchange(sp_->later, {})) push_ready_entry(e);
   // On disk they stay where they are, as ready chunks: read back in turn, due at once.
-  for (const SpillChunk& c : later_chunks_) ready_chunks_.push_back(c);
-  ready_on_disk_ += later_on_disk_;
-  later_on_disk_ = 0;
-  later_chunks_.clear();
-  later_min_ = WallTime::max();
+  for (const SpillChunk& c : sp_->later_chunks) sp_->ready_chunks.push_back(c);
+  sp_->ready_on_disk += sp_->later_on_disk;
+  sp_->later_on_disk = 0;
+  sp_->later_chunks.clear();
+  sp_->later_min = WallTime::max();
   return n;
 }
 
@@ -368,9 +383,10 @@ std::vector<Enqueue> Backlog::drain_to(std::string_view domain, std::string_view
     release(q.message);
     out.push_back(std::move(e));
   }
+  if (sp_ == nullptr) return out;
   // The buffers go too (nothing of theirs is held here); chunks on disk follow as they are
   // read back.
-  for (std::vector<SpillEntry>* from : {&tail_, &later_}) {
+  for (std::vector<SpillEntry>* from : {&sp_->tail, &sp_->later}) {
     for (const SpillEntry& s : std::exchange(*from, {})) {
       Enqueue e = enqueue_of(s);
       e.domain = std::string(domain);

@@ -18,9 +18,11 @@
 // A buffer is written as a chunk when it holds chunk() entries. promote() reads back: ready
 // chunks (then the tail) while the RAM FIFO is under low_water(), keeping arrival order;
 // later chunks once their earliest due time is within the horizon (their entries still
-// further out go to the later buffer again). A message cancelled (bounce --id) while some
-// of its recipients are on disk is remembered until no chunk is left; its recipients read
-// back go to take_cancelled() instead of the queue.
+// further out go to the later buffer again). This state lives in a Spilled made by the
+// first spill and freed once empty: a destination that never spills pays 16 bytes (two
+// pointers). A message cancelled (bounce --id) while some of its recipients are on disk
+// is remembered until no chunk is left; its recipients read back go to take_cancelled()
+// instead of the queue.
 //
 // Owner: the destination's shard. Growth: a later split by tenant or priority keeps this
 // interface (add / take / release) and holds one DestinationQueue per class inside, taking
@@ -33,6 +35,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -120,13 +123,17 @@ class Backlog {
   std::size_t deferred() const noexcept { return queue_.deferred(); }
   // Queued in all: in RAM, in buffers and on disk.
   std::size_t queued_ready() const noexcept {
-    return queue_.ready() + tail_.size() + ready_on_disk_;
+    return queue_.ready() + (sp_ ? sp_->tail.size() + sp_->ready_on_disk : 0);
   }
   std::size_t queued_deferred() const noexcept {
-    return queue_.deferred() + later_.size() + later_on_disk_;
+    return queue_.deferred() + (sp_ ? sp_->later.size() + sp_->later_on_disk : 0);
   }
-  std::size_t spilled() const noexcept { return ready_on_disk_ + later_on_disk_; }
-  std::size_t chunks() const noexcept { return ready_chunks_.size() + later_chunks_.size(); }
+  std::size_t spilled() const noexcept {
+    return sp_ ? sp_->ready_on_disk + sp_->later_on_disk : 0;
+  }
+  std::size_t chunks() const noexcept {
+    return sp_ ? sp_->ready_chunks.size() + sp_->later_chunks.size() : 0;
+  }
   bool empty() const noexcept { return queued_ready() == 0 && queued_deferred() == 0; }
   // When the earliest deferred recipient is due; one on disk or in the later buffer counts
   // from when it comes within the horizon (promote() then reads it back).
@@ -166,17 +173,28 @@ class Backlog {
   bool read_later_chunk(WallTime edge);
   void refresh_later_min() noexcept;
 
+  // What a destination has spilled, made by its first spill and freed once nothing is left
+  // (most destinations never spill: they pay one pointer).
+  struct Spilled {
+    std::deque<SpillChunk> ready_chunks;  // oldest first
+    std::vector<SpillEntry> tail;         // ready, after the chunks
+    std::size_t ready_on_disk = 0;
+    std::vector<SpillChunk> later_chunks;
+    std::vector<SpillEntry> later;  // deferred past the horizon, not written yet
+    std::size_t later_on_disk = 0;
+    WallTime later_min = WallTime::max();  // the earliest due in later_chunks and later
+    absl::flat_hash_set<std::uint64_t> cancelled;  // messages cancelled with chunks on disk
+    std::vector<queue::QueuedRecipient> cancelled_back;
+    bool has_chunks() const noexcept { return !ready_chunks.empty() || !later_chunks.empty(); }
+    bool empty() const noexcept {
+      return !has_chunks() && tail.empty() && later.empty() && cancelled_back.empty();
+    }
+  };
+  Spilled& spilled_state();
+
   const SpillPolicy* spill_;
   queue::DestinationQueue queue_;
-  std::deque<SpillChunk> ready_chunks_;  // oldest first
-  std::vector<SpillEntry> tail_;         // ready, after the chunks
-  std::size_t ready_on_disk_ = 0;
-  std::vector<SpillChunk> later_chunks_;
-  std::vector<SpillEntry> later_;        // deferred past the horizon, not written yet
-  std::size_t later_on_disk_ = 0;
-  WallTime later_min_ = WallTime::max();  // the earliest due in later_chunks_ and later_
-  absl::flat_hash_set<std::uint64_t> cancelled_;  // messages cancelled with chunks on disk
-  std::vector<queue::QueuedRecipient> cancelled_back_;
+  std::unique_ptr<Spilled> sp_;
   absl::flat_hash_map<std::uint64_t, Held> msgs_;
   absl::flat_hash_map<std::uint64_t, JobLocations> jobs_;
 };
