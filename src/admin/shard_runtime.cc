@@ -124,10 +124,7 @@ Status ShardRuntime::start(std::string* why) {
 Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                           const std::vector<net::SocketAddress>& addresses,
                           const HttpShared* http, std::string* why) {
-  if (!background_listing_) {
-    outbound_->recover(recovered_, dir_);
-    if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
-  }
+  if (!background_listing_) start_background_recovery();  // the read-back only
   if (!shared.empty()) {
     // Also without a cap (0): then it only measures (salvo_smtp_intake_bytes).
     const std::uint64_t cap = config_.node.max_pending_bytes;
@@ -172,25 +169,38 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       return st;
     }
   }
-  if (background_listing_) {
-    background_ = std::make_unique<BackgroundRecovery>(
-        shard_, [this](BackgroundRecovery::Done&& d) {
-          if (!d.recovered) {
-            log::error("spool {}: background recovery failed: {}; its mail stays on disk, "
-                       "undelivered until salvod is restarted",
-                       dir_, d.recovered.error().message());
-            return;
-          }
-          finish_recovery(std::move(*d.recovered), std::move(d.plan), d.took);
-        });
-    registry_.add(background_.get());
-    log::info("spool {}: {} segment(s), {} bytes: recovering in the background", dir_,
-              background_listing_->segments.size(), background_listing_->bytes);
-    background_->start(*background_listing_,
-                       test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
-                                  "each segment of the background recovery"));
-  }
+  if (background_listing_) start_background_recovery();
   return {};
+}
+
+void ShardRuntime::start_background_recovery() {
+  BackgroundRecovery::Hooks hooks;
+  hooks.on_scanned = [this](BackgroundRecovery::Done&& d) {
+    if (!d.recovered) {
+      log::error("spool {}: background recovery failed: {}; its mail stays on disk, "
+                 "undelivered until salvod is restarted",
+                 dir_, d.recovered.error().message());
+      return;
+    }
+    finish_recovery(std::move(*d.recovered), std::move(d.jobs), d.took);
+  };
+  hooks.on_recipients = [this](std::vector<outbound::RecoveredRecipient>&& slice) {
+    route_recovered(std::move(slice));
+  };
+  hooks.on_finished = [this](std::uint64_t unreadable) { recovery_routed(unreadable); };
+  background_ = std::make_unique<BackgroundRecovery>(shard_, std::move(hooks));
+  registry_.add(background_.get());
+  if (!background_listing_) {
+    outbound::RecoveryPlanner planner(recovered_, dir_);
+    outbound_->recover_jobs(planner.take_jobs());
+    background_->start_read_back(std::move(planner));
+    return;
+  }
+  log::info("spool {}: {} segment(s), {} bytes: recovering in the background", dir_,
+            background_listing_->segments.size(), background_listing_->bytes);
+  background_->start(*background_listing_,
+                     test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
+                                "each segment of the background recovery"));
 }
 
 Status ShardRuntime::start_pickup(std::string* why) {
@@ -207,8 +217,8 @@ Status ShardRuntime::start_pickup(std::string* why) {
   return {};
 }
 
-void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::RecoveryPlan&& plan,
-                                   Duration took) {
+void ShardRuntime::finish_recovery(spool::RecoveryResult&& old,
+                                   std::vector<outbound::RecoveredJob>&& jobs, Duration took) {
   spool::log_report(dir_, old.report);
   // The old ids are all below the mark the new mail's ids started from: no id is in both.
   const std::vector<spool::MessageId> clashes = recovered_.index.absorb(std::move(old.index));
@@ -217,53 +227,41 @@ void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::Recove
                "next-id mark was behind); their old copies are kept on disk, not delivered, "
                "first {}",
                dir_, clashes.size(), spool::format_id(clashes.front().value()));
+    // Their messages' recipients are left out as they are routed: the live entry's record
+    // is not theirs (Origin::recover).
+    std::erase_if(jobs, [&](const outbound::RecoveredJob& j) {
+      return std::find(clashes.begin(), clashes.end(), spool::MessageId(j.id)) != clashes.end();
+    });
   }
   spool::add(recovered_.report, old.report);
   recovered_.pickup_claims = std::move(old.pickup_claims);
   recovered_messages_ = old.report.messages;
   writer_->hold_reclaim(false);
-  if (!clashes.empty()) {
-    std::erase_if(plan.recipients, [&](const outbound::RecoveredRecipient& r) {
-      return std::find(clashes.begin(), clashes.end(), spool::MessageId(r.message)) !=
-             clashes.end();
-    });
-    std::erase_if(plan.jobs, [&](const outbound::RecoveredJob& j) {
-      return std::find(clashes.begin(), clashes.end(), spool::MessageId(j.id)) != clashes.end();
-    });
-  }
-  outbound_->recovery_unreadable(plan.unreadable, dir_);
-  plan_ = std::move(plan);
-  log::info("spool {}: recovered {} message(s), {} recipient(s) and {} job(s) to deliver, in "
-            "{:.3f} s",
-            dir_, recovered_messages_, plan_.recipients.size(), plan_.jobs.size(),
-            std::chrono::duration<double>(took).count());
+  log::info("spool {}: recovered {} message(s) and {} job(s) in {:.3f} s; their recipients "
+            "are routed as they are read back",
+            dir_, recovered_messages_, jobs.size(), std::chrono::duration<double>(took).count());
   if (stop_started_ == TimePoint{} && !intake_stopped_) {
     std::string why;
     if (auto st = start_pickup(&why); !st) {
       log::error("{}: the pickup directory is not watched", why);
     }
   }
-  route_recovered();
-  if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
+  // Jobs are cursors, not lists: all of them at once; their window paces them.
+  if (stop_started_ == TimePoint{}) outbound_->recover_jobs(std::move(jobs));
 }
 
-void ShardRuntime::route_recovered() noexcept {
-  // A slice per loop turn: IO and new mail go on between slices.
-  constexpr std::size_t kSlice = 16384;
+void ShardRuntime::route_recovered(std::vector<outbound::RecoveredRecipient>&& slice) noexcept {
   if (stop_started_ != TimePoint{} || !outbound_) return;  // the spool keeps the rest
-  // Jobs are cursors, not lists: all of them at once; their window paces them.
-  if (!plan_.jobs.empty()) outbound_->recover_jobs(std::exchange(plan_.jobs, {}));
-  // Routed from the front, each one's storage freed as it goes (the deque gives back its
-  // blocks): the plan shrinks while the destinations' queues grow.
-  for (std::size_t i = 0; i < kSlice && !plan_.recipients.empty(); ++i) {
-    outbound_->recover(plan_.recipients.front());
-    plan_.recipients.pop_front();
+  for (const outbound::RecoveredRecipient& r : slice) {
+    routed_recipients_ += outbound_->recover(r) ? 1 : 0;
   }
-  if (!plan_.recipients.empty()) {
-    shard_.defer([this] { route_recovered(); });
-  } else {
-    plan_ = {};
-  }
+}
+
+void ShardRuntime::recovery_routed(std::uint64_t unreadable) noexcept {
+  if (outbound_) outbound_->recovery_unreadable(unreadable, dir_);
+  log::info("spool {}: the recovered messages are read back: {} recipient(s) routed", dir_,
+            routed_recipients_);
+  if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
 }
 
 void ShardRuntime::attach_control(ControlInbox* inbox) {
@@ -336,7 +334,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   }
   if (!outbound_) return a;
   act(r, a);
-  a.recovering = (background_ && background_->running()) || !plan_.recipients.empty();
+  a.recovering = background_ && background_->running();
   a.blocked_ns = shard_.engine().blocked_ns();
   a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();
@@ -472,7 +470,6 @@ void ShardRuntime::teardown() noexcept {
     registry_.remove(background_.get());
     background_.reset();
   }
-  plan_ = {};
   if (puncher_) {
     puncher_->stop();
     registry_.remove(puncher_.get());

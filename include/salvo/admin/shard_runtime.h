@@ -66,11 +66,12 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   // Phase 1: the writer, the accounting writer and delivery (every shard runs this before
   // any shard takes mail, so cross-shard deliveries always find their receiver).
   [[nodiscard]] Status start(std::string* why);
-  // Phase 2: routes what the spool still owes, listens on every address (addresses[i] for
-  // listen[i], port already fixed) and watches the pickup directory. why names the
-  // address on failure; http: what [http] needs (shared by every shard, outliving them),
-  // or null without it. Start-up only. With a background recovery, the old mail is routed
-  // and the pickup directory watched once the scan is handed over (finish_recovery).
+  // Phase 2: starts routing what the spool still owes (read back in the background, a
+  // slice per loop turn), listens on every address (addresses[i] for listen[i], port
+  // already fixed) and watches the pickup directory. why names the address on failure;
+  // http: what [http] needs (shared by every shard, outliving them), or null without it.
+  // Start-up only. With a background scan, the old mail is routed and the pickup directory
+  // watched once the scan is handed over (finish_recovery).
   [[nodiscard]] Status open(const std::vector<inbound::ListenerShared>& shared,
                             const std::vector<net::SocketAddress>& addresses,
                             const HttpShared* http, std::string* why);
@@ -98,10 +99,15 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   void teardown() noexcept;
   Status start_pickup(std::string* why);
   // The background scan is done: its index joins the live one, the pickup watcher starts,
-  // reclamation resumes and its recipients are routed, a slice per loop turn.
-  void finish_recovery(spool::RecoveryResult&& old, outbound::RecoveryPlan&& plan,
+  // reclamation resumes and its jobs are routed; its messages' recipients follow, a slice
+  // per loop turn, as the read-back hands them over (route_recovered).
+  void finish_recovery(spool::RecoveryResult&& old, std::vector<outbound::RecoveredJob>&& jobs,
                        Duration took);
-  void route_recovered() noexcept;
+  // Reads back and routes, in the background, what recovered_ owes (and the background
+  // scan, when background_listing_ is set).
+  void start_background_recovery();
+  void route_recovered(std::vector<outbound::RecoveredRecipient>&& slice) noexcept;
+  void recovery_routed(std::uint64_t unreadable) noexcept;
   // A verb or the trace, on this shard's objects.
   void act(const ShardRequest& r, ShardAnswer& a);
 
@@ -139,7 +145,7 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   RecoveryTally* tally_ = nullptr;
   std::unique_ptr<BackgroundRecovery> background_;
   std::unique_ptr<SpoolPuncher> puncher_;
-  outbound::RecoveryPlan plan_;  // recovered recipients not routed yet
+  std::uint64_t routed_recipients_ = 0;  // of the recovered messages, so far
   bool intake_stopped_ = false;  // salvoctl drain
   bool draining_ = false;
   bool polling_ = false;
