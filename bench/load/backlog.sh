@@ -15,7 +15,12 @@
 # small generator into pickup/ of a salvod with delivery held; once it is queued (the file
 # gone) and salvod's RSS has settled, the RSS is noted; kill -9; salvod restarts (background
 # recovery) and its RSS is noted again once recovery has finished and the RSS settled.
-# Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold]
+# With --deliver, last: salvod starts once more with delivery released (20 connections per
+# domain, [routes] to one salvo-sink on 127.0.0.2 .. 127.0.0.11) and delivers the whole
+# spool: the time from its start until the sinks have every message, the rate, and the
+# counts (messages queued, delivered, duplicates: exact when the sinks got each once and
+# salvod's queue is empty at the end).
+# Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold] [--deliver]
 #        bench/load/backlog.sh --job N
 #        (defaults: 1,000,000 messages of 2KiB)
 set -euo pipefail
@@ -25,21 +30,23 @@ cd "$root"
 MESSAGES=1000000
 SIZE=2KiB
 COLD=0
+DELIVER=0
 JOB=0
 while [ $# -gt 0 ]; do
   case $1 in
     --messages) MESSAGES=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
+    --deliver) DELIVER=1; shift ;;
     --job) JOB=$2; shift 2 ;;
-    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold] | --job N)" ;;
+    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold] [--deliver] | --job N)" ;;
   esac
 done
 [[ "$JOB" =~ ^[0-9]+$ ]] || die "--job takes a recipient count, got '$JOB'"
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-1800}
 
-ensure_built salvod salvo-blast
+ensure_built salvod salvo-blast salvo-sink salvoctl
 
 work="$root/$BUILD/bench-backlog"
 rm -rf "$work"; mkdir -p "$work"
@@ -178,7 +185,8 @@ while first is None:
         sys.exit("no 250 within the time limit")
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
-            s.sendmail("probe@bench.test", ["probe@d0.example"], "Subject: probe\r\n\r\nprobe\r\n")
+            s.sendmail("probe@bench.test", ["probe@d0.example.test"],
+                       "Subject: probe\r\n\r\nprobe\r\n")
             first = time.time() - t_exec
     except (OSError, smtplib.SMTPException):
         time.sleep(0.01)
@@ -221,3 +229,45 @@ for mode in false true; do
   label="background_recovery=$mode"
   printf '| %-26s | %14s | %16s | %8s | %11s |\n' "$label" "$first" "$full" "$rss" "$recovered"
 done
+
+[ "$DELIVER" = 1 ] || exit 0
+# ---- release and deliver everything ---------------------------------------------------------
+echo
+echo "== delivering the spool to salvo-sink (10 MX hosts, 20 connections per domain)"
+start_mx_sinks "$work" 10
+route_args=()
+for i in $(seq 0 99); do
+  route_args+=(--route "d$i.example.test" "127.0.0.$((2 + i % 10)):$sink_port")
+done
+write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --max-connections 20 \
+  --max-messages-per-connection 1000 "${route_args[@]}"
+status_json() { "$BUILD/salvoctl" --config "$work/salvo.toml" status --json 2>/dev/null; }
+# What salvod holds once recovered: the messages of the fill and the restarts' probes.
+recovered_log() { grep -c "spool recovery finished" "$work/salvod.log" 2>/dev/null || true; }
+recoveries=$(recovered_log)
+recovered() { [ "$(recovered_log)" -gt "$recoveries" ]; }
+start_salvod "$work/salvo.toml" --log-level info || die_start
+t0=$EPOCHREALTIME
+wait_until "$TIMEOUT" 0.2 recovered || die "no 'spool recovery finished' within ${TIMEOUT}s"
+queue_empty() {
+  status_json | python3 -c "
+import json, sys
+q = json.load(sys.stdin)['queue']
+sys.exit(0 if q['recipients'] == 0 and q['messages'] == 0 and q['in_flight'] == 0 else 1)"
+}
+wait_until "$TIMEOUT" 0.2 queue_empty || die "the queue did not empty within ${TIMEOUT}s"
+deliver_s=$(python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')")
+read_sink_count
+delivered=$sink_count
+stop_salvod
+queued=$((MESSAGES + 2))  # the fill and one probe per restart
+echo
+echo "release and deliver: $queued messages queued (the fill and two probes)"
+printf '| %10s | %11s | %12s | %10s | %6s |\n' "queued" "delivered" "duplicates" "time (s)" \
+  "msgs/s"
+printf '|%s|%s|%s|%s|%s|\n' "------------" "-------------" "--------------" "------------" \
+  "--------"
+printf '| %10s | %11s | %12s | %10s | %6s |\n' "$queued" "$delivered" \
+  "$((delivered > queued ? delivered - queued : 0))" "$deliver_s" \
+  "$(python3 -c "print(round($delivered / $deliver_s))")"
+[ "$delivered" = "$queued" ] || die "the sinks got $delivered messages, $queued were queued"
