@@ -237,6 +237,15 @@ class PunchRecovery : public ::testing::Test {
     return freed;
   }
 
+  // Removes the punch notes of the closed segments (lost to damage); how many there were.
+  std::uint64_t remove_notes() {
+    std::uint64_t removed = 0;
+    for (const auto& [seq, n] : rec_.index.punch_candidates(writer_->first_open_segment())) {
+      removed += ::unlink(detail::punch_note_path(spool_, seq).c_str()) == 0 ? 1 : 0;
+    }
+    return removed;
+  }
+
   // What a fresh start finds: every live message, with the same states and bytes.
   RecoveryResult expect_recovers_everything_live() {
     auto r = recover(spool_, 0);
@@ -366,10 +375,7 @@ TEST_F(PunchRecovery, ACrashAnywhereInAPunchLosesNothingLive) {
 
 TEST_F(PunchRecovery, WithoutItsNoteAPunchedSegmentReadsAsDamageButNothingLiveIsLost) {
   ASSERT_GT(punch_all(), 0u);
-  std::uint64_t removed = 0;
-  for (const auto& [seq, n] : rec_.index.punch_candidates(writer_->first_open_segment())) {
-    removed += ::unlink(detail::punch_note_path(spool_, seq).c_str()) == 0 ? 1 : 0;
-  }
+  const std::uint64_t removed = remove_notes();
   ASSERT_GT(removed, 0u);
   RecoveryResult r = expect_recovers_everything_live();
   EXPECT_EQ(r.report.quarantined_segments, removed);
@@ -563,10 +569,7 @@ TEST_F(PunchStates, StateRecordsOfPunchedMessagesGoTooAndRecoveryIsUnchanged) {
 
 TEST_F(PunchStates, WithoutTheNotesNoDeadMessageComesBack) {
   ASSERT_GT(punch_all(), 0u);
-  std::uint64_t removed = 0;
-  for (const auto& [seq, n] : rec_.index.punch_candidates(writer_->first_open_segment())) {
-    removed += ::unlink(detail::punch_note_path(spool_, seq).c_str()) == 0 ? 1 : 0;
-  }
+  const std::uint64_t removed = remove_notes();
   ASSERT_GT(removed, 0u);
   // The small message's record survives in a block it shares with a live one: it is read,
   // and so is the state record that finalises it (kept), so it does not come back.
