@@ -114,7 +114,7 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
   // the messages they name, and the dead messages of this segment by id.
   std::vector<PunchItem> items;
   std::vector<std::vector<std::uint64_t>> names;  // per item: a state record's messages
-  std::map<std::uint64_t, std::uint64_t> dead_messages;  // id -> offset of its record
+  std::map<std::uint64_t, ByteRange> dead_messages;  // id -> its record
   items.push_back({{first->offset, first->offset + first->length}, false});
   names.emplace_back();
   std::size_t next_old = 0;
@@ -131,7 +131,9 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
     items.push_back({{rec->offset, rec->offset + rec->length}, dead});
     names.emplace_back();
     if (dead && rec->type == RecordType::Message) {
-      if (auto msg = decode_message(rec->payload)) dead_messages[msg->id.value()] = rec->offset;
+      if (auto msg = decode_message(rec->payload)) {
+        dead_messages[msg->id.value()] = {rec->offset, rec->offset + rec->length};
+      }
     } else if (rec->type == RecordType::RecipientState) {
       if (auto st = decode_recipient_state(rec->payload)) {
         for (const StateUpdate& u : st->updates) names.back().push_back(u.message.value());
@@ -142,27 +144,44 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
   take_old_before(UINT64_MAX);
   const SegmentDamage& d = scan.damage();
   if (d.quarantined() || d.torn) return out;  // recovery's business: leave it as it is
-  // In stages. First the dead records but state records. A message whose frame header
-  // falls in a block a stage deallocates can never be read again, noted or not (the
-  // magic is gone), once that stage is durable: a state record that names only such
-  // messages is dead from the next stage on. Its bytes join the ranges around it, so the
-  // next stage may reach more headers (docs/spool-format.md §7, "State records").
+  // In stages. First the dead records but state records. A message one of whose blocks a
+  // stage deallocates can never be read again once that stage is durable, noted or not:
+  // its magic is gone (the header's block), or its CRC no longer matches (a block of it
+  // that held a byte other than zero; by chance one time in 2^32). A state record that
+  // names only such messages is dead from the next stage on. Its bytes join the ranges
+  // around it, so the next stage may reach more messages (docs/spool-format.md §7, "State
+  // records").
+  const char* const bytes = static_cast<const char*>(m.p);
   std::vector<std::vector<ByteRange>> stages{dead_ranges(items, block)};
   for (int k = 0; k < kStateStages; ++k) {
     const std::vector<ByteRange>& punched = stages.back();
-    auto header_punched = [&](std::uint64_t offset) {
-      auto r = std::upper_bound(punched.begin(), punched.end(), offset,
-                                [](std::uint64_t o, const ByteRange& b) { return o < b.begin; });
+    auto block_punched = [&](std::uint64_t b) {
+      auto r = std::upper_bound(punched.begin(), punched.end(), b * block,
+                                [](std::uint64_t o, const ByteRange& x) { return o < x.begin; });
       if (r == punched.begin()) return false;
       const ByteRange p = punchable(*std::prev(r), block);
-      return offset >= p.begin && offset + kFrameOverhead <= p.end;
+      return b * block >= p.begin && (b + 1) * block <= p.end;
+    };
+    auto unreadable = [&](ByteRange rec) {
+      for (std::uint64_t b = rec.begin / block; b * block < rec.end; ++b) {
+        if (!block_punched(b)) continue;
+        if (b == rec.begin / block) return true;  // the magic
+        const std::uint64_t from = b * block, to = std::min(rec.end, (b + 1) * block);
+        if (std::any_of(bytes + from, bytes + to, [](char c) { return c != 0; })) return true;
+      }
+      return false;
     };
     bool more = false;
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (names[i].empty() || items[i].dead) continue;
+      // A state record within one block goes with a header in that same block: the block
+      // is deallocated whole, both at once, or neither.
+      const std::uint64_t first_block = items[i].bytes.begin / block;
+      const bool one_block = (items[i].bytes.end - 1) / block == first_block;
       items[i].dead = std::all_of(names[i].begin(), names[i].end(), [&](std::uint64_t id) {
         auto at = dead_messages.find(id);
-        return at != dead_messages.end() && header_punched(at->second);
+        return at != dead_messages.end() &&
+               (unreadable(at->second) || (one_block && at->second.begin / block == first_block));
       });
       more |= items[i].dead;
     }
