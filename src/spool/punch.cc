@@ -174,14 +174,11 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
     bool more = false;
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (names[i].empty() || items[i].dead) continue;
-      // A state record within one block goes with a header in that same block: the block
-      // is deallocated whole, both at once, or neither.
-      const std::uint64_t first_block = items[i].bytes.begin / block;
-      const bool one_block = (items[i].bytes.end - 1) / block == first_block;
+      // Only a block an earlier stage deallocates will do: that message is then inside a
+      // noted range too, so recovery with the note skips it as it skips the state record.
       items[i].dead = std::all_of(names[i].begin(), names[i].end(), [&](std::uint64_t id) {
         auto at = dead_messages.find(id);
-        return at != dead_messages.end() &&
-               (unreadable(at->second) || (one_block && at->second.begin / block == first_block));
+        return at != dead_messages.end() && unreadable(at->second);
       });
       more |= items[i].dead;
     }
