@@ -194,7 +194,7 @@ class CheckpointTest : public UringSpoolTest {
 // The checkpoint taken equals the scan of the same spool, and the writer's live index and
 // deferred list (what it is written from) equal the scan too.
 TEST_F(CheckpointTest, ReadsBackAsTheScanOfTheSameSpoolOverRandomSpools) {
-  std::uint64_t entries = 0, deferred = 0, jobs = 0, wide = 0;
+  std::uint64_t entries = 0, deferred = 0, jobs = 0, wide = 0, reclaims = 0;
   for (std::uint32_t seed = 1; seed <= 25; ++seed) {
     SCOPED_TRACE(seed);
     fs::remove_all(spool_);
@@ -219,24 +219,29 @@ TEST_F(CheckpointTest, ReadsBackAsTheScanOfTheSameSpoolOverRandomSpools) {
     EXPECT_EQ(c.report.segments, scan->report.segments);
     EXPECT_EQ(c.report.messages, scan->index.message_count());
     EXPECT_EQ(c.report.checkpoint, CheckpointUse::Used);
-    // The segments' final-state bookkeeping: after every recipient is made final (in a
-    // newer segment), the same segments go, in the same order.
-    for (SpoolIndex* index : {&scan->index, &c.index}) {
-      index->add_segment(keep);
-      // Collected first: apply() invalidates for_each's views.
-      std::vector<StateUpdate> finals;
-      index->for_each([&](MessageId id, const SpoolIndex::Entry& e) {
-        for (std::uint32_t i = 0; i < e.state.size(); ++i) {
-          finals.push_back({id, RecipientIndex(i), RecipientState::Delivered, 1, 0});
-        }
-      });
-      std::sort(finals.begin(), finals.end(), [](const StateUpdate& a, const StateUpdate& b) {
-        return std::pair(a.message, a.recipient) < std::pair(b.message, b.recipient);
-      });
-      for (const StateUpdate& u : finals) index->apply(u, keep);
+    // The segments' final-state bookkeeping (which segment holds final states for which):
+    // as the messages are made final (in a newer segment), half of them first, the same
+    // segments go, in the same order.
+    for (std::uint64_t half : {0, 1, 2}) {
+      for (SpoolIndex* index : {&scan->index, &c.index}) {
+        index->add_segment(keep);
+        // Collected first: apply() invalidates for_each's views.
+        std::vector<StateUpdate> finals;
+        index->for_each([&](MessageId id, const SpoolIndex::Entry& e) {
+          if (half != 2 && id.value() % 2 != half) return;
+          for (std::uint32_t i = 0; i < e.state.size(); ++i) {
+            finals.push_back({id, RecipientIndex(i), RecipientState::Delivered, 1, 0});
+          }
+        });
+        std::sort(finals.begin(), finals.end(), [](const StateUpdate& a, const StateUpdate& b) {
+          return std::pair(a.message, a.recipient) < std::pair(b.message, b.recipient);
+        });
+        for (const StateUpdate& u : finals) index->apply(u, keep);
+      }
+      const auto gone = scan->index.reclaimable(SegmentSeq(keep.value() + 1));
+      EXPECT_EQ(gone, c.index.reclaimable(SegmentSeq(keep.value() + 1))) << half;
+      reclaims += gone.size();
     }
-    EXPECT_EQ(scan->index.reclaimable(SegmentSeq(keep.value() + 1)),
-              c.index.reclaimable(SegmentSeq(keep.value() + 1)));
     entries += want.entries.size();
     deferred += scan->deferred.size();
     for (const auto& [id, e] : want.entries) {
@@ -249,6 +254,45 @@ TEST_F(CheckpointTest, ReadsBackAsTheScanOfTheSameSpoolOverRandomSpools) {
   EXPECT_GT(deferred, 20u);
   EXPECT_GT(jobs, 10u);
   EXPECT_GT(wide, 20u);
+  EXPECT_GT(reclaims, 25u);
+}
+
+// A segment that holds only final states for an older, live one must outlive it (or a
+// restart would find those recipients pending again): the checkpoint keeps that, and its
+// index does not offer the segment for reclamation either.
+TEST_F(CheckpointTest, KeepsWhichSegmentHoldsFinalStatesForWhich) {
+  auto r = recover(spool_, 0);
+  ASSERT_TRUE(r);
+  {
+    SpoolWriter w(*engine_, clock_, options(), r->index, r->next_segment, r->next_id);
+    Waiter wt;
+    auto add = [&](std::size_t body, std::size_t rcpts) {
+      MessageFixture fx;
+      fx.body = std::string(body, 'x');
+      fx.rcpts.resize(rcpts, "r@x.test");
+      MessageRecord m = fx.record();
+      auto id = w.append_message(m, &wt);
+      EXPECT_TRUE(id);
+      return id.value_or(MessageId{});
+    };
+    const MessageId m1 = add(1000, 2);
+    add(50 * 1024, 1);                       // segment 1 nearly full
+    const MessageId g = add(30 * 1024, 1);  // segment 2
+    ASSERT_NO_FATAL_FAILURE(commit(w, wt, 3));
+    const std::vector<StateUpdate> u{{m1, RecipientIndex(0), RecipientState::Delivered, 1, 0},
+                                     {g, RecipientIndex(0), RecipientState::Delivered, 1, 0}};
+    ASSERT_TRUE(w.append_states(u, &wt));
+    ASSERT_NO_FATAL_FAILURE(commit(w, wt, 4));
+    ASSERT_EQ(w.current_segment(), SegmentSeq(2));
+    ASSERT_EQ(r->index.segment_live(SegmentSeq(2)), 0u);
+    ASSERT_TRUE(save_checkpoint(spool_, 0, r->index, w.deferred(), w.next_id()));
+  }
+  settle();
+  CheckpointLoad got = take();
+  ASSERT_EQ(got.use, CheckpointUse::Used) << got.why;
+  // Segment 2 has nothing live but holds m1's final state: kept while segment 1 is.
+  EXPECT_TRUE(r->index.reclaimable(SegmentSeq(3)).empty());
+  EXPECT_TRUE(got.result->index.reclaimable(SegmentSeq(3)).empty());
 }
 
 // A small spool's checkpoint cut short at every length is refused (and removed).
