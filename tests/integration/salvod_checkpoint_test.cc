@@ -109,6 +109,20 @@ TEST(Checkpoint, ACleanStopsCheckpointIsUsedAndEverythingIsDeliveredOnce) {
   ASSERT_NO_FATAL_FAILURE(expect_each_delivered_once(env, d, all_old()));
 }
 
+// With background_recovery = false the checkpoint stands in for the scan before the
+// listeners open, the same way.
+TEST(Checkpoint, ItIsUsedWithoutBackgroundRecoveryToo) {
+  Env env;
+  ASSERT_NO_FATAL_FAILURE(queue_and_stop(env));
+  SalvodOptions o = options(env);
+  o.node_keys += "background_recovery = false\n";
+  Salvod d(env.dir, o);
+  EXPECT_NE(d.log().find("recovery=done"), std::string::npos) << d.log();
+  EXPECT_EQ(checkpoint_status(env, d, "used"), 2.0) << d.log();
+  EXPECT_EQ(d.log_number("recovered_messages"), kOld) << d.log();
+  ASSERT_NO_FATAL_FAILURE(expect_each_delivered_once(env, d, all_old()));
+}
+
 // After a start from a checkpoint, new mail, then kill -9: no checkpoint is left to
 // mislead the next start, which scans and finds the old mail and the new.
 TEST(Checkpoint, AKillAfterACheckpointStartScansAndLosesNothing) {
