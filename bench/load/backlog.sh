@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Backlog restart benchmark (issue 15, its first part): how soon salvod takes mail again
-# after a kill -9 over a big spool, and how long until the whole spool is recovered.
+# after a kill -9 or a clean stop over a big spool, and how long until the whole spool is
+# recovered.
 #   1. salvod, delivery held ([[shaping]] "*" max_connections = 0), takes MESSAGES messages
 #      of SIZE over SMTP (salvo-blast, 50 connections, BDAT, 16 in flight); then kill -9.
 #   2. For background_recovery = false (the old start-up: the spool is read before anything
 #      opens) and then true: start salvod, send one message with Python's smtplib, retried
 #      every 10 ms until it is answered 250 (time to the first 250 from the exec), wait for
 #      "spool recovery finished" (time to full recovery), note the RSS, kill -9.
+#   3. Clean stops (docs/spool-format.md §10): for [node] checkpoint = false and then true,
+#      start salvod (background recovery), wait until it has recovered, stop it with
+#      SIGTERM (the stop's duration is noted: it writes the checkpoint), then start and
+#      measure as in 2 (background_recovery = true).
 # The page cache is warm (the spool was just written); with --cold each start is preceded
 # by `echo 3 > /proc/sys/vm/drop_caches` (needs root; the run says when it could not).
 # Work files live under $BUILD/bench-backlog (the real disk), removed at the end; the run
@@ -162,10 +167,33 @@ kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
 spool_mb=$(du -sm "$work/spool" | cut -f1)
 echo "   took ${fill_s}s; RSS $((rss_filled / 1024)) MiB; spool $spool_mb MiB; killed -9"
 
+# Sets [node] KEY = VALUE in the config.
+set_node_key() {  # key value
+  sed -i "/^$1 = /d" "$work/salvo.toml"
+  sed -i "/^\[node\]\$/a $1 = $2" "$work/salvo.toml"
+}
+
+# Starts salvod, waits for its recovery to finish, stops it with SIGTERM and prints how
+# long the stop took (s).
+clean_stop() {
+  : > "$work/prepare.log"
+  "$BUILD/salvod" --config "$work/salvo.toml" 2> "$work/prepare.log" &
+  salvod_pid=$!
+  local deadline=$((SECONDS + TIMEOUT))
+  until grep -q "spool recovery finished" "$work/prepare.log"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "no 'spool recovery finished' within ${TIMEOUT}s"
+    kill -0 "$salvod_pid" 2>/dev/null || die "salvod exited: $(tail -n 5 "$work/prepare.log")"
+    sleep 0.1
+  done
+  local t0=$EPOCHREALTIME
+  kill -TERM "$salvod_pid"; wait "$salvod_pid" || die "salvod's stop failed"; salvod_pid=""
+  python3 -c "print(f'{$EPOCHREALTIME - $t0:.2f}')"
+  grep -h "checkpoint" "$work/prepare.log" | sed 's/^/   /' >&2 || true
+}
+
 # One restart: prints "first_250_s full_s rss_mib recovered" on stdout.
 restart() {  # background_recovery(true|false)
-  sed -i '/^background_recovery = /d' "$work/salvo.toml"
-  sed -i "/^\[node\]\$/a background_recovery = $1" "$work/salvo.toml"
+  set_node_key background_recovery "$1"
   if [ "$COLD" = 1 ]; then
     sync
     echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "   (could not drop the page cache)" >&2
@@ -206,14 +234,23 @@ for line in open(f"/proc/{pid}/status"):
 print(f"{first:.2f} {full:.2f} {rss} {recovered}")
 EOF
   kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
-  grep -h "recovered .* message(s)" "$work/restart.log" | sed 's/^/   /' >&2 || true
+  grep -h "recovered .* message(s)\|checkpoint" "$work/restart.log" | sed 's/^/   /' >&2 || true
 }
 
-declare -A row
+declare -A row stop_s
 for mode in false true; do
-  echo "== restart, background_recovery = $mode"
+  echo "== restart after kill -9, background_recovery = $mode"
   row[$mode]=$(restart "$mode")
   echo "   ${row[$mode]}"
+done
+for ckpt in false true; do
+  echo "== restart after a clean stop, checkpoint = $ckpt"
+  set_node_key checkpoint "$ckpt"
+  set_node_key background_recovery true
+  stop_s[$ckpt]=$(clean_stop)
+  echo "   the stop took ${stop_s[$ckpt]}s"
+  row[clean-$ckpt]=$(restart true)
+  echo "   ${row[clean-$ckpt]}"
 done
 
 cache=warm; [ "$COLD" = 0 ] || cache=cold
@@ -228,6 +265,17 @@ for mode in false true; do
   read -r first full rss recovered <<< "${row[$mode]}"
   label="background_recovery=$mode"
   printf '| %-26s | %14s | %16s | %8s | %11s |\n' "$label" "$first" "$full" "$rss" "$recovered"
+done
+echo
+echo "restart after a clean stop (SIGTERM), background_recovery = true"
+printf '| %-26s | %8s | %14s | %16s | %8s | %11s |\n' "start-up" "stop (s)" "first 250 (s)" \
+  "all recovered (s)" "RSS MiB" "recovered"
+printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------" "----------" "----------------" \
+  "------------------" "----------" "-------------"
+for ckpt in false true; do
+  read -r first full rss recovered <<< "${row[clean-$ckpt]}"
+  printf '| %-26s | %8s | %14s | %16s | %8s | %11s |\n' "checkpoint=$ckpt" "${stop_s[$ckpt]}" \
+    "$first" "$full" "$rss" "$recovered"
 done
 
 [ "$DELIVER" = 1 ] || exit 0
@@ -260,9 +308,9 @@ deliver_s=$(python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')")
 read_sink_count
 delivered=$sink_count
 stop_salvod
-queued=$((MESSAGES + 2))  # the fill and one probe per restart
+queued=$((MESSAGES + 4))  # the fill and one probe per measured restart
 echo
-echo "release and deliver: $queued messages queued (the fill and two probes)"
+echo "release and deliver: $queued messages queued (the fill and four probes)"
 printf '| %10s | %11s | %12s | %10s | %6s |\n' "queued" "delivered" "duplicates" "time (s)" \
   "msgs/s"
 printf '|%s|%s|%s|%s|%s|\n' "------------" "-------------" "--------------" "------------" \

@@ -19,8 +19,15 @@ void BackgroundRecovery::begin() noexcept {
   shard_.add_poller(this);
 }
 
-void BackgroundRecovery::start(spool::SpoolListing listing, Duration test_delay) {
+void BackgroundRecovery::start(spool::SpoolListing listing, Duration test_delay,
+                               std::optional<spool::RecoveryResult> taken) {
   listing_ = std::move(listing);
+  taken_ = std::move(taken);
+  if (taken_) {  // nothing left to scan
+    progress_.segments_done = listing_.segments.size();
+    progress_.bytes_done = listing_.bytes;
+    progress_.messages = taken_->report.messages;
+  }
   progress_.test_delay_per_segment = test_delay;
   begin();
   thread_ = std::thread([this] { run(true); });
@@ -36,7 +43,11 @@ void BackgroundRecovery::start_read_back(outbound::RecoveryPlanner planner) {
 
 void BackgroundRecovery::run(bool scan) noexcept {
   if (scan) {
-    Done d{spool::recover_segments(listing_, &progress_), {}, {}};
+    Done d{taken_ ? Result<spool::RecoveryResult>(std::move(*taken_))
+                  : spool::recover_segments(listing_, &progress_),
+           {},
+           {}};
+    taken_.reset();
     if (d.recovered) {
       planner_.emplace(*d.recovered, listing_.dir);
       d.jobs = planner_->take_jobs();

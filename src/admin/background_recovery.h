@@ -61,8 +61,11 @@ class BackgroundRecovery final : public shard::Poller, public metrics::Source {
   BackgroundRecovery(const BackgroundRecovery&) = delete;
   BackgroundRecovery& operator=(const BackgroundRecovery&) = delete;
 
-  // Scans, then reads back. test_delay: ScanProgress's test seam.
-  void start(spool::SpoolListing listing, Duration test_delay);
+  // Scans, then reads back. test_delay: ScanProgress's test seam. taken: the index a
+  // clean stop's checkpoint gave (spool/checkpoint.h): handed over as if scanned, without
+  // reading a segment.
+  void start(spool::SpoolListing listing, Duration test_delay,
+             std::optional<spool::RecoveryResult> taken = std::nullopt);
   // Reads back only: the caller scanned (and took the planner's jobs).
   void start_read_back(outbound::RecoveryPlanner planner);
   // Cancels and joins; no hook is called any more. Idempotent.
@@ -88,6 +91,7 @@ class BackgroundRecovery final : public shard::Poller, public metrics::Source {
   shard::Shard& shard_;
   Hooks hooks_;
   spool::SpoolListing listing_;
+  std::optional<spool::RecoveryResult> taken_;
   spool::ScanProgress progress_;
   std::optional<outbound::RecoveryPlanner> planner_;  // the thread's, once made
   io::WakeTarget wake_{};

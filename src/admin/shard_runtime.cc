@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <new>
 #include <string>
 #include <utility>
 #include <variant>
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
+#include <salvo/spool/checkpoint.h>
 
 #include "admin/background_recovery.h"
 #include "admin/http_server.h"
@@ -47,9 +50,11 @@ void RecoveryTally::shard_done(std::uint64_t recovered) noexcept {
 }
 
 void ShardRuntime::set_recovery(std::optional<spool::SpoolListing> background,
-                                RecoveryTally* tally) {
+                                RecoveryTally* tally,
+                                std::optional<spool::RecoveryResult> checkpoint) {
   background_listing_ = std::move(background);
   tally_ = tally;
+  checkpoint_ = std::move(checkpoint);
 }
 
 namespace {
@@ -100,6 +105,8 @@ Status ShardRuntime::start(std::string* why) {
   writer_ = std::make_unique<spool::SpoolWriter>(shard_.engine(), shard_.clock(), wo,
                                                  recovered_.index, recovered_.next_segment,
                                                  recovered_.next_id);
+  // What a checkpoint at stop needs of the recovered deferred recipients.
+  writer_->seed_deferred(recovered_.deferred);
   // The index knows none of the old segments yet: none may go before it does.
   if (background_listing_) writer_->hold_reclaim(true);
   if (files_ != nullptr) {
@@ -200,7 +207,8 @@ void ShardRuntime::start_background_recovery() {
             background_listing_->segments.size(), background_listing_->bytes);
   background_->start(*background_listing_,
                      test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
-                                "each segment of the background recovery"));
+                                "each segment of the background recovery"),
+                     std::exchange(checkpoint_, std::nullopt));
 }
 
 Status ShardRuntime::start_pickup(std::string* why) {
@@ -233,6 +241,7 @@ void ShardRuntime::finish_recovery(spool::RecoveryResult&& old,
       return std::find(clashes.begin(), clashes.end(), spool::MessageId(j.id)) != clashes.end();
     });
   }
+  writer_->seed_deferred(old.deferred);
   spool::add(recovered_.report, old.report);
   recovered_.pickup_claims = std::move(old.pickup_claims);
   recovered_messages_ = old.report.messages;
@@ -441,10 +450,53 @@ bool ShardRuntime::poll() noexcept {
     return false;
   }
   draining_ = false;
+  save_checkpoint();
   // Not from inside the poller loop: remove the poller and free engine-bound objects from
   // a deferred task, still on this shard's thread.
   shard_.defer([this] { teardown(); });
   return true;
+}
+
+void ShardRuntime::save_checkpoint() noexcept {
+  if (!config_.node.checkpoint || !writer_) return;
+  const char* skip = nullptr;
+  // Held: a background recovery did not finish, so the index lacks the old segments.
+  if (writer_->reclaim_held()) skip = "the start-up recovery had not finished";
+  // A failed commit's records may be on disk though the index never took them.
+  if (writer_->stats().failed_batches != 0) skip = "a spool commit failed during this run";
+  if (pickup_ != nullptr && skip == nullptr) {
+    // Claims are not kept in the index: only with no claimed file left to settle.
+    std::error_code ec;
+    const std::string work = inbound::pickup_work_dir(pickup_->dir, shard_.id().value());
+    if (std::filesystem::exists(work, ec) && !std::filesystem::is_empty(work, ec)) {
+      skip = "claimed pickup files are left";
+    }
+    if (ec) skip = "the pickup work directory cannot be read";
+  }
+  if (skip != nullptr) {
+    log::info("spool {}: no checkpoint ({}): the next start reads the segments", dir_, skip);
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st;
+  try {  // the file is built in memory: about 40 bytes per queued message
+    st = spool::save_checkpoint(dir_, shard_.id().value(), recovered_.index,
+                                writer_->deferred(), writer_->next_id());
+  } catch (const std::bad_alloc&) {
+    st = fail(std::errc::not_enough_memory);
+  }
+  if (!st) {
+    log::warn("spool {}: cannot write the checkpoint: {}; the next start reads the segments",
+              dir_, st.error().message());
+    if (auto rm = spool::remove_checkpoint(dir_); !rm) {
+      log::error("spool {}: cannot remove a partial checkpoint: {}", dir_, rm.error().message());
+    }
+    return;
+  }
+  writer_->checkpoint_written();
+  const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
+  log::info("spool {}: checkpoint of {} messages written in {:.0f} ms", dir_,
+            recovered_.index.message_count(), took.count());
 }
 
 void ShardRuntime::teardown() noexcept {

@@ -62,7 +62,10 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   // Before start(): the segments to scan in the background (then the recovery result
   // given to the constructor is empty but for the next segment and id), or nullopt when
   // they were scanned before the shards started. tally: node-wide, outlives the shards.
-  void set_recovery(std::optional<spool::SpoolListing> background, RecoveryTally* tally);
+  // checkpoint: with a background start, the index a clean stop's checkpoint gave: the
+  // background thread then only plans its delivery (no segment is scanned).
+  void set_recovery(std::optional<spool::SpoolListing> background, RecoveryTally* tally,
+                    std::optional<spool::RecoveryResult> checkpoint = std::nullopt);
   // Phase 1: the writer, the accounting writer and delivery (every shard runs this before
   // any shard takes mail, so cross-shard deliveries always find their receiver).
   [[nodiscard]] Status start(std::string* why);
@@ -108,6 +111,9 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   void start_background_recovery();
   void route_recovered(std::vector<outbound::RecoveredRecipient>&& slice) noexcept;
   void recovery_routed(std::uint64_t unreadable) noexcept;
+  // At the end of a clean stop (writer idle, every outcome written): the spool's
+  // checkpoint, unless it would not describe the whole spool (spool/checkpoint.h).
+  void save_checkpoint() noexcept;
   // A verb or the trace, on this shard's objects.
   void act(const ShardRequest& r, ShardAnswer& a);
 
@@ -142,6 +148,7 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   HttpStats final_http_;
   std::uint64_t recovered_messages_ = 0;
   std::optional<spool::SpoolListing> background_listing_;
+  std::optional<spool::RecoveryResult> checkpoint_;  // handed to the background thread
   RecoveryTally* tally_ = nullptr;
   std::unique_ptr<BackgroundRecovery> background_;
   std::unique_ptr<SpoolPuncher> puncher_;

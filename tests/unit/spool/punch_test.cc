@@ -107,16 +107,14 @@ std::string slurp(const std::string& path) {
 
 // A spool of several closed 256 KiB segments: messages of 100 B to 40 KiB, a job, some
 // recipients delivered (durably) so that most bodies are dead and a few stay live.
-class PunchRecovery : public ::testing::Test {
+class PunchRecovery : public UringSpoolTest {
  protected:
-  static void SetUpTestSuite() { spdlog::set_level(spdlog::level::off); }
-  static void TearDownTestSuite() { spdlog::set_level(spdlog::level::info); }
+  // The segments live next to the build (the file system the suite runs on): punching
+  // needs one that supports it (ext4, xfs, tmpfs, btrfs do).
+  PunchRecovery() : UringSpoolTest(fs::current_path().c_str()) {}
   void SetUp() override {
-    engine_ = make_uring();
-    if (!engine_) GTEST_SKIP() << "io_uring unavailable";
-    // The segments live next to the build (the file system the suite runs on): punching
-    // needs one that supports it (ext4, xfs, tmpfs, btrfs do).
-    spool_ = dir_.sub("shard-0");
+    UringSpoolTest::SetUp();
+    if (IsSkipped()) return;
     auto r = recover(spool_, 0);
     ASSERT_TRUE(r);
     rec_ = std::move(*r);
@@ -265,10 +263,6 @@ class PunchRecovery : public ::testing::Test {
     return std::move(*r);
   }
 
-  TempDir dir_{fs::current_path().c_str()};
-  std::string spool_;
-  std::unique_ptr<io::Engine> engine_;
-  SystemClock clock_;
   RecoveryResult rec_;
   std::unique_ptr<SpoolWriter> writer_;
   std::vector<MessageId> ids_;
