@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,7 @@
 #include <salvo/outbound/outbound.h>
 #include <salvo/queue/verdict.h>
 #include <salvo/shard/shard.h>
+#include <salvo/spool/checkpoint.h>
 #include <salvo/spool/recovery.h>
 
 #include <salvo/admin/control.h>
@@ -110,6 +112,8 @@ struct Daemon {
   std::vector<spool::RecoveryResult> recovered;
   // Per shard: the segments its runtime scans in the background, or none (scanned here).
   std::vector<std::optional<spool::SpoolListing>> background;
+  // Per shard with a background start: the index a checkpoint gave (no scan), or none.
+  std::vector<std::optional<spool::RecoveryResult>> checkpoints;
   std::unique_ptr<admin::RecoveryTally> tally;
   std::vector<std::string> shard_dirs;
   SystemClock clock;
@@ -260,20 +264,42 @@ void prepare(Daemon& d) {
       throw std::runtime_error("spool " + dir + ": recovery failed: " +
                                listing.error().message());
     }
-    if (cfg.node.background_recovery && listing->ids_known && !listing->segments.empty()) {
+    // A clean stop's checkpoint stands in for the scan when it describes exactly these
+    // segments; it is removed here either way, before the shard writes anything.
+    const auto t0 = std::chrono::steady_clock::now();
+    spool::CheckpointLoad ckpt = spool::take_checkpoint(*listing, cfg.node.checkpoint);
+    if (ckpt.use == spool::CheckpointUse::Used) {
+      const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
+      log::info("spool {}: recovered {} messages from checkpoint in {:.0f} ms", dir,
+                ckpt.result->index.message_count(), took.count());
+    } else if (ckpt.use != spool::CheckpointUse::None) {
+      log::warn("spool {}: checkpoint not used ({}: {}); scanning the segments", dir,
+                spool::to_string(ckpt.use), ckpt.why);
+    }
+    const bool from_checkpoint = ckpt.result.has_value();
+    if (cfg.node.background_recovery && (listing->ids_known || from_checkpoint) &&
+        !listing->segments.empty()) {
       spool::RecoveryResult empty;  // new mail only, until the scan is handed over
       empty.next_segment = listing->next_segment;
-      empty.next_id = listing->next_id;
+      empty.next_id = from_checkpoint ? ckpt.result->next_id : listing->next_id;
+      empty.report.checkpoint = ckpt.use;
       d.recovered.push_back(std::move(empty));
       d.background.push_back(std::move(*listing));
+      d.checkpoints.push_back(std::move(ckpt.result));
+    } else if (from_checkpoint) {
+      d.recovered.push_back(std::move(*ckpt.result));
+      d.background.push_back(std::nullopt);
+      d.checkpoints.push_back(std::nullopt);
     } else {
       auto r = spool::recover_segments(*listing, nullptr);
       if (!r) {
         throw std::runtime_error("spool " + dir + ": recovery failed: " + r.error().message());
       }
       spool::log_report(dir, r->report);
+      r->report.checkpoint = ckpt.use;
       d.recovered.push_back(std::move(*r));
       d.background.push_back(std::nullopt);
+      d.checkpoints.push_back(std::nullopt);
     }
     d.shard_dirs.push_back(dir);
   }
@@ -402,7 +428,7 @@ int main(int argc, char** argv) {
     rt = std::make_unique<admin::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
                                              d.accounting.get(), d.pickup.get(), *d.outbound,
                                              mailbox, control.get());
-    rt->set_recovery(std::move(d.background[i]), d.tally.get());
+    rt->set_recovery(std::move(d.background[i]), d.tally.get(), std::move(d.checkpoints[i]));
     std::string why;
     auto st = rt->start(&why);
     // Every shard's delivery exists before any shard routes mail to it.

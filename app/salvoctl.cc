@@ -106,6 +106,16 @@ void print_status(const json& s) {
                rec["running"].get<std::uint64_t>(), rec["segments_left"].get<std::uint64_t>(),
                rec["bytes_left"].get<std::uint64_t>(), rec["messages"].get<std::uint64_t>());
   }
+  const auto& ckpt = rec["checkpoint"];
+  if (ckpt["used"].get<std::uint64_t>() + ckpt["stale"].get<std::uint64_t>() +
+          ckpt["bad"].get<std::uint64_t>() !=
+      0) {
+    // docs/spool-format.md §10: a clean stop's checkpoint stands in for the scan.
+    fmt::print("recovery      from the clean stop's checkpoint on {} shard(s); {} found it "
+               "stale and {} unreadable (scanned)\n",
+               ckpt["used"].get<std::uint64_t>(), ckpt["stale"].get<std::uint64_t>(),
+               ckpt["bad"].get<std::uint64_t>());
+  }
   if (rec["quarantined_segments"].get<std::uint64_t>() != 0) {
     fmt::print(
         "recovery      DAMAGE at start: {} stretch(es), {} bytes skipped in {} quarantined "

@@ -1010,6 +1010,15 @@ def main(argv):
     except CampaignError as e:
         log(f"the campaign could not run: {e}")
         rc = 3
+        if campaign.rows:
+            # What ran before the error; without the final drain, loss is not judged.
+            done = campaign.rows
+            log(f"{len(done)} round(s) had run: acknowledged "
+                f"{sum(r['acked_smtp'] for r in done)} smtp + "
+                f"{sum(r['acked_pickup'] for r in done)} pickup + "
+                f"{sum(r['acked_jobs'] for r in done)} job recipients; last kill after "
+                f"{done[-1]['kill_ms']} ms; not drained, so nothing is judged lost or "
+                "duplicated")
     except KeyboardInterrupt:
         log("interrupted")
         rc = 130

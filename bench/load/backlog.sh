@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Backlog restart benchmark (issue 15, its first part): how soon salvod takes mail again
-# after a kill -9 over a big spool, and how long until the whole spool is recovered.
+# after a kill -9 or a clean stop over a big spool, and how long until the whole spool is
+# recovered.
 #   1. salvod, delivery held ([[shaping]] "*" max_connections = 0), takes MESSAGES messages
 #      of SIZE over SMTP (salvo-blast, 50 connections, BDAT, 16 in flight); then kill -9.
 #   2. For background_recovery = false (the old start-up: the spool is read before anything
 #      opens) and then true: start salvod, send one message with Python's smtplib, retried
 #      every 10 ms until it is answered 250 (time to the first 250 from the exec), wait for
 #      "spool recovery finished" (time to full recovery), note the RSS, kill -9.
+#   3. Clean stops (docs/spool-format.md §10): for [node] checkpoint = false and then true,
+#      start salvod (background recovery), wait until it has recovered, stop it with
+#      SIGTERM (the stop's duration is noted: it writes the checkpoint), then start and
+#      measure as in 2 (background_recovery = true).
 # The page cache is warm (the spool was just written); with --cold each start is preceded
 # by `echo 3 > /proc/sys/vm/drop_caches` (needs root; the run says when it could not).
 # Work files live under $BUILD/bench-backlog (the real disk), removed at the end; the run
@@ -15,10 +20,16 @@
 # small generator into pickup/ of a salvod with delivery held; once it is queued (the file
 # gone) and salvod's RSS has settled, the RSS is noted; kill -9; salvod restarts (background
 # recovery) and its RSS is noted again once recovery has finished and the RSS settled.
+# With --deliver, last: salvod starts once more with delivery released (20 connections per
+# domain, [routes] to one salvo-sink on 127.0.0.2 .. 127.0.0.11) and delivers the whole
+# spool: the time from its start until the sinks have every message, the rate, and the
+# counts (messages queued, delivered, duplicates: exact when the sinks got each once and
+# salvod's queue is empty at the end).
 # --queue-in-memory N sets [delivery] queue_in_memory (ready recipients per destination in
 # RAM; the rest wait in the spill files; 0: all in RAM). The messages go to 100 domains, so
 # at the default of 10,000 nothing spills below 1,000,000 messages.
-# Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold] [--queue-in-memory N]
+# Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold] [--deliver]
+#                              [--queue-in-memory N]
 #        bench/load/backlog.sh --job N
 #        (defaults: 1,000,000 messages of 2KiB)
 set -euo pipefail
@@ -28,6 +39,7 @@ cd "$root"
 MESSAGES=1000000
 SIZE=2KiB
 COLD=0
+DELIVER=0
 JOB=0
 QUEUE_IN_MEMORY=""
 while [ $# -gt 0 ]; do
@@ -36,8 +48,9 @@ while [ $# -gt 0 ]; do
     --messages) MESSAGES=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
+    --deliver) DELIVER=1; shift ;;
     --job) JOB=$2; shift 2 ;;
-    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold]" \
+    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold] [--deliver]" \
          "[--queue-in-memory N] | --job N)" ;;
   esac
 done
@@ -48,7 +61,7 @@ config_extra=()
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-1800}
 
-ensure_built salvod salvo-blast
+ensure_built salvod salvo-blast salvo-sink salvoctl
 
 work="$root/$BUILD/bench-backlog"
 rm -rf "$work"; mkdir -p "$work"
@@ -165,10 +178,33 @@ kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
 spool_mb=$(du -sm "$work/spool" | cut -f1)
 echo "   took ${fill_s}s; RSS $((rss_filled / 1024)) MiB; spool $spool_mb MiB; killed -9"
 
+# Sets [node] KEY = VALUE in the config.
+set_node_key() {  # key value
+  sed -i "/^$1 = /d" "$work/salvo.toml"
+  sed -i "/^\[node\]\$/a $1 = $2" "$work/salvo.toml"
+}
+
+# Starts salvod, waits for its recovery to finish, stops it with SIGTERM and prints how
+# long the stop took (s).
+clean_stop() {
+  : > "$work/prepare.log"
+  "$BUILD/salvod" --config "$work/salvo.toml" 2> "$work/prepare.log" &
+  salvod_pid=$!
+  local deadline=$((SECONDS + TIMEOUT))
+  until grep -q "spool recovery finished" "$work/prepare.log"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "no 'spool recovery finished' within ${TIMEOUT}s"
+    kill -0 "$salvod_pid" 2>/dev/null || die "salvod exited: $(tail -n 5 "$work/prepare.log")"
+    sleep 0.1
+  done
+  local t0=$EPOCHREALTIME
+  kill -TERM "$salvod_pid"; wait "$salvod_pid" || die "salvod's stop failed"; salvod_pid=""
+  python3 -c "print(f'{$EPOCHREALTIME - $t0:.2f}')"
+  grep -h "checkpoint" "$work/prepare.log" | sed 's/^/   /' >&2 || true
+}
+
 # One restart: prints "first_250_s full_s rss_mib recovered" on stdout.
 restart() {  # background_recovery(true|false)
-  sed -i '/^background_recovery = /d' "$work/salvo.toml"
-  sed -i "/^\[node\]\$/a background_recovery = $1" "$work/salvo.toml"
+  set_node_key background_recovery "$1"
   if [ "$COLD" = 1 ]; then
     sync
     echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "   (could not drop the page cache)" >&2
@@ -188,7 +224,8 @@ while first is None:
         sys.exit("no 250 within the time limit")
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
-            s.sendmail("probe@bench.test", ["probe@d0.example"], "Subject: probe\r\n\r\nprobe\r\n")
+            s.sendmail("probe@bench.test", ["probe@d0.example.test"],
+                       "Subject: probe\r\n\r\nprobe\r\n")
             first = time.time() - t_exec
     except (OSError, smtplib.SMTPException):
         time.sleep(0.01)
@@ -208,14 +245,23 @@ for line in open(f"/proc/{pid}/status"):
 print(f"{first:.2f} {full:.2f} {rss} {recovered}")
 EOF
   kill -9 "$salvod_pid"; wait "$salvod_pid" 2>/dev/null || true; salvod_pid=""
-  grep -h "recovered .* message(s)" "$work/restart.log" | sed 's/^/   /' >&2 || true
+  grep -h "recovered .* message(s)\|checkpoint" "$work/restart.log" | sed 's/^/   /' >&2 || true
 }
 
-declare -A row
+declare -A row stop_s
 for mode in false true; do
-  echo "== restart, background_recovery = $mode"
+  echo "== restart after kill -9, background_recovery = $mode"
   row[$mode]=$(restart "$mode")
   echo "   ${row[$mode]}"
+done
+for ckpt in false true; do
+  echo "== restart after a clean stop, checkpoint = $ckpt"
+  set_node_key checkpoint "$ckpt"
+  set_node_key background_recovery true
+  stop_s[$ckpt]=$(clean_stop)
+  echo "   the stop took ${stop_s[$ckpt]}s"
+  row[clean-$ckpt]=$(restart true)
+  echo "   ${row[clean-$ckpt]}"
 done
 
 cache=warm; [ "$COLD" = 0 ] || cache=cold
@@ -231,3 +277,56 @@ for mode in false true; do
   label="background_recovery=$mode"
   printf '| %-26s | %14s | %16s | %8s | %11s |\n' "$label" "$first" "$full" "$rss" "$recovered"
 done
+echo
+echo "restart after a clean stop (SIGTERM), background_recovery = true"
+printf '| %-26s | %8s | %14s | %16s | %8s | %11s |\n' "start-up" "stop (s)" "first 250 (s)" \
+  "all recovered (s)" "RSS MiB" "recovered"
+printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------" "----------" "----------------" \
+  "------------------" "----------" "-------------"
+for ckpt in false true; do
+  read -r first full rss recovered <<< "${row[clean-$ckpt]}"
+  printf '| %-26s | %8s | %14s | %16s | %8s | %11s |\n' "checkpoint=$ckpt" "${stop_s[$ckpt]}" \
+    "$first" "$full" "$rss" "$recovered"
+done
+
+[ "$DELIVER" = 1 ] || exit 0
+# ---- release and deliver everything ---------------------------------------------------------
+echo
+echo "== delivering the spool to salvo-sink (10 MX hosts, 20 connections per domain)"
+start_mx_sinks "$work" 10
+route_args=()
+for i in $(seq 0 99); do
+  route_args+=(--route "d$i.example.test" "127.0.0.$((2 + i % 10)):$sink_port")
+done
+write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --max-connections 20 \
+  --max-messages-per-connection 1000 "${route_args[@]}" "${config_extra[@]}"
+status_json() { "$BUILD/salvoctl" --config "$work/salvo.toml" status --json 2>/dev/null; }
+# What salvod holds once recovered: the messages of the fill and the restarts' probes.
+recovered_log() { grep -c "spool recovery finished" "$work/salvod.log" 2>/dev/null || true; }
+recoveries=$(recovered_log)
+recovered() { [ "$(recovered_log)" -gt "$recoveries" ]; }
+start_salvod "$work/salvo.toml" --log-level info || die_start
+t0=$EPOCHREALTIME
+wait_until "$TIMEOUT" 0.2 recovered || die "no 'spool recovery finished' within ${TIMEOUT}s"
+queue_empty() {
+  status_json | python3 -c "
+import json, sys
+q = json.load(sys.stdin)['queue']
+sys.exit(0 if q['recipients'] == 0 and q['messages'] == 0 and q['in_flight'] == 0 else 1)"
+}
+wait_until "$TIMEOUT" 0.2 queue_empty || die "the queue did not empty within ${TIMEOUT}s"
+deliver_s=$(python3 -c "print(f'{$EPOCHREALTIME - $t0:.1f}')")
+read_sink_count
+delivered=$sink_count
+stop_salvod
+queued=$((MESSAGES + 4))  # the fill and one probe per measured restart
+echo
+echo "release and deliver: $queued messages queued (the fill and four probes)"
+printf '| %10s | %11s | %12s | %10s | %6s |\n' "queued" "delivered" "duplicates" "time (s)" \
+  "msgs/s"
+printf '|%s|%s|%s|%s|%s|\n' "------------" "-------------" "--------------" "------------" \
+  "--------"
+printf '| %10s | %11s | %12s | %10s | %6s |\n' "$queued" "$delivered" \
+  "$((delivered > queued ? delivered - queued : 0))" "$deliver_s" \
+  "$(python3 -c "print(round($delivered / $deliver_s))")"
+[ "$delivered" = "$queued" ] || die "the sinks got $delivered messages, $queued were queued"

@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <new>
 #include <string>
 #include <utility>
 #include <variant>
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
+#include <salvo/spool/checkpoint.h>
 
 #include "admin/background_recovery.h"
 #include "admin/http_server.h"
@@ -47,9 +50,11 @@ void RecoveryTally::shard_done(std::uint64_t recovered) noexcept {
 }
 
 void ShardRuntime::set_recovery(std::optional<spool::SpoolListing> background,
-                                RecoveryTally* tally) {
+                                RecoveryTally* tally,
+                                std::optional<spool::RecoveryResult> checkpoint) {
   background_listing_ = std::move(background);
   tally_ = tally;
+  checkpoint_ = std::move(checkpoint);
 }
 
 namespace {
@@ -100,6 +105,8 @@ Status ShardRuntime::start(std::string* why) {
   writer_ = std::make_unique<spool::SpoolWriter>(shard_.engine(), shard_.clock(), wo,
                                                  recovered_.index, recovered_.next_segment,
                                                  recovered_.next_id);
+  // What a checkpoint at stop needs of the recovered deferred recipients.
+  writer_->seed_deferred(recovered_.deferred);
   // The index knows none of the old segments yet: none may go before it does.
   if (background_listing_) writer_->hold_reclaim(true);
   if (files_ != nullptr) {
@@ -124,10 +131,7 @@ Status ShardRuntime::start(std::string* why) {
 Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
                           const std::vector<net::SocketAddress>& addresses,
                           const HttpShared* http, std::string* why) {
-  if (!background_listing_) {
-    outbound_->recover(recovered_, dir_);
-    if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
-  }
+  if (!background_listing_) start_background_recovery();  // the read-back only
   if (!shared.empty()) {
     // Also without a cap (0): then it only measures (salvo_smtp_intake_bytes).
     const std::uint64_t cap = config_.node.max_pending_bytes;
@@ -172,25 +176,39 @@ Status ShardRuntime::open(const std::vector<inbound::ListenerShared>& shared,
       return st;
     }
   }
-  if (background_listing_) {
-    background_ = std::make_unique<BackgroundRecovery>(
-        shard_, [this](BackgroundRecovery::Done&& d) {
-          if (!d.recovered) {
-            log::error("spool {}: background recovery failed: {}; its mail stays on disk, "
-                       "undelivered until salvod is restarted",
-                       dir_, d.recovered.error().message());
-            return;
-          }
-          finish_recovery(std::move(*d.recovered), std::move(d.plan), d.took);
-        });
-    registry_.add(background_.get());
-    log::info("spool {}: {} segment(s), {} bytes: recovering in the background", dir_,
-              background_listing_->segments.size(), background_listing_->bytes);
-    background_->start(*background_listing_,
-                       test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
-                                  "each segment of the background recovery"));
-  }
+  if (background_listing_) start_background_recovery();
   return {};
+}
+
+void ShardRuntime::start_background_recovery() {
+  BackgroundRecovery::Hooks hooks;
+  hooks.on_scanned = [this](BackgroundRecovery::Done&& d) {
+    if (!d.recovered) {
+      log::error("spool {}: background recovery failed: {}; its mail stays on disk, "
+                 "undelivered until salvod is restarted",
+                 dir_, d.recovered.error().message());
+      return;
+    }
+    finish_recovery(std::move(*d.recovered), std::move(d.jobs), d.took);
+  };
+  hooks.on_recipients = [this](std::vector<outbound::RecoveredRecipient>&& slice) {
+    route_recovered(std::move(slice));
+  };
+  hooks.on_finished = [this](std::uint64_t unreadable) { recovery_routed(unreadable); };
+  background_ = std::make_unique<BackgroundRecovery>(shard_, std::move(hooks));
+  registry_.add(background_.get());
+  if (!background_listing_) {
+    outbound::RecoveryPlanner planner(recovered_, dir_);
+    outbound_->recover_jobs(planner.take_jobs());
+    background_->start_read_back(std::move(planner));
+    return;
+  }
+  log::info("spool {}: {} segment(s), {} bytes: recovering in the background", dir_,
+            background_listing_->segments.size(), background_listing_->bytes);
+  background_->start(*background_listing_,
+                     test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
+                                "each segment of the background recovery"),
+                     std::exchange(checkpoint_, std::nullopt));
 }
 
 Status ShardRuntime::start_pickup(std::string* why) {
@@ -207,8 +225,8 @@ Status ShardRuntime::start_pickup(std::string* why) {
   return {};
 }
 
-void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::RecoveryPlan&& plan,
-                                   Duration took) {
+void ShardRuntime::finish_recovery(spool::RecoveryResult&& old,
+                                   std::vector<outbound::RecoveredJob>&& jobs, Duration took) {
   spool::log_report(dir_, old.report);
   // The old ids are all below the mark the new mail's ids started from: no id is in both.
   const std::vector<spool::MessageId> clashes = recovered_.index.absorb(std::move(old.index));
@@ -217,53 +235,42 @@ void ShardRuntime::finish_recovery(spool::RecoveryResult&& old, outbound::Recove
                "next-id mark was behind); their old copies are kept on disk, not delivered, "
                "first {}",
                dir_, clashes.size(), spool::format_id(clashes.front().value()));
+    // Their messages' recipients are left out as they are routed: the live entry's record
+    // is not theirs (Origin::recover).
+    std::erase_if(jobs, [&](const outbound::RecoveredJob& j) {
+      return std::find(clashes.begin(), clashes.end(), spool::MessageId(j.id)) != clashes.end();
+    });
   }
+  writer_->seed_deferred(old.deferred);
   spool::add(recovered_.report, old.report);
   recovered_.pickup_claims = std::move(old.pickup_claims);
   recovered_messages_ = old.report.messages;
   writer_->hold_reclaim(false);
-  if (!clashes.empty()) {
-    std::erase_if(plan.recipients, [&](const outbound::RecoveredRecipient& r) {
-      return std::find(clashes.begin(), clashes.end(), spool::MessageId(r.message)) !=
-             clashes.end();
-    });
-    std::erase_if(plan.jobs, [&](const outbound::RecoveredJob& j) {
-      return std::find(clashes.begin(), clashes.end(), spool::MessageId(j.id)) != clashes.end();
-    });
-  }
-  outbound_->recovery_unreadable(plan.unreadable, dir_);
-  plan_ = std::move(plan);
-  log::info("spool {}: recovered {} message(s), {} recipient(s) and {} job(s) to deliver, in "
-            "{:.3f} s",
-            dir_, recovered_messages_, plan_.recipients.size(), plan_.jobs.size(),
-            std::chrono::duration<double>(took).count());
+  log::info("spool {}: recovered {} message(s) and {} job(s) in {:.3f} s; their recipients "
+            "are routed as they are read back",
+            dir_, recovered_messages_, jobs.size(), std::chrono::duration<double>(took).count());
   if (stop_started_ == TimePoint{} && !intake_stopped_) {
     std::string why;
     if (auto st = start_pickup(&why); !st) {
       log::error("{}: the pickup directory is not watched", why);
     }
   }
-  route_recovered();
-  if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
+  // Jobs are cursors, not lists: all of them at once; their window paces them.
+  if (stop_started_ == TimePoint{}) outbound_->recover_jobs(std::move(jobs));
 }
 
-void ShardRuntime::route_recovered() noexcept {
-  // A slice per loop turn: IO and new mail go on between slices.
-  constexpr std::size_t kSlice = 16384;
+void ShardRuntime::route_recovered(std::vector<outbound::RecoveredRecipient>&& slice) noexcept {
   if (stop_started_ != TimePoint{} || !outbound_) return;  // the spool keeps the rest
-  // Jobs are cursors, not lists: all of them at once; their window paces them.
-  if (!plan_.jobs.empty()) outbound_->recover_jobs(std::exchange(plan_.jobs, {}));
-  // Routed from the front, each one's storage freed as it goes (the deque gives back its
-  // blocks): the plan shrinks while the destinations' queues grow.
-  for (std::size_t i = 0; i < kSlice && !plan_.recipients.empty(); ++i) {
-    outbound_->recover(plan_.recipients.front());
-    plan_.recipients.pop_front();
+  for (const outbound::RecoveredRecipient& r : slice) {
+    routed_recipients_ += outbound_->recover(r) ? 1 : 0;
   }
-  if (!plan_.recipients.empty()) {
-    shard_.defer([this] { route_recovered(); });
-  } else {
-    plan_ = {};
-  }
+}
+
+void ShardRuntime::recovery_routed(std::uint64_t unreadable) noexcept {
+  if (outbound_) outbound_->recovery_unreadable(unreadable, dir_);
+  log::info("spool {}: the recovered messages are read back: {} recipient(s) routed", dir_,
+            routed_recipients_);
+  if (tally_ != nullptr) tally_->shard_done(recovered_messages_);
 }
 
 void ShardRuntime::attach_control(ControlInbox* inbox) {
@@ -336,7 +343,7 @@ ShardAnswer ShardRuntime::answer(const ShardRequest& r) {
   }
   if (!outbound_) return a;
   act(r, a);
-  a.recovering = (background_ && background_->running()) || !plan_.recipients.empty();
+  a.recovering = background_ && background_->running();
   a.blocked_ns = shard_.engine().blocked_ns();
   a.metrics = registry_.snapshot();
   a.outbound = outbound_->snapshot();
@@ -443,10 +450,53 @@ bool ShardRuntime::poll() noexcept {
     return false;
   }
   draining_ = false;
+  save_checkpoint();
   // Not from inside the poller loop: remove the poller and free engine-bound objects from
   // a deferred task, still on this shard's thread.
   shard_.defer([this] { teardown(); });
   return true;
+}
+
+void ShardRuntime::save_checkpoint() noexcept {
+  if (!config_.node.checkpoint || !writer_) return;
+  const char* skip = nullptr;
+  // Held: a background recovery did not finish, so the index lacks the old segments.
+  if (writer_->reclaim_held()) skip = "the start-up recovery had not finished";
+  // A failed commit's records may be on disk though the index never took them.
+  if (writer_->stats().failed_batches != 0) skip = "a spool commit failed during this run";
+  if (pickup_ != nullptr && skip == nullptr) {
+    // Claims are not kept in the index: only with no claimed file left to settle.
+    std::error_code ec;
+    const std::string work = inbound::pickup_work_dir(pickup_->dir, shard_.id().value());
+    if (std::filesystem::exists(work, ec) && !std::filesystem::is_empty(work, ec)) {
+      skip = "claimed pickup files are left";
+    }
+    if (ec) skip = "the pickup work directory cannot be read";
+  }
+  if (skip != nullptr) {
+    log::info("spool {}: no checkpoint ({}): the next start reads the segments", dir_, skip);
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st;
+  try {  // the file is built in memory: about 40 bytes per queued message
+    st = spool::save_checkpoint(dir_, shard_.id().value(), recovered_.index,
+                                writer_->deferred(), writer_->next_id());
+  } catch (const std::bad_alloc&) {
+    st = fail(std::errc::not_enough_memory);
+  }
+  if (!st) {
+    log::warn("spool {}: cannot write the checkpoint: {}; the next start reads the segments",
+              dir_, st.error().message());
+    if (auto rm = spool::remove_checkpoint(dir_); !rm) {
+      log::error("spool {}: cannot remove a partial checkpoint: {}", dir_, rm.error().message());
+    }
+    return;
+  }
+  writer_->checkpoint_written();
+  const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
+  log::info("spool {}: checkpoint of {} messages written in {:.0f} ms", dir_,
+            recovered_.index.message_count(), took.count());
 }
 
 void ShardRuntime::teardown() noexcept {
@@ -472,7 +522,6 @@ void ShardRuntime::teardown() noexcept {
     registry_.remove(background_.get());
     background_.reset();
   }
-  plan_ = {};
   if (puncher_) {
     puncher_->stop();
     registry_.remove(puncher_.get());

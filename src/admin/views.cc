@@ -157,7 +157,13 @@ json status_json(const std::vector<ShardAnswer>& answers, const Sampler& sampler
         {"running", count(node, "salvo_spool_recovery_running")},
         {"segments_left", count(node, "salvo_spool_recovery_segments_left")},
         {"bytes_left", count(node, "salvo_spool_recovery_bytes_left")},
-        {"messages", count(node, "salvo_spool_recovery_messages")}}},
+        {"messages", count(node, "salvo_spool_recovery_messages")},
+        // Shards whose start took a clean stop's checkpoint instead of a scan
+        // (docs/spool-format.md §10), and those that found one they could not use.
+        {"checkpoint",
+         {{"used", count(node, "salvo_spool_checkpoint_loads_total", "result=\"used\"")},
+          {"stale", count(node, "salvo_spool_checkpoint_loads_total", "result=\"stale\"")},
+          {"bad", count(node, "salvo_spool_checkpoint_loads_total", "result=\"bad\"")}}}}},
       {"per_shard", shards},
       {"metrics", metrics_json(node)}};
 }

@@ -60,6 +60,7 @@ void parse_node(const toml::table& root, Node& out, Context& ctx) {
   r.read_duration("accounting_max_age", out.accounting_max_age, Duration(0));
   r.read("fsync", out.fsync);
   r.read("background_recovery", out.background_recovery);
+  r.read("checkpoint", out.checkpoint);
   r.read_size("spool_segment_size", out.spool_segment_size, 1 * kMB, 4 * kGB);
   r.read_size("spool_reserve", out.spool_reserve, 0, UINT64_MAX);
   r.read_duration("spool_punch_interval", out.spool_punch_interval, Duration(0),

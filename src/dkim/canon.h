@@ -12,6 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <salvo/base/ascii.h>
 #include <salvo/base/result.h>
 
@@ -71,6 +75,36 @@ void canon_header_relaxed(std::string_view raw, Sink& sink, WithCrlf crlf) {
   if (crlf == WithCrlf::Yes) sink.put(std::string_view("\r\n", 2));
 }
 
+// Where a run that canonicalizes to itself ends: the first HTAB, CR or SP followed by WSP or
+// CR (or ending the input) in [p, end), or end. Sixteen bytes a step where SSE2 is there
+// (every x86-64): at 100 KiB this scan was most of the canonicalizer's time.
+inline const char* end_of_run(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+  const __m128i sp = _mm_set1_epi8(' ');
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i cr = _mm_set1_epi8('\r');
+  while (end - p >= 17) {  // the byte after each of the sixteen is read too
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
+    const __m128i next_breaks = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(next, sp), _mm_cmpeq_epi8(next, tab)),
+        _mm_cmpeq_epi8(next, cr));
+    const __m128i stop = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, cr)),
+        _mm_and_si128(_mm_cmpeq_epi8(v, sp), next_breaks));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
+    if (mask != 0) return p + __builtin_ctz(mask);
+    p += 16;
+  }
+#endif
+  for (; p < end; ++p) {
+    const char d = *p;
+    if (d == '\t' || d == '\r') return p;
+    if (d == ' ' && (p + 1 == end || p[1] == ' ' || p[1] == '\t' || p[1] == '\r')) return p;
+  }
+  return end;
+}
+
 // The body, relaxed: WSP at line ends removed, other WSP runs to one SP, empty lines at the
 // end removed, a final CRLF added to a last line without one. An empty body (or one of
 // only empty lines) canonicalizes to nothing at all (§3.4.4; not CRLF as in "simple").
@@ -97,19 +131,7 @@ void canon_body_relaxed(std::string_view body, Sink& sink) {
     }
     // A run that canonicalizes to itself: content and lone SPs between content, up to the
     // next HTAB, CR or SP run (usually a whole line: one copy per line, not per word).
-    const char* q = p + 1;
-    while (q < end) {
-      const char d = *q;
-      if (d == ' ') {
-        if (q + 1 < end && q[1] != ' ' && q[1] != '\t' && q[1] != '\r') {
-          q += 2;
-          continue;
-        }
-        break;
-      }
-      if (d == '\t' || d == '\r') break;
-      ++q;
-    }
+    const char* const q = end_of_run(p + 1, end);
     while (pending_crlf > 0) {
       const std::size_t k = pending_crlf < kCrlfs.size() / 2 ? pending_crlf : kCrlfs.size() / 2;
       sink.put(kCrlfs.substr(0, 2 * k));

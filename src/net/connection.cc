@@ -516,12 +516,11 @@ void KernelConnection::set_idle_timeout(Duration idle) noexcept {
   if (phase_ != Phase::Open) return;
   idle_ = idle;
   last_rx_ = stack_.now();
-  // An armed timer is cancelled and re-armed from its completion with the new deadline.
-  if (timer_armed_) {
-    stack_.engine().cancel(&timer_op_);
-  } else {
-    arm_timer();
-  }
+  // Like any deadline: an armed timer waiting for something later is cancelled; one due
+  // earlier finds the new deadline when it fires. Sessions set this at every command, and
+  // each cancel makes the kernel walk the ring's list of timeouts (4% of salvod's CPU).
+  const TimePoint d = deadline();
+  if (d != TimePoint::max()) wake_by(d);
 }
 
 void KernelConnection::set_deadline(TimePoint when) noexcept {

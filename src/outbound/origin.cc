@@ -342,19 +342,19 @@ std::size_t Origin::cancel_job(std::uint64_t id) noexcept {
   return n;
 }
 
-namespace {
-
-// The spool's record of a deferred recipient, by message and index.
-using DeferredMap =
-    std::unordered_map<std::uint64_t,
-                       std::unordered_map<std::uint32_t, const spool::PendingRecipient*>>;
-
-}  // namespace
-
-void Origin::recover(const RecoveredRecipient& r) noexcept {
+bool Origin::recover(const RecoveredRecipient& r) noexcept {
+  // The live index says whether it is still owed: read back after the scan, the recipient
+  // may be final by now (bounce --id), and new mail may hold the id (a clash).
+  const auto e = d_.index->find(spool::MessageId(r.message));
+  if (!e || e->is_job || spool::PackedLocation(e->loc) != r.record ||
+      r.recipient >= e->state.size() ||
+      spool::is_final(static_cast<spool::RecipientState>(e->state[r.recipient]))) {
+    return false;
+  }
   const spool::SpoolIndex::RecipientRef ref{r.record.unpack(), r.recipient, std::nullopt};
   dispatch(r.message, r.recipient, ref, r.received_unix_ns, r.domain, r.attempts,
            r.next_attempt_unix_ns);
+  return true;
 }
 
 void Origin::recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept {
@@ -362,72 +362,6 @@ void Origin::recovery_unreadable(std::uint64_t records, const std::string& spool
   stats_.read_errors += records;
   log::error("outbound: {}: {} spool records could not be read back; their recipients "
              "wait for the next start", spool_dir, records);
-}
-
-RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::string& spool_dir,
-                           const std::atomic<bool>* cancel) {
-  // Deferred recipients of messages by message and index; of jobs, per job (a job is not
-  // expanded: its cursor looks them up when it reaches them).
-  DeferredMap deferred;
-  std::unordered_map<std::uint64_t, std::vector<RecoveredJob::Deferred>> job_deferred;
-  for (const auto& p : recovered.deferred) {
-    const auto e = recovered.index.find(p.message);
-    if (e && e->is_job) {
-      job_deferred[p.message.value()].push_back(
-          {p.recipient.value(), p.attempts, p.next_attempt_unix_ns});
-    } else {
-      deferred[p.message.value()][p.recipient.value()] = &p;
-    }
-  }
-  RecoveryPlan plan;
-  auto pending = [](const spool::SpoolIndex::Entry& entry, std::uint32_t r) {
-    return r < entry.state.size() &&
-           !spool::is_final(static_cast<spool::RecipientState>(entry.state[r]));
-  };
-  std::uint64_t& unreadable = plan.unreadable;
-  recovered.index.for_each([&](spool::MessageId id, const spool::SpoolIndex::Entry& entry) {
-    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return;
-    if (entry.is_job && !entry.committed) return;
-    if (entry.is_job) {
-      auto trec = spool::read_record(spool_dir, entry.loc);
-      auto t = trec ? spool::decode_job_template(trec->raw.payload)
-                    : Result<spool::JobTemplateRecord>(std::unexpected(trec.error()));
-      if (!t) {
-        ++unreadable;
-        return;
-      }
-      RecoveredJob& j = plan.jobs.emplace_back();
-      j.id = id.value();
-      j.received_unix_ns = t->received_unix_ns;
-      if (auto d = job_deferred.find(id.value()); d != job_deferred.end()) {
-        j.deferred = std::move(d->second);
-      }
-      return;
-    }
-    auto rec = spool::read_record(spool_dir, entry.loc);
-    auto m = rec ? spool::decode_message(rec->raw.payload)
-                 : Result<spool::MessageRecord>(std::unexpected(rec.error()));
-    if (!m) {
-      ++unreadable;
-      return;
-    }
-    for (std::uint32_t r = 0; r < m->recipients.size(); ++r) {
-      if (!pending(entry, r)) continue;
-      RecoveredRecipient& out = plan.recipients.emplace_back();
-      out.message = id.value();
-      out.recipient = r;
-      out.record = spool::PackedLocation(entry.loc);
-      out.received_unix_ns = m->received_unix_ns;
-      out.domain = smtp::domain_of(m->recipients[r].address);
-      if (auto dm = deferred.find(id.value()); dm != deferred.end()) {
-        if (auto p = dm->second.find(r); p != dm->second.end()) {
-          out.attempts = p->second->attempts;
-          out.next_attempt_unix_ns = p->second->next_attempt_unix_ns;
-        }
-      }
-    }
-  });
-  return plan;
 }
 
 }  // namespace salvo::outbound

@@ -68,8 +68,9 @@ class Origin {
               std::span<const std::string_view> addresses) noexcept;
   // Job `id` is committed: its recipients are dispatched through the window.
   void job_queued(spool::MessageId id, std::int64_t received_unix_ns) noexcept;
-  // Recipients the spool still owes (start-up, from plan_recovery()).
-  void recover(const RecoveredRecipient& r) noexcept;
+  // A recipient the spool still owes, read back at start-up (RecoveryPlanner): routed
+  // unless the index now holds it final or the id for other mail; whether it was.
+  bool recover(const RecoveredRecipient& r) noexcept;
   void recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept;
   // salvoctl bounce --id of a job of this shard: its recipients not dispatched yet go out
   // marked cancelled (their destination fails them at once, with DSNs). Returns how many.

@@ -266,15 +266,8 @@ Status Outbound::start(std::string* why) {
   return {};
 }
 
-void Outbound::recover(const spool::RecoveryResult& recovered, const std::string& spool_dir) {
-  RecoveryPlan plan = plan_recovery(recovered, spool_dir);
-  for (const RecoveredRecipient& r : plan.recipients) impl_->origin.recover(r);
-  impl_->origin.recover_jobs(std::move(plan.jobs));
-  impl_->origin.recovery_unreadable(plan.unreadable, spool_dir);
-}
-
-void Outbound::recover(const RecoveredRecipient& r) noexcept {
-  impl_->origin.recover(r);
+bool Outbound::recover(const RecoveredRecipient& r) noexcept {
+  return impl_->origin.recover(r);
 }
 
 void Outbound::recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept {

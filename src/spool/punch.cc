@@ -2,6 +2,8 @@
 // Punching dead records out of closed segments (see punch.h, docs/spool-format.md §7).
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
+#include <map>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -43,6 +45,11 @@ std::vector<ByteRange> dead_ranges(std::span<const PunchItem> items, std::uint64
 }
 
 namespace {
+
+// How many times a punch looks again for state records its last stage made dead: a state
+// record's bytes may join a range that then reaches another message's header. It ends when
+// a stage adds none (7-13 stages in bench/load/punch.sh's segments).
+constexpr int kStateStages = 64;
 
 bool punchable_type(RecordType t) {
   return t == RecordType::Message || t == RecordType::JobTemplate || t == RecordType::JobRecipients;
@@ -103,14 +110,18 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
     note.ranges = (*old)->ranges;
     scan.skip(note.ranges);
   }
-  // Every record and every range noted before, in offset order.
+  // Every record and every range noted before, in offset order. For the state records:
+  // the messages they name, and the dead messages of this segment by id.
   std::vector<PunchItem> items;
+  std::vector<std::vector<std::uint64_t>> names;  // per item: a state record's messages
+  std::map<std::uint64_t, ByteRange> dead_messages;  // id -> its record
   items.push_back({{first->offset, first->offset + first->length}, false});
-  out.live_bytes = first->length;
+  names.emplace_back();
   std::size_t next_old = 0;
   auto take_old_before = [&](std::uint64_t offset) {
     while (next_old < note.ranges.size() && note.ranges[next_old].begin < offset) {
       items.push_back({note.ranges[next_old++], true});
+      names.emplace_back();
     }
   };
   while (auto rec = scan.next()) {
@@ -118,12 +129,64 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
     const bool dead = punchable_type(rec->type) &&
                       !std::binary_search(live_offsets.begin(), live_offsets.end(), rec->offset);
     items.push_back({{rec->offset, rec->offset + rec->length}, dead});
-    if (!dead) out.live_bytes += rec->length;
+    names.emplace_back();
+    if (dead && rec->type == RecordType::Message) {
+      if (auto msg = decode_message(rec->payload)) {
+        dead_messages[msg->id.value()] = {rec->offset, rec->offset + rec->length};
+      }
+    } else if (rec->type == RecordType::RecipientState) {
+      if (auto st = decode_recipient_state(rec->payload)) {
+        for (const StateUpdate& u : st->updates) names.back().push_back(u.message.value());
+      }
+      if (names.back().empty()) names.back().push_back(0);  // unreadable: never dead
+    }
   }
   take_old_before(UINT64_MAX);
   const SegmentDamage& d = scan.damage();
   if (d.quarantined() || d.torn) return out;  // recovery's business: leave it as it is
-  std::vector<ByteRange> ranges = dead_ranges(items, block);
+  // In stages. First the dead records but state records. A message one of whose blocks a
+  // stage deallocates can never be read again once that stage is durable, noted or not:
+  // its magic is gone (the header's block), or its CRC no longer matches (a block of it
+  // that held a byte other than zero; by chance one time in 2^32). A state record that
+  // names only such messages is dead from the next stage on. Its bytes join the ranges
+  // around it, so the next stage may reach more messages (docs/spool-format.md §7, "State
+  // records").
+  const char* const bytes = static_cast<const char*>(m.p);
+  std::vector<std::vector<ByteRange>> stages{dead_ranges(items, block)};
+  for (int k = 0; k < kStateStages; ++k) {
+    const std::vector<ByteRange>& punched = stages.back();
+    auto block_punched = [&](std::uint64_t b) {
+      auto r = std::upper_bound(punched.begin(), punched.end(), b * block,
+                                [](std::uint64_t o, const ByteRange& x) { return o < x.begin; });
+      if (r == punched.begin()) return false;
+      const ByteRange p = punchable(*std::prev(r), block);
+      return b * block >= p.begin && (b + 1) * block <= p.end;
+    };
+    auto unreadable = [&](ByteRange rec) {
+      for (std::uint64_t b = rec.begin / block; b * block < rec.end; ++b) {
+        if (!block_punched(b)) continue;
+        if (b == rec.begin / block) return true;  // the magic
+        const std::uint64_t from = b * block, to = std::min(rec.end, (b + 1) * block);
+        if (std::any_of(bytes + from, bytes + to, [](char c) { return c != 0; })) return true;
+      }
+      return false;
+    };
+    bool more = false;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (names[i].empty() || items[i].dead) continue;
+      // Only a block an earlier stage deallocates will do: that message is then inside a
+      // noted range too, so recovery with the note skips it as it skips the state record.
+      items[i].dead = std::all_of(names[i].begin(), names[i].end(), [&](std::uint64_t id) {
+        auto at = dead_messages.find(id);
+        return at != dead_messages.end() && unreadable(at->second);
+      });
+      more |= items[i].dead;
+    }
+    if (!more) break;
+    stages.push_back(dead_ranges(items, block));
+  }
+  for (const PunchItem& it : items) out.live_bytes += it.dead ? 0 : it.bytes.size();
+  std::vector<ByteRange> ranges = stages.back();
   for (const ByteRange& r : ranges) out.noted_bytes += r.size();
   const std::uint64_t before = whole_blocks(note.ranges, block);
   const std::uint64_t after = whole_blocks(ranges, block);
@@ -145,9 +208,22 @@ Result<PunchOutcome> punch_segment(const std::string& dir, SegmentSeq seq,
     note.ranges = std::move(ranges);
     // The note first: a range may be deallocated only once recovery is sure to skip it.
     if (auto st = detail::write_punch_note(dir, note); !st) return std::unexpected(st.error());
-    for (const ByteRange& r : note.ranges) {
-      // Noted, so recovery skips it punched or not.
-      if (!punch(punchable(r, block))) return fail_errno(errno);
+    // Noted, so recovery skips them punched or not. Without the note (lost to damage) it
+    // reads what is left: each stage is durable before the next, so a state record is
+    // never gone while a message it finalises can still be read.
+    for (std::size_t k = 0; k < stages.size(); ++k) {
+      if (k > 0 && ::fsync(m.fd) != 0) return fail_errno(errno);
+      for (const ByteRange& r : stages[k]) {
+        // A range the stage before punched as it is has nothing new.
+        if (k > 0 && std::binary_search(stages[k - 1].begin(), stages[k - 1].end(), r,
+                                        [](const ByteRange& a, const ByteRange& b) {
+                                          return a.begin < b.begin ||
+                                                 (a.begin == b.begin && a.end < b.end);
+                                        })) {
+          continue;
+        }
+        if (!punch(punchable(r, block))) return fail_errno(errno);
+      }
     }
   }
   if (tail_allocated && !punch(tail)) return fail_errno(errno);

@@ -149,6 +149,12 @@ constexpr metrics::Family kQuarantined{
     "Segments in which the start-up recovery found damage: kept, never deleted (renamed "
     "*.damaged once their mail is final)."};
 
+constexpr metrics::Family kCheckpointLoads{
+    "salvo_spool_checkpoint_loads_total", metrics::Type::Counter,
+    "Start-ups that found a shard's clean-stop checkpoint, by what became of it: used (no "
+    "segment scanned), stale (the segments changed since: scanned) or bad (unreadable: "
+    "scanned)."};
+
 }  // namespace
 
 void add(RecoveryReport& into, const RecoveryReport& more) {
@@ -169,6 +175,7 @@ void add(RecoveryReport& into, const RecoveryReport& more) {
   into.punched_bytes += more.punched_bytes;
   into.bad_punch_notes += more.bad_punch_notes;
   into.bad_id_mark = into.bad_id_mark || more.bad_id_mark;
+  if (into.checkpoint == CheckpointUse::None) into.checkpoint = more.checkpoint;
 }
 
 void log_report(const std::string& dir, const RecoveryReport& rep) {
@@ -194,7 +201,21 @@ void log_report(const std::string& dir, const RecoveryReport& rep) {
   }
 }
 
+std::string_view to_string(CheckpointUse u) noexcept {
+  switch (u) {
+    case CheckpointUse::None: return "none";
+    case CheckpointUse::Used: return "used";
+    case CheckpointUse::Stale: return "stale";
+    case CheckpointUse::Bad: return "bad";
+  }
+  return "none";
+}
+
 void add_metrics(const RecoveryReport& r, metrics::Snapshot& s) {
+  for (CheckpointUse u : {CheckpointUse::Used, CheckpointUse::Stale, CheckpointUse::Bad}) {
+    s.add(kCheckpointLoads, metrics::label("result", to_string(u)),
+          std::uint64_t{r.checkpoint == u ? 1u : 0u});
+  }
   s.add(kDamagedRegions, {}, r.damaged_regions);
   s.add(kSkippedBytes, {}, r.skipped_bytes);
   s.add(kRecordsAfterDamage, {}, r.records_after_damage);

@@ -129,8 +129,6 @@ Result<std::uint64_t> read_id_mark(const std::string& dir) {
   return v;
 }
 
-namespace {
-
 // Replaces path (in dir) with bytes, atomically and durably: path.tmp written and fsynced,
 // renamed over path, then the directory fsynced.
 Status replace_file(const std::string& dir, const std::string& path, std::string_view bytes) {
@@ -157,8 +155,6 @@ Status replace_file(const std::string& dir, const std::string& path, std::string
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail_errno(errno);
   return fsync_dir(dir);
 }
-
-}  // namespace
 
 Status write_id_mark(const std::string& dir, std::uint64_t mark) {
   char text[64];

@@ -29,6 +29,11 @@ std::optional<SegmentSeq> parse_segment_name(std::string_view name);
 [[nodiscard]] Result<std::vector<SegmentSeq>> list_segments(const std::string& dir);
 [[nodiscard]] Status fsync_dir(const std::string& dir);
 
+// Replaces path (in dir) with bytes, atomically and durably: path.tmp written and fsynced,
+// renamed over path, then the directory fsynced.
+[[nodiscard]] Status replace_file(const std::string& dir, const std::string& path,
+                                  std::string_view bytes);
+
 // DIR/next-id: the id high-water mark. Every id a writer hands out is below the mark it
 // made durable first, so ids stay unique for the life of the spool even after every
 // segment that held the highest id was reclaimed.

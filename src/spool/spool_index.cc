@@ -341,6 +341,87 @@ void SpoolIndex::live_records(std::map<std::uint64_t, LiveRecords>& by_segment) 
   for (auto& [seq, lr] : by_segment) std::sort(lr.offsets.begin(), lr.offsets.end());
 }
 
+void SpoolIndex::for_each_segment(const std::function<void(const SegmentInfo&)>& fn) const {
+  for (const auto& [seq, s] : segments_) {
+    fn(SegmentInfo{SegmentSeq(seq), s.quarantined, s.holds_finals_for});
+  }
+}
+
+void SpoolIndex::restore_segment(SegmentSeq seq, bool quarantined,
+                                 std::vector<std::uint64_t> holds) {
+  Segment& s = segments_[seq.value()];
+  s.quarantined = quarantined;
+  s.holds_finals_for = std::move(holds);
+}
+
+bool SpoolIndex::restore(MessageId id, const Entry& e) {
+  const auto known = [&](const Location& l) {
+    return l.segment.value() <= PackedLocation::kMaxSegment &&
+           l.offset <= PackedLocation::kMaxOffset && segments_.contains(l.segment.value());
+  };
+  constexpr auto kLastState = static_cast<std::uint8_t>(RecipientState::Deferred);
+  const auto bad_state = [](std::uint8_t st) { return st > kLastState; };
+  if (!e.committed || messages_.contains(id.value()) || e.state.empty() ||
+      e.state.size() > UINT32_MAX || !known(e.loc) ||
+      std::any_of(e.state.begin(), e.state.end(), bad_state)) {
+    return false;
+  }
+  const auto live_in = [&](std::size_t first, std::size_t count) {
+    const auto from = e.state.begin() + static_cast<std::ptrdiff_t>(first);
+    const auto to = from + static_cast<std::ptrdiff_t>(count);
+    return static_cast<std::uint32_t>(
+        std::count_if(from, to, [](std::uint8_t st) { return !final_state(st); }));
+  };
+  const std::uint32_t live_count = live_in(0, e.state.size());
+  if (live_count == 0) return false;  // an entry goes with its last live recipient
+  const auto size = static_cast<std::uint32_t>(e.state.size());
+  Slot s;
+  s.loc = PackedLocation(e.loc);
+  s.flags = kCommitted;
+  if (!e.is_job) {
+    if (size <= kInlineRecipients) {
+      s.count = static_cast<std::uint8_t>(size);
+      std::copy(e.state.begin(), e.state.end(), s.states.begin());
+    } else {
+      s.count = kWide;
+      Wide& w = wide_[id.value()];
+      w.live = live_count;
+      w.size = size;
+      w.states = std::make_unique<std::uint8_t[]>(size);
+      std::copy(e.state.begin(), e.state.end(), w.states.get());
+    }
+    messages_.emplace(id.value(), s);
+    change_live(e.loc.segment, live_count);
+    live_recipients_ += live_count;
+    return true;
+  }
+  // A job's batches cover its states in order; what lies between them (reclaimed batches)
+  // and nothing after the last one.
+  if (!known(e.commit_loc)) return false;
+  std::uint64_t next = 0;
+  for (const JobBatch& b : e.batches) {
+    if (b.count == 0 || b.first < next || std::uint64_t{b.first} + b.count > size ||
+        !known(b.loc) || live_in(next, b.first - next) != 0) {
+      return false;
+    }
+    next = std::uint64_t{b.first} + b.count;
+  }
+  if (next != size) return false;
+  s.count = kWide;
+  s.flags |= kJob;
+  Job& j = jobs_[id.value()];
+  j.live = live_count;
+  j.states.assign(e.state.begin(), e.state.end());
+  j.commit_loc = e.commit_loc;
+  j.batches.assign(e.batches.begin(), e.batches.end());
+  for (const JobBatch& b : e.batches) change_live(b.loc.segment, live_in(b.first, b.count));
+  messages_.emplace(id.value(), s);
+  change_pins(e.loc.segment, 1);
+  change_pins(e.commit_loc.segment, 1);
+  live_recipients_ += live_count;
+  return true;
+}
+
 void SpoolIndex::remove_segment(SegmentSeq seq) { segments_.erase(seq.value()); }
 
 std::uint64_t SpoolIndex::segment_live(SegmentSeq seq) const {

@@ -17,9 +17,34 @@ namespace salvo::spool {
 
 Result<RecordBytes> read_record(const std::string& dir, Location loc) {
   if (loc.length < kFrameOverhead) return fail(errc::malformed_record);
-  std::string path = detail::segment_path(dir, loc.segment);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  auto seg = SegmentRecords::open(dir, loc.segment);
+  if (!seg) return std::unexpected(seg.error());
+  return seg->read(loc);
+}
+
+Result<SegmentRecords> SegmentRecords::open(const std::string& dir, SegmentSeq seq) {
+  const std::string path = detail::segment_path(dir, seq);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail_errno(errno);
+  return SegmentRecords(fd, seq);
+}
+
+SegmentRecords& SegmentRecords::operator=(SegmentRecords&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    seq_ = o.seq_;
+  }
+  return *this;
+}
+
+SegmentRecords::~SegmentRecords() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<RecordBytes> SegmentRecords::read(Location loc) const {
+  const int fd = fd_;
+  if (loc.length < kFrameOverhead) return fail(errc::malformed_record);
   RecordBytes out;
   out.bytes.resize(loc.length);
   std::size_t done = 0;
@@ -27,15 +52,10 @@ Result<RecordBytes> read_record(const std::string& dir, Location loc) {
     ssize_t n = ::pread(fd, out.bytes.data() + done, loc.length - done,
                         static_cast<off_t>(loc.offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : 0;
-      ::close(fd);
-      if (err != 0) return fail_errno(err);
-      return fail(errc::malformed_record);  // past the end of the file
-    }
+    if (n < 0) return fail_errno(errno);
+    if (n == 0) return fail(errc::malformed_record);  // past the end of the file
     done += static_cast<std::size_t>(n);
   }
-  ::close(fd);
   auto raw =
       parse_framed(std::string_view(out.bytes.data(), out.bytes.size()), loc.segment, loc.offset);
   if (!raw) return std::unexpected(raw.error());

@@ -15,6 +15,7 @@
 
 #include <salvo/base/log.h>
 #include <salvo/io/engine.h>
+#include <salvo/spool/checkpoint.h>
 #include <salvo/spool/errc.h>
 
 #include "spool/segment_file.h"
@@ -233,6 +234,16 @@ Status SpoolWriter::append_record(RecordType type, std::size_t payload_size,
                                   const std::function<void(std::string&)>& put, Effect effect,
                                   CommitWaiter* w) {
   if (payload_size > kMaxPayload) return fail(errc::record_too_large);
+  if (checkpoint_written_) {
+    // Not expected (the checkpoint is written once the stop has drained everything), but
+    // a checkpoint must never describe a spool with more in it: it goes first.
+    if (auto st = remove_checkpoint(options_.dir); !st) {
+      log::error("spool: cannot remove the checkpoint in {}: {}; not appending",
+                 options_.dir, st.error().message());
+      return st;
+    }
+    checkpoint_written_ = false;
+  }
   std::uint64_t framed = payload_size + kFrameOverhead;
   if (auto st = ensure_segment(framed); !st) return st;
   Batch& b = batch_for(framed);
@@ -648,7 +659,9 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
         break;
       case Effect::Kind::States:
         if (status) {
-          for (const StateUpdate& u : e.updates) index_.apply(u, batch->seg);
+          for (const StateUpdate& u : e.updates) {
+            if (index_.apply(u, batch->seg)) note_deferred(u);
+          }
         }
         break;
     }
@@ -677,6 +690,43 @@ void SpoolWriter::finish_batch(std::unique_ptr<Batch> batch, Status status) noex
   maybe_start_commit(in_flight_.empty());
   if (can_start_commit()) arm_timer();
   for (auto& [w, st] : calls) w->on_committed(st);
+}
+
+void SpoolWriter::note_deferred(const StateUpdate& u) {
+  const DeferredKey key{u.message.value(), u.recipient.value()};
+  if (u.state == RecipientState::Deferred) {
+    deferred_.insert_or_assign(key, DeferredUntil{u.attempts, u.next_attempt_unix_ns});
+  } else {
+    deferred_.erase(key);
+  }
+}
+
+void SpoolWriter::seed_deferred(std::span<const PendingRecipient> recovered) {
+  owner_.check();
+  deferred_.reserve(deferred_.size() + recovered.size());
+  for (const PendingRecipient& p : recovered) {
+    // A state written since the start is newer than the recovered one.
+    deferred_.try_emplace(DeferredKey{p.message.value(), p.recipient.value()},
+                          DeferredUntil{p.attempts, p.next_attempt_unix_ns});
+  }
+}
+
+std::vector<PendingRecipient> SpoolWriter::deferred() const {
+  std::vector<PendingRecipient> out;
+  for (const auto& [key, d] : deferred_) {
+    const PendingRecipient p{MessageId(key.first), RecipientIndex(key.second), d.attempts,
+                             d.next_attempt_unix_ns};
+    if (index_.state(p.message, p.recipient) == RecipientState::Deferred) out.push_back(p);
+  }
+  std::sort(out.begin(), out.end(), [](const PendingRecipient& a, const PendingRecipient& b) {
+    return std::pair(a.message, a.recipient) < std::pair(b.message, b.recipient);
+  });
+  return out;
+}
+
+void SpoolWriter::checkpoint_written() noexcept {
+  owner_.check();
+  checkpoint_written_ = true;
 }
 
 void SpoolWriter::hold_reclaim(bool held) noexcept {

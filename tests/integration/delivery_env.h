@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -143,6 +144,16 @@ inline std::vector<std::string> maildir_messages(const std::string& dir) {
     out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   return out;
+}
+
+// The copies the MX sink kept, per Delivered-To address.
+inline std::map<std::string, int> delivered_to(const Env& env) {
+  std::map<std::string, int> n;
+  for (const auto& m : maildir_messages(env.dir.file("mx-mail"))) {
+    auto p = m.find("Delivered-To: ");
+    if (p != std::string::npos) ++n[m.substr(p + 14, m.find("\r\n", p) - p - 14)];
+  }
+  return n;
 }
 
 // How many accounting events of `type` salvod has written so far.

@@ -62,15 +62,19 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   // Before start(): the segments to scan in the background (then the recovery result
   // given to the constructor is empty but for the next segment and id), or nullopt when
   // they were scanned before the shards started. tally: node-wide, outlives the shards.
-  void set_recovery(std::optional<spool::SpoolListing> background, RecoveryTally* tally);
+  // checkpoint: with a background start, the index a clean stop's checkpoint gave: the
+  // background thread then only plans its delivery (no segment is scanned).
+  void set_recovery(std::optional<spool::SpoolListing> background, RecoveryTally* tally,
+                    std::optional<spool::RecoveryResult> checkpoint = std::nullopt);
   // Phase 1: the writer, the accounting writer and delivery (every shard runs this before
   // any shard takes mail, so cross-shard deliveries always find their receiver).
   [[nodiscard]] Status start(std::string* why);
-  // Phase 2: routes what the spool still owes, listens on every address (addresses[i] for
-  // listen[i], port already fixed) and watches the pickup directory. why names the
-  // address on failure; http: what [http] needs (shared by every shard, outliving them),
-  // or null without it. Start-up only. With a background recovery, the old mail is routed
-  // and the pickup directory watched once the scan is handed over (finish_recovery).
+  // Phase 2: starts routing what the spool still owes (read back in the background, a
+  // slice per loop turn), listens on every address (addresses[i] for listen[i], port
+  // already fixed) and watches the pickup directory. why names the address on failure;
+  // http: what [http] needs (shared by every shard, outliving them), or null without it.
+  // Start-up only. With a background scan, the old mail is routed and the pickup directory
+  // watched once the scan is handed over (finish_recovery).
   [[nodiscard]] Status open(const std::vector<inbound::ListenerShared>& shared,
                             const std::vector<net::SocketAddress>& addresses,
                             const HttpShared* http, std::string* why);
@@ -98,10 +102,18 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   void teardown() noexcept;
   Status start_pickup(std::string* why);
   // The background scan is done: its index joins the live one, the pickup watcher starts,
-  // reclamation resumes and its recipients are routed, a slice per loop turn.
-  void finish_recovery(spool::RecoveryResult&& old, outbound::RecoveryPlan&& plan,
+  // reclamation resumes and its jobs are routed; its messages' recipients follow, a slice
+  // per loop turn, as the read-back hands them over (route_recovered).
+  void finish_recovery(spool::RecoveryResult&& old, std::vector<outbound::RecoveredJob>&& jobs,
                        Duration took);
-  void route_recovered() noexcept;
+  // Reads back and routes, in the background, what recovered_ owes (and the background
+  // scan, when background_listing_ is set).
+  void start_background_recovery();
+  void route_recovered(std::vector<outbound::RecoveredRecipient>&& slice) noexcept;
+  void recovery_routed(std::uint64_t unreadable) noexcept;
+  // At the end of a clean stop (writer idle, every outcome written): the spool's
+  // checkpoint, unless it would not describe the whole spool (spool/checkpoint.h).
+  void save_checkpoint() noexcept;
   // A verb or the trace, on this shard's objects.
   void act(const ShardRequest& r, ShardAnswer& a);
 
@@ -136,10 +148,11 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   HttpStats final_http_;
   std::uint64_t recovered_messages_ = 0;
   std::optional<spool::SpoolListing> background_listing_;
+  std::optional<spool::RecoveryResult> checkpoint_;  // handed to the background thread
   RecoveryTally* tally_ = nullptr;
   std::unique_ptr<BackgroundRecovery> background_;
   std::unique_ptr<SpoolPuncher> puncher_;
-  outbound::RecoveryPlan plan_;  // recovered recipients not routed yet
+  std::uint64_t routed_recipients_ = 0;  // of the recovered messages, so far
   bool intake_stopped_ = false;  // salvoctl drain
   bool draining_ = false;
   bool polling_ = false;

@@ -46,6 +46,10 @@ struct Node {
   // each shard's own and their mail is delivered once the scan is done. false: scanned
   // before anything opens (as before; start-up then takes as long as the scan).
   bool background_recovery = true;
+  // At a clean stop each shard writes a checkpoint of its spool index; the next start
+  // reads it instead of scanning the segments when they are exactly those it describes
+  // (docs/spool-format.md §10). false: none is written, and one found is removed unused.
+  bool checkpoint = true;
   std::uint64_t spool_segment_size = 64'000'000;
   // How often each shard looks for closed segments whose dead records can be punched out
   // (docs/spool-format.md §7); 0: never.

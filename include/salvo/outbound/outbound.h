@@ -15,7 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +35,7 @@
 #include <salvo/shard/mailbox.h>
 #include <salvo/spool/dispatch.h>
 #include <salvo/spool/recovery.h>
+#include <salvo/spool/spool_reader.h>
 
 namespace salvo::net {
 class Stack;
@@ -175,9 +178,42 @@ struct RecoveryPlan {
   std::vector<RecoveredJob> jobs;
   std::uint64_t unreadable = 0;  // records that could not be read back or decoded
 };
-// Reads the records of every recipient of `recovered` that is not final. Touches no shard
-// state, only files: a background recovery runs it on its own thread, and may cancel it
-// (then the plan is incomplete: cancel is for stopping only).
+// The read-back of what a recovered spool owes, a slice at a time, so a restart over a big
+// spool never holds a recipient list of it (docs/spool-format.md §7). Built from a
+// RecoveryResult before its index joins the live one, it keeps only the locations of the
+// messages with a recipient pending, per segment in disk order (16 bytes a message, given
+// back a segment at a time), the deferred recipients' attempts, and the jobs. next() reads
+// message records and gives every recipient of each: which are still owed is for the live
+// index to say when they are routed (Origin::recover), since the spool may have moved on
+// by then. Touches files only: it may run on a thread of its own. Owner: one thread at a
+// time.
+class RecoveryPlanner {
+ public:
+  RecoveryPlanner(const spool::RecoveryResult& recovered, std::string spool_dir);
+  // The jobs still owed (their templates are read here; jobs are not expanded).
+  std::vector<RecoveredJob> take_jobs() noexcept { return std::move(jobs_); }
+  // Appends the recipients of up to max_messages more messages to out; false once no
+  // message was left to read.
+  bool next(std::size_t max_messages, std::vector<RecoveredRecipient>& out);
+  std::uint64_t messages_left() const noexcept { return messages_left_; }
+  // Records (message or job template) that could not be read back or decoded so far.
+  std::uint64_t unreadable() const noexcept { return unreadable_; }
+
+ private:
+  void read_message(const spool::SegmentRecords& seg, spool::PackedLocation loc,
+                    std::vector<RecoveredRecipient>& out);
+  std::string dir_;
+  // Message locations by segment, each sorted by offset; a segment leaves once read.
+  std::map<std::uint64_t, std::vector<spool::PackedLocation>> todo_;
+  std::optional<spool::SegmentRecords> open_;  // the segment being read
+  std::size_t pos_ = 0;                        // in todo_.begin()->second
+  std::vector<spool::PendingRecipient> deferred_;  // of messages, by (message, recipient)
+  std::vector<RecoveredJob> jobs_;
+  std::uint64_t messages_left_ = 0;
+  std::uint64_t unreadable_ = 0;
+};
+// The whole plan at once, only the recipients `recovered` holds not final (tests and tools:
+// salvod routes from a RecoveryPlanner). cancel: stops early (the plan is then incomplete).
 RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::string& spool_dir,
                            const std::atomic<bool>* cancel = nullptr);
 
@@ -197,11 +233,9 @@ class Outbound final : public spool::Dispatch, public metrics::Source {
 
   // Resolver, MX cache, spool readers, the tick. why: one line on failure (start-up only).
   [[nodiscard]] Status start(std::string* why);
-  // Routes every recipient the spool still owes (start-up; reads the records).
-  void recover(const spool::RecoveryResult& recovered, const std::string& spool_dir);
-  // The same in steps, for a background recovery: routes one recipient of a plan (taken
-  // from its front, so the plan gives its storage back as it goes).
-  void recover(const RecoveredRecipient& r) noexcept;
+  // Routes one recipient read back by a RecoveryPlanner if the index still holds it owed
+  // (the message's entry is that record's and its state is not final); whether it did.
+  bool recover(const RecoveredRecipient& r) noexcept;
   void recover_jobs(std::vector<RecoveredJob>&& jobs) noexcept;
   void recovery_unreadable(std::uint64_t records, const std::string& spool_dir) noexcept;
 

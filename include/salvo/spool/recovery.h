@@ -50,6 +50,16 @@ struct SegmentDamage {
   bool quarantined() const noexcept { return regions != 0; }
 };
 
+// What a start did with the shard's checkpoint (checkpoint.h; the label of
+// salvo_spool_checkpoint_loads_total).
+enum class CheckpointUse : std::uint8_t {
+  None,   // none there (a first start, a crash, or checkpoints off at the last stop)
+  Used,   // the index came from it: no segment was read
+  Stale,  // well formed, but the segment files or the id mark changed since: scanned
+  Bad,    // unreadable, short, or a wrong magic, version, shard or CRC: scanned
+};
+std::string_view to_string(CheckpointUse u) noexcept;
+
 struct RecoveryReport {
   std::uint64_t segments = 0;
   std::uint64_t bad_segments = 0;   // header missing or inconsistent: left on disk, unused
@@ -69,6 +79,7 @@ struct RecoveryReport {
   std::uint64_t punched_bytes = 0;  // dead bytes noted by punches, stepped over (not damage)
   std::uint64_t bad_punch_notes = 0;  // notes unreadable or not matching their segment
   bool bad_id_mark = false;  // next-id unreadable: ids continue above those found only
+  CheckpointUse checkpoint = CheckpointUse::None;
 };
 
 struct RecoveryResult {

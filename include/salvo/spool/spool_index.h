@@ -110,6 +110,23 @@ class SpoolIndex {
   };
   void live_records(std::map<std::uint64_t, LiveRecords>& by_segment) const;
 
+  // Checkpoint (checkpoint.h): what reclamation keeps per segment, and the restore of a
+  // segment and of an entry as a checkpoint saved them (the live and pin counts are
+  // recomputed from the entries).
+  struct SegmentInfo {
+    SegmentSeq seq;
+    bool quarantined = false;
+    std::span<const std::uint64_t> holds_finals_for;
+  };
+  void for_each_segment(const std::function<void(const SegmentInfo&)>& fn) const;
+  void restore_segment(SegmentSeq seq, bool quarantined, std::vector<std::uint64_t> holds);
+  // False (and nothing changed) when the entry cannot be one an index holds: id already
+  // here, no live recipient, a state byte that is no RecipientState, a location in a
+  // segment this index does not have, job batches out of order or outside the states.
+  bool restore(MessageId id, const Entry& e);
+  // Room for this many messages without rehashing (a restore of a known count).
+  void reserve(std::size_t messages) { messages_.reserve(messages); }
+
   std::size_t message_count() const noexcept { return messages_.size(); }
   std::uint64_t live_recipients() const noexcept { return live_recipients_; }
   // Live recipients whose record lives in seq (tests, spool-dump).

@@ -50,6 +50,25 @@ struct RecordBytes {
 // Diagnostics: errno (ENOENT: the segment was reclaimed), errc::bad_checksum /
 // malformed_record when the bytes at loc are not the record.
 [[nodiscard]] Result<RecordBytes> read_record(const std::string& dir, Location loc);
+// One segment file open for reading records, as read_record() does, through one
+// descriptor: recovery's read-back walks a segment's records in order. Movable, closes
+// its descriptor.
+class SegmentRecords {
+ public:
+  // Diagnostics: errno of the open (ENOENT: the segment was reclaimed).
+  [[nodiscard]] static Result<SegmentRecords> open(const std::string& dir, SegmentSeq seq);
+  SegmentRecords(SegmentRecords&& o) noexcept : fd_(std::exchange(o.fd_, -1)), seq_(o.seq_) {}
+  SegmentRecords& operator=(SegmentRecords&& o) noexcept;
+  ~SegmentRecords();
+  // loc must be in this segment. Diagnostics as read_record().
+  [[nodiscard]] Result<RecordBytes> read(Location loc) const;
+  SegmentSeq segment() const noexcept { return seq_; }
+
+ private:
+  SegmentRecords(int fd, SegmentSeq seq) noexcept : fd_(fd), seq_(seq) {}
+  int fd_ = -1;
+  SegmentSeq seq_{};
+};
 
 class ReadWaiter {
  public:

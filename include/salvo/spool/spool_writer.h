@@ -14,12 +14,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include <salvo/base/clock.h>
 #include <salvo/base/metrics.h>
 #include <salvo/base/result.h>
 #include <salvo/io/detachable_op.h>
 #include <salvo/shard/owned_by.h>
 #include <salvo/spool/records.h>
+#include <salvo/spool/recovery.h>
 #include <salvo/spool/spool_index.h>
 #include <salvo/spool/stats.h>
 
@@ -115,6 +118,18 @@ class SpoolWriter final : public metrics::Source {
   // the index does not know yet (docs/spool-format.md §7). Releasing reclaims at once.
   void hold_reclaim(bool held) noexcept;
   bool reclaim_held() const noexcept { return reclaim_held_; }
+  // Checkpoint (checkpoint.h). The writer keeps the last Deferred state (attempts, next
+  // attempt) of every recipient whose last state it committed was Deferred (about 40 bytes
+  // each; a final or other state frees it), seeded with the recovered ones: deferred()
+  // gives those still Deferred in the index, sorted, as recover_segments() would.
+  void seed_deferred(std::span<const PendingRecipient> recovered);
+  std::vector<PendingRecipient> deferred() const;
+  // The next id it would hand out (below its durable id mark).
+  MessageId next_id() const noexcept { return MessageId(next_id_); }
+  // A checkpoint of this spool was just written: should anything be appended after all,
+  // the checkpoint is removed (durably) before the append goes on.
+  void checkpoint_written() noexcept;
+
   // The oldest segment still open (current, or with batches queued or in flight): every
   // segment before it is closed for good, so it may be punched (punch.h).
   SegmentSeq first_open_segment() const noexcept;
@@ -177,6 +192,14 @@ class SpoolWriter final : public metrics::Source {
   std::string scratch_;
   std::uint64_t buffered_bytes_ = 0;
   bool reclaim_held_ = false;
+  bool checkpoint_written_ = false;
+  using DeferredKey = std::pair<std::uint64_t, std::uint32_t>;  // message, recipient
+  struct DeferredUntil {
+    std::uint32_t attempts = 0;
+    std::int64_t next_attempt_unix_ns = 0;
+  };
+  void note_deferred(const StateUpdate& u);
+  absl::flat_hash_map<DeferredKey, DeferredUntil> deferred_;
   Stats stats_;
   mutable TimePoint space_checked_{};
   mutable bool space_ok_ = true;

@@ -74,6 +74,8 @@ constexpr BadCase kBadCases[] = {
      "config: node.fsync: expected true or false, got a string (line 2)"},
     {"background_recovery as string", "[node]\nbackground_recovery = \"yes\"\n",
      "config: node.background_recovery: expected true or false, got a string (line 2)"},
+    {"checkpoint as string", "[node]\ncheckpoint = \"on\"\n",
+     "config: node.checkpoint: expected true or false, got a string (line 2)"},
     {"string as int", "[node]\nspool = 5\n",
      "config: node.spool: expected a string, got an integer (line 2)"},
     {"list expected", "[[listen]]\naddress = \"127.0.0.1:25\"\nrelay_networks = \"10.0.0.0/8\"\n",

@@ -113,6 +113,7 @@ TEST(Load, Defaults) {
   EXPECT_EQ(c->node.pickup, "");
   EXPECT_TRUE(c->node.fsync);
   EXPECT_TRUE(c->node.background_recovery);
+  EXPECT_TRUE(c->node.checkpoint);
   EXPECT_EQ(c->node.spool_segment_size, 64'000'000u);
   EXPECT_EQ(c->node.spool_reserve, 1'000'000'000u);
   EXPECT_EQ(c->node.spool_punch_interval, std::chrono::seconds(30));
@@ -333,6 +334,7 @@ spool = "spool"
 pickup = "pickup"
 fsync = false
 background_recovery = false
+checkpoint = false
 spool_segment_size = "128MiB"
 spool_reserve = 0
 spool_punch_interval = "0s"
@@ -367,6 +369,7 @@ address = "127.0.0.1:8080"
   EXPECT_EQ(c->node.cores, 4u);
   EXPECT_FALSE(c->node.fsync);
   EXPECT_FALSE(c->node.background_recovery);
+  EXPECT_FALSE(c->node.checkpoint);
   EXPECT_EQ(c->node.spool_segment_size, 128u << 20);
   EXPECT_EQ(c->node.spool_reserve, 0u);
   EXPECT_EQ(c->node.spool_punch_interval, Duration(0));

@@ -161,6 +161,29 @@ TEST(Canon, AgreesWithReferenceOnRandomInput) {
   }
 }
 
+// Long runs of content with sparse whitespace and line ends: the body scan takes sixteen
+// bytes a step, so every special byte must be found at every position of a step, on a
+// step's last byte (where the byte after it belongs to the next step) and at the very end.
+TEST(Canon, AgreesWithReferenceOnLongRuns) {
+  std::mt19937 rng(20261205);  // seeded: deterministic
+  const char specials[] = {' ', ' ', '\t', '\r', '\n'};
+  for (int round = 0; round < 20000; ++round) {
+    std::string in;
+    const std::size_t len = rng() % 300;
+    const unsigned density = 2 + rng() % 40;  // one special in `density` bytes, on average
+    for (std::size_t i = 0; i < len; ++i) {
+      if (rng() % density == 0) {
+        in += specials[rng() % sizeof specials];
+      } else if (rng() % 8 == 0) {
+        in += "\r\n";
+      } else {
+        in += static_cast<char>('a' + rng() % 26);
+      }
+    }
+    ASSERT_EQ(body(in), reference_body(in)) << "body input: " << ::testing::PrintToString(in);
+  }
+}
+
 TEST(Canon, BodyEnds) {
   EXPECT_EQ(body(""), "");                     // empty body: nothing at all
   EXPECT_EQ(body("\r\n"), "");                 // only empty lines: nothing

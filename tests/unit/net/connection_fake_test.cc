@@ -200,6 +200,30 @@ TEST_F(FakeStackTest, IdleTimeoutOnTheTestClock) {
   EXPECT_EQ(stack_->stats().idle_timeouts, 1u);
 }
 
+// Sessions set the idle timeout at every command: a later deadline than the armed timer's
+// costs no cancel (the timer finds it when it fires); a shorter one takes effect at once.
+TEST_F(FakeStackTest, IdleTimeoutCancelsOnlyForAnEarlierDeadline) {
+  accept_one();
+  rec_.conn->set_idle_timeout(10s);
+  const std::size_t cancels = engine_->cancels();
+  for (int i = 0; i < 5; ++i) {
+    clock_.advance(1s);
+    rec_.conn->set_idle_timeout(10s);
+    run();
+  }
+  EXPECT_EQ(engine_->cancels(), cancels);
+  rec_.conn->set_idle_timeout(2s);
+  EXPECT_EQ(engine_->cancels(), cancels + 1);
+  run();
+  clock_.advance(1s);
+  run();
+  EXPECT_EQ(rec_.closes, 0);
+  clock_.advance(1s);
+  run();
+  EXPECT_EQ(rec_.closes, 1);
+  EXPECT_EQ(rec_.why, std::errc::timed_out);
+}
+
 // A deadline is a point in time: input that keeps the idle timer alive does not move it.
 TEST_F(FakeStackTest, DeadlineIsNotMovedByInput) {
   accept_one();

@@ -24,16 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class BackgroundRecoveryTest : public ::testing::Test {
+class BackgroundRecoveryTest : public UringSpoolTest {
  protected:
-  static void SetUpTestSuite() { spdlog::set_level(spdlog::level::off); }
-  static void TearDownTestSuite() { spdlog::set_level(spdlog::level::info); }
-  void SetUp() override {
-    engine_ = make_uring();
-    if (!engine_) GTEST_SKIP() << "io_uring unavailable";
-    spool_ = dir_.sub("shard-0");
-  }
-
   WriterOptions options() const { return WriterOptions{.dir = spool_, .segment_size = 64 * 1024}; }
 
   // Appends and waits for the commit.
@@ -80,9 +72,6 @@ class BackgroundRecoveryTest : public ::testing::Test {
     EXPECT_EQ(wt.ok, 1);
     return *id;
   }
-  void settle() {
-    for (int i = 0; i < 5; ++i) engine_->run_once(std::chrono::milliseconds(1));  // timers
-  }
 
   // Per message, the recipient states; per segment on disk, its live recipients.
   static std::map<std::uint64_t, std::vector<std::uint8_t>> states_of(const SpoolIndex& index) {
@@ -92,11 +81,6 @@ class BackgroundRecoveryTest : public ::testing::Test {
     });
     return out;
   }
-
-  TempDir dir_;
-  std::string spool_;
-  std::unique_ptr<io::Engine> engine_;
-  SystemClock clock_;
 };
 
 TEST_F(BackgroundRecoveryTest, TheListingKnowsTheNextSegmentAndIdWithoutReadingSegments) {

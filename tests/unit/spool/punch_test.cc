@@ -107,22 +107,25 @@ std::string slurp(const std::string& path) {
 
 // A spool of several closed 256 KiB segments: messages of 100 B to 40 KiB, a job, some
 // recipients delivered (durably) so that most bodies are dead and a few stay live.
-class PunchRecovery : public ::testing::Test {
+class PunchRecovery : public UringSpoolTest {
  protected:
-  static void SetUpTestSuite() { spdlog::set_level(spdlog::level::off); }
-  static void TearDownTestSuite() { spdlog::set_level(spdlog::level::info); }
+  // The segments live next to the build (the file system the suite runs on): punching
+  // needs one that supports it (ext4, xfs, tmpfs, btrfs do).
+  PunchRecovery() : UringSpoolTest(fs::current_path().c_str()) {}
   void SetUp() override {
-    engine_ = make_uring();
-    if (!engine_) GTEST_SKIP() << "io_uring unavailable";
-    // The segments live next to the build (the file system the suite runs on): punching
-    // needs one that supports it (ext4, xfs, tmpfs, btrfs do).
-    spool_ = dir_.sub("shard-0");
+    UringSpoolTest::SetUp();
+    if (IsSkipped()) return;
     auto r = recover(spool_, 0);
     ASSERT_TRUE(r);
     rec_ = std::move(*r);
     writer_ = std::make_unique<SpoolWriter>(
         *engine_, clock_, WriterOptions{.dir = spool_, .segment_size = 256 * 1024}, rec_.index,
         rec_.next_segment, rec_.next_id);
+    fill();
+    expected_ = snapshot(rec_.index);
+  }
+  // 60 messages and a job, their states written last (in the last segment).
+  virtual void fill() {
     std::mt19937 rng(7);
     for (int i = 0; i < 60; ++i) {
       MessageFixture fx;
@@ -153,7 +156,23 @@ class PunchRecovery : public ::testing::Test {
     writer_->flush();
     ASSERT_TRUE(run_until(*engine_, [&] { return wt.calls == 1 && wt.ok == 1; }));
     ASSERT_GE(rec_.index.segment_count(), 4u);
-    expected_ = snapshot(rec_.index);
+  }
+  void write_states(const std::vector<StateUpdate>& u) {
+    Waiter wt;
+    ASSERT_TRUE(writer_->append_states(u, &wt));
+    writer_->flush();
+    ASSERT_TRUE(run_until(*engine_, [&] { return wt.calls == 1 && wt.ok == 1; }));
+  }
+  MessageId write_message(std::size_t body_size, char c) {
+    MessageFixture fx;
+    fx.body = std::string(body_size, c);
+    MessageRecord m = fx.record();
+    Waiter wt;
+    auto id = writer_->append_message(m, &wt);
+    EXPECT_TRUE(id);
+    writer_->flush();
+    EXPECT_TRUE(run_until(*engine_, [&] { return wt.calls == 1; }));
+    return id ? *id : MessageId{};
   }
   void TearDown() override {
     writer_.reset();
@@ -216,6 +235,15 @@ class PunchRecovery : public ::testing::Test {
     return freed;
   }
 
+  // Removes the punch notes of the closed segments (lost to damage); how many there were.
+  std::uint64_t remove_notes() {
+    std::uint64_t removed = 0;
+    for (const auto& [seq, n] : rec_.index.punch_candidates(writer_->first_open_segment())) {
+      removed += ::unlink(detail::punch_note_path(spool_, seq).c_str()) == 0 ? 1 : 0;
+    }
+    return removed;
+  }
+
   // What a fresh start finds: every live message, with the same states and bytes.
   RecoveryResult expect_recovers_everything_live() {
     auto r = recover(spool_, 0);
@@ -235,10 +263,6 @@ class PunchRecovery : public ::testing::Test {
     return std::move(*r);
   }
 
-  TempDir dir_{fs::current_path().c_str()};
-  std::string spool_;
-  std::unique_ptr<io::Engine> engine_;
-  SystemClock clock_;
   RecoveryResult rec_;
   std::unique_ptr<SpoolWriter> writer_;
   std::vector<MessageId> ids_;
@@ -345,10 +369,7 @@ TEST_F(PunchRecovery, ACrashAnywhereInAPunchLosesNothingLive) {
 
 TEST_F(PunchRecovery, WithoutItsNoteAPunchedSegmentReadsAsDamageButNothingLiveIsLost) {
   ASSERT_GT(punch_all(), 0u);
-  std::uint64_t removed = 0;
-  for (const auto& [seq, n] : rec_.index.punch_candidates(writer_->first_open_segment())) {
-    removed += ::unlink(detail::punch_note_path(spool_, seq).c_str()) == 0 ? 1 : 0;
-  }
+  const std::uint64_t removed = remove_notes();
   ASSERT_GT(removed, 0u);
   RecoveryResult r = expect_recovers_everything_live();
   EXPECT_EQ(r.report.quarantined_segments, removed);
@@ -421,6 +442,134 @@ TEST_F(PunchRecovery, DamageToALiveRecordNextToAPunchedRangeIsStillDamage) {
     return;
   }
   GTEST_SKIP() << "no live record ends where a punched range begins in this layout";
+}
+
+// Mail delivered as it flows: each commit of ten messages is followed by the commit of
+// their states, one record per message, as delivery writes them. State records that name
+// only messages whose record headers are punched go too; one that names a message still
+// readable (its header in a block shared with a live record) or live stays, and recovery,
+// with or without the notes, finds exactly the live mail with its states.
+class PunchStates : public PunchRecovery {
+ protected:
+  void fill() override {
+    std::mt19937 rng(11);
+    for (int b = 0; b < 12; ++b) {
+      std::vector<MessageFixture> fx(10);
+      std::vector<MessageId> batch;
+      Waiter wt;
+      for (int j = 0; j < 10; ++j) {
+        fx[j].body = std::string(2000 + rng() % 20000, static_cast<char>('a' + j));
+        MessageRecord m = fx[j].record();
+        auto id = writer_->append_message(m, &wt);
+        ASSERT_TRUE(id);
+        batch.push_back(*id);
+      }
+      writer_->flush();
+      ASSERT_TRUE(run_until(*engine_, [&] { return wt.calls == 10; }));
+      Waiter ws;
+      for (std::size_t j = 0; j < batch.size(); ++j) {
+        // The fifth of batch 2 and the last of batch 4 keep a recipient deferred.
+        const bool live = (b == 2 && j == 4) || (b == 4 && j == 9);
+        ASSERT_TRUE(writer_->append_states(
+            std::vector<StateUpdate>{
+                {batch[j], RecipientIndex(0), RecipientState::Delivered, 1, 0},
+                {batch[j], RecipientIndex(1),
+                 live ? RecipientState::Deferred : RecipientState::Delivered, 1,
+                 1'800'000'000'000'000'000}},
+            &ws));
+      }
+      writer_->flush();
+      ASSERT_TRUE(run_until(*engine_, [&] { return ws.calls == 10 && ws.ok == 10; }));
+      ids_.insert(ids_.end(), batch.begin(), batch.end());
+      if (b == 4) {
+        // Right behind that live message: a small dead message (its header in the live
+        // one's last block) and a big one, and one state record finalising both: it
+        // names a message that can still be read, so it stays.
+        small_ = write_message(50, 's');
+        const MessageId big = write_message(30000, 'b');
+        write_states({{small_, RecipientIndex(0), RecipientState::Delivered, 1, 0},
+                      {small_, RecipientIndex(1), RecipientState::Bounced, 1, 0},
+                      {big, RecipientIndex(0), RecipientState::Delivered, 1, 0},
+                      {big, RecipientIndex(1), RecipientState::Delivered, 1, 0}});
+      }
+    }
+    // Segments without live mail are reclaimed as they go: those left hold it.
+    ASSERT_GE(rec_.index.segment_count(), 2u);
+  }
+  MessageId small_{};
+  // The state records of the closed segments, and which messages each names.
+  struct StateAt {
+    SegmentSeq seq;
+    ByteRange bytes;
+    std::vector<std::uint64_t> names;
+  };
+  std::vector<StateAt> state_records() {
+    std::vector<StateAt> out;
+    for (const auto& [seq, n] : rec_.index.punch_candidates(writer_->first_open_segment())) {
+      const std::string bytes = slurp(detail::segment_path(spool_, seq));
+      detail::SegmentScanner scan(bytes, seq);
+      while (auto rec = scan.next()) {
+        if (rec->type != RecordType::RecipientState) continue;
+        auto st = decode_recipient_state(rec->payload);
+        EXPECT_TRUE(st);
+        StateAt at{seq, {rec->offset, rec->offset + rec->length}, {}};
+        for (const StateUpdate& u : st->updates) at.names.push_back(u.message.value());
+        out.push_back(std::move(at));
+      }
+    }
+    return out;
+  }
+  static bool noted(const StateAt& s, const std::string& dir) {
+    auto note = detail::read_punch_note(dir, s.seq);
+    if (!note || !*note) return false;
+    for (const ByteRange& r : (*note)->ranges) {
+      if (r.begin <= s.bytes.begin && s.bytes.end <= r.end) return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(PunchStates, StateRecordsOfPunchedMessagesGoTooAndRecoveryIsUnchanged) {
+  const std::vector<StateAt> states = state_records();
+  ASSERT_GE(states.size(), 40u);
+  ASSERT_GT(punch_all(), 0u);
+  // Noted (so punched, whole blocks of them): most state records of dead messages. Never
+  // one that names a live message, nor the one that names the small message, whose
+  // record can still be read.
+  std::size_t gone = 0, of_dead = 0;
+  for (const StateAt& st : states) {
+    const bool names_live = std::any_of(st.names.begin(), st.names.end(), [&](std::uint64_t id) {
+      return expected_.contains(id);
+    });
+    const bool names_small =
+        std::find(st.names.begin(), st.names.end(), small_.value()) != st.names.end();
+    const bool n = noted(st, spool_);
+    if (names_live || names_small) {
+      EXPECT_FALSE(n) << "a state record naming " << (names_small ? "the small" : "a live")
+                      << " message was punched";
+      continue;
+    }
+    ++of_dead;
+    gone += n ? 1 : 0;
+  }
+  // Kept besides: those naming a message at the edge of a punched range or in another
+  // segment (written after the segment closed).
+  EXPECT_GE(gone * 2, of_dead) << gone << " of " << of_dead;
+  RecoveryResult r = expect_recovers_everything_live();
+  EXPECT_EQ(r.report.quarantined_segments, 0u);
+  EXPECT_EQ(r.report.damaged_regions, 0u);
+  EXPECT_EQ(r.deferred.size(), 2u);
+}
+
+TEST_F(PunchStates, WithoutTheNotesNoDeadMessageComesBack) {
+  ASSERT_GT(punch_all(), 0u);
+  const std::uint64_t removed = remove_notes();
+  ASSERT_GT(removed, 0u);
+  // The small message's record survives in a block it shares with a live one: it is read,
+  // and so is the state record that finalises it (kept), so it does not come back.
+  RecoveryResult r = expect_recovers_everything_live();
+  EXPECT_EQ(r.report.quarantined_segments, removed);
+  EXPECT_FALSE(r.index.find(small_));
 }
 
 }  // namespace

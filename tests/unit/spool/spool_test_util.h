@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <salvo/io/engine.h>
 #include <salvo/base/clock.h>
@@ -156,5 +157,30 @@ inline std::unique_ptr<io::Engine> make_uring() {
   if (!e) return nullptr;
   return std::move(*e);
 }
+
+// The tests that write a spool on real files with a real SpoolWriter: an io_uring engine
+// (skipped without one), the shard directory DIR/shard-0 under a temporary DIR in `base`,
+// and salvod's log silenced.
+class UringSpoolTest : public ::testing::Test {
+ protected:
+  explicit UringSpoolTest(const char* base = "/tmp") : dir_(base) {}
+  static void SetUpTestSuite() { spdlog::set_level(spdlog::level::off); }
+  static void TearDownTestSuite() { spdlog::set_level(spdlog::level::info); }
+  // Derived fixtures call this first and return when IsSkipped().
+  void SetUp() override {
+    engine_ = make_uring();
+    if (!engine_) GTEST_SKIP() << "io_uring unavailable";
+    spool_ = dir_.sub("shard-0");
+  }
+  // Lets the engine deliver the completions of cancelled timers (after a writer is gone).
+  void settle() {
+    for (int i = 0; i < 5; ++i) engine_->run_once(std::chrono::milliseconds(1));
+  }
+
+  TempDir dir_;
+  std::string spool_;
+  std::unique_ptr<io::Engine> engine_;
+  SystemClock clock_;
+};
 
 }  // namespace salvo::spool::test
