@@ -148,6 +148,14 @@ void prepare_outbound(Daemon& d) {
   o->settings = std::move(*settings);
   o->shards = d.shards->size();
   o->spool_dirs = d.shard_dirs;
+  // Not the source of truth (the spool is): wiped here (a shard of an earlier run with more
+  // cores included) and by each shard as it starts.
+  o->spill_dir = cfg.node.spool + "/spill";
+  std::error_code spill_error;
+  std::filesystem::remove_all(o->spill_dir, spill_error);
+  if (spill_error) {
+    throw std::runtime_error("spool " + o->spill_dir + ": " + spill_error.message());
+  }
   o->hostname = cfg.node.hostname;
   o->prewarm = read_prewarm(cfg.dns.prewarm);
   // The listeners' ports are known by now (port 0 is reserved above), and listeners never

@@ -3,7 +3,8 @@
 
 Usage: tools/crash_campaign.py [--rounds N] [--seed S] [--min-kill SEC] [--max-kill SEC]
                                [--injectors N] [--pickup-rate PER_S] [--job-rate PER_S]
-                               [--job-size N] [--job-window N] [--size BYTES]
+                               [--job-size N] [--job-window N] [--queue-in-memory N]
+                               [--size BYTES]
                                [--build DIR] [--work-dir DIR] [--keep | --keep-failed] [--json]
 
 What it runs (the real programs from --build, default ./build): one salvo-sink as the MX
@@ -560,6 +561,8 @@ class Campaign:
         punch = (f'spool_punch_interval = "{self.args.punch_interval}"\n'
                  if self.args.punch_interval else "")
         window = f"job_window = {self.args.job_window}\n" if self.args.job_window else ""
+        if self.args.queue_in_memory:
+            window += f"queue_in_memory = {self.args.queue_in_memory}\n"
         text = f"""# written by tools/crash_campaign.py
 [node]
 hostname = "mta.{DOMAIN_SUFFIX}"
@@ -932,6 +935,9 @@ def parse_args(argv):
     p.add_argument("--job-window", type=int, default=0,
                    help="salvod [delivery] job_window: job recipients each shard keeps "
                         "dispatched and not final (default: salvod's)")
+    p.add_argument("--queue-in-memory", type=int, default=0,
+                   help="salvod [delivery] queue_in_memory: ready recipients per destination "
+                        "in RAM, the rest in the spill files (default: salvod's)")
     p.add_argument("--size", type=int, default=2048, help="message size in bytes (default 2048)")
     p.add_argument("--domains", type=int, default=4,
                    help="recipient domains, each a destination routed to the sink (default 4)")
@@ -965,7 +971,7 @@ def parse_args(argv):
     if not 0 <= a.min_kill <= a.max_kill:
         p.error("need 0 <= --min-kill <= --max-kill")
     if a.size < 256 or a.pickup_rate < 0 or a.job_rate < 0 or a.job_size < 1 or \
-            a.drain_timeout <= 0 or a.job_window < 0:
+            a.drain_timeout <= 0 or a.job_window < 0 or a.queue_in_memory < 0:
         p.error("--size at least 256, --pickup-rate, --job-rate and --job-window at least 0, "
                 "--job-size at least 1, --drain-timeout above 0")
     if a.injectors == 0 and a.pickup_rate == 0 and a.job_rate == 0:

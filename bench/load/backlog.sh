@@ -25,7 +25,11 @@
 # spool: the time from its start until the sinks have every message, the rate, and the
 # counts (messages queued, delivered, duplicates: exact when the sinks got each once and
 # salvod's queue is empty at the end).
+# --queue-in-memory N sets [delivery] queue_in_memory (ready recipients per destination in
+# RAM; the rest wait in the spill files; 0: all in RAM). The messages go to 100 domains, so
+# at the default of 10,000 nothing spills below 1,000,000 messages.
 # Usage: bench/load/backlog.sh [--messages N] [--size S] [--cold] [--deliver]
+#                              [--queue-in-memory N]
 #        bench/load/backlog.sh --job N
 #        (defaults: 1,000,000 messages of 2KiB)
 set -euo pipefail
@@ -37,17 +41,23 @@ SIZE=2KiB
 COLD=0
 DELIVER=0
 JOB=0
+QUEUE_IN_MEMORY=""
 while [ $# -gt 0 ]; do
   case $1 in
+    --queue-in-memory) QUEUE_IN_MEMORY=$2; shift 2 ;;
     --messages) MESSAGES=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
     --deliver) DELIVER=1; shift ;;
     --job) JOB=$2; shift 2 ;;
-    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold] [--deliver] | --job N)" ;;
+    *) die "unknown option '$1' (usage: $me [--messages N] [--size S] [--cold] [--deliver]" \
+         "[--queue-in-memory N] | --job N)" ;;
   esac
 done
 [[ "$JOB" =~ ^[0-9]+$ ]] || die "--job takes a recipient count, got '$JOB'"
+[[ "$QUEUE_IN_MEMORY" =~ ^[0-9]*$ ]] || die "--queue-in-memory takes a count"
+config_extra=()
+[ -z "$QUEUE_IN_MEMORY" ] || config_extra=(--delivery "queue_in_memory = $QUEUE_IN_MEMORY")
 BUILD=${BUILD:-build}
 TIMEOUT=${TIMEOUT:-1800}
 
@@ -81,7 +91,8 @@ if [ "$JOB" -gt 0 ]; then
   [ "$free" -gt "$need" ] ||
     die "needs ~$((need >> 20)) MiB free under $work, has $((free >> 20)) MiB"
   port=$(free_port)
-  write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --hold --pickup
+  write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --hold --pickup \
+    "${config_extra[@]}"
   mkdir -p "$work/pickup/tmp"
   echo "== writing a job of $JOB recipients"
   python3 - "$work/pickup/tmp/job.json" "$JOB" <<'PY'
@@ -148,7 +159,7 @@ free=$(($(stat -f -c '%a * %S' "$work")))
   die "needs ~$((need >> 20)) MiB free under $work, has $((free >> 20)) MiB"
 
 port=$(free_port)
-write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --hold
+write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --hold "${config_extra[@]}"
 
 echo "== filling the spool: $MESSAGES messages of $SIZE over SMTP (delivery held)"
 start_salvod "$work/salvo.toml" --log-level info || die_start
@@ -288,7 +299,7 @@ for i in $(seq 0 99); do
   route_args+=(--route "d$i.example.test" "127.0.0.$((2 + i % 10)):$sink_port")
 done
 write_salvod_config "$work/salvo.toml" "$work" --listen "$port" --max-connections 20 \
-  --max-messages-per-connection 1000 "${route_args[@]}"
+  --max-messages-per-connection 1000 "${route_args[@]}" "${config_extra[@]}"
 status_json() { "$BUILD/salvoctl" --config "$work/salvo.toml" status --json 2>/dev/null; }
 # What salvod holds once recovered: the messages of the fill and the restarts' probes.
 recovered_log() { grep -c "spool recovery finished" "$work/salvod.log" 2>/dev/null || true; }

@@ -110,6 +110,8 @@ void parse_delivery(const toml::table& root, Delivery& out, Context& ctx) {
   r.read_u32("max_recipients", out.max_recipients, 1, 100'000);
   r.read_u32("max_hops", out.max_hops, 1, 10'000);
   r.read_u32("job_window", out.job_window, 1, 10'000'000);
+  r.read_u32("queue_in_memory", out.queue_in_memory, 0, 100'000'000);
+  r.read_duration("queue_horizon", out.queue_horizon, seconds(1));
   std::string from;
   if (r.read("dsn_from", from) && !from.empty()) {
     if (!is_mailbox(from)) {

@@ -66,7 +66,7 @@ constexpr std::string_view kDeliveryKeys[] = {
     "max_recipients",    "dsn_from",           "delay_dsn_after",
     "bounce_rules",      "idle_timeout",       "tls_verify",
     "backoff_pause",     "max_hops",           "mta_sts_port",
-    "job_window"};
+    "job_window",        "queue_in_memory",    "queue_horizon"};
 constexpr std::string_view kBounceRuleKeys[] = {"pattern", "category"};
 constexpr std::string_view kShapingKeys[] = {"domain",
                                              "mx_suffix",

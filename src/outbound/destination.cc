@@ -44,6 +44,7 @@ Destination::Destination(DestinationSide& side, std::string key)
       key_(std::move(key)),
       shaper_(shaping_for(side.config(), key_), side.config().delivery.backoff_pause),
       class_(&side.class_counters(shaper_.shaping())),
+      backlog_(&side.spill_policy()),
       route_(key_, side.context().own_listeners),
       mta_sts_(mta_sts_applies()) {}
 
@@ -67,7 +68,8 @@ bool Destination::forgettable() noexcept {
 }
 
 bool Destination::due(WallTime w) const noexcept {
-  return backlog_.ready() != 0 || !pool_.empty() || backlog_.next_due() <= w;
+  return backlog_.ready() != 0 || !pool_.empty() || backlog_.next_due() <= w ||
+         backlog_.promote_wanted(w);
 }
 
 bool Destination::sending() noexcept { return shaper_.allowed_connections(now()) != 0; }
@@ -99,8 +101,8 @@ std::size_t Destination::cancel(std::uint64_t message) noexcept {
 DestinationInfo Destination::info() noexcept {
   DestinationInfo d;
   d.name = key_;
-  d.ready = backlog_.ready();
-  d.deferred = backlog_.deferred();
+  d.ready = backlog_.queued_ready();
+  d.deferred = backlog_.queued_deferred();
   d.in_flight = slots_;
   d.connections = static_cast<std::uint32_t>(pool_.size());
   d.max_connections = shaping().max_connections;
@@ -124,6 +126,7 @@ void Destination::add(Enqueue&& e) noexcept {
 void Destination::pump() noexcept {
   if (side_.stopping()) return;
   backlog_.promote(wall());
+  for (const queue::QueuedRecipient& q : backlog_.take_cancelled()) cancelled_.push_back(q);
   for (std::uint64_t m : cancel_on_pump_) cancel(m);
   cancel_on_pump_.clear();
   if (!cancelled_.empty()) fail_cancelled();
@@ -437,7 +440,7 @@ void Destination::apply(Slot* s, Settlement&& st, const TransactionFacts& f) noe
   for (auto& b : st.bounces) side_.note_bounce(std::move(b));
   const std::string id = spool::format_id(f.message);
   for (const auto& line : st.lines) side_.env().account(to_event(line, f, id));
-  for (const auto& q : st.deferred) backlog_.defer(q);
+  for (const auto& q : st.deferred) backlog_.defer(q, wall());
   for (std::uint64_t m : st.finished) backlog_.release(m);
   if (st.tls_needed && s->conn != nullptr) route_.tls_needed(s->conn->host().address);
   if (st.dsn) {

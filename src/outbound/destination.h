@@ -50,7 +50,8 @@ class Destination {
   // Nothing would be lost by freeing it now: not active, not listed, no lookup whose
   // callback would find it, nothing an operator set (pause, bounce) and no back-off.
   bool forgettable() noexcept;
-  // Due for a pump on the tick: ready work, connections, or a deferred recipient now due.
+  // Due for a pump on the tick: ready work, connections, a deferred recipient now due, or
+  // spilled recipients to read back.
   bool due(WallTime now) const noexcept;
 
   // From its channels.

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <salvo/base/log.h>
+
 #include <salvo/net/metrics.h>
 #include <salvo/smtp/address.h>
 
@@ -20,8 +22,26 @@ std::shared_ptr<const queue::DeliveryPolicy> make_policy(const config::Config& c
   return std::make_shared<const queue::DeliveryPolicy>(classifier, std::move(o));
 }
 
-DestinationSide::DestinationSide(DeliveryEnv& env, DeliveryContext context)
-    : env_(env), ctx_(std::move(context)) {}
+DestinationSide::DestinationSide(DeliveryEnv& env, DeliveryContext context,
+                                 std::string spill_dir)
+    : env_(env), ctx_(std::move(context)) {
+  if (!spill_dir.empty()) {
+    auto store = SpillStore::open(spill_dir);
+    if (store) {
+      spill_store_ = std::move(*store);
+    } else {
+      log::error("outbound: spill directory {}: {}; every queued recipient stays in RAM",
+                 spill_dir, store.error().message());
+    }
+  }
+  spill_.store = spill_store_.get();
+  set_spill_limits();
+}
+
+void DestinationSide::set_spill_limits() noexcept {
+  spill_.in_memory = config().delivery.queue_in_memory;
+  spill_.horizon = config().delivery.queue_horizon;
+}
 
 DestinationSide::~DestinationSide() = default;
 
@@ -150,6 +170,7 @@ void DestinationSide::forget_idle(TimePoint now) noexcept {
 
 void DestinationSide::reload(DeliveryContext context) {
   ctx_ = std::move(context);
+  set_spill_limits();
   for (auto& [name, d] : destinations_) d->reconfigure();
 }
 
@@ -240,6 +261,20 @@ constexpr metrics::Family kQueueRecipients{
     "salvo_queue_recipients", metrics::Type::Gauge,
     "Recipients queued for delivery, by state (ready: due now; deferred: waiting for the "
     "next attempt; in_flight: in a transaction)."};
+constexpr metrics::Family kSpilled{
+    "salvo_queue_spilled_recipients", metrics::Type::Gauge,
+    "Queued recipients kept on disk rather than in RAM (ready ones beyond [delivery] "
+    "queue_in_memory per destination, deferred ones due after queue_horizon); counted in "
+    "salvo_queue_recipients too."};
+constexpr metrics::Family kSpillBytes{"salvo_queue_spill_bytes", metrics::Type::Gauge,
+                                      "Bytes of the spill files on disk."};
+constexpr metrics::Family kSpillChunks{
+    "salvo_queue_spill_chunks_total", metrics::Type::Counter,
+    "Chunks of spilled recipients written to disk and read back."};
+constexpr metrics::Family kSpillErrors{
+    "salvo_queue_spill_errors_total", metrics::Type::Counter,
+    "Spill writes that failed (the recipients stayed in RAM) and chunks that could not be "
+    "read back (their recipients wait in the spool for the next start)."};
 constexpr metrics::Family kDestinations{"salvo_destinations", metrics::Type::Gauge,
                                         "Destinations (domains and MX rollups) known."};
 constexpr metrics::Family kDestinationsForgotten{
@@ -268,14 +303,21 @@ void DestinationSide::report(metrics::Snapshot& s) const {
   }
   std::uint64_t ready = 0, deferred = 0, in_flight = 0, connections = 0;
   for (const auto& [name, d] : destinations_) {
-    ready += d->backlog().ready();
-    deferred += d->backlog().deferred();
+    ready += d->backlog().queued_ready();
+    deferred += d->backlog().queued_deferred();
     in_flight += d->slots();
     connections += d->pool().size();
   }
   s.add(kQueueRecipients, "state=\"ready\"", ready);
   s.add(kQueueRecipients, "state=\"deferred\"", deferred);
   s.add(kQueueRecipients, "state=\"in_flight\"", in_flight);
+  if (spill_store_) {
+    s.add(kSpilled, {}, spill_store_->recipients());
+    s.add(kSpillBytes, {}, spill_store_->bytes());
+    s.add(kSpillChunks, "op=\"written\"", spill_store_->chunks_written());
+    s.add(kSpillChunks, "op=\"read\"", spill_store_->chunks_read());
+    s.add(kSpillErrors, {}, spill_store_->errors());
+  }
   s.add(kDestinations, {}, static_cast<std::uint64_t>(destinations_.size()));
   s.add(kDestinationsForgotten, {}, forgotten_);
   s.add(kDkimSignatures, "how=\"signed\"", signing_cache_.signatures.misses());

@@ -33,6 +33,7 @@
 #include <salvo/queue/policy.h>
 #include <salvo/spool/spool_reader.h>
 
+#include "outbound/backlog.h"
 #include "outbound/mta_sts.h"
 #include "outbound/pool.h"
 #include "outbound/signing_pace.h"
@@ -91,7 +92,9 @@ class DestinationSide {
   static constexpr double kSignShare = 0.25;
   static constexpr Duration kSignIdleGap = std::chrono::microseconds(30);
 
-  DestinationSide(DeliveryEnv& env, DeliveryContext context);
+  // spill_dir: where destinations put the queued recipients RAM does not hold (wiped
+  // here); "" or a directory that cannot be made: everything stays in RAM.
+  DestinationSide(DeliveryEnv& env, DeliveryContext context, std::string spill_dir = {});
   ~DestinationSide();
 
   // A recipient for one of this shard's destinations.
@@ -130,6 +133,8 @@ class DestinationSide {
   const DeliveryContext& context() const noexcept { return ctx_; }
   const config::Config& config() const noexcept { return *ctx_.settings->config; }
   const queue::DeliveryPolicy& policy() const noexcept { return *ctx_.policy; }
+  const SpillPolicy& spill_policy() const noexcept { return spill_; }
+  const SpillStore* spill_store() const noexcept { return spill_store_.get(); }
   OutboundStats& stats() noexcept { return stats_; }
   const OutboundStats& stats() const noexcept { return stats_; }
   ClassCounters& class_counters(const config::Shaping& s);
@@ -152,8 +157,13 @@ class DestinationSide {
   void run_dirty() noexcept;
   void run_signing() noexcept;
 
+  void set_spill_limits() noexcept;
+
   DeliveryEnv& env_;
   DeliveryContext ctx_;
+  // Before destinations_: their backlogs give their chunks back as they go.
+  std::unique_ptr<SpillStore> spill_store_;
+  SpillPolicy spill_;
   std::unordered_map<std::string, std::unique_ptr<Destination>> destinations_;
   std::uint64_t forgotten_ = 0;  // destinations freed after kForgetAfter idle
   std::vector<Destination*> active_;  // destinations with work or connections

@@ -182,7 +182,9 @@ Outbound::Impl::Impl(shard::Shard& s, OutboundShared& sh, Mailbox& mb, spool::Sp
                         },
                         [this] { return destinations.config().delivery.job_window; }},
              origin_stats),
-      destinations(*this, context_of(sh.settings)) {}
+      destinations(*this, context_of(sh.settings),
+                   sh.spill_dir.empty() ? std::string()
+                                        : fmt::format("{}/shard-{}", sh.spill_dir, me)) {}
 
 void Outbound::Impl::arm_timer() noexcept {
   if (stopped || timer == nullptr || timer->armed()) return;

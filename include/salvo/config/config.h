@@ -182,6 +182,11 @@ struct Delivery {
   // Recipients of bulk jobs each shard keeps dispatched and not yet final; the rest of a
   // job stays in the spool until places free (outbound::Origin).
   std::uint32_t job_window = 20'000;
+  // Ready recipients a destination keeps in RAM; more go to the shard's spill files on disk
+  // and come back as it sends (outbound::Backlog). 0: all in RAM.
+  std::uint32_t queue_in_memory = 10'000;
+  // Deferred recipients due later than this go to disk until they come within it.
+  Duration queue_horizon = std::chrono::minutes(5);
   // DSN From: header (the envelope sender is always <>). Default: MAILER-DAEMON@hostname.
   std::string dsn_from;
   // NOTIFY=DELAY threshold; 0 = never send delay DSNs.

@@ -62,6 +62,9 @@ struct OutboundShared {
   SettingsPtr settings;  // at start-up (reloads reach each shard's Outbound::reload)
   std::uint32_t shards = 1;
   std::vector<std::string> spool_dirs;  // per shard: where each origin's records are
+  // Where each shard spills the queued recipients its destinations do not hold in RAM
+  // (<spill_dir>/shard-N, wiped at start); "": nowhere, everything stays in RAM.
+  std::string spill_dir;
   std::string hostname;                 // EHLO default, Reporting-MTA of DSNs
   std::vector<std::string> prewarm;               // domains resolved at start
   // Transactions kept in flight per connection (PIPELINING across messages).

@@ -130,6 +130,8 @@ TEST(Load, Defaults) {
   EXPECT_EQ(c->delivery.retry_schedule.size(), 6u);
   EXPECT_EQ(c->delivery.expiry, 96h);
   EXPECT_EQ(c->delivery.job_window, 20'000u);
+  EXPECT_EQ(c->delivery.queue_in_memory, 10'000u);
+  EXPECT_EQ(c->delivery.queue_horizon, 5min);
   // RFC 5321 §4.5.3.2 minimums.
   EXPECT_EQ(c->delivery.greeting_timeout, 5min);
   EXPECT_EQ(c->delivery.mail_timeout, 5min);
@@ -226,6 +228,8 @@ expiry = "1h"
 delay_dsn_after = "0s"
 dsn_from = "postmaster@bounces.example.com"
 job_window = 50
+queue_in_memory = 0
+queue_horizon = "1h"
 
 [[delivery.bounce_rules]]
 pattern = "mailbox (is )?full"
@@ -240,6 +244,8 @@ category = "quota"
   EXPECT_EQ(c->delivery.delay_dsn_after, Duration(0));
   EXPECT_EQ(c->delivery.dsn_from, "postmaster@bounces.example.com");
   EXPECT_EQ(c->delivery.job_window, 50u);
+  EXPECT_EQ(c->delivery.queue_in_memory, 0u) << "0: everything in RAM";
+  EXPECT_EQ(c->delivery.queue_horizon, 1h);
   ASSERT_EQ(c->delivery.bounce_rules.size(), 1u);
   EXPECT_EQ(c->delivery.bounce_rules[0].category, "quota");
   const auto* hops = c->find_route("example.com");

@@ -310,7 +310,8 @@ class DestinationTest : public ::testing::Test {
     auto c = config::load_string("[dns]\nresolvers = [\"127.0.0.1\"]\n" + toml, "test.toml", o);
     ASSERT_TRUE(c.has_value()) << c.error().message;
     config_ = *c;
-    side_ = std::make_unique<DestinationSide>(env_, context(config_, env_.window, std::move(signers)));
+    side_ = std::make_unique<DestinationSide>(
+        env_, context(config_, env_.window, std::move(signers)), spill_dir_);
     env_.mx["a.test"] = mx_answer("a.test", {{"mx.a.test", "127.0.0.2"}});
   }
 
@@ -417,6 +418,7 @@ class DestinationTest : public ::testing::Test {
   OwnListeners own_;  // this node's listeners: none unless a test sets them before start()
   std::shared_ptr<const queue::Classifier> classifier_;
   config::ConfigPtr config_;
+  std::string spill_dir_;  // set before start(): destinations spill there
   std::unique_ptr<DestinationSide> side_;
   std::uint64_t next_id_ = 0x100;
   std::map<std::uint64_t, spool::Location> locations_;
