@@ -114,6 +114,7 @@ struct Daemon {
   std::vector<std::optional<spool::SpoolListing>> background;
   // Per shard with a background start: the index a checkpoint gave (no scan), or none.
   std::vector<std::optional<spool::RecoveryResult>> checkpoints;
+  std::vector<std::optional<bool>> take_checkpoints;  // by the background thread
   std::unique_ptr<admin::RecoveryTally> tally;
   std::vector<std::string> shard_dirs;
   SystemClock clock;
@@ -264,6 +265,20 @@ void prepare(Daemon& d) {
       throw std::runtime_error("spool " + dir + ": recovery failed: " +
                                listing.error().message());
     }
+    if (cfg.node.background_recovery && listing->ids_known && !listing->segments.empty()) {
+      // The shard opens at once; its background thread takes the checkpoint (or scans):
+      // loading one of millions of messages must not delay the listeners.
+      spool::RecoveryResult empty;  // new mail only, until the scan is handed over
+      empty.next_segment = listing->next_segment;
+      empty.next_id = listing->next_id;
+      d.recovered.push_back(std::move(empty));
+      d.background.push_back(std::move(*listing));
+      d.checkpoints.push_back(std::nullopt);
+      d.take_checkpoints.push_back(cfg.node.checkpoint);
+      d.shard_dirs.push_back(dir);
+      continue;
+    }
+    d.take_checkpoints.push_back(std::nullopt);
     // A clean stop's checkpoint stands in for the scan when it describes exactly these
     // segments; it is removed here either way, before the shard writes anything.
     const auto t0 = std::chrono::steady_clock::now();
@@ -277,11 +292,12 @@ void prepare(Daemon& d) {
                 spool::to_string(ckpt.use), ckpt.why);
     }
     const bool from_checkpoint = ckpt.result.has_value();
-    if (cfg.node.background_recovery && (listing->ids_known || from_checkpoint) &&
-        !listing->segments.empty()) {
-      spool::RecoveryResult empty;  // new mail only, until the scan is handed over
+    if (cfg.node.background_recovery && from_checkpoint && !listing->segments.empty()) {
+      // Ids unknown without the checkpoint: it gives them, and its index is handed over
+      // as if scanned.
+      spool::RecoveryResult empty;
       empty.next_segment = listing->next_segment;
-      empty.next_id = from_checkpoint ? ckpt.result->next_id : listing->next_id;
+      empty.next_id = ckpt.result->next_id;
       empty.report.checkpoint = ckpt.use;
       d.recovered.push_back(std::move(empty));
       d.background.push_back(std::move(*listing));
@@ -428,7 +444,8 @@ int main(int argc, char** argv) {
     rt = std::make_unique<admin::ShardRuntime>(s, cfg, std::move(d.recovered[i]), d.shard_dirs[i],
                                              d.accounting.get(), d.pickup.get(), *d.outbound,
                                              mailbox, control.get());
-    rt->set_recovery(std::move(d.background[i]), d.tally.get(), std::move(d.checkpoints[i]));
+    rt->set_recovery(std::move(d.background[i]), d.tally.get(), std::move(d.checkpoints[i]),
+                     d.take_checkpoints[i]);
     std::string why;
     auto st = rt->start(&why);
     // Every shard's delivery exists before any shard routes mail to it.

@@ -3,6 +3,10 @@
 #include "admin/background_recovery.h"
 
 #include <algorithm>
+#include <chrono>
+
+#include <salvo/base/log.h>
+#include <salvo/spool/checkpoint.h>
 
 namespace salvo::admin {
 
@@ -20,9 +24,11 @@ void BackgroundRecovery::begin() noexcept {
 }
 
 void BackgroundRecovery::start(spool::SpoolListing listing, Duration test_delay,
-                               std::optional<spool::RecoveryResult> taken) {
+                               std::optional<spool::RecoveryResult> taken,
+                               std::optional<bool> take_checkpoint) {
   listing_ = std::move(listing);
   taken_ = std::move(taken);
+  take_checkpoint_ = take_checkpoint;
   if (taken_) {  // nothing left to scan
     progress_.segments_done = listing_.segments.size();
     progress_.bytes_done = listing_.bytes;
@@ -43,11 +49,31 @@ void BackgroundRecovery::start_read_back(outbound::RecoveryPlanner planner) {
 
 void BackgroundRecovery::run(bool scan) noexcept {
   if (scan) {
+    spool::CheckpointUse use = spool::CheckpointUse::None;
+    if (!taken_ && take_checkpoint_) {
+      const auto t0 = std::chrono::steady_clock::now();
+      spool::CheckpointLoad ckpt = spool::take_checkpoint(listing_, *take_checkpoint_);
+      use = ckpt.use;
+      if (ckpt.use == spool::CheckpointUse::Used) {
+        const std::chrono::duration<double, std::milli> took =
+            std::chrono::steady_clock::now() - t0;
+        log::info("spool {}: recovered {} messages from checkpoint in {:.0f} ms", listing_.dir,
+                  ckpt.result->index.message_count(), took.count());
+        progress_.segments_done = listing_.segments.size();
+        progress_.bytes_done = listing_.bytes;
+        progress_.messages = ckpt.result->report.messages;
+        taken_ = std::move(ckpt.result);
+      } else if (ckpt.use != spool::CheckpointUse::None) {
+        log::warn("spool {}: checkpoint not used ({}: {}); scanning the segments", listing_.dir,
+                  spool::to_string(ckpt.use), ckpt.why);
+      }
+    }
     Done d{taken_ ? Result<spool::RecoveryResult>(std::move(*taken_))
                   : spool::recover_segments(listing_, &progress_),
            {},
            {}};
     taken_.reset();
+    if (d.recovered && use != spool::CheckpointUse::None) d.recovered->report.checkpoint = use;
     if (d.recovered) {
       planner_.emplace(*d.recovered, listing_.dir);
       d.jobs = planner_->take_jobs();

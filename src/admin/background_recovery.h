@@ -63,9 +63,13 @@ class BackgroundRecovery final : public shard::Poller, public metrics::Source {
 
   // Scans, then reads back. test_delay: ScanProgress's test seam. taken: the index a
   // clean stop's checkpoint gave (spool/checkpoint.h): handed over as if scanned, without
-  // reading a segment.
+  // reading a segment. take_checkpoint: the thread first takes the checkpoint itself
+  // (spool::take_checkpoint against `listing`, true: to use it, false: only to remove it),
+  // so loading a big one never delays the listeners; nothing the shard writes meanwhile
+  // touches the listed segments or the mark the listing read.
   void start(spool::SpoolListing listing, Duration test_delay,
-             std::optional<spool::RecoveryResult> taken = std::nullopt);
+             std::optional<spool::RecoveryResult> taken = std::nullopt,
+             std::optional<bool> take_checkpoint = std::nullopt);
   // Reads back only: the caller scanned (and took the planner's jobs).
   void start_read_back(outbound::RecoveryPlanner planner);
   // Cancels and joins; no hook is called any more. Idempotent.
@@ -92,6 +96,7 @@ class BackgroundRecovery final : public shard::Poller, public metrics::Source {
   Hooks hooks_;
   spool::SpoolListing listing_;
   std::optional<spool::RecoveryResult> taken_;
+  std::optional<bool> take_checkpoint_;
   spool::ScanProgress progress_;
   std::optional<outbound::RecoveryPlanner> planner_;  // the thread's, once made
   io::WakeTarget wake_{};

@@ -51,10 +51,12 @@ void RecoveryTally::shard_done(std::uint64_t recovered) noexcept {
 
 void ShardRuntime::set_recovery(std::optional<spool::SpoolListing> background,
                                 RecoveryTally* tally,
-                                std::optional<spool::RecoveryResult> checkpoint) {
+                                std::optional<spool::RecoveryResult> checkpoint,
+                                std::optional<bool> take_checkpoint) {
   background_listing_ = std::move(background);
   tally_ = tally;
   checkpoint_ = std::move(checkpoint);
+  take_checkpoint_ = take_checkpoint;
 }
 
 namespace {
@@ -208,7 +210,7 @@ void ShardRuntime::start_background_recovery() {
   background_->start(*background_listing_,
                      test_delay("SALVO_TEST_RECOVERY_DELAY_MS", shard_.id().value(),
                                 "each segment of the background recovery"),
-                     std::exchange(checkpoint_, std::nullopt));
+                     std::exchange(checkpoint_, std::nullopt), take_checkpoint_);
 }
 
 Status ShardRuntime::start_pickup(std::string* why) {

@@ -241,9 +241,12 @@ CheckpointLoad restore(std::string_view body, const SpoolListing& listing) {
     }
     sizes[a.seq.value()] = a.segment.size;
   }
-  auto mark = detail::read_id_mark(listing.dir);
-  if (!mark || *mark != saved_mark) {
-    return reject(CheckpointUse::Stale, "the next-id mark changed since the stop");
+  // The mark as the listing read it: a background recovery takes the checkpoint while the
+  // shard's new mail already moves the mark on.
+  if (listing.bad_id_mark || listing.id_mark != saved_mark) {
+    return reject(CheckpointUse::Stale,
+                  fmt::format("the next-id mark changed since the stop ({:x}, then {:x})",
+                              saved_mark, listing.id_mark));
   }
 
   RecoveryResult out;

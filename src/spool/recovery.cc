@@ -252,6 +252,7 @@ Result<SpoolListing> list_spool(const std::string& dir, std::uint32_t shard) {
   // can tell.
   l.ids_known = l.segments.empty() || (mark && *mark != 0);
   l.next_id = MessageId(std::max(first, mark ? *mark : 0));
+  l.id_mark = mark ? *mark : 0;
   return l;
 }
 

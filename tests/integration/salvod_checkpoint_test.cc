@@ -170,7 +170,7 @@ TEST(Checkpoint, ASegmentChangedBehindSalvodsBackMakesItStale) {
               std::string::npos)
         << d.log();
     EXPECT_EQ(d.log_number("recovered_messages"), kOld) << d.log();
-    EXPECT_EQ(checkpoint_status(env, d, "stale"), 1.0);
+    EXPECT_EQ(checkpoint_status(env, d, "stale"), 1.0) << d.log();
     EXPECT_EQ(checkpoint_status(env, d, "used"), 1.0) << "the other shard's was sound";
     ASSERT_EQ(d.stop(), 0);
   }

@@ -64,8 +64,11 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   // they were scanned before the shards started. tally: node-wide, outlives the shards.
   // checkpoint: with a background start, the index a clean stop's checkpoint gave: the
   // background thread then only plans its delivery (no segment is scanned).
+  // take_checkpoint: with a background start and no such index, the background thread
+  // takes the checkpoint itself (true: to use it; false: only to remove it).
   void set_recovery(std::optional<spool::SpoolListing> background, RecoveryTally* tally,
-                    std::optional<spool::RecoveryResult> checkpoint = std::nullopt);
+                    std::optional<spool::RecoveryResult> checkpoint = std::nullopt,
+                    std::optional<bool> take_checkpoint = std::nullopt);
   // Phase 1: the writer, the accounting writer and delivery (every shard runs this before
   // any shard takes mail, so cross-shard deliveries always find their receiver).
   [[nodiscard]] Status start(std::string* why);
@@ -149,6 +152,7 @@ class ShardRuntime final : public shard::Poller, public metrics::Source {
   std::uint64_t recovered_messages_ = 0;
   std::optional<spool::SpoolListing> background_listing_;
   std::optional<spool::RecoveryResult> checkpoint_;  // handed to the background thread
+  std::optional<bool> take_checkpoint_;
   RecoveryTally* tally_ = nullptr;
   std::unique_ptr<BackgroundRecovery> background_;
   std::unique_ptr<SpoolPuncher> puncher_;

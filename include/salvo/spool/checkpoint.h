@@ -4,10 +4,12 @@
 // writes DIR/checkpoint: the RecoveryResult a scan of DIR would give (index, deferred
 // recipients, next id) and the identity of every segment file, punch note and the id mark it
 // describes. The next start takes it instead of recover_segments() only if it is whole (CRC),
-// of this format version and shard, and names exactly the files found; it is removed,
-// durably, before the shard writes anything, so it is used at most once and a later crash
-// never finds a stale one. Anything else: the scan, as without one. Nothing is ever lost
-// because of a checkpoint.
+// of this format version and shard, and names exactly the files listed at start with the id
+// mark then; it is removed durably whatever it held, so it is used at most once. A scan-first
+// start takes it before the shard writes anything; a background recovery on its thread, after
+// the listeners opened: what the shard writes meanwhile (a newer segment, a moved mark) makes
+// a checkpoint a crash left behind stale. Anything else: the scan, as without one. Nothing is
+// ever lost because of a checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -44,9 +46,10 @@ struct CheckpointLoad {
   std::optional<RecoveryResult> result;
 };
 
-// Takes DIR/checkpoint at start: reads it against `listing` (list_spool() of DIR just
-// before; nothing may write DIR meanwhile) and removes it durably (unlink, fsync of DIR)
-// whatever it held. One that cannot be removed is not used. use false: only removes it
+// Takes DIR/checkpoint at start: reads it against `listing` (list_spool() of DIR at start:
+// the segments it names must be as they were then, and the id mark it read is the one
+// compared; a writer may meanwhile add a newer segment and move the mark on) and removes
+// it durably (unlink, fsync of DIR) whatever it held. One that cannot be removed is not used. use false: only removes it
 // ([node] checkpoint = false). Never fails: the caller scans unless `use` is Used.
 [[nodiscard]] CheckpointLoad take_checkpoint(const SpoolListing& listing, bool use);
 

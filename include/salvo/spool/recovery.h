@@ -117,6 +117,7 @@ struct SpoolListing {
   // segments are scanned; otherwise recover_segments() must run first.
   bool ids_known = false;
   bool bad_id_mark = false;
+  std::uint64_t id_mark = 0;  // the mark as read (0: none or unreadable)
 };
 // Creates dir if missing and lists it; reads no segment. Errors as recover().
 [[nodiscard]] Result<SpoolListing> list_spool(const std::string& dir, std::uint32_t shard);
