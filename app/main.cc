@@ -281,16 +281,7 @@ void prepare(Daemon& d) {
     d.take_checkpoints.push_back(std::nullopt);
     // A clean stop's checkpoint stands in for the scan when it describes exactly these
     // segments; it is removed here either way, before the shard writes anything.
-    const auto t0 = std::chrono::steady_clock::now();
     spool::CheckpointLoad ckpt = spool::take_checkpoint(*listing, cfg.node.checkpoint);
-    if (ckpt.use == spool::CheckpointUse::Used) {
-      const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
-      log::info("spool {}: recovered {} messages from checkpoint in {:.0f} ms", dir,
-                ckpt.result->index.message_count(), took.count());
-    } else if (ckpt.use != spool::CheckpointUse::None) {
-      log::warn("spool {}: checkpoint not used ({}: {}); scanning the segments", dir,
-                spool::to_string(ckpt.use), ckpt.why);
-    }
     const bool from_checkpoint = ckpt.result.has_value();
     if (cfg.node.background_recovery && from_checkpoint && !listing->segments.empty()) {
       // Ids unknown without the checkpoint: it gives them, and its index is handed over

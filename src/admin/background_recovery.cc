@@ -3,9 +3,7 @@
 #include "admin/background_recovery.h"
 
 #include <algorithm>
-#include <chrono>
 
-#include <salvo/base/log.h>
 #include <salvo/spool/checkpoint.h>
 
 namespace salvo::admin {
@@ -51,21 +49,13 @@ void BackgroundRecovery::run(bool scan) noexcept {
   if (scan) {
     spool::CheckpointUse use = spool::CheckpointUse::None;
     if (!taken_ && take_checkpoint_) {
-      const auto t0 = std::chrono::steady_clock::now();
       spool::CheckpointLoad ckpt = spool::take_checkpoint(listing_, *take_checkpoint_);
       use = ckpt.use;
       if (ckpt.use == spool::CheckpointUse::Used) {
-        const std::chrono::duration<double, std::milli> took =
-            std::chrono::steady_clock::now() - t0;
-        log::info("spool {}: recovered {} messages from checkpoint in {:.0f} ms", listing_.dir,
-                  ckpt.result->index.message_count(), took.count());
         progress_.segments_done = listing_.segments.size();
         progress_.bytes_done = listing_.bytes;
         progress_.messages = ckpt.result->report.messages;
         taken_ = std::move(ckpt.result);
-      } else if (ckpt.use != spool::CheckpointUse::None) {
-        log::warn("spool {}: checkpoint not used ({}: {}); scanning the segments", listing_.dir,
-                  spool::to_string(ckpt.use), ckpt.why);
       }
     }
     Done d{taken_ ? Result<spool::RecoveryResult>(std::move(*taken_))

@@ -12,9 +12,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <map>
 
 #include <fmt/format.h>
+
+#include <salvo/base/log.h>
 
 #include "spool/segment_file.h"
 #include "spool/wire.h"
@@ -335,7 +338,9 @@ CheckpointLoad restore(std::string_view body, const SpoolListing& listing) {
 
 }  // namespace
 
-CheckpointLoad take_checkpoint(const SpoolListing& listing, bool use) {
+namespace {
+
+CheckpointLoad read_and_remove(const SpoolListing& listing, bool use) {
   const std::string path = checkpoint_path(listing.dir);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -383,6 +388,22 @@ CheckpointLoad take_checkpoint(const SpoolListing& listing, bool use) {
     l = restore(in.substr(kHeaderSize), listing);
   }
   ::munmap(p, size);
+  return l;
+}
+
+}  // namespace
+
+CheckpointLoad take_checkpoint(const SpoolListing& listing, bool use) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CheckpointLoad l = read_and_remove(listing, use);
+  if (l.use == CheckpointUse::Used) {
+    const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
+    log::info("spool {}: recovered {} messages from checkpoint in {:.0f} ms", listing.dir,
+              l.result->index.message_count(), took.count());
+  } else if (l.use != CheckpointUse::None) {
+    log::warn("spool {}: checkpoint not used ({}: {}); scanning the segments", listing.dir,
+              to_string(l.use), l.why);
+  }
   return l;
 }
 

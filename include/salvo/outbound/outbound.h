@@ -212,7 +212,7 @@ class RecoveryPlanner {
   std::uint64_t messages_left_ = 0;
   std::uint64_t unreadable_ = 0;
 };
-// The whole plan at once, only the recipients `recovered` holds not final (tests and tools:
+// The whole plan at once, only the recipients `recovered` holds not final (tests:
 // salvod routes from a RecoveryPlanner). cancel: stops early (the plan is then incomplete).
 RecoveryPlan plan_recovery(const spool::RecoveryResult& recovered, const std::string& spool_dir,
                            const std::atomic<bool>* cancel = nullptr);

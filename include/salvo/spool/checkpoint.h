@@ -50,7 +50,8 @@ struct CheckpointLoad {
 // the segments it names must be as they were then, and the id mark it read is the one
 // compared; a writer may meanwhile add a newer segment and move the mark on) and removes
 // it durably (unlink, fsync of DIR) whatever it held. One that cannot be removed is not used. use false: only removes it
-// ([node] checkpoint = false). Never fails: the caller scans unless `use` is Used.
+// ([node] checkpoint = false). Never fails: the caller scans unless `use` is Used. Logs the
+// outcome: how long a load took, or why one was not used.
 [[nodiscard]] CheckpointLoad take_checkpoint(const SpoolListing& listing, bool use);
 
 // Removes DIR/checkpoint (absent is fine) and fsyncs DIR.
