@@ -528,11 +528,13 @@ int main(int argc, char** argv) {
     log::info("spool stopped: commits={} messages={} bytes={} failed_batches={} "
               "msgs_per_commit_mean={:.1f} msgs_per_commit_p50={} msgs_per_commit_p99={} "
               "msgs_per_commit_max={} fsync_us_mean={:.0f} fsync_us_p50={} fsync_us_p90={} "
-              "fsync_us_p99={} fsync_us_p999={} fsync_us_max={}",
+              "fsync_us_p99={} fsync_us_p999={} fsync_us_max={} segments_created={} "
+              "segments_made_ahead={}",
               spool_stats.commits, spool_stats.messages, spool_stats.bytes,
               spool_stats.failed_batches, per.mean(), per.quantile(0.5), per.quantile(0.99),
               per.max(), fs.mean() / 1000.0, fs.quantile(0.5) / 1000, fs.quantile(0.9) / 1000,
-              fs.quantile(0.99) / 1000, fs.quantile(0.999) / 1000, fs.max() / 1000);
+              fs.quantile(0.99) / 1000, fs.quantile(0.999) / 1000, fs.max() / 1000,
+              spool_stats.segments_created, spool_stats.segments_ahead);
     log::info("delivery stopped: dispatched={} delivered={} deferred={} bounced={} expired={} "
               "dsns={} transactions={} connections={} connect_failures={} tls_sessions={} "
               "state_errors={} read_errors={}",

@@ -42,8 +42,11 @@ field() { python3 -c "import json,sys; j=json.load(open('$1')); print($2)"; }
 run_salvod() {  # fsync(true|false) -> sets salvod_pid, salvod_port
   rm -rf "$work/salvod"; mkdir -p "$work/salvod"
   salvod_port=$(free_port)
+  # Held, as Postfix's queue is: this measures intake, and a delivery attempt would look up
+  # the blast's domains with the machine's resolver (traffic off the box, and bounces with
+  # their DSNs competing with intake).
   write_salvod_config "$work/salvod/salvo.toml" "$work/salvod" --fsync "$1" --pickup \
-    --listen "$salvod_port"
+    --listen "$salvod_port" --hold
   start_salvod "$work/salvod/salvo.toml" --log-level info || die_start
 }
 end_salvod() {  # -> the "spool stopped" line in $work/salvod/spool.line

@@ -102,6 +102,7 @@ Status ShardRuntime::start(std::string* why) {
   wo.batch_max_delay = node.commit_interval;
   wo.sync = node.fsync ? spool::SyncMode::Fdatasync : spool::SyncMode::None;
   wo.reserve_bytes = node.spool_reserve;
+  wo.make_segments_ahead = true;
   wo.test_sync_delay =
       test_delay("SALVO_TEST_SYNC_DELAY_MS", shard_.id().value(), "every spool commit");
   writer_ = std::make_unique<spool::SpoolWriter>(shard_.engine(), shard_.clock(), wo,
@@ -452,6 +453,7 @@ bool ShardRuntime::poll() noexcept {
     return false;
   }
   draining_ = false;
+  if (writer_) writer_->discard_spare();
   save_checkpoint();
   // Not from inside the poller loop: remove the poller and free engine-bound objects from
   // a deferred task, still on this shard's thread.

@@ -255,9 +255,8 @@ std::string unfinished_path(const std::string& dir, SegmentSeq seq) {
 // crash half-way leaves no segment without a header (recovery would keep that for
 // inspection and complain at every start), only a *.new file the next start removes. link
 // fails if the name exists, as O_EXCL did.
-Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, std::uint32_t shard,
-                                      std::uint64_t capacity, std::int64_t now_unix_ns) {
-  const std::string path = segment_path(dir, seq);
+Result<CreatedSegment> begin_segment(const std::string& dir, SegmentSeq seq, std::uint32_t shard,
+                                     std::uint64_t capacity, std::int64_t now_unix_ns) {
   const std::string tmp = unfinished_path(dir, seq);
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno(errno);
@@ -281,18 +280,42 @@ Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, st
     if (n <= 0) return bail(n < 0 ? errno : EIO);
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) return bail(errno);
+  return CreatedSegment{fd, header.size()};
+}
+
+Status finish_segment(const std::string& dir, SegmentSeq seq) {
+  const std::string tmp = unfinished_path(dir, seq);
   // A note left by an earlier segment of this number (numbers restart once every segment
   // was reclaimed) names that one's creation time, so it would be ignored; remove it anyway.
   remove_punch_note(dir, seq);
-  if (::link(tmp.c_str(), path.c_str()) != 0) return bail(errno);
-  ::unlink(tmp.c_str());
-  if (auto st = fsync_dir(dir); !st) {
-    ::close(fd);
-    ::unlink(path.c_str());
-    return std::unexpected(st.error());
+  if (::link(tmp.c_str(), segment_path(dir, seq).c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return fail_errno(err);
   }
-  return CreatedSegment{fd, header.size()};
+  ::unlink(tmp.c_str());
+  return {};
+}
+
+Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq, std::uint32_t shard,
+                                      std::uint64_t capacity, std::int64_t now_unix_ns) {
+  auto made = begin_segment(dir, seq, shard, capacity, now_unix_ns);
+  if (!made) return made;
+  auto bail = [&](Status st) -> Result<CreatedSegment> {
+    ::close(made->fd);
+    return std::unexpected(st.error());
+  };
+  if (::fsync(made->fd) != 0) {
+    int err = errno;
+    ::unlink(unfinished_path(dir, seq).c_str());
+    return bail(fail_errno(err));
+  }
+  if (auto st = finish_segment(dir, seq); !st) return bail(st);
+  if (auto st = fsync_dir(dir); !st) {
+    ::unlink(segment_path(dir, seq).c_str());
+    return bail(st);
+  }
+  return made;
 }
 
 namespace {

@@ -69,6 +69,16 @@ struct CreatedSegment {
 [[nodiscard]] Result<CreatedSegment> create_segment(const std::string& dir, SegmentSeq seq,
                                                     std::uint32_t shard, std::uint64_t capacity,
                                                     std::int64_t now_unix_ns);
+// create_segment in three steps, for a caller that runs the two fsyncs itself (through the
+// engine, off its loop): begin_segment makes unfinished_path(dir, seq), preallocated, with
+// the header written (not yet durable); once the caller has fsync'ed that fd,
+// finish_segment links it into place (and removes the unfinished name and an old punch
+// note of the number); the caller then fsyncs the directory. On failure each step removes
+// what it made (the fd stays the caller's to close).
+[[nodiscard]] Result<CreatedSegment> begin_segment(const std::string& dir, SegmentSeq seq,
+                                                   std::uint32_t shard, std::uint64_t capacity,
+                                                   std::int64_t now_unix_ns);
+[[nodiscard]] Status finish_segment(const std::string& dir, SegmentSeq seq);
 
 // Walks the framed records of a segment's bytes in offset order. Where a record does not
 // verify, everything from there to the end may be zero: the preallocated, never-written tail,

@@ -4,6 +4,7 @@
 // commits and segment reclamation.
 #include <salvo/spool/spool_writer.h>
 
+#include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -93,6 +94,35 @@ class SpoolWriter::CommitOp final : public io::Completion {
   TimePoint sync_start{};
 };
 
+// The next segment, made while the current one fills (WriterOptions::make_segments_ahead):
+// detail::begin_segment on the loop (open, fallocate, the header: microseconds), then the
+// file's fsync, the link into place and the directory's fsync, the two fsyncs through the
+// engine. Under load those fsyncs take 30-60 ms; create_segment spent them on the loop, so
+// every connection of the shard waited at each roll-over.
+class SpoolWriter::SpareOp final : public io::Completion {
+ public:
+  enum class Step : std::uint8_t { FileSync, DirSync, Ready };
+  void on_complete(std::int32_t res, std::uint32_t) noexcept override {
+    if (owner != nullptr) {
+      owner->on_spare(res);
+      return;
+    }
+    // Discarded (its name is gone already) or the writer is gone (what is on disk is what
+    // a crash at this point leaves: a *.new file, or an empty segment).
+    delete this;
+  }
+  ~SpareOp() {
+    if (fd >= 0) ::close(fd);
+    if (dir_fd >= 0) ::close(dir_fd);
+  }
+  SpoolWriter* owner = nullptr;
+  SegmentSeq seq{};
+  std::uint64_t capacity = 0;
+  std::uint64_t header_length = 0;
+  int fd = -1;
+  int dir_fd = -1;
+  Step step = Step::FileSync;
+};
 
 namespace {
 using Calls = std::vector<std::pair<CommitWaiter*, Status>>;
@@ -115,6 +145,13 @@ SpoolWriter::SpoolWriter(io::Engine& engine, const Clock& clock, WriterOptions o
 
 SpoolWriter::~SpoolWriter() {
   timer_->release(engine_);
+  if (spare_ != nullptr) {  // left on disk as a crash would leave it
+    if (spare_->step == SpareOp::Step::Ready) {
+      delete spare_;
+    } else {
+      spare_->owner = nullptr;
+    }
+  }
   std::map<std::uint64_t, std::shared_ptr<FdCloser>> keepers;
   for (CommitOp* op : in_flight_) {
     op->owner = nullptr;
@@ -177,20 +214,34 @@ Status SpoolWriter::ensure_segment(std::uint64_t framed) {
   }
   std::uint64_t need = (framed + 8191) / 4096 * 4096;
   std::uint64_t cap = std::max(options_.segment_size, need);
-  SegmentSeq seq = next_segment_;
-  auto created =
-      detail::create_segment(options_.dir, seq, options_.shard, cap, unix_ns(clock_.wall_now()));
-  if (!created) {
-    if (created.error() == std::errc::no_space_on_device) ++stats_.no_space;
-    log::error("spool: cannot create segment {}: {}", detail::segment_path(options_.dir, seq),
-               created.error().message());
-    return std::unexpected(created.error());
+  SegmentSeq seq;
+  detail::CreatedSegment made;
+  if (spare_ != nullptr && spare_->step == SpareOp::Step::Ready && spare_->capacity >= cap) {
+    seq = spare_->seq;
+    cap = spare_->capacity;
+    made = detail::CreatedSegment{std::exchange(spare_->fd, -1), spare_->header_length};
+    delete std::exchange(spare_, nullptr);
+    ++stats_.segments_ahead;
+  } else {
+    // Not made yet (or too small for this record): one is made now, with a higher number,
+    // so the spare would come after it; it goes.
+    discard_spare();
+    seq = next_segment_;
+    auto created =
+        detail::create_segment(options_.dir, seq, options_.shard, cap, unix_ns(clock_.wall_now()));
+    if (!created) {
+      if (created.error() == std::errc::no_space_on_device) ++stats_.no_space;
+      log::error("spool: cannot create segment {}: {}", detail::segment_path(options_.dir, seq),
+                 created.error().message());
+      return std::unexpected(created.error());
+    }
+    made = *created;
+    next_segment_ = SegmentSeq(seq.value() + 1);
   }
-  next_segment_ = SegmentSeq(seq.value() + 1);
   auto seg = std::make_unique<OpenSegment>();
-  seg->fd = created->fd;
+  seg->fd = made.fd;
   seg->capacity = cap;
-  seg->next_offset = created->header_length;
+  seg->next_offset = made.header_length;
   segments_.emplace(seq.value(), std::move(seg));
   index_.add_segment(seq);
   ++stats_.segments_created;
@@ -198,7 +249,79 @@ Status SpoolWriter::ensure_segment(std::uint64_t framed) {
   current_ = seq;
   if (!pending_.empty()) pending_.back()->sealed = true;
   if (old.value() != 0) release_segment(old);
+  start_spare();
   return {};
+}
+
+void SpoolWriter::start_spare() noexcept {
+  if (!options_.make_segments_ahead || spare_ != nullptr) return;
+  const SegmentSeq seq = next_segment_;
+  auto made = detail::begin_segment(options_.dir, seq, options_.shard, options_.segment_size,
+                                    unix_ns(clock_.wall_now()));
+  int dir_fd = -1;
+  if (made) {
+    dir_fd = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+      made = fail_errno(errno);
+      ::unlink(detail::unfinished_path(options_.dir, seq).c_str());
+    }
+  }
+  if (!made) {  // the next roll-over makes its segment then, and reports what fails
+    ++stats_.spare_failures;
+    log::warn("spool: cannot make segment {} ahead: {}", detail::segment_path(options_.dir, seq),
+              made.error().message());
+    return;
+  }
+  next_segment_ = SegmentSeq(seq.value() + 1);
+  spare_ = new SpareOp;
+  spare_->owner = this;
+  spare_->seq = seq;
+  spare_->capacity = options_.segment_size;
+  spare_->header_length = made->header_length;
+  spare_->fd = made->fd;
+  spare_->dir_fd = dir_fd;
+  engine_.fsync(spare_->fd, spare_);
+}
+
+void SpoolWriter::on_spare(std::int32_t res) noexcept {
+  SpareOp& op = *spare_;
+  Status st;
+  if (res != 0) {
+    st = std::unexpected(io::to_error_code(res < 0 ? res : -EIO));
+    ::unlink((op.step == SpareOp::Step::FileSync ? detail::unfinished_path(options_.dir, op.seq)
+                                                 : detail::segment_path(options_.dir, op.seq))
+                 .c_str());
+  } else if (op.step == SpareOp::Step::FileSync) {
+    st = detail::finish_segment(options_.dir, op.seq);
+    if (st) {
+      op.step = SpareOp::Step::DirSync;
+      engine_.fsync(op.dir_fd, &op);
+      return;
+    }
+  } else {
+    op.step = SpareOp::Step::Ready;
+    ::close(std::exchange(op.dir_fd, -1));
+    return;
+  }
+  ++stats_.spare_failures;
+  log::warn("spool: cannot make segment {} ahead: {}",
+            detail::segment_path(options_.dir, op.seq), st.error().message());
+  delete std::exchange(spare_, nullptr);
+}
+
+void SpoolWriter::discard_spare() noexcept {
+  if (spare_ == nullptr) return;
+  SpareOp* op = std::exchange(spare_, nullptr);
+  // A crash before the removal is durable leaves a *.new file or an empty segment, both
+  // harmless (the next start removes the one, reclaims the other).
+  ::unlink((op->step == SpareOp::Step::FileSync ? detail::unfinished_path(options_.dir, op->seq)
+                                                : detail::segment_path(options_.dir, op->seq))
+               .c_str());
+  if (op->step == SpareOp::Step::Ready) {
+    delete op;
+  } else {
+    op->owner = nullptr;  // frees itself at its completion, and links nothing
+  }
 }
 
 SpoolWriter::Batch& SpoolWriter::batch_for(std::uint64_t framed) {
@@ -403,7 +526,10 @@ void SpoolWriter::run_deferred_job_commits() noexcept {
 
 void SpoolWriter::flush() noexcept { maybe_start_commit(true); }
 
-bool SpoolWriter::idle() const noexcept { return in_flight_.empty() && pending_.empty(); }
+bool SpoolWriter::idle() const noexcept {
+  return in_flight_.empty() && pending_.empty() &&
+         (spare_ == nullptr || spare_->step == SpareOp::Step::Ready);
+}
 
 void SpoolWriter::arm_timer() noexcept {
   if (timer_->armed()) return;
@@ -800,6 +926,9 @@ constexpr metrics::Family kFailedBatches{"salvo_spool_failed_batches_total",
                                          "Group commits whose write or fdatasync failed."};
 constexpr metrics::Family kFsync{"salvo_spool_fsync_seconds", metrics::Type::Histogram,
                                  "Spool fdatasync latency."};
+constexpr metrics::Family kSegments{
+    "salvo_spool_segments_created_total", metrics::Type::Counter,
+    "Segments created: made ahead while the one before filled, or at the roll-over."};
 
 }  // namespace
 
@@ -808,6 +937,9 @@ void SpoolWriter::report(metrics::Snapshot& s) const {
   s.add(kCommittedBytes, {}, stats_.bytes);
   s.add(kFailedBatches, {}, stats_.failed_batches);
   s.add(kFsync, {}, stats_.fsync_latency_ns);
+  s.add(kSegments, metrics::label("made", "ahead"), stats_.segments_ahead);
+  s.add(kSegments, metrics::label("made", "at_rollover"),
+        stats_.segments_created - stats_.segments_ahead);
 }
 
 }  // namespace salvo::spool

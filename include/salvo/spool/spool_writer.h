@@ -59,6 +59,11 @@ struct WriterOptions {
   SyncMode sync = SyncMode::Fdatasync;
   // free_space_ok() is false below this many free bytes on the spool filesystem.
   std::uint64_t reserve_bytes = 256ull << 20;
+  // Make the next segment while the current one fills, with its fsyncs through the engine
+  // (salvod does): a roll-over then only switches files. Off, the segment is made when it
+  // is needed, on the loop, which waits for its two fsyncs (tens of milliseconds under
+  // load).
+  bool make_segments_ahead = false;
   // Tests only (salvod reads SALVO_TEST_SYNC_DELAY_MS): every commit waits this long after
   // its write, before its fdatasync, as on a stalled disk. Zero in production.
   Duration test_sync_delay{0};
@@ -104,8 +109,12 @@ class SpoolWriter final : public metrics::Source {
 
   // Starts a commit of what is buffered now (else it waits for a full batch or the delay).
   void flush() noexcept;
-  // Nothing buffered and nothing in flight.
+  // Nothing buffered and nothing in flight (a segment being made ahead included).
   bool idle() const noexcept;
+  // Removes the segment made ahead, if any (before a checkpoint, at a stop: the next start
+  // should not find an empty segment that no record needs). Its name goes at once; an
+  // fsync of it still running finishes alone.
+  void discard_spare() noexcept;
   std::uint64_t buffered_bytes() const noexcept { return buffered_bytes_; }
   // statvfs(dir) free bytes >= reserve_bytes (cached for 100 ms): when false, SMTP MAIL
   // gets 452 4.3.1 and the pickup watcher waits.
@@ -141,6 +150,8 @@ class SpoolWriter final : public metrics::Source {
   struct JobProgress;
   class CommitOp;
   friend class CommitOp;
+  class SpareOp;
+  friend class SpareOp;
 
   // Appends the record whose payload is in scratch_.
   Status append_record(RecordType type, Effect effect, CommitWaiter* w);
@@ -149,6 +160,8 @@ class SpoolWriter final : public metrics::Source {
                        const std::function<void(std::string&)>& put, Effect effect,
                        CommitWaiter* w);
   Status ensure_segment(std::uint64_t framed);
+  void start_spare() noexcept;
+  void on_spare(std::int32_t res) noexcept;
   Batch& batch_for(std::uint64_t framed);
   void maybe_start_commit(bool force) noexcept;
   void on_io(CommitOp& op, std::int32_t res) noexcept;
@@ -178,6 +191,7 @@ class SpoolWriter final : public metrics::Source {
   static constexpr std::uint64_t kIdBlock = 1 << 20;
   void reserve_ids() noexcept;
   SegmentSeq current_{};
+  SpareOp* spare_ = nullptr;  // the next segment, being made or ready (make_segments_ahead)
   std::map<std::uint64_t, std::unique_ptr<OpenSegment>> segments_;  // open fds
   std::deque<std::unique_ptr<Batch>> pending_;
   std::deque<CommitOp*> in_flight_;  // in commit order; finished from the front

@@ -21,6 +21,8 @@ struct Stats {
   std::uint64_t short_writes = 0;  // short writes continued
   std::uint64_t id_mark_failures = 0;  // the next-id high-water mark could not be written
   std::uint64_t segments_created = 0;
+  std::uint64_t segments_ahead = 0;    // of those, made before they were needed
+  std::uint64_t spare_failures = 0;    // a segment made ahead failed (made at roll-over then)
   std::uint64_t segments_retired = 0;  // after an IO error (fsyncgate: never reused)
   std::uint64_t segments_deleted = 0;  // reclaimed
   std::uint64_t segments_quarantined = 0;  // reclaimable but damaged: renamed *.damaged
@@ -39,6 +41,8 @@ struct Stats {
     short_writes += o.short_writes;
     id_mark_failures += o.id_mark_failures;
     segments_created += o.segments_created;
+    segments_ahead += o.segments_ahead;
+    spare_failures += o.spare_failures;
     segments_retired += o.segments_retired;
     segments_deleted += o.segments_deleted;
     segments_quarantined += o.segments_quarantined;

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // SpoolWriter on the FakeEngine: batching, waiters only after fdatasync, fsyncgate (EIO ->
 // every waiter fails, segment retired, the next batch goes to a new segment, its records
-// bound to their new place), short writes, ENOSPC, the batch timer, fsync=false, and
-// deferred job commits.
+// bound to their new place), short writes, ENOSPC, the batch timer, fsync=false, deferred
+// job commits, and segments made ahead (their fsyncs through the engine).
 #include <cerrno>
 #include <chrono>
+
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
 #include <salvo/spool/errc.h>
 #include <salvo/spool/spool_writer.h>
 
+#include "spool/segment_file.h"
 #include "spool_test_util.h"
 #include "support/fake_engine.h"
 #include "support/test_clock.h"
@@ -482,6 +485,102 @@ TEST_F(WriterFake, AbandonedJobLeavesNothingInTheIndex) {
   ASSERT_TRUE(index_.contains(*id2));
   ASSERT_TRUE(writer_->abandon_job(*id2));
   EXPECT_FALSE(index_.contains(*id2));
+}
+
+// The next segment is made while the current one fills: made under its .new name, linked
+// only after its fsync, ready after the directory's fsync; the roll-over then takes it
+// without making one on the loop, and the one after it is begun at once.
+TEST_F(WriterFake, SegmentMadeAheadIsLinkedAfterItsFsyncAndTakenAtTheRollOver) {
+  make(FakeMode::Manual, WriterOptions{.segment_size = 64 * 1024, .make_segments_ahead = true});
+  const std::string dir = dir_.path();
+  Waiter w;
+  append(1, w);  // the first segment is made on the spot; the second is begun
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(1));
+  EXPECT_TRUE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(2))));
+  EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(2))));
+  ASSERT_EQ(engine_->pending_count(OpKind::Fsync), 1u);
+  ASSERT_TRUE(engine_->complete_next(OpKind::Fsync, 0));  // the file's fsync
+  pump(1);
+  EXPECT_FALSE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(2))));
+  EXPECT_TRUE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(2))));
+  ASSERT_EQ(engine_->pending_count(OpKind::Fsync), 1u);  // the directory's
+  EXPECT_FALSE(writer_->idle());
+  ASSERT_TRUE(engine_->complete_next(OpKind::Fsync, 0));
+  pump(1);
+  while (engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(pending_write().data.size())) ||
+         engine_->complete_next(OpKind::Fdatasync, 0)) {
+    pump(1);
+  }
+  writer_->flush();
+  while (engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(pending_write().data.size())) ||
+         engine_->complete_next(OpKind::Fdatasync, 0)) {
+    pump(1);
+  }
+  EXPECT_TRUE(writer_->idle());
+  fx_.body.assign(30 * 1024, 'b');
+  append(3, w);  // the third does not fit in segment 1
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(2));
+  EXPECT_EQ(writer_->stats().segments_created, 2u);
+  EXPECT_EQ(writer_->stats().segments_ahead, 1u);
+  EXPECT_TRUE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(3))));
+  EXPECT_FALSE(writer_->idle());  // segment 3 is being made
+  // A segment not made yet when it is needed (its fsync still running) goes; the roll-over
+  // makes the next number on the spot.
+  append(2, w);
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(4));
+  EXPECT_EQ(writer_->stats().segments_ahead, 1u);
+  EXPECT_FALSE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(3))));
+  EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(3))));
+  EXPECT_TRUE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(5))));
+  while (engine_->complete_next(OpKind::Fsync, 0) ||
+         engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(pending_write().data.size())) ||
+         engine_->complete_next(OpKind::Fdatasync, 0)) {
+    pump(1);
+    writer_->flush();
+  }
+  EXPECT_EQ(w.ok, 6);
+  EXPECT_TRUE(writer_->idle());
+  EXPECT_TRUE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(5))));
+  EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(3))));
+  writer_->discard_spare();
+  EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(5))));
+  EXPECT_EQ(writer_->stats().spare_failures, 0u);
+}
+
+// A failed fsync of the segment being made removes it and is counted; the roll-over then
+// makes its segment on the spot, and appends go on.
+TEST_F(WriterFake, AFailedFsyncOfTheSegmentMadeAheadFallsBackToTheRollOver) {
+  make(FakeMode::Auto, WriterOptions{.segment_size = 64 * 1024, .make_segments_ahead = true});
+  const std::string dir = dir_.path();
+  engine_->script(OpKind::Fsync, -EIO);
+  Waiter w;
+  append(1, w);
+  writer_->flush();
+  pump();
+  EXPECT_EQ(writer_->stats().spare_failures, 1u);
+  EXPECT_FALSE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(2))));
+  EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(2))));
+  EXPECT_TRUE(writer_->idle());
+  fx_.body.assign(40 * 1024, 'b');
+  append(2, w);
+  writer_->flush();
+  pump();
+  EXPECT_EQ(w.ok, 3);
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(3));
+  EXPECT_EQ(writer_->stats().segments_ahead, 0u);
+  EXPECT_TRUE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(4))));  // next one
+  // The directory's fsync failing (after the link) removes the linked segment too.
+  fx_.body.assign(50 * 1024, 'c');
+  engine_->script(OpKind::Fsync, 0);
+  engine_->script(OpKind::Fsync, -EIO);
+  append(1, w);  // takes segment 4, begins 5
+  writer_->flush();
+  pump();
+  EXPECT_EQ(writer_->current_segment(), SegmentSeq(4));
+  EXPECT_EQ(writer_->stats().segments_ahead, 1u);
+  EXPECT_EQ(writer_->stats().spare_failures, 2u);
+  EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(5))));
+  EXPECT_EQ(w.ok, 4);
 }
 
 TEST_F(WriterFake, DestroyWithPendingAppendsFailsWaiters) {
