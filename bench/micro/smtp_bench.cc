@@ -85,6 +85,28 @@ void BM_DotStuff(benchmark::State& state) {
 }
 BENCHMARK(BM_DotStuff)->Arg(1024)->Arg(1 << 20);
 
+// What BDAT intake (ContentChecker) and delivery's local check (find_bare_line_ending)
+// cost per body: both walk every line ending.
+void BM_ContentCheck(benchmark::State& state) {
+  const std::string body = make_body(static_cast<std::size_t>(state.range(0)));
+  ContentChecker c(ContentLimits{0, kMaxTextLine});
+  for (auto _ : state) {
+    c.reset();
+    c.update(body);
+    c.finish();
+    benchmark::DoNotOptimize(c.error());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(BM_ContentCheck)->Arg(10 * 1024)->Arg(100 * 1024);
+
+void BM_FindBareLineEnding(benchmark::State& state) {
+  const std::string body = make_body(static_cast<std::size_t>(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(find_bare_line_ending(body));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(BM_FindBareLineEnding)->Arg(10 * 1024)->Arg(100 * 1024);
+
 void BM_DataDecode(benchmark::State& state) {
   const std::string body = make_body(static_cast<std::size_t>(state.range(0)));
   ByteBuffer wire;

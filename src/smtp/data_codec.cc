@@ -48,6 +48,34 @@ const char* find_special(const char* p, const char* end) noexcept {
   return p;
 }
 
+#if defined(__SSE2__)
+// CR, LF and NUL of 64 bytes, one bit each.
+struct LineMasks {
+  std::uint64_t cr = 0, lf = 0, nul = 0;
+};
+inline LineMasks line_masks(const char* p) noexcept {
+  LineMasks m;
+  for (int k = 0; k < 4; ++k) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    auto bits = [&](__m128i x) {
+      return std::uint64_t{static_cast<std::uint16_t>(_mm_movemask_epi8(x))} << (16 * k);
+    };
+    m.cr |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+    m.lf |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+    m.nul |= bits(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+  }
+  return m;
+}
+// Whether 64 bytes, the first after a CR when cr_before, hold a bare line ending: a LF not
+// after a CR, a CR not before a LF. A CR in the last byte is the next step's to judge.
+inline bool has_bare_line_ending(const LineMasks& m, bool cr_before) noexcept {
+  const std::uint64_t after_cr = (m.cr << 1) | (cr_before ? 1u : 0u);
+  const std::uint64_t before_lf = m.lf >> 1;
+  return (m.lf & ~after_cr) != 0 || (m.cr & ~before_lf & ~(std::uint64_t{1} << 63)) != 0 ||
+         (cr_before && (m.lf & 1u) == 0);
+}
+#endif
+
 void append_limited(ByteBuffer* body, const char* p, std::size_t n, std::uint64_t before,
                     std::uint64_t max) {
   if (body == nullptr || n == 0) return;
@@ -71,6 +99,35 @@ void ContentChecker::update(std::string_view bytes) noexcept {
   const char* p = bytes.data();
   const std::size_t n = bytes.size();
   std::size_t i = 0;
+#if defined(__SSE2__)
+  // 64 bytes a step while they hold no NUL and no bare CR or LF: then only the line length
+  // can be wrong, and lines between two LFs of one step are no longer than the limits this
+  // applies to. The first step with anything else goes to the byte loop below, which notes
+  // problems in the order they come.
+  if (limits_.max_line >= 64) {
+    std::size_t line = line_;  // locals: the loads below may alias the members
+    bool cr = cr_;
+    bool too_long = false;
+    while (n - i >= 64) {
+      const LineMasks m = line_masks(p + i);
+      if (m.nul != 0 || has_bare_line_ending(m, cr)) break;
+      if (m.lf != 0) {
+        // The first LF ends the line in progress (CR and LF counted); after the last one
+        // the next begins.
+        too_long |= line + static_cast<std::size_t>(__builtin_ctzll(m.lf)) + 1 > limits_.max_line;
+        line = static_cast<std::size_t>(__builtin_clzll(m.lf));
+      } else {
+        line += 64;
+      }
+      cr = (m.cr >> 63) != 0;
+      too_long |= line - (cr ? 1 : 0) > limits_.max_line;  // a CR counts with its LF
+      i += 64;
+    }
+    line_ = line;
+    cr_ = cr;
+    if (too_long) note(ContentError::LineTooLong);
+  }
+#endif
   while (i < n) {
     if (cr_) {
       cr_ = false;
@@ -273,7 +330,19 @@ std::size_t count_received(std::string_view message, std::size_t limit) noexcept
 std::size_t find_bare_line_ending(std::string_view body) noexcept {
   const char* const begin = body.data();
   const char* const end = begin + body.size();
-  for (const char* p = find_special(begin, end); p != end; p = find_special(p, end)) {
+  const char* from = begin;
+#if defined(__SSE2__)
+  // 64 bytes a step while none is bare; the byte loop finds where in the step it is.
+  bool cr_before = false;
+  while (end - from >= 64) {
+    const LineMasks m = line_masks(from);
+    if (has_bare_line_ending(m, cr_before)) break;
+    cr_before = (m.cr >> 63) != 0;
+    from += 64;
+  }
+  if (cr_before) --from;  // the byte loop judges that CR with what follows it
+#endif
+  for (const char* p = find_special(from, end); p != end; p = find_special(p, end)) {
     if (*p == '\r') {
       if (p + 1 == end || p[1] != '\n') return static_cast<std::size_t>(p - begin);
       p += 2;

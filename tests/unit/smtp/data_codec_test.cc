@@ -301,6 +301,51 @@ TEST(Scan, ContentCheckerAndBareLineEndingsMatchByteAtATime) {
   }
 }
 
+// Mostly clean mail (CRLF lines of 0 to 120 bytes, about one in three bodies with a single
+// NUL, bare CR or bare LF somewhere), cut into random pieces: the sixteen-byte steps that
+// only count lines must give the first problem the byte loop gives, at every limit.
+TEST(Scan, CleanMailInRandomPiecesMatchesTheReference) {
+  std::mt19937 rng(20261206);
+  std::uniform_int_distribution<int> line_len(0, 120), pick(0, 99), cut(0, 40);
+  for (int round = 0; round < 20000; ++round) {
+    std::string body;
+    const int lines = 1 + pick(rng) % 12;
+    for (int l = 0; l < lines; ++l) body += std::string(line_len(rng), 'x') + "\r\n";
+    if (pick(rng) % 5 == 0) body.pop_back();  // ends in a bare CR
+    const int kind = pick(rng) % 6;
+    if (kind < 3 && !body.empty()) {
+      const char bad[] = {'\0', '\r', '\n'};
+      body[std::uniform_int_distribution<std::size_t>(0, body.size() - 1)(rng)] = bad[kind];
+    }
+    const std::size_t max_line = 16 + static_cast<std::size_t>(round % 110);
+    ContentChecker c({.max_size = 0, .max_line = max_line});
+    for (std::size_t at = 0; at < body.size();) {
+      const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(cut(rng)),
+                                                  body.size() - at);
+      c.update(std::string_view(body).substr(at, n));
+      at += n;
+    }
+    c.finish();
+    ASSERT_EQ(c.error(), reference_check(body, max_line)) << "round " << round;
+    ASSERT_EQ(c.size(), body.size());
+    ASSERT_EQ(find_bare_line_ending(body), reference_bare(body)) << "round " << round;
+  }
+  // Lines of the limit's length, one byte under and one over, at every alignment.
+  for (std::size_t max_line : {64u, 100u, 998u}) {
+    for (std::size_t len = max_line - 3; len <= max_line + 1; ++len) {
+      for (std::size_t shift = 0; shift < 70; ++shift) {
+        const std::string body = std::string(shift, 'a') + "\r\n" + std::string(len - 2, 'x') +
+                                 "\r\n" + std::string(200, 'b') + "\r\n";
+        ContentChecker c({.max_size = 0, .max_line = max_line});
+        c.update(body);
+        c.finish();
+        ASSERT_EQ(c.error(), reference_check(body, max_line)) << max_line << " " << len << " "
+                                                              << shift;
+      }
+    }
+  }
+}
+
 TEST(Scan, DataDecoderWholeEqualsByteByByte) {
   std::mt19937 rng(7);
   for (int round = 0; round < 5000; ++round) {
