@@ -90,10 +90,7 @@ class DestinationSide {
   static constexpr int kSignBatch = 8;
   static constexpr Duration kSignBudget = std::chrono::microseconds(500);
   static constexpr double kSignShare = 0.25;
-  // A loop turn that finds nothing to do takes 1-3 us; at 30 us, turns with intake work in
-  // them counted as idle and signing took a whole budget after each (bench/load/e2e.sh
-  // --dkim rsa, 10 KiB: accepted while signing 0.48 of held, 0.59 at 5 us).
-  static constexpr Duration kSignIdleGap = std::chrono::microseconds(5);
+  static constexpr Duration kSignIdleGap = std::chrono::microseconds(30);
 
   // spill_dir: where destinations put the queued recipients RAM does not hold (wiped
   // here); "" or a directory that cannot be made: everything stays in RAM.
