@@ -60,6 +60,7 @@ void InjectionSession::on_data(net::Connection&, ByteBuffer& in) noexcept {
   // What arrived since the last call (for min_data_rate): the buffer holds what was left
   // unconsumed then, plus the new bytes (start_tls empties it: then all of it is new).
   rx_total_ += in.size() >= in_left_ ? in.size() - in_left_ : in.size();
+  ++listener_.shard_.stats().intake_reads;
   run(in);
   in_left_ = in.size();
 }

@@ -104,7 +104,13 @@ void DestinationSide::run_signing() noexcept {
   signing_scheduled_ = false;
   // At most kSignBatch signatures and what the pace allows: the IO of the shard keeps its
   // share of the core however many signatures wait (signing_pace.h).
-  pace_.begin(env_.clock().now());
+  const TimePoint now = env_.clock().now();
+  const std::uint64_t reads = env_.intake_reads();
+  if (reads != intake_reads_seen_) {
+    intake_reads_seen_ = reads;
+    intake_at_ = now;
+  }
+  pace_.begin(now, now - intake_at_ < kSignIntakeWindow);
   for (int n = 0; n < kSignBatch && !signing_.empty() && pace_.may_sign(); ++n) {
     Slot* s = signing_.front();
     signing_.pop_front();

@@ -65,6 +65,9 @@ class DeliveryEnv {
   // looked up, and the destination is marked dirty once it is known. Default (unit-test
   // fakes): none.
   virtual std::optional<StsPolicyPtr> mta_sts(std::string_view) { return StsPolicyPtr(); }
+  // Grows with every read of an intake connection on this shard (the signing pace's
+  // sign of intake at work); 0 where there is none.
+  virtual std::uint64_t intake_reads() const noexcept { return 0; }
 };
 
 // The configuration in force for every destination of the shard: the settings (held, so
@@ -86,11 +89,14 @@ class DestinationSide {
  public:
   // The signing stage's part of a loop turn: at most this many signatures, and no more
   // than the pace allows — up to kSignBudget when the rest of the loop is idle, and
-  // kSignShare of the rest's time while it is busy (signing_pace.h).
+  // kSignShare of the rest's time while it is busy or mail comes in (signing_pace.h).
   static constexpr int kSignBatch = 8;
   static constexpr Duration kSignBudget = std::chrono::microseconds(500);
   static constexpr double kSignShare = 0.25;
   static constexpr Duration kSignIdleGap = std::chrono::microseconds(30);
+  // Intake counts as at work this long after its last read: in a burst, the turns between
+  // two reads must not look idle either.
+  static constexpr Duration kSignIntakeWindow = std::chrono::milliseconds(2);
 
   // spill_dir: where destinations put the queued recipients RAM does not hold (wiped
   // here); "" or a directory that cannot be made: everything stays in RAM.
@@ -177,6 +183,8 @@ class DestinationSide {
   std::deque<Slot*> signing_;  // waiting for their signatures, oldest first
   SigningCache signing_cache_;
   SigningPace pace_{{kSignShare, kSignBudget, kSignIdleGap}};
+  std::uint64_t intake_reads_seen_ = 0;  // env_.intake_reads() at the last signing run
+  TimePoint intake_at_{};                // when it last grew
   bool signing_scheduled_ = false;
   std::uint64_t next_cookie_ = 1;
   std::size_t slots_ = 0;

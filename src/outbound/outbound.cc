@@ -97,6 +97,7 @@ struct Outbound::Impl final : DeliveryEnv {
   void account(const accounting::Event& ev) noexcept override {
     if (accounting != nullptr) accounting->append(ev);
   }
+  std::uint64_t intake_reads() const noexcept override { return shard.stats().intake_reads; }
   std::optional<StsPolicyPtr> mta_sts(std::string_view domain) override {
     if (!sts) return StsPolicyPtr();
     return sts->get(domain);

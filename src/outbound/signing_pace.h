@@ -5,12 +5,14 @@
 //
 // The stage runs once per loop turn. The time since its last run is what the rest of the
 // loop (IO, sessions, the spool) took. When that was short (under `idle_gap`: the loop
-// came back with nothing to do) signing may use a whole `budget`. When it was longer the
-// loop is busy, and signing earns `share` of that time as credit: under a steady load
-// the IO keeps at least 1 / (1 + share) of the core, and signing the rest, so a burst is
-// accepted at nearly full speed and signed (and delivered) as the load allows. A
-// signature is started while credit is left; one that overdraws it is paid back from
-// the next turns' earnings.
+// came back with nothing to do) and no mail came in meanwhile, signing may use a whole
+// `budget`. Otherwise the loop is busy, and signing earns `share` of that time as credit:
+// under a steady load the IO keeps at least 1 / (1 + share) of the core, and signing the
+// rest, so a burst is accepted at nearly full speed and signed (and delivered) as the
+// load allows. Intake counts however short its turn: under a burst of many small reads
+// most turns are short, and each used to give signing a whole budget. A signature is
+// started while credit is left; one that overdraws it is paid back from the next turns'
+// earnings.
 //
 // Owner: the shard's DestinationSide.
 #pragma once
@@ -31,10 +33,12 @@ class SigningPace {
 
   explicit SigningPace(Params p) noexcept : p_(p) {}
 
-  // The stage's run starts now: credit for the time since the last run ended.
-  void begin(TimePoint now) noexcept {
+  // The stage's run starts now: credit for the time since the last run ended. intake:
+  // mail is coming in (the caller's judgement: DestinationSide counts a read of an intake
+  // connection in the last kSignIntakeWindow).
+  void begin(TimePoint now, bool intake = false) noexcept {
     const Duration gap = now - last_end_;
-    if (!ran_ || gap < p_.idle_gap) {
+    if (!ran_ || (gap < p_.idle_gap && !intake)) {
       credit_ = p_.budget;
     } else {
       const auto earned = Duration(static_cast<Duration::rep>(

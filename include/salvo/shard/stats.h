@@ -21,6 +21,9 @@ struct Stats {
   std::uint64_t mailbox_overflows = 0; // sends that found the ring full (kept locally)
   std::uint64_t mailbox_wakes_sent = 0;
   std::uint64_t mailbox_wakes_skipped = 0;  // the target was known awake
+  // Reads of SMTP injection connections (data arrived): the DKIM signing stage gives way
+  // to intake while it grows (outbound/signing_pace.h).
+  std::uint64_t intake_reads = 0;
 
   Stats& operator+=(const Stats& o) noexcept {
     loop_iterations += o.loop_iterations;
@@ -32,6 +35,7 @@ struct Stats {
     mailbox_overflows += o.mailbox_overflows;
     mailbox_wakes_sent += o.mailbox_wakes_sent;
     mailbox_wakes_skipped += o.mailbox_wakes_skipped;
+    intake_reads += o.intake_reads;
     return *this;
   }
 };
