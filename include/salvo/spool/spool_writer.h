@@ -61,8 +61,8 @@ struct WriterOptions {
   std::uint64_t reserve_bytes = 256ull << 20;
   // Make the next segment while the current one fills, with its fsyncs through the engine
   // (salvod does): a roll-over then only switches files. Off, the segment is made when it
-  // is needed, on the loop, which waits for its two fsyncs (tens of milliseconds under
-  // load).
+  // is needed, on the loop, which waits for its two fsyncs (journal commits: fast on an
+  // idle SSD, much slower on a busy or slow disk).
   bool make_segments_ahead = false;
   // Tests only (salvod reads SALVO_TEST_SYNC_DELAY_MS): every commit waits this long after
   // its write, before its fdatasync, as on a stalled disk. Zero in production.

@@ -70,6 +70,16 @@ class WriterFake : public ::testing::Test {
                        : engine_->complete_next(OpKind::Fdatasync, res));
     pump(1);
   }
+  // Completes the oldest pending write in full, else the oldest fdatasync (res 0), then
+  // runs the engine once; false when neither is pending.
+  bool finish_one_commit_op() {
+    const bool done =
+        engine_->complete_next(OpKind::Write,
+                               static_cast<std::int32_t>(pending_write().data.size())) ||
+        engine_->complete_next(OpKind::Fdatasync, 0);
+    if (done) pump(1);
+    return done;
+  }
   std::size_t count(OpKind k) const {
     std::size_t n = 0;
     for (const auto& op : engine_->history()) n += op.kind == k ? 1 : 0;
@@ -507,14 +517,10 @@ TEST_F(WriterFake, SegmentMadeAheadIsLinkedAfterItsFsyncAndTakenAtTheRollOver) {
   EXPECT_FALSE(writer_->idle());
   ASSERT_TRUE(engine_->complete_next(OpKind::Fsync, 0));
   pump(1);
-  while (engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(pending_write().data.size())) ||
-         engine_->complete_next(OpKind::Fdatasync, 0)) {
-    pump(1);
+  while (finish_one_commit_op()) {
   }
   writer_->flush();
-  while (engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(pending_write().data.size())) ||
-         engine_->complete_next(OpKind::Fdatasync, 0)) {
-    pump(1);
+  while (finish_one_commit_op()) {
   }
   EXPECT_TRUE(writer_->idle());
   fx_.body.assign(30 * 1024, 'b');
@@ -532,10 +538,12 @@ TEST_F(WriterFake, SegmentMadeAheadIsLinkedAfterItsFsyncAndTakenAtTheRollOver) {
   EXPECT_FALSE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(3))));
   EXPECT_FALSE(std::filesystem::exists(detail::segment_path(dir, SegmentSeq(3))));
   EXPECT_TRUE(std::filesystem::exists(detail::unfinished_path(dir, SegmentSeq(5))));
-  while (engine_->complete_next(OpKind::Fsync, 0) ||
-         engine_->complete_next(OpKind::Write, static_cast<std::int32_t>(pending_write().data.size())) ||
-         engine_->complete_next(OpKind::Fdatasync, 0)) {
-    pump(1);
+  for (;;) {
+    if (engine_->complete_next(OpKind::Fsync, 0)) {
+      pump(1);
+    } else if (!finish_one_commit_op()) {
+      break;
+    }
     writer_->flush();
   }
   EXPECT_EQ(w.ok, 6);
